@@ -1,0 +1,82 @@
+"""The ``guard`` command line.
+
+This module (with ``webhook``) is the only place that turns errors into exit codes:
+0 ok, 1 verification or policy failure, 2 usage or configuration error, 3 infrastructure error.
+Commands are defined per capability in ``guard.commands.*``; each module's ``register(app)``
+adds its commands. Command bodies import their heavy dependencies lazily so ``guard --help``
+stays fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+import typer
+from rich.console import Console
+
+from guard import __version__
+from guard.commands import attest, demo, oci, policy, serve, signing
+from guard.errors import EXIT_FAILED, EXIT_INFRA, EXIT_USAGE, GuardError
+
+app = typer.Typer(
+    name="guard",
+    help="Policy and supply-chain security for machine-learning model artifacts.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+for _module in (signing, oci, attest, policy, serve, demo):
+    _module.register(app)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"guard {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug detail to stderr."),
+) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code instead of exiting (used by tests and ``main``)."""
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv, prog_name="guard", standalone_mode=False)
+    except GuardError as exc:
+        label = "error" if exc.exit_code != EXIT_FAILED else "verification failed"
+        err.print(f"[bold red]{label}:[/] {exc}", markup=True)
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_USAGE if exc.exit_code == 2 else int(exc.exit_code)
+    except click.exceptions.Abort:
+        err.print("aborted")
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return 130
+    except OSError as exc:
+        # An OS failure that no capability turned into a GuardError: infrastructure.
+        err.print(f"[bold red]error:[/] {exc}", markup=True)
+        return EXIT_INFRA
+    return int(result) if isinstance(result, int) else 0
+
+
+def main() -> None:
+    sys.exit(run())

@@ -1,0 +1,139 @@
+"""One error tree for guard.
+
+The library only raises; only ``guard.cli`` (and ``webhook``) turn errors into exit codes or
+HTTP answers. Every subclass names its cause so that callers can tell tampering from
+misconfiguration from a registry that is down. Messages say what was expected and what was
+found.
+
+Exit codes (``GuardError.exit_code``): 0 ok, 1 verification or policy failure, 2 usage or
+configuration error, 3 infrastructure error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INFRA = 3
+
+
+class GuardError(Exception):
+    """Base of every error guard raises on purpose."""
+
+    exit_code: int = EXIT_USAGE
+
+
+# --- usage, input and configuration (exit 2) -------------------------------------------------
+
+
+class UsageError(GuardError):
+    """The caller asked for something that cannot be done as asked (bad option, missing path)."""
+
+    exit_code = EXIT_USAGE
+
+
+class ConfigError(GuardError):
+    """A configuration file or value is invalid. The message names the path of the bad field."""
+
+    exit_code = EXIT_USAGE
+
+
+class ModelDirectoryError(UsageError):
+    """The model directory is missing, empty, unreadable or holds a refused symlink."""
+
+
+class KeyMaterialError(UsageError):
+    """A key or certificate given by the user cannot be used (wrong type, encrypted without a
+    passphrase, malformed PEM)."""
+
+
+# --- verification and policy failures (exit 1) -----------------------------------------------
+
+
+class VerificationError(GuardError):
+    """What was checked is not what was trusted. Always exit 1."""
+
+    exit_code = EXIT_FAILED
+
+
+class BundleFormatError(VerificationError):
+    """A signature or attestation file is not what it must be (not JSON, not a Sigstore bundle,
+    another predicate type...). ``field`` names the offending field when there is one."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class IntegrityError(VerificationError):
+    """The bytes differ from the signed ones. Lists the files that differ, by name."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        added: Sequence[str] = (),
+        removed: Sequence[str] = (),
+        changed: Sequence[str] = (),
+    ) -> None:
+        super().__init__(message)
+        self.added = tuple(added)
+        self.removed = tuple(removed)
+        self.changed = tuple(changed)
+
+
+class SignatureMismatch(VerificationError):
+    """The signature does not verify with the given key or certificate."""
+
+
+class IdentityMismatch(VerificationError):
+    """The signer's identity or OIDC issuer is not the expected one."""
+
+    def __init__(self, message: str, *, expected: str | None = None, found: str | None = None) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.found = found
+
+
+class TransparencyLogError(VerificationError):
+    """The transparency-log evidence (inclusion proof, checkpoint, SET) does not hold."""
+
+
+class AttestationError(VerificationError):
+    """An attestation is missing, invalid against its schema, or bound to another subject."""
+
+
+class PolicyViolation(VerificationError):
+    """Raised only at the CLI edge to carry a deny decision to an exit code; the engine itself
+    returns violations as data."""
+
+
+# --- infrastructure (exit 3) -----------------------------------------------------------------
+
+
+class InfrastructureError(GuardError):
+    """Something guard depends on failed: a registry, a policy server, the disk, the network."""
+
+    exit_code = EXIT_INFRA
+
+
+class RegistryError(InfrastructureError):
+    """An OCI registry (or layout store) could not answer as needed."""
+
+
+class RegistryAuthError(RegistryError):
+    """The registry refused our credentials, or asked for some and we had none."""
+
+
+class NotFoundError(RegistryError):
+    """The registry has no such repository, tag, manifest or blob."""
+
+
+class PolicyEngineError(InfrastructureError):
+    """The policy engine failed to load a bundle or evaluate a query (not a deny)."""
+
+
+class DeadlineExceeded(InfrastructureError):
+    """A deadline passed before the work was done."""

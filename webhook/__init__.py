@@ -1,0 +1,1 @@
+"""The admission webhook: a thin ASGI transport over guard.admission."""
