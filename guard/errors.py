@@ -110,6 +110,11 @@ class PolicyViolation(VerificationError):
     returns violations as data."""
 
 
+class UntrustedCertificate(VerificationError):
+    """The signing certificate does not chain to a trusted root, was not valid when the signature
+    was made, or lacks a valid certificate-transparency proof (SCT)."""
+
+
 # --- infrastructure (exit 3) -----------------------------------------------------------------
 
 
