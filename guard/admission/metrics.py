@@ -1,0 +1,70 @@
+"""Prometheus metrics of the admission engine, on a registry passed in (no import-time globals)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from guard.admission.cache import CacheEvent
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class AdmissionMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.request_seconds = Histogram(
+            "guard_admission_request_duration_seconds",
+            "Time to decide an admission request, by kind and decision.",
+            ("kind", "decision"),
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.decisions = Counter(
+            "guard_admission_policy_decisions",
+            "Policy results per admission request, by policy and result (pass, deny, warn, dryrun).",
+            ("policy", "result"),
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "guard_admission_requests_in_flight", "Admission requests being decided.", registry=r
+        )
+        self.cache = Counter(
+            "guard_verification_cache",
+            "Verification cache lookups by result (hit, negative_hit, miss, coalesced).",
+            ("cache", "result"),
+            registry=r,
+        )
+        self.registry_errors = Counter(
+            "guard_registry_errors",
+            "Registry operations that failed, by operation and error type.",
+            ("operation", "error"),
+            registry=r,
+        )
+        self.registry_seconds = Histogram(
+            "guard_registry_operation_duration_seconds",
+            "Time of registry operations (resolve, verify), by operation.",
+            ("operation",),
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.malformed = Counter(
+            "guard_admission_malformed_requests",
+            "Requests refused before a decision (malformed, too large), by reason.",
+            ("reason",),
+            registry=r,
+        )
+
+    def cache_event(self, cache: str) -> _CacheRecorder:
+        return _CacheRecorder(self.cache, cache)
+
+
+class _CacheRecorder:
+    def __init__(self, counter: Counter, cache: str) -> None:
+        self._children = {
+            event: counter.labels(cache=cache, result=event)
+            for event in ("hit", "negative_hit", "miss", "coalesced")
+        }
+
+    def __call__(self, event: CacheEvent) -> None:
+        self._children[event].inc()

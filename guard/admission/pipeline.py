@@ -1,0 +1,421 @@
+"""The admission pipeline: one request in, one outcome out, under a deadline.
+
+1. Skip what carries no new artifact: other operations, exempt namespaces, subresources (but
+   ``ephemeralcontainers``), an UPDATE whose references did not change.
+2. Extract every reference, from the one table of kinds.
+3. Match each reference to its trust rule; apply the default to those no rule covers.
+4. Resolve tags to digests and verify signatures and attestations, all references at once, in a
+   thread pool, through the single-flight caches.
+5. Evaluate policies with the verified facts (violations are data).
+6. Decide: any deny -> denied, with every reason; errors and deadlines deny (fail closed) unless
+   the reference's rule fails open, then they warn.
+
+Any unexpected error denies too: this module never lets a request through by accident.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from guard.admission.cache import SingleFlightCache
+from guard.admission.kinds import KindTable
+from guard.admission.metrics import AdmissionMetrics
+from guard.admission.outcome import AdmissionOutcome, ArtifactVerdict, DecisionKind
+from guard.admission.ports import (
+    PolicyEvaluator,
+    PolicyResult,
+    ReferenceVerifier,
+    RuleMatch,
+    TrustRules,
+    VerifiedArtifact,
+)
+from guard.admission.references import ArtifactReference, extract_references, reference_keys
+from guard.admission.review import AdmissionRequest
+from guard.admission.settings import AdmissionSettings
+from guard.errors import GuardError, InfrastructureError, VerificationError
+
+log = logging.getLogger("guard.admission")
+
+T = TypeVar("T")
+
+_VERIFIED_SUBRESOURCES = frozenset({"ephemeralcontainers"})
+
+
+class _Deadline:
+    def __init__(self, seconds: float, clock: Callable[[], float]) -> None:
+        self.seconds = seconds
+        self._clock = clock
+        self._end = clock() + seconds
+
+    def remaining(self) -> float:
+        return self._end - self._clock()
+
+
+class AdmissionEngine:
+    """Decides admission requests. Make one per process, inside its event loop's lifetime, and
+    ``await aclose()`` at shutdown."""
+
+    def __init__(
+        self,
+        settings: AdmissionSettings,
+        rules: TrustRules,
+        verifier: ReferenceVerifier,
+        policy: PolicyEvaluator,
+        metrics: AdmissionMetrics | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.kinds = KindTable(settings.kinds)
+        self.metrics = metrics if metrics is not None else AdmissionMetrics()
+        self._rules = rules
+        self._verifier = verifier
+        self._policy = policy
+        self._clock = clock
+        self._exempt = frozenset(settings.exempt_namespaces)
+        self._pool = ThreadPoolExecutor(
+            max_workers=settings.max_concurrent_verifications, thread_name_prefix="guard-verify"
+        )
+        cache = settings.cache
+        self._verdicts: SingleFlightCache[tuple[str, str], VerifiedArtifact] = SingleFlightCache(
+            ttl=cache.ttl_seconds,
+            negative_ttl=cache.negative_ttl_seconds,
+            max_entries=cache.max_entries,
+            clock=clock,
+            on_event=self.metrics.cache_event("verification"),
+        )
+        self._digests: SingleFlightCache[str, str] = SingleFlightCache(
+            ttl=cache.tag_ttl_seconds,
+            negative_ttl=0,
+            max_entries=cache.max_entries,
+            clock=clock,
+            on_event=self.metrics.cache_event("tag"),
+        )
+
+    async def aclose(self) -> None:
+        await self._verdicts.aclose()
+        await self._digests.aclose()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- entry point ------------------------------------------------------------------------
+
+    async def review(self, request: AdmissionRequest) -> AdmissionOutcome:
+        """Decide ``request``. Never raises for a request: errors become a deny outcome."""
+        started = self._clock()
+        decision_id = uuid.uuid4().hex
+        self.metrics.in_flight.inc()
+        try:
+            outcome = await self._decide(request, decision_id)
+        except Exception as err:  # fail closed on anything unforeseen, and say so
+            log.exception(
+                "admission failed unexpectedly; denying",
+                extra={"fields": {"uid": request.uid, "decision_id": decision_id}},
+            )
+            outcome = self._outcome(
+                request,
+                decision_id,
+                "denied",
+                message=f"guard failed while deciding ({type(err).__name__}); the request is denied "
+                f"because guard fails closed. Retry; if it persists, give the decision id to your "
+                f"platform team",
+            )
+        finally:
+            self.metrics.in_flight.dec()
+        elapsed = self._clock() - started
+        self.metrics.request_seconds.labels(kind=outcome.kind, decision=outcome.decision).observe(elapsed)
+        self._log(request, outcome, elapsed)
+        return outcome
+
+    # -- the steps --------------------------------------------------------------------------
+
+    async def _decide(self, request: AdmissionRequest, decision_id: str) -> AdmissionOutcome:
+        deadline = _Deadline(self.settings.deadline_seconds, self._clock)
+        namespace = request.namespace or ""
+        # 1. what carries nothing new
+        if request.operation not in ("CREATE", "UPDATE"):
+            return self._outcome(request, decision_id, "skipped")
+        if namespace in self._exempt:
+            return self._outcome(
+                request, decision_id, "exempt", notes={"exempt": f"namespace {namespace} is exempt"}
+            )
+        if request.sub_resource and request.sub_resource not in _VERIFIED_SUBRESOURCES:
+            return self._outcome(request, decision_id, "skipped")
+        spec = self.kinds.lookup(request.kind.group, request.kind.kind)
+        if spec is None:
+            return self._unknown_kind(request, decision_id)
+        if request.object is None:
+            return self._outcome(
+                request,
+                decision_id,
+                "denied",
+                message=f"the {request.operation} request carries no object to check",
+            )
+        # 2. references
+        refs = extract_references(request.object, spec, self.settings.annotations)
+        if request.operation == "UPDATE" and request.old_object is not None:
+            old = extract_references(request.old_object, spec, self.settings.annotations)
+            if reference_keys(old) == reference_keys(refs):
+                return self._outcome(
+                    request, decision_id, "unchanged", notes={"skipped": "artifact references unchanged"}
+                )
+        # 3.-4. rules, resolution, verification, all at once
+        verdicts = await self._verify_all(refs, namespace, deadline)
+        # 5. policies
+        policy, policy_error = await self._evaluate(request, verdicts, deadline)
+        # 6. decision
+        return self._decision(request, decision_id, verdicts, policy, policy_error)
+
+    def _unknown_kind(self, request: AdmissionRequest, decision_id: str) -> AdmissionOutcome:
+        gk = f"{request.kind.kind}.{request.kind.group}" if request.kind.group else request.kind.kind
+        if self.settings.unknown_kinds == "allow":
+            return self._outcome(
+                request,
+                decision_id,
+                "warned",
+                warnings=(f"guard does not know where {gk} carries artifacts; it was not checked",),
+            )
+        return self._outcome(
+            request,
+            decision_id,
+            "denied",
+            message=f"guard does not know where kind {gk} carries model or image references, so it "
+            f"cannot check it; add it to admission.kinds in guard's config (or remove it from the "
+            f"webhook's rules)",
+        )
+
+    async def _verify_all(
+        self, refs: Sequence[ArtifactReference], namespace: str, deadline: _Deadline
+    ) -> tuple[ArtifactVerdict, ...]:
+        matches = [self._rules.match(ref.reference, namespace) for ref in refs]
+        tasks = [
+            asyncio.ensure_future(self._verify_one(ref, match))
+            for ref, match in zip(refs, matches, strict=True)
+        ]
+        if tasks:
+            await asyncio.wait(tasks, timeout=max(deadline.remaining(), 0.0))
+        verdicts: list[ArtifactVerdict] = []
+        for ref, match, task in zip(refs, matches, tasks, strict=True):
+            if task.done():
+                verdicts.append(task.result())
+                continue
+            task.cancel()
+            reason = (
+                f"its verification did not finish within guard's {deadline.seconds:g} s deadline "
+                f"(is the registry slow or unreachable?)"
+            )
+            verdicts.append(self._error_verdict(ref, match, reason, None))
+        return tuple(verdicts)
+
+    async def _verify_one(self, ref: ArtifactReference, match: RuleMatch) -> ArtifactVerdict:
+        try:
+            return await self._verify_checked(ref, match)
+        except VerificationError as err:
+            return ArtifactVerdict(
+                ref=ref,
+                match=match,
+                status="failed",
+                effect="deny",
+                message=f"{ref.where()}: {ref.reference} failed verification under rule "
+                f"{match.rule!r}: {err}",
+            )
+        except Exception as err:
+            return self._error_verdict(ref, match, str(err) or type(err).__name__, err)
+
+    async def _verify_checked(self, ref: ArtifactReference, match: RuleMatch) -> ArtifactVerdict:
+        if match.rule is None:
+            return self._unmatched(ref, match)
+        if not ref.is_oci:
+            return ArtifactVerdict(
+                ref=ref,
+                match=match,
+                status="failed",
+                effect="deny",
+                message=f"{ref.where()}: rule {match.rule!r} requires a verified signature, and guard "
+                f"can verify only OCI artifacts, not {ref.scheme}:// ({ref.reference}); publish the "
+                f"model to an OCI registry and reference it as oci://",
+            )
+        resolved_from_tag = not ref.pinned
+        if ref.pinned:
+            digest = ref.reference.rsplit("@", 1)[1]
+        else:
+            digest = await self._digests.get(
+                ref.reference, lambda: self._call("resolve", self._verifier.resolve, ref.reference)
+            )
+        artifact = await self._verdicts.get(
+            (digest, match.trust_hash),
+            lambda: self._call("verify", self._verifier.verify, ref.reference, digest, match),
+            keep_error=lambda err: isinstance(err, VerificationError),
+        )
+        return ArtifactVerdict(
+            ref=ref,
+            match=match,
+            status="verified",
+            effect="pass",
+            digest=digest,
+            resolved_from_tag=resolved_from_tag,
+            artifact=artifact,
+        )
+
+    def _unmatched(self, ref: ArtifactReference, match: RuleMatch) -> ArtifactVerdict:
+        text = f"{ref.where()}: no trust rule covers {ref.reference}"
+        if match.unmatched == "allow":
+            return ArtifactVerdict(ref=ref, match=match, status="unmatched", effect="pass")
+        if match.unmatched == "warn":
+            return ArtifactVerdict(
+                ref=ref,
+                match=match,
+                status="unmatched",
+                effect="warn",
+                message=f"{text}; it was not verified",
+            )
+        return ArtifactVerdict(
+            ref=ref,
+            match=match,
+            status="unmatched",
+            effect="deny",
+            message=f"{text}, and artifacts no rule covers are denied; use an artifact from a "
+            f"trusted location or ask for a rule in guard's config",
+        )
+
+    def _error_verdict(
+        self, ref: ArtifactReference, match: RuleMatch, reason: str, err: BaseException | None
+    ) -> ArtifactVerdict:
+        if err is not None and not isinstance(err, GuardError):
+            log.error("verifying %s failed unexpectedly", ref.reference, exc_info=err)
+        text = f"{ref.where()}: could not verify {ref.reference}: {reason}"
+        if match.fail_open:
+            return ArtifactVerdict(
+                ref=ref,
+                match=match,
+                status="error",
+                effect="warn",
+                message=f"{text}; allowed unverified because rule {match.rule!r} fails open",
+            )
+        return ArtifactVerdict(
+            ref=ref,
+            match=match,
+            status="error",
+            effect="deny",
+            message=f"{text}; denied because guard fails closed, retry once the registry answers",
+        )
+
+    async def _call(self, operation: str, fn: Callable[..., T], *args: Any) -> T:
+        """Run a blocking registry call in the pool, with its metrics."""
+        loop = asyncio.get_running_loop()
+        started = self._clock()
+        try:
+            return await loop.run_in_executor(self._pool, lambda: fn(*args))
+        except Exception as err:
+            if not isinstance(err, VerificationError):
+                self.metrics.registry_errors.labels(operation=operation, error=type(err).__name__).inc()
+            raise
+        finally:
+            self.metrics.registry_seconds.labels(operation=operation).observe(self._clock() - started)
+
+    async def _evaluate(
+        self, request: AdmissionRequest, verdicts: Sequence[ArtifactVerdict], deadline: _Deadline
+    ) -> tuple[PolicyResult, str | None]:
+        remaining = deadline.remaining()
+        if remaining <= 0:
+            return (
+                PolicyResult(),
+                f"policies were not evaluated: guard's {deadline.seconds:g} s deadline passed",
+            )
+        try:
+            result = await _within(self._policy.evaluate(request, verdicts), remaining)
+        except TimeoutError:
+            return PolicyResult(), (
+                f"policy evaluation did not finish within guard's {deadline.seconds:g} s deadline"
+            )
+        except InfrastructureError as err:
+            return PolicyResult(), f"the policy engine failed: {err}"
+        except GuardError as err:
+            return PolicyResult(), f"policy evaluation failed: {err}"
+        return result, None
+
+    def _decision(
+        self,
+        request: AdmissionRequest,
+        decision_id: str,
+        verdicts: tuple[ArtifactVerdict, ...],
+        policy: PolicyResult,
+        policy_error: str | None,
+    ) -> AdmissionOutcome:
+        for name in policy.policies:
+            actions = {v.action for v in policy.violations if v.policy == name}
+            result = next((a for a in ("deny", "warn", "dryrun") if a in actions), "pass")
+            self.metrics.decisions.labels(policy=name, result=result).inc()
+        denied = (
+            policy_error is not None
+            or any(v.effect == "deny" for v in verdicts)
+            or any(v.action == "deny" for v in policy.violations)
+        )
+        warned = any(v.effect == "warn" or v.resolved_from_tag for v in verdicts) or any(
+            v.action == "warn" for v in policy.violations
+        )
+        decision: DecisionKind = "denied" if denied else "warned" if warned else "allowed"
+        if policy_error is not None:
+            policy_error += "; denied because guard fails closed"
+        return self._outcome(
+            request,
+            decision_id,
+            decision,
+            message=policy_error or "",
+            artifacts=verdicts,
+            violations=policy.violations,
+            policies=policy.policies,
+        )
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _outcome(
+        self,
+        request: AdmissionRequest,
+        decision_id: str,
+        decision: DecisionKind,
+        **fields: Any,
+    ) -> AdmissionOutcome:
+        return AdmissionOutcome(
+            uid=request.uid,
+            decision_id=decision_id,
+            decision=decision,
+            kind=request.kind.kind,
+            dry_run=request.dry_run,
+            **fields,
+        )
+
+    def _log(self, request: AdmissionRequest, outcome: AdmissionOutcome, elapsed: float) -> None:
+        fields: dict[str, Any] = {
+            "uid": request.uid,
+            "decision_id": outcome.decision_id,
+            "decision": outcome.decision,
+            "kind": outcome.kind,
+            "namespace": request.namespace,
+            "name": request.name or (request.object or {}).get("metadata", {}).get("generateName"),
+            "operation": request.operation,
+            "user": request.user_info.username,
+            "dry_run": request.dry_run,
+            "duration_ms": round(elapsed * 1000, 3),
+            "artifacts": [
+                {"reference": v.ref.reference, "digest": v.digest, "status": v.status, "effect": v.effect}
+                for v in outcome.artifacts
+            ],
+        }
+        reasons = [v.message for v in outcome.artifacts if v.effect != "pass" and v.message]
+        reasons += [f"[{v.policy}] {v.message}" for v in outcome.violations]
+        if outcome.message:
+            reasons.insert(0, outcome.message)
+        if reasons:
+            fields["reasons"] = reasons
+        log.info("admission %s", outcome.decision, extra={"fields": fields})
+
+
+async def _within(awaitable: Awaitable[T], seconds: float) -> T:
+    async with asyncio.timeout(seconds):
+        return await awaitable

@@ -1,0 +1,99 @@
+"""The narrow seams of the admission engine.
+
+The pipeline depends only on these Protocols: which trust rule covers a reference
+(``TrustRules``), how a reference is resolved and verified against a registry
+(``ReferenceVerifier``), and how policies judge the request with the verified facts
+(``PolicyEvaluator``). ``guard.admission.wiring`` adapts the real OCI, signing, attestation and
+policy capabilities to them; ``guard.testing.admission`` has fakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from guard.signing.types import SignerInfo
+
+if TYPE_CHECKING:
+    from guard.admission.outcome import ArtifactVerdict
+    from guard.admission.review import AdmissionRequest
+
+UnmatchedAction = Literal["deny", "warn", "allow"]
+EnforcementAction = Literal["deny", "warn", "dryrun"]
+
+
+@dataclass(frozen=True)
+class RuleMatch:
+    """The trust rule that covers one reference in one namespace.
+
+    ``rule`` is None when no rule matches; then ``unmatched`` says what happens. ``trust_hash``
+    identifies everything the verification depends on (authorities, required attestations), so a
+    cached verdict is never reused under another trust configuration. ``fail_open``: when the
+    registry cannot answer in time, allow with a warning instead of denying.
+    """
+
+    rule: str | None
+    trust_hash: str
+    unmatched: UnmatchedAction = "deny"
+    fail_open: bool = False
+
+
+@dataclass(frozen=True)
+class VerifiedArtifact:
+    """A reference whose signature (and required attestations) verified, with its facts."""
+
+    reference: str
+    digest: str
+    signers: tuple[SignerInfo, ...]
+    facts: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One policy violation (data, not an exception)."""
+
+    policy: str
+    rule: str
+    message: str
+    severity: str = "high"
+    action: EnforcementAction = "deny"
+
+
+@dataclass(frozen=True)
+class PolicyResult:
+    """What the policies said: every violation, and which policies were evaluated."""
+
+    violations: tuple[Violation, ...] = ()
+    policies: tuple[str, ...] = ()
+
+
+class TrustRules(Protocol):
+    def match(self, reference: str, namespace: str) -> RuleMatch:
+        """The most specific rule for ``reference`` (without ``oci://``) in ``namespace``."""
+        ...
+
+
+class ReferenceVerifier(Protocol):
+    """Resolves and verifies references against registries. Blocking calls: the pipeline runs
+    them in a thread pool, many at once."""
+
+    def resolve(self, reference: str) -> str:
+        """The digest (``sha256:<hex>``) a reference names now. Raises NotFoundError,
+        RegistryError (InfrastructureError family)."""
+        ...
+
+    def verify(self, reference: str, digest: str, rule: RuleMatch) -> VerifiedArtifact:
+        """Verify ``reference`` pinned at ``digest`` under ``rule``: signature by an authority of
+        the rule, attestations it requires, model facts. Raises VerificationError (untrusted)
+        or InfrastructureError (could not find out)."""
+        ...
+
+
+class PolicyEvaluator(Protocol):
+    async def evaluate(
+        self, request: AdmissionRequest, artifacts: Sequence[ArtifactVerdict]
+    ) -> PolicyResult:
+        """Judge the request with the verified artifacts. Raises PolicyEngineError when the
+        engine itself fails (never for a deny)."""
+        ...

@@ -1,0 +1,163 @@
+"""Extract every artifact reference an object brings into the cluster.
+
+References come from the pod specs the kind table names (containers, init and ephemeral
+containers, ``volumes[].image.reference``), from plain reference fields (KServe ``storageUri``)
+and from the configured annotations on the object and its pod templates. Each occurrence keeps
+where it was found, so a deny can name the container and the field.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from guard.admission.settings import KindSpec
+
+_CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
+_SCHEME_RE = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]*)://(.*)$")
+_SPLIT_RE = re.compile(r"[\s,]+")
+
+
+@dataclass(frozen=True, order=True)
+class Occurrence:
+    """Where a reference was found: the field path, and the container when there is one."""
+
+    location: str
+    container: str | None = None
+
+    def describe(self) -> str:
+        if self.container:
+            return f"container {self.container!r} ({self.location})"
+        return self.location
+
+
+@dataclass(frozen=True)
+class ArtifactReference:
+    """One distinct reference, with every place it occurs.
+
+    ``scheme`` is ``oci`` for images and ``oci://`` URIs (then ``reference`` has no scheme); for
+    other URIs (``s3``, ``gs``, ``hf``, ``pvc``, ``https``) ``reference`` is the whole URI.
+    """
+
+    reference: str
+    scheme: str
+    occurrences: tuple[Occurrence, ...]
+
+    @property
+    def is_oci(self) -> bool:
+        return self.scheme == "oci"
+
+    @property
+    def pinned(self) -> bool:
+        """True when the reference names a digest (``repo@sha256:...``)."""
+        return self.is_oci and "@" in self.reference
+
+    def where(self, limit: int = 3) -> str:
+        shown = [o.describe() for o in self.occurrences[:limit]]
+        more = len(self.occurrences) - limit
+        return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
+
+
+def split_scheme(value: str) -> tuple[str, str]:
+    """``oci://r/m:t`` -> ``("oci", "r/m:t")``; ``s3://b/k`` -> ``("s3", "s3://b/k")``; an image
+    reference without scheme -> ``("oci", value)``."""
+    match = _SCHEME_RE.match(value)
+    if match is None:
+        return "oci", value
+    scheme = match.group(1).lower()
+    if scheme == "oci":
+        return "oci", match.group(2)
+    return scheme, value
+
+
+def walk(node: Any, path: str, here: str = "") -> Iterator[tuple[str, Any]]:
+    """Yield ``(concrete_path, value)`` for every value a dotted path with ``*`` reaches."""
+    if not path:
+        yield here, node
+        return
+    head, _, rest = path.partition(".")
+    if head == "*":
+        if isinstance(node, Mapping):
+            for key, child in node.items():
+                yield from walk(child, rest, f"{here}.{key}" if here else str(key))
+        elif isinstance(node, list):
+            for index, child in enumerate(node):
+                yield from walk(child, rest, f"{here}[{index}]")
+        return
+    if isinstance(node, Mapping) and head in node:
+        yield from walk(node[head], rest, f"{here}.{head}" if here else head)
+
+
+def _pod_spec_refs(spec: Any, where: str) -> Iterator[tuple[str, Occurrence]]:
+    if not isinstance(spec, Mapping):
+        return
+    for field in _CONTAINER_LISTS:
+        containers = spec.get(field)
+        if not isinstance(containers, list):
+            continue
+        for index, container in enumerate(containers):
+            if not isinstance(container, Mapping):
+                continue
+            image = container.get("image")
+            name = container.get("name")
+            if isinstance(image, str) and image:
+                yield (
+                    image,
+                    Occurrence(f"{where}.{field}[{index}].image", name if isinstance(name, str) else None),
+                )
+    volumes = spec.get("volumes")
+    if isinstance(volumes, list):
+        for index, volume in enumerate(volumes):
+            image = volume.get("image") if isinstance(volume, Mapping) else None
+            ref = image.get("reference") if isinstance(image, Mapping) else None
+            if isinstance(ref, str) and ref:
+                yield ref, Occurrence(f"{where}.volumes[{index}].image.reference")
+
+
+def _annotation_refs(metadata: Any, where: str, keys: Sequence[str]) -> Iterator[tuple[str, Occurrence]]:
+    annotations = metadata.get("annotations") if isinstance(metadata, Mapping) else None
+    if not isinstance(annotations, Mapping):
+        return
+    for key in keys:
+        value = annotations.get(key)
+        if isinstance(value, str):
+            for item in _SPLIT_RE.split(value.strip()):
+                if item:
+                    yield item, Occurrence(f"{where}.annotations[{key}]")
+
+
+def extract_references(
+    obj: Mapping[str, Any] | None, kind: KindSpec, annotation_keys: Sequence[str]
+) -> tuple[ArtifactReference, ...]:
+    """Every distinct reference in ``obj``, in first-seen order, each with all its occurrences."""
+    if not obj:
+        return ()
+    found: list[tuple[str, Occurrence]] = []
+    found.extend(_annotation_refs(obj.get("metadata"), "metadata", annotation_keys))
+    for path in kind.pod_metadata:
+        for where, metadata in walk(obj, path):
+            found.extend(_annotation_refs(metadata, where, annotation_keys))
+    for path in kind.pod_specs:
+        for where, spec in walk(obj, path):
+            found.extend(_pod_spec_refs(spec, where))
+    for path in kind.references:
+        for where, value in walk(obj, path):
+            if isinstance(value, str) and value:
+                found.append((value, Occurrence(where)))
+    grouped: dict[tuple[str, str], list[Occurrence]] = {}
+    for raw, occurrence in found:
+        key = split_scheme(raw.strip())
+        places = grouped.setdefault(key, [])
+        if occurrence not in places:
+            places.append(occurrence)
+    return tuple(
+        ArtifactReference(reference=ref, scheme=scheme, occurrences=tuple(places))
+        for (scheme, ref), places in grouped.items()
+    )
+
+
+def reference_keys(refs: Sequence[ArtifactReference]) -> frozenset[tuple[str, str]]:
+    """What an UPDATE is compared on: the set of (scheme, reference)."""
+    return frozenset((r.scheme, r.reference) for r in refs)

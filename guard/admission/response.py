@@ -1,0 +1,96 @@
+"""Build the AdmissionReview response from an outcome: a pure function, no I/O.
+
+- ``allowed`` and ``status{code,message}``: 200 when allowed, 403 with every reason when denied.
+- ``warnings``: warn-mode violations, fail-open allowances, tags resolved to digests.
+- ``auditAnnotations``: the decision id, what was verified and by whom, dry-run violations.
+  Keys are short names; the API server prefixes them with the webhook's name.
+"""
+
+from __future__ import annotations
+
+import json
+
+from guard.admission.outcome import AdmissionOutcome
+from guard.admission.review import AdmissionResponse, AdmissionReviewResponse, Status
+
+MAX_WARNING_CHARS = 256  # the API server may truncate longer warnings
+MAX_WARNINGS = 20
+MAX_MESSAGE_CHARS = 4096
+MAX_ANNOTATION_CHARS = 4096
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def warnings_of(outcome: AdmissionOutcome) -> tuple[str, ...]:
+    items: list[str] = list(outcome.warnings)
+    for verdict in outcome.artifacts:
+        if verdict.effect == "warn" and verdict.message:
+            items.append(verdict.message)
+        if verdict.resolved_from_tag and verdict.digest:
+            items.append(
+                f"{verdict.ref.reference} is a tag; guard verified {verdict.digest}: pin the digest "
+                f"so the cluster runs exactly what was verified"
+            )
+    for violation in outcome.violations:
+        if violation.action == "warn":
+            items.append(f"[{violation.policy}] {violation.message}")
+    unique = list(dict.fromkeys(items))
+    clipped = [_clip(w, MAX_WARNING_CHARS) for w in unique[:MAX_WARNINGS]]
+    if len(unique) > MAX_WARNINGS:
+        clipped.append(f"... and {len(unique) - MAX_WARNINGS} more warnings (see the guard logs)")
+    return tuple(clipped)
+
+
+def deny_message(outcome: AdmissionOutcome) -> str:
+    reasons: list[str] = []
+    if outcome.message:
+        reasons.append(outcome.message)
+    reasons.extend(v.message for v in outcome.artifacts if v.effect == "deny")
+    reasons.extend(f"[{v.policy}] {v.message}" for v in outcome.violations if v.action == "deny")
+    if not reasons:  # never deny without saying why
+        reasons.append("denied by guard")
+    head = f"guard denied this {outcome.kind} (decision {outcome.decision_id}): "
+    return _clip(head + "; ".join(dict.fromkeys(reasons)), MAX_MESSAGE_CHARS)
+
+
+def audit_annotations(outcome: AdmissionOutcome) -> dict[str, str]:
+    notes: dict[str, str] = {"decision-id": outcome.decision_id, "decision": outcome.decision}
+    verified = [
+        {
+            "reference": v.ref.reference,
+            "digest": v.digest,
+            "rule": v.match.rule,
+            "signers": [s.identity for s in v.artifact.signers],
+        }
+        for v in outcome.artifacts
+        if v.artifact is not None
+    ]
+    if verified:
+        notes["verified"] = _clip(json.dumps(verified, separators=(",", ":")), MAX_ANNOTATION_CHARS)
+    dry = [f"[{v.policy}] {v.message}" for v in outcome.violations if v.action == "dryrun"]
+    if dry:
+        notes["dryrun-violations"] = _clip(json.dumps(dry), MAX_ANNOTATION_CHARS)
+    if outcome.dry_run:
+        notes["dry-run"] = "true"
+    notes.update(outcome.notes)
+    return notes
+
+
+def build_response(outcome: AdmissionOutcome) -> AdmissionReviewResponse:
+    """The AdmissionReview response for ``outcome`` (the uid is echoed)."""
+    warnings = warnings_of(outcome)
+    if outcome.allowed:
+        status = Status(code=200, message=outcome.message) if outcome.message else None
+    else:
+        status = Status(code=403, message=deny_message(outcome), reason="Forbidden")
+    return AdmissionReviewResponse(
+        response=AdmissionResponse(
+            uid=outcome.uid,
+            allowed=outcome.allowed,
+            status=status,
+            warnings=warnings or None,
+            audit_annotations=audit_annotations(outcome),
+        )
+    )

@@ -1,0 +1,130 @@
+"""The ``admission`` section of guard's configuration (composed into ``GuardConfig``).
+
+Everything the admission engine needs beyond trust rules and policies: the webhook's
+``timeoutSeconds`` (the engine answers before it), the request body limit, exempt namespaces,
+the verification cache, and extra kinds of workloads that carry model references.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class _Frozen(BaseModel):
+    # Same contract as guard.config.FrozenModel (kept local: guard.config imports this module).
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+_PATH_RE = re.compile(r"^[A-Za-z0-9_\-]+(\.([A-Za-z0-9_\-]+|\*))*$")
+
+
+def _check_path(path: str) -> str:
+    if not _PATH_RE.match(path):
+        raise ValueError(
+            f"expected a dotted field path such as 'spec.template.spec' or 'spec.groups.*.template.spec' "
+            f"(names and '*' separated by dots), found {path!r}"
+        )
+    return path
+
+
+class KindSpec(_Frozen):
+    """Where a kind of object carries pod specs and model references.
+
+    Paths are dotted field paths from the object's root; ``*`` matches every element of a list or
+    every value of a mapping (``spec.workerGroupSpecs.*.template.spec``).
+    """
+
+    group: str = Field(description="API group ('' for the core group, e.g. 'apps', 'ray.io').")
+    kind: str = Field(min_length=1, description="Kind, e.g. 'Deployment'.")
+    pod_specs: tuple[str, ...] = Field(default=(), description="Paths to PodSpec objects.")
+    pod_metadata: tuple[str, ...] = Field(
+        default=(), description="Paths to pod template metadata (their annotations are read)."
+    )
+    references: tuple[str, ...] = Field(
+        default=(),
+        description="Paths to string fields holding a model or image reference (e.g. storageUri).",
+    )
+
+    @field_validator("pod_specs", "pod_metadata", "references")
+    @classmethod
+    def _paths(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_check_path(p) for p in value)
+
+    @model_validator(mode="after")
+    def _something(self) -> KindSpec:
+        if not (self.pod_specs or self.references or self.pod_metadata):
+            raise ValueError(
+                f"kind {self.kind!r}: expected at least one of pod_specs, pod_metadata or references"
+            )
+        return self
+
+
+class CacheSettings(_Frozen):
+    """The verification cache: verdicts by (digest, trust-config hash)."""
+
+    ttl_seconds: float = Field(default=300.0, gt=0, description="How long a successful verification holds.")
+    negative_ttl_seconds: float = Field(
+        default=10.0, ge=0, description="How long a verification failure is remembered (0: never)."
+    )
+    tag_ttl_seconds: float = Field(
+        default=30.0, ge=0, description="How long a tag -> digest resolution is reused (0: never)."
+    )
+    max_entries: int = Field(
+        default=10_000, gt=0, description="Entries kept before the oldest are evicted."
+    )
+
+
+class AdmissionSettings(_Frozen):
+    """How the admission webhook decides."""
+
+    timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=30,
+        description="The webhook configuration's timeoutSeconds (Kubernetes: default 10, at most 30).",
+    )
+    deadline_margin_seconds: float = Field(
+        default=1.5,
+        ge=0,
+        description="guard answers this long before timeoutSeconds, so its own deny reaches the API server.",
+    )
+    max_body_bytes: int = Field(
+        default=3 * 1024 * 1024,
+        gt=0,
+        description="Largest AdmissionReview body accepted (object + oldObject can each be ~1.5 MiB).",
+    )
+    exempt_namespaces: tuple[str, ...] = Field(
+        default=("kube-system",), description="Namespaces whose requests are allowed without checks."
+    )
+    annotations: tuple[str, ...] = Field(
+        default=("models.guard.cnai.io/references",),
+        description="Annotation keys whose values list model references (comma or whitespace separated).",
+    )
+    max_concurrent_verifications: int = Field(
+        default=16, gt=0, description="Registry verifications run at once (per process)."
+    )
+    unknown_kinds: Literal["deny", "allow"] = Field(
+        default="deny",
+        description="A kind not in the kinds table: deny (fail closed) or allow with a warning.",
+    )
+    kinds: tuple[KindSpec, ...] = Field(
+        default=(), description="Extra kinds (or overrides of built-in ones, by group and kind)."
+    )
+    cache: CacheSettings = CacheSettings()
+
+    @model_validator(mode="after")
+    def _deadline(self) -> AdmissionSettings:
+        if self.deadline_seconds < 0.2:
+            raise ValueError(
+                f"deadline_margin_seconds ({self.deadline_margin_seconds}) leaves less than 0.2 s of "
+                f"timeout_seconds ({self.timeout_seconds}) to decide; lower the margin"
+            )
+        return self
+
+    @property
+    def deadline_seconds(self) -> float:
+        """The engine's own deadline: below the webhook timeout by the margin."""
+        return self.timeout_seconds - self.deadline_margin_seconds
