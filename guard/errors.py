@@ -115,6 +115,15 @@ class UntrustedCertificate(VerificationError):
     was made, or lacks a valid certificate-transparency proof (SCT)."""
 
 
+class UnsafeArtifactError(VerificationError):
+    """An OCI artifact tries to write outside the target directory (``../`` or absolute paths,
+    links, devices) or is otherwise shaped to attack the client. ``path`` names the entry."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
 # --- infrastructure (exit 3) -----------------------------------------------------------------
 
 
@@ -134,6 +143,15 @@ class RegistryAuthError(RegistryError):
 
 class NotFoundError(RegistryError):
     """The registry has no such repository, tag, manifest or blob."""
+
+
+class ReferenceChangedError(RegistryError):
+    """A tag pointed at another manifest when fetched than when it was resolved (it moved)."""
+
+    def __init__(self, message: str, *, expected: str, found: str) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.found = found
 
 
 class PolicyEngineError(InfrastructureError):
