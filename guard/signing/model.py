@@ -1,0 +1,162 @@
+"""Sign and verify model directories in the OMS format."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from guard.errors import BundleFormatError, ModelDirectoryError, UsageError
+from guard.signing.bundle import sign_statement, verify_statement
+from guard.signing.cache import DigestCache
+from guard.signing.hashing import hash_model
+from guard.signing.manifest import compare_manifests
+from guard.signing.oms import manifest_from_statement, statement_for_manifest
+from guard.signing.types import (
+    DEFAULT_SIGNATURE_NAME,
+    LEGACY_PREDICATE_TYPE,
+    OMS_PREDICATE_TYPE,
+    Manifest,
+    Serialization,
+    Signer,
+    SignerInfo,
+    Verifier,
+)
+
+MODEL_PREDICATE_TYPES = (OMS_PREDICATE_TYPE, LEGACY_PREDICATE_TYPE)
+
+
+@dataclass(frozen=True)
+class SignedModel:
+    manifest: Manifest
+    bundle_bytes: bytes
+    signature_path: Path | None
+
+
+@dataclass(frozen=True)
+class VerifiedModel:
+    manifest: Manifest
+    signer: SignerInfo
+    statement: Mapping[str, Any]
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same directory and os.replace:
+    readers see the old file or the new one, never a partial one."""
+    directory = path.parent
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except FileNotFoundError as err:
+        raise UsageError(f"cannot write {path}: directory {directory} does not exist") from err
+    except OSError as err:
+        raise UsageError(f"cannot write {path}: {err.strerror}") from err
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _relative_inside(path: Path, model_dir: Path) -> str | None:
+    """``path`` relative to the model directory (POSIX), or None when it lies outside."""
+    try:
+        rel = Path(os.path.realpath(path)).relative_to(os.path.realpath(model_dir))
+    except ValueError:
+        return None
+    return rel.as_posix()
+
+
+def _model_name(model_dir: Path) -> str:
+    return model_dir.name or Path(os.path.realpath(model_dir)).name
+
+
+def sign_model(
+    model_dir: Path,
+    signer: Signer,
+    *,
+    serialization: Serialization | None = None,
+    signature_path: Path | None = None,
+    progress: bool = False,
+    cache: DigestCache | None = None,
+    write: bool = True,
+) -> SignedModel:
+    """Hash ``model_dir``, sign its OMS statement, and write the bundle atomically (default
+    ``<model_dir>/model.sig``). The signature file is always ignored when hashing, and recorded
+    in ``ignore_paths`` when it lies inside the model (as model-signing does)."""
+    serialization = serialization or Serialization()
+    target = signature_path if signature_path is not None else model_dir / DEFAULT_SIGNATURE_NAME
+    rel = _relative_inside(target, model_dir) if model_dir.is_dir() else None
+    if rel is not None and rel not in serialization.ignore_paths:
+        serialization = Serialization(
+            method=serialization.method,
+            hash_type=serialization.hash_type,
+            allow_symlinks=serialization.allow_symlinks,
+            ignore_paths=(*serialization.ignore_paths, rel),
+            shard_size=serialization.shard_size,
+        )
+    if target.is_dir():
+        raise UsageError(f"signature path {target} is a directory; expected a file path")
+    manifest = hash_model(model_dir, serialization, progress=progress, cache=cache)
+    bundle = sign_statement(statement_for_manifest(manifest, _model_name(model_dir)), signer)
+    if write:
+        write_atomic(target, bundle)
+    return SignedModel(manifest, bundle, target if write else None)
+
+
+def _read_bundle(bundle: bytes | Path) -> bytes:
+    if isinstance(bundle, bytes):
+        return bundle
+    try:
+        return bundle.read_bytes()
+    except FileNotFoundError as err:
+        raise UsageError(f"signature file {bundle} does not exist") from err
+    except IsADirectoryError as err:
+        raise UsageError(f"signature path {bundle} is a directory; expected a signature file") from err
+    except OSError as err:
+        raise UsageError(f"cannot read signature file {bundle}: {err.strerror}") from err
+
+
+def verify_model_bundle(bundle: bytes | Path, verifier: Verifier) -> VerifiedModel:
+    """Verify the signature and the OMS statement (subject digest consistent with the resources)
+    without reading any model file."""
+    verified = verify_statement(_read_bundle(bundle), verifier, predicate_types=MODEL_PREDICATE_TYPES)
+    manifest = manifest_from_statement(verified.statement)
+    return VerifiedModel(manifest=manifest, signer=verified.signer, statement=verified.statement)
+
+
+def verify_model(
+    model_dir: Path,
+    bundle: bytes | Path,
+    verifier: Verifier,
+    *,
+    progress: bool = False,
+) -> VerifiedModel:
+    """Verify the signature, hash the model with the serialization the signature states, and
+    compare: IntegrityError names the files added, removed and changed."""
+    if not model_dir.exists():
+        raise ModelDirectoryError(f"model directory {model_dir} does not exist")
+    if not model_dir.is_dir():
+        raise ModelDirectoryError(f"{model_dir} is not a directory: expected a model directory")
+    verified = verify_model_bundle(bundle, verifier)
+    exclude: list[str] = []
+    if isinstance(bundle, Path):
+        rel = _relative_inside(bundle, model_dir)
+        if rel is not None:
+            exclude.append(rel)
+    if not verified.manifest.resources:
+        raise BundleFormatError(
+            "predicate.resources: the signature lists no file", field="predicate.resources"
+        )
+    actual = hash_model(model_dir, verified.manifest.serialization, progress=progress, exclude=exclude)
+    compare_manifests(verified.manifest, actual)
+    return verified

@@ -1,0 +1,111 @@
+"""Verifying backend: a bare ECDSA public key (OMS "key" method)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from guard.errors import BundleFormatError, SignatureMismatch
+from guard.signing.bundle import envelope_of
+from guard.signing.dsse import pae, pae_legacy
+from guard.signing.keys import (
+    ecdsa_hash,
+    load_public_key,
+    load_public_key_pem,
+    public_key_fingerprint,
+    public_key_hint,
+)
+from guard.signing.types import SignerInfo, SigningMethod
+
+log = logging.getLogger(__name__)
+
+
+def verify_dsse_signature(
+    key: ec.EllipticCurvePublicKey,
+    sig: bytes,
+    payload_type: str,
+    payload: bytes,
+    *,
+    legacy_sha256: bool = False,
+) -> None:
+    """Check an ECDSA signature over the DSSE PAE; fall back to the v0.2 encoding as model-signing
+    does. Raises SignatureMismatch."""
+    try:
+        key.verify(sig, pae(payload_type, payload), ec.ECDSA(ecdsa_hash(key)))
+        return
+    except InvalidSignature:
+        pass
+    legacy_hashes: list[hashes.HashAlgorithm] = [ecdsa_hash(key)]
+    if legacy_sha256 and not isinstance(legacy_hashes[0], hashes.SHA256):
+        legacy_hashes.append(hashes.SHA256())
+    for algorithm in legacy_hashes:
+        try:
+            key.verify(sig, pae_legacy(payload_type, payload), ec.ECDSA(algorithm))
+        except InvalidSignature:
+            continue
+        log.warning("the signature uses model-signing v0.2's DSSE encoding; re-sign to upgrade it")
+        return
+    raise SignatureMismatch(
+        "the signature does not verify with the given key: the model was signed with another key, "
+        "or the signed statement was modified"
+    )
+
+
+class KeyVerifier:
+    """Verifies bundles signed by one ECDSA key."""
+
+    method: SigningMethod = "key"
+
+    def __init__(self, public_key: ec.EllipticCurvePublicKey) -> None:
+        self._key = public_key
+        self.fingerprint = public_key_fingerprint(public_key)
+        self._hint = public_key_hint(public_key)
+
+    @classmethod
+    def from_file(cls, path: Path) -> KeyVerifier:
+        return cls(load_public_key(path))
+
+    @classmethod
+    def from_pem(cls, data: bytes) -> KeyVerifier:
+        return cls(load_public_key_pem(data, "public key"))
+
+    def verify_bundle(self, bundle: Mapping[str, Any]) -> tuple[bytes, SignerInfo]:
+        material = bundle.get("verificationMaterial")
+        if not isinstance(material, Mapping):
+            raise BundleFormatError("verificationMaterial: missing", field="verificationMaterial")
+        if "publicKey" not in material:
+            found = next((k for k in ("x509CertificateChain", "certificate") if k in material), None)
+            if found:
+                raise BundleFormatError(
+                    f"verificationMaterial: expected a publicKey (signed with a key), found {found}: this "
+                    "signature was made with a certificate; verify it with "
+                    + (
+                        "--certificate-roots"
+                        if found == "x509CertificateChain"
+                        else "--identity and --issuer"
+                    ),
+                    field="verificationMaterial.publicKey",
+                )
+            raise BundleFormatError(
+                "verificationMaterial.publicKey: missing", field="verificationMaterial.publicKey"
+            )
+        public_key = material["publicKey"]
+        hint = public_key.get("hint") if isinstance(public_key, Mapping) else None
+        if hint and hint != self._hint:
+            raise SignatureMismatch(
+                f"key mismatch: the signature names the key with hint {hint}, the given key's hint is "
+                f"{self._hint} ({self.fingerprint})"
+            )
+        if not hint:
+            log.warning("the signature does not name its key (old verificationMaterial format); re-sign it")
+        envelope = envelope_of(bundle)
+        verify_dsse_signature(self._key, envelope.signatures[0].sig, envelope.payload_type, envelope.payload)
+        return envelope.payload, SignerInfo(
+            method="key", identity=self.fingerprint, key_fingerprint=self.fingerprint
+        )
