@@ -21,13 +21,18 @@ import hashlib
 import json
 import secrets
 import struct
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import jwt
 import rfc8785
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -161,7 +166,9 @@ class TestSigstore:
         )
         self.ct_key = ec.generate_private_key(ec.SECP256R1())
         self.rekor_key = ec.generate_private_key(ec.SECP256R1())
+        self.oidc_key = ec.generate_private_key(ec.SECP256R1())
         self.log_origin = f"{_LOG_NAME} - {secrets.randbits(63)}"
+        self._log_lock = threading.Lock()
         self.log_bodies: list[bytes] = [secrets.token_bytes(64) for _ in range(decoy_entries)]
         self.base_url = "http://127.0.0.1:9"  # nothing listens there unless serve() runs
         self.trust_config_path = directory / "trust_config.json"
@@ -314,9 +321,11 @@ class TestSigstore:
     ) -> dict[str, Any]:
         """Append ``body`` (a canonical entry) to the log and return its ``tlogEntries[]`` item with
         a Merkle inclusion proof, a signed checkpoint and a signed entry timestamp."""
-        self.log_bodies.append(body)
-        index, size = len(self.log_bodies) - 1, len(self.log_bodies)
-        root, log_id = _root(self.log_bodies), _key_id(self.rekor_key.public_key())
+        with self._log_lock:
+            self.log_bodies.append(body)
+            index, size = len(self.log_bodies) - 1, len(self.log_bodies)
+            root, path = _root(self.log_bodies), _path(index, self.log_bodies)
+        log_id = _key_id(self.rekor_key.public_key())
         itime = int(_now().timestamp()) if integrated_time is None else integrated_time
         note = f"{self.log_origin}\n{size}\n{_b64(root)}\n"
         note_sig = _b64(log_id[:4] + _sign(self.rekor_key, note.encode()))
@@ -338,7 +347,7 @@ class TestSigstore:
                 "logIndex": str(index),
                 "rootHash": _b64(root),
                 "treeSize": str(size),
-                "hashes": [_b64(h) for h in _path(index, self.log_bodies)],
+                "hashes": [_b64(h) for h in path],
                 "checkpoint": {"envelope": f"{note}\n\u2014 {_LOG_NAME} {note_sig}\n"},
             },
             "canonicalizedBody": _b64(body),
@@ -391,6 +400,109 @@ class TestSigstore:
             "dsseEnvelope": envelope,
         }
 
+    # --- OIDC, and Fulcio / Rekor endpoints for real clients (see serve()) -------------------
+
+    def identity_token(
+        self,
+        identity: str = DEFAULT_IDENTITY,
+        *,
+        issuer: str | None = None,
+        audience: str = "sigstore",
+        lifetime: timedelta = timedelta(minutes=5),
+    ) -> str:
+        """An OIDC ID token (ES256 JWT) from this instance's test identity provider: ``sub`` (and
+        ``email`` when ``identity`` is an email) set to ``identity``."""
+        now = _now()
+        claims: dict[str, Any] = {
+            "iss": issuer or self.issuer,
+            "sub": identity,
+            "aud": audience,
+            "iat": int(now.timestamp()),
+            "exp": int((now + lifetime).timestamp()),
+        }
+        if "@" in identity and "://" not in identity:
+            claims |= {"email": identity, "email_verified": True}
+        return jwt.encode(claims, self.oidc_key, algorithm="ES256")
+
+    def fulcio_sign(self, authorization: str, request: Mapping[str, Any]) -> dict[str, Any]:
+        """Fulcio ``POST /api/v2/signingCert``: check the token and the CSR's proof of possession,
+        issue a leaf for the token's identity."""
+        token = authorization.removeprefix("Bearer ").strip()
+        try:
+            claims = jwt.decode(token, self.oidc_key.public_key(), algorithms=["ES256"], audience="sigstore")
+        except jwt.PyJWTError as err:
+            raise PermissionError(f"identity token refused: {err}") from err
+        csr = x509.load_pem_x509_csr(base64.b64decode(request["certificateSigningRequest"]))
+        public_key = csr.public_key()
+        if not csr.is_signature_valid or not isinstance(public_key, ec.EllipticCurvePublicKey):
+            raise ValueError("the CSR is not signed by its (ECDSA) key")
+        cert = self.issue_certificate(
+            public_key, str(claims.get("email") or claims["sub"]), issuer=claims["iss"]
+        )
+        chain = [
+            c.public_bytes(serialization.Encoding.PEM).decode()
+            for c in (cert, self.intermediate_cert, self.root_cert)
+        ]
+        return {"signedCertificateEmbeddedSct": {"chain": {"certificates": chain}}}
+
+    def rekor_create(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """Rekor v1 ``POST /api/v1/log/entries`` for a proposed ``dsse`` entry: check the envelope
+        signature with the given certificate, log the canonical body, answer as Rekor does."""
+        if request.get("kind") != "dsse":
+            raise ValueError(f"this test log only takes dsse entries, not {request.get('kind')!r}")
+        proposed = request["spec"]["proposedContent"]
+        envelope = json.loads(proposed["envelope"])
+        cert = x509.load_pem_x509_certificate(base64.b64decode(proposed["verifiers"][0]))
+        key = cert.public_key()
+        if not isinstance(key, ec.EllipticCurvePublicKey):
+            raise ValueError("expected an ECDSA certificate")
+        payload = base64.b64decode(envelope["payload"])
+        for signature in envelope["signatures"]:
+            key.verify(
+                base64.b64decode(signature["sig"]),
+                pae(envelope["payloadType"], payload),
+                ec.ECDSA(hashes.SHA256()),
+            )
+        entry = self.log_entry(self.dsse_entry_body(envelope, cert))
+        proof = entry["inclusionProof"]
+        return {
+            secrets.token_hex(32): {
+                "body": entry["canonicalizedBody"],
+                "integratedTime": int(entry["integratedTime"]),
+                "logID": base64.b64decode(entry["logId"]["keyId"]).hex(),
+                "logIndex": int(entry["logIndex"]),
+                "verification": {
+                    "signedEntryTimestamp": entry["inclusionPromise"]["signedEntryTimestamp"],
+                    "inclusionProof": {
+                        "logIndex": int(proof["logIndex"]),
+                        "treeSize": int(proof["treeSize"]),
+                        "rootHash": base64.b64decode(proof["rootHash"]).hex(),
+                        "hashes": [base64.b64decode(h).hex() for h in proof["hashes"]],
+                        "checkpoint": proof["checkpoint"]["envelope"],
+                    },
+                },
+            }
+        }
+
+    @contextmanager
+    def serve(self) -> Iterator[str]:
+        """Run Fulcio and Rekor endpoints on 127.0.0.1 (a free port) and point the trust config's
+        signing config at them; yields the base URL. Stopped, and the config restored, on exit."""
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.sigstore = self
+        thread = threading.Thread(target=server.serve_forever, name="test-sigstore", daemon=True)
+        thread.start()
+        previous, self.base_url = self.base_url, f"http://127.0.0.1:{server.server_address[1]}"
+        self.write_trust_config()
+        try:
+            yield self.base_url
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=10)
+            self.base_url = previous
+            self.write_trust_config()
+
 
 # --- one defect each --------------------------------------------------------------------------
 
@@ -441,3 +553,43 @@ def tamper_checkpoint(bundle: Mapping[str, Any]) -> dict[str, Any]:
     origin, size, rest = checkpoint["envelope"].split("\n", 2)
     checkpoint["envelope"] = f"{origin}\n{int(size) + 1}\n{rest}"
     return broken
+
+
+# --- a Fulcio + Rekor (v1) service on 127.0.0.1, for real clients ---------------------------------
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
+        return
+
+    def _reply(self, status: int, body: Mapping[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", "0"))
+        try:
+            request = json.loads(self.rfile.read(length))
+            if self.path == "/api/v2/signingCert":
+                self._reply(
+                    200, self.server.sigstore.fulcio_sign(self.headers.get("Authorization", ""), request)
+                )
+            elif self.path == "/api/v1/log/entries":
+                self._reply(201, self.server.sigstore.rekor_create(request))
+            else:
+                self._reply(404, {"message": f"no such endpoint: {self.path}"})
+        except PermissionError as err:
+            self._reply(401, {"message": str(err)})
+        except (ValueError, KeyError, TypeError, InvalidSignature, jwt.PyJWTError) as err:
+            self._reply(400, {"message": f"bad request: {err!r}"})
+
+
+class _Server(ThreadingHTTPServer):
+    sigstore: TestSigstore
+    daemon_threads = True
