@@ -1,9 +1,199 @@
-"""`guard` commands for the attest capability (see guard.cli)."""
+"""`guard` commands for the attest capability: ``sbom``, ``attest``, ``facts`` (see guard.cli)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from guard.commands.trust_options import (
+    CertificateChainOption,
+    CertificateOption,
+    CertificateRootsOption,
+    IdentityOption,
+    IdentityRegexOption,
+    IdentityTokenOption,
+    IssuerOption,
+    KeylessOption,
+    OfflineOption,
+    PassphraseEnvOption,
+    PassphraseStdinOption,
+    SignKeyOption,
+    TrustConfigOption,
+    VerifyKeyOption,
+)
+from guard.errors import UsageError
+
+
+def _model_dir(target: str) -> Path:
+    if target.startswith(("oci://", "oci-layout:")):
+        raise UsageError(
+            f"{target}: OCI artifacts are not supported by this command yet; give a model directory"
+        )
+    return Path(target)
+
+
+def sbom(
+    model_dir: Annotated[Path, typer.Argument(help="The model directory.", show_default=False)],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Where to write the CycloneDX 1.6 JSON BOM.")
+    ],
+    metadata: Annotated[
+        Path | None,
+        typer.Option(
+            "--metadata",
+            help="YAML/JSON model metadata (overrides what the model card and config.json say; see README).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Write a CycloneDX 1.6 ML-BOM of a model directory (validated against the 1.6 schema)."""
+    from guard.attest.modelcard import load_metadata  # noqa: PLC0415
+    from guard.attest.sbom import build_sbom  # noqa: PLC0415
+    from guard.signing import DigestCache  # noqa: PLC0415
+    from guard.signing.model import write_atomic  # noqa: PLC0415
+
+    meta = load_metadata(metadata) if metadata else None
+    with DigestCache.default() as cache:
+        document = build_sbom(model_dir, meta, cache=cache)
+    write_atomic(output, (json.dumps(document, indent=2) + "\n").encode())
+    typer.echo(f"wrote {output} (CycloneDX 1.6 ML-BOM, {len(document.get('components', []))} components)")
+
+
+def attest(  # noqa: PLR0917 (a typer command: one parameter per option)
+    target: Annotated[
+        str, typer.Argument(metavar="MODEL_DIR", help="The model directory.", show_default=False)
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the attestation bundle.")],
+    predicate_type: Annotated[
+        str | None, typer.Option("--predicate-type", help="Predicate type URI.", show_default=False)
+    ] = None,
+    predicate: Annotated[
+        Path | None, typer.Option("--predicate", help="Predicate JSON file.", show_default=False)
+    ] = None,
+    sbom_file: Annotated[
+        Path | None, typer.Option("--sbom", help="Shortcut: a CycloneDX 1.6 JSON BOM.", show_default=False)
+    ] = None,
+    provenance: Annotated[
+        Path | None,
+        typer.Option("--provenance", help="Shortcut: a SLSA provenance v1 predicate.", show_default=False),
+    ] = None,
+    datasets: Annotated[
+        Path | None,
+        typer.Option(
+            "--datasets", help="Shortcut: a guard dataset-provenance v1 predicate.", show_default=False
+        ),
+    ] = None,
+    key: SignKeyOption = None,
+    certificate: CertificateOption = None,
+    certificate_chain: CertificateChainOption = None,
+    keyless: KeylessOption = False,
+    identity_token: IdentityTokenOption = None,
+    trust_config: TrustConfigOption = None,
+    passphrase_env: PassphraseEnvOption = None,
+    passphrase_stdin: PassphraseStdinOption = False,
+) -> None:
+    """Sign an attestation (in-toto Statement in a Sigstore bundle) about one model."""
+    from guard.attest.sign import load_predicate, sign_attestation  # noqa: PLC0415
+    from guard.attest.specs import SHORTCUT_TYPES  # noqa: PLC0415
+    from guard.attest.subject import directory_subject  # noqa: PLC0415
+    from guard.commands.trust_options import build_signer  # noqa: PLC0415
+    from guard.signing import DigestCache  # noqa: PLC0415
+    from guard.signing.model import write_atomic  # noqa: PLC0415
+
+    chosen = [
+        (SHORTCUT_TYPES[name], path)
+        for name, path in (("sbom", sbom_file), ("provenance", provenance), ("datasets", datasets))
+        if path is not None
+    ]
+    if predicate is not None or predicate_type is not None:
+        if predicate is None or predicate_type is None:
+            raise UsageError("--predicate-type and --predicate go together")
+        chosen.append((predicate_type, predicate))
+    if len(chosen) != 1:
+        raise UsageError(
+            "give exactly one predicate: --predicate-type URI --predicate FILE, --sbom, "
+            f"--provenance or --datasets (found {len(chosen)})"
+        )
+    ptype, path = chosen[0]
+    body = load_predicate(path)
+    signer = build_signer(
+        key=key,
+        certificate=certificate,
+        certificate_chain=certificate_chain,
+        keyless=keyless,
+        identity_token=identity_token,
+        trust_config=trust_config,
+        passphrase_env=passphrase_env,
+        passphrase_stdin=passphrase_stdin,
+    )
+    with DigestCache.default() as cache:
+        subject = directory_subject(_model_dir(target), cache=cache)
+    bundle = sign_attestation(subject, ptype, body, signer)
+    write_atomic(output, bundle)
+    typer.echo(f"wrote {output}: {ptype} attestation for {subject.name} (sha256:{subject.sha256})")
+
+
+def facts(  # noqa: PLR0917
+    target: Annotated[
+        str, typer.Argument(metavar="MODEL_DIR", help="The model directory.", show_default=False)
+    ],
+    attestation: Annotated[
+        list[Path] | None,
+        typer.Option("--attestation", help="An attestation bundle; repeatable.", show_default=False),
+    ] = None,
+    signature: Annotated[
+        Path | None,
+        typer.Option(
+            "--signature", help="Model signature (default: MODEL_DIR/model.sig).", show_default=False
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the model facts JSON document.")] = False,
+    key: VerifyKeyOption = None,
+    certificate_roots: CertificateRootsOption = None,
+    identity: IdentityOption = None,
+    identity_regex: IdentityRegexOption = None,
+    issuer: IssuerOption = None,
+    trust_config: TrustConfigOption = None,
+    offline: OfflineOption = False,
+) -> None:
+    """Verify a model's signature and attestations and print its model facts."""
+    from guard.attest.collect import AttestationInput, collect_facts, verify_directory_signature  # noqa: PLC0415
+    from guard.attest.render import render_facts  # noqa: PLC0415
+    from guard.attest.subject import directory_subject  # noqa: PLC0415
+    from guard.commands.trust_options import build_verifier  # noqa: PLC0415
+    from guard.signing import DigestCache  # noqa: PLC0415
+
+    verifier = build_verifier(
+        key=key,
+        certificate_roots=certificate_roots,
+        identity=identity,
+        identity_regex=identity_regex,
+        issuer=issuer,
+        trust_config=trust_config,
+        offline=offline,
+    )
+    inputs = []
+    for path in attestation or []:
+        try:
+            inputs.append(AttestationInput(path.read_bytes(), str(path)))
+        except OSError as err:
+            raise UsageError(f"cannot read attestation {path}: {err.strerror or err}") from err
+    model_dir = _model_dir(target)
+    with DigestCache.default() as cache:
+        subject = directory_subject(model_dir, cache=cache)
+    sig = verify_directory_signature(model_dir, verifier, signature)
+    result = collect_facts(subject, verifier, inputs, signature=sig)
+    if as_json:
+        typer.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        render_facts(result)
 
 
 def register(app: typer.Typer) -> None:
     """Add this capability's commands to the CLI."""
+    app.command("sbom")(sbom)
+    app.command("attest")(attest)
+    app.command("facts")(facts)

@@ -1,0 +1,179 @@
+"""``collect_facts``: the model facts from a verified signature and verified attestations.
+
+The typed API the CLI, the admission webhook and the policy engine call. It never raises for a bad
+attestation: each one becomes an outcome (present / invalid with the reason) and only present ones
+contribute facts. It raises only for bad arguments (UsageError) or infrastructure failures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from guard.attest.facts import (
+    AttestationFacts,
+    AttestationStatus,
+    DatasetFacts,
+    EnergyFacts,
+    FactsSigner,
+    FactsSubject,
+    ModelFacts,
+    ModelInfo,
+    ProvenanceFacts,
+)
+from guard.attest.specs import EXPECTED_KINDS, spec_named
+from guard.attest.subject import ModelSubject
+from guard.attest.verify import AttestationOutcome, assess_attestation
+from guard.errors import VerificationError
+from guard.signing import OMS_PREDICATE_TYPE, SignerInfo, Verifier
+
+SOURCE_PRIORITY = {"datasets": 0, "sbom": 1, "spdx": 2}  # who wins for model fields and datasets
+
+
+@dataclass(frozen=True)
+class AttestationInput:
+    """An attestation bundle (Sigstore bundle JSON bytes) and where it came from."""
+
+    bundle: bytes
+    source: str
+
+
+@dataclass(frozen=True)
+class SignatureOutcome:
+    """The model signature's verification: the signer, or why there is none."""
+
+    signer: SignerInfo | None
+    status: AttestationStatus
+    reason: str | None = None
+    source: str | None = None
+
+
+def facts_signer(info: SignerInfo) -> FactsSigner:
+    return FactsSigner(method=info.method, identity=info.identity, issuer=info.issuer)
+
+
+def verify_directory_signature(
+    model_dir: Path, verifier: Verifier, signature: Path | None = None
+) -> SignatureOutcome:
+    """Verify ``model.sig`` (or ``signature``) against the directory; an outcome, never a raise
+    for a failed verification."""
+    from guard.signing import DEFAULT_SIGNATURE_NAME, verify_model  # noqa: PLC0415
+
+    path = signature or model_dir / DEFAULT_SIGNATURE_NAME
+    if not path.is_file():
+        return SignatureOutcome(None, "missing", f"no model signature at {path}", str(path))
+    try:
+        verified = verify_model(model_dir, path, verifier)
+    except VerificationError as err:
+        return SignatureOutcome(None, "invalid", str(err), str(path))
+    return SignatureOutcome(verified.signer, "present", None, str(path))
+
+
+def _merge_datasets(ranked: Iterable[tuple[int, DatasetFacts]]) -> tuple[DatasetFacts, ...]:
+    out: dict[tuple[str, str | None], DatasetFacts] = {}
+    by_name: dict[str, tuple[str, str | None]] = {}
+    for _, dataset in sorted(ranked, key=lambda item: item[0]):
+        key = (dataset.name, dataset.uri)
+        existing = by_name.get(dataset.name) if dataset.uri is None else None
+        if key in out or existing is not None:
+            continue  # a higher-priority source already described it
+        out[key] = dataset
+        by_name.setdefault(dataset.name, key)
+    return tuple(out.values())
+
+
+def build_facts(
+    subject: ModelSubject,
+    signature: SignatureOutcome | None,
+    outcomes: Sequence[AttestationOutcome],
+    *,
+    expected: Sequence[str] = EXPECTED_KINDS,
+) -> ModelFacts:
+    """Assemble the facts document from verified outcomes (pure; no I/O)."""
+    present = sorted(
+        (o for o in outcomes if o.attestation is not None), key=lambda o: SOURCE_PRIORITY.get(o.name, 9)
+    )
+    licenses: list[str] = []
+    model: dict[str, Any] = {}
+    provenance: dict[str, Any] = {}
+    energy: dict[str, Any] = {}
+    datasets: list[tuple[int, DatasetFacts]] = []
+    for outcome in present:
+        assert outcome.attestation is not None
+        ex = outcome.attestation.extracted
+        licenses += [lic for lic in ex.licenses if lic not in licenses]
+        for target, values in ((model, ex.model), (provenance, ex.provenance), (energy, ex.energy)):
+            for key, value in values.items():
+                target.setdefault(key, value)
+        datasets += [(SOURCE_PRIORITY.get(outcome.name, 9), d) for d in ex.datasets]
+    entries = []
+    if signature is not None:
+        entries.append(
+            AttestationFacts(
+                predicate_type=OMS_PREDICATE_TYPE,
+                name="signature",
+                status=signature.status,
+                reason=signature.reason,
+                source=signature.source,
+                signer=facts_signer(signature.signer) if signature.signer else None,
+            )
+        )
+    for outcome in outcomes:
+        entries.append(
+            AttestationFacts(
+                predicate_type=outcome.predicate_type,
+                name=outcome.name,
+                status=outcome.status,
+                reason=outcome.reason,
+                source=outcome.source,
+                signer=facts_signer(outcome.attestation.signer) if outcome.attestation else None,
+            )
+        )
+    for kind in expected:
+        if not any(o.name == kind for o in present):
+            spec = spec_named(kind)
+            tried = [o for o in outcomes if o.name == kind]
+            why = (
+                f"no valid {kind} attestation ({len(tried)} invalid)"
+                if tried
+                else f"no {kind} attestation was supplied"
+            )
+            entries.append(
+                AttestationFacts(
+                    predicate_type=spec.predicate_types[0], name=kind, status="missing", reason=why
+                )
+            )
+    return ModelFacts(
+        subject=FactsSubject(name=subject.name, digest={"sha256": subject.sha256}, kind=subject.kind),
+        signers=(facts_signer(signature.signer),) if signature and signature.signer else (),
+        licenses=tuple(licenses),
+        model=ModelInfo(**model),
+        datasets=_merge_datasets(datasets),
+        provenance=ProvenanceFacts(**provenance),
+        energy=EnergyFacts(**energy),
+        attestations=tuple(entries),
+    )
+
+
+def collect_facts(
+    subject: ModelSubject,
+    verifier: Verifier,
+    attestations: Sequence[AttestationInput] = (),
+    *,
+    signature: SignatureOutcome | None = None,
+    expected: Sequence[str] = EXPECTED_KINDS,
+) -> ModelFacts:
+    """Verify every attestation against ``subject`` with ``verifier`` and build the facts.
+
+    ``signature``: the model signature's outcome (``verify_directory_signature`` for a directory;
+    the OCI path verifies the signature referrer). Every attestation is assessed on its own; a
+    failed one is reported as invalid with its reason and contributes nothing.
+    """
+    outcomes = [assess_attestation(a.bundle, verifier, subject, source=a.source) for a in attestations]
+    return build_facts(subject, signature, outcomes, expected=expected)
+
+
+def facts_document(facts: ModelFacts) -> Mapping[str, Any]:
+    return facts.to_json()
