@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 
@@ -193,7 +193,8 @@ def build_signer(
             raise UsageError("--keyless uses no private key: remove --passphrase-env / --passphrase-stdin")
         from guard.signing.sign_sigstore import SigstoreSigner  # noqa: PLC0415
 
-        return SigstoreSigner(identity_token=identity_token, trust_config=trust_config)
+        # cast: the keyless backend declares ``method`` as a ClassVar; it satisfies the Protocol at runtime.
+        return cast(Signer, SigstoreSigner(identity_token=identity_token, trust_config=trust_config))
     extra = _given(identity_token=identity_token, trust_config=trust_config)
     if extra:
         raise UsageError(f"{', '.join(extra)} only applies to --keyless signing")
@@ -267,10 +268,11 @@ def build_verifier(
         raise UsageError("keyless verification needs the OIDC --issuer the identity must come from")
     from guard.signing.verify_sigstore import SigstoreVerifier  # noqa: PLC0415
 
-    return SigstoreVerifier(
+    verifier = SigstoreVerifier(
         issuer=issuer,
         identity=identity,
         identity_regex=identity_regex,
         trust_config=trust_config,
         offline=offline,
     )
+    return cast(Verifier, verifier)

@@ -1,0 +1,133 @@
+"""Verifying backend: a certificate chain to trusted roots (OMS "certificate" method).
+
+1. Read the leaf and intermediates from ``verificationMaterial.x509CertificateChain``.
+2. Build and verify the path from the leaf to one of the given roots (OpenSSL, via pyOpenSSL,
+   as model-signing does), at the current time: there is no trusted timestamp in such a bundle,
+   so an expired certificate is refused.
+3. Check the leaf may sign code (KeyUsage digitalSignature / ExtendedKeyUsage codeSigning).
+4. Check the DSSE signature with the leaf's ECDSA key.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from OpenSSL import crypto
+
+from guard.errors import BundleFormatError, KeyMaterialError, SignatureMismatch, VerificationError
+from guard.signing.bundle import envelope_of
+from guard.signing.certificates import describe_certificate, load_pem_certificates, signing_usage_problem
+from guard.signing.dsse import b64decode
+from guard.signing.keys import SUPPORTED_CURVES, describe_key, public_key_fingerprint
+from guard.signing.types import SignerInfo, SigningMethod
+from guard.signing.verify_key import verify_dsse_signature
+
+_FIELD = "verificationMaterial.x509CertificateChain"
+
+
+class CertificateVerifier:
+    """Trusts signatures whose certificate chains to one of ``roots``."""
+
+    method: SigningMethod = "certificate"
+
+    def __init__(self, roots: list[x509.Certificate]) -> None:
+        if not roots:
+            raise KeyMaterialError("no trusted root certificate given")
+        self._roots = roots
+
+    @classmethod
+    def from_file(cls, roots_pem_path: Path) -> CertificateVerifier:
+        return cls(load_pem_certificates([roots_pem_path], "certificate roots"))
+
+    def _chain(self, bundle: Mapping[str, Any]) -> list[x509.Certificate]:
+        material = bundle.get("verificationMaterial")
+        if not isinstance(material, Mapping) or _FIELD.split(".")[1] not in material:
+            found = (
+                "publicKey (signed with a bare key: verify with --key)"
+                if isinstance(material, Mapping) and "publicKey" in material
+                else "a Sigstore certificate (keyless: verify with --identity and --issuer)"
+                if isinstance(material, Mapping) and "certificate" in material
+                else "nothing"
+            )
+            raise BundleFormatError(
+                f"{_FIELD}: missing: expected the signing certificate chain, found {found}", field=_FIELD
+            )
+        chain = material["x509CertificateChain"]
+        certs = chain.get("certificates") if isinstance(chain, Mapping) else None
+        if not isinstance(certs, list) or not certs:
+            raise BundleFormatError(
+                f"{_FIELD}.certificates: expected a non-empty list", field=f"{_FIELD}.certificates"
+            )
+        out = []
+        for i, item in enumerate(certs):
+            field = f"{_FIELD}.certificates[{i}].rawBytes"
+            der = b64decode(item.get("rawBytes") if isinstance(item, Mapping) else None, field)
+            try:
+                out.append(x509.load_der_x509_certificate(der))
+            except ValueError as err:
+                raise BundleFormatError(f"{field}: not a DER X.509 certificate ({err})", field=field) from err
+        return out
+
+    def _verify_path(self, leaf: x509.Certificate, intermediates: list[x509.Certificate]) -> x509.Certificate:
+        store = crypto.X509Store()
+        for root in self._roots:
+            store.add_cert(crypto.X509.from_cryptography(root))
+        store.set_time(datetime.datetime.now(datetime.UTC).replace(tzinfo=None))
+        ctx = crypto.X509StoreContext(
+            store,
+            crypto.X509.from_cryptography(leaf),
+            [crypto.X509.from_cryptography(c) for c in intermediates],
+        )
+        try:
+            verified = ctx.get_verified_chain()
+        except crypto.X509StoreContextError as err:
+            where = err.certificate.to_cryptography() if err.certificate is not None else leaf
+            raise SignatureMismatch(
+                f"the signing certificate {describe_certificate(leaf)} does not chain to the given roots "
+                f"({', '.join(r.subject.rfc4514_string() for r in self._roots)}): {err} "
+                f"(at {where.subject.rfc4514_string()})"
+            ) from err
+        return verified[-1].to_cryptography()
+
+    def verify_bundle(self, bundle: Mapping[str, Any]) -> tuple[bytes, SignerInfo]:
+        # 1. The chain the bundle carries.
+        chain = self._chain(bundle)
+        leaf = chain[0]
+        # 2. Path to a trusted root, now.
+        root = self._verify_path(leaf, chain[1:])
+        # 3. The leaf may sign.
+        problem = signing_usage_problem(leaf)
+        if problem:
+            raise VerificationError(
+                f"the signing certificate {describe_certificate(leaf)} may not sign: {problem}"
+            )
+        key = leaf.public_key()
+        if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name not in SUPPORTED_CURVES:
+            raise VerificationError(
+                f"the signing certificate holds {describe_key(key)}; expected an ECDSA P-256/P-384/P-521 key"
+            )
+        # 4. The DSSE signature (model-signing v0.2 signed legacy PAE with SHA-256 whatever the curve).
+        envelope = envelope_of(bundle)
+        verify_dsse_signature(
+            key, envelope.signatures[0].sig, envelope.payload_type, envelope.payload, legacy_sha256=True
+        )
+        fingerprint = public_key_fingerprint(key)
+        return envelope.payload, SignerInfo(
+            method="certificate",
+            identity=describe_certificate(leaf),
+            issuer=leaf.issuer.rfc4514_string(),
+            key_fingerprint=fingerprint,
+            details={
+                "serial": format(leaf.serial_number, "x"),
+                "not_before": leaf.not_valid_before_utc.isoformat(),
+                "not_after": leaf.not_valid_after_utc.isoformat(),
+                "root": root.subject.rfc4514_string(),
+                "certificate_sha256": leaf.fingerprint(hashes.SHA256()).hex(),
+            },
+        )
