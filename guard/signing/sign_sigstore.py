@@ -17,7 +17,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import requests
 from sigstore import dsse
@@ -57,7 +57,7 @@ def _interactive() -> bool:
 class SigstoreSigner:
     """Signs in-toto statements keyless through a Sigstore instance (public good by default)."""
 
-    method: ClassVar[SigningMethod] = "keyless"
+    method: SigningMethod = "keyless"
 
     def __init__(self, identity_token: str | None = None, trust_config: Path | None = None) -> None:
         if identity_token is not None and not identity_token.strip():

@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from sigstore._internal.trust import KeyringPurpose
 from sigstore.errors import Error as SigstoreError
 from sigstore.models import ClientTrustConfig, TrustedRoot
@@ -23,6 +24,15 @@ log = logging.getLogger(__name__)
 
 CLIENT_TRUST_CONFIG_MEDIA_TYPE = "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json"
 TRUSTED_ROOT_MEDIA_TYPE = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
+
+
+def _reason(err: Exception) -> str:
+    """A one-line reason; pydantic errors as ``field.path: message`` pairs."""
+    if isinstance(err, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in err.errors()
+        )
+    return str(err)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -63,7 +73,7 @@ def load_trusted_root(path: Path) -> TrustedRoot:
     try:
         root = TrustedRoot(trustroot_v1.TrustedRoot.from_json(json.dumps(inner_data)))
     except (SigstoreError, ValueError, TypeError) as err:
-        raise ConfigError(f"trust config {path}: not a valid Sigstore trusted root: {err}") from err
+        raise ConfigError(f"trust config {path}: not a valid Sigstore trusted root: {_reason(err)}") from err
     check_trusted_root(root, str(path))
     return root
 
@@ -96,7 +106,9 @@ def load_client_trust_config(path: Path) -> ClientTrustConfig:
         config.signing_config  # noqa: B018 - parses and checks the Fulcio / Rekor services
         root = config.trusted_root
     except (SigstoreError, ValueError, TypeError) as err:
-        raise ConfigError(f"trust config {path}: not a valid Sigstore client trust config: {err}") from err
+        raise ConfigError(
+            f"trust config {path}: not a valid Sigstore client trust config: {_reason(err)}"
+        ) from err
     check_trusted_root(root, str(path))
     return config
 

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -163,22 +163,23 @@ def _map_sigstore_error(err: Exception) -> GuardError:
     ):
         return UntrustedCertificate(f"the signing certificate is not trusted by the trust root: {msg}")
     if msg.startswith("invalid log entry"):
-        if "inclusion proof" in msg and "checkpoint" not in msg:
+        detail = msg.removeprefix("invalid log entry: ")
+        if detail.startswith(
+            ("inclusion proof contains invalid root hash:", "inclusion proof has wrong size")
+        ):
             return TransparencyLogError(
                 "transparency log: the Merkle inclusion proof does not lead to the logged root hash "
                 "(the entry is not proven to be in the log)"
             )
-        if "checkpoint" in msg.lower() or "root hash signature" in msg:
-            return TransparencyLogError(
-                "transparency log: the checkpoint (signed tree head) is not signed by the trusted log "
-                f"key or does not match the inclusion proof ({msg.removeprefix('invalid log entry: ')})"
-            )
-        if "SET" in msg:
+        if detail.startswith("SET:"):
             return TransparencyLogError(
                 "transparency log: the signed entry timestamp (inclusion promise) is not a valid "
                 "signature of the trusted log over this entry"
             )
-        return TransparencyLogError(f"transparency log: {msg}")
+        return TransparencyLogError(
+            "transparency log: the checkpoint (signed tree head) is not signed by the trusted log "
+            f"key or does not match the inclusion proof ({detail[:300]})"
+        )
     if msg.startswith(("not enough sources of verified time", "Integrated time", "Unsupported DSSE log")) or (
         "log entry" in msg
     ):
@@ -230,7 +231,7 @@ def _parse(bundle: Mapping[str, Any]) -> Bundle:
 class SigstoreVerifier:
     """Verifies keyless bundles against a Sigstore trust root and an expected identity."""
 
-    method: ClassVar[SigningMethod] = "keyless"
+    method: SigningMethod = "keyless"
 
     def __init__(
         self,

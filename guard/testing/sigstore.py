@@ -22,6 +22,7 @@ import json
 import secrets
 import struct
 import threading
+import urllib.parse
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -169,6 +170,8 @@ class TestSigstore:
         self.oidc_key = ec.generate_private_key(ec.SECP256R1())
         self.log_origin = f"{_LOG_NAME} - {secrets.randbits(63)}"
         self._log_lock = threading.Lock()
+        self._actions_request_token = secrets.token_urlsafe(16)
+        self.ambient_identity = DEFAULT_IDENTITY
         self.log_bodies: list[bytes] = [secrets.token_bytes(64) for _ in range(decoy_entries)]
         self.base_url = "http://127.0.0.1:9"  # nothing listens there unless serve() runs
         self.trust_config_path = directory / "trust_config.json"
@@ -484,6 +487,23 @@ class TestSigstore:
             }
         }
 
+    def github_actions_env(self, identity: str) -> dict[str, str]:
+        """Environment variables of a GitHub Actions job with ``permissions: id-token: write``,
+        whose token endpoint (served by ``serve()``) issues tokens for ``identity``."""
+        self.ambient_identity = identity
+        return {
+            "GITHUB_ACTIONS": "true",
+            "ACTIONS_ID_TOKEN_REQUEST_URL": f"{self.base_url}/github-actions/token",
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN": self._actions_request_token,
+        }
+
+    def github_actions_token(self, authorization: str, query: str) -> dict[str, str]:
+        scheme, _, credential = authorization.partition(" ")
+        if scheme.lower() != "bearer" or credential != self._actions_request_token:
+            raise PermissionError("bad ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+        audience = dict(urllib.parse.parse_qsl(query)).get("audience", "")
+        return {"value": self.identity_token(self.ambient_identity, audience=audience)}
+
     @contextmanager
     def serve(self) -> Iterator[str]:
         """Run Fulcio and Rekor endpoints on 127.0.0.1 (a free port) and point the trust config's
@@ -571,6 +591,24 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        path, _, query = self.path.partition("?")
+        if path == "/oidc/.well-known/openid-configuration":
+            base = self.server.sigstore.base_url
+            self._reply(
+                200, {"authorization_endpoint": f"{base}/oidc/auth", "token_endpoint": f"{base}/oidc/token"}
+            )
+        elif path == "/github-actions/token":
+            try:
+                self._reply(
+                    200,
+                    self.server.sigstore.github_actions_token(self.headers.get("Authorization", ""), query),
+                )
+            except PermissionError as err:
+                self._reply(401, {"message": str(err)})
+        else:
+            self._reply(404, {"message": f"no such endpoint: {path}"})
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length", "0"))
