@@ -1,9 +1,333 @@
-"""`guard` commands for the oci capability (see guard.cli)."""
+# ruff: noqa: PLC0415, PLR0917 - typer commands take their options as parameters; imports stay lazy
+"""`guard` commands for the oci capability: push, pull, attach, discover (see guard.cli).
+
+``guard verify oci://...`` lives with the signing commands and delegates to
+``guard.oci.verify.verify_oci_command``; it declares the registry options with the aliases below
+(``CaFileOption`` ... ``DockerConfigOption``) and builds access with ``registry_access(...)``.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
 import typer
+
+from guard.errors import UsageError
+
+if TYPE_CHECKING:
+    from guard.oci.registry import RegistryAccess
+    from guard.oci.types import Descriptor
+
+log = logging.getLogger(__name__)
+_ACCESS = "Registry access"
+_META = "ModelPack metadata (default: read from config.json and the model card)"
+_ATTACH = "Attach in the same command"
+_TARGET_HELP = "The artifact: oci://HOST/REPO[:TAG|@DIGEST] or oci-layout:PATH[:TAG|@DIGEST]."
+
+CaFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--ca-file",
+        help="PEM bundle of CAs to trust for the registry's TLS certificate (always used, "
+        "whatever REQUESTS_CA_BUNDLE says).",
+        rich_help_panel=_ACCESS,
+        show_default=False,
+    ),
+]
+InsecureOption = Annotated[
+    bool,
+    typer.Option(
+        "--insecure",
+        help="INSECURE: allow plain HTTP to a registry that is not on loopback (logged as a "
+        "warning). TLS, when used, is still verified.",
+        rich_help_panel=_ACCESS,
+    ),
+]
+UsernameOption = Annotated[
+    str | None,
+    typer.Option(
+        "--username", help="Registry user name (with --password-stdin).", rich_help_panel=_ACCESS,
+        show_default=False,
+    ),
+]
+PasswordStdinOption = Annotated[
+    bool,
+    typer.Option(
+        "--password-stdin",
+        help="Read the registry password or token from standard input.",
+        rich_help_panel=_ACCESS,
+    ),
+]
+DockerConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--docker-config",
+        help="Docker config.json with auths / credHelpers "
+        "(default: $DOCKER_CONFIG/config.json, else ~/.docker/config.json).",
+        rich_help_panel=_ACCESS,
+        show_default=False,
+    ),
+]
+
+
+def registry_access(
+    ca_file: Path | None,
+    insecure: bool,
+    username: str | None,
+    password_stdin: bool,
+    docker_config: Path | None,
+) -> RegistryAccess:
+    """Build RegistryAccess from the CLI options (reads the password from stdin when asked)."""
+    from guard.oci.registry import RegistryAccess
+
+    password: str | None = None
+    if password_stdin:
+        if username is None:
+            raise UsageError("--password-stdin needs --username")
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise UsageError("--password-stdin: expected a password on standard input, found nothing")
+    elif username is not None:
+        raise UsageError("--username needs --password-stdin (passwords are never taken as arguments)")
+    if ca_file is not None and not ca_file.is_file():
+        raise UsageError(f"--ca-file {ca_file} does not exist")
+    if insecure:
+        log.warning("--insecure: plain HTTP may be used for non-loopback registries")
+    return RegistryAccess(
+        ca_file=ca_file, insecure=insecure, username=username, password=password, docker_config=docker_config
+    )
+
+
+@contextmanager
+def _progress(label: str) -> Iterator[tuple[Callable[[int], None] | None, Callable[[int], None] | None]]:
+    """(advance, set_total) callbacks for a progress bar on a terminal; (None, None) otherwise."""
+    if not sys.stderr.isatty():
+        yield None, None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=None)
+
+        def advance(n: int) -> None:
+            bar.advance(task, n)
+
+        def set_total(n: int) -> None:
+            bar.update(task, total=n)
+
+        yield advance, set_total
+
+
+def _echo_err(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def push(
+    model_dir: Annotated[Path, typer.Argument(help="The model directory.", show_default=False)],
+    target: Annotated[
+        str, typer.Argument(help="oci://HOST/REPO[:TAG] or oci-layout:PATH[:TAG].", show_default=False)
+    ],
+    name: Annotated[str | None, typer.Option(help="Model name.", rich_help_panel=_META)] = None,
+    version: Annotated[str | None, typer.Option(help="Model version.", rich_help_panel=_META)] = None,
+    author: Annotated[
+        list[str] | None, typer.Option(help="Author (repeatable).", rich_help_panel=_META)
+    ] = None,
+    license_: Annotated[
+        list[str] | None,
+        typer.Option("--license", help="SPDX license id (repeatable).", rich_help_panel=_META),
+    ] = None,
+    source_url: Annotated[str | None, typer.Option(help="Source URL.", rich_help_panel=_META)] = None,
+    revision: Annotated[str | None, typer.Option(help="Source revision.", rich_help_panel=_META)] = None,
+    architecture: Annotated[str | None, typer.Option(help="Architecture.", rich_help_panel=_META)] = None,
+    format_: Annotated[
+        str | None, typer.Option("--format", help="Weights format.", rich_help_panel=_META)
+    ] = None,
+    param_size: Annotated[
+        str | None, typer.Option(help="Parameter count, e.g. 8B.", rich_help_panel=_META)
+    ] = None,
+    precision: Annotated[str | None, typer.Option(help="e.g. bf16.", rich_help_panel=_META)] = None,
+    quantization: Annotated[str | None, typer.Option(help="e.g. gptq.", rich_help_panel=_META)] = None,
+    signature: Annotated[
+        Path | None, typer.Option(help="Sigstore bundle to attach.", rich_help_panel=_ATTACH)
+    ] = None,
+    sbom: Annotated[
+        Path | None, typer.Option(help="CycloneDX / SPDX JSON to attach.", rich_help_panel=_ATTACH)
+    ] = None,
+    attestation: Annotated[
+        list[Path] | None,
+        typer.Option(help="in-toto attestation to attach (repeatable).", rich_help_panel=_ATTACH),
+    ] = None,
+    ca_file: CaFileOption = None,
+    insecure: InsecureOption = False,
+    username: UsernameOption = None,
+    password_stdin: PasswordStdinOption = False,
+    docker_config: DockerConfigOption = None,
+) -> None:
+    """Push a model directory as a CNCF ModelPack artifact; print the manifest digest."""
+    from guard.oci.modelpack import ModelMetadata
+    from guard.oci.push import push_model
+    from guard.oci.reference import parse_reference
+    from guard.oci.referrers import attach as do_attach
+    from guard.oci.referrers import load_attachment
+    from guard.oci.store import open_store
+
+    ref = parse_reference(target)
+    if ref.digest is not None:
+        raise UsageError(f"{target}: push takes a tag, not a digest (the digest is the result)")
+    attachments = [load_attachment("signature", signature)] if signature else []
+    attachments += [load_attachment("sbom", sbom)] if sbom else []
+    attachments += [load_attachment("attestation", p) for p in attestation or []]
+    exclude = []
+    for path in [p for p in (signature, sbom, *(attestation or [])) if p is not None]:
+        with suppress(ValueError):
+            exclude.append(path.resolve().relative_to(model_dir.resolve()).as_posix())
+    exclude.append("model.sig")
+    access = registry_access(ca_file, insecure, username, password_stdin, docker_config)
+    store = open_store(ref, access, create=True)
+    meta = ModelMetadata(
+        name=name, version=version, authors=tuple(author or ()), licenses=tuple(license_ or ()),
+        source_url=source_url, revision=revision, architecture=architecture, format=format_,
+        param_size=param_size, precision=precision, quantization=quantization,
+    )
+    with _progress(f"pushing {model_dir.name}") as (advance, set_total):
+        result = push_model(
+            store, model_dir, ref.tag or "latest", metadata=meta, exclude=exclude, progress=advance,
+            on_total=set_total,
+        )
+    _echo_err(
+        f"pushed {ref.base()}:{ref.tag or 'latest'}: {len(result.layers)} files, {result.uploaded} uploaded "
+        f"({result.uploaded_bytes} bytes), {result.skipped} already present"
+    )
+    for item in attachments:
+        entry = do_attach(store, result.descriptor, item)
+        _echo_err(f"attached {item.kind} {entry.digest} ({entry.artifact_type})")
+    typer.echo(result.descriptor.digest)
+
+
+def pull(
+    source: Annotated[str, typer.Argument(help="oci://HOST/REPO[:TAG|@DIGEST] or oci-layout:PATH[:TAG].")],
+    directory: Annotated[Path, typer.Argument(help="Where to restore the model.", show_default=False)],
+    ca_file: CaFileOption = None,
+    insecure: InsecureOption = False,
+    username: UsernameOption = None,
+    password_stdin: PasswordStdinOption = False,
+    docker_config: DockerConfigOption = None,
+) -> None:
+    """Pull a ModelPack / cnai / KitOps artifact into DIRECTORY, verifying every blob."""
+    from guard.oci.pull import pull as do_pull
+    from guard.oci.reference import parse_reference
+    from guard.oci.store import open_store
+
+    ref = parse_reference(source)
+    store = open_store(ref, registry_access(ca_file, insecure, username, password_stdin, docker_config))
+    with _progress(f"pulling {ref.base()}") as (advance, set_total):
+        result = do_pull(store, ref, directory, progress=advance, on_total=set_total)
+    _echo_err(f"pulled {len(result.files)} files ({result.bytes} bytes, {result.kind}) into {directory}")
+    typer.echo(result.digest)
+
+
+def attach(
+    target: Annotated[str, typer.Argument(help=_TARGET_HELP)],
+    signature: Annotated[Path | None, typer.Option(help="Sigstore bundle (model.sig).")] = None,
+    sbom: Annotated[Path | None, typer.Option(help="CycloneDX or SPDX JSON SBOM.")] = None,
+    attestation: Annotated[
+        list[Path] | None, typer.Option(help="in-toto attestation (bundle, DSSE or statement); repeatable.")
+    ] = None,
+    ca_file: CaFileOption = None,
+    insecure: InsecureOption = False,
+    username: UsernameOption = None,
+    password_stdin: PasswordStdinOption = False,
+    docker_config: DockerConfigOption = None,
+) -> None:
+    """Attach a signature, SBOM or attestation to an artifact as an OCI referrer."""
+    from guard.oci.reference import parse_reference
+    from guard.oci.referrers import attach as do_attach
+    from guard.oci.referrers import load_attachment
+    from guard.oci.store import open_store
+
+    items = [load_attachment("signature", signature)] if signature else []
+    items += [load_attachment("sbom", sbom)] if sbom else []
+    items += [load_attachment("attestation", p) for p in attestation or []]
+    if not items:
+        raise UsageError("nothing to attach: give --signature, --sbom or --attestation")
+    ref = parse_reference(target)
+    store = open_store(ref, registry_access(ca_file, insecure, username, password_stdin, docker_config))
+    subject = store.resolve(ref.reference)
+    for item in items:
+        entry = do_attach(store, subject, item)
+        _echo_err(f"attached {item.kind} to {subject.digest} ({entry.artifact_type})")
+        typer.echo(entry.digest)
+
+
+def _descriptor_row(d: Descriptor) -> dict[str, object]:
+    return {
+        "artifactType": d.artifact_type,
+        "digest": d.digest,
+        "mediaType": d.media_type,
+        "size": d.size,
+        "annotations": dict(d.annotations),
+    }
+
+
+def discover(
+    target: Annotated[str, typer.Argument(help=_TARGET_HELP)],
+    artifact_type: Annotated[str | None, typer.Option(help="Only referrers of this artifactType.")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    ca_file: CaFileOption = None,
+    insecure: InsecureOption = False,
+    username: UsernameOption = None,
+    password_stdin: PasswordStdinOption = False,
+    docker_config: DockerConfigOption = None,
+) -> None:
+    """List what is attached to an artifact (signatures, SBOMs, attestations)."""
+    from guard.oci.reference import parse_reference
+    from guard.oci.referrers import list_referrers
+    from guard.oci.store import open_store
+
+    ref = parse_reference(target)
+    store = open_store(ref, registry_access(ca_file, insecure, username, password_stdin, docker_config))
+    subject = store.resolve(ref.reference)
+    found = list_referrers(store, subject.digest, artifact_type)
+    if json_output:
+        doc = {"subject": subject.digest, "referrers": [_descriptor_row(d) for d in found]}
+        typer.echo(json.dumps(doc, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{ref.base()}@{subject.digest}", title_justify="left")
+    for column in ("ARTIFACT TYPE", "DIGEST", "SIZE", "CREATED", "TITLE"):
+        table.add_column(column, overflow="fold")
+    for d in found:
+        table.add_row(
+            d.artifact_type or "-",
+            d.digest,
+            str(d.size),
+            d.annotations.get("org.opencontainers.image.created", "-"),
+            d.annotations.get("org.opencontainers.image.title", "-"),
+        )
+    Console(soft_wrap=True, width=200).print(table)
+    if not found:
+        typer.echo("no referrers")
 
 
 def register(app: typer.Typer) -> None:
     """Add this capability's commands to the CLI."""
+    app.command("push")(push)
+    app.command("pull")(pull)
+    app.command("attach")(attach)
+    app.command("discover")(discover)

@@ -1,0 +1,239 @@
+"""The OCI image layout ``Store`` (``oci-layout:PATH``): a directory any OCI tool can read.
+
+``oci-layout`` + ``index.json`` + ``blobs/sha256/<hex>`` as the image-layout spec defines them. Tags
+are ``org.opencontainers.image.ref.name`` annotations in ``index.json``; every pushed manifest is
+listed there (untagged referrers too), so referrers are answered natively by scanning the listed
+manifests for a ``subject``: no fallback tag is needed. Writers serialize on an ``flock`` and
+replace ``index.json`` atomically; blobs are written to a temporary file, checked against their
+digest, then renamed into place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from guard.errors import IntegrityError, NotFoundError, RegistryError
+from guard.oci.types import (
+    OCI_INDEX,
+    Descriptor,
+    FetchedManifest,
+    Opener,
+    ProgressCallback,
+    check_digest,
+    sha256_digest,
+)
+
+REF_NAME = "org.opencontainers.image.ref.name"
+READ_SIZE = 1024 * 1024
+
+
+class LayoutStore:
+    """An OCI image layout directory (implements ``guard.oci.types.Store``)."""
+
+    def __init__(self, root: Path, *, create: bool = False) -> None:
+        self.root = root
+        marker = root / "oci-layout"
+        if not marker.is_file():
+            if not create:
+                raise NotFoundError(f"{root} is not an OCI image layout (no oci-layout file)")
+            if root.exists() and not root.is_dir():
+                raise RegistryError(f"{root} exists and is not a directory")
+            (root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+            marker.write_text(json.dumps({"imageLayoutVersion": "1.0.0"}), encoding="utf-8")
+            if not (root / "index.json").exists():
+                self._write_index({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []})
+
+    def describe(self) -> str:
+        return f"oci-layout:{self.root}"
+
+    # -- index.json -----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        with (self.root / "index.json.lock").open("a") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+    def _read_index(self) -> dict[str, Any]:
+        try:
+            data = json.loads((self.root / "index.json").read_text(encoding="utf-8"))
+        except FileNotFoundError as err:
+            raise NotFoundError(f"{self.root}/index.json does not exist") from err
+        except ValueError as err:
+            raise RegistryError(f"{self.root}/index.json is not valid JSON: {err}") from err
+        if not isinstance(data, dict) or not isinstance(data.get("manifests", []), list):
+            raise RegistryError(f"{self.root}/index.json: expected an image index with a manifests list")
+        return data
+
+    def _write_index(self, index: dict[str, Any]) -> None:
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".index.", suffix=".json")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(index, fh, indent=2)
+            fh.write("\n")
+        os.replace(tmp, self.root / "index.json")
+
+    def _entries(self) -> list[Descriptor]:
+        index = self._read_index()
+        return [
+            Descriptor.from_json(m, f"index.json manifests[{i}]") for i, m in enumerate(index["manifests"])
+        ]
+
+    # -- manifests ------------------------------------------------------------------------
+
+    def resolve(self, reference: str) -> Descriptor:
+        if reference.startswith("sha256:"):
+            check_digest(reference)
+            path = self._blob_path(reference)
+            if not path.is_file():
+                raise NotFoundError(f"{self.describe()}@{reference} not found")
+            for entry in self._entries():
+                if entry.digest == reference:
+                    return Descriptor(entry.media_type, entry.digest, entry.size, entry.artifact_type)
+            return self.fetch_manifest(reference).descriptor
+        for entry in reversed(self._entries()):
+            if entry.annotations.get(REF_NAME) == reference:
+                return Descriptor(entry.media_type, entry.digest, entry.size, entry.artifact_type)
+        raise NotFoundError(f"{self.describe()}: no tag {reference!r}")
+
+    def fetch_manifest(self, reference: str) -> FetchedManifest:
+        digest = reference if reference.startswith("sha256:") else self.resolve(reference).digest
+        check_digest(digest)
+        try:
+            body = self._blob_path(digest).read_bytes()
+        except FileNotFoundError as err:
+            raise NotFoundError(f"{self.describe()}@{digest} not found") from err
+        actual = sha256_digest(body)
+        if actual != digest:
+            raise IntegrityError(
+                f"{self.describe()}: manifest blob {digest} holds bytes whose digest is {actual}",
+                changed=[digest],
+            )
+        try:
+            media_type = json.loads(body).get("mediaType") or ""
+        except (ValueError, AttributeError) as err:
+            raise RegistryError(f"{self.describe()}@{digest} is not a JSON manifest") from err
+        return FetchedManifest(Descriptor(media_type, digest, len(body)), body)
+
+    def push_manifest(self, body: bytes, media_type: str, tag: str | None = None) -> Descriptor:
+        digest = sha256_digest(body)
+        self._write_blob_bytes(digest, body)
+        try:
+            artifact_type = json.loads(body).get("artifactType")
+        except (ValueError, AttributeError):
+            artifact_type = None
+        annotations = {REF_NAME: tag} if tag else {}
+        entry = Descriptor(media_type, digest, len(body), artifact_type, annotations)
+        with self._locked():
+            index = self._read_index()
+            kept = []
+            for m in index["manifests"]:
+                ref = (m.get("annotations") or {}).get(REF_NAME)
+                if tag and ref == tag:
+                    continue  # the tag moves
+                if not tag and m.get("digest") == digest and not ref:
+                    continue  # already listed untagged
+                kept.append(m)
+            kept.append(entry.to_json())
+            index["manifests"] = kept
+            self._write_index(index)
+        return Descriptor(media_type, digest, len(body), artifact_type)
+
+    def push_referrer(self, body: bytes, media_type: str) -> tuple[Descriptor, bool]:
+        return self.push_manifest(body, media_type, None), True
+
+    def referrers(self, digest: str) -> list[Descriptor]:
+        check_digest(digest)
+        found: list[Descriptor] = []
+        seen: set[str] = set()
+        for entry in self._entries():
+            if entry.digest in seen or entry.media_type == OCI_INDEX:
+                continue
+            seen.add(entry.digest)
+            try:
+                manifest = self.fetch_manifest(entry.digest).json()
+            except NotFoundError:
+                continue
+            subject = manifest.get("subject")
+            if isinstance(subject, dict) and subject.get("digest") == digest:
+                config = manifest.get("config") if isinstance(manifest.get("config"), dict) else {}
+                artifact_type = manifest.get("artifactType") or (config or {}).get("mediaType")
+                annotations = manifest.get("annotations") or {}
+                found.append(
+                    Descriptor(entry.media_type, entry.digest, entry.size, artifact_type, dict(annotations))
+                )
+        return found
+
+    # -- blobs ----------------------------------------------------------------------------
+
+    def _blob_path(self, digest: str) -> Path:
+        algorithm, hexdigest = digest.split(":", 1)
+        return self.root / "blobs" / algorithm / hexdigest
+
+    def blob_exists(self, digest: str) -> bool:
+        check_digest(digest)
+        return self._blob_path(digest).is_file()
+
+    def _write_blob_bytes(self, digest: str, data: bytes) -> None:
+        path = self._blob_path(digest)
+        if path.is_file():
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp.")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+
+    def push_blob(
+        self, digest: str, size: int, opener: Opener, progress: ProgressCallback | None = None
+    ) -> None:
+        check_digest(digest)
+        path = self._blob_path(digest)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp.")
+        hasher = hashlib.sha256()
+        written = 0
+        try:
+            with os.fdopen(fd, "wb") as out, opener() as src:
+                while chunk := src.read(READ_SIZE):
+                    hasher.update(chunk)
+                    out.write(chunk)
+                    written += len(chunk)
+                    if progress is not None:
+                        progress(len(chunk))
+            actual = "sha256:" + hasher.hexdigest()
+            if actual != digest or written != size:
+                raise IntegrityError(
+                    f"blob source changed while pushing: expected {digest} ({size} bytes), "
+                    f"read {actual} ({written} bytes)",
+                    changed=[digest],
+                )
+            os.replace(tmp, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+    @contextlib.contextmanager
+    def fetch_blob(self, digest: str) -> Iterator[Iterator[bytes]]:
+        check_digest(digest)
+        try:
+            fh = self._blob_path(digest).open("rb")
+        except FileNotFoundError as err:
+            raise NotFoundError(f"{self.describe()}: blob {digest} not found") from err
+
+        def chunks() -> Iterator[bytes]:
+            while chunk := fh.read(READ_SIZE):
+                yield chunk
+
+        with fh:
+            yield chunks()

@@ -1,0 +1,110 @@
+"""``guard push``: a model directory as a CNCF ModelPack artifact.
+
+File digests come from ``guard.signing.hash_model`` with the shared ``DigestCache``, so a model
+signed with ``guard sign`` is not hashed again; the file set is exactly the one a signature
+covers (same ignore rules, same refusal of symlinks). Blobs the store already has are skipped;
+the others stream from disk in bounded memory.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from guard.errors import ModelDirectoryError
+from guard.oci.modelpack import ModelMetadata, build_config, infer_metadata, layer_for_file
+from guard.oci.types import (
+    MODELPACK_ARTIFACT,
+    MODELPACK_CONFIG,
+    MODELPACK_FILEPATH,
+    OCI_CREATED,
+    OCI_MANIFEST,
+    Descriptor,
+    Store,
+    sha256_digest,
+)
+from guard.signing import DigestCache, Serialization, hash_model
+
+
+@dataclass(frozen=True)
+class PushResult:
+    descriptor: Descriptor
+    layers: tuple[Descriptor, ...]
+    uploaded: int
+    skipped: int
+    uploaded_bytes: int
+
+
+def _opener(path: Path) -> Callable[[], BinaryIO]:
+    def open_file() -> BinaryIO:
+        return path.open("rb")
+
+    return open_file
+
+
+def push_bytes(store: Store, data: bytes) -> str:
+    """Push a small in-memory blob unless present; return its digest."""
+    digest = sha256_digest(data)
+    if not store.blob_exists(digest):
+        store.push_blob(digest, len(data), lambda: io.BytesIO(data))
+    return digest
+
+
+def model_layers(model_dir: Path, exclude: Collection[str] = ()) -> list[tuple[Descriptor, Path]]:
+    """One raw layer per file of the model (digests through the shared cache)."""
+    if not model_dir.is_dir():
+        raise ModelDirectoryError(f"{model_dir} is not a directory")
+    with DigestCache.default() as cache:
+        manifest = hash_model(model_dir, Serialization(), cache=cache, exclude=exclude)
+    out = []
+    for resource in manifest.resources:
+        path = model_dir / resource.name
+        out.append((layer_for_file(resource.name, "sha256:" + resource.digest, path.stat().st_size), path))
+    return out
+
+
+def push_model(
+    store: Store,
+    model_dir: Path,
+    tag: str | None,
+    *,
+    metadata: ModelMetadata | None = None,
+    exclude: Collection[str] = (),
+    progress: Callable[[int], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
+    created: datetime | None = None,
+) -> PushResult:
+    """Push ``model_dir`` to ``store`` as a ModelPack artifact, tagged ``tag`` when given."""
+    layers = model_layers(model_dir, exclude)
+    missing = [(d, p) for d, p in layers if not store.blob_exists(d.digest)]
+    if on_total is not None:
+        on_total(sum(d.size for d, _ in missing))
+    for desc, path in missing:
+        store.push_blob(desc.digest, desc.size, _opener(path), progress)
+    created = created or datetime.now(UTC)
+    names = [d.annotations[MODELPACK_FILEPATH] for d, _ in layers]
+    meta = infer_metadata(model_dir, names, metadata or ModelMetadata())
+    config = build_config(meta, [d for d, _ in layers], created)
+    config_digest = push_bytes(store, config)
+    manifest: dict[str, Any] = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": MODELPACK_ARTIFACT,
+        "config": {"mediaType": MODELPACK_CONFIG, "digest": config_digest, "size": len(config)},
+        "layers": [d.to_json() for d, _ in layers],
+        "annotations": {OCI_CREATED: created.strftime("%Y-%m-%dT%H:%M:%SZ")},
+    }
+    body = json.dumps(manifest, indent=2).encode()
+    descriptor = store.push_manifest(body, OCI_MANIFEST, tag)
+    return PushResult(
+        Descriptor(OCI_MANIFEST, descriptor.digest, descriptor.size, MODELPACK_ARTIFACT),
+        tuple(d for d, _ in layers),
+        len(missing),
+        len(layers) - len(missing),
+        sum(d.size for d, _ in missing),
+    )

@@ -1,0 +1,236 @@
+"""Referrers: attach signatures, SBOMs and attestations to an artifact, and find them again.
+
+A referrer is an image manifest whose ``subject`` is the artifact's manifest. Registries with the
+OCI 1.1 Referrers API index it themselves (they answer ``OCI-Subject`` on push); for the others
+(distribution 2.8 among them) the client maintains the fallback tag ``sha256-<hex>``: an image
+index listing the referrers.
+
+Without a compare-and-swap on tags (distribution 2.8 has no ``If-Match`` for manifests) the
+fallback index is updated by a convergent read-modify-write: every write is the union of what
+is there now and every entry this client has ever seen in it (so another client's entry is never
+dropped by us), and a client only returns once two reads a settle interval apart both hold its
+entry and every entry it has seen. A concurrent writer that read before our write and writes
+after it is caught by the second read and repaired. The residual window (another writer whose
+read-to-write gap exceeds the whole confirmation) cannot be closed by any client without a
+registry-side compare-and-swap; the settle interval makes it far longer than a request.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from guard.errors import NotFoundError, RegistryError, UsageError
+from guard.oci.push import push_bytes
+from guard.oci.types import (
+    CYCLONEDX_JSON,
+    IN_TOTO_JSON,
+    OCI_CREATED,
+    OCI_EMPTY,
+    OCI_EMPTY_BYTES,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    OCI_TITLE,
+    SIGSTORE_BUNDLE,
+    Descriptor,
+    Store,
+    sha256_digest,
+)
+
+log = logging.getLogger(__name__)
+
+AttachmentKind = Literal["signature", "sbom", "attestation"]
+SPDX_JSON = "application/spdx+json"
+PREDICATE_ANNOTATION = "dev.sigstore.bundle.predicateType"
+MAX_ATTACHMENT_BYTES = 16 * 1024 * 1024
+_ATTEMPTS = 40
+
+
+def fallback_tag(digest: str) -> str:
+    """The fallback tag of the referrers of ``digest``: ``sha256-<hex>``."""
+    algorithm, hexdigest = digest.split(":", 1)
+    return f"{algorithm}-{hexdigest}"
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file to attach: its bytes, the referrer's artifactType, the layer's media type."""
+
+    kind: AttachmentKind
+    data: bytes
+    artifact_type: str
+    layer_media_type: str
+    filename: str
+    annotations: dict[str, str]
+
+
+def _bundle_predicate_type(doc: dict[str, Any]) -> str | None:
+    envelope = doc.get("dsseEnvelope") if "dsseEnvelope" in doc else doc
+    if not isinstance(envelope, dict) or not isinstance(envelope.get("payload"), str):
+        return None
+    try:
+        statement = json.loads(base64.b64decode(envelope["payload"]))
+    except ValueError:
+        return None
+    value = statement.get("predicateType") if isinstance(statement, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def load_attachment(kind: AttachmentKind, path: Path) -> Attachment:
+    """Read and classify a file to attach; UsageError when it is not what ``kind`` needs."""
+    try:
+        if path.stat().st_size > MAX_ATTACHMENT_BYTES:
+            raise UsageError(f"{path}: larger than {MAX_ATTACHMENT_BYTES} bytes; refusing to attach it")
+        data = path.read_bytes()
+    except OSError as err:
+        raise UsageError(f"cannot read {path}: {err.strerror}") from err
+    try:
+        doc = json.loads(data)
+    except ValueError as err:
+        raise UsageError(f"{path}: expected a JSON {kind}, found something that is not JSON: {err}") from err
+    if not isinstance(doc, dict):
+        raise UsageError(f"{path}: expected a JSON object, found {type(doc).__name__}")
+    annotations = {OCI_TITLE: path.name}
+    media_type = str(doc.get("mediaType", ""))
+    is_bundle = media_type.startswith("application/vnd.dev.sigstore.bundle")
+    if kind == "signature":
+        if not is_bundle:
+            raise UsageError(
+                f"{path}: expected a Sigstore bundle (mediaType {SIGSTORE_BUNDLE}), found mediaType "
+                f"{media_type or '(none)'}"
+            )
+        predicate = _bundle_predicate_type(doc)
+        if predicate:
+            annotations[PREDICATE_ANNOTATION] = predicate
+        return Attachment(kind, data, SIGSTORE_BUNDLE, media_type, path.name, annotations)
+    if kind == "sbom":
+        if doc.get("bomFormat") == "CycloneDX":
+            return Attachment(kind, data, CYCLONEDX_JSON, CYCLONEDX_JSON, path.name, annotations)
+        if "spdxVersion" in doc or ("@context" in doc and "spdx" in json.dumps(doc.get("@context"))):
+            return Attachment(kind, data, SPDX_JSON, SPDX_JSON, path.name, annotations)
+        raise UsageError(f"{path}: expected a CycloneDX (bomFormat: CycloneDX) or SPDX JSON SBOM")
+    if is_bundle or ("payloadType" in doc and "signatures" in doc):
+        predicate = _bundle_predicate_type(doc)
+        if predicate:
+            annotations[PREDICATE_ANNOTATION] = predicate
+        layer_type = media_type if is_bundle else "application/vnd.dsse.envelope.v1+json"
+        return Attachment(kind, data, IN_TOTO_JSON, layer_type, path.name, annotations)
+    if doc.get("_type", "").startswith("https://in-toto.io/Statement/"):
+        if isinstance(doc.get("predicateType"), str):
+            annotations[PREDICATE_ANNOTATION] = doc["predicateType"]
+        return Attachment(kind, data, IN_TOTO_JSON, IN_TOTO_JSON, path.name, annotations)
+    raise UsageError(
+        f"{path}: expected an in-toto attestation (a Sigstore bundle, a DSSE envelope or an in-toto "
+        "Statement)"
+    )
+
+
+def referrer_annotations(attachment: Attachment) -> dict[str, str]:
+    return {**attachment.annotations, OCI_CREATED: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def referrer_manifest(
+    subject: Descriptor, attachment: Attachment, layer_digest: str, annotations: dict[str, str]
+) -> bytes:
+    empty = sha256_digest(OCI_EMPTY_BYTES)
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": attachment.artifact_type,
+        "config": {"mediaType": OCI_EMPTY, "digest": empty, "size": len(OCI_EMPTY_BYTES)},
+        "layers": [
+            {
+                "mediaType": attachment.layer_media_type,
+                "digest": layer_digest,
+                "size": len(attachment.data),
+                "annotations": {OCI_TITLE: attachment.filename},
+            }
+        ],
+        "subject": {"mediaType": subject.media_type, "digest": subject.digest, "size": subject.size},
+        "annotations": annotations,
+    }
+    return json.dumps(manifest, indent=2).encode()
+
+
+def attach(
+    store: Store,
+    subject: Descriptor,
+    attachment: Attachment,
+    *,
+    settle: float = 0.15,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Descriptor:
+    """Push ``attachment`` as a referrer of ``subject``; keep the fallback index when needed."""
+    push_bytes(store, OCI_EMPTY_BYTES)
+    layer_digest = push_bytes(store, attachment.data)
+    annotations = referrer_annotations(attachment)
+    body = referrer_manifest(subject, attachment, layer_digest, annotations)
+    pushed, indexed = store.push_referrer(body, OCI_MANIFEST)
+    entry = Descriptor(OCI_MANIFEST, pushed.digest, pushed.size, attachment.artifact_type, annotations)
+    if not indexed and store.referrers(subject.digest) is None:
+        add_to_fallback_index(store, subject.digest, entry, settle=settle, sleep=sleep)
+    return entry
+
+
+def _read_fallback(store: Store, tag: str) -> list[Descriptor]:
+    try:
+        fetched = store.fetch_manifest(tag)
+    except NotFoundError:
+        return []
+    index = fetched.json()
+    if index.get("mediaType") not in (OCI_INDEX, None) or not isinstance(index.get("manifests"), list):
+        raise RegistryError(f"{store.describe()}:{tag} exists but is not an image index of referrers")
+    return [Descriptor.from_json(m, f"{tag} manifests[{i}]") for i, m in enumerate(index["manifests"])]
+
+
+def add_to_fallback_index(
+    store: Store,
+    subject_digest: str,
+    entry: Descriptor,
+    *,
+    settle: float = 0.15,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Converge the fallback index on a superset of everything seen plus ``entry``."""
+    tag = fallback_tag(subject_digest)
+    known: dict[str, Descriptor] = {entry.digest: entry}
+    confirmed = 0
+    for _ in range(_ATTEMPTS):
+        current = _read_fallback(store, tag)
+        for desc in current:
+            known.setdefault(desc.digest, desc)
+        present = {d.digest for d in current}
+        if present >= known.keys():
+            confirmed += 1
+            if confirmed >= 2:
+                return
+            sleep(settle * (1 + random.random()))  # noqa: S311 - jitter, not security
+            continue
+        confirmed = 0
+        merged = current + [d for k, d in known.items() if k not in present]
+        index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [d.to_json() for d in merged]}
+        store.push_manifest(json.dumps(index, indent=2).encode(), OCI_INDEX, tag)
+        log.debug("fallback index %s written with %d entries", tag, len(merged))
+        sleep(settle * random.random() / 2)  # noqa: S311 - let concurrent writers land
+    raise RegistryError(
+        f"{store.describe()}: the fallback referrers tag {tag} kept changing; gave up after {_ATTEMPTS} "
+        "attempts (too many concurrent attachers?)"
+    )
+
+
+def list_referrers(store: Store, digest: str, artifact_type: str | None = None) -> list[Descriptor]:
+    """Referrers of ``digest`` (Referrers API, else the fallback tag), optionally filtered."""
+    found = store.referrers(digest)
+    if found is None:
+        found = _read_fallback(store, fallback_tag(digest))
+    if artifact_type is not None:
+        found = [d for d in found if d.artifact_type == artifact_type]
+    return found

@@ -1,0 +1,164 @@
+"""OCI value types, media types and the ``Store`` seam.
+
+A ``Store`` is one repository (a registry repository, or an OCI image layout directory). Each
+implementation lives in its own file (``registry.py``, ``layout.py``); everything above the seam
+(push, pull, attach, discover, verify) is written once against this Protocol.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, Protocol
+
+from guard.errors import RegistryError
+
+# --- media types -----------------------------------------------------------------------------
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_EMPTY = "application/vnd.oci.empty.v1+json"
+OCI_EMPTY_BYTES = b"{}"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+MANIFEST_MEDIA_TYPES = (OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST)
+
+MODELPACK_ARTIFACT = "application/vnd.cncf.model.manifest.v1+json"
+MODELPACK_CONFIG = "application/vnd.cncf.model.config.v1+json"
+MODELPACK_LAYER_PREFIX = "application/vnd.cncf.model."
+MODELPACK_FILEPATH = "org.cncf.model.filepath"
+MODELPACK_FILE_METADATA = "org.cncf.model.file.metadata+json"
+CNAI_ARTIFACT = "application/vnd.cnai.model.manifest.v1+json"
+CNAI_CONFIG = "application/vnd.cnai.model.config.v1+json"
+CNAI_LAYER_PREFIX = "application/vnd.cnai.model."
+CNAI_FILEPATH = "org.cnai.model.filepath"
+KITOPS_ARTIFACT = "application/vnd.kitops.modelkit.manifest.v1+json"
+KITOPS_CONFIG = "application/vnd.kitops.modelkit.config.v1+json"
+KITOPS_LAYER_PREFIX = "application/vnd.kitops.modelkit."
+OCI_TITLE = "org.opencontainers.image.title"
+OCI_CREATED = "org.opencontainers.image.created"
+
+SIGSTORE_BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+CYCLONEDX_JSON = "application/vnd.cyclonedx+json"
+IN_TOTO_JSON = "application/vnd.in-toto+json"
+
+DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
+TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
+
+
+def sha256_digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def check_digest(digest: str, what: str = "digest") -> str:
+    """Return ``digest`` if it is ``sha256:<64 hex>``; raise RegistryError otherwise."""
+    if not isinstance(digest, str) or not DIGEST_RE.match(digest):
+        raise RegistryError(f"{what}: expected sha256:<64 lowercase hex>, found {digest!r}")
+    return digest
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    """An OCI content descriptor."""
+
+    media_type: str
+    digest: str
+    size: int
+    artifact_type: str | None = None
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
+        if self.artifact_type:
+            out["artifactType"] = self.artifact_type
+        if self.annotations:
+            out["annotations"] = dict(self.annotations)
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "descriptor") -> Descriptor:
+        """Parse and validate a descriptor (RegistryError names what is wrong)."""
+        if not isinstance(data, Mapping):
+            raise RegistryError(f"{where}: expected a JSON object, found {type(data).__name__}")
+        media_type = data.get("mediaType")
+        size = data.get("size")
+        if not isinstance(media_type, str) or not media_type:
+            raise RegistryError(f"{where}.mediaType: expected a string, found {media_type!r}")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise RegistryError(f"{where}.size: expected a non-negative integer, found {size!r}")
+        digest = check_digest(data.get("digest"), f"{where}.digest")  # type: ignore[arg-type]
+        annotations = data.get("annotations") or {}
+        if not isinstance(annotations, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in annotations.items()
+        ):
+            raise RegistryError(f"{where}.annotations: expected a map of strings")
+        artifact_type = data.get("artifactType")
+        if artifact_type is not None and not isinstance(artifact_type, str):
+            raise RegistryError(f"{where}.artifactType: expected a string, found {artifact_type!r}")
+        return cls(media_type, digest, size, artifact_type, dict(annotations))
+
+
+@dataclass(frozen=True)
+class FetchedManifest:
+    """A manifest's exact bytes with the descriptor they were fetched as (digest checked)."""
+
+    descriptor: Descriptor
+    body: bytes
+
+    def json(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.body)
+        except ValueError as err:
+            raise RegistryError(f"manifest {self.descriptor.digest} is not valid JSON: {err}") from err
+        if not isinstance(data, dict):
+            raise RegistryError(f"manifest {self.descriptor.digest} is not a JSON object")
+        return data
+
+
+Opener = Callable[[], BinaryIO]
+ProgressCallback = Callable[[int], None]
+
+
+class Store(Protocol):
+    """One repository of OCI content (a registry repository or a layout directory)."""
+
+    def describe(self) -> str:
+        """A human label, e.g. ``registry.example/models/llama`` or ``oci-layout:/path``."""
+        ...
+
+    def resolve(self, reference: str) -> Descriptor:
+        """The descriptor of the manifest a tag or digest names (NotFoundError if none)."""
+        ...
+
+    def fetch_manifest(self, reference: str) -> FetchedManifest:
+        """A manifest by tag or digest. Bytes fetched by digest are checked against it."""
+        ...
+
+    def push_manifest(self, body: bytes, media_type: str, tag: str | None = None) -> Descriptor:
+        """Store a manifest (by digest, and under ``tag`` when given)."""
+        ...
+
+    def blob_exists(self, digest: str) -> bool: ...
+
+    def push_blob(
+        self, digest: str, size: int, opener: Opener, progress: ProgressCallback | None = None
+    ) -> None:
+        """Upload a blob from a file opened by ``opener`` in bounded memory."""
+        ...
+
+    def fetch_blob(self, digest: str) -> AbstractContextManager[Iterator[bytes]]:
+        """Stream a blob's bytes. Callers verify the digest (see ``guard.oci.blobs``)."""
+        ...
+
+    def referrers(self, digest: str) -> list[Descriptor] | None:
+        """Referrers from a native Referrers API, or None when the store has none."""
+        ...
+
+    def push_referrer(self, body: bytes, media_type: str) -> tuple[Descriptor, bool]:
+        """Store a manifest with a ``subject``; True when the store indexed it natively (no
+        fallback tag needed)."""
+        ...

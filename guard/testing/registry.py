@@ -1,0 +1,201 @@
+"""A real OCI registry for tests: Debian's ``docker-registry`` (CNCF distribution 2.8).
+
+``RegistryServer.start(tmp_dir, auth=..., tls=...)`` writes a config, starts the binary on a free
+loopback port, waits until ``/v2/`` answers and stops it by PID on ``stop()`` (or ``with``).
+Variants: plain HTTP, htpasswd basic auth (``auth=("user", "password")``), and TLS with a
+certificate from a throwaway CA (``tls=True``; ``ca_file`` is its PEM bundle).
+
+Distribution 2.8 has no Referrers API, so clients must use the fallback tag scheme against it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+REGISTRY_BINARY = Path("/usr/bin/docker-registry")
+HTPASSWD_BINARY = "htpasswd"
+_START_TIMEOUT_S = 20.0
+
+
+def registry_available() -> str | None:
+    """None when a registry can be started here, else the reason it cannot."""
+    if not REGISTRY_BINARY.is_file():
+        return f"{REGISTRY_BINARY} is not installed (apt-get install docker-registry)"
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _htpasswd_line(username: str, password: str) -> str:
+    """A bcrypt htpasswd line (distribution accepts bcrypt only), made by apache2-utils."""
+    exe = shutil.which(HTPASSWD_BINARY)
+    if exe is None:
+        raise RuntimeError("htpasswd (apache2-utils) is needed for a registry with basic auth")
+    out = subprocess.run(  # noqa: S603 - fixed argv, test-only helper
+        [exe, "-nbB", username, password], check=True, capture_output=True, text=True
+    )
+    return out.stdout.strip() + "\n"
+
+
+@dataclass
+class RegistryServer:
+    """A running ``docker-registry``; ``host`` is ``127.0.0.1:<port>``."""
+
+    root: Path
+    host: str
+    process: subprocess.Popen[bytes]
+    tls: bool = False
+    ca_file: Path | None = None
+    username: str | None = None
+    password: str | None = None
+    log_path: Path | None = None
+    _stopped: bool = field(default=False, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://{self.host}"
+
+    @classmethod
+    def start(
+        cls,
+        root: Path,
+        *,
+        auth: tuple[str, str] | None = None,
+        tls: bool = False,
+    ) -> RegistryServer:
+        reason = registry_available()
+        if reason is not None:
+            raise RuntimeError(reason)
+        root.mkdir(parents=True, exist_ok=True)
+        storage = root / "storage"
+        storage.mkdir(exist_ok=True)
+        port = _free_port()
+        lines = [
+            "version: 0.1",
+            "log:",
+            "  level: warn",
+            "  accesslog:",
+            "    disabled: true",
+            "storage:",
+            "  filesystem:",
+            f"    rootdirectory: {storage}",
+            "  delete:",
+            "    enabled: true",
+            "http:",
+            f"  addr: 127.0.0.1:{port}",
+            "  secret: guard-test-secret",
+        ]
+        ca_file: Path | None = None
+        if tls:
+            import trustme  # noqa: PLC0415 - a test dependency, only for TLS
+
+            ca = trustme.CA()
+            cert = ca.issue_cert("127.0.0.1", "localhost")
+            ca_file = root / "ca.pem"
+            ca.cert_pem.write_to_path(str(ca_file))
+            cert_file, key_file = root / "server.pem", root / "server.key"
+            cert.cert_chain_pems[0].write_to_path(str(cert_file))
+            for extra in cert.cert_chain_pems[1:]:
+                extra.write_to_path(str(cert_file), append=True)
+            cert.private_key_pem.write_to_path(str(key_file))
+            lines += ["  tls:", f"    certificate: {cert_file}", f"    key: {key_file}"]
+        if auth is not None:
+            htpasswd = root / "htpasswd"
+            htpasswd.write_text(_htpasswd_line(*auth), encoding="utf-8")
+            lines += ["auth:", "  htpasswd:", "    realm: guard-test", f"    path: {htpasswd}"]
+        config = root / "config.yml"
+        config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        log_path = root / "registry.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(  # noqa: S603 - fixed binary and generated config
+                [str(REGISTRY_BINARY), "serve", str(config)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+        server = cls(
+            root=root,
+            host=f"127.0.0.1:{port}",
+            process=process,
+            tls=tls,
+            ca_file=ca_file,
+            username=auth[0] if auth else None,
+            password=auth[1] if auth else None,
+            log_path=log_path,
+        )
+        try:
+            server._wait_ready()
+        except BaseException:
+            server.stop()
+            raise
+        return server
+
+    def _wait_ready(self) -> None:
+        context = ssl.create_default_context(cafile=str(self.ca_file)) if self.ca_file else None
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                log = self.log_path.read_text(errors="replace") if self.log_path else ""
+                raise RuntimeError(f"docker-registry exited with {self.process.returncode}: {log}")
+            try:
+                urllib.request.urlopen(f"{self.url}/v2/", timeout=2, context=context)  # noqa: S310
+                return
+            except urllib.error.HTTPError:
+                return  # 401 from an auth-enabled registry: it is up
+            except (urllib.error.URLError, ConnectionError, OSError):
+                time.sleep(0.05)
+        raise RuntimeError(f"docker-registry did not answer on {self.url} within {_START_TIMEOUT_S}s")
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+    def blob_path(self, repository: str, digest: str) -> Path:
+        """Where the registry keeps a blob's bytes (for tests that tamper with storage)."""
+        algorithm, hexdigest = digest.split(":", 1)
+        return (
+            self.root
+            / "storage/docker/registry/v2/blobs"
+            / algorithm
+            / hexdigest[:2]
+            / hexdigest
+            / "data"
+        )
+
+    def __enter__(self) -> RegistryServer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        with contextlib.suppress(Exception):
+            self.stop()
