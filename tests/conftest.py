@@ -8,3 +8,53 @@ import os
 os.environ.pop("REQUESTS_CA_BUNDLE", None)
 os.environ.pop("CURL_CA_BUNDLE", None)
 os.environ["RUST_BACKTRACE"] = "0"
+
+
+# --- OCI registry (Debian's docker-registry, CNCF distribution 2.8) --------------------------
+# Session-scoped servers on 127.0.0.1; each test uses its own repository names.
+# `registry_factory(auth=("user", "pass"), tls=True)` starts (once per variant) and returns a
+# guard.testing.registry.RegistryServer; `registry` / `registry_plain`, `registry_auth`
+# (user "guard", password "guard-secret") and `registry_tls` (CA in `.ca_file`) are the variants.
+# Tests that use them should be marked `@pytest.mark.registry`.
+import pytest
+
+
+@pytest.fixture(scope="session")
+def registry_factory(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    from guard.testing.registry import RegistryServer, registry_available
+
+    servers: dict[tuple[object, bool], RegistryServer] = {}
+
+    def start(auth: tuple[str, str] | None = None, tls: bool = False) -> RegistryServer:
+        reason = registry_available()
+        if reason is not None:
+            pytest.skip(reason)
+        key = (auth, tls)
+        if key not in servers:
+            root = tmp_path_factory.mktemp("registry")
+            servers[key] = RegistryServer.start(root, auth=auth, tls=tls)
+        return servers[key]
+
+    yield start
+    for server in servers.values():
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def registry_plain(registry_factory):  # type: ignore[no-untyped-def]
+    return registry_factory()
+
+
+@pytest.fixture(scope="session")
+def registry(registry_plain):  # type: ignore[no-untyped-def]
+    return registry_plain
+
+
+@pytest.fixture(scope="session")
+def registry_auth(registry_factory):  # type: ignore[no-untyped-def]
+    return registry_factory(auth=("guard", "guard-secret"))
+
+
+@pytest.fixture(scope="session")
+def registry_tls(registry_factory):  # type: ignore[no-untyped-def]
+    return registry_factory(auth=("guard", "guard-secret"), tls=True)
