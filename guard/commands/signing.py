@@ -1,9 +1,399 @@
-"""`guard` commands for the signing capability (see guard.cli)."""
+"""`guard keygen`, `guard sign` and `guard verify` (see guard.cli and README, section signing)."""
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
+
+from guard.commands.oci import (
+    CaFileOption,
+    DockerConfigOption,
+    InsecureOption,
+    PasswordStdinOption,
+    UsernameOption,
+)
+from guard.commands.trust_options import (
+    CertificateChainOption,
+    CertificateOption,
+    CertificateRootsOption,
+    IdentityOption,
+    IdentityRegexOption,
+    IdentityTokenOption,
+    IssuerOption,
+    KeylessOption,
+    OfflineOption,
+    PassphraseEnvOption,
+    PassphraseStdinOption,
+    SignKeyOption,
+    TrustConfigOption,
+    VerifyKeyOption,
+    build_signer,
+    build_verifier,
+    read_passphrase,
+)
+from guard.errors import IntegrityError, UsageError, VerificationError
+
+if TYPE_CHECKING:
+    from guard.signing.model import VerifiedModel
+    from guard.signing.types import Manifest
+
+log = logging.getLogger(__name__)
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "m": 1000**2,
+    "g": 1000**3,
+    "t": 1000**4,
+    "ki": 1024,
+    "mi": 1024**2,
+    "gi": 1024**3,
+    "ti": 1024**4,
+}
+_HASHES = ("sha256", "blake2b", "blake3")
+_KEY_ALGORITHMS = ("ecdsa-p256", "ecdsa-p384")
+
+
+def parse_size(text: str) -> int:
+    """``1000000000``, ``1G`` (10^9), ``512MiB`` (2^29)... -> bytes."""
+    match = _SIZE.match(text)
+    if not match:
+        raise UsageError(
+            f"--shard-size: expected a number of bytes such as 1000000000, 1G or 512MiB, found {text!r}"
+        )
+    unit = (match.group(2) or "").lower().removesuffix("b")
+    value = int(match.group(1)) * _UNITS[unit]
+    if value <= 0:
+        raise UsageError(f"--shard-size: expected a positive size, found {text!r}")
+    return value
+
+
+def _human(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def _ignore_paths(model_dir: Path, ignore: list[str], default_ignores: bool) -> tuple[str, ...]:
+    from guard.signing.types import DEFAULT_IGNORE_PATHS  # noqa: PLC0415
+
+    out = list(DEFAULT_IGNORE_PATHS) if default_ignores else []
+    root = Path(os.path.realpath(model_dir))
+    for given in ignore:
+        item = given
+        p = Path(item)
+        if p.is_absolute() or item.startswith(("./", "../")):
+            try:
+                rel = Path(os.path.realpath(p if p.is_absolute() else Path.cwd() / p)).relative_to(root)
+            except ValueError as err:
+                raise UsageError(f"--ignore {item}: not inside the model directory {model_dir}") from err
+            item = rel.as_posix()
+        item = item.strip("/")
+        if not item or item == "." or item.startswith(".."):
+            raise UsageError(f"--ignore {item!r}: expected a path inside the model directory")
+        if item not in out:
+            out.append(item)
+    return tuple(out)
+
+
+def _file_count(manifest: Manifest) -> int:
+    from guard.signing.manifest import file_of  # noqa: PLC0415
+
+    return len({file_of(r.name, manifest.serialization.method) for r in manifest.resources})
+
+
+def _signer_text(model: VerifiedModel) -> str:
+    s = model.signer
+    text = f"{s.identity} [{s.method}]"
+    if s.issuer:
+        text += f", issuer {s.issuer}"
+    if s.key_fingerprint and s.key_fingerprint != s.identity:
+        text += f", key {s.key_fingerprint}"
+    return text
+
+
+def keygen(  # noqa: PLR0917 (a typer command: options are parameters)
+    out: Annotated[
+        Path, typer.Option("--out", help="Directory to write the key pair in.", show_default=False)
+    ],
+    algorithm: Annotated[str, typer.Option("--algorithm", help="ecdsa-p256 or ecdsa-p384.")] = "ecdsa-p256",
+    name: Annotated[
+        str, typer.Option("--name", help="File name stem: NAME.pem and NAME.pub.pem.")
+    ] = "signing-key",
+    passphrase_env: PassphraseEnvOption = None,
+    passphrase_stdin: PassphraseStdinOption = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace existing key files.")] = False,
+) -> None:
+    """Generate an ECDSA signing key pair: NAME.pem (private, mode 0600, encrypted when a passphrase
+    is given) and NAME.pub.pem (public, to hand to verifiers)."""
+    from guard.signing.keys import generate_keypair  # noqa: PLC0415
+
+    if algorithm not in _KEY_ALGORITHMS:
+        raise UsageError(f"--algorithm: expected one of {', '.join(_KEY_ALGORITHMS)}, found {algorithm!r}")
+    if "/" in name or not name or name.startswith("."):
+        raise UsageError(f"--name: expected a plain file name stem, found {name!r}")
+    passphrase = read_passphrase(passphrase_env, passphrase_stdin)
+    pair = generate_keypair(out, algorithm, passphrase, name=name, force=force)
+    typer.echo(f"private key: {pair.private_key} (mode 0600{', encrypted' if pair.encrypted else ''})")
+    typer.echo(f"public key:  {pair.public_key}")
+    typer.echo(f"fingerprint: {pair.fingerprint}")
+    if not pair.encrypted:
+        log.warning("the private key is not encrypted; use --passphrase-env VAR to encrypt it")
+
+
+def sign(  # noqa: PLR0917 (a typer command: options are parameters)
+    model_dir: Annotated[Path, typer.Argument(help="The model directory to sign.", show_default=False)],
+    key: SignKeyOption = None,
+    certificate: CertificateOption = None,
+    certificate_chain: CertificateChainOption = None,
+    keyless: KeylessOption = False,
+    identity_token: IdentityTokenOption = None,
+    trust_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--trust-config",
+            help="Keyless: a Sigstore ClientTrustConfig JSON for a private "
+            "instance (default: the public-good instance).",
+            show_default=False,
+        ),
+    ] = None,
+    passphrase_env: PassphraseEnvOption = None,
+    passphrase_stdin: PassphraseStdinOption = False,
+    signature: Annotated[
+        Path | None,
+        typer.Option(
+            "--signature",
+            help="Where to write the signature [default: MODEL_DIR/model.sig].",
+            show_default=False,
+        ),
+    ] = None,
+    hash_type: Annotated[str, typer.Option("--hash", help="sha256, blake3 or blake2b.")] = "sha256",
+    shard_size: Annotated[
+        str | None,
+        typer.Option(
+            "--shard-size",
+            help="Use the shards serialization with shards of this many bytes "
+            "(e.g. 1000000000, 1G, 512MiB): spreads one big file over all cores.",
+            show_default=False,
+        ),
+    ] = None,
+    ignore: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ignore",
+            help="Path (relative to MODEL_DIR) to leave out, with everything below it; repeatable.",
+            show_default=False,
+        ),
+    ] = None,
+    default_ignores: Annotated[
+        bool,
+        typer.Option(
+            "--default-ignores/--no-default-ignores",
+            help="Leave out .git, .gitignore, .gitattributes and .github.",
+        ),
+    ] = True,
+    allow_symlinks: Annotated[
+        bool,
+        typer.Option(
+            "--allow-symlinks",
+            help="Sign symlinks to files inside the model as their target's "
+            "bytes (links out of the model are always refused).",
+        ),
+    ] = False,
+    cache: Annotated[
+        bool, typer.Option("--cache/--no-cache", help="Use the digest cache (each byte hashed once).")
+    ] = True,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Sign a model directory (OpenSSF Model Signing v1.0). Choose exactly one method: --key;
+    --certificate with --certificate-chain and --key; or --keyless."""
+    from guard.signing.cache import DigestCache  # noqa: PLC0415
+    from guard.signing.model import sign_model  # noqa: PLC0415
+    from guard.signing.types import DEFAULT_SHARD_SIZE, Serialization  # noqa: PLC0415
+
+    if hash_type not in _HASHES:
+        raise UsageError(f"--hash: expected one of {', '.join(_HASHES)}, found {hash_type!r}")
+    # Build the signer first: a bad key fails before minutes of hashing.
+    signer = build_signer(
+        key=key,
+        certificate=certificate,
+        certificate_chain=certificate_chain,
+        keyless=keyless,
+        identity_token=identity_token,
+        trust_config=trust_config,
+        passphrase_env=passphrase_env,
+        passphrase_stdin=passphrase_stdin,
+    )
+    serialization = Serialization(
+        method="shards" if shard_size is not None else "files",
+        hash_type=hash_type,  # type: ignore[arg-type]  # checked against _HASHES above
+        allow_symlinks=allow_symlinks,
+        ignore_paths=_ignore_paths(model_dir, ignore or [], default_ignores),
+        shard_size=parse_size(shard_size) if shard_size is not None else DEFAULT_SHARD_SIZE,
+    )
+    if allow_symlinks:
+        log.warning("--allow-symlinks: links to files inside the model are signed as their target's bytes")
+    digest_cache = DigestCache.default() if cache else None
+    try:
+        signed = sign_model(
+            model_dir,
+            signer,
+            serialization=serialization,
+            signature_path=signature,
+            progress=not json_output,
+            cache=digest_cache,
+        )
+    finally:
+        if digest_cache is not None:
+            digest_cache.close()
+    files = _file_count(signed.manifest)
+    if json_output:
+        typer.echo(
+            json.dumps(
+                {
+                    "signature": str(signed.signature_path),
+                    "method": signer.method,
+                    "files": files,
+                    "resources": len(signed.manifest.resources),
+                    "serialization": serialization.method,
+                    "hash": hash_type,
+                },
+                indent=2,
+            )
+        )
+        return
+    typer.echo(f"signed {files} files in {model_dir} ({signer.method}, {serialization.method}, {hash_type})")
+    typer.echo(f"signature: {signed.signature_path}")
+
+
+def _verified_json(target: str, model: VerifiedModel) -> dict[str, Any]:
+    s = model.signer
+    return {
+        "verified": True,
+        "model": target,
+        "signer": {
+            "method": s.method,
+            "identity": s.identity,
+            "issuer": s.issuer,
+            "key_fingerprint": s.key_fingerprint,
+            **({"details": dict(s.details)} if s.details else {}),
+        },
+        "predicateType": model.statement.get("predicateType"),
+        "serialization": model.manifest.serialization.method,
+        "hash": model.manifest.serialization.hash_type,
+        "files": _file_count(model.manifest),
+    }
+
+
+def _failed_json(target: str, err: VerificationError) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "verified": False,
+        "model": target,
+        "error": type(err).__name__,
+        "message": str(err),
+    }
+    if isinstance(err, IntegrityError):
+        out.update(added=list(err.added), removed=list(err.removed), changed=list(err.changed))
+    return out
+
+
+def verify(  # noqa: PLR0917 (a typer command: options are parameters)
+    target: Annotated[
+        str,
+        typer.Argument(
+            help="Model directory, or oci://REGISTRY/REPO[:TAG|@DIGEST] / oci-layout:DIR[:TAG].",
+            show_default=False,
+            metavar="MODEL_DIR|OCI_REF",
+        ),
+    ],
+    signature: Annotated[
+        Path | None,
+        typer.Option(
+            "--signature", help="The signature file [default: MODEL_DIR/model.sig].", show_default=False
+        ),
+    ] = None,
+    key: VerifyKeyOption = None,
+    certificate_roots: CertificateRootsOption = None,
+    identity: IdentityOption = None,
+    identity_regex: IdentityRegexOption = None,
+    issuer: IssuerOption = None,
+    trust_config: TrustConfigOption = None,
+    offline: OfflineOption = False,
+    ca_file: CaFileOption = None,
+    insecure: InsecureOption = False,
+    username: UsernameOption = None,
+    password_stdin: PasswordStdinOption = False,
+    docker_config: DockerConfigOption = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Verify a signed model: the signature, the signer, and every file. Exit 0 verified,
+    1 verification failed (says which files / identity / key), 2 usage error, 3 infrastructure."""
+    verifier = build_verifier(
+        key=key,
+        certificate_roots=certificate_roots,
+        identity=identity,
+        identity_regex=identity_regex,
+        issuer=issuer,
+        trust_config=trust_config,
+        offline=offline,
+    )
+    registry_options = [
+        name
+        for name, on in (
+            ("--ca-file", ca_file),
+            ("--insecure", insecure),
+            ("--username", username),
+            ("--password-stdin", password_stdin),
+            ("--docker-config", docker_config),
+        )
+        if on
+    ]
+    if target.startswith(("oci://", "oci-layout:")):
+        if signature is not None:
+            raise UsageError(
+                "--signature applies to model directories; OCI signatures are found as referrers"
+            )
+        try:
+            from guard.commands.oci import registry_access  # noqa: PLC0415
+            from guard.oci.verify import verify_oci_command  # noqa: PLC0415
+        except ImportError as err:  # pragma: no cover - while the OCI capability is being built
+            raise UsageError(f"verifying OCI artifacts is not available in this build: {err}") from err
+        access = registry_access(ca_file, insecure, username, password_stdin, docker_config)
+        verify_oci_command(target, verifier, access, json_output=json_output)
+        return
+    if registry_options:
+        raise UsageError(f"{', '.join(registry_options)} only apply to oci:// targets")
+    from guard.signing.model import verify_model  # noqa: PLC0415
+    from guard.signing.types import DEFAULT_SIGNATURE_NAME  # noqa: PLC0415
+
+    model_dir = Path(target)
+    sig_path = signature if signature is not None else model_dir / DEFAULT_SIGNATURE_NAME
+    try:
+        model = verify_model(model_dir, sig_path, verifier, progress=not json_output)
+    except VerificationError as err:
+        if json_output:  # machine readers get the verdict on stdout too; the exit code stays 1
+            typer.echo(json.dumps(_failed_json(target, err), indent=2))
+        raise
+    if json_output:
+        typer.echo(json.dumps(_verified_json(target, model), indent=2))
+        return
+    typer.echo(f"verified {target}: {_file_count(model.manifest)} files match the signature")
+    typer.echo(f"signed by: {_signer_text(model)}")
 
 
 def register(app: typer.Typer) -> None:
     """Add this capability's commands to the CLI."""
+    app.command("keygen")(keygen)
+    app.command("sign")(sign)
+    app.command("verify")(verify)

@@ -99,8 +99,8 @@ class KeyVerifier:
         hint = public_key.get("hint") if isinstance(public_key, Mapping) else None
         if hint and hint != self._hint:
             raise SignatureMismatch(
-                f"key mismatch: the signature names the key with hint {hint}, the given key's hint is "
-                f"{self._hint} ({self.fingerprint})"
+                f"key mismatch: the model was signed with another key (the signature names key hint "
+                f"{hint}; the given key {self.fingerprint} has hint {self._hint})"
             )
         if not hint:
             log.warning("the signature does not name its key (old verificationMaterial format); re-sign it")
