@@ -155,13 +155,33 @@ class _IdentityPolicy:
         )
 
 
-def _map_sigstore_error(err: Exception) -> GuardError:
+def _untrusted(msg: str, bundle: Bundle) -> UntrustedCertificate:
+    cert = bundle.signing_certificate
+    issued_by = cert.issuer.rfc4514_string() or "(empty issuer)"
+    if "not valid at validation time" in msg or msg.startswith("invalid signing cert"):
+        logged = bundle.log_entry._inner.integrated_time
+        when = datetime.fromtimestamp(logged, UTC).isoformat() if logged else "signing time"
+        reason = (
+            f"it was not valid when the transparency log recorded the signature ({when}; the "
+            f"certificate is valid from {cert.not_valid_before_utc.isoformat()} to "
+            f"{cert.not_valid_after_utc.isoformat()})"
+        )
+    elif msg.startswith("failed to verify SCT"):
+        reason = f"its certificate-transparency proof (SCT) is not signed by a trusted CT log ({msg})"
+    elif msg.startswith("failed to build"):
+        reason = f"it does not chain to a Fulcio CA of the trust root (issued by {issued_by}; {msg})"
+    else:
+        reason = msg
+    return UntrustedCertificate(f"the signing certificate is not trusted: {reason}")
+
+
+def _map_sigstore_error(err: Exception, bundle: Bundle) -> GuardError:
     """Turn a sigstore-python verification failure into guard's error with the reason."""
     msg = str(err)
     if isinstance(err, CertValidationError) or msg.startswith(
         ("failed to verify SCT", "invalid signing cert", "Key usage", "Extended usage")
     ):
-        return UntrustedCertificate(f"the signing certificate is not trusted by the trust root: {msg}")
+        return _untrusted(msg, bundle)
     if msg.startswith("invalid log entry"):
         detail = msg.removeprefix("invalid log entry: ")
         if detail.startswith(
@@ -291,7 +311,7 @@ class SigstoreVerifier:
         except GuardError:
             raise
         except SigstoreVerificationError as err:
-            raise _map_sigstore_error(err) from err
+            raise _map_sigstore_error(err, parsed) from err
         except Exception as err:  # fail closed on anything unexpected, with the reason
             raise VerificationError(f"keyless verification failed: {type(err).__name__}: {err}") from err
         # 3. Who signed, as the verified certificate and log entry say.

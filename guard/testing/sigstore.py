@@ -259,9 +259,13 @@ class TestSigstore:
         issuer: str | None = None,
         not_before: datetime | None = None,
         validity: timedelta = timedelta(minutes=10),
+        extensions: Mapping[str, str] | None = None,
+        legacy_issuer: str | None = None,
     ) -> x509.Certificate:
         """A Fulcio-style leaf: empty subject, critical SAN (URI if ``identity`` has ``://``, else
-        email), OIDC issuer in .1.1 (raw) and .1.8 (DER UTF8String), code signing, embedded SCT."""
+        email), OIDC issuer in .1.1 (raw; ``legacy_issuer`` makes it differ) and .1.8 (DER
+        UTF8String), code signing, embedded SCT. ``extensions``: more Fulcio extensions by dotted
+        OID, DER UTF8String values (e.g. ``1.3.6.1.4.1.57264.1.12``, the source repository URI)."""
         issuer = issuer or self.issuer
         start = not_before or _now() - timedelta(seconds=30)
         san: x509.GeneralName = (
@@ -285,11 +289,17 @@ class TestSigstore:
                 critical=False,
             )
             .add_extension(x509.SubjectAlternativeName([san]), critical=True)
-            .add_extension(x509.UnrecognizedExtension(_OIDC_ISSUER_V1, issuer.encode()), critical=False)
+            .add_extension(
+                x509.UnrecognizedExtension(_OIDC_ISSUER_V1, (legacy_issuer or issuer).encode()),
+                critical=False,
+            )
             .add_extension(
                 x509.UnrecognizedExtension(_OIDC_ISSUER_V2, _der(0x0C, issuer.encode())), critical=False
             )
         )
+        for oid, value in (extensions or {}).items():
+            ext = x509.UnrecognizedExtension(x509.ObjectIdentifier(oid), _der(0x0C, value.encode()))
+            builder = builder.add_extension(ext, critical=False)
         # The CT log signs the precertificate's TBS (RFC 6962 section 3.2); the final certificate
         # carries the same TBS plus the SCT list extension.
         tbs = builder.sign(self.intermediate_key, hashes.SHA256()).tbs_certificate_bytes
@@ -382,17 +392,22 @@ class TestSigstore:
         identity: str = DEFAULT_IDENTITY,
         issuer: str | None = None,
         payload_type: str = IN_TOTO_PAYLOAD_TYPE,
+        extensions: Mapping[str, str] | None = None,
+        logged_after: timedelta = timedelta(0),
     ) -> dict[str, Any]:
         """A complete keyless bundle v0.3 for ``payload`` signed by ``identity`` (so that an
-        instance is also a ``Signer`` for tests)."""
+        instance is also a ``Signer`` for tests). ``extensions``: see ``issue_certificate``;
+        ``logged_after``: how long after now the log records the entry (beyond the certificate's
+        10 minutes, the signature was logged with an expired certificate)."""
         key = ec.generate_private_key(ec.SECP256R1())
-        cert = self.issue_certificate(key.public_key(), identity, issuer=issuer)
+        cert = self.issue_certificate(key.public_key(), identity, issuer=issuer, extensions=extensions)
         envelope = {
             "payload": _b64(payload),
             "payloadType": payload_type,
             "signatures": [{"sig": _b64(_sign(key, pae(payload_type, payload))), "keyid": ""}],
         }
-        entry = self.log_entry(self.dsse_entry_body(envelope, cert))
+        logged_at = int((_now() + logged_after).timestamp())
+        entry = self.log_entry(self.dsse_entry_body(envelope, cert), integrated_time=logged_at)
         return {
             "mediaType": BUNDLE_MEDIA_TYPE,
             "verificationMaterial": {

@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 from sigstore.errors import VerificationError as SigstoreVerificationError
 
 from guard.errors import (
@@ -30,7 +32,7 @@ from guard.errors import (
 from guard.signing import hash_model, sign_model, sign_statement, statement_for_manifest, verify_model
 from guard.signing.sign_sigstore import SigstoreSigner
 from guard.signing.types import SigningMethod
-from guard.signing.verify_sigstore import SigstoreVerifier
+from guard.signing.verify_sigstore import SigstoreVerifier, certificate_issuer
 from guard.testing.sigstore import (
     DEFAULT_ISSUER,
     TestSigstore,
@@ -123,12 +125,21 @@ def test_identity_regex_must_match_the_whole_san(sigstore: TestSigstore, bundle:
     assert err.value.found == ALICE
 
 
-def test_workflow_uri_identity(sigstore: TestSigstore, statement: dict[str, Any]) -> None:
+def test_workflow_uri_identity_and_its_details(sigstore: TestSigstore, statement: dict[str, Any]) -> None:
     github = "https://token.actions.githubusercontent.com"
-    signed = json.loads(sign_statement(statement, _Signer(sigstore, WORKFLOW, issuer=github)))
+    extensions = {
+        "1.3.6.1.4.1.57264.1.12": "https://github.com/acme/models",
+        "1.3.6.1.4.1.57264.1.14": "refs/heads/main",
+        "1.3.6.1.4.1.57264.1.11": "github-hosted",
+    }
+    payload = json.dumps(statement).encode()
+    signed = sigstore.sign_payload(payload, identity=WORKFLOW, issuer=github, extensions=extensions)
     regex = r"https://github\.com/acme/models/\.github/workflows/release\.yml@refs/heads/.+"
     _, signer = _verifier(sigstore, issuer=github, identity=None, identity_regex=regex).verify_bundle(signed)
     assert (signer.identity, signer.issuer) == (WORKFLOW, github)
+    assert signer.details["source_repository_uri"] == "https://github.com/acme/models"
+    assert signer.details["source_repository_ref"] == "refs/heads/main"
+    assert signer.details["runner_environment"] == "github-hosted"
 
 
 def test_trusted_root_file_alone_is_enough_to_verify(
@@ -200,8 +211,45 @@ def test_certificate_from_another_ca_is_untrusted(
 ) -> None:
     rogue = TestSigstore.create(tmp_path / "rogue")
     signed = json.loads(sign_statement(statement, _Signer(rogue, ALICE)))
-    with pytest.raises(UntrustedCertificate, match="not trusted"):
+    with pytest.raises(UntrustedCertificate, match="does not chain to a Fulcio CA of the trust root"):
         _verifier(sigstore).verify_bundle(signed)
+
+
+def test_signature_logged_after_the_certificate_expired_is_untrusted(
+    sigstore: TestSigstore, statement: dict[str, Any]
+) -> None:
+    late = sigstore.sign_payload(
+        json.dumps(statement).encode(), identity=ALICE, logged_after=timedelta(hours=1)
+    )
+    with pytest.raises(
+        UntrustedCertificate, match="not valid when the transparency log recorded the signature"
+    ):
+        _verifier(sigstore).verify_bundle(late)
+
+
+def test_certificate_with_two_different_issuers_is_refused(
+    sigstore: TestSigstore, bundle: dict[str, Any]
+) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = sigstore.issue_certificate(key.public_key(), ALICE, legacy_issuer="https://accounts.google.com")
+    with pytest.raises(IdentityMismatch, match="two different OIDC issuers"):
+        certificate_issuer(cert)
+
+
+def test_public_good_trust_root_offline_refuses_a_private_certificate(
+    bundle: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default trust root (public good, cached copy, no network) does not trust test certs."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("offline verification tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    verifier = SigstoreVerifier(DEFAULT_ISSUER, identity=ALICE, offline=True)
+    with pytest.raises(UntrustedCertificate, match="does not chain to a Fulcio CA of the trust root"):
+        verifier.verify_bundle(bundle)
 
 
 def test_key_signed_bundle_names_the_missing_field(sigstore: TestSigstore, bundle: dict[str, Any]) -> None:
@@ -319,8 +367,6 @@ def test_no_token_in_ci_is_a_usage_error_saying_how(
 
 
 def test_expired_or_foreign_token_is_a_usage_error(sigstore: TestSigstore, statement: dict[str, Any]) -> None:
-    from datetime import timedelta
-
     expired = sigstore.identity_token(ALICE, lifetime=timedelta(seconds=-60))
     with pytest.raises(UsageError, match="identity token from --identity-token cannot be used"):
         sign_statement(
