@@ -1,0 +1,225 @@
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from guard.attest.collect import AttestationInput, collect_facts, verify_directory_signature
+from guard.attest.sign import attestation_statement, sign_attestation
+from guard.attest.specs import CYCLONEDX_TYPE, DATASET_PROVENANCE_TYPE, SLSA_PROVENANCE_TYPE, load_spec_file
+from guard.attest.subject import directory_subject
+from guard.attest.verify import verify_attestation
+from guard.cli import run
+from guard.errors import AttestationError, SignatureMismatch, UsageError
+from guard.signing import KeySigner, KeyVerifier, sign_model, sign_statement
+
+
+def datasets_example() -> dict[str, Any]:
+    return json.loads(json.dumps(load_spec_file("dataset-provenance/v1", "example.json")))
+
+
+def slsa_example() -> dict[str, Any]:
+    return json.loads(json.dumps(load_spec_file("slsa-provenance/v1", "example.json")))
+
+
+def by_name(facts: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The first entry per name (an examined attestation comes before a "missing" entry)."""
+    out: dict[str, dict[str, Any]] = {}
+    for entry in facts["attestations"]:
+        out.setdefault(entry["name"], entry)
+    return out
+
+
+def test_cli_sbom_attest_facts_end_to_end(
+    model_dir: Path, tmp_path: Path, keys: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    private, public = keys
+    sign_model(model_dir, KeySigner.from_file(private))
+    bom, ds, slsa = tmp_path / "bom.json", tmp_path / "ds.json", tmp_path / "slsa.json"
+    assert run(["sbom", str(model_dir), "-o", str(bom)]) == 0
+    ds.write_text(json.dumps(datasets_example()))
+    slsa.write_text(json.dumps(slsa_example()))
+    outs = []
+    for flag, path in (("--sbom", bom), ("--datasets", ds), ("--provenance", slsa)):
+        out = tmp_path / f"{path.stem}.att.json"
+        assert run(["attest", str(model_dir), flag, str(path), "--key", str(private), "-o", str(out)]) == 0
+        outs += ["--attestation", str(out)]
+    capsys.readouterr()
+    assert run(["facts", str(model_dir), "--key", str(public), "--json", *outs]) == 0
+    facts = json.loads(capsys.readouterr().out)
+    jsonschema.Draft202012Validator(load_spec_file("model-facts/v1")).validate(facts)
+    assert facts["subject"]["kind"] == "directory"
+    assert facts["signers"][0]["method"] == "key"
+    assert {a["name"]: a["status"] for a in facts["attestations"]} == {
+        "signature": "present",
+        "sbom": "present",
+        "datasets": "present",
+        "provenance": "present",
+    }
+    assert facts["licenses"] == ["Apache-2.0"]
+    assert facts["model"]["architecture"] == "LlamaForCausalLM"
+    assert facts["model"]["parameterCount"] == 136
+    assert facts["model"]["precision"] == "bf16"
+    assert facts["provenance"]["builder"].startswith("https://github.com/example/ml-pipelines")
+    assert facts["provenance"]["sourceRepository"] == "git+https://github.com/example/tiny-llama"
+    assert facts["provenance"]["sourceRevision"] == "8d3a1f0c2b4e6a8c0e2f4a6c8e0a2c4e6f8a0b2c"
+    datasets = {d["name"]: d for d in facts["datasets"]}
+    assert datasets["slimpajama-627b"]["approved"] is True
+    assert datasets["slimpajama-627b"]["approval"]["by"] == "data-governance@example.com"
+    assert datasets["internal-support-chats"]["approved"] is False
+    assert datasets["internal-support-chats"]["personalData"] is True
+    assert datasets["wikitext"]["approved"] is False  # only known from the model card / SBOM
+    # The table rendering works too.
+    assert run(["facts", str(model_dir), "--key", str(public), *outs]) == 0
+    assert "LlamaForCausalLM" in capsys.readouterr().out
+
+
+def test_missing_kinds_are_reported(model_dir: Path, keys: tuple[Path, Path]) -> None:
+    subject = directory_subject(model_dir)
+    verifier = KeyVerifier.from_file(keys[1])
+    facts = collect_facts(subject, verifier, [], signature=verify_directory_signature(model_dir, verifier))
+    statuses = {a.name: (a.status, a.reason) for a in facts.attestations}
+    assert statuses["signature"][0] == "missing"
+    for kind in ("sbom", "provenance", "datasets"):
+        assert statuses[kind] == ("missing", f"no {kind} attestation was supplied")
+    assert facts.signers == () and facts.datasets == ()
+
+
+def _assess(bundle: bytes, model_dir: Path, public: Path) -> dict[str, Any]:
+    subject = directory_subject(model_dir)
+    facts = collect_facts(subject, KeyVerifier.from_file(public), [AttestationInput(bundle, "x.json")])
+    return facts.to_json()
+
+
+def test_attestation_for_another_model_is_invalid(
+    model_dir: Path, tmp_path: Path, keys: tuple[Path, Path]
+) -> None:
+    other = tmp_path / "other-model"
+    shutil.copytree(model_dir, other)
+    (other / "extra.txt").write_text("different bytes")
+    bundle = sign_attestation(
+        directory_subject(other), DATASET_PROVENANCE_TYPE, datasets_example(), KeySigner.from_file(keys[0])
+    )
+    facts = _assess(bundle, model_dir, keys[1])
+    entry = by_name(facts)["datasets"]
+    assert entry["status"] == "invalid"
+    assert [a["status"] for a in facts["attestations"] if a["name"] == "datasets"] == ["invalid", "missing"]
+    assert "another model" in entry["reason"] and directory_subject(model_dir).sha256 in entry["reason"]
+    assert facts["datasets"] == []  # contributes nothing
+    with pytest.raises(AttestationError, match="another model"):
+        verify_attestation(bundle, KeyVerifier.from_file(keys[1]), directory_subject(model_dir))
+
+
+def test_attestation_signed_by_an_untrusted_key_is_invalid(
+    model_dir: Path, keys: tuple[Path, Path], other_keys: tuple[Path, Path]
+) -> None:
+    bundle = sign_attestation(
+        directory_subject(model_dir),
+        DATASET_PROVENANCE_TYPE,
+        datasets_example(),
+        KeySigner.from_file(other_keys[0]),
+    )
+    facts = _assess(bundle, model_dir, keys[1])
+    entry = by_name(facts)["datasets"]
+    assert entry["status"] == "invalid" and entry["signer"] is None
+    assert facts["datasets"] == []
+    with pytest.raises(SignatureMismatch):
+        verify_attestation(bundle, KeyVerifier.from_file(keys[1]), directory_subject(model_dir))
+
+
+def _signed_raw(model_dir: Path, private: Path, predicate_type: str, predicate: dict[str, Any]) -> bytes:
+    """Sign without guard attest's pre-check, as a careless or hostile producer would."""
+    statement = {
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": directory_subject(model_dir).as_statement_subject(),
+        "predicateType": predicate_type,
+        "predicate": predicate,
+    }
+    return sign_statement(statement, KeySigner.from_file(private))
+
+
+@pytest.mark.parametrize(
+    ("predicate_type", "mutate", "expected"),
+    [
+        (
+            DATASET_PROVENANCE_TYPE,
+            lambda p: p["datasets"][0].pop("licenses"),
+            r"\$\.datasets\[0\].*'licenses' is a required",
+        ),
+        (
+            DATASET_PROVENANCE_TYPE,
+            lambda p: p["datasets"][1].pop("consentBasis"),
+            r"\$\.datasets\[1\].*consentBasis",
+        ),
+        (
+            DATASET_PROVENANCE_TYPE,
+            lambda p: p["datasets"][0].update(relation="memorized"),
+            r"\$\.datasets\[0\]\.relation",
+        ),
+        (
+            SLSA_PROVENANCE_TYPE,
+            lambda p: p["runDetails"]["builder"].pop("id"),
+            r"\$\.runDetails\.builder.*'id' is a required",
+        ),
+        (CYCLONEDX_TYPE, lambda p: p.update(bomFormat="SPDX"), r"bomFormat: expected 'CycloneDX'"),
+        ("https://example.com/unknown/v1", lambda p: None, "not one guard reads"),
+    ],
+)
+def test_predicate_failing_its_schema_is_invalid(
+    model_dir: Path, keys: tuple[Path, Path], predicate_type: str, mutate: Any, expected: str
+) -> None:
+    predicate = slsa_example() if predicate_type == SLSA_PROVENANCE_TYPE else datasets_example()
+    if predicate_type == CYCLONEDX_TYPE:
+        predicate = {"bomFormat": "CycloneDX", "specVersion": "1.6", "version": 1}
+    mutate(predicate)
+    bundle = _signed_raw(model_dir, keys[0], predicate_type, predicate)
+    facts = _assess(bundle, model_dir, keys[1])
+    (entry,) = [a for a in facts["attestations"] if a["source"] == "x.json"]
+    assert entry["status"] == "invalid"
+    assert pytest.importorskip("re").search(expected, entry["reason"]), entry["reason"]
+    assert facts["datasets"] == [] and facts["provenance"]["builder"] is None
+
+
+def test_not_a_bundle_is_invalid_not_ignored(model_dir: Path, keys: tuple[Path, Path]) -> None:
+    facts = _assess(b'{"bomFormat": "CycloneDX"}', model_dir, keys[1])
+    (entry,) = [a for a in facts["attestations"] if a["source"] == "x.json"]
+    assert entry["status"] == "invalid" and "mediaType" in entry["reason"]
+
+
+def test_attest_refuses_to_sign_an_invalid_predicate(model_dir: Path) -> None:
+    predicate = datasets_example()
+    predicate["datasets"][0]["digests"] = {}
+    with pytest.raises(UsageError, match=r"refusing to sign.*\$\.datasets\[0\]\.digests"):
+        attestation_statement(directory_subject(model_dir), DATASET_PROVENANCE_TYPE, predicate)
+
+
+def test_attest_cli_usage_errors(model_dir: Path, tmp_path: Path, keys: tuple[Path, Path]) -> None:
+    out = str(tmp_path / "a.json")
+    assert run(["attest", str(model_dir), "--key", str(keys[0]), "-o", out]) == 2
+    assert run(["attest", str(model_dir), "--predicate-type", "x", "--key", str(keys[0]), "-o", out]) == 2
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1]")
+    assert run(["attest", str(model_dir), "--datasets", str(bad), "--key", str(keys[0]), "-o", out]) == 2
+    assert not Path(out).exists()
+
+
+def test_spdx3_example_extracts_model_and_datasets(model_dir: Path, keys: tuple[Path, Path]) -> None:
+    from guard.attest.specs import SPDX3_TYPE
+
+    predicate = json.loads(json.dumps(load_spec_file("spdx3-ai/v3", "example.json")))
+    bundle = sign_attestation(
+        directory_subject(model_dir), SPDX3_TYPE, predicate, KeySigner.from_file(keys[0])
+    )
+    facts = _assess(bundle, model_dir, keys[1])
+    assert by_name(facts)["spdx"]["status"] == "present"
+    assert facts["model"]["architecture"] == "LlamaForCausalLM"
+    assert facts["licenses"] == ["Apache-2.0"]
+    assert facts["energy"]["trainingKWh"] == 1520.5
+    (ds,) = facts["datasets"]
+    assert (
+        ds["name"] == "slimpajama-627b" and ds["personalData"] is False and ds["licenses"] == ["Apache-2.0"]
+    )

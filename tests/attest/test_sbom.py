@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from guard.attest.extract import check_cyclonedx, extract_cyclonedx
+from guard.attest.modelcard import config_parameter_count, load_metadata
+from guard.attest.sbom import build_sbom, validate_cyclonedx
+from guard.cli import run
+from guard.errors import AttestationError, UsageError
+from guard.signing import KeySigner, sign_model
+
+
+def test_sbom_from_model_card_config_and_safetensors(model_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bom.json"
+    assert run(["sbom", str(model_dir), "-o", str(out)]) == 0
+    bom = json.loads(out.read_text())
+    validate_cyclonedx(out.read_text(), source="test")  # the library's strict 1.6 schema
+    assert bom["specVersion"] == "1.6"
+    model = bom["metadata"]["component"]
+    assert model["type"] == "machine-learning-model"
+    assert model["licenses"] == [{"license": {"id": "Apache-2.0"}}]  # "apache-2.0" normalized
+    props = {p["name"]: p["value"] for p in model["properties"]}
+    assert props["guard:model:parameterCount"] == str(16 * 8 + 8)
+    assert props["guard:model:parameterCountSource"] == "safetensors"
+    assert props["guard:model:precision"] == "bf16"
+    assert props["guard:model:format"] == "safetensors"
+    params = model["modelCard"]["modelParameters"]
+    assert params["modelArchitecture"] == "LlamaForCausalLM"
+    assert params["task"] == "text-generation"
+    files = {c["name"]: c for c in bom["components"] if c["type"] == "file"}
+    assert set(files) == {"README.md", "config.json", "model.safetensors"}
+    data = [c for c in bom["components"] if c["type"] == "data"]
+    assert [d["name"] for d in data] == ["wikitext"]
+
+
+def test_sbom_metadata_datasets_energy_and_signed_hash_type(
+    model_dir: Path, tmp_path: Path, keys: tuple[Path, Path]
+) -> None:
+    from guard.signing import Serialization
+
+    sign_model(model_dir, KeySigner.from_file(keys[0]), serialization=Serialization(hash_type="blake2b"))
+    meta = tmp_path / "meta.yaml"
+    meta.write_text(
+        "version: 2.0.0\nparameterCount: 1000\nlicenses: [MIT]\n"
+        "datasets:\n  - name: corpus\n    uri: https://example.com/corpus\n"
+        "    digests: {sha256: " + "ab" * 32 + "}\n    licenses: [CC-BY-4.0]\n    personalData: true\n"
+        "    relation: fineTunedOn\n"
+        "energy: {trainingKWh: 100, co2eKg: 47.5, provider: Grid Co, energySource: wind}\n"
+    )
+    bom = build_sbom(model_dir, load_metadata(meta))
+    model = bom["metadata"]["component"]
+    assert model["licenses"] == [{"license": {"id": "MIT"}}]
+    props = {p["name"]: p["value"] for p in model["properties"]}
+    assert props["guard:model:parameterCount"] == "1000"
+    assert props["guard:oms:hashType"] == "blake2b"
+    files = [c for c in bom["components"] if c["type"] == "file"]
+    assert all(c["hashes"][0]["alg"] == "BLAKE2b-512" for c in files)  # the signature's hash type
+    assert "model.sig" not in {c["name"] for c in files}
+    energy = model["modelCard"]["considerations"]["environmentalConsiderations"]["energyConsumptions"][0]
+    assert energy["activityEnergyCost"] == {"value": 100.0, "unit": "kWh"}
+    assert energy["co2CostEquivalent"] == {"value": 0.0475, "unit": "tCO2eq"}
+    extracted = extract_cyclonedx(bom)
+    assert extracted.energy == {"training_k_wh": 100.0, "co2e_kg": 47.5}
+    (corpus,) = [d for d in extracted.datasets if d.name == "corpus"]
+    assert (
+        corpus.personal_data is True
+        and corpus.relation == "fineTunedOn"
+        and corpus.licenses == ("CC-BY-4.0",)
+    )
+    assert corpus.approved is False  # an SBOM never approves a dataset
+
+
+def test_metadata_typo_names_the_field(tmp_path: Path) -> None:
+    meta = tmp_path / "meta.yaml"
+    meta.write_text("parameterCont: 3\n")
+    with pytest.raises(UsageError, match="parameterCont"):
+        load_metadata(meta)
+
+
+def test_config_parameter_count_llama() -> None:
+    # TinyLlama-1.1B's published config and parameter count (1,100,048,384).
+    config = {
+        "model_type": "llama",
+        "vocab_size": 32000,
+        "hidden_size": 2048,
+        "num_hidden_layers": 22,
+        "intermediate_size": 5632,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 4,
+        "tie_word_embeddings": False,
+    }
+    assert config_parameter_count(config) == 1_100_048_384
+    assert config_parameter_count({"model_type": "bert"}) is None
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        ({"spdxVersion": "SPDX-2.3"}, r"\$\.bomFormat: expected 'CycloneDX', found None"),
+        (
+            {"bomFormat": "CycloneDX", "specVersion": "1.4", "version": 1},
+            r"specVersion: expected CycloneDX '1.6', found '1.4'",
+        ),
+        (
+            {"bomFormat": "CycloneDX", "specVersion": "1.6", "components": [{"type": "data"}]},
+            r"\$\.components\[0\].*name",
+        ),
+        ([1, 2], "expected a CycloneDX BOM"),
+    ],
+)
+def test_not_cyclonedx_16_is_a_clear_error(document: object, expected: str) -> None:
+    with pytest.raises(AttestationError, match=expected):
+        check_cyclonedx(document)
+
+
+def test_bom_without_a_model_component_is_refused() -> None:
+    with pytest.raises(AttestationError, match="machine-learning-model"):
+        extract_cyclonedx(
+            {
+                "bomFormat": "CycloneDX",
+                "specVersion": "1.6",
+                "version": 1,
+                "components": [{"type": "library", "name": "x"}],
+            }
+        )
