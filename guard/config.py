@@ -7,13 +7,19 @@ load with the dotted path of the bad field.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from guard.admission.settings import AdmissionSettings
 from guard.errors import ConfigError
+from guard.policy.settings import PolicySettings
+
+if TYPE_CHECKING:
+    from guard.signing.types import Verifier
 
 
 class FrozenModel(BaseModel):
@@ -22,10 +28,253 @@ class FrozenModel(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+# --- trust: authorities and the rules that map artifacts to them ----------------------------
+
+
+class _AuthorityBase(FrozenModel):
+    """Who may sign. ``to_verifier()`` builds the guard.signing verifier (imported lazily)."""
+
+    def to_verifier(self) -> Verifier:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+class KeyAuthority(_AuthorityBase):
+    """A public key (PEM file). Signatures made with the matching private key are trusted."""
+
+    kind: Literal["key"]
+    public_key: Path
+
+    def to_verifier(self) -> Verifier:
+        from guard.signing import KeyVerifier  # noqa: PLC0415
+
+        verifier: Verifier = KeyVerifier.from_file(self.public_key)
+        return verifier
+
+
+class CertificateAuthority(_AuthorityBase):
+    """Certificate roots (PEM bundle): signatures whose chain leads to one of them are trusted."""
+
+    kind: Literal["certificate"]
+    roots: Path
+
+    def to_verifier(self) -> Verifier:
+        from guard.signing import CertificateVerifier  # noqa: PLC0415
+
+        verifier: Verifier = CertificateVerifier.from_file(self.roots)
+        return verifier
+
+
+class KeylessAuthority(_AuthorityBase):
+    """A Sigstore keyless identity: the OIDC issuer plus the subject, exact or as a regex."""
+
+    kind: Literal["keyless"]
+    issuer: str = Field(min_length=1)
+    subject: str | None = None
+    subject_regex: str | None = None
+    trust_config: Path | None = None
+    offline: bool = False
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> KeylessAuthority:
+        if (self.subject is None) == (self.subject_regex is None):
+            raise ValueError("give exactly one of subject or subject_regex")
+        if self.subject_regex is not None:
+            try:
+                re.compile(self.subject_regex)
+            except re.error as err:
+                raise ValueError(f"subject_regex is not a valid regular expression: {err}") from err
+        return self
+
+    def to_verifier(self) -> Verifier:
+        from guard.signing import SigstoreVerifier  # noqa: PLC0415
+
+        verifier: Verifier = SigstoreVerifier(
+            issuer=self.issuer,
+            identity=self.subject,
+            identity_regex=self.subject_regex,
+            trust_config=self.trust_config,
+            offline=self.offline,
+        )
+        return verifier
+
+
+Authority = Annotated[
+    KeyAuthority | CertificateAuthority | KeylessAuthority, Field(discriminator="kind")
+]
+
+UnmatchedAction = Literal["deny", "warn", "allow"]
+EnforcementAction = Literal["deny", "warn", "dryrun"]
+
+
+class Rule(FrozenModel):
+    """Artifacts (globs over ``registry/repository``, or the full reference when the glob holds a
+    tag or digest) in namespaces (globs) must be signed by one of (``any``) or all of the named
+    authorities, and carry the required attestations (predicate types or short names)."""
+
+    name: str = Field(min_length=1)
+    artifacts: tuple[str, ...] = Field(min_length=1)
+    namespaces: tuple[str, ...] = ("*",)
+    authorities: tuple[str, ...] = Field(min_length=1)
+    require: Literal["any", "all"] = "any"
+    required_attestations: tuple[str, ...] = ()
+
+
+# --- tenants and cluster facts ----------------------------------------------------------------
+
+
+class TenantIdentity(FrozenModel):
+    """A signer a tenant owns: a keyless issuer plus subject / subject regex, or a key fingerprint."""
+
+    issuer: str | None = None
+    subject: str | None = None
+    subject_regex: str | None = None
+    key_fingerprint: str | None = Field(default=None, pattern=r"^sha256:[0-9a-f]{64}$")
+
+    @model_validator(mode="after")
+    def _shape(self) -> TenantIdentity:
+        keyless = self.subject is not None or self.subject_regex is not None
+        if keyless == (self.key_fingerprint is not None):
+            raise ValueError("give either key_fingerprint, or issuer with subject or subject_regex")
+        if keyless and (self.issuer is None or (self.subject is None) == (self.subject_regex is None)):
+            raise ValueError("a keyless identity needs issuer and exactly one of subject or subject_regex")
+        if self.subject_regex is not None:
+            try:
+                re.compile(self.subject_regex)
+            except re.error as err:
+                raise ValueError(f"subject_regex is not a valid regular expression: {err}") from err
+        return self
+
+
+class GpuQuota(FrozenModel):
+    """What a tenant's workloads may ask of GPUs. ``None`` caps mean no cap; empty lists mean
+    none allowed for MIG profiles and shared GPUs, any known product for ``products``."""
+
+    max_per_container: int | None = Field(default=None, ge=0)
+    max_per_pod: int | None = Field(default=None, ge=0)
+    products: tuple[str, ...] = ()
+    mig_profiles: tuple[str, ...] = ()
+    node_pools: tuple[str, ...] = ()
+    allow_shared: bool = False
+
+
+class CarbonBudget(FrozenModel):
+    """A tenant's carbon budget for the current period, in kg CO2e."""
+
+    budget_kg_co2e: float = Field(ge=0)
+    used_kg_co2e: float = Field(default=0.0, ge=0)
+
+
+class Tenant(FrozenModel):
+    name: str = Field(min_length=1, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    namespaces: tuple[str, ...] = Field(min_length=1)
+    registries: tuple[str, ...] = ()
+    identities: tuple[TenantIdentity, ...] = ()
+    authorities: tuple[str, ...] = ()
+    gpu: GpuQuota = Field(default_factory=GpuQuota)
+    licenses: tuple[str, ...] | None = None
+    personal_data: bool = False
+    carbon: CarbonBudget | None = None
+
+
+class GpuProduct(FrozenModel):
+    memory_gib: float = Field(gt=0)
+    board_power_w: float = Field(gt=0)
+
+
+def _default_gpu_products() -> dict[str, GpuProduct]:
+    # Product names as GPU feature discovery labels them (nvidia.com/gpu.product); board power
+    # from the vendors' product briefs.
+    return {
+        "NVIDIA-H100-80GB-HBM3": GpuProduct(memory_gib=80, board_power_w=700),
+        "NVIDIA-H100-PCIe": GpuProduct(memory_gib=80, board_power_w=350),
+        "NVIDIA-A100-SXM4-80GB": GpuProduct(memory_gib=80, board_power_w=400),
+        "NVIDIA-A100-SXM4-40GB": GpuProduct(memory_gib=40, board_power_w=400),
+        "NVIDIA-L4": GpuProduct(memory_gib=24, board_power_w=72),
+    }
+
+
+def _default_mig_profiles() -> dict[str, float]:
+    names = ["1g.5gb", "1g.10gb", "1g.12gb", "1g.20gb", "1g.24gb", "2g.10gb", "2g.20gb", "2g.24gb",
+             "3g.20gb", "3g.40gb", "3g.47gb", "4g.20gb", "4g.40gb", "4g.47gb", "7g.40gb", "7g.80gb",
+             "7g.94gb"]
+    return {name: float(name.split(".")[1].removesuffix("gb")) for name in names}
+
+
+class NodePool(FrozenModel):
+    """A pool of nodes: the labels that select it, its GPU product, how its GPUs are shared, and
+    the tenant it is dedicated to (``None``: shared by every tenant)."""
+
+    name: str = Field(min_length=1)
+    labels: dict[str, str] = Field(min_length=1)
+    gpu_product: str | None = None
+    sharing: Literal["exclusive", "time-sliced", "mig"] = "exclusive"
+    tenant: str | None = None
+
+
+class ClusterFacts(FrozenModel):
+    gpu_products: dict[str, GpuProduct] = Field(default_factory=_default_gpu_products)
+    mig_profiles: dict[str, float] = Field(default_factory=_default_mig_profiles)
+    node_pools: tuple[NodePool, ...] = ()
+    grid_intensity_g_per_kwh: float = Field(default=475.0, gt=0)
+    default_job_duration_hours: float = Field(default=24.0, gt=0)
+
+
 class GuardConfig(FrozenModel):
     """The root of guard's configuration file."""
 
-    version: int = 1
+    version: Literal[1] = 1
+    authorities: dict[str, Authority] = Field(default_factory=dict)
+    rules: tuple[Rule, ...] = ()
+    unmatched_artifacts: UnmatchedAction = "deny"
+    tenants: tuple[Tenant, ...] = ()
+    cluster: ClusterFacts = Field(default_factory=ClusterFacts)
+    policy: PolicySettings = Field(default_factory=PolicySettings)
+    admission: AdmissionSettings = AdmissionSettings()
+
+    def reference_errors(self) -> list[tuple[str, str]]:
+        """Cross-references pydantic cannot check field by field: ``(path, problem)`` pairs."""
+        problems: list[tuple[str, str]] = []
+        known = sorted(self.authorities)
+
+        def unknown(name: str) -> str:
+            return f"unknown authority {name!r} (known: {known})"
+
+        for i, rule in enumerate(self.rules):
+            for j, name in enumerate(rule.authorities):
+                if name not in self.authorities:
+                    problems.append((f"rules.{i}.authorities.{j}", unknown(name)))
+        tenant_names = [t.name for t in self.tenants]
+        pools = {p.name for p in self.cluster.node_pools}
+        for i, tenant in enumerate(self.tenants):
+            if tenant_names.count(tenant.name) > 1:
+                problems.append((f"tenants.{i}.name", f"tenant {tenant.name!r} is defined more than once"))
+            for j, name in enumerate(tenant.authorities):
+                if name not in self.authorities:
+                    problems.append((f"tenants.{i}.authorities.{j}", unknown(name)))
+            for j, pool in enumerate(tenant.gpu.node_pools):
+                if pool not in pools:
+                    problem = f"unknown node pool {pool!r} (known: {sorted(pools)})"
+                    problems.append((f"tenants.{i}.gpu.node_pools.{j}", problem))
+            for j, profile in enumerate(tenant.gpu.mig_profiles):
+                if profile not in self.cluster.mig_profiles:
+                    problems.append((f"tenants.{i}.gpu.mig_profiles.{j}", f"unknown MIG profile {profile!r}"))
+        for i, node_pool in enumerate(self.cluster.node_pools):
+            if node_pool.tenant is not None and node_pool.tenant not in tenant_names:
+                problem = f"unknown tenant {node_pool.tenant!r} (known: {tenant_names})"
+                problems.append((f"cluster.node_pools.{i}.tenant", problem))
+        return problems
+
+    def match_rule(self, artifact_ref: str, namespace: str) -> Rule | None:
+        """The most specific rule for an artifact in a namespace (see guard.policy.rules)."""
+        from guard.policy.rules import match_rule  # noqa: PLC0415
+
+        return match_rule(self.rules, artifact_ref, namespace)
+
+    def tenant_for(self, namespace: str) -> Tenant | None:
+        """The tenant owning a namespace (exact names win over globs; the first tenant wins ties)."""
+        from guard.policy.rules import tenant_for_namespace  # noqa: PLC0415
+
+        return tenant_for_namespace(self.tenants, namespace)
 
 
 def format_validation_error(err: ValidationError, source: str) -> str:
@@ -48,9 +297,13 @@ def parse_config(data: Any, source: str = "<config>") -> GuardConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level, found {type(data).__name__}")
     try:
-        return GuardConfig.model_validate(data)
+        config = GuardConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(format_validation_error(err, source)) from err
+    problems = config.reference_errors()
+    if problems:
+        raise ConfigError("\n".join(f"{source}: {path}: {problem}" for path, problem in problems))
+    return config
 
 
 def load_config(path: Path | None) -> GuardConfig:

@@ -49,6 +49,11 @@ class KeyMaterialError(UsageError):
     passphrase, malformed PEM)."""
 
 
+class PolicyLibraryError(UsageError):
+    """A Rego policy library cannot be used as given: a syntax error, a package that does not
+    match its path, a policy without its tests or samples."""
+
+
 # --- verification and policy failures (exit 1) -----------------------------------------------
 
 

@@ -1,0 +1,132 @@
+"""Decisions: what every policy engine returns, whatever evaluated the Rego.
+
+Engines produce the raw result (``{"<bundle>.<policy>": {"deny": [...], "warn": [...]}}``) and
+``decide`` turns it into a ``Decision`` applying each policy's enforcement action from the config:
+``deny`` (a deny violation refuses the request), ``warn`` (it is reported as a warning) or
+``dryrun`` (it is only recorded, for audit). Violations from ``warn`` rules are warnings unless
+the policy runs in dryrun.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from guard.errors import PolicyEngineError
+
+Severity = Literal["critical", "high", "medium", "low", "info"]
+Enforcement = Literal["deny", "warn", "dryrun"]
+SEVERITIES: tuple[Severity, ...] = ("critical", "high", "medium", "low", "info")
+
+
+@dataclass(frozen=True)
+class Violation:
+    policy: str  # <bundle>.<policy>
+    rule: str
+    message: str
+    severity: Severity
+    controls: tuple[str, ...]
+    enforcement: Enforcement  # what guard does about it
+    source: Literal["deny", "warn"]  # which Rego rule set produced it
+    artifact: str | None = None
+    container: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "policy": self.policy,
+            "rule": self.rule,
+            "message": self.message,
+            "severity": self.severity,
+            "controls": list(self.controls),
+            "enforcement": self.enforcement,
+            "source": self.source,
+            "artifact": self.artifact,
+            "container": self.container,
+        }
+
+
+@dataclass(frozen=True)
+class Decision:
+    violations: tuple[Violation, ...]
+    policies: tuple[str, ...]  # the policies evaluated
+
+    @property
+    def allowed(self) -> bool:
+        return not self.denials
+
+    @property
+    def denials(self) -> tuple[Violation, ...]:
+        return tuple(v for v in self.violations if v.enforcement == "deny")
+
+    @property
+    def warnings(self) -> tuple[Violation, ...]:
+        return tuple(v for v in self.violations if v.enforcement == "warn")
+
+    @property
+    def dryrun(self) -> tuple[Violation, ...]:
+        return tuple(v for v in self.violations if v.enforcement == "dryrun")
+
+    def message(self) -> str:
+        """One line per denial, for the admission response (empty when allowed)."""
+        return "\n".join(f"[{v.policy}/{v.rule}] {v.message}" for v in self.denials)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "allowed": self.allowed,
+            "policies": list(self.policies),
+            "violations": [v.to_json() for v in self.violations],
+        }
+
+
+def _violation(policy: str, source: Literal["deny", "warn"], raw: Any, enforcement: Enforcement) -> Violation:
+    if not isinstance(raw, Mapping):
+        raise PolicyEngineError(f"policy {policy}: a {source} entry must be an object, found {raw!r}")
+    rule, message, severity = raw.get("rule"), raw.get("message"), raw.get("severity", "medium")
+    if not isinstance(rule, str) or not isinstance(message, str):
+        raise PolicyEngineError(
+            f"policy {policy}: a {source} entry needs string 'rule' and 'message', found {dict(raw)!r}"
+        )
+    if severity not in SEVERITIES:
+        raise PolicyEngineError(
+            f"policy {policy} rule {rule}: severity must be one of {SEVERITIES}, found {severity!r}"
+        )
+    controls = raw.get("controls", [])
+    if not isinstance(controls, list) or not all(isinstance(c, str) for c in controls):
+        raise PolicyEngineError(
+            f"policy {policy} rule {rule}: controls must be a list of strings, found {controls!r}"
+        )
+    if source == "warn" and enforcement == "deny":
+        enforcement = "warn"
+    artifact, container = raw.get("artifact"), raw.get("container")
+    return Violation(
+        policy=policy,
+        rule=rule,
+        message=message,
+        severity=severity,
+        controls=tuple(controls),
+        enforcement=enforcement,
+        source=source,
+        artifact=artifact if isinstance(artifact, str) else None,
+        container=container if isinstance(container, str) else None,
+    )
+
+
+def decide(raw: Mapping[str, Any], enforcement_for: Callable[[str], Enforcement]) -> Decision:
+    """Build the decision from ``{"<bundle>.<policy>": {"deny": [...], "warn": [...]}}``."""
+    violations: list[Violation] = []
+    for policy in sorted(raw):
+        doc = raw[policy]
+        if not isinstance(doc, Mapping):
+            raise PolicyEngineError(f"policy {policy}: expected an object with deny / warn, found {doc!r}")
+        action = enforcement_for(policy)
+        for source in ("deny", "warn"):
+            entries = doc.get(source, [])
+            if not isinstance(entries, list):
+                raise PolicyEngineError(
+                    f"policy {policy}: {source} must be a set of objects, found {entries!r}"
+                )
+            violations.extend(_violation(policy, source, e, action) for e in entries)
+    order = {s: i for i, s in enumerate(SEVERITIES)}
+    violations.sort(key=lambda v: (v.enforcement != "deny", order[v.severity], v.policy, v.rule, v.message))
+    return Decision(violations=tuple(violations), policies=tuple(sorted(raw)))

@@ -1,0 +1,49 @@
+"""The policy engine seam: one Protocol, one implementation per file, chosen by config.
+
+- ``guard.policy.embedded.EmbeddedEngine``: regorus in-process (default).
+- ``guard.policy.opa.OpaEngine``: an OPA server's Data API.
+
+Both load the same library and return the same ``Decision`` (built by ``guard.policy.decision``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+from guard.policy.settings import EmbeddedEngineSettings, OpaEngineSettings, PolicySettings
+
+if TYPE_CHECKING:
+    from guard.policy.decision import Decision
+    from guard.policy.library import PolicyLibrary
+
+
+class PolicyEngine(Protocol):
+    """Evaluates the whole library on one input document."""
+
+    async def evaluate(self, document: Mapping[str, Any]) -> Decision:
+        """The decision for ``document`` (``policies/input.schema.json``). Raises
+        ``PolicyEngineError`` when the engine cannot answer; violations are data, not errors."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections (a no-op for the embedded engine)."""
+        ...
+
+
+def make_engine(settings: PolicySettings, library: PolicyLibrary | None = None) -> PolicyEngine:
+    """The engine the config chooses. ``library`` defaults to ``settings.directory`` or the
+    shipped library; the OPA engine uses it to know which packages the server must have."""
+    from guard.policy.library import load_library  # noqa: PLC0415
+
+    library = library or load_library(settings.directory)
+    engine = settings.engine
+    if isinstance(engine, EmbeddedEngineSettings):
+        from guard.policy.embedded import EmbeddedEngine  # noqa: PLC0415
+
+        return EmbeddedEngine(library, settings.enforcement_for)
+    if isinstance(engine, OpaEngineSettings):
+        from guard.policy.opa import OpaEngine  # noqa: PLC0415
+
+        return OpaEngine(engine, settings.enforcement_for, expected=[p.name for p in library.policies])
+    raise AssertionError(f"unhandled engine settings {engine!r}")  # pragma: no cover

@@ -1,0 +1,241 @@
+"""The policy input document: everything a policy may read, built in one place.
+
+``build_input`` assembles the document described by ``policies/input.schema.json`` from an
+admission request, a workload summary (``guard.policy.workload.summarize_pod_spec``), the
+artifacts with their verification results and model facts, and the config (tenant, cluster facts,
+library settings). Policies read only this document; nothing else reaches them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from guard.attest.facts import ModelFacts
+from guard.config import ClusterFacts, GuardConfig, Tenant
+from guard.policy.rules import parse_reference
+from guard.policy.workload import summarize_pod_spec
+
+INPUT_API_VERSION = "guard.cnai.dev/policy-input/v1"
+
+VerificationStatus = Literal["verified", "failed", "unmatched", "error"]
+ArtifactSource = Literal[
+    "container", "initContainer", "ephemeralContainer", "imageVolume", "storageUri", "annotation"
+]
+
+
+@dataclass(frozen=True)
+class Signer:
+    method: Literal["key", "certificate", "keyless"]
+    identity: str
+    issuer: str | None = None
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What verification established about one artifact.
+
+    ``status``: ``verified`` (signed by the rule's authorities), ``failed`` (a signature or
+    attestation check failed: ``reason`` says which), ``unmatched`` (no rule covers it), ``error``
+    (verification could not run, e.g. the registry was down)."""
+
+    status: VerificationStatus
+    reason: str | None = None
+    rule: str | None = None
+    authorities: tuple[str, ...] = ()
+    signers: tuple[Signer, ...] = ()
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One artifact a workload brings in, where it is used, and what is known about it."""
+
+    ref: str
+    source: ArtifactSource
+    used_by: tuple[str, ...]
+    verification: Verification
+    facts: ModelFacts | Mapping[str, Any] | None = None
+    is_model: bool = False
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _artifact(artifact: Artifact, config: GuardConfig, namespace: str) -> dict[str, Any]:
+    ref = parse_reference(artifact.ref)
+    rule = config.match_rule(artifact.ref, namespace)
+    facts = artifact.facts.to_json() if isinstance(artifact.facts, ModelFacts) else artifact.facts
+    v = artifact.verification
+    return {
+        "ref": artifact.ref,
+        "name": ref.name,
+        "registry": ref.registry,
+        "repository": ref.repository,
+        "tag": ref.tag,
+        "digest": ref.digest,
+        "source": artifact.source,
+        "usedBy": list(artifact.used_by),
+        "isModel": artifact.is_model or facts is not None,
+        "rule": rule.name if rule else v.rule,
+        "requiredAttestations": list(rule.required_attestations) if rule else [],
+        "verification": {
+            "status": v.status,
+            "reason": v.reason,
+            "rule": v.rule,
+            "authorities": list(v.authorities),
+            "signers": [{"method": s.method, "identity": s.identity, "issuer": s.issuer} for s in v.signers],
+        },
+        "facts": dict(facts) if facts is not None else None,
+        **dict(artifact.extra),
+    }
+
+
+def tenant_input(tenant: Tenant, config: GuardConfig) -> dict[str, Any]:
+    gpu = tenant.gpu
+    return {
+        "name": tenant.name,
+        "namespaces": list(tenant.namespaces),
+        "registries": list(tenant.registries),
+        "identities": [
+            {
+                "issuer": i.issuer,
+                "subject": i.subject,
+                "subjectRegex": i.subject_regex,
+                "keyFingerprint": i.key_fingerprint,
+            }
+            for i in tenant.identities
+        ],
+        "authorities": list(tenant.authorities),
+        "gpu": {
+            "maxPerContainer": gpu.max_per_container,
+            "maxPerPod": gpu.max_per_pod,
+            "products": list(gpu.products),
+            "migProfiles": list(gpu.mig_profiles),
+            "nodePools": list(gpu.node_pools),
+            "allowShared": gpu.allow_shared,
+        },
+        "licenses": list(tenant.licenses if tenant.licenses is not None else config.policy.default_licenses),
+        "personalData": tenant.personal_data,
+        "carbon": None
+        if tenant.carbon is None
+        else {
+            "budgetKgCO2e": tenant.carbon.budget_kg_co2e,
+            "usedKgCO2e": tenant.carbon.used_kg_co2e,
+        },
+    }
+
+
+def cluster_input(cluster: ClusterFacts) -> dict[str, Any]:
+    return {
+        "gpuProducts": {
+            name: {"memoryGiB": p.memory_gib, "boardPowerW": p.board_power_w}
+            for name, p in cluster.gpu_products.items()
+        },
+        "migProfiles": dict(cluster.mig_profiles),
+        "nodePools": [
+            {
+                "name": p.name,
+                "labels": dict(p.labels),
+                "gpuProduct": p.gpu_product,
+                "sharing": p.sharing,
+                "tenant": p.tenant,
+            }
+            for p in cluster.node_pools
+        ],
+        "gridIntensityGPerKWh": cluster.grid_intensity_g_per_kwh,
+        "defaultJobDurationHours": cluster.default_job_duration_hours,
+    }
+
+
+def settings_input(config: GuardConfig) -> dict[str, Any]:
+    p = config.policy
+    return {
+        "requireSbom": p.require_sbom,
+        "mutableTags": p.mutable_tags,
+        "allowedRegistries": list(p.allowed_registries),
+        "allowedBuilders": list(p.allowed_builders),
+        "allowedSourceRepositories": list(p.allowed_source_repositories),
+        "sandboxRuntimeClasses": list(p.sandbox_runtime_classes),
+        "defaultLicenses": list(p.default_licenses),
+        "unmatchedArtifacts": config.unmatched_artifacts,
+    }
+
+
+def request_input(request: Mapping[str, Any]) -> dict[str, Any]:
+    """The admission request's fields policies may read (AdmissionReview v1 ``request``)."""
+    user = request.get("userInfo") or {}
+    kind = request.get("kind") or {}
+    return {
+        "uid": request.get("uid", ""),
+        "operation": request.get("operation", "CREATE"),
+        "namespace": request.get("namespace", ""),
+        "name": request.get("name", ""),
+        "kind": {
+            "group": kind.get("group", ""),
+            "version": kind.get("version", "v1"),
+            "kind": kind.get("kind", "Pod"),
+        },
+        "user": {"username": user.get("username", ""), "groups": list(user.get("groups") or [])},
+        "dryRun": bool(request.get("dryRun", False)),
+    }
+
+
+def build_input(
+    *,
+    request: Mapping[str, Any],
+    workload: Mapping[str, Any],
+    artifacts: Sequence[Artifact],
+    config: GuardConfig,
+) -> dict[str, Any]:
+    """The policy input for one admission request (see ``policies/input.schema.json``)."""
+    req = request_input(request)
+    namespace = req["namespace"] or str(workload.get("namespace", ""))
+    tenant = config.tenant_for(namespace)
+    arts = [_artifact(a, config, namespace) for a in artifacts]
+    gpu_total = int(workload.get("gpu", {}).get("total", 0))
+    return {
+        "apiVersion": INPUT_API_VERSION,
+        "request": req,
+        "workload": {**workload, "ai": gpu_total > 0 or any(a["isModel"] for a in arts)},
+        "artifacts": arts,
+        "tenant": tenant_input(tenant, config) if tenant else None,
+        "otherTenants": [
+            {"name": t.name, "registries": list(t.registries)} for t in config.tenants if t is not tenant
+        ],
+        "cluster": cluster_input(config.cluster),
+        "settings": settings_input(config),
+    }
+
+
+def build_input_for_object(
+    obj: Mapping[str, Any],
+    pod_spec: Mapping[str, Any],
+    artifacts: Sequence[Artifact],
+    config: GuardConfig,
+    *,
+    request: Mapping[str, Any] | None = None,
+    resolved_claims: Mapping[str, Mapping[str, Any]] | None = None,
+    template_metadata: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Convenience: a Kubernetes object plus its PodSpec (found by the caller) to a policy input.
+
+    Annotations and labels of the pod template (``template_metadata``) override the object's own."""
+    meta = obj.get("metadata") or {}
+    tmeta = template_metadata or {}
+    namespace = str((request or {}).get("namespace") or meta.get("namespace") or "default")
+    workload = summarize_pod_spec(
+        pod_spec,
+        config.cluster,
+        kind=str(obj.get("kind", "Pod")),
+        name=str(meta.get("name") or meta.get("generateName") or ""),
+        namespace=namespace,
+        labels={**(meta.get("labels") or {}), **(tmeta.get("labels") or {})},
+        annotations={**(meta.get("annotations") or {}), **(tmeta.get("annotations") or {})},
+        resolved_claims=resolved_claims,
+    )
+    req = dict(request or {})
+    req.setdefault("namespace", namespace)
+    req.setdefault("name", str(meta.get("name", "")))
+    api_version = str(obj.get("apiVersion", "v1"))
+    group, _, version = api_version.rpartition("/")
+    req.setdefault("kind", {"group": group, "version": version, "kind": str(obj.get("kind", "Pod"))})
+    return build_input(request=req, workload=workload, artifacts=artifacts, config=config)

@@ -1,0 +1,85 @@
+"""The ``policy`` section of guard's config: which engine evaluates the library, and how each
+policy's violations are enforced.
+
+The engine is chosen by a pydantic discriminated union on ``engine.kind``; each kind has its own
+implementation file (``guard.policy.embedded``, ``guard.policy.opa``).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+_POLICY_KEY = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)?$")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class EmbeddedEngineSettings(_Frozen):
+    """Evaluate in-process with regorus (the default)."""
+
+    kind: Literal["embedded"] = "embedded"
+
+
+class OpaEngineSettings(_Frozen):
+    """Ask an OPA server over its Data API (``POST /v1/data/<package_root>``).
+
+    HTTPS is always verified: against the system trust store, plus ``ca_file`` when given."""
+
+    kind: Literal["opa"]
+    url: str = Field(pattern=r"^https?://[^/\s:]+(:\d{1,5})?/?$")
+    timeout_seconds: float = Field(default=1.0, gt=0, le=30)
+    package_root: str = Field(default="guard", pattern=r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*$")
+    token_file: Path | None = None
+    ca_file: Path | None = None
+
+
+EngineSettings = Annotated[EmbeddedEngineSettings | OpaEngineSettings, Field(discriminator="kind")]
+
+
+class PolicySettings(_Frozen):
+    """How policies are evaluated and enforced.
+
+    ``enforcement`` maps ``<bundle>`` or ``<bundle>.<policy>`` (e.g. ``gpu`` or ``gpu.fit``) to
+    ``deny`` / ``warn`` / ``dryrun``; the most specific key wins, then ``default_enforcement``.
+    The remaining fields are library settings handed to policies as ``input.settings``.
+    """
+
+    engine: EngineSettings = Field(default_factory=EmbeddedEngineSettings)
+    directory: Path | None = None
+    default_enforcement: Literal["deny", "warn", "dryrun"] = "deny"
+    enforcement: dict[str, Literal["deny", "warn", "dryrun"]] = Field(default_factory=dict)
+    require_sbom: bool = True
+    mutable_tags: Literal["deny", "warn"] = "deny"
+    allowed_registries: tuple[str, ...] = ()
+    allowed_builders: tuple[str, ...] = ()
+    allowed_source_repositories: tuple[str, ...] = ()
+    default_licenses: tuple[str, ...] = (
+        "Apache-2.0",
+        "MIT",
+        "BSD-3-Clause",
+        "BSD-2-Clause",
+        "CC-BY-4.0",
+        "CC0-1.0",
+    )
+    sandbox_runtime_classes: tuple[str, ...] = ("gvisor", "kata", "kata-qemu", "kata-clh")
+
+    @field_validator("enforcement")
+    @classmethod
+    def _keys(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not _POLICY_KEY.match(key):
+                raise ValueError(f"enforcement key {key!r} must be '<bundle>' or '<bundle>.<policy>'")
+        return value
+
+    def enforcement_for(self, policy: str) -> Literal["deny", "warn", "dryrun"]:
+        """The action for ``<bundle>.<policy>``: exact key, then bundle key, then the default."""
+        if policy in self.enforcement:
+            return self.enforcement[policy]
+        bundle = policy.split(".", 1)[0]
+        return self.enforcement.get(bundle, self.default_enforcement)
