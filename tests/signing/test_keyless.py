@@ -19,6 +19,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from sigstore.errors import VerificationError as SigstoreVerificationError
 
+from guard.cli import run
 from guard.errors import (
     BundleFormatError,
     ConfigError,
@@ -430,3 +431,101 @@ def test_guard_verifies_model_signing_keyless_signature(
     config.sign(model_dir, signature)
     verified = verify_model(model_dir, signature, _verifier(served))
     assert verified.signer.identity == ALICE
+
+
+# --- through the CLI ---------------------------------------------------------------------------------
+
+
+def _cli_verify(model_dir: Path, signature: Path, sigstore: TestSigstore, *extra: str) -> list[str]:
+    return [
+        "verify",
+        str(model_dir),
+        "--signature",
+        str(signature),
+        "--trust-config",
+        str(sigstore.trust_config_path),
+        "--offline",
+        *extra,
+    ]
+
+
+def test_cli_verify_keyless(
+    sigstore: TestSigstore,
+    model_dir: Path,
+    bundle: dict[str, Any],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    signature = _write(tmp_path, bundle)
+    args = _cli_verify(model_dir, signature, sigstore, "--identity", ALICE, "--issuer", DEFAULT_ISSUER)
+    assert run(args) == 0
+    out = capsys.readouterr().out
+    assert f"signed by: {ALICE} [keyless], issuer {DEFAULT_ISSUER}" in out
+    regex = _cli_verify(
+        model_dir, signature, sigstore, "--identity-regex", r"alice@.+", "--issuer", DEFAULT_ISSUER
+    )
+    assert run(regex) == 0
+
+
+@pytest.mark.parametrize(
+    ("options", "tamper", "reason"),
+    [
+        (
+            ["--identity", "bob@example.com", "--issuer", DEFAULT_ISSUER],
+            None,
+            f"expected bob@example.com, found {ALICE}",
+        ),
+        (["--identity", ALICE, "--issuer", "https://accounts.google.com"], None, "OIDC issuer mismatch"),
+        (
+            ["--identity", ALICE, "--issuer", DEFAULT_ISSUER],
+            tamper_payload,
+            "statement was modified after signing",
+        ),
+        (["--identity", ALICE, "--issuer", DEFAULT_ISSUER], tamper_inclusion_proof, "Merkle inclusion proof"),
+        (
+            ["--identity", ALICE, "--issuer", DEFAULT_ISSUER],
+            tamper_signed_entry_timestamp,
+            "signed entry timestamp",
+        ),
+        (["--identity", ALICE, "--issuer", DEFAULT_ISSUER], tamper_checkpoint, "checkpoint"),
+    ],
+)
+def test_cli_verify_keyless_failures_exit_1_with_the_reason(
+    sigstore: TestSigstore,
+    model_dir: Path,
+    bundle: dict[str, Any],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    options: list[str],
+    tamper: Callable[[dict[str, Any]], dict[str, Any]] | None,
+    reason: str,
+) -> None:
+    signature = _write(tmp_path, tamper(bundle) if tamper else bundle)
+    assert run(_cli_verify(model_dir, signature, sigstore, *options)) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "verification failed" in err
+    assert reason in err
+
+
+def test_cli_verify_keyless_usage_errors_exit_2(
+    sigstore: TestSigstore, model_dir: Path, bundle: dict[str, Any], tmp_path: Path
+) -> None:
+    signature = _write(tmp_path, bundle)
+    assert run(_cli_verify(model_dir, signature, sigstore, "--identity", ALICE)) == 2  # no --issuer
+    bad_regex = _cli_verify(
+        model_dir, signature, sigstore, "--identity-regex", "(", "--issuer", DEFAULT_ISSUER
+    )
+    assert run(bad_regex) == 2
+    missing = ["verify", str(model_dir), "--signature", str(signature), "--identity", ALICE]
+    missing += ["--issuer", DEFAULT_ISSUER, "--trust-config", str(tmp_path / "nope.json")]
+    assert run(missing) == 2
+
+
+def test_cli_sign_keyless_then_verify(served: TestSigstore, model_dir: Path) -> None:
+    token = served.identity_token(ALICE)
+    sign = ["sign", str(model_dir), "--keyless", "--identity-token", token]
+    assert run([*sign, "--trust-config", str(served.trust_config_path)]) == 0
+    signature = model_dir / "model.sig"
+    assert (
+        run(_cli_verify(model_dir, signature, served, "--identity", ALICE, "--issuer", DEFAULT_ISSUER)) == 0
+    )
