@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -113,14 +115,28 @@ def load_client_trust_config(path: Path) -> ClientTrustConfig:
     return config
 
 
+_PUBLIC_GOOD_TTL = timedelta(hours=24)
+_public_good: dict[bool, tuple[datetime, ClientTrustConfig]] = {}
+_public_good_lock = threading.Lock()
+
+
 def public_good_trust_config(*, offline: bool) -> ClientTrustConfig:
     """The public-good instance's ClientTrustConfig via TUF; ``offline`` uses only the local
-    cache (or the copy shipped with sigstore-python) and never touches the network."""
-    try:
-        return ClientTrustConfig.production(offline=offline)
-    except (SigstoreError, OSError, ValueError) as err:
-        where = "the local TUF cache" if offline else "https://tuf-repo-cdn.sigstore.dev"
-        raise InfrastructureError(
-            f"cannot load the Sigstore public-good trust root from {where}: {err}"
-            + ("" if offline else " (use --offline to rely on the cached copy, or --trust-config FILE)")
-        ) from err
+    cache (or the copy shipped with sigstore-python) and never touches the network. Kept for a
+    day per process, so that a long-running verifier refreshes it without doing so per request."""
+    now = datetime.now(UTC)
+    with _public_good_lock:
+        cached = _public_good.get(offline)
+        if cached is not None and now - cached[0] < _PUBLIC_GOOD_TTL:
+            return cached[1]
+        try:
+            config = ClientTrustConfig.production(offline=offline)
+            check_trusted_root(config.trusted_root, "of the public-good instance")
+        except (SigstoreError, OSError, ValueError) as err:
+            where = "the local TUF cache" if offline else "https://tuf-repo-cdn.sigstore.dev"
+            raise InfrastructureError(
+                f"cannot load the Sigstore public-good trust root from {where}: {err}"
+                + ("" if offline else " (use --offline to rely on the cached copy, or --trust-config FILE)")
+            ) from err
+        _public_good[offline] = (now, config)
+        return config

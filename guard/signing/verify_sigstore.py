@@ -42,7 +42,7 @@ from guard.errors import (
     VerificationError,
 )
 from guard.signing.sigstore_trust import load_trusted_root, public_good_trust_config
-from guard.signing.types import SignerInfo, SigningMethod
+from guard.signing.types import IN_TOTO_PAYLOAD_TYPE, SignerInfo, SigningMethod
 
 log = logging.getLogger(__name__)
 
@@ -307,13 +307,18 @@ class SigstoreVerifier:
         policy = _IdentityPolicy(self.issuer, self.identity, self._pattern)
         # 2. Chain, SCT, identity policy, log evidence, DSSE signature, entry consistency.
         try:
-            _payload_type, payload = self._sigstore_verifier().verify_dsse(parsed, policy)
+            payload_type, payload = self._sigstore_verifier().verify_dsse(parsed, policy)
         except GuardError:
             raise
         except SigstoreVerificationError as err:
             raise _map_sigstore_error(err, parsed) from err
         except Exception as err:  # fail closed on anything unexpected, with the reason
             raise VerificationError(f"keyless verification failed: {type(err).__name__}: {err}") from err
+        if payload_type != IN_TOTO_PAYLOAD_TYPE:  # the template checks it too; never rely on one check
+            raise BundleFormatError(
+                f"dsseEnvelope.payloadType: expected {IN_TOTO_PAYLOAD_TYPE}, found {payload_type!r}",
+                field="dsseEnvelope.payloadType",
+            )
         # 3. Who signed, as the verified certificate and log entry say.
         cert = parsed.signing_certificate
         entry = parsed.log_entry._inner
