@@ -33,7 +33,7 @@ def b64decode(value: object, field: str) -> bytes:
     except (binascii.Error, ValueError) as err:
         # protobuf JSON also allows URL-safe base64; accept it before giving up.
         try:
-            return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+            return base64.b64decode(value + "=" * (-len(value) % 4), altchars=b"-_", validate=True)
         except (binascii.Error, ValueError):
             raise BundleFormatError(f"{field}: not valid base64 ({err})", field=field) from err
 

@@ -1,0 +1,200 @@
+"""Hashing a model directory: digests, serializations, ignore and symlink rules, bad input, cache."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import blake3
+import pytest
+
+from guard.errors import ModelDirectoryError
+from guard.signing import hashing
+from guard.signing.cache import DigestCache
+from guard.signing.hashing import file_digest, hash_model
+from guard.signing.types import Serialization
+
+
+def _names(model: Path, **kw: object) -> list[str]:
+    return [r.name for r in hash_model(model, Serialization(**kw)).resources]  # type: ignore[arg-type]
+
+
+def test_files_digests_are_sha256_of_each_file(model_dir: Path) -> None:
+    manifest = hash_model(model_dir)
+    got = {r.name: r.digest for r in manifest.resources}
+    expected = {
+        p.relative_to(model_dir).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in model_dir.rglob("*")
+        if p.is_file() and ".git" not in p.parts
+    }
+    assert got == expected
+    assert all(r.algorithm == "sha256" for r in manifest.resources)
+    # order: as model-signing (path components), so a/b sorts before a.b and a-b
+    assert [r.name for r in manifest.resources] == [
+        "a/b",
+        "a-b",
+        "a.b",
+        "config.json",
+        "empty.txt",
+        "model.safetensors",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "fn"),
+    [
+        ("blake2b", lambda b: hashlib.blake2b(b).hexdigest()),
+        ("blake3", lambda b: blake3.blake3(b).hexdigest()),
+    ],
+)
+def test_other_hashes(model_dir: Path, algorithm: str, fn: object) -> None:
+    manifest = hash_model(model_dir, Serialization(hash_type=algorithm))  # type: ignore[arg-type]
+    weights = manifest.by_name()["model.safetensors"]
+    assert weights.digest == fn((model_dir / "model.safetensors").read_bytes())  # type: ignore[operator]
+    assert weights.algorithm == algorithm
+
+
+def test_blake3_big_file_path_matches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hashing, "BLAKE3_MMAP_THRESHOLD", 1024)  # exercise update_mmap on a small file
+    data = os.urandom(300_000)
+    (tmp_path / "w").write_bytes(data)
+    assert (
+        hash_model(tmp_path, Serialization(hash_type="blake3")).resources[0].digest
+        == blake3.blake3(data).hexdigest()
+    )
+
+
+def test_shards_cover_each_file_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hashing, "CHUNK_SIZE", 7)  # several reads per shard, odd boundaries
+    data = os.urandom(25)
+    (tmp_path / "w").write_bytes(data)
+    (tmp_path / "empty").write_bytes(b"")
+    manifest = hash_model(tmp_path, Serialization(method="shards", shard_size=10))
+    assert [(r.name, r.digest, r.algorithm) for r in manifest.resources] == [
+        ("w:0:10", hashlib.sha256(data[:10]).hexdigest(), "sha256-sharded-10"),
+        ("w:10:20", hashlib.sha256(data[10:20]).hexdigest(), "sha256-sharded-10"),
+        ("w:20:25", hashlib.sha256(data[20:]).hexdigest(), "sha256-sharded-10"),
+    ]  # an empty file has no shard, as in the reference implementation
+
+
+def test_threads_and_one_thread_agree(model_dir: Path) -> None:
+    assert hash_model(model_dir, workers=1) == hash_model(model_dir, workers=4)
+
+
+def test_default_and_extra_ignores(model_dir: Path) -> None:
+    assert ".git/HEAD" not in _names(model_dir)
+    assert ".git/HEAD" in _names(model_dir, ignore_paths=())
+    assert _names(model_dir, ignore_paths=(".git", "a", "config.json")) == [
+        "a-b",
+        "a.b",
+        "empty.txt",
+        "model.safetensors",
+    ]
+    # an ignored name covers what is below it, not its prefixes
+    assert "a.b" in _names(model_dir, ignore_paths=(".git", "a"))
+
+
+def test_missing_and_empty_directory(tmp_path: Path) -> None:
+    with pytest.raises(ModelDirectoryError, match="does not exist"):
+        hash_model(tmp_path / "nope")
+    (tmp_path / "empty" / ".git").mkdir(parents=True)
+    (tmp_path / "empty" / ".git" / "HEAD").write_text("x")
+    with pytest.raises(ModelDirectoryError, match="holds no files to sign"):
+        hash_model(tmp_path / "empty")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ModelDirectoryError, match="not a directory"):
+        hash_model(tmp_path / "file")
+
+
+def test_symlink_refused_unless_allowed(model_dir: Path) -> None:
+    (model_dir / "link.json").symlink_to("config.json")
+    with pytest.raises(ModelDirectoryError, match=r"link\.json is a symbolic link .*--allow-symlinks"):
+        hash_model(model_dir)
+    by_name = hash_model(model_dir, Serialization(allow_symlinks=True)).by_name()
+    assert by_name["link.json"].digest == by_name["config.json"].digest
+
+
+def test_symlink_outside_never_followed(model_dir: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("outside")
+    (model_dir / "escape").symlink_to(secret)
+    with pytest.raises(ModelDirectoryError, match="outside the model directory"):
+        hash_model(model_dir, Serialization(allow_symlinks=True))
+    (model_dir / "escape").unlink()
+    (model_dir / "dotdot").symlink_to("../secret.txt")
+    with pytest.raises(ModelDirectoryError, match="outside the model directory"):
+        hash_model(model_dir, Serialization(allow_symlinks=True))
+
+
+def test_symlink_to_directory_and_dangling_refused(model_dir: Path) -> None:
+    (model_dir / "dirlink").symlink_to("a")
+    with pytest.raises(ModelDirectoryError, match="link to a directory"):
+        hash_model(model_dir, Serialization(allow_symlinks=True))
+    (model_dir / "dirlink").unlink()
+    (model_dir / "dangling").symlink_to("nothing-here")
+    with pytest.raises(ModelDirectoryError, match="does not resolve"):
+        hash_model(model_dir, Serialization(allow_symlinks=True))
+
+
+def test_fifo_refused_without_blocking(model_dir: Path) -> None:
+    os.mkfifo(model_dir / "pipe")
+    with pytest.raises(ModelDirectoryError, match="pipe is a FIFO"):
+        hash_model(model_dir)
+
+
+def test_unreadable_file_named(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Tests run as root, where chmod 000 does not stop reads: simulate the kernel's EACCES on open.
+    real_open = os.open
+
+    def deny(path: object, flags: int, *args: object) -> int:
+        if str(path).endswith("model.safetensors"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(hashing.os, "open", deny)
+    with pytest.raises(ModelDirectoryError, match=r"cannot read model\.safetensors: permission denied"):
+        hash_model(model_dir)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_unreadable_file_by_mode(model_dir: Path) -> None:  # pragma: no cover - non-root only
+    (model_dir / "config.json").chmod(0)
+    with pytest.raises(ModelDirectoryError, match=r"cannot read config\.json"):
+        hash_model(model_dir)
+
+
+def test_digest_cache_hits_and_invalidates(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = DigestCache(tmp_path / "cache" / "d.sqlite3")
+    first = hash_model(model_dir, cache=cache)
+    calls: list[str] = []
+    real = hashing._hash_unit
+    monkeypatch.setattr(hashing, "_hash_unit", lambda u, a, p: calls.append(u.name) or real(u, a, p))
+    assert hash_model(model_dir, cache=cache) == first
+    assert calls == []  # every digest came from the cache
+    (model_dir / "config.json").write_text('{"changed": true}\n')
+    second = hash_model(model_dir, cache=cache)
+    assert calls == ["config.json"]
+    assert second.by_name()["config.json"].digest == hashlib.sha256(b'{"changed": true}\n').hexdigest()
+    assert file_digest(model_dir / "config.json", cache=cache) == second.by_name()["config.json"].digest
+    cache.close()
+
+
+def test_digest_cache_default_and_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("GUARD_DIGEST_CACHE", raising=False)
+    with DigestCache.default() as cache:
+        assert cache.enabled and cache.path == tmp_path / "guard" / "digests.sqlite3"
+    monkeypatch.setenv("GUARD_DIGEST_CACHE", "off")
+    with DigestCache.default() as cache:
+        assert not cache.enabled
+
+
+def test_file_digest(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"abc")
+    assert file_digest(tmp_path / "f") == hashlib.sha256(b"abc").hexdigest()
+    assert file_digest(tmp_path / "f", "blake3") == blake3.blake3(b"abc").hexdigest()
+    with pytest.raises(ModelDirectoryError):
+        file_digest(tmp_path / "missing")
