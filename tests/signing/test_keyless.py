@@ -358,13 +358,23 @@ def test_sign_with_ambient_github_actions_credentials(
 def test_no_token_in_ci_is_a_usage_error_saying_how(
     sigstore: TestSigstore, statement: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name in ("GITHUB_ACTIONS", "SIGSTORE_ID_TOKEN", "BUILDKITE", "GITLAB_CI", "CIRCLECI"):
-        monkeypatch.delenv(name, raising=False)
+    # Whatever CI runs this test, no ambient credential is found (the GitHub path is tested above).
+    monkeypatch.setattr("guard.signing.sign_sigstore.detect_credential", lambda: None)
     monkeypatch.setenv("CI", "true")
     signer = SigstoreSigner(trust_config=sigstore.trust_config_path)
     with pytest.raises(UsageError, match="pass --identity-token") as err:
         sign_statement(statement, signer)
     assert "id-token: write" in str(err.value)
+
+
+def test_ambient_credentials_without_permission_say_so(
+    sigstore: TestSigstore, statement: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")  # a job without `permissions: id-token: write`
+    monkeypatch.delenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN", raising=False)
+    monkeypatch.delenv("ACTIONS_ID_TOKEN_REQUEST_URL", raising=False)
+    with pytest.raises(UsageError, match="id-token: write"):
+        sign_statement(statement, SigstoreSigner(trust_config=sigstore.trust_config_path))
 
 
 def test_expired_or_foreign_token_is_a_usage_error(sigstore: TestSigstore, statement: dict[str, Any]) -> None:
