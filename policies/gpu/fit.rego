@@ -22,7 +22,9 @@ weight_type(m) := lower(m.quantization) if {
 	bytes_per_parameter[lower(m.quantization)]
 } else := lower(m.precision) if is_string(m.precision)
 
-needed_gib(m) := (m.parameterCount * bytes_per_parameter[weight_type(m)]) / gib
+needed_gib(m) := (m.parameterCount * bytes_per_parameter[weight_type(m)]) / gib if {
+	is_number(m.parameterCount)
+}
 
 effective(c) := object.union(c.gpu.requests, c.gpu.limits)
 

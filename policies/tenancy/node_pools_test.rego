@@ -1,0 +1,29 @@
+package guard.tenancy.node_pools_test
+
+import data.guard.lib.fixtures
+import data.guard.tenancy.node_pools
+
+on_pools(pools) := fixtures.patched([{"op": "replace", "path": "/workload/placement/nodePools", "value": pools}])
+
+test_allowed_own_pool if {
+	count(node_pools.deny) == 0 with input as fixtures.base
+}
+
+test_denied_unconstrained if {
+	fixtures.rules(node_pools.deny) == {"gpu_pool_unconstrained"} with input as on_pools(null)
+}
+
+test_denied_other_tenant_pool if {
+	violations := node_pools.deny with input as on_pools(["team-b-a100"])
+	fixtures.rules(violations) == {"gpu_pool_not_tenant", "pool_of_other_tenant"}
+}
+
+test_denied_pool_outside_tenant_list if {
+	doc := json.patch(on_pools(["shared-mig"]), [{"op": "replace", "path": "/tenant/gpu/nodePools", "value": ["team-a-h100"]}])
+	fixtures.rules(node_pools.deny) == {"gpu_pool_not_tenant"} with input as doc
+}
+
+test_allowed_cpu_workload_anywhere if {
+	doc := json.patch(on_pools(null), [{"op": "replace", "path": "/workload/gpu/total", "value": 0}])
+	count(node_pools.deny) == 0 with input as doc
+}
