@@ -163,15 +163,18 @@ def collect_facts(
     attestations: Sequence[AttestationInput] = (),
     *,
     signature: SignatureOutcome | None = None,
+    rejected: Sequence[AttestationOutcome] = (),
     expected: Sequence[str] = EXPECTED_KINDS,
 ) -> ModelFacts:
     """Verify every attestation against ``subject`` with ``verifier`` and build the facts.
 
     ``signature``: the model signature's outcome (``verify_directory_signature`` for a directory;
     the OCI path verifies the signature referrer). Every attestation is assessed on its own; a
-    failed one is reported as invalid with its reason and contributes nothing.
+    failed one is reported as invalid with its reason and contributes nothing. ``rejected``:
+    candidates already found unusable before verification (e.g. an OCI referrer without a bundle).
     """
     outcomes = [assess_attestation(a.bundle, verifier, subject, source=a.source) for a in attestations]
+    outcomes += rejected
     return build_facts(subject, signature, outcomes, expected=expected)
 
 

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from guard.commands.oci import (
+    CaFileOption,
+    DockerConfigOption,
+    InsecureOption,
+    PasswordStdinOption,
+    UsernameOption,
+    registry_access,
+)
 from guard.commands.trust_options import (
     CertificateChainOption,
     CertificateOption,
@@ -26,13 +34,34 @@ from guard.commands.trust_options import (
 )
 from guard.errors import UsageError
 
+if TYPE_CHECKING:
+    from guard.attest.oci import OciTarget
+    from guard.attest.subject import ModelSubject
+    from guard.attest.verify import AttestationOutcome
+    from guard.oci.registry import RegistryAccess
 
-def _model_dir(target: str) -> Path:
-    if target.startswith(("oci://", "oci-layout:")):
-        raise UsageError(
-            f"{target}: OCI artifacts are not supported by this command yet; give a model directory"
-        )
-    return Path(target)
+_TARGET = "A model directory, oci://HOST/REPO[:TAG|@DIGEST] or oci-layout:PATH[:TAG|@DIGEST]."
+
+
+def _is_oci(target: str) -> bool:
+    return target.startswith(("oci://", "oci-layout:"))
+
+
+def _subject(target: str, access: RegistryAccess | None) -> tuple[ModelSubject, OciTarget | None]:
+    """The model a command is about: a directory (OMS subject digest) or an OCI manifest."""
+    if _is_oci(target):
+        from guard.attest.oci import oci_subject  # noqa: PLC0415
+        from guard.oci.reference import parse_reference  # noqa: PLC0415
+        from guard.oci.store import open_store  # noqa: PLC0415
+
+        ref = parse_reference(target)
+        oci = oci_subject(ref, open_store(ref, access))
+        return oci.subject, oci
+    from guard.attest.subject import directory_subject  # noqa: PLC0415
+    from guard.signing import DigestCache  # noqa: PLC0415
+
+    with DigestCache.default() as cache:
+        return directory_subject(Path(target), cache=cache), None
 
 
 def sbom(
@@ -63,9 +92,7 @@ def sbom(
 
 
 def attest(  # noqa: PLR0917 (a typer command: one parameter per option)
-    target: Annotated[
-        str, typer.Argument(metavar="MODEL_DIR", help="The model directory.", show_default=False)
-    ],
+    target: Annotated[str, typer.Argument(metavar="MODEL", help=_TARGET, show_default=False)],
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the attestation bundle.")],
     predicate_type: Annotated[
         str | None, typer.Option("--predicate-type", help="Predicate type URI.", show_default=False)
@@ -94,13 +121,19 @@ def attest(  # noqa: PLR0917 (a typer command: one parameter per option)
     trust_config: TrustConfigOption = None,
     passphrase_env: PassphraseEnvOption = None,
     passphrase_stdin: PassphraseStdinOption = False,
+    attach: Annotated[
+        bool, typer.Option("--attach", help="OCI: also attach the bundle to the artifact as a referrer.")
+    ] = False,
+    ca_file: CaFileOption = None,
+    insecure: InsecureOption = False,
+    username: UsernameOption = None,
+    password_stdin: PasswordStdinOption = False,
+    docker_config: DockerConfigOption = None,
 ) -> None:
     """Sign an attestation (in-toto Statement in a Sigstore bundle) about one model."""
     from guard.attest.sign import load_predicate, sign_attestation  # noqa: PLC0415
     from guard.attest.specs import SHORTCUT_TYPES  # noqa: PLC0415
-    from guard.attest.subject import directory_subject  # noqa: PLC0415
     from guard.commands.trust_options import build_signer  # noqa: PLC0415
-    from guard.signing import DigestCache  # noqa: PLC0415
     from guard.signing.model import write_atomic  # noqa: PLC0415
 
     chosen = [
@@ -129,17 +162,27 @@ def attest(  # noqa: PLR0917 (a typer command: one parameter per option)
         passphrase_env=passphrase_env,
         passphrase_stdin=passphrase_stdin,
     )
-    with DigestCache.default() as cache:
-        subject = directory_subject(_model_dir(target), cache=cache)
+    if attach and not _is_oci(target):
+        raise UsageError("--attach needs an OCI target (oci://... or oci-layout:...)")
+    access = (
+        registry_access(ca_file, insecure, username, password_stdin, docker_config)
+        if _is_oci(target)
+        else None
+    )
+    subject, oci = _subject(target, access)
     bundle = sign_attestation(subject, ptype, body, signer)
     write_atomic(output, bundle)
     typer.echo(f"wrote {output}: {ptype} attestation for {subject.name} (sha256:{subject.sha256})")
+    if attach and oci is not None:
+        from guard.oci.referrers import attach as do_attach  # noqa: PLC0415
+        from guard.oci.referrers import load_attachment  # noqa: PLC0415
+
+        entry = do_attach(oci.store, oci.descriptor, load_attachment("attestation", output))
+        typer.echo(f"attached to {oci.descriptor.digest} as {entry.digest}")
 
 
 def facts(  # noqa: PLR0917
-    target: Annotated[
-        str, typer.Argument(metavar="MODEL_DIR", help="The model directory.", show_default=False)
-    ],
+    target: Annotated[str, typer.Argument(metavar="MODEL", help=_TARGET, show_default=False)],
     attestation: Annotated[
         list[Path] | None,
         typer.Option("--attestation", help="An attestation bundle; repeatable.", show_default=False),
@@ -158,13 +201,18 @@ def facts(  # noqa: PLR0917
     issuer: IssuerOption = None,
     trust_config: TrustConfigOption = None,
     offline: OfflineOption = False,
+    ca_file: CaFileOption = None,
+    insecure: InsecureOption = False,
+    username: UsernameOption = None,
+    password_stdin: PasswordStdinOption = False,
+    docker_config: DockerConfigOption = None,
 ) -> None:
-    """Verify a model's signature and attestations and print its model facts."""
+    """Verify a model's signature and attestations and print its model facts.
+
+    For an OCI artifact, attestations attached as referrers are found and verified too."""
     from guard.attest.collect import AttestationInput, collect_facts, verify_directory_signature  # noqa: PLC0415
     from guard.attest.render import render_facts  # noqa: PLC0415
-    from guard.attest.subject import directory_subject  # noqa: PLC0415
     from guard.commands.trust_options import build_verifier  # noqa: PLC0415
-    from guard.signing import DigestCache  # noqa: PLC0415
 
     verifier = build_verifier(
         key=key,
@@ -181,11 +229,26 @@ def facts(  # noqa: PLR0917
             inputs.append(AttestationInput(path.read_bytes(), str(path)))
         except OSError as err:
             raise UsageError(f"cannot read attestation {path}: {err.strerror or err}") from err
-    model_dir = _model_dir(target)
-    with DigestCache.default() as cache:
-        subject = directory_subject(model_dir, cache=cache)
-    sig = verify_directory_signature(model_dir, verifier, signature)
-    result = collect_facts(subject, verifier, inputs, signature=sig)
+    access = (
+        registry_access(ca_file, insecure, username, password_stdin, docker_config)
+        if _is_oci(target)
+        else None
+    )
+    subject, oci = _subject(target, access)
+    if oci is None:
+        sig = verify_directory_signature(Path(target), verifier, signature)
+        rejected: list[AttestationOutcome] = []
+    else:
+        from guard.attest.oci import oci_attestation_inputs, oci_signature  # noqa: PLC0415
+
+        if signature is not None:
+            raise UsageError(
+                "--signature is for model directories; an OCI artifact's signature is a referrer"
+            )
+        sig = oci_signature(oci, verifier)
+        attached, rejected = oci_attestation_inputs(oci)
+        inputs += attached
+    result = collect_facts(subject, verifier, inputs, signature=sig, rejected=rejected)
     if as_json:
         typer.echo(json.dumps(result.to_json(), indent=2))
     else:

@@ -1,0 +1,103 @@
+"""Attestations of OCI artifacts: the subject is the manifest digest; attestations are referrers.
+
+``oci_subject`` resolves a reference (a moving tag is reported, never followed) to its manifest
+digest. ``oci_attestation_inputs`` finds every in-toto referrer (Referrers API or the fallback
+tag, via guard.oci) and reads its bundle; a referrer that cannot be an attestation (wrong subject,
+no Sigstore bundle layer, an unsigned SBOM) becomes an ``invalid`` outcome with the reason, never
+silently skipped. ``oci_signature`` verifies the model signature with ``guard.oci.verify_oci``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from guard.attest.collect import AttestationInput, SignatureOutcome
+from guard.attest.specs import CYCLONEDX_TYPE
+from guard.attest.subject import ModelSubject
+from guard.attest.verify import AttestationOutcome
+from guard.errors import GuardError, NotFoundError, VerificationError
+from guard.oci.blobs import read_small_blob
+from guard.oci.reference import Reference
+from guard.oci.referrers import list_referrers
+from guard.oci.store import resolve_and_fetch
+from guard.oci.types import CYCLONEDX_JSON, IN_TOTO_JSON, SIGSTORE_BUNDLE, Descriptor, Store
+from guard.oci.verify import verify_oci
+from guard.signing import Verifier
+
+_BUNDLE_PREFIX = "application/vnd.dev.sigstore.bundle"
+
+
+@dataclass(frozen=True)
+class OciTarget:
+    subject: ModelSubject
+    descriptor: Descriptor
+    store: Store
+    reference: Reference
+
+
+def oci_subject(reference: Reference, store: Store) -> OciTarget:
+    descriptor, _ = resolve_and_fetch(store, reference)
+    algorithm, hexdigest = descriptor.digest.split(":", 1)
+    if algorithm != "sha256":
+        raise VerificationError(f"{reference}: manifest digest {descriptor.digest}: expected sha256")
+    subject = ModelSubject(name=reference.base(), sha256=hexdigest, kind="oci", reference=str(reference))
+    return OciTarget(subject, descriptor, store, reference)
+
+
+def _invalid(
+    source: str, reason: str, predicate_type: str = "unknown", name: str | None = None
+) -> AttestationOutcome:
+    return AttestationOutcome(name or predicate_type, predicate_type, "invalid", reason, source)
+
+
+def _read_referrer(target: OciTarget, ref: Descriptor) -> AttestationInput | AttestationOutcome:
+    source = f"referrer {ref.digest}"
+    referrer = target.store.fetch_manifest(ref.digest).json()
+    subject = referrer.get("subject")
+    bound = subject.get("digest") if isinstance(subject, dict) else None
+    if bound != target.descriptor.digest:
+        return _invalid(source, f"referrer subject is {bound!r}, expected {target.descriptor.digest}")
+    layers = [raw for raw in referrer.get("layers") or [] if isinstance(raw, dict)]
+    bundles = [raw for raw in layers if str(raw.get("mediaType", "")).startswith(_BUNDLE_PREFIX)]
+    if not bundles:
+        found = ", ".join(str(raw.get("mediaType")) for raw in layers) or "no layers"
+        return _invalid(source, f"expected a Sigstore bundle layer, found {found} (unsigned or not a bundle)")
+    layer = Descriptor.from_json(bundles[0], f"{source} layers")
+    return AttestationInput(read_small_blob(target.store, layer, f"attestation {layer.digest}"), source)
+
+
+def oci_attestation_inputs(target: OciTarget) -> tuple[list[AttestationInput], list[AttestationOutcome]]:
+    """The attestation bundles attached to ``target`` and the referrers that cannot be one."""
+    inputs: list[AttestationInput] = []
+    failed: list[AttestationOutcome] = []
+    for ref in list_referrers(target.store, target.descriptor.digest, IN_TOTO_JSON):
+        try:
+            item = _read_referrer(target, ref)
+        except (VerificationError, NotFoundError) as err:
+            item = _invalid(f"referrer {ref.digest}", f"cannot read the referrer: {err}")
+        if isinstance(item, AttestationInput):
+            inputs.append(item)
+        else:
+            failed.append(item)
+    for ref in list_referrers(target.store, target.descriptor.digest, CYCLONEDX_JSON):
+        failed.append(
+            _invalid(
+                f"referrer {ref.digest}",
+                "an unsigned CycloneDX SBOM: sign it with `guard attest --sbom` to have it counted",
+                CYCLONEDX_TYPE,
+                "sbom",
+            )
+        )
+    return inputs, failed
+
+
+def oci_signature(target: OciTarget, verifier: Verifier) -> SignatureOutcome:
+    if not list_referrers(target.store, target.descriptor.digest, SIGSTORE_BUNDLE):
+        return SignatureOutcome(None, "missing", f"no signature is attached to {target.descriptor.digest}")
+    try:
+        result = verify_oci(target.reference.with_digest(target.descriptor.digest), verifier, target.store)
+    except VerificationError as err:
+        return SignatureOutcome(None, "invalid", str(err))
+    except GuardError as err:  # a referrer that vanished mid-way: report, never count as signed
+        return SignatureOutcome(None, "invalid", f"{type(err).__name__}: {err}")
+    return SignatureOutcome(result.signer, "present", None, f"referrer {result.signature_digest}")

@@ -1,0 +1,123 @@
+"""Attestations of OCI artifacts: subject = manifest digest, attached as referrers, found again by
+``guard facts``; run against an OCI layout and a real registry (Debian's docker-registry)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from guard.attest.specs import load_spec_file
+from guard.cli import run
+from guard.signing import KeySigner, sign_model
+
+
+@pytest.fixture(params=["layout", "registry"])
+def base(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "layout":
+        return f"oci-layout:{tmp_path / 'layout'}"
+    registry = request.getfixturevalue("registry")
+    request.applymarker(pytest.mark.registry)
+    return f"oci://{registry.host}/attest-{uuid.uuid4().hex[:8]}"
+
+
+def test_attest_attach_and_facts_of_an_oci_artifact(
+    base: str,
+    model_dir: Path,
+    tmp_path: Path,
+    keys: tuple[Path, Path],
+    other_keys: tuple[Path, Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    private, public = keys
+    sign_model(model_dir, KeySigner.from_file(private))
+    target = f"{base}:v1"
+    assert run(["push", str(model_dir), target, "--signature", str(model_dir / "model.sig")]) == 0
+    datasets = tmp_path / "datasets.json"
+    datasets.write_text(json.dumps(load_spec_file("dataset-provenance/v1", "example.json")))
+    bom = tmp_path / "bom.json"
+    assert run(["sbom", str(model_dir), "-o", str(bom)]) == 0
+    # A valid dataset attestation (ours), an SBOM attestation signed by an untrusted key.
+    assert (
+        run(
+            [
+                "attest",
+                target,
+                "--datasets",
+                str(datasets),
+                "--key",
+                str(private),
+                "-o",
+                str(tmp_path / "ds.att.json"),
+                "--attach",
+            ]
+        )
+        == 0
+    )
+    assert (
+        run(
+            [
+                "attest",
+                target,
+                "--sbom",
+                str(bom),
+                "--key",
+                str(other_keys[0]),
+                "-o",
+                str(tmp_path / "bom.att.json"),
+                "--attach",
+            ]
+        )
+        == 0
+    )
+    # A directory attestation (other subject) attached by hand to the artifact.
+    assert (
+        run(
+            [
+                "attest",
+                str(model_dir),
+                "--provenance",
+                str(_slsa(tmp_path)),
+                "--key",
+                str(private),
+                "-o",
+                str(tmp_path / "dir.att.json"),
+            ]
+        )
+        == 0
+    )
+    assert run(["attach", target, "--attestation", str(tmp_path / "dir.att.json")]) == 0
+    capsys.readouterr()
+    assert run(["facts", target, "--key", str(public), "--json"]) == 0
+    facts: dict[str, Any] = json.loads(capsys.readouterr().out)
+    assert facts["subject"]["kind"] == "oci"
+    assert facts["signers"] and facts["signers"][0]["method"] == "key"
+    status = sorted((a["name"], a["status"]) for a in facts["attestations"])
+    assert status == sorted(
+        [
+            ("signature", "present"),
+            ("datasets", "present"),
+            ("sbom", "invalid"),
+            ("sbom", "missing"),
+            ("provenance", "invalid"),
+            ("provenance", "missing"),
+        ]
+    )
+    reasons = {a["name"]: a["reason"] for a in facts["attestations"] if a["status"] == "invalid"}
+    assert "another model" in reasons["provenance"]
+    assert all(
+        a["source"].startswith("referrer sha256:")
+        for a in facts["attestations"]
+        if a["name"] in ("datasets", "sbom") and a["status"] != "missing"
+    )
+    assert {d["name"] for d in facts["datasets"]} == {"slimpajama-627b", "internal-support-chats"}
+    assert facts["provenance"]["builder"] is None
+
+
+def _slsa(tmp_path: Path) -> Path:
+    path = tmp_path / "slsa.json"
+    path.write_text(json.dumps(load_spec_file("slsa-provenance/v1", "example.json")))
+    return path
