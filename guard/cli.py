@@ -15,6 +15,7 @@ import sys
 import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from guard import __version__
 from guard.commands import attest, demo, oci, policy, serve, signing
@@ -60,7 +61,7 @@ def run(argv: list[str] | None = None) -> int:
         result = command.main(args=argv, prog_name="guard", standalone_mode=False)
     except GuardError as exc:
         label = "error" if exc.exit_code != EXIT_FAILED else "verification failed"
-        err.print(f"[bold red]{label}:[/] {exc}", markup=True)
+        err.print(f"[bold red]{label}:[/] {escape(str(exc))}", markup=True)
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
@@ -75,7 +76,7 @@ def run(argv: list[str] | None = None) -> int:
         return 130
     except OSError as exc:
         # An OS failure that no capability turned into a GuardError: infrastructure.
-        err.print(f"[bold red]error:[/] {exc}", markup=True)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True)
         return EXIT_INFRA
     return int(result) if isinstance(result, int) else 0
 
