@@ -196,7 +196,7 @@ def verify_statement(
     # 6. The predicate type.
     if predicate_types is not None and predicate_type not in predicate_types:
         raise BundleFormatError(
-            f"predicateType: expected {' or '.join(sorted(predicate_types))}, found {predicate_type!r}",
+            f"predicateType: expected {' or '.join(predicate_types)}, found {predicate_type!r}",
             field="predicateType",
         )
     predicate = statement.get("predicate", {})
