@@ -180,3 +180,20 @@ def collect_facts(
 
 def facts_document(facts: ModelFacts) -> Mapping[str, Any]:
     return facts.to_json()
+
+
+def directory_facts(
+    model_dir: Path,
+    verifier: Verifier,
+    attestations: Sequence[AttestationInput] = (),
+    *,
+    signature: Path | None = None,
+    cache: Any = None,
+) -> ModelFacts:
+    """The facts of a model directory: hash it (OMS subject), verify its ``model.sig`` (or
+    ``signature``) and the given attestations. ``cache``: a guard.signing.DigestCache."""
+    from guard.attest.subject import directory_subject  # noqa: PLC0415
+
+    subject = directory_subject(model_dir, cache=cache)
+    outcome = verify_directory_signature(model_dir, verifier, signature)
+    return collect_facts(subject, verifier, attestations, signature=outcome)

@@ -9,17 +9,20 @@ silently skipped. ``oci_signature`` verifies the model signature with ``guard.oc
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from guard.attest.collect import AttestationInput, SignatureOutcome
+from guard.attest.collect import AttestationInput, SignatureOutcome, collect_facts
+from guard.attest.facts import ModelFacts
 from guard.attest.specs import CYCLONEDX_TYPE
 from guard.attest.subject import ModelSubject
 from guard.attest.verify import AttestationOutcome
 from guard.errors import GuardError, NotFoundError, VerificationError
 from guard.oci.blobs import read_small_blob
-from guard.oci.reference import Reference
+from guard.oci.reference import Reference, parse_reference
 from guard.oci.referrers import list_referrers
-from guard.oci.store import resolve_and_fetch
+from guard.oci.registry import RegistryAccess
+from guard.oci.store import open_store, resolve_and_fetch
 from guard.oci.types import CYCLONEDX_JSON, IN_TOTO_JSON, SIGSTORE_BUNDLE, Descriptor, Store
 from guard.oci.verify import verify_oci
 from guard.signing import Verifier
@@ -101,3 +104,22 @@ def oci_signature(target: OciTarget, verifier: Verifier) -> SignatureOutcome:
     except GuardError as err:  # a referrer that vanished mid-way: report, never count as signed
         return SignatureOutcome(None, "invalid", f"{type(err).__name__}: {err}")
     return SignatureOutcome(result.signer, "present", None, f"referrer {result.signature_digest}")
+
+
+def oci_facts(
+    reference: str | Reference,
+    verifier: Verifier,
+    store: Store | None = None,
+    *,
+    access: RegistryAccess | None = None,
+    attestations: Sequence[AttestationInput] = (),
+) -> ModelFacts:
+    """The facts of an OCI artifact: resolve it, verify its signature referrer, and verify every
+    attestation attached to it (plus ``attestations`` given out of band)."""
+    ref = parse_reference(reference) if isinstance(reference, str) else reference
+    target = oci_subject(ref, store or open_store(ref, access))
+    signature = oci_signature(target, verifier)
+    attached, rejected = oci_attestation_inputs(target)
+    return collect_facts(
+        target.subject, verifier, [*attestations, *attached], signature=signature, rejected=rejected
+    )

@@ -32,12 +32,12 @@ from guard.commands.trust_options import (
     TrustConfigOption,
     VerifyKeyOption,
 )
-from guard.errors import UsageError
+from guard.errors import AttestationError, UsageError
 
 if TYPE_CHECKING:
+    from guard.attest.facts import ModelFacts
     from guard.attest.oci import OciTarget
     from guard.attest.subject import ModelSubject
-    from guard.attest.verify import AttestationOutcome
     from guard.oci.registry import RegistryAccess
 
 _TARGET = "A model directory, oci://HOST/REPO[:TAG|@DIGEST] or oci-layout:PATH[:TAG|@DIGEST]."
@@ -194,6 +194,16 @@ def facts(  # noqa: PLR0917
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the model facts JSON document.")] = False,
+    require: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--require",
+            metavar="KIND",
+            help="Exit 1 unless this is present and verified: signature, sbom, spdx, provenance, "
+            "datasets; repeatable.",
+            show_default=False,
+        ),
+    ] = None,
     key: VerifyKeyOption = None,
     certificate_roots: CertificateRootsOption = None,
     identity: IdentityOption = None,
@@ -210,10 +220,16 @@ def facts(  # noqa: PLR0917
     """Verify a model's signature and attestations and print its model facts.
 
     For an OCI artifact, attestations attached as referrers are found and verified too."""
-    from guard.attest.collect import AttestationInput, collect_facts, verify_directory_signature  # noqa: PLC0415
+    from guard.attest.collect import AttestationInput, directory_facts  # noqa: PLC0415
     from guard.attest.render import render_facts  # noqa: PLC0415
     from guard.commands.trust_options import build_verifier  # noqa: PLC0415
 
+    known = {"signature", "sbom", "spdx", "provenance", "datasets"}
+    unknown = sorted(set(require or []) - known)
+    if unknown:
+        raise UsageError(
+            f"--require: unknown kind {', '.join(unknown)} (expected one of {', '.join(sorted(known))})"
+        )
     verifier = build_verifier(
         key=key,
         certificate_roots=certificate_roots,
@@ -229,30 +245,37 @@ def facts(  # noqa: PLR0917
             inputs.append(AttestationInput(path.read_bytes(), str(path)))
         except OSError as err:
             raise UsageError(f"cannot read attestation {path}: {err.strerror or err}") from err
-    access = (
-        registry_access(ca_file, insecure, username, password_stdin, docker_config)
-        if _is_oci(target)
-        else None
-    )
-    subject, oci = _subject(target, access)
-    if oci is None:
-        sig = verify_directory_signature(Path(target), verifier, signature)
-        rejected: list[AttestationOutcome] = []
-    else:
-        from guard.attest.oci import oci_attestation_inputs, oci_signature  # noqa: PLC0415
+    if _is_oci(target):
+        from guard.attest.oci import oci_facts  # noqa: PLC0415
 
         if signature is not None:
             raise UsageError(
                 "--signature is for model directories; an OCI artifact's signature is a referrer"
             )
-        sig = oci_signature(oci, verifier)
-        attached, rejected = oci_attestation_inputs(oci)
-        inputs += attached
-    result = collect_facts(subject, verifier, inputs, signature=sig, rejected=rejected)
+        access = registry_access(ca_file, insecure, username, password_stdin, docker_config)
+        result = oci_facts(target, verifier, access=access, attestations=inputs)
+    else:
+        from guard.signing import DigestCache  # noqa: PLC0415
+
+        with DigestCache.default() as cache:
+            result = directory_facts(Path(target), verifier, inputs, signature=signature, cache=cache)
     if as_json:
         typer.echo(json.dumps(result.to_json(), indent=2))
     else:
         render_facts(result)
+    _check_required(result, require or [])
+
+
+def _check_required(result: ModelFacts, require: list[str]) -> None:
+    """``--require KIND``: exit 1 unless a verified attestation of each kind is present."""
+    present = {a.name for a in result.attestations if a.status == "present"}
+    lacking = []
+    for kind in require:
+        if kind not in present:
+            why = [a.reason for a in result.attestations if a.name == kind and a.reason]
+            lacking.append(f"{kind} ({'; '.join(why) or 'not present'})")
+    if lacking:
+        raise AttestationError(f"required attestations not verified: {', '.join(lacking)}")
 
 
 def register(app: typer.Typer) -> None:
