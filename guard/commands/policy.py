@@ -1,9 +1,129 @@
-"""`guard` commands for the policy capability (see guard.cli)."""
+"""`guard policy test` and `guard policy eval` (see guard.cli and README, section policy)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
+
+from guard.errors import PolicyViolation, UsageError, VerificationError
+
+if TYPE_CHECKING:
+    from guard.policy.decision import Decision
+
+policy_app = typer.Typer(
+    name="policy", help="Test and evaluate the Rego policy library.", no_args_is_help=True
+)
+
+PoliciesOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--policies",
+        "-p",
+        help="Policy library directory (default: config's policy.directory, "
+        "else the library shipped with guard).",
+    ),
+]
+
+
+@policy_app.command("test")
+def test_command(
+    directory: Annotated[
+        Path | None, typer.Argument(help="Policy library directory (default: shipped).")
+    ] = None,
+    run: Annotated[
+        str | None, typer.Option("--run", "-r", help="Only tests whose name matches this regex.")
+    ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="List every test, not only failures.")
+    ] = False,
+) -> None:
+    """Run every test_* rule and replay samples/allowed and samples/denied of every policy."""
+    from guard.policy.runner import run_library_tests  # noqa: PLC0415
+
+    report = run_library_tests(directory, match=run)
+    for result in report.results:
+        if verbose or not result.passed:
+            mark = "PASS" if result.passed else "FAIL"
+            typer.echo(f"{mark} {result.name}" + (f": {result.detail}" if result.detail else ""))
+    failed = report.failed
+    typer.echo(f"{report.root}: {report.passed} passed, {len(failed)} failed ({report.seconds:.2f}s)")
+    if not report.results:
+        raise UsageError(f"no tests matched in {report.root}" + (f" (--run {run!r})" if run else ""))
+    if failed:
+        names = ", ".join(r.name for r in failed[:10]) + (" ..." if len(failed) > 10 else "")
+        raise VerificationError(f"{len(failed)} policy test(s) failed: {names}")
+
+
+def _read_input(path: Path) -> dict[str, Any]:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise UsageError(f"--input: {path} does not exist") from err
+    except (OSError, ValueError) as err:
+        raise UsageError(f"--input: {path} is not readable JSON: {err}") from err
+    if not isinstance(document, dict):
+        raise UsageError(
+            f"--input: expected a JSON object (a policy input document), found {type(document).__name__}"
+        )
+    return document
+
+
+def print_decision(decision: Decision) -> None:
+    typer.echo("ALLOWED" if decision.allowed else "DENIED")
+    for v in decision.violations:
+        where = " ".join(
+            x
+            for x in (
+                f"container={v.container}" if v.container else "",
+                f"artifact={v.artifact}" if v.artifact else "",
+            )
+            if x
+        )
+        typer.echo(f"  {v.enforcement.upper():6} [{v.severity}] {v.policy}/{v.rule}: {v.message}")
+        typer.echo(f"         controls: {', '.join(v.controls) or '-'}" + (f"; {where}" if where else ""))
+
+
+@policy_app.command("eval")
+def eval_command(
+    input_file: Annotated[
+        Path,
+        typer.Option("--input", "-i", help="Policy input document (JSON), see policies/input.schema.json."),
+    ],
+    policies: PoliciesOption = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="guard config file (YAML).")] = None,
+    output: Annotated[str, typer.Option("--output", "-o", help="text or json.")] = "text",
+) -> None:
+    """Evaluate the library on one input and print the decision (exit 1 when denied)."""
+    from guard.config import load_config  # noqa: PLC0415
+    from guard.policy.engine import make_engine  # noqa: PLC0415
+
+    if output not in ("text", "json"):
+        raise UsageError(f"--output: expected text or json, found {output!r}")
+    document = _read_input(input_file)
+    settings = load_config(config).policy
+    if policies is not None:
+        settings = settings.model_copy(update={"directory": policies})
+    engine = make_engine(settings)
+
+    async def evaluate() -> Decision:
+        try:
+            return await engine.evaluate(document)
+        finally:
+            await engine.aclose()
+
+    decision = asyncio.run(evaluate())
+    if output == "json":
+        typer.echo(json.dumps(decision.to_json(), indent=2))
+    else:
+        print_decision(decision)
+    if not decision.allowed:
+        raise PolicyViolation(f"denied by {len(decision.denials)} violation(s):\n{decision.message()}")
 
 
 def register(app: typer.Typer) -> None:
     """Add this capability's commands to the CLI."""
+    app.add_typer(policy_app)

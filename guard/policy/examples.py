@@ -129,6 +129,8 @@ CONFIG: dict[str, Any] = {
     },
 }
 
+_CI = {"method": "keyless", "identity": CI_SUBJECT, "issuer": CI_ISSUER}
+
 FACTS: dict[str, Any] = {
     "subject": {"name": "llama-3-8b", "digest": {"sha256": "2" * 64}, "kind": "oci"},
     "signers": [{"method": "keyless", "identity": CI_SUBJECT, "issuer": CI_ISSUER}],
@@ -163,13 +165,19 @@ FACTS: dict[str, Any] = {
     },
     "energy": {"trainingKWh": 120.0, "co2eKg": 57.0},
     "attestations": [
-        {"predicateType": "https://cyclonedx.org/bom", "name": "sbom", "status": "present"},
+        {"predicateType": "https://cyclonedx.org/bom", "name": "sbom", "status": "present", "signer": _CI},
         {
             "predicateType": "https://guard.cnai.dev/dataset-provenance/v1",
             "name": "datasets",
             "status": "present",
+            "signer": _CI,
         },
-        {"predicateType": "https://slsa.dev/provenance/v1", "name": "provenance", "status": "present"},
+        {
+            "predicateType": "https://slsa.dev/provenance/v1",
+            "name": "provenance",
+            "status": "present",
+            "signer": _CI,
+        },
     ],
 }
 
@@ -340,6 +348,14 @@ def _dra(resolved: bool = True, mode: str = "ExactCount", declare: bool = True) 
     return apply
 
 
+def _attestation_failed(index: int, status: str, reason: str) -> Mutation:
+    def apply(case: Case) -> None:
+        assert case.facts is not None
+        case.facts["attestations"][index].update(status=status, reason=reason, signer=None)
+
+    return apply
+
+
 def _product_affinity(product: str) -> Mutation:
     def apply(case: Case) -> None:
         case.pod.pop("nodeSelector", None)
@@ -393,7 +409,9 @@ SAMPLES: dict[str, tuple[dict[str, Mutation], dict[str, Mutation]]] = {
             ),
         },
         {
-            "required_attestation_missing": _set("facts.attestations.1.status", "invalid"),
+            "required_attestation_missing": _attestation_failed(
+                1, "invalid", "statement subject is another model"
+            ),
             "sbom_missing": _all(
                 _set("facts.attestations", FACTS["attestations"][1:]),
                 _set("config.rules.1.required_attestations", ["datasets"]),
@@ -417,7 +435,9 @@ SAMPLES: dict[str, tuple[dict[str, Mutation], dict[str, Mutation]]] = {
     "provenance.datasets": (
         {"approved": _all()},
         {
-            "datasets_not_attested": _set("facts.attestations.1.status", "missing"),
+            "datasets_not_attested": _attestation_failed(
+                1, "missing", "no dataset provenance attestation found"
+            ),
             "dataset_not_approved": _all(
                 _set("facts.datasets.0.approved", False), _set("facts.datasets.0.approval", None)
             ),

@@ -1,5 +1,5 @@
 """A Rego policy library on disk: ``<dir>/<bundle>/<policy>.rego`` with ``<policy>_test.rego``
-and ``samples/{allowed,denied}/*.json`` beside it, plus shared helpers under ``<dir>/lib/``.
+and ``samples/{allowed,denied}/<policy>--<case>.json`` beside it, plus helpers under ``<dir>/lib/``.
 
 Loading checks the layout (a policy's package is ``guard.<bundle>.<policy>``) and finds which
 policies define ``deny`` and ``warn`` rules, so that engines can query exactly those.
@@ -42,7 +42,10 @@ class Policy:
         return self.file.path.with_name(f"{self.file.path.stem}_test.rego")
 
     def samples(self, outcome: str) -> list[Path]:
-        return sorted((self.directory / "samples" / outcome).glob("*.json"))
+        """``samples/<outcome>/<policy>--<case>.json`` (or ``<policy>.json``) beside the policy."""
+        stem = self.file.path.stem
+        directory = self.directory / "samples" / outcome
+        return sorted([*directory.glob(f"{stem}--*.json"), *directory.glob(f"{stem}.json")])
 
 
 @dataclass(frozen=True)
@@ -129,5 +132,6 @@ def layout_problems(library: PolicyLibrary) -> list[str]:
             problems.append(f"{p.name}: missing test file {p.test_file}")
         for outcome in ("allowed", "denied"):
             if not p.samples(outcome):
-                problems.append(f"{p.name}: no samples under {p.directory / 'samples' / outcome}/*.json")
+                where = p.directory / "samples" / outcome / f"{p.file.path.stem}--*.json"
+                problems.append(f"{p.name}: no {outcome} samples ({where})")
     return problems

@@ -50,7 +50,11 @@ base := {
 						"name": "sbom",
 						"predicateType": "https://cyclonedx.org/bom",
 						"reason": null,
-						"signer": null,
+						"signer": {
+							"identity": "https://github.com/example/ml-pipelines/.github/workflows/train.yml@refs/heads/main",
+							"issuer": "https://token.actions.githubusercontent.com",
+							"method": "keyless"
+						},
 						"source": null,
 						"status": "present"
 					},
@@ -58,7 +62,11 @@ base := {
 						"name": "datasets",
 						"predicateType": "https://guard.cnai.dev/dataset-provenance/v1",
 						"reason": null,
-						"signer": null,
+						"signer": {
+							"identity": "https://github.com/example/ml-pipelines/.github/workflows/train.yml@refs/heads/main",
+							"issuer": "https://token.actions.githubusercontent.com",
+							"method": "keyless"
+						},
 						"source": null,
 						"status": "present"
 					},
@@ -66,7 +74,11 @@ base := {
 						"name": "provenance",
 						"predicateType": "https://slsa.dev/provenance/v1",
 						"reason": null,
-						"signer": null,
+						"signer": {
+							"identity": "https://github.com/example/ml-pipelines/.github/workflows/train.yml@refs/heads/main",
+							"issuer": "https://token.actions.githubusercontent.com",
+							"method": "keyless"
+						},
 						"source": null,
 						"status": "present"
 					}
