@@ -38,7 +38,7 @@ from guard.admission.ports import (
 from guard.admission.references import ArtifactReference, extract_references, reference_keys
 from guard.admission.review import AdmissionRequest
 from guard.admission.settings import AdmissionSettings
-from guard.errors import GuardError, InfrastructureError, VerificationError
+from guard.errors import GuardError, InfrastructureError, NotFoundError, VerificationError
 
 log = logging.getLogger("guard.admission")
 
@@ -99,6 +99,9 @@ class AdmissionEngine:
         )
 
     async def aclose(self) -> None:
+        close = getattr(self._policy, "aclose", None)
+        if close is not None:
+            await close()
         await self._verdicts.aclose()
         await self._digests.aclose()
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -215,6 +218,15 @@ class AdmissionEngine:
     async def _verify_one(self, ref: ArtifactReference, match: RuleMatch) -> ArtifactVerdict:
         try:
             return await self._verify_checked(ref, match)
+        except NotFoundError as err:
+            return ArtifactVerdict(
+                ref=ref,
+                match=match,
+                status="failed",
+                effect="deny",
+                message=f"{ref.where()}: {ref.reference} does not exist in its registry ({err}); check "
+                f"the name and tag",
+            )
         except VerificationError as err:
             return ArtifactVerdict(
                 ref=ref,
@@ -295,7 +307,7 @@ class AdmissionEngine:
                 match=match,
                 status="error",
                 effect="warn",
-                message=f"{text}; allowed unverified because rule {match.rule!r} fails open",
+                message=f"allowed UNVERIFIED because rule {match.rule!r} fails open: {text}",
             )
         return ArtifactVerdict(
             ref=ref,

@@ -8,6 +8,7 @@ the verification cache, and extra kinds of workloads that carry model references
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -77,6 +78,19 @@ class CacheSettings(_Frozen):
     )
 
 
+class RegistrySettings(_Frozen):
+    """How the webhook reaches registries (credentials come from the docker config file)."""
+
+    ca_file: Path | None = Field(
+        default=None, description="PEM CA bundle for registries with a private CA."
+    )
+    docker_config: Path | None = Field(
+        default=None,
+        description="docker config.json with registry credentials (default: the usual places).",
+    )
+    timeout_seconds: float = Field(default=5.0, gt=0, description="Timeout of one registry request.")
+
+
 class AdmissionSettings(_Frozen):
     """How the admission webhook decides."""
 
@@ -113,6 +127,12 @@ class AdmissionSettings(_Frozen):
     kinds: tuple[KindSpec, ...] = Field(
         default=(), description="Extra kinds (or overrides of built-in ones, by group and kind)."
     )
+    fail_open_rules: tuple[str, ...] = Field(
+        default=(),
+        description="Names of trust rules whose artifacts are allowed with a warning when the registry "
+        "cannot be reached in time (all others fail closed).",
+    )
+    registry: RegistrySettings = RegistrySettings()
     cache: CacheSettings = CacheSettings()
 
     @model_validator(mode="after")

@@ -1,0 +1,312 @@
+"""The admission pipeline against fakes: decisions, fail closed / open, deadline, single-flight."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+
+from guard.admission.pipeline import AdmissionEngine
+from guard.admission.ports import Violation
+from guard.admission.response import build_response
+from guard.admission.review import AdmissionReview
+from guard.admission.settings import AdmissionSettings, CacheSettings
+from guard.testing.admission import FakePolicy, FakeRule, FakeRules, FakeVerifier, admission_review, pod
+
+SIGNED = "registry.local/models/llama:v1"
+UNSIGNED = "registry.local/models/unsigned:v1"
+TAMPERED = "registry.local/models/evil:v1"
+
+
+def make(
+    *,
+    verifier: FakeVerifier | None = None,
+    policy: FakePolicy | None = None,
+    rules: FakeRules | None = None,
+    **settings: Any,
+) -> tuple[AdmissionEngine, FakeVerifier, FakePolicy]:
+    if verifier is None:
+        verifier = FakeVerifier()
+        verifier.add(SIGNED)
+        verifier.add(UNSIGNED, signer=None)
+        verifier.add(TAMPERED, tampered=True)
+    policy = policy or FakePolicy()
+    rules = rules or FakeRules(
+        [
+            FakeRule("models", "registry.local/models/*"),
+            FakeRule("lenient", "registry.local/lenient/*", True),
+        ]
+    )
+    engine = AdmissionEngine(AdmissionSettings(**settings), rules, verifier, policy)
+    return engine, verifier, policy
+
+
+def req(obj: dict[str, Any], **kw: Any) -> Any:
+    return AdmissionReview.model_validate(admission_review(obj, **kw)).request
+
+
+async def decide(engine: AdmissionEngine, obj: dict[str, Any], **kw: Any) -> Any:
+    try:
+        return await engine.review(req(obj, **kw))
+    finally:
+        pass
+
+
+async def test_signed_model_allowed_with_audit_and_tag_warning() -> None:
+    engine, verifier, _ = make()
+    outcome = await engine.review(req(pod(SIGNED)))
+    await engine.aclose()
+    assert outcome.allowed and outcome.decision == "warned"  # a tag: allowed, with a pin-the-digest warning
+    response = build_response(outcome).response
+    assert response.allowed is True
+    assert response.warnings and "pin the digest" in response.warnings[0]
+    assert response.audit_annotations is not None
+    assert "ci@example.com" in response.audit_annotations["verified"]
+    assert response.audit_annotations["decision-id"] == outcome.decision_id
+    assert verifier.resolve_calls == 1 and verifier.verify_calls == 1
+
+
+async def test_pinned_digest_is_not_resolved_and_has_no_warning() -> None:
+    engine, verifier, _ = make()
+    digest = verifier.tags[SIGNED]
+    outcome = await engine.review(req(pod(f"registry.local/models/llama@{digest}")))
+    await engine.aclose()
+    assert outcome.decision == "allowed"
+    assert verifier.resolve_calls == 0
+
+
+@pytest.mark.parametrize(
+    ("image", "reason"),
+    [
+        (UNSIGNED, "no signature"),
+        (TAMPERED, "does not match its content"),
+        ("docker.io/library/nginx:1", "no trust rule"),
+    ],
+)
+async def test_denied_with_reason_naming_the_container(image: str, reason: str) -> None:
+    engine, _, _ = make()
+    outcome = await engine.review(req(pod(SIGNED, image)))
+    await engine.aclose()
+    response = build_response(outcome).response
+    assert response.allowed is False
+    assert response.status is not None and response.status.code == 403
+    assert reason in response.status.message
+    assert "container 'c1'" in response.status.message
+
+
+async def test_registry_down_fails_closed_with_actionable_message() -> None:
+    engine, verifier, _ = make()
+    verifier.down = True
+    outcome = await engine.review(req(pod(SIGNED)))
+    await engine.aclose()
+    message = build_response(outcome).response.status.message  # type: ignore[union-attr]
+    assert not outcome.allowed
+    assert "connection refused" in message and "fails closed" in message
+
+
+async def test_registry_down_fails_open_where_the_rule_says_so() -> None:
+    verifier = FakeVerifier(down=True)
+    engine, _, _ = make(verifier=verifier)
+    outcome = await engine.review(req(pod("registry.local/lenient/m:1")))
+    await engine.aclose()
+    response = build_response(outcome).response
+    assert response.allowed is True
+    assert response.warnings and "fails open" in response.warnings[0]
+
+
+async def test_deadline_denies_and_says_so() -> None:
+    gate = threading.Event()  # never set: the registry hangs
+    verifier = FakeVerifier(gate=gate, gate_timeout=10)
+    verifier.add(SIGNED)
+    engine, _, _ = make(verifier=verifier, timeout_seconds=1.0, deadline_margin_seconds=0.7)
+    outcome = await engine.review(req(pod(SIGNED)))
+    gate.set()
+    await engine.aclose()
+    assert not outcome.allowed
+    assert "deadline" in build_response(outcome).response.status.message  # type: ignore[union-attr]
+
+
+async def test_concurrent_pods_with_the_same_model_verify_once() -> None:
+    gate = threading.Event()
+    verifier = FakeVerifier(gate=gate)
+    verifier.add(SIGNED)
+    engine, _, _ = make(verifier=verifier)
+    requests = [engine.review(req(pod(SIGNED, name=f"p{i}"))) for i in range(20)]
+    tasks = [asyncio.ensure_future(r) for r in requests]
+    for _ in range(50):  # let every request reach the cache before the registry answers
+        await asyncio.sleep(0)
+    gate.set()
+    outcomes = await asyncio.gather(*tasks)
+    # and later requests are cache hits
+    again = await engine.review(req(pod(SIGNED, name="late")))
+    await engine.aclose()
+    assert all(o.allowed for o in outcomes) and again.allowed
+    assert verifier.resolve_calls == 1
+    assert verifier.verify_calls == 1
+    hits = engine.metrics.registry.get_sample_value(
+        "guard_verification_cache_total", {"cache": "verification", "result": "hit"}
+    )
+    assert hits == 1.0
+
+
+async def test_negative_verdicts_are_cached_but_registry_errors_are_not() -> None:
+    engine, verifier, _ = make()
+    await engine.review(req(pod(UNSIGNED)))
+    await engine.review(req(pod(UNSIGNED)))
+    assert verifier.verify_calls == 1  # the failure was remembered
+    verifier2 = FakeVerifier(down=True)
+    verifier2.add(SIGNED)
+    engine2, _, _ = make(verifier=verifier2)
+    await engine2.review(req(pod(SIGNED)))
+    await engine2.review(req(pod(SIGNED)))
+    await engine.aclose()
+    await engine2.aclose()
+    assert verifier2.resolve_calls == 2  # a registry error is retried on the next request
+
+
+async def test_negative_ttl_zero_never_remembers_failures() -> None:
+    engine, verifier, _ = make(cache=CacheSettings(negative_ttl_seconds=0))
+    await engine.review(req(pod(UNSIGNED)))
+    await engine.review(req(pod(UNSIGNED)))
+    await engine.aclose()
+    assert verifier.verify_calls == 2
+
+
+async def test_expired_entries_are_verified_again() -> None:
+    now = [0.0]
+    verifier = FakeVerifier()
+    verifier.add(SIGNED)
+    policy = FakePolicy()
+    from guard.admission.settings import AdmissionSettings as S
+
+    engine = AdmissionEngine(
+        S(cache=CacheSettings(ttl_seconds=60, tag_ttl_seconds=60)),
+        FakeRules([FakeRule("models", "registry.local/models/*")]),
+        verifier,
+        policy,
+        clock=lambda: now[0],
+    )
+    await engine.review(req(pod(SIGNED)))
+    now[0] = 30
+    await engine.review(req(pod(SIGNED)))
+    now[0] = 100
+    await engine.review(req(pod(SIGNED)))
+    await engine.aclose()
+    assert verifier.verify_calls == 2 and verifier.resolve_calls == 2
+
+
+async def test_update_with_unchanged_references_is_not_verified_again() -> None:
+    engine, verifier, _policy = make()
+    old = pod(SIGNED)
+    new = pod(SIGNED)
+    new["metadata"]["labels"] = {"scaled": "yes"}
+    outcome = await engine.review(req(new, operation="UPDATE", old=old))
+    changed = await engine.review(req(pod(UNSIGNED), operation="UPDATE", old=old))
+    await engine.aclose()
+    assert outcome.decision == "unchanged" and outcome.allowed
+    assert verifier.verify_calls == 1  # only the changed update
+    assert not changed.allowed
+
+
+async def test_exempt_namespace_and_delete_are_allowed_unchecked() -> None:
+    engine, verifier, policy = make()
+    exempt = await engine.review(req(pod(UNSIGNED), namespace="kube-system"))
+    delete = await engine.review(req(pod(UNSIGNED), operation="DELETE"))
+    status = await engine.review(req(pod(UNSIGNED), operation="UPDATE", sub_resource="status"))
+    await engine.aclose()
+    assert [o.decision for o in (exempt, delete, status)] == ["exempt", "skipped", "skipped"]
+    assert verifier.verify_calls == 0 and policy.calls == 0
+
+
+async def test_ephemeral_containers_subresource_is_checked() -> None:
+    engine, _, _ = make()
+    old = pod(SIGNED)
+    new = pod(SIGNED)
+    new["spec"]["ephemeralContainers"] = [{"name": "debug", "image": UNSIGNED}]
+    outcome = await engine.review(req(new, operation="UPDATE", old=old, sub_resource="ephemeralcontainers"))
+    await engine.aclose()
+    assert not outcome.allowed
+    assert "container 'debug'" in build_response(outcome).response.status.message  # type: ignore[union-attr]
+
+
+async def test_unknown_kind_is_denied_by_default_and_can_be_allowed() -> None:
+    obj = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {}}
+    engine, _, _ = make()
+    denied = await engine.review(req(obj))
+    engine2, _, _ = make(unknown_kinds="allow")
+    allowed = await engine2.review(req(obj))
+    await engine.aclose()
+    await engine2.aclose()
+    assert not denied.allowed and "admission.kinds" in build_response(denied).response.status.message  # type: ignore[union-attr]
+    assert allowed.allowed and allowed.warnings
+
+
+async def test_policy_violations_deny_warn_and_dryrun() -> None:
+    policy = FakePolicy(
+        violations=(
+            Violation("gpu.cap", "max_gpus", "container 'c0' asks 9 GPUs, at most 8", action="deny"),
+            Violation("supply_chain.sbom", "sbom", "no SBOM attached", action="warn"),
+            Violation("tenancy.runtime", "sandbox", "not sandboxed", action="dryrun"),
+        ),
+        policies=("gpu.cap", "supply_chain.sbom", "tenancy.runtime", "carbon.budget"),
+    )
+    engine, _, _ = make(policy=policy)
+    outcome = await engine.review(req(pod(SIGNED)))
+    await engine.aclose()
+    response = build_response(outcome).response
+    assert not response.allowed
+    assert "[gpu.cap] container 'c0' asks 9 GPUs" in response.status.message  # type: ignore[union-attr]
+    assert response.warnings and any("[supply_chain.sbom]" in w for w in response.warnings)
+    assert response.audit_annotations and "not sandboxed" in response.audit_annotations["dryrun-violations"]
+    sample = engine.metrics.registry.get_sample_value
+    assert sample("guard_admission_policy_decisions_total", {"policy": "gpu.cap", "result": "deny"}) == 1
+    assert (
+        sample("guard_admission_policy_decisions_total", {"policy": "carbon.budget", "result": "pass"}) == 1
+    )
+    # the policy saw the verified artifact with its digest
+    seen = policy.seen[0][1]
+    assert seen[0].artifact is not None and seen[0].digest is not None
+
+
+async def test_policy_engine_failure_fails_closed() -> None:
+    engine, _, _ = make(policy=FakePolicy(fail=True))
+    outcome = await engine.review(req(pod(SIGNED)))
+    await engine.aclose()
+    assert not outcome.allowed
+    assert "policy engine failed" in build_response(outcome).response.status.message  # type: ignore[union-attr]
+
+
+async def test_unexpected_bug_fails_closed() -> None:
+    class Broken:
+        def match(self, reference: str, namespace: str) -> Any:
+            raise ZeroDivisionError("boom")
+
+    engine = AdmissionEngine(AdmissionSettings(), Broken(), FakeVerifier(), FakePolicy())
+    outcome = await engine.review(req(pod(SIGNED)))
+    await engine.aclose()
+    assert not outcome.allowed
+    assert "ZeroDivisionError" in build_response(outcome).response.status.message  # type: ignore[union-attr]
+
+
+async def test_dry_run_is_marked_and_decides_the_same() -> None:
+    engine, _, _ = make()
+    outcome = await engine.review(req(pod(UNSIGNED), dry_run=True))
+    await engine.aclose()
+    response = build_response(outcome).response
+    assert not response.allowed
+    assert response.audit_annotations and response.audit_annotations["dry-run"] == "true"
+
+
+async def test_non_oci_storage_uri_is_denied_when_a_rule_requires_a_signature() -> None:
+    isvc = {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": "m", "namespace": "team-a"},
+        "spec": {"predictor": {"model": {"storageUri": "s3://bucket/llama"}}},
+    }
+    engine, _, _ = make(rules=FakeRules([FakeRule("s3", "s3:*")], unmatched="deny"))
+    outcome = await engine.review(req(isvc))
+    await engine.aclose()
+    assert not outcome.allowed

@@ -1,0 +1,155 @@
+"""The real webhook (real wiring: OCI verification, attestations, Rego policies) over real TLS,
+against Debian's docker-registry holding signed, unsigned and tampered models."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from guard.config import parse_config
+from guard.testing.admission import admission_review, pod
+from guard.testing.admission_net import StallingProxy, refused_address
+from guard.testing.admission_registry import PublishedModels, publish_models
+from webhook.server import WebhookServer, build_app
+from webhook.tls import ReloadingCertificate
+
+pytestmark = pytest.mark.registry
+
+
+@pytest.fixture(scope="module")
+def models(registry: Any, tmp_path_factory: pytest.TempPathFactory) -> PublishedModels:
+    return publish_models(registry.host, tmp_path_factory.mktemp("webhook-models"), prefix="webhook-e2e")
+
+
+@pytest.fixture
+def serve(tls_files: tuple[Path, Path], client_context: ssl.SSLContext) -> Iterator[Any]:
+    running: list[tuple[WebhookServer, httpx.Client]] = []
+
+    def start(config: dict[str, Any]) -> httpx.Client:
+        app = build_app(parse_config(config), ReloadingCertificate(*tls_files))
+        server = WebhookServer(app, ReloadingCertificate(*tls_files)).start()
+        client = httpx.Client(base_url=server.url, verify=client_context, timeout=30)
+        running.append((server, client))
+        return client
+
+    yield start
+    for server, client in running:
+        client.close()
+        server.stop()
+
+
+def answer(client: httpx.Client, obj: dict[str, Any], **kw: Any) -> dict[str, Any]:
+    response = client.post("/validate", json=admission_review(obj, **kw))
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()["response"]
+    return result
+
+
+def test_signed_model_is_allowed_and_attributed(models: PublishedModels, serve: Any) -> None:
+    client = serve(models.config())
+    result = answer(client, pod(models.signed))
+    assert result["allowed"] is True, result
+    verified = json.loads(result["auditAnnotations"]["verified"])
+    assert verified[0]["digest"] == models.signed_digest
+    assert verified[0]["signers"][0].startswith("sha256:")  # the key's fingerprint
+    assert any(models.signed_digest in w and "pin the digest" in w for w in result["warnings"])
+    pinned = models.signed.rsplit(":", 1)[0] + "@" + models.signed_digest
+    assert answer(client, pod(pinned))["allowed"] is True
+
+
+def test_unsigned_and_tampered_are_denied_with_the_reason(models: PublishedModels, serve: Any) -> None:
+    client = serve(models.config())
+    unsigned = answer(client, pod(models.unsigned))
+    assert unsigned["allowed"] is False
+    assert "no signature is attached" in unsigned["status"]["message"]
+    assert "container 'c0'" in unsigned["status"]["message"]
+    tampered = answer(client, pod(models.tampered))
+    assert tampered["allowed"] is False
+    assert models.tampered_file in tampered["status"]["message"]
+
+
+def test_dry_run_decides_the_same_and_is_marked(models: PublishedModels, serve: Any) -> None:
+    client = serve(models.config())
+    result = answer(client, pod(models.unsigned), dry_run=True)
+    assert result["allowed"] is False
+    assert result["auditAnnotations"]["dry-run"] == "true"
+
+
+def test_kserve_oci_storage_uri_and_modelcar(models: PublishedModels, serve: Any) -> None:
+    client = serve(models.config())
+    isvc = {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": "llm", "namespace": "team-a"},
+        "spec": {
+            "predictor": {
+                "model": {"modelFormat": {"name": "huggingface"}, "storageUri": f"oci://{models.signed}"}
+            }
+        },
+    }
+    first = answer(client, isvc)
+    assert first["allowed"] is True, first
+    isvc["spec"]["predictor"]["model"]["storageUri"] = f"oci://{models.tampered}"
+    denied = answer(client, isvc)
+    assert denied["allowed"] is False and "storageUri" in denied["status"]["message"]
+
+
+def test_slow_registry_is_denied_within_the_deadline(models: PublishedModels, serve: Any) -> None:
+    with StallingProxy(models.host) as proxy:
+        config = models.config(admission={"timeout_seconds": 2, "deadline_margin_seconds": 1.2})
+        config["rules"][0]["artifacts"].append(f"{proxy.address}/**")
+        client = serve(config)
+        image = models.signed.replace(models.host, proxy.address)
+        result = answer(client, pod(image))
+        assert proxy.connections >= 1
+    assert result["allowed"] is False
+    assert "deadline" in result["status"]["message"]
+
+
+def test_registry_down_fails_closed(models: PublishedModels, serve: Any) -> None:
+    down = refused_address()
+    config = models.config()
+    config["rules"][0]["artifacts"].append(f"{down}/**")
+    client = serve(config)
+    result = answer(client, pod(f"{down}/models/m:v1"))
+    assert result["allowed"] is False
+    assert "could not verify" in result["status"]["message"]
+    assert "fails closed" in result["status"]["message"]
+
+
+def test_registry_down_fails_open_for_a_fail_open_rule(models: PublishedModels, serve: Any) -> None:
+    down = refused_address()
+    config = models.config(admission={"fail_open_rules": ["models"]})
+    config["rules"][0]["artifacts"].append(f"{down}/**")
+    config["policy"]["enforcement"]["supply_chain"] = "warn"  # the policy repeats the verdict
+    client = serve(config)
+    result = answer(client, pod(f"{down}/models/m:v1"))
+    assert result["allowed"] is True, result
+    assert any("fails open" in w for w in result["warnings"])
+
+
+def test_concurrent_pods_with_one_model_cause_one_verification(models: PublishedModels, serve: Any) -> None:
+    client = serve(models.config())
+    results: list[dict[str, Any]] = []
+    barrier = threading.Barrier(8)
+
+    def one(i: int) -> None:
+        barrier.wait(10)
+        results.append(answer(client, pod(models.signed, name=f"p{i}")))
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(results) == 8 and all(r["allowed"] for r in results)
+    metrics = client.get("/metrics").text
+    assert 'guard_verification_cache_total{cache="verification",result="miss"} 1.0' in metrics
+    assert 'guard_verification_cache_total{cache="tag",result="miss"} 1.0' in metrics

@@ -1,0 +1,135 @@
+"""The ASGI app: parse the AdmissionReview, ask guard.admission, answer.
+
+Routes: ``POST /validate`` (AdmissionReview v1), ``GET /healthz`` (the process answers),
+``GET /readyz`` (config, policies and trust roots are loaded and the server is not draining),
+``GET /metrics`` (Prometheus text format).
+
+A body over the limit gets 413, a malformed review 400 with the reason; neither is ever an
+allow (the API server applies the webhook's ``failurePolicy: Fail``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from guard.admission.metrics import AdmissionMetrics
+from guard.admission.pipeline import AdmissionEngine
+from guard.admission.response import build_response
+from guard.admission.review import MalformedReviewError, parse_review
+from webhook.tls import ReloadingCertificate
+
+log = logging.getLogger("webhook")
+
+EngineLoader = Callable[[], Awaitable[AdmissionEngine]]
+
+_JSON = "application/json"
+
+
+@dataclass
+class WebhookState:
+    engine: AdmissionEngine | None = None
+    draining: bool = False
+
+
+def _error(status: int, message: str) -> Response:
+    return Response(json.dumps({"error": message}), status_code=status, media_type=_JSON)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _TooLarge
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise _TooLarge
+    return bytes(body)
+
+
+def create_app(
+    load_engine: EngineLoader,
+    *,
+    metrics: AdmissionMetrics,
+    max_body_bytes: int,
+    certificate: ReloadingCertificate | None = None,
+) -> Starlette:
+    """The webhook app. ``load_engine`` runs at startup on the server's event loop (it loads the
+    config's policies and trust roots); the app is ready once it returns."""
+    state = WebhookState()
+
+    async def validate(request: Request) -> Response:
+        engine = state.engine
+        if engine is None:
+            return _error(503, "guard is not ready: config, policies and trust roots are loading")
+        try:
+            body = await _read_body(request, max_body_bytes)
+        except _TooLarge:
+            metrics.malformed.labels(reason="too_large").inc()
+            log.warning("refused an AdmissionReview larger than %d bytes", max_body_bytes)
+            return _error(
+                413, f"expected an AdmissionReview of at most {max_body_bytes} bytes, found a larger body"
+            )
+        try:
+            review = parse_review(body)
+        except MalformedReviewError as err:
+            metrics.malformed.labels(reason="malformed").inc()
+            log.warning("refused a malformed AdmissionReview: %s", err)
+            return _error(400, str(err))
+        outcome = await engine.review(review.request)
+        return Response(build_response(outcome).to_json(), media_type=_JSON)
+
+    async def healthz(_request: Request) -> Response:
+        return Response("ok\n", media_type="text/plain")
+
+    async def readyz(_request: Request) -> Response:
+        if state.draining:
+            return Response("draining\n", status_code=503, media_type="text/plain")
+        if state.engine is None:
+            return Response("loading\n", status_code=503, media_type="text/plain")
+        return Response("ready\n", media_type="text/plain")
+
+    async def metrics_endpoint(_request: Request) -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        watcher = asyncio.create_task(certificate.watch()) if certificate is not None else None
+        state.engine = await load_engine()
+        log.info("guard webhook ready")
+        try:
+            yield
+        finally:
+            state.draining = True
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+            engine, state.engine = state.engine, None
+            if engine is not None:
+                await engine.aclose()
+
+    return Starlette(
+        routes=[
+            Route("/validate", validate, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )

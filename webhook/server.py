@@ -1,0 +1,178 @@
+"""Run the webhook app under uvicorn over TLS.
+
+- ``serve(...)``: what ``guard serve`` runs (one process, or ``workers`` processes sharing the
+  socket; each worker loads the config and watches the certificate itself).
+- ``WebhookServer``: the same server in a background thread on a socket bound here, for tests,
+  the demo and benchmarks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+
+from guard.admission.metrics import AdmissionMetrics
+from guard.admission.pipeline import AdmissionEngine
+from guard.config import GuardConfig, load_config
+from guard.errors import InfrastructureError
+from webhook.app import create_app
+from webhook.logs import configure_json_logging
+from webhook.tls import ReloadingCertificate, process_certificate
+
+log = logging.getLogger("webhook")
+
+ENV_CONFIG = "GUARD_WEBHOOK_CONFIG"
+ENV_CERT = "GUARD_WEBHOOK_TLS_CERT"
+ENV_KEY = "GUARD_WEBHOOK_TLS_KEY"
+
+
+def engine_loader(
+    config: GuardConfig, metrics: AdmissionMetrics
+) -> Callable[[], Awaitable[AdmissionEngine]]:
+    async def load() -> AdmissionEngine:
+        from guard.admission.wiring import build_engine  # noqa: PLC0415 - heavy: policies, trust roots
+
+        return await build_engine(config, metrics)
+
+    return load
+
+
+def build_app(config: GuardConfig, certificate: ReloadingCertificate | None) -> Starlette:
+    metrics = AdmissionMetrics()
+    return create_app(
+        engine_loader(config, metrics),
+        metrics=metrics,
+        max_body_bytes=config.admission.max_body_bytes,
+        certificate=certificate,
+    )
+
+
+def app_from_environment() -> Starlette:
+    """uvicorn factory for worker processes: config and TLS files from the environment."""
+    configure_json_logging()
+    config = load_config(Path(os.environ[ENV_CONFIG])) if os.environ.get(ENV_CONFIG) else GuardConfig()
+    certificate = process_certificate(Path(os.environ[ENV_CERT]), Path(os.environ[ENV_KEY]))
+    return build_app(config, certificate)
+
+
+def context_from_environment(
+    _config: uvicorn.Config, _default: Callable[[], ssl.SSLContext]
+) -> ssl.SSLContext:
+    """uvicorn ssl_context_factory for worker processes (module level: picklable)."""
+    return process_certificate(Path(os.environ[ENV_CERT]), Path(os.environ[ENV_KEY])).context
+
+
+def _uvicorn_options(host: str, port: int) -> dict[str, Any]:
+    return {
+        "host": host,
+        "port": port,
+        "log_config": None,
+        "access_log": False,
+        "lifespan": "on",
+        "timeout_graceful_shutdown": 10,
+        "server_header": False,
+    }
+
+
+def serve(
+    config_path: Path | None,
+    tls_cert: Path,
+    tls_key: Path,
+    *,
+    host: str = "0.0.0.0",  # noqa: S104 - a webhook must be reachable by the API server
+    port: int = 8443,
+    workers: int = 1,
+) -> None:
+    """Serve until interrupted. Raises ConfigError for a bad config or TLS pair."""
+    configure_json_logging()
+    config = load_config(config_path)
+    certificate = process_certificate(tls_cert, tls_key)  # fail before binding if the pair is bad
+    if workers == 1:
+        uv_config = uvicorn.Config(
+            build_app(config, certificate),
+            ssl_context_factory=lambda _c, _d: certificate.context,
+            **_uvicorn_options(host, port),
+        )
+        server = uvicorn.Server(uv_config)
+        server.run()
+        if not server.started:
+            raise InfrastructureError(f"the webhook could not start on {host}:{port} (see the log above)")
+        return
+    os.environ[ENV_CERT] = str(tls_cert.resolve())
+    os.environ[ENV_KEY] = str(tls_key.resolve())
+    if config_path is not None:
+        os.environ[ENV_CONFIG] = str(config_path.resolve())
+    uvicorn.run(
+        "webhook.server:app_from_environment",
+        factory=True,
+        workers=workers,
+        ssl_context_factory=context_from_environment,
+        **_uvicorn_options(host, port),
+    )
+
+
+class WebhookServer:
+    """The webhook served over TLS from a background thread, on 127.0.0.1 and a free port.
+
+    ``with WebhookServer(app, certificate) as server: server.url`` — stopped on exit.
+    """
+
+    def __init__(self, app: Starlette, certificate: ReloadingCertificate, host: str = "127.0.0.1") -> None:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((host, 0))
+        self.host = host
+        self.port: int = self._sock.getsockname()[1]
+        self.certificate = certificate
+        config = uvicorn.Config(
+            app, ssl_context_factory=lambda _c, _d: certificate.context, **_uvicorn_options(host, self.port)
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._run, name="guard-webhook", daemon=True)
+        self._error: BaseException | None = None
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.host}:{self.port}"
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._server.serve(sockets=[self._sock]))
+        except BaseException as err:  # reported by start()
+            self._error = err
+
+    def start(self, timeout: float = 30.0) -> WebhookServer:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if self._error is not None or not self._thread.is_alive():
+                raise InfrastructureError(f"the webhook server did not start: {self._error!r}")
+            if time.monotonic() > deadline:
+                raise InfrastructureError(f"the webhook server did not start within {timeout} s")
+            time.sleep(0.01)
+        return self
+
+    def stop(self, timeout: float = 15.0) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout)
+        self._sock.close()
+
+    def __enter__(self) -> WebhookServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
