@@ -1,3 +1,4 @@
+# ruff: noqa: PLC0415 - imports after argument parsing keep --help fast
 """Hashing throughput of guard against the machine's limit, measured in the same run.
 
 A model of several files (default 4 x 512 MiB; smaller with --files / --file-mb or the env vars
@@ -59,18 +60,26 @@ def openssl_rate(path: Path, repeat: int) -> float:
     if shutil.which("openssl") is None:
         sys.exit("openssl not found: it is the baseline of this benchmark")
     size = path.stat().st_size
-    t = best_of(repeat, lambda: subprocess.run(["openssl", "dgst", "-sha256", str(path)], check=True,
-                                                 stdout=subprocess.DEVNULL))
+    t = best_of(
+        repeat,
+        lambda: subprocess.run(
+            ["openssl", "dgst", "-sha256", str(path)], check=True, stdout=subprocess.DEVNULL
+        ),
+    )
     return size / t
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--files", type=int, default=int(os.environ.get("GUARD_BENCH_FILES", "4")))
     parser.add_argument("--file-mb", type=int, default=int(os.environ.get("GUARD_BENCH_FILE_MB", "512")))
     parser.add_argument("--repeat", type=int, default=int(os.environ.get("GUARD_BENCH_REPEAT", "3")))
     parser.add_argument("--shard-mb", type=int, default=128)
-    parser.add_argument("--dir", type=Path, default=None, help="where to write the model (default: a temp dir)")
+    parser.add_argument(
+        "--dir", type=Path, default=None, help="where to write the model (default: a temp dir)"
+    )
     args = parser.parse_args()
 
     import blake3
@@ -84,12 +93,17 @@ def main() -> None:
         total = make_model(tmp, args.files, args.file_mb)
         warm(tmp)
         gib = total / (1 << 30)
-        print(f"model: {args.files} x {args.file_mb} MiB (+ config.json) = {gib:.2f} GiB in page cache; "
-              f"{cores} cores; best of {args.repeat}")
+        print(
+            f"model: {args.files} x {args.file_mb} MiB (+ config.json) = {gib:.2f} GiB in page cache; "
+            f"{cores} cores; best of {args.repeat}"
+        )
 
         single = openssl_rate(next(tmp.glob("*.safetensors")), args.repeat)
         limit = cores * single
-        print(f"openssl dgst -sha256, one core: {single / MIB:8.0f} MiB/s; limit {cores} x = {limit / MIB:.0f} MiB/s")
+        print(
+            f"openssl dgst -sha256, one core: {single / MIB:8.0f} MiB/s; "
+            f"limit {cores} x = {limit / MIB:.0f} MiB/s"
+        )
 
         def rate(fn: Callable[[], object]) -> float:
             return total / best_of(args.repeat, fn)
@@ -102,15 +116,23 @@ def main() -> None:
         try:
             import model_signing
 
-            rows.append(("model-signing default (files sha256)",
-                         rate(lambda: model_signing.hashing.Config().hash(tmp)), limit))
+            rows.append(
+                (
+                    "model-signing default (files sha256)",
+                    rate(lambda: model_signing.hashing.Config().hash(tmp)),
+                    limit,
+                )
+            )
         except ImportError:
             print("model-signing not installed: skipping its row")
 
         data = os.urandom(256 * MIB)
-        b3_limit = len(data) / best_of(args.repeat, lambda: blake3.blake3(data, max_threads=blake3.blake3.AUTO))
-        rows.append(("guard files blake3", rate(lambda: hash_model(tmp, Serialization(hash_type="blake3"))),
-                     b3_limit))
+        b3_limit = len(data) / best_of(
+            args.repeat, lambda: blake3.blake3(data, max_threads=blake3.blake3.AUTO)
+        )
+        rows.append(
+            ("guard files blake3", rate(lambda: hash_model(tmp, Serialization(hash_type="blake3"))), b3_limit)
+        )
 
         print(f"{'what':40} {'MiB/s':>8} {'ratio to limit':>15}")
         for name, value, ref in rows:
