@@ -1,0 +1,102 @@
+"""`guard serve` as a user runs it: a subprocess over TLS, then SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from guard.cli import run
+from guard.testing.admission import admission_review, pod
+
+GUARD = Path(sys.executable).with_name("guard")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_ready(client: httpx.Client, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
+        try:
+            if client.get("/readyz").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("guard serve did not become ready")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_guard_serve_answers_over_tls_and_stops_on_sigterm(
+    workers: int, tls_files: tuple[Path, Path], client_context: ssl.SSLContext, tmp_path: Path
+) -> None:
+    config = tmp_path / "guard.yaml"
+    config.write_text("admission:\n  exempt_namespaces: [kube-system, guard-system]\n")
+    port = _free_port()
+    cert, key = tls_files
+    process = subprocess.Popen(
+        [
+            str(GUARD),
+            "serve",
+            "--config",
+            str(config),
+            "--tls-cert",
+            str(cert),
+            "--tls-key",
+            str(key),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        with httpx.Client(
+            base_url=f"https://127.0.0.1:{port}", verify=client_context, timeout=30
+        ) as client:
+            _wait_ready(client, process)
+            response = client.post(
+                "/validate", json=admission_review(pod("docker.io/library/busybox:1.36"))
+            )
+            assert response.status_code == 200
+            answer = response.json()["response"]
+            assert answer["allowed"] is False
+            assert "no trust rule covers docker.io/library/busybox:1.36" in answer["status"]["message"]
+            exempt = client.post(
+                "/validate", json=admission_review(pod("busybox"), namespace="guard-system")
+            ).json()["response"]
+            assert exempt["allowed"] is True
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    logs = stderr.decode()
+    # uvicorn shuts down gracefully, then re-raises the signal it caught (exit by SIGTERM)
+    assert process.returncode in (0, -signal.SIGTERM), logs
+    assert "Application shutdown complete" in logs
+    assert '"decision":"denied"' in logs and '"uid":' in logs  # JSON logs with the request uid
+    assert "busybox" in logs and '"containers"' not in logs  # references, never whole objects
+
+
+def test_guard_serve_refuses_bad_tls_material(tmp_path: Path, tls_files: tuple[Path, Path]) -> None:
+    cert, _ = tls_files
+    assert run(["serve", "--tls-cert", str(cert), "--tls-key", str(tmp_path / "missing.pem")]) == 2
+    wrong = tmp_path / "wrong.pem"
+    wrong.write_text("not a key")
+    assert run(["serve", "--tls-cert", str(cert), "--tls-key", str(wrong), "--port", "1"]) == 2
+    assert run(["serve", "--tls-cert", str(cert), "--tls-key", str(cert), "--workers", "0"]) == 2
