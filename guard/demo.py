@@ -203,6 +203,7 @@ STEPS: list[DemoStep | str] = [
     step_sign,
     step_verify,
     step_tamper,
+    "guard.attest.demo:step_attestations",
 ]
 
 
