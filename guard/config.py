@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from guard.admission.settings import AdmissionSettings
 from guard.errors import ConfigError
@@ -29,6 +29,15 @@ class FrozenModel(BaseModel):
 
 
 # --- trust: authorities and the rules that map artifacts to them ----------------------------
+
+
+def _valid_regex(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            re.compile(value)
+        except re.error as err:
+            raise ValueError(f"not a valid regular expression: {err}") from err
+    return value
 
 
 class _AuthorityBase(FrozenModel):
@@ -78,12 +87,9 @@ class KeylessAuthority(_AuthorityBase):
     def _one_subject(self) -> KeylessAuthority:
         if (self.subject is None) == (self.subject_regex is None):
             raise ValueError("give exactly one of subject or subject_regex")
-        if self.subject_regex is not None:
-            try:
-                re.compile(self.subject_regex)
-            except re.error as err:
-                raise ValueError(f"subject_regex is not a valid regular expression: {err}") from err
         return self
+
+    _check_regex = field_validator("subject_regex")(_valid_regex)
 
     def to_verifier(self) -> Verifier:
         from guard.signing import SigstoreVerifier  # noqa: PLC0415
@@ -137,12 +143,9 @@ class TenantIdentity(FrozenModel):
             raise ValueError("give either key_fingerprint, or issuer with subject or subject_regex")
         if keyless and (self.issuer is None or (self.subject is None) == (self.subject_regex is None)):
             raise ValueError("a keyless identity needs issuer and exactly one of subject or subject_regex")
-        if self.subject_regex is not None:
-            try:
-                re.compile(self.subject_regex)
-            except re.error as err:
-                raise ValueError(f"subject_regex is not a valid regular expression: {err}") from err
         return self
+
+    _check_regex = field_validator("subject_regex")(_valid_regex)
 
 
 class GpuQuota(FrozenModel):

@@ -58,9 +58,9 @@ def _rego_tests(engine: Any, library: PolicyLibrary, pattern: re.Pattern[str] | 
             except RuntimeError as err:
                 results.append(TestResult(name, False, f"error: {rust_error_text(err)}"))
                 continue
-            detail = (
-                None if value is True else f"expected true, found {'undefined' if value is None else value!r}"
-            )
+            # regorus reports an undefined rule as None or as the string "undefined"
+            shown = "undefined" if value is None or value == "undefined" else repr(value)
+            detail = None if value is True else f"expected true, found {shown}"
             results.append(TestResult(name, value is True, detail))
     return results
 
