@@ -224,6 +224,11 @@ def sign(  # noqa: PLR0917 (a typer command: options are parameters)
 
     if hash_type not in _HASHES:
         raise UsageError(f"--hash: expected one of {', '.join(_HASHES)}, found {hash_type!r}")
+    if hash_type == "blake3" and shard_size is not None:
+        raise UsageError(
+            "--hash blake3 with --shard-size: blake3 already hashes a big file on all cores, and "
+            "model-signing verifies blake3 signatures per file only; drop --shard-size"
+        )
     # Build the signer first: a bad key fails before minutes of hashing.
     signer = build_signer(
         key=key,

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from guard.errors import BundleFormatError, SignatureMismatch
 from guard.signing.bundle import envelope_of
-from guard.signing.dsse import pae, pae_legacy
+from guard.signing.dsse import b64decode, pae, pae_legacy
 from guard.signing.keys import (
     ecdsa_hash,
     load_public_key,
@@ -66,6 +67,9 @@ class KeyVerifier:
         self._key = public_key
         self.fingerprint = public_key_fingerprint(public_key)
         self._hint = public_key_hint(public_key)
+        self._der = public_key.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
 
     @classmethod
     def from_file(cls, path: Path) -> KeyVerifier:
@@ -102,7 +106,16 @@ class KeyVerifier:
                 f"key mismatch: the model was signed with another key (the signature names key hint "
                 f"{hint}; the given key {self.fingerprint} has hint {self._hint})"
             )
-        if not hint:
+        raw = public_key.get("rawBytes") if isinstance(public_key, Mapping) else None
+        if not hint and raw:
+            # Older bundles carried the key itself (DER SubjectPublicKeyInfo) instead of a hint.
+            der = b64decode(raw, "verificationMaterial.publicKey.rawBytes")
+            if der != self._der:
+                raise SignatureMismatch(
+                    "key mismatch: the model was signed with another key (the signature carries key "
+                    f"sha256:{hashlib.sha256(der).hexdigest()}; the given key is {self.fingerprint})"
+                )
+        elif not hint:
             log.warning("the signature does not name its key (old verificationMaterial format); re-sign it")
         envelope = envelope_of(bundle)
         verify_dsse_signature(self._key, envelope.signatures[0].sig, envelope.payload_type, envelope.payload)

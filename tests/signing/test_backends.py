@@ -277,3 +277,16 @@ def test_certificate_roots_file_errors(tmp_path: Path) -> None:
     with pytest.raises(KeyMaterialError, match="expected PEM certificates"):
         CertificateVerifier.from_file(tmp_path / "roots.pem")
     assert issubclass(SignatureMismatch, VerificationError)
+
+
+def test_older_bundle_with_raw_public_key(keypair: KeyPair, other_keypair: KeyPair) -> None:
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    bundle = _signed(keypair)
+    der = load_pem_public_key(keypair.public_key.read_bytes()).public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    bundle["verificationMaterial"]["publicKey"] = {"rawBytes": base64.b64encode(der).decode()}
+    verify_statement(bundle, KeyVerifier.from_file(keypair.public_key))
+    with pytest.raises(SignatureMismatch, match="key mismatch"):
+        verify_statement(bundle, KeyVerifier.from_file(other_keypair.public_key))

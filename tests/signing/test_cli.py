@@ -144,6 +144,22 @@ def test_usage_errors(
     assert run(["sign", str(model_dir), "--key", str(keypair.private_key), "--shard-size", "lots"]) == 2
     assert (
         run(
+            [
+                "sign",
+                str(model_dir),
+                "--key",
+                str(keypair.private_key),
+                "--hash",
+                "blake3",
+                "--shard-size",
+                "1G",
+            ]
+        )
+        == 2
+    )
+    assert "drop --shard-size" in capsys.readouterr().err
+    assert (
+        run(
             ["verify", str(model_dir), "--key", str(keypair.public_key), "--certificate-roots", str(pki.root)]
         )
         == 2

@@ -168,3 +168,38 @@ def test_legacy_v02_statement_is_read() -> None:
         ("config.json", "bb" * 32),
         ("weights.bin", "aa" * 32),
     ]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.dictionaries(_segment, _digest, min_size=1, max_size=10),
+    st.sets(_segment, max_size=4),
+    st.data(),
+)
+def test_compare_manifests_reports_exactly_what_differs(
+    files: dict[str, str], new: set[str], data: st.DataObject
+) -> None:
+    from guard.errors import IntegrityError
+    from guard.signing.manifest import compare_manifests
+
+    names = sorted(files)
+    removed = set(data.draw(st.lists(st.sampled_from(names), unique=True, max_size=len(names))))
+    kept = [n for n in names if n not in removed]
+    changed = (
+        set(data.draw(st.lists(st.sampled_from(kept), unique=True, max_size=len(kept)))) if kept else set()
+    )
+    added = new - set(names)
+    actual = {n: ("ff" * 32 if n in changed and files[n] != "ff" * 32 else files[n]) for n in kept}
+    changed = {n for n in changed if actual[n] != files[n]}
+    actual.update({n: "00" * 32 for n in added})
+    ser = Serialization()
+    expected_m = make_manifest(ser, [Resource(n, "sha256", d) for n, d in files.items()])
+    actual_m = make_manifest(ser, [Resource(n, "sha256", d) for n, d in actual.items()])
+    if not (added or removed or changed):
+        compare_manifests(expected_m, actual_m)
+        return
+    with pytest.raises(IntegrityError) as info:
+        compare_manifests(expected_m, actual_m)
+    assert set(info.value.added) == added
+    assert set(info.value.removed) == removed
+    assert set(info.value.changed) == changed
