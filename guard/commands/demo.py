@@ -13,7 +13,7 @@ def demo(
         Path | None,
         typer.Option(
             "--workdir",
-            help="Run in this directory and keep it [default: a temporary directory, removed afterwards].",
+            help="Run in this directory and keep it (default: a temporary directory, removed afterwards).",
             show_default=False,
         ),
     ] = None,

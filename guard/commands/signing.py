@@ -174,7 +174,7 @@ def sign(  # noqa: PLR0917 (a typer command: options are parameters)
         Path | None,
         typer.Option(
             "--signature",
-            help="Where to write the signature [default: MODEL_DIR/model.sig].",
+            help="Where to write the signature (default: MODEL_DIR/model.sig).",
             show_default=False,
         ),
     ] = None,
@@ -325,7 +325,7 @@ def verify(  # noqa: PLR0917 (a typer command: options are parameters)
     signature: Annotated[
         Path | None,
         typer.Option(
-            "--signature", help="The signature file [default: MODEL_DIR/model.sig].", show_default=False
+            "--signature", help="The signature file (default: MODEL_DIR/model.sig).", show_default=False
         ),
     ] = None,
     key: VerifyKeyOption = None,
