@@ -1,0 +1,167 @@
+{{/* Names ------------------------------------------------------------------------------- */}}
+
+{{- define "guard.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "guard.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "guard.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "guard.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "guard.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The webhook's configuration object is cluster-scoped: qualify it by namespace. */}}
+{{- define "guard.webhookName" -}}
+{{- printf "%s.%s.guard.cnai.io" (include "guard.fullname" .) .Release.Namespace -}}
+{{- end -}}
+
+{{- define "guard.tlsSecretName" -}}
+{{- if eq .Values.tls.mode "secret" -}}
+{{- required "tls.secret.name is required when tls.mode is secret" .Values.tls.secret.name -}}
+{{- else -}}
+{{- printf "%s-tls" (include "guard.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "guard.serviceHost" -}}
+{{- printf "%s.%s.svc" (include "guard.fullname" .) .Release.Namespace -}}
+{{- end -}}
+
+{{/* Labels (Kubernetes recommended labels) ---------------------------------------------- */}}
+
+{{- define "guard.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "guard.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "guard.labels" -}}
+helm.sh/chart: {{ include "guard.chart" . }}
+{{ include "guard.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: admission-webhook
+app.kubernetes.io/part-of: guard
+{{- end -}}
+
+{{/* Images ------------------------------------------------------------------------------ */}}
+
+{{- define "guard.imageRef" -}}
+{{- $image := .image -}}
+{{- if $image.digest -}}
+{{- printf "%s@%s" $image.repository $image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $image.repository (default .default $image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "guard.image" -}}
+{{- include "guard.imageRef" (dict "image" .Values.image "default" .Chart.AppVersion) -}}
+{{- end -}}
+
+{{- define "guard.opaImage" -}}
+{{- include "guard.imageRef" (dict "image" .Values.opa.image "default" "latest-static") -}}
+{{- end -}}
+
+{{/* Exempt namespaces: never sent by the API server, and exempt in guard's own config. ---- */}}
+
+{{- define "guard.exemptNamespaces" -}}
+{{- $config := .Values.config | default dict -}}
+{{- $admission := get $config "admission" | default dict -}}
+{{- $names := list "kube-system" .Release.Namespace -}}
+{{- $names = concat $names (.Values.webhook.exemptNamespaces | default list) (get $admission "exempt_namespaces" | default list) -}}
+{{- toJson (dict "names" ($names | uniq)) -}}
+{{- end -}}
+
+{{/* Paths inside the container ---------------------------------------------------------- */}}
+
+{{- define "guard.paths" -}}
+{{- toJson (dict
+  "config" "/etc/guard/config/config.yaml"
+  "tls" "/etc/guard/tls"
+  "trust" "/etc/guard/trust"
+  "policies" "/etc/guard/policies"
+  "registry" "/etc/guard/registry"
+  "registryCa" "/etc/guard/registry-ca/ca.crt"
+  "opaPolicies" "/policies") -}}
+{{- end -}}
+
+{{/* guard's config file: the values' config with the chart-managed settings laid over it. -- */}}
+
+{{- define "guard.config" -}}
+{{- $paths := include "guard.paths" . | fromJson -}}
+{{- $config := deepCopy (.Values.config | default dict) -}}
+{{- $admission := get $config "admission" | default dict -}}
+{{- if and (hasKey $admission "timeout_seconds") (ne (toString (get $admission "timeout_seconds")) (toString .Values.webhook.timeoutSeconds)) -}}
+{{- fail (printf "config.admission.timeout_seconds (%v) differs from webhook.timeoutSeconds (%v): set webhook.timeoutSeconds only; the chart writes it to both places" (get $admission "timeout_seconds") .Values.webhook.timeoutSeconds) -}}
+{{- end -}}
+{{- $margin := 1.5 -}}
+{{- if hasKey $admission "deadline_margin_seconds" -}}
+{{- $margin = get $admission "deadline_margin_seconds" -}}
+{{- end -}}
+{{- if lt (subf .Values.webhook.timeoutSeconds $margin) 0.2 -}}
+{{- fail (printf "webhook.timeoutSeconds (%v) leaves guard less than 0.2 s to decide after config.admission.deadline_margin_seconds (%v): raise the timeout or lower the margin" .Values.webhook.timeoutSeconds $margin) -}}
+{{- end -}}
+{{- $_ := set $admission "timeout_seconds" .Values.webhook.timeoutSeconds -}}
+{{- $_ = set $admission "exempt_namespaces" (include "guard.exemptNamespaces" . | fromJson).names -}}
+{{- $registry := get $admission "registry" | default dict -}}
+{{- if .Values.registry.credentialsSecret -}}
+{{- $_ = set $registry "docker_config" (printf "%s/config.json" $paths.registry) -}}
+{{- end -}}
+{{- if .Values.registry.caBundle -}}
+{{- $_ = set $registry "ca_file" $paths.registryCa -}}
+{{- end -}}
+{{- if $registry -}}
+{{- $_ = set $admission "registry" $registry -}}
+{{- end -}}
+{{- $_ = set $config "admission" $admission -}}
+{{- $policy := get $config "policy" | default dict -}}
+{{- if .Values.policies.files -}}
+{{- if and (get $policy "directory") (ne (get $policy "directory") $paths.policies) -}}
+{{- fail (printf "config.policy.directory (%s) conflicts with policies.files (mounted at %s): give one of them" (get $policy "directory") $paths.policies) -}}
+{{- end -}}
+{{- $_ = set $policy "directory" $paths.policies -}}
+{{- end -}}
+{{- if .Values.opa.enabled -}}
+{{- $engine := get $policy "engine" | default dict -}}
+{{- $url := printf "http://127.0.0.1:%v" .Values.opa.port -}}
+{{- if and (get $engine "kind") (ne (get $engine "kind") "opa") -}}
+{{- fail (printf "opa.enabled is true but config.policy.engine.kind is %q: remove config.policy.engine (the chart points it at the sidecar) or disable opa" (get $engine "kind")) -}}
+{{- end -}}
+{{- if and (get $engine "url") (ne (get $engine "url") $url) -}}
+{{- fail (printf "opa.enabled is true but config.policy.engine.url is %q: the sidecar listens on %s; remove the url" (get $engine "url") $url) -}}
+{{- end -}}
+{{- $_ = set $engine "kind" "opa" -}}
+{{- $_ = set $engine "url" $url -}}
+{{- $_ = set $engine "timeout_seconds" .Values.opa.timeoutSeconds -}}
+{{- $_ = set $policy "engine" $engine -}}
+{{- end -}}
+{{- if $policy -}}
+{{- $_ = set $config "policy" $policy -}}
+{{- end -}}
+{{- toYaml $config -}}
+{{- end -}}
+
+{{/* ConfigMap key of a policy file: "<bundle>/<policy>.rego" -> "<bundle>.<policy>.rego"
+     (bundle names hold no dots, so the mapping is one-to-one). */}}
+{{- define "guard.policyKey" -}}
+{{- . | replace "/" "." -}}
+{{- end -}}
