@@ -8,11 +8,12 @@ index listing the referrers.
 Without a compare-and-swap on tags (distribution 2.8 has no ``If-Match`` for manifests) the
 fallback index is updated by a convergent read-modify-write: every write is the union of what
 is there now and every entry this client has ever seen in it (so another client's entry is never
-dropped by us), and a client only returns once two reads a settle interval apart both hold its
-entry and every entry it has seen. A concurrent writer that read before our write and writes
-after it is caught by the second read and repaired. The residual window (another writer whose
-read-to-write gap exceeds the whole confirmation) cannot be closed by any client without a
-registry-side compare-and-swap; the settle interval makes it far longer than a request.
+dropped by us); a client never writes from a read older than half the settle interval (it reads
+again instead); and it only returns once two reads a settle interval apart both hold its entry
+and every entry it has seen. So a writer that read before our write and wrote after it is caught
+by our second read and repaired, and a writer cannot overwrite an entry whose owner has already
+returned unless its own PUT took longer than half the settle interval to land. That residual
+window cannot be closed by any client without a registry-side compare-and-swap.
 """
 
 from __future__ import annotations
@@ -198,12 +199,14 @@ def add_to_fallback_index(
     *,
     settle: float = 0.15,
     sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
 ) -> None:
     """Converge the fallback index on a superset of everything seen plus ``entry``."""
     tag = fallback_tag(subject_digest)
     known: dict[str, Descriptor] = {entry.digest: entry}
     confirmed = 0
     for _ in range(_ATTEMPTS):
+        read_at = clock()
         current = _read_fallback(store, tag)
         for desc in current:
             known.setdefault(desc.digest, desc)
@@ -215,6 +218,8 @@ def add_to_fallback_index(
             sleep(settle * (1 + random.random()))  # noqa: S311 - jitter, not security
             continue
         confirmed = 0
+        if clock() - read_at > settle / 2:
+            continue  # what we read may be stale by now: read again rather than write over it
         merged = current + [d for k, d in known.items() if k not in present]
         index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [d.to_json() for d in merged]}
         store.push_manifest(json.dumps(index, indent=2).encode(), OCI_INDEX, tag)

@@ -19,6 +19,7 @@ import logging
 import os
 import ssl
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,8 @@ log = logging.getLogger(__name__)
 CHUNK_SIZE = 64 * 1024 * 1024  # bytes per PATCH; streamed from disk, never held in memory
 READ_SIZE = 1024 * 1024
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+_RETRIES = 4
+_BACKOFF = 0.05
 _ACCEPT = ", ".join(MANIFEST_MEDIA_TYPES)
 
 
@@ -225,8 +228,36 @@ class RegistryClient:
         what: str = "",
     ) -> requests.Response:
         """Send a request, answering one auth challenge; map failures to RegistryError kinds.
-        ``replay`` reopens a streamed body if the first attempt was refused for auth."""
+        ``replay`` reopens a streamed body if the first attempt was refused for auth. Idempotent
+        requests (GET, HEAD) are retried a few times on 5xx answers and connection failures
+        (distribution answers 500 to a read that races a write of the same tag)."""
         url = path_or_url if "://" in path_or_url else self.url(path_or_url)
+        idempotent = method in ("GET", "HEAD")
+        for retry in range(_RETRIES if idempotent else 1):
+            try:
+                response = self._send(method, url, headers=headers, data=data, replay=replay, stream=stream)
+            except RegistryError:
+                if retry + 1 >= _RETRIES or not idempotent:
+                    raise
+                time.sleep(_BACKOFF * 2**retry)
+                continue
+            if idempotent and response.status_code in (500, 502, 503, 504) and retry + 1 < _RETRIES:
+                response.close()
+                time.sleep(_BACKOFF * 2**retry)
+                continue
+            break
+        return self._check(response, method, url, ok, what)
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None,
+        data: Any,
+        replay: Opener | None,
+        stream: bool,
+    ) -> requests.Response:
         for attempt in (1, 2):
             sent = dict(headers or {})
             with self._lock:
@@ -252,8 +283,17 @@ class RegistryClient:
                 self._authenticate(response)
                 if replay is not None:
                     data = replay()
+                elif data is not None and not isinstance(data, bytes):
+                    raise RegistryAuthError(
+                        f"registry {self.host} asked for credentials again in the middle of an upload; retry"
+                    )
                 continue
             break
+        return response
+
+    def _check(
+        self, response: requests.Response, method: str, url: str, ok: tuple[int, ...], what: str
+    ) -> requests.Response:
         if response.status_code in ok:
             return response
         detail = _oci_error(response)

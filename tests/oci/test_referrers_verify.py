@@ -1,0 +1,243 @@
+"""Referrers (attach / discover, fallback tag under concurrency) and verification without weights,
+against the real registry and the OCI layout store."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from guard.cli import run
+from guard.errors import IntegrityError, NotFoundError, SignatureMismatch, VerificationError
+from guard.oci.push import push_model
+from guard.oci.reference import parse_reference
+from guard.oci.referrers import Attachment, attach, fallback_tag, list_referrers, load_attachment
+from guard.oci.store import open_store
+from guard.oci.types import CYCLONEDX_JSON, IN_TOTO_JSON, SIGSTORE_BUNDLE, Descriptor, Store
+from guard.oci.verify import verify_oci
+from guard.signing import KeySigner, KeyVerifier, sign_model, sign_statement
+
+
+class CountingStore:
+    """A Store proxy that records every blob fetched (to prove no weight is downloaded)."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+        self.fetched: list[str] = []
+
+    def fetch_blob(self, digest: str) -> AbstractContextManager[Iterator[bytes]]:
+        self.fetched.append(digest)
+        return self.inner.fetch_blob(digest)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def _targets(registry: Any, repo: str, tmp_path: Path) -> list[str]:
+    return [f"oci://{registry.host}/{repo}", f"oci-layout:{tmp_path / 'layout'}"]
+
+
+@pytest.fixture(params=["registry", "layout"])
+def base(request: pytest.FixtureRequest, repo: str, tmp_path: Path) -> str:
+    if request.param == "layout":
+        return f"oci-layout:{tmp_path / 'layout'}"
+    registry = request.getfixturevalue("registry")
+    request.applymarker(pytest.mark.registry)
+    return f"oci://{registry.host}/{repo}"
+
+
+def _sign(model_dir: Path, keypair: tuple[Path, Path]) -> Path:
+    sign_model(model_dir, KeySigner.from_file(keypair[0]))
+    return model_dir / "model.sig"
+
+
+def test_push_with_signature_then_verify_fetches_no_weights(base, model_dir, keypair) -> None:
+    sig = _sign(model_dir, keypair)
+    assert run(["push", str(model_dir), f"{base}:v1", "--signature", str(sig)]) == 0
+    ref = parse_reference(f"{base}:v1")
+    store = CountingStore(open_store(ref))
+    result = verify_oci(ref, KeyVerifier.from_file(keypair[1]), store)
+    assert result.mode == "layers" and result.artifact_kind == "modelpack"
+    assert set(result.files) == {"config.json", "model.safetensors", "tokenizer/tokenizer.json",
+                                 "README.md", "inference.py"}
+    assert result.digest == store.resolve("v1").digest
+    assert result.signer.method == "key"
+    manifest = store.fetch_manifest(result.digest).json()
+    layer_digests = {layer["digest"] for layer in manifest["layers"]}
+    assert not layer_digests & set(store.fetched), "a model layer blob was fetched"
+    assert len(store.fetched) == 1  # the signature bundle only
+
+
+def test_cli_attach_discover(base, model_dir, keypair, tmp_path, capsys) -> None:
+    sig = _sign(model_dir, keypair)
+    assert run(["push", str(model_dir), f"{base}:v1"]) == 0
+    digest = capsys.readouterr().out.strip()
+    sbom = tmp_path / "bom.json"
+    sbom.write_text(json.dumps({"bomFormat": "CycloneDX", "specVersion": "1.6", "components": []}))
+    statement = tmp_path / "att.json"
+    statement.write_text(json.dumps({"_type": "https://in-toto.io/Statement/v1", "subject": [],
+                                     "predicateType": "https://slsa.dev/provenance/v1", "predicate": {}}))
+    assert run(["attach", f"{base}:v1", "--signature", str(sig), "--sbom", str(sbom),
+                "--attestation", str(statement)]) == 0
+    capsys.readouterr()
+    assert run(["discover", f"{base}@{digest}", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["subject"] == digest
+    types = sorted(r["artifactType"] for r in doc["referrers"])
+    assert types == sorted([SIGSTORE_BUNDLE, CYCLONEDX_JSON, IN_TOTO_JSON])
+    att = next(r for r in doc["referrers"] if r["artifactType"] == IN_TOTO_JSON)
+    assert att["annotations"]["dev.sigstore.bundle.predicateType"] == "https://slsa.dev/provenance/v1"
+    assert run(["discover", f"{base}:v1"]) == 0
+    table = capsys.readouterr().out
+    assert CYCLONEDX_JSON in table and "bom.json" in table
+
+
+def test_attach_refuses_files_of_the_wrong_kind(base, model_dir, tmp_path, capsys) -> None:
+    assert run(["push", str(model_dir), f"{base}:v1"]) == 0
+    bogus = tmp_path / "x.json"
+    bogus.write_text('{"hello": 1}')
+    assert run(["attach", f"{base}:v1", "--signature", str(bogus)]) == 2
+    assert "expected a Sigstore bundle" in capsys.readouterr().err
+    assert run(["attach", f"{base}:v1", "--sbom", str(bogus)]) == 2
+    assert run(["attach", f"{base}:v1"]) == 2
+
+
+def test_verify_reports_files_that_differ_from_the_signature(base, model_dir, keypair, tmp_path) -> None:
+    sig = _sign(model_dir, keypair)
+    (model_dir / "model.safetensors").write_bytes(b"swapped weights")  # pushed bytes differ from signed
+    (model_dir / "extra.py").write_text("x = 1\n")
+    assert run(["push", str(model_dir), f"{base}:v1", "--signature", str(sig)]) == 0
+    with pytest.raises(IntegrityError) as info:
+        verify_oci(f"{base}:v1", KeyVerifier.from_file(keypair[1]))
+    assert info.value.changed == ("model.safetensors",)
+    assert info.value.added == ("extra.py",)
+
+
+def test_verify_with_the_wrong_key_fails(base, model_dir, keypair, tmp_path) -> None:
+    from guard.signing.keys import generate_keypair
+
+    sig = _sign(model_dir, keypair)
+    assert run(["push", str(model_dir), f"{base}:v1", "--signature", str(sig)]) == 0
+    other = generate_keypair(tmp_path / "other")
+    with pytest.raises(SignatureMismatch):
+        verify_oci(f"{base}:v1", KeyVerifier.from_file(other.public_key))
+
+
+def test_verify_without_signature_is_a_verification_failure(base, model_dir, keypair) -> None:
+    assert run(["push", str(model_dir), f"{base}:v1"]) == 0
+    with pytest.raises(VerificationError, match="no signature is attached"):
+        verify_oci(f"{base}:v1", KeyVerifier.from_file(keypair[1]))
+
+
+def test_signature_over_the_manifest_digest(base, model_dir, keypair, tmp_path) -> None:
+    ref = parse_reference(f"{base}:v1")
+    store = open_store(ref, create=True)
+    pushed = push_model(store, model_dir, "v1").descriptor
+    statement = {
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": "modelcar", "digest": {"sha256": pushed.digest.split(":")[1]}}],
+        "predicateType": "https://example.com/image-signature/v1",
+        "predicate": {},
+    }
+    bundle = tmp_path / "image.sig"
+    bundle.write_bytes(sign_statement(statement, KeySigner.from_file(keypair[0])))
+    attach(store, pushed, load_attachment("signature", bundle))
+    result = verify_oci(ref, KeyVerifier.from_file(keypair[1]), store)
+    assert result.mode == "manifest-digest" and result.digest == pushed.digest
+    # the same signature does not verify another manifest
+    (model_dir / "more.md").write_text("other\n")
+    other = push_model(store, model_dir, "v2").descriptor
+    attach(store, other, load_attachment("signature", bundle))
+    with pytest.raises(IntegrityError, match="not the manifest"):
+        verify_oci(parse_reference(f"{base}:v2"), KeyVerifier.from_file(keypair[1]), store)
+
+
+@pytest.mark.registry
+def test_two_concurrent_attachers_keep_every_entry(registry, repo, model_dir) -> None:
+    ref = parse_reference(f"oci://{registry.host}/{repo}:v1")
+    subject = push_model(open_store(ref), model_dir, "v1").descriptor
+    per_client = 4
+    start = threading.Barrier(2)
+    errors: list[BaseException] = []
+    made: list[Descriptor] = []
+    lock = threading.Lock()
+
+    def attacher(client: int) -> None:
+        store = open_store(ref)  # each client has its own connection and auth state
+        try:
+            start.wait(timeout=30)
+            for i in range(per_client):
+                body = json.dumps({"bomFormat": "CycloneDX", "specVersion": "1.6",
+                                   "serialNumber": f"urn:uuid:{client}-{i}"}).encode()
+                item = Attachment("sbom", body, CYCLONEDX_JSON, CYCLONEDX_JSON, f"bom-{client}-{i}.json",
+                                  {"org.opencontainers.image.title": f"bom-{client}-{i}.json"})
+                entry = attach(store, subject, item, settle=0.05)
+                with lock:
+                    made.append(entry)
+        except BaseException as err:  # surfaced below
+            errors.append(err)
+
+    threads = [threading.Thread(target=attacher, args=(c,)) for c in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    assert len(made) == 2 * per_client
+    listed = {d.digest for d in list_referrers(open_store(ref), subject.digest)}
+    assert listed == {d.digest for d in made}
+    # the registry has no Referrers API: the entries live in the fallback tag index
+    store = open_store(ref)
+    assert store.referrers(subject.digest) is None
+    index = store.fetch_manifest(fallback_tag(subject.digest)).json()
+    assert len(index["manifests"]) == 2 * per_client
+
+
+def test_layout_is_readable_by_the_oci_layout_spec(tmp_path, model_dir) -> None:
+    layout = tmp_path / "layout"
+    assert run(["push", str(model_dir), f"oci-layout:{layout}:v1"]) == 0
+    assert json.loads((layout / "oci-layout").read_text()) == {"imageLayoutVersion": "1.0.0"}
+    index = json.loads((layout / "index.json").read_text())
+    entry = index["manifests"][0]
+    assert entry["annotations"]["org.opencontainers.image.ref.name"] == "v1"
+    hexdigest = entry["digest"].split(":")[1]
+    assert (layout / "blobs" / "sha256" / hexdigest).is_file()
+
+
+@pytest.mark.registry
+def test_attacher_with_a_stale_read_rereads_instead_of_dropping_an_entry(registry, repo, model_dir) -> None:
+    """The worst interleaving, made deterministic: client B attaches completely (writes and
+    confirms) between client A's read of the fallback index and A's write. A must notice its read
+    is stale and merge B's entry instead of writing over it."""
+    ref = parse_reference(f"oci://{registry.host}/{repo}:v1")
+    subject = push_model(open_store(ref), model_dir, "v1").descriptor
+    tag = fallback_tag(subject.digest)
+
+    def item(name: str) -> Attachment:
+        body = json.dumps({"bomFormat": "CycloneDX", "specVersion": "1.6", "serialNumber": name}).encode()
+        return Attachment("sbom", body, CYCLONEDX_JSON, CYCLONEDX_JSON, name, {})
+
+    b_entries: list[Descriptor] = []
+
+    class FirstReadMissing(CountingStore):
+        """A's first read finds no index (as read before B wrote); B then attaches completely."""
+
+        interleaved = False
+
+        def fetch_manifest(self, reference: str):
+            if reference == tag and not self.interleaved:
+                self.interleaved = True
+                b_entries.append(attach(open_store(ref), subject, item("b"), settle=0.05))
+                raise NotFoundError("index not there yet")
+            return self.inner.fetch_manifest(reference)
+
+    a_store = FirstReadMissing(open_store(ref))
+    a_entry = attach(a_store, subject, item("a"), settle=0.05)
+    assert a_store.interleaved and len(b_entries) == 1
+    listed = {d.digest for d in list_referrers(open_store(ref), subject.digest)}
+    assert listed == {a_entry.digest, b_entries[0].digest}
