@@ -152,6 +152,13 @@ def list_files(model_dir: Path, serialization: Serialization, exclude: Collectio
             raise ModelDirectoryError(f"cannot read directory {prefix or '.'}: {err.strerror}") from err
         for entry in entries:
             name = f"{prefix}{entry.name}"
+            try:
+                name.encode("utf-8")
+            except UnicodeEncodeError as err:
+                shown = name.encode("utf-8", "backslashreplace").decode()
+                raise ModelDirectoryError(
+                    f"file name {shown} is not valid UTF-8; OMS names files in UTF-8: rename it"
+                ) from err
             if is_ignored(name, ignore):
                 continue
             if entry.is_symlink():
@@ -213,8 +220,10 @@ def _hash_unit(unit: _Unit, algorithm: str, progress: Callable[[int], None] | No
     if algorithm == "blake3" and unit.end is None and unit.size >= BLAKE3_MMAP_THRESHOLD:
         try:
             digest = blake3.blake3(max_threads=blake3.blake3.AUTO).update_mmap(unit.file.path).hexdigest()
+            after = os.stat(unit.file.path)
         except OSError as err:
             raise ModelDirectoryError(f"cannot read {name}: {err.strerror or err}") from err
+        _check_unchanged(name, unit.file.st, after)
         if progress:
             progress(unit.size)
         return digest
@@ -235,11 +244,18 @@ def _hash_unit(unit: _Unit, algorithm: str, progress: Callable[[int], None] | No
                 remaining -= got
                 if progress:
                     progress(got)
+        after = os.fstat(fd)
     except OSError as err:
         raise ModelDirectoryError(f"cannot read {name}: {err.strerror or err}") from err
     finally:
         os.close(fd)
+    _check_unchanged(name, unit.file.st, after)
     return hasher.hexdigest()
+
+
+def _check_unchanged(name: str, before: os.stat_result, after: os.stat_result) -> None:
+    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+        raise ModelDirectoryError(f"{name} changed while it was being hashed; sign it once it is complete")
 
 
 @contextmanager

@@ -8,6 +8,7 @@ a ``KeyMaterialError`` that says what was expected and what was found.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ KEY_ALGORITHMS: dict[str, ec.EllipticCurve] = {
     "ecdsa-p384": ec.SECP384R1(),
 }
 SUPPORTED_CURVES = ("secp256r1", "secp384r1", "secp521r1")
+log = logging.getLogger(__name__)
 PRIVATE_KEY_NAME = "signing-key.pem"
 PUBLIC_KEY_NAME = "signing-key.pub.pem"
 
@@ -108,6 +110,8 @@ def load_private_key(path: Path, passphrase: bytes | None = None) -> ec.Elliptic
             f"private key {path} is encrypted and no passphrase was given "
             "(use --passphrase-env VAR or --passphrase-stdin)"
         )
+    if passphrase and not encrypted:
+        log.warning("private key %s is not encrypted; the passphrase given is not used", path)
     try:
         key = serialization.load_pem_private_key(data, password=passphrase if encrypted else None)
     except TypeError as err:

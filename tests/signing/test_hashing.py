@@ -198,3 +198,26 @@ def test_file_digest(tmp_path: Path) -> None:
     assert file_digest(tmp_path / "f", "blake3") == blake3.blake3(b"abc").hexdigest()
     with pytest.raises(ModelDirectoryError):
         file_digest(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("algorithm", ["sha256", "blake3"])
+def test_file_changed_while_hashing(model_dir: Path, monkeypatch: pytest.MonkeyPatch, algorithm: str) -> None:
+    monkeypatch.setattr(hashing, "BLAKE3_MMAP_THRESHOLD", 1)
+    real = hashing.list_files
+
+    def list_then_append(*args: object, **kw: object) -> object:
+        files = real(*args, **kw)  # type: ignore[arg-type]
+        with open(model_dir / "config.json", "a") as f:  # a writer still at work
+            f.write("more\n")
+        return files
+
+    monkeypatch.setattr(hashing, "list_files", list_then_append)
+    with pytest.raises(ModelDirectoryError, match=r"config\.json changed while it was being hashed"):
+        hash_model(model_dir, Serialization(hash_type=algorithm))  # type: ignore[arg-type]
+
+
+def test_non_utf8_file_name_refused(model_dir: Path) -> None:
+    fd = os.open(os.fsencode(model_dir) + b"/bad-\xff.bin", os.O_WRONLY | os.O_CREAT, 0o644)
+    os.close(fd)
+    with pytest.raises(ModelDirectoryError, match="not valid UTF-8"):
+        hash_model(model_dir)
