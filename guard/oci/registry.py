@@ -277,7 +277,7 @@ class RegistryClient:
             except requests.exceptions.SSLError as err:
                 raise RegistryError(f"TLS to {self.host} failed: {err}") from err
             except requests.exceptions.RequestException as err:
-                raise RegistryError(f"{method} {what or url} failed: {err}") from err
+                raise RegistryError(f"{method} {url} failed: {err}") from err
             if response.status_code == 401 and attempt == 1:
                 response.close()
                 self._authenticate(response)
