@@ -72,16 +72,17 @@ def verify_directory_signature(
 
 
 def _merge_datasets(ranked: Iterable[tuple[int, DatasetFacts]]) -> tuple[DatasetFacts, ...]:
-    out: dict[tuple[str, str | None], DatasetFacts] = {}
-    by_name: dict[str, tuple[str, str | None]] = {}
+    """One entry per dataset, the highest-priority source winning. Two entries are the same
+    dataset when names match and their URIs match or one of them has none."""
+    out: list[DatasetFacts] = []
     for _, dataset in sorted(ranked, key=lambda item: item[0]):
-        key = (dataset.name, dataset.uri)
-        existing = by_name.get(dataset.name) if dataset.uri is None else None
-        if key in out or existing is not None:
-            continue  # a higher-priority source already described it
-        out[key] = dataset
-        by_name.setdefault(dataset.name, key)
-    return tuple(out.values())
+        same = any(
+            d.name == dataset.name and (d.uri == dataset.uri or d.uri is None or dataset.uri is None)
+            for d in out
+        )
+        if not same:
+            out.append(dataset)
+    return tuple(out)
 
 
 def build_facts(

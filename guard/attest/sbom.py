@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from guard import __version__
 from guard.attest.modelcard import DatasetInput, ModelDescription, ModelMetadata, describe_model
 from guard.attest.subject import ModelSubject, directory_subject
 from guard.errors import UsageError
-from guard.signing import DigestCache
+from guard.signing import DEFAULT_SIGNATURE_NAME, DigestCache, hash_model
 
 MODEL_REF = "model"
 PROP = "guard:"  # guard's property namespace in the CycloneDX property taxonomy sense
@@ -133,11 +134,17 @@ def _model_component(meta: ModelMetadata, desc: ModelDescription, subject: Model
     )
 
 
-def _file_components(subject: ModelSubject) -> list[Component]:
+def _file_components(subject: ModelSubject, model_dir: Path, cache: DigestCache | None) -> list[Component]:
+    """One ``file`` component per file. A shard-serialized signature has no per-file digests:
+    the files are then hashed whole, with the same hash type."""
     assert subject.manifest is not None
-    alg = CDX_HASH[subject.manifest.serialization.hash_type]
-    if subject.manifest.serialization.method != "files":
-        return []
+    serialization = subject.manifest.serialization
+    manifest = subject.manifest
+    if serialization.method != "files":
+        manifest = hash_model(
+            model_dir, replace(serialization, method="files"), cache=cache, exclude=(DEFAULT_SIGNATURE_NAME,)
+        )
+    alg = CDX_HASH[serialization.hash_type]
     return [
         Component(
             type=ComponentType.FILE,
@@ -145,7 +152,7 @@ def _file_components(subject: ModelSubject) -> list[Component]:
             bom_ref=f"file:{r.name}",
             hashes=[HashType(alg=alg, content=r.digest)],
         )
-        for r in subject.manifest.resources
+        for r in manifest.resources
     ]
 
 
@@ -229,7 +236,7 @@ def build_sbom(
     bom.metadata.component = model
     bom.metadata.tools.tools.add(Tool(vendor="cnai", name="guard", version=__version__))
     datasets = [_dataset_component(i, d) for i, d in enumerate(meta.datasets)]
-    files = _file_components(subject)
+    files = _file_components(subject, model_dir, cache)
     for component in (*files, *datasets):
         bom.components.add(component)
     bom.register_dependency(model, [*files, *datasets])

@@ -223,3 +223,14 @@ def test_spdx3_example_extracts_model_and_datasets(model_dir: Path, keys: tuple[
     assert (
         ds["name"] == "slimpajama-627b" and ds["personalData"] is False and ds["licenses"] == ["Apache-2.0"]
     )
+
+
+def test_dataset_provenance_wins_over_the_sbom_for_the_same_dataset() -> None:
+    from guard.attest.collect import _merge_datasets
+    from guard.attest.facts import DatasetFacts
+
+    approved = DatasetFacts(name="d", uri="s3://x", approved=True, personal_data=False)
+    from_card = DatasetFacts(name="d")
+    from_bom = DatasetFacts(name="d", uri="s3://x", personal_data=True)
+    other = DatasetFacts(name="d", uri="s3://y")
+    assert _merge_datasets([(1, from_bom), (0, approved), (1, from_card), (1, other)]) == (approved, other)

@@ -126,3 +126,41 @@ def test_bom_without_a_model_component_is_refused() -> None:
                 "components": [{"type": "library", "name": "x"}],
             }
         )
+
+
+def test_sbom_of_a_shard_signed_model_still_lists_whole_file_digests(
+    model_dir: Path, keys: tuple[Path, Path]
+) -> None:
+    import hashlib
+
+    from guard.signing import Serialization
+
+    sign_model(
+        model_dir, KeySigner.from_file(keys[0]), serialization=Serialization(method="shards", shard_size=64)
+    )
+    bom = build_sbom(model_dir)
+    files = {c["name"]: c["hashes"][0]["content"] for c in bom["components"] if c["type"] == "file"}
+    expected = hashlib.sha256((model_dir / "model.safetensors").read_bytes()).hexdigest()
+    assert files["model.safetensors"] == expected
+    assert ":" not in "".join(files)  # whole files, not shard names
+
+
+def test_model_card_yaml_other_license_and_co2_in_grams(model_dir: Path) -> None:
+    from guard.attest.modelcard import describe_model
+
+    (model_dir / "model_card.yaml").write_text(
+        "license: other\nlicense_name: acme-model-license\nco2_eq_emissions: {emissions: 2500}\n"
+    )
+    meta = describe_model(model_dir).meta
+    assert meta.licenses == ("LicenseRef-acme-model-license",)
+    assert meta.energy is not None and meta.energy.co2e_kg == 2.5
+    bom = build_sbom(model_dir)  # CO2 without kWh: a property, still valid CycloneDX
+    env = bom["metadata"]["component"]["modelCard"]["considerations"]["environmentalConsiderations"]
+    assert env["properties"] == [{"name": "guard:energy:trainingCo2eKg", "value": "2.5"}]
+    assert extract_cyclonedx(bom).energy == {"co2e_kg": 2.5}
+
+
+def test_broken_safetensors_header_is_a_clear_error(model_dir: Path) -> None:
+    (model_dir / "model.safetensors").write_bytes(b"\xff" * 16)
+    with pytest.raises(UsageError, match="not a safetensors file"):
+        build_sbom(model_dir)
