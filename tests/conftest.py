@@ -26,7 +26,7 @@ def registry_factory(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[
     servers: dict[tuple[object, bool], RegistryServer] = {}
 
     def start(auth: tuple[str, str] | None = None, tls: bool = False) -> RegistryServer:
-        reason = registry_available()
+        reason = registry_available(auth=auth is not None)
         if reason is not None:
             pytest.skip(reason)
         key = (auth, tls)

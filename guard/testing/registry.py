@@ -29,10 +29,12 @@ HTPASSWD_BINARY = "htpasswd"
 _START_TIMEOUT_S = 20.0
 
 
-def registry_available() -> str | None:
-    """None when a registry can be started here, else the reason it cannot."""
+def registry_available(*, auth: bool = False) -> str | None:
+    """None when a registry (with basic auth if asked) can be started here, else the reason."""
     if not REGISTRY_BINARY.is_file():
         return f"{REGISTRY_BINARY} is not installed (apt-get install docker-registry)"
+    if auth and shutil.which(HTPASSWD_BINARY) is None:
+        return "htpasswd is not installed (apt-get install apache2-utils)"
     return None
 
 
@@ -80,7 +82,7 @@ class RegistryServer:
         auth: tuple[str, str] | None = None,
         tls: bool = False,
     ) -> RegistryServer:
-        reason = registry_available()
+        reason = registry_available(auth=auth is not None)
         if reason is not None:
             raise RuntimeError(reason)
         root.mkdir(parents=True, exist_ok=True)
