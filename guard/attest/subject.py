@@ -10,21 +10,25 @@ An OCI artifact is identified by its manifest digest.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from guard.errors import BundleFormatError, ModelDirectoryError
+from guard.errors import BundleFormatError, IntegrityError, ModelDirectoryError
 from guard.signing import (
     DEFAULT_SIGNATURE_NAME,
     DigestCache,
     Manifest,
     Serialization,
+    compare_manifests,
     hash_model,
     manifest_from_statement,
     statement_for_manifest,
 )
 from guard.signing.bundle import envelope_of, parse_bundle, parse_statement
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -42,15 +46,16 @@ class ModelSubject:
         return [{"name": self.name, "digest": {"sha256": self.sha256}}]
 
 
-def signature_serialization(signature: Path) -> Serialization | None:
-    """The serialization a ``model.sig`` states (unverified: only used to hash the same way)."""
+def signature_manifest(signature: Path) -> Manifest:
+    """The manifest a ``model.sig`` states (unverified: only used to hash the same way and to
+    warn when the directory no longer matches it)."""
     try:
         data = signature.read_bytes()
     except OSError as err:
         raise ModelDirectoryError(f"cannot read {signature}: {err.strerror or err}") from err
     try:
         statement = parse_statement(envelope_of(parse_bundle(data, str(signature))).payload)
-        return manifest_from_statement(statement).serialization
+        return manifest_from_statement(statement)
     except BundleFormatError as err:
         raise BundleFormatError(f"{signature}: {err}", field=err.field) from err
 
@@ -64,10 +69,20 @@ def directory_subject(model_dir: Path, *, cache: DigestCache | None = None) -> M
             else f"{model_dir}: not a directory"
         )
     signature = model_dir / DEFAULT_SIGNATURE_NAME
-    serialization = signature_serialization(signature) if signature.is_file() else None
-    manifest = hash_model(
-        model_dir, serialization or Serialization(), cache=cache, exclude=(DEFAULT_SIGNATURE_NAME,)
-    )
+    signed = signature_manifest(signature) if signature.is_file() else None
+    serialization = signed.serialization if signed is not None else Serialization()
+    manifest = hash_model(model_dir, serialization, cache=cache, exclude=(DEFAULT_SIGNATURE_NAME,))
+    if signed is not None:
+        try:
+            compare_manifests(signed, manifest)
+        except IntegrityError as err:
+            log.warning(
+                "%s no longer matches %s (%s): attestations will name the current bytes, which the "
+                "signature does not cover; re-sign the model",
+                signature,
+                model_dir,
+                err,
+            )
     name = model_dir.resolve().name
     digest = statement_for_manifest(manifest, name)["subject"][0]["digest"]["sha256"]
     return ModelSubject(name=name, sha256=digest, kind="directory", manifest=manifest, path=model_dir)

@@ -164,3 +164,12 @@ def test_broken_safetensors_header_is_a_clear_error(model_dir: Path) -> None:
     (model_dir / "model.safetensors").write_bytes(b"\xff" * 16)
     with pytest.raises(UsageError, match="not a safetensors file"):
         build_sbom(model_dir)
+
+
+def test_sbom_warns_when_the_directory_no_longer_matches_model_sig(
+    model_dir: Path, keys: tuple[Path, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    sign_model(model_dir, KeySigner.from_file(keys[0]))
+    (model_dir / "config.json").write_text("{}")
+    build_sbom(model_dir)
+    assert any("no longer matches" in r.message and "config.json" in r.message for r in caplog.records)

@@ -85,3 +85,55 @@ def test_require_usage(model_dir: Path, keys: tuple[Path, Path]) -> None:
     assert run(["facts", str(model_dir), "--key", str(keys[1]), "--require", "sbomb"]) == 2
     assert run(["facts", str(model_dir), "--key", str(keys[1]), "--require", "signature"]) == 1
     assert run(["facts", str(model_dir)]) == 2  # no trust given: usage error, never "all present"
+
+
+def test_certificate_signed_attestation_through_the_cli(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from guard.testing.pki import make_pki
+
+    pki = make_pki(tmp_path / "pki")
+    other = make_pki(tmp_path / "other-pki")
+    ds = tmp_path / "ds.json"
+    ds.write_text(json.dumps(load_spec_file("dataset-provenance/v1", "example.json")))
+    att = tmp_path / "ds.att.json"
+    assert (
+        run(
+            [
+                "attest",
+                str(model_dir),
+                "--datasets",
+                str(ds),
+                "--key",
+                str(pki.leaf_key),
+                "--certificate",
+                str(pki.leaf),
+                "--certificate-chain",
+                str(pki.chain),
+                "-o",
+                str(att),
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    for roots, expected in ((pki.root, "present"), (other.root, "invalid")):
+        assert (
+            run(
+                [
+                    "facts",
+                    str(model_dir),
+                    "--attestation",
+                    str(att),
+                    "--certificate-roots",
+                    str(roots),
+                    "--json",
+                ]
+            )
+            == 0
+        )
+        facts = json.loads(capsys.readouterr().out)
+        (entry, *_) = [a for a in facts["attestations"] if a["name"] == "datasets"]
+        assert entry["status"] == expected
+        if expected == "present":
+            assert entry["signer"]["method"] == "certificate"
