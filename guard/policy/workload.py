@@ -181,6 +181,19 @@ def _required_labels(
     return required
 
 
+def _pools_for(required: Mapping[str, set[str]], cluster: ClusterFacts) -> set[str]:
+    """The pools a pod with these required labels is confined to (empty: not confined).
+
+    A pool is a candidate when the pod requires each of its labels and allows the pool's value;
+    the pod is confined when every value it allows for those labels belongs to a candidate."""
+    candidates = [
+        p for p in cluster.node_pools if all(k in required and v in required[k] for k, v in p.labels.items())
+    ]
+    keys = {k for p in candidates for k in p.labels}
+    covered = all(required[k] <= {p.labels[k] for p in candidates if k in p.labels} for k in keys)
+    return {p.name for p in candidates} if candidates and covered else set()
+
+
 def _confinement(
     node_selector: Mapping[str, str], terms: list[list[dict[str, Any]]], cluster: ClusterFacts
 ) -> tuple[list[str] | None, list[str] | None]:
@@ -193,11 +206,7 @@ def _confinement(
     products_open = pools_open = False
     for term in terms or [[]]:
         required = _required_labels(node_selector, term)
-        term_pools = {
-            p.name
-            for p in cluster.node_pools
-            if all(k in required and required[k] <= {v} for k, v in p.labels.items())
-        }
+        term_pools = _pools_for(required, cluster)
         if term_pools:
             pools |= term_pools
         else:

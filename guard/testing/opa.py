@@ -32,7 +32,13 @@ class FakeOpaServer:
         self._stop = threading.Event()
         self._engine: Any = None  # created on the serving thread (regorus engines stay on one thread)
         self._server = HTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-opa", daemon=True)
+        self._thread = threading.Thread(target=self._serve, name="fake-opa", daemon=True)
+
+    def _serve(self) -> None:
+        try:
+            self._server.serve_forever()
+        finally:
+            self._engine = None  # a regorus engine must be dropped on the thread that made it
 
     @property
     def url(self) -> str:

