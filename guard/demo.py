@@ -203,6 +203,7 @@ STEPS: list[DemoStep | str] = [
     step_sign,
     step_verify,
     step_tamper,
+    "guard.oci.demo:step_push_and_verify",
     "guard.attest.demo:step_attestations",
 ]
 
