@@ -241,3 +241,20 @@ def test_attacher_with_a_stale_read_rereads_instead_of_dropping_an_entry(registr
     assert a_store.interleaved and len(b_entries) == 1
     listed = {d.digest for d in list_referrers(open_store(ref), subject.digest)}
     assert listed == {a_entry.digest, b_entries[0].digest}
+
+
+def test_cli_verify_delegates_for_oci_targets(base, model_dir, keypair, capsys) -> None:
+    sig = _sign(model_dir, keypair)
+    assert run(["push", str(model_dir), f"{base}:v1", "--signature", str(sig)]) == 0
+    digest = capsys.readouterr().out.strip()
+    assert run(["verify", f"{base}:v1", "--key", str(keypair[1]), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["digest"] == digest and doc["mode"] == "layers" and len(doc["files"]) == 5
+    assert run(["verify", f"{base}@{digest}", "--key", str(keypair[1])]) == 0
+    assert f"digest: {digest}" in capsys.readouterr().out
+    # an unsigned artifact in the same store: exit 1 with a message
+    (model_dir / "new.md").write_text("x\n")
+    assert run(["push", str(model_dir), f"{base}:unsigned"]) == 0
+    capsys.readouterr()
+    assert run(["verify", f"{base}:unsigned", "--key", str(keypair[1])]) == 1
+    assert "no signature is attached" in capsys.readouterr().err
