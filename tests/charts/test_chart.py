@@ -1,0 +1,654 @@
+"""The Helm chart (charts/guard), rendered offline with helm-python-sdk (Helm v4 embedded).
+
+The chart is checked against the code it deploys, so that they cannot drift apart:
+- the rendered config file passes ``guard.config.parse_config``;
+- the config part of ``values.schema.json`` is generated from ``GuardConfig`` (regenerate with
+  ``.venv/bin/python tests/charts/test_chart.py``) and a test compares it;
+- the webhook rules cover exactly the kinds of ``guard.admission.kinds.BUILTIN_KINDS``;
+- the Deployment's arguments parse with the real ``guard serve`` command line.
+
+Not covered here (needs a cluster): ``lookup`` reusing the Secret on upgrade (offline, ``lookup``
+returns nothing), cert-manager issuing, pods actually starting.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART_DIR = ROOT / "charts" / "guard"
+SCHEMA_FILE = CHART_DIR / "values.schema.json"
+NAMESPACE = "guard-system"
+RELEASE = "guard"
+CHART_DEFINITION_PREFIX = "chart."
+
+
+# --- the generated part of values.schema.json -------------------------------------------------
+
+
+def config_definitions() -> dict[str, Any]:
+    """``GuardConfig``'s JSON schema as ``definitions`` entries (``GuardConfig`` plus its models)."""
+    from guard.config import GuardConfig  # noqa: PLC0415
+
+    schema = GuardConfig.model_json_schema(ref_template="#/definitions/{model}")
+    definitions: dict[str, Any] = dict(schema.pop("$defs", {}))
+    definitions["GuardConfig"] = schema
+    return definitions
+
+
+def write_schema() -> None:
+    """Replace the generated definitions in values.schema.json, keeping the chart's own."""
+    schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    own = {k: v for k, v in schema["definitions"].items() if k.startswith(CHART_DEFINITION_PREFIX)}
+    schema["definitions"] = {**own, **config_definitions()}
+    SCHEMA_FILE.write_text(json.dumps(schema, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":  # pragma: no cover - a maintenance entry point
+    sys.path.insert(0, str(ROOT))
+    write_schema()
+    print(f"wrote {SCHEMA_FILE}")
+    sys.exit(0)
+
+
+helm = pytest.importorskip("helm_python", reason="helm-python-sdk (embedded Helm) is not installed")
+
+
+# --- rendering --------------------------------------------------------------------------------
+
+
+class Rendered:
+    """The manifests of one offline render, parsed."""
+
+    def __init__(self, manifests: dict[str, str]) -> None:
+        self.notes = ""
+        self.objects: list[dict[str, Any]] = []
+        for path, text in manifests.items():
+            if path.endswith("NOTES.txt"):
+                self.notes = text
+                continue
+            self.objects.extend(doc for doc in yaml.safe_load_all(text) if doc)
+
+    def all(self, kind: str) -> list[dict[str, Any]]:
+        return [o for o in self.objects if o["kind"] == kind]
+
+    def one(self, kind: str, name: str | None = None) -> dict[str, Any]:
+        found = [o for o in self.all(kind) if name is None or o["metadata"]["name"] == name]
+        assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
+        return found[0]
+
+    @property
+    def pod(self) -> dict[str, Any]:
+        spec: dict[str, Any] = self.one("Deployment")["spec"]["template"]["spec"]
+        return spec
+
+    def container(self, name: str) -> dict[str, Any]:
+        for c in self.pod["containers"] + self.pod.get("initContainers", []):
+            if c["name"] == name:
+                return dict(c)
+        raise AssertionError(f"no container {name!r}")
+
+    @property
+    def webhook(self) -> dict[str, Any]:
+        hooks = self.one("ValidatingWebhookConfiguration")["webhooks"]
+        assert len(hooks) == 1
+        hook: dict[str, Any] = hooks[0]
+        return hook
+
+    @property
+    def config_text(self) -> str:
+        text: str = self.one("ConfigMap", f"{RELEASE}-config")["data"]["config.yaml"]
+        return text
+
+    def volume(self, name: str) -> dict[str, Any]:
+        for v in self.pod["volumes"]:
+            if v["name"] == name:
+                return dict(v)
+        raise AssertionError(f"no volume {name!r}")
+
+
+@pytest.fixture(scope="module")
+def chart() -> Iterator[Any]:
+    with helm.Chart.load(CHART_DIR) as loaded:
+        yield loaded
+
+
+@pytest.fixture(scope="module")
+def default(chart: Any) -> Rendered:
+    return render(chart)
+
+
+def render(chart: Any, values: dict[str, Any] | None = None, namespace: str = NAMESPACE) -> Rendered:
+    return Rendered(chart.render(values, name=RELEASE, namespace=namespace, is_install=True))
+
+
+def parsed_config(rendered: Rendered) -> Any:
+    from guard.config import parse_config  # noqa: PLC0415
+
+    return parse_config(yaml.safe_load(rendered.config_text), "rendered config.yaml")
+
+
+# --- lint and schema --------------------------------------------------------------------------
+
+TLS_MODES: dict[str, dict[str, Any]] = {
+    "helm": {"tls": {"mode": "helm"}},
+    "cert-manager": {"tls": {"mode": "cert-manager"}},
+    "cert-manager-issuer": {
+        "tls": {"mode": "cert-manager", "certManager": {"issuerRef": {"name": "corp-ca", "kind": "ClusterIssuer"}}}
+    },
+    "secret": {"tls": {"mode": "secret", "secret": {"name": "my-tls", "caBundle": "Q0EK"}}},
+}
+
+EVERYTHING_ON: dict[str, Any] = {
+    "opa": {"enabled": True},
+    "metrics": {"serviceMonitor": {"enabled": True}},
+    "networkPolicy": {
+        "enabled": True,
+        "egress": [{"ports": [{"port": 53, "protocol": "UDP"}, {"port": 443, "protocol": "TCP"}]}],
+    },
+    "registry": {"credentialsSecret": "regcred", "caBundle": "-----BEGIN CERTIFICATE-----\n"},
+    "trustFiles": {"release.pub": "-----BEGIN PUBLIC KEY-----\n"},
+}
+
+
+@pytest.mark.parametrize("values", [{}, *TLS_MODES.values(), EVERYTHING_ON], ids=["default", *TLS_MODES, "all-on"])
+def test_lint_is_clean(values: dict[str, Any]) -> None:
+    report = helm.lint(CHART_DIR, values, strict=True, namespace=NAMESPACE, kube_version="v1.30.0")
+    assert report["errors"] == []
+    # severity 2 = warning, 3 = error; only the info "icon is recommended" may remain
+    assert [m for m in report["messages"] if m["severity"] >= 2] == []
+
+
+def test_schema_config_definitions_are_generated_from_the_code() -> None:
+    schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    generated = {k: v for k, v in schema["definitions"].items() if not k.startswith(CHART_DEFINITION_PREFIX)}
+    assert generated == config_definitions(), (
+        "values.schema.json is stale: run .venv/bin/python tests/charts/test_chart.py"
+    )
+    assert schema["properties"]["config"]["$ref"] == "#/definitions/GuardConfig"
+
+
+def test_regenerating_the_schema_is_a_no_op(tmp_path: Path) -> None:
+    # The generator is what the drift test tells maintainers to run: it must work and be stable.
+    before = SCHEMA_FILE.read_text(encoding="utf-8")
+    subprocess.run([sys.executable, str(Path(__file__))], check=True, capture_output=True, cwd=tmp_path)
+    assert SCHEMA_FILE.read_text(encoding="utf-8") == before
+
+
+BAD_VALUES = [
+    ({"webhook": {"timeoutSeconds": 31}}, "timeoutSeconds"),
+    ({"webhook": {"timeoutSeconds": 0}}, "timeoutSeconds"),
+    ({"webhook": {"failurePolicy": "Maybe"}}, "failurePolicy"),
+    ({"tls": {"mode": "self-signed"}}, "mode"),
+    ({"tls": {"mode": "secret"}}, "secret"),
+    ({"tls": {"mode": "secret", "secret": {"name": "x"}}}, "caBundle"),
+    ({"replicaCount": 0}, "replicaCount"),
+    ({"unknownTopLevel": True}, "unknownTopLevel"),
+    ({"webhook": {"exemptNamespaces": ["Not_A_Namespace"]}}, "exemptNamespaces"),
+    ({"securityContext": {"allowPrivilegeEscalation": True}}, "allowPrivilegeEscalation"),
+    ({"podSecurityContext": {"runAsNonRoot": False}}, "runAsNonRoot"),
+    ({"policies": {"files": {"signature.rego": "package x"}}}, "files"),
+    ({"image": {"digest": "latest"}}, "digest"),
+    # the config part comes from GuardConfig's own schema
+    ({"config": {"unmatched_artifacts": "perhaps"}}, "unmatched_artifacts"),
+    ({"config": {"admission": {"cache": {"ttl_seconds": 0}}}}, "ttl_seconds"),
+    ({"config": {"authorities": {"k": {"kind": "key"}}}}, "public_key"),
+    ({"config": {"typo_key": 1}}, "typo_key"),
+]
+
+
+@pytest.mark.parametrize(("values", "named"), BAD_VALUES, ids=[b[1] + str(i) for i, b in enumerate(BAD_VALUES)])
+def test_bad_values_are_rejected_with_the_path(chart: Any, values: dict[str, Any], named: str) -> None:
+    with pytest.raises(helm.HelmValuesError) as err:
+        chart.validate_schema(values)
+    assert named in str(err.value)
+    # an install (render) refuses them too
+    with pytest.raises(helm.HelmError):
+        render(chart, values)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            {"config": {"admission": {"timeout_seconds": 5}}},
+            "config.admission.timeout_seconds (5) differs from webhook.timeoutSeconds (10)",
+        ),
+        ({"webhook": {"timeoutSeconds": 1}}, "leaves guard less than 0.2 s to decide"),
+        (
+            {"opa": {"enabled": True}, "config": {"policy": {"engine": {"kind": "embedded"}}}},
+            'config.policy.engine.kind is "embedded"',
+        ),
+        (
+            {"policies": {"files": {"a/b.rego": "package guard.a.b"}}, "config": {"policy": {"directory": "/x"}}},
+            "conflicts with policies.files",
+        ),
+        ({"podDisruptionBudget": {"minAvailable": 1, "maxUnavailable": 1}}, "not both"),
+    ],
+)
+def test_inconsistent_values_fail_the_render(chart: Any, values: dict[str, Any], message: str) -> None:
+    with pytest.raises(helm.HelmRenderError) as err:
+        render(chart, values)
+    assert message in str(err.value)
+
+
+def test_timeout_one_second_passes_with_a_smaller_margin(chart: Any) -> None:
+    rendered = render(chart, {"webhook": {"timeoutSeconds": 1}, "config": {"admission": {"deadline_margin_seconds": 0.5}}})
+    assert rendered.webhook["timeoutSeconds"] == 1
+    assert parsed_config(rendered).admission.deadline_seconds == pytest.approx(0.5)
+
+
+# --- the webhook configuration ----------------------------------------------------------------
+
+
+def test_webhook_defaults_fail_closed(default: Rendered) -> None:
+    hook = default.webhook
+    assert hook["failurePolicy"] == "Fail"
+    assert hook["timeoutSeconds"] == 10
+    assert hook["admissionReviewVersions"] == ["v1"]
+    assert hook["sideEffects"] == "None"
+    assert hook["matchPolicy"] == "Equivalent"
+    service = hook["clientConfig"]["service"]
+    assert service == {"name": RELEASE, "namespace": NAMESPACE, "path": "/validate", "port": 443}
+    assert "FAIL OPEN" not in default.notes
+
+
+def test_fail_open_is_explicit_and_warned(chart: Any) -> None:
+    rendered = render(chart, {"webhook": {"failurePolicy": "Ignore"}})
+    assert rendered.webhook["failurePolicy"] == "Ignore"
+    assert "FAIL OPEN" in rendered.notes
+
+
+def _excluded_namespaces(hook: dict[str, Any]) -> list[str]:
+    (expr,) = [e for e in hook["namespaceSelector"]["matchExpressions"] if e["key"] == "kubernetes.io/metadata.name"]
+    assert expr["operator"] == "NotIn"
+    names: list[str] = expr["values"]
+    return names
+
+
+def test_namespace_selector_excludes_system_release_and_exempt_namespaces(chart: Any) -> None:
+    rendered = render(
+        chart,
+        {
+            "webhook": {
+                "exemptNamespaces": ["monitoring"],
+                "namespaceSelector": {"matchExpressions": [{"key": "team", "operator": "Exists"}]},
+            },
+            "config": {"admission": {"exempt_namespaces": ["ci"]}},
+        },
+        namespace="security",
+    )
+    excluded = _excluded_namespaces(rendered.webhook)
+    assert excluded == ["kube-system", "security", "monitoring", "ci"]
+    # the user's own expressions are kept beside it
+    assert {"key": "team", "operator": "Exists"} in rendered.webhook["namespaceSelector"]["matchExpressions"]
+    # guard's config exempts exactly the namespaces the API server does not send
+    assert list(parsed_config(rendered).admission.exempt_namespaces) == excluded
+
+
+def _plural(kind: str) -> str:
+    return kind.lower() + "s"
+
+
+def test_webhook_rules_match_the_kinds_table(default: Rendered) -> None:
+    from guard.admission.kinds import BUILTIN_KINDS  # noqa: PLC0415
+
+    routed: set[tuple[str, str]] = set()
+    subresources: set[str] = set()
+    for rule in default.webhook["rules"]:
+        assert rule["operations"] == ["CREATE", "UPDATE"]
+        assert rule["scope"] == "Namespaced"
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                if "/" in resource:
+                    subresources.add(resource)
+                else:
+                    routed.add((group, resource))
+    table = {(k.group, _plural(k.kind)) for k in BUILTIN_KINDS}
+    assert table - routed == set(), "kinds guard checks that the API server would never send"
+    assert routed - table == set(), "kinds the API server sends that guard would deny as unknown"
+    assert subresources == {"pods/ephemeralcontainers"}
+
+
+def test_config_follows_the_webhook(default: Rendered) -> None:
+    config = parsed_config(default)
+    assert config.admission.timeout_seconds == default.webhook["timeoutSeconds"]
+    assert config.unmatched_artifacts == "deny"
+
+
+# --- the Deployment ---------------------------------------------------------------------------
+
+
+def test_deployment_is_highly_available(default: Rendered) -> None:
+    deployment = default.one("Deployment")
+    assert deployment["spec"]["replicas"] >= 2
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    pod = default.pod
+    spread = pod["topologySpreadConstraints"][0]
+    assert spread["labelSelector"]["matchLabels"] == selector
+    anti = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]
+    assert anti["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    pdb = default.one("PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"] == selector
+    labels = deployment["metadata"]["labels"]
+    for key in ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/version",
+                "app.kubernetes.io/managed-by", "helm.sh/chart"):
+        assert key in labels
+
+
+def _assert_restricted(container: dict[str, Any], pod: dict[str, Any]) -> None:
+    ctx = container["securityContext"]
+    assert ctx["allowPrivilegeEscalation"] is False
+    assert ctx["readOnlyRootFilesystem"] is True
+    assert ctx["capabilities"]["drop"] == ["ALL"]
+    assert "add" not in ctx["capabilities"]
+    assert ctx.get("privileged", False) is False
+    run_as_non_root = ctx.get("runAsNonRoot", pod["securityContext"].get("runAsNonRoot"))
+    assert run_as_non_root is True
+    seccomp = ctx.get("seccompProfile", pod["securityContext"].get("seccompProfile"))
+    assert seccomp == {"type": "RuntimeDefault"}
+
+
+def test_every_container_is_restricted(chart: Any, default: Rendered) -> None:
+    pod = default.pod
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] != 0
+    assert pod["automountServiceAccountToken"] is False
+    for rendered in (default, render(chart, {"opa": {"enabled": True}})):
+        containers = rendered.pod["containers"] + rendered.pod.get("initContainers", [])
+        for container in containers:
+            _assert_restricted(container, rendered.pod)
+            assert "memory" in container["resources"]["limits"]
+    # read-only root: /tmp is an emptyDir (TLS reload scratch, Sigstore cache)
+    tmp = default.volume("tmp")
+    assert "emptyDir" in tmp
+    assert {"name": "tmp", "mountPath": "/tmp"} in default.container("guard")["volumeMounts"]
+
+
+def test_no_rbac_is_granted(default: Rendered) -> None:
+    for kind in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"):
+        assert default.all(kind) == []
+    assert default.one("ServiceAccount")["automountServiceAccountToken"] is False
+
+
+def test_probes_use_https_health_endpoints(default: Rendered) -> None:
+    guard = default.container("guard")
+    port_names = {p["name"]: p["containerPort"] for p in guard["ports"]}
+    for probe, path in (("startupProbe", "/healthz"), ("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        get = guard[probe]["httpGet"]
+        assert (get["scheme"], get["path"]) == ("HTTPS", path)
+        assert get["port"] in port_names
+    service = default.one("Service")
+    assert service["spec"]["ports"][0]["targetPort"] == "https"
+    assert service["spec"]["ports"][0]["port"] == default.webhook["clientConfig"]["service"]["port"]
+
+
+def _serve_options(args: list[str]) -> dict[str, Any]:
+    """Parse the container's args with guard's real command line (click), without running it."""
+    import typer  # noqa: PLC0415
+
+    from guard.cli import app  # noqa: PLC0415
+
+    command = typer.main.get_command(app)
+    assert args[0] == "serve"
+    group_ctx = command.make_context("guard", list(args), resilient_parsing=False)
+    sub = command.get_command(group_ctx, "serve")  # type: ignore[attr-defined]
+    assert sub is not None
+    ctx = sub.make_context("serve", list(args[1:]), parent=group_ctx)
+    return dict(ctx.params)
+
+
+def _mount_for(container: dict[str, Any], path: str) -> dict[str, Any]:
+    for mount in container["volumeMounts"]:
+        if path.startswith(mount["mountPath"].rstrip("/") + "/"):
+            return dict(mount)
+    raise AssertionError(f"{path} is on no mounted volume")
+
+
+def test_serve_arguments_point_at_mounted_files(default: Rendered) -> None:
+    guard = default.container("guard")
+    options = _serve_options(guard["args"])
+    assert options["port"] == guard["ports"][0]["containerPort"]
+    assert options["workers"] == 1
+    # the config: the ConfigMap's config.yaml
+    config_mount = _mount_for(guard, str(options["config"]))
+    assert default.volume(config_mount["name"])["configMap"]["name"] == f"{RELEASE}-config"
+    assert options["config"].name == "config.yaml"
+    # TLS: tls.crt and tls.key of the Secret the webhook's certificate lives in
+    secret = default.one("Secret")
+    for option, key in (("tls_cert", "tls.crt"), ("tls_key", "tls.key")):
+        mount = _mount_for(guard, str(options[option]))
+        assert mount["readOnly"] is True
+        volume = default.volume(mount["name"])
+        assert volume["secret"]["secretName"] == secret["metadata"]["name"]
+        assert options[option].name == key
+        assert {"key": key, "path": key} in volume["secret"]["items"]
+
+
+# --- TLS ------------------------------------------------------------------------------------
+
+
+def test_helm_mode_generates_a_certificate_the_ca_bundle_verifies(default: Rendered) -> None:
+    from cryptography import x509  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import padding  # noqa: PLC0415
+
+    secret = default.one("Secret")
+    assert secret["type"] == "kubernetes.io/tls"
+    data = {k: base64.b64decode(v) for k, v in secret["data"].items()}
+    ca_bundle = base64.b64decode(default.webhook["clientConfig"]["caBundle"])
+    assert ca_bundle == data["ca.crt"]
+    ca = x509.load_pem_x509_certificate(ca_bundle)
+    cert = x509.load_pem_x509_certificate(data["tls.crt"])
+    # signed by the CA (real signature check), for the Service's DNS names, valid now
+    ca.public_key().verify(  # type: ignore[call-arg,union-attr]
+        cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(), cert.signature_hash_algorithm
+    )
+    assert cert.issuer == ca.subject
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+        x509.DNSName
+    )
+    assert f"{RELEASE}.{NAMESPACE}.svc" in names
+    now = datetime.now(UTC)
+    assert cert.not_valid_before_utc <= now < cert.not_valid_after_utc
+    # the key in the Secret is the certificate's key
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+
+    key = serialization.load_pem_private_key(data["tls.key"], password=None)
+    assert key.public_key().public_numbers() == cert.public_key().public_numbers()  # type: ignore[union-attr]
+
+
+def test_cert_manager_mode(chart: Any) -> None:
+    rendered = render(chart, TLS_MODES["cert-manager"])
+    assert rendered.all("Secret") == []
+    hook = rendered.webhook
+    assert "caBundle" not in hook["clientConfig"]
+    certificate = rendered.one("Certificate", f"{RELEASE}-tls")
+    annotations = rendered.one("ValidatingWebhookConfiguration")["metadata"]["annotations"]
+    assert annotations["cert-manager.io/inject-ca-from"] == f"{NAMESPACE}/{certificate['metadata']['name']}"
+    assert f"{RELEASE}.{NAMESPACE}.svc" in certificate["spec"]["dnsNames"]
+    assert rendered.volume("tls")["secret"]["secretName"] == certificate["spec"]["secretName"]
+    # no issuer given: a self-signed root, a CA certificate and a CA issuer
+    ca_issuer = rendered.one("Issuer", f"{RELEASE}-ca")
+    assert certificate["spec"]["issuerRef"]["name"] == ca_issuer["metadata"]["name"]
+    assert rendered.one("Certificate", f"{RELEASE}-ca")["spec"]["isCA"] is True
+    assert "selfSigned" in rendered.one("Issuer", f"{RELEASE}-selfsigned")["spec"]
+
+
+def test_cert_manager_mode_with_an_existing_issuer(chart: Any) -> None:
+    rendered = render(chart, TLS_MODES["cert-manager-issuer"])
+    assert rendered.all("Issuer") == []
+    certificate = rendered.one("Certificate")
+    assert certificate["spec"]["issuerRef"] == {"name": "corp-ca", "kind": "ClusterIssuer"}
+
+
+def test_existing_secret_mode(chart: Any) -> None:
+    rendered = render(chart, TLS_MODES["secret"])
+    assert rendered.all("Secret") == []
+    assert rendered.all("Certificate") == []
+    assert rendered.webhook["clientConfig"]["caBundle"] == "Q0EK"
+    assert rendered.volume("tls")["secret"]["secretName"] == "my-tls"
+
+
+# --- config, trust files, policies, OPA --------------------------------------------------------
+
+
+def test_user_config_renders_and_parses(chart: Any) -> None:
+    values = {
+        "trustFiles": {"release.pub": "-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----\n"},
+        "registry": {"credentialsSecret": "regcred", "caBundle": "-----BEGIN CERTIFICATE-----\n"},
+        "config": {
+            "authorities": {
+                "release": {"kind": "key", "public_key": "/etc/guard/trust/release.pub"},
+                "ci": {
+                    "kind": "keyless",
+                    "issuer": "https://token.actions.githubusercontent.com",
+                    "subject_regex": "^https://github.com/acme/.*$",
+                },
+            },
+            "rules": [{"name": "models", "artifacts": ["registry.acme.io/models/*"], "authorities": ["release", "ci"]}],
+            "tenants": [{"name": "team-a", "namespaces": ["team-a-*"]}],
+            "policy": {"default_enforcement": "warn", "enforcement": {"gpu": "deny"}},
+            "admission": {"fail_open_rules": ["models"], "cache": {"ttl_seconds": 600}},
+        },
+    }
+    rendered = render(chart, values)
+    config = parsed_config(rendered)
+    assert config.rules[0].name == "models"
+    assert config.admission.cache.ttl_seconds == 600
+    # the key file the config names is mounted where it says
+    guard = rendered.container("guard")
+    mount = _mount_for(guard, str(config.authorities["release"].public_key))  # type: ignore[union-attr]
+    trust = rendered.one("ConfigMap", rendered.volume(mount["name"])["configMap"]["name"])
+    assert "release.pub" in trust["data"]
+    # registry credentials and CA are wired into admission.registry
+    docker_config = str(config.admission.registry.docker_config)
+    volume = rendered.volume(_mount_for(guard, docker_config)["name"])
+    assert volume["secret"] == {"secretName": "regcred", "items": [{"key": ".dockerconfigjson", "path": "config.json"}]}
+    ca_file = str(config.admission.registry.ca_file)
+    ca_cm = rendered.volume(_mount_for(guard, ca_file)["name"])["configMap"]["name"]
+    assert rendered.one("ConfigMap", ca_cm)["data"]["ca.crt"].startswith("-----BEGIN CERTIFICATE-----")
+    # changing the config rolls the pods
+    annotation = rendered.one("Deployment")["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+    again = render(chart, {**values, "config": {**values["config"], "unmatched_artifacts": "warn"}})
+    assert again.one("Deployment")["spec"]["template"]["metadata"]["annotations"]["checksum/config"] != annotation
+
+
+def test_a_config_the_code_refuses_is_caught_by_the_test(chart: Any) -> None:
+    # The JSON schema cannot express cross references; parse_config does, on the rendered file.
+    from guard.errors import ConfigError  # noqa: PLC0415
+
+    values = {"config": {"rules": [{"name": "r", "artifacts": ["*"], "authorities": ["nobody"]}]}}
+    chart.validate_schema(values)
+    with pytest.raises(ConfigError, match=r"rules\.0\.authorities\.0: unknown authority 'nobody'"):
+        parsed_config(render(chart, values))
+
+
+def _library_files() -> dict[str, str]:
+    """The repository's policy library without tests and samples, as policies.files."""
+    root = ROOT / "policies"
+    return {
+        str(p.relative_to(root)): p.read_text(encoding="utf-8")
+        for p in sorted(root.rglob("*.rego"))
+        if not p.stem.endswith("_test")
+    }
+
+
+def _materialize(rendered: Rendered, volume_name: str, target: Path) -> Path:
+    """Write a ConfigMap volume to disk the way the kubelet would (items: key -> path)."""
+    volume = rendered.volume(volume_name)["configMap"]
+    data = rendered.one("ConfigMap", volume["name"])["data"]
+    for item in volume["items"]:
+        path = target / item["path"]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(data[item["key"]], encoding="utf-8")
+    return target
+
+
+def test_policy_library_from_values_loads_as_the_repository_library(chart: Any, tmp_path: Path) -> None:
+    from guard.policy.library import load_library  # noqa: PLC0415
+
+    rendered = render(chart, {"policies": {"files": _library_files()}})
+    config = parsed_config(rendered)
+    guard = rendered.container("guard")
+    assert config.policy.directory is not None
+    mount = _mount_for(guard, str(config.policy.directory) + "/x")
+    assert mount["mountPath"] == str(config.policy.directory)
+    library = load_library(_materialize(rendered, mount["name"], tmp_path / "lib"))
+    expected = load_library(ROOT / "policies")
+    assert [p.name for p in library.policies] == [p.name for p in expected.policies]
+
+
+def test_opa_sidecar(chart: Any, tmp_path: Path) -> None:
+    rendered = render(chart, {"opa": {"enabled": True}})
+    config = parsed_config(rendered)
+    engine = config.policy.engine
+    assert engine.kind == "opa"
+    opa = rendered.container("opa")
+    assert f"--addr=127.0.0.1:{engine.url.rsplit(':', 1)[1]}" in opa["args"]  # type: ignore[union-attr]
+    assert engine.url == "http://127.0.0.1:8181"  # type: ignore[union-attr]
+    # the library shipped in the image is copied out for OPA by an init container: run its code
+    init = rendered.container("policies")
+    assert init["command"][:2] == ["python3", "-c"]
+    target = tmp_path / "opa-policies"
+    subprocess.run([sys.executable, "-c", init["command"][2], str(target)], check=True, cwd=ROOT)
+    copied = sorted(str(p.relative_to(target)) for p in target.rglob("*") if p.is_file())
+    assert copied == sorted(_library_files())
+    assert init["command"][3] == opa["args"][-1]
+    assert opa["volumeMounts"][0]["mountPath"] == opa["args"][-1]
+
+
+def test_opa_sidecar_with_policies_from_values(chart: Any, tmp_path: Path) -> None:
+    from guard.policy.library import load_library  # noqa: PLC0415
+
+    rendered = render(chart, {"opa": {"enabled": True}, "policies": {"files": _library_files()}})
+    assert "initContainers" not in rendered.pod
+    opa_lib = load_library(_materialize(rendered, "opa-policies", tmp_path / "opa"))
+    assert len(opa_lib.policies) == len(load_library(ROOT / "policies").policies)
+
+
+def test_optional_objects(chart: Any, default: Rendered) -> None:
+    for kind in ("ServiceMonitor", "NetworkPolicy"):
+        assert default.all(kind) == []
+    rendered = render(chart, EVERYTHING_ON)
+    monitor = rendered.one("ServiceMonitor")
+    endpoint = monitor["spec"]["endpoints"][0]
+    assert (endpoint["scheme"], endpoint["path"], endpoint["port"]) == ("https", "/metrics", "https")
+    assert endpoint["tlsConfig"]["serverName"] == f"{RELEASE}.{NAMESPACE}.svc"
+    assert "insecureSkipVerify" not in endpoint["tlsConfig"]
+    policy = rendered.one("NetworkPolicy")
+    assert policy["spec"]["ingress"] == [{"ports": [{"port": "https", "protocol": "TCP"}]}]
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+
+
+def test_single_replica_is_warned(chart: Any) -> None:
+    rendered = render(chart, {"replicaCount": 1})
+    assert "single point of failure" in rendered.notes
+
+
+def test_image_pinned_by_digest(chart: Any, default: Rendered) -> None:
+    assert default.container("guard")["image"] == "ghcr.io/cnai/guard:0.1.0"
+    digest = "sha256:" + "a" * 64
+    rendered = render(chart, {"image": {"digest": digest}})
+    assert rendered.container("guard")["image"] == f"ghcr.io/cnai/guard@{digest}"
+
+
+def test_defaults_are_not_mutated_between_renders(chart: Any) -> None:
+    # sprig's set mutates maps: rendering twice must give the same config
+    values: dict[str, Any] = {"config": {"admission": {"exempt_namespaces": ["ci"]}}}
+    first = render(chart, copy.deepcopy(values)).config_text
+    assert render(chart, copy.deepcopy(values)).config_text == first
+
+
