@@ -7,7 +7,7 @@ contribute facts. It raises only for bad arguments (UsageError) or infrastructur
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -177,10 +177,6 @@ def collect_facts(
     outcomes = [assess_attestation(a.bundle, verifier, subject, source=a.source) for a in attestations]
     outcomes += rejected
     return build_facts(subject, signature, outcomes, expected=expected)
-
-
-def facts_document(facts: ModelFacts) -> Mapping[str, Any]:
-    return facts.to_json()
 
 
 def directory_facts(

@@ -8,7 +8,7 @@ nothing that failed a check is ever counted as present or contributes a fact.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +17,7 @@ from guard.attest.facts import AttestationStatus
 from guard.attest.specs import PREDICATES, FactsName, spec_for
 from guard.attest.subject import ModelSubject
 from guard.errors import AttestationError, BundleFormatError, VerificationError
-from guard.signing import SignerInfo, Verifier, verify_statement
+from guard.signing import SignerInfo, Subject, Verifier, verify_statement
 from guard.signing.bundle import envelope_of, parse_bundle, parse_statement
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class AttestationOutcome:
     attestation: VerifiedAttestation | None = None
 
 
-def check_subject(subjects: Any, subject: ModelSubject) -> None:
+def check_subject(subjects: Sequence[Subject], subject: ModelSubject) -> None:
     """The statement must name this model's digest (sha256) among its subjects."""
     found = [
         f"sha256:{s.digest.get('sha256')}" if s.digest.get("sha256") else f"{dict(s.digest)}"
