@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from OpenSSL import crypto
 
-from guard.errors import BundleFormatError, KeyMaterialError, SignatureMismatch, VerificationError
+from guard.errors import BundleFormatError, KeyMaterialError, UntrustedCertificate, VerificationError
 from guard.signing.bundle import envelope_of
 from guard.signing.certificates import describe_certificate, load_pem_certificates, signing_usage_problem
 from guard.signing.dsse import b64decode
@@ -88,10 +88,10 @@ class CertificateVerifier:
             verified = ctx.get_verified_chain()
         except crypto.X509StoreContextError as err:
             where = err.certificate.to_cryptography() if err.certificate is not None else leaf
-            raise SignatureMismatch(
-                f"the signing certificate {describe_certificate(leaf)} does not chain to the given roots "
-                f"({', '.join(r.subject.rfc4514_string() for r in self._roots)}): {err} "
-                f"(at {where.subject.rfc4514_string()})"
+            raise UntrustedCertificate(
+                f"the signing certificate {describe_certificate(leaf)} is not trusted: {err} (at "
+                f"{where.subject.rfc4514_string()}; trusted roots: "
+                f"{', '.join(r.subject.rfc4514_string() for r in self._roots)})"
             ) from err
         return verified[-1].to_cryptography()
 
@@ -104,7 +104,7 @@ class CertificateVerifier:
         # 3. The leaf may sign.
         problem = signing_usage_problem(leaf)
         if problem:
-            raise VerificationError(
+            raise UntrustedCertificate(
                 f"the signing certificate {describe_certificate(leaf)} may not sign: {problem}"
             )
         key = leaf.public_key()

@@ -12,7 +12,13 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from guard.errors import BundleFormatError, KeyMaterialError, SignatureMismatch, VerificationError
+from guard.errors import (
+    BundleFormatError,
+    KeyMaterialError,
+    SignatureMismatch,
+    UntrustedCertificate,
+    VerificationError,
+)
 from guard.signing import (
     CertificateSigner,
     CertificateVerifier,
@@ -229,14 +235,14 @@ def test_certificate_round_trip(pki: Pki) -> None:
 
 def test_certificate_of_another_root_refused(pki: Pki, tmp_path: Path) -> None:
     other = make_pki(tmp_path, prefix="other ")
-    with pytest.raises(SignatureMismatch, match="does not chain to the given roots"):
+    with pytest.raises(UntrustedCertificate, match="unable to get local issuer certificate"):
         verify_statement(_cert_bundle(pki), CertificateVerifier.from_file(other.root))
 
 
 def test_certificate_chain_missing_intermediate_refused(pki: Pki) -> None:
     bundle = _cert_bundle(pki)
     del bundle["verificationMaterial"]["x509CertificateChain"]["certificates"][1]
-    with pytest.raises(SignatureMismatch, match="unable to get local issuer certificate"):
+    with pytest.raises(UntrustedCertificate, match="unable to get local issuer certificate"):
         verify_statement(bundle, CertificateVerifier.from_file(pki.root))
 
 
@@ -290,3 +296,25 @@ def test_older_bundle_with_raw_public_key(keypair: KeyPair, other_keypair: KeyPa
     verify_statement(bundle, KeyVerifier.from_file(keypair.public_key))
     with pytest.raises(SignatureMismatch, match="key mismatch"):
         verify_statement(bundle, KeyVerifier.from_file(other_keypair.public_key))
+
+
+def test_expired_or_non_code_signing_certificate_refused_when_verifying(tmp_path: Path) -> None:
+    """Bundles made by a signer that does not check (model-signing does not): guard refuses them."""
+    import model_signing
+
+    from guard.signing import verify_model
+
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "w.bin").write_bytes(b"weights")
+    for name, pki_kw, message in [
+        ("expired", {"leaf_expired": True}, "certificate has expired"),
+        ("server", {"code_signing": False}, "may not sign: its KeyUsage does not allow digitalSignature"),
+    ]:
+        bad = make_pki(tmp_path / name, **pki_kw)  # type: ignore[arg-type]
+        sig = tmp_path / f"{name}.sig"
+        model_signing.signing.Config().use_certificate_signer(
+            private_key=bad.leaf_key, signing_certificate=bad.leaf, certificate_chain=[bad.chain]
+        ).sign(model, sig)
+        with pytest.raises(UntrustedCertificate, match=message):
+            verify_model(model, sig, CertificateVerifier.from_file(bad.root))
