@@ -26,26 +26,27 @@ needed_gib(m) := (m.parameterCount * bytes_per_parameter[weight_type(m)]) / gib 
 	is_number(m.parameterCount)
 }
 
-effective(c) := object.union(c.gpu.requests, c.gpu.limits)
-
-mig_gib(c) := sum([gib_of_slices |
-	some r, n in effective(c)
-	startswith(r, "nvidia.com/mig-")
-	gib_of_slices := n * input.cluster.migProfiles[trim_prefix(r, "nvidia.com/mig-")]
-])
-
-dra_gpus(c) := sum([d.count |
-	some claim in input.workload.resourceClaims
-	claim.name in c.claims
-	some d in claim.devices
-	d.gpu
-	d.count != null
-])
-
-whole_gpus(c) := sum([n |
-	some r, n in effective(c)
-	not startswith(r, "nvidia.com/mig-")
-]) + dra_gpus(c)
+# Per container, computed once: its GPU resources, whole GPUs (extended resources and DRA
+# devices of its claims) and MIG memory.
+gpus[c.name] := info if {
+	some c in input.workload.containers
+	effective := object.union(c.gpu.requests, c.gpu.limits)
+	dra := sum([d.count |
+		some claim in input.workload.resourceClaims
+		claim.name in c.claims
+		some d in claim.devices
+		d.gpu
+		d.count != null
+	])
+	whole := sum([n | some r, n in effective; not startswith(r, "nvidia.com/mig-")]) + dra
+	mig := sum([memory |
+		some r, n in effective
+		startswith(r, "nvidia.com/mig-")
+		memory := n * input.cluster.migProfiles[trim_prefix(r, "nvidia.com/mig-")]
+	])
+	c.gpu.count + dra > 0
+	info := {"container": c, "effective": effective, "dra": dra, "whole": whole, "migGiB": mig}
+}
 
 # The GPU products the pod is confined to ([] when it is not confined: see input.schema.json).
 products := p if {
@@ -61,21 +62,21 @@ product_gib := min([input.cluster.gpuProducts[p].memoryGiB | some p in products]
 	}
 }
 
-available_gib(c) := mig_gib(c) if whole_gpus(c) == 0
-else := mig_gib(c) + (whole_gpus(c) * product_gib)
+available_gib(g) := g.migGiB if g.whole == 0
+else := g.migGiB + (g.whole * product_gib)
 
-gpu_containers contains [a, c] if {
+# [model artifact, GPU container using it, its GPUs]
+gpu_containers contains [a, g.container, g] if {
 	some a in input.artifacts
 	a.isModel
-	some c in input.workload.containers
-	c.name in a.usedBy
-	c.gpu.count + dra_gpus(c) > 0
+	some name in a.usedBy
+	g := gpus[name]
 }
 
 deny contains v if {
-	some [a, c] in gpu_containers
+	some [a, c, g] in gpu_containers
 	need := needed_gib(a.facts.model)
-	have := available_gib(c)
+	have := available_gib(g)
 	need > have
 	v := {
 		"rule": "model_exceeds_gpu_memory",
@@ -84,15 +85,15 @@ deny contains v if {
 		"container": c.name,
 		"artifact": a.ref,
 		"message": sprintf("%s %q: model %s needs %.1f GiB for %d parameters in %s; its GPUs give %.1f GiB (%s)", [
-			c.type, c.name, a.ref, need, a.facts.model.parameterCount, weight_type(a.facts.model), have, gpu_text(c),
+			c.type, c.name, a.ref, need, a.facts.model.parameterCount, weight_type(a.facts.model), have, gpu_text(g),
 		]),
 	}
 }
 
 warn contains v if {
-	some [a, c] in gpu_containers
+	some [a, c, g] in gpu_containers
 	need := needed_gib(a.facts.model)
-	have := available_gib(c)
+	have := available_gib(g)
 	need <= have
 	need > headroom * have
 	v := {
@@ -102,13 +103,13 @@ warn contains v if {
 		"container": c.name,
 		"artifact": a.ref,
 		"message": sprintf("%s %q: model %s weights take %.1f of %.1f GiB (%s): little room left for activations and KV cache", [
-			c.type, c.name, a.ref, need, have, gpu_text(c),
+			c.type, c.name, a.ref, need, have, gpu_text(g),
 		]),
 	}
 }
 
 warn contains v if {
-	some [a, c] in gpu_containers
+	some [a, c, g] in gpu_containers
 	not needed_gib(a.facts.model)
 	v := {
 		"rule": "model_size_unknown",
@@ -123,9 +124,9 @@ warn contains v if {
 }
 
 warn contains v if {
-	some [a, c] in gpu_containers
+	some [a, c, g] in gpu_containers
 	needed_gib(a.facts.model)
-	not available_gib(c)
+	not available_gib(g)
 	v := {
 		"rule": "gpu_memory_unknown",
 		"severity": "info",
@@ -138,7 +139,7 @@ warn contains v if {
 	}
 }
 
-gpu_text(c) := concat(", ", array.concat(
-	[sprintf("%d x %s", [n, r]) | some r, n in effective(c)],
-	[sprintf("%d x DRA GPU", [dra_gpus(c)]) | dra_gpus(c) > 0],
+gpu_text(g) := concat(", ", array.concat(
+	[sprintf("%d x %s", [n, r]) | some r, n in g.effective],
+	[sprintf("%d x DRA GPU", [g.dra]) | g.dra > 0],
 ))
