@@ -205,6 +205,7 @@ STEPS: list[DemoStep | str] = [
     step_tamper,
     "guard.oci.demo:step_push_and_verify",
     "guard.attest.demo:step_attestations",
+    "guard.policy.demo:step_policies",
 ]
 
 
