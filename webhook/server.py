@@ -22,6 +22,8 @@ from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.types import ASGIApp
+from uvicorn.supervisors import Multiprocess
 
 from guard.admission.metrics import AdmissionMetrics
 from guard.admission.pipeline import AdmissionEngine
@@ -114,13 +116,28 @@ def serve(
     os.environ[ENV_KEY] = str(tls_key.resolve())
     if config_path is not None:
         os.environ[ENV_CONFIG] = str(config_path.resolve())
-    uvicorn.run(
+    workers_config = _TcpConfig(
         "webhook.server:app_from_environment",
         factory=True,
         workers=workers,
         ssl_context_factory=context_from_environment,
         **_uvicorn_options(host, port),
     )
+    Multiprocess(workers_config, sockets=[workers_config.bind_socket()]).run()
+
+
+def tcp_socket(sock: socket.socket) -> socket.socket:
+    """The same socket with ``proto`` IPPROTO_TCP. asyncio sets TCP_NODELAY only on connections
+    accepted from such a socket; a listener made with proto 0 (as uvicorn's ``bind_socket`` does)
+    leaves Nagle on, and every response written in two parts waits ~40 ms for a delayed ACK."""
+    if sock.proto == socket.IPPROTO_TCP:
+        return sock
+    return socket.socket(sock.family, sock.type, socket.IPPROTO_TCP, fileno=sock.detach())
+
+
+class _TcpConfig(uvicorn.Config):
+    def bind_socket(self) -> socket.socket:
+        return tcp_socket(super().bind_socket())
 
 
 class WebhookServer:
@@ -129,8 +146,8 @@ class WebhookServer:
     ``with WebhookServer(app, certificate) as server: server.url`` — stopped on exit.
     """
 
-    def __init__(self, app: Starlette, certificate: ReloadingCertificate, host: str = "127.0.0.1") -> None:
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    def __init__(self, app: ASGIApp, certificate: ReloadingCertificate, host: str = "127.0.0.1") -> None:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((host, 0))
         self.host = host

@@ -11,6 +11,8 @@ _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0
 
 class AdmissionMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self._decision_children: dict[tuple[str, str], Counter] = {}
+        self._latency_children: dict[tuple[str, str], Histogram] = {}
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
         self.request_seconds = Histogram(
@@ -54,6 +56,21 @@ class AdmissionMetrics:
             ("reason",),
             registry=r,
         )
+
+    def count_decision(self, policy: str, result: str) -> None:
+        """Count one policy result (label children are cached: this runs ~20 times a request)."""
+        key = (policy, result)
+        child = self._decision_children.get(key)
+        if child is None:
+            child = self._decision_children[key] = self.decisions.labels(policy=policy, result=result)
+        child.inc()
+
+    def observe_request(self, kind: str, decision: str, seconds: float) -> None:
+        key = (kind, decision)
+        child = self._latency_children.get(key)
+        if child is None:
+            child = self._latency_children[key] = self.request_seconds.labels(kind=kind, decision=decision)
+        child.observe(seconds)
 
     def cache_event(self, cache: str) -> _CacheRecorder:
         return _CacheRecorder(self.cache, cache)

@@ -131,7 +131,7 @@ class AdmissionEngine:
         finally:
             self.metrics.in_flight.dec()
         elapsed = self._clock() - started
-        self.metrics.request_seconds.labels(kind=outcome.kind, decision=outcome.decision).observe(elapsed)
+        self.metrics.observe_request(outcome.kind, outcome.decision, elapsed)
         self._log(request, outcome, elapsed)
         return outcome
 
@@ -362,7 +362,7 @@ class AdmissionEngine:
         for name in policy.policies:
             actions = {v.action for v in policy.violations if v.policy == name}
             result = next((a for a in ("deny", "warn", "dryrun") if a in actions), "pass")
-            self.metrics.decisions.labels(policy=name, result=result).inc()
+            self.metrics.count_decision(name, result)
         denied = (
             policy_error is not None
             or any(v.effect == "deny" for v in verdicts)
