@@ -29,9 +29,7 @@ AttestationStatus = Literal["present", "missing", "invalid"]
 class FactsModel(BaseModel):
     """Base of the facts models: frozen, unknown keys refused, camelCase JSON keys."""
 
-    model_config = ConfigDict(
-        frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True
-    )
+    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True)
 
 
 class FactsSubject(FactsModel):

@@ -29,18 +29,42 @@ MODEL_CARD_NAMES = ("model_card.yaml", "model-card.yaml", "modelcard.yaml", "mod
 
 DTYPE_PRECISION = {
     # torch_dtype spellings in config.json
-    "float64": "fp64", "float32": "fp32", "float": "fp32", "float16": "fp16", "half": "fp16",
-    "bfloat16": "bf16", "float8_e4m3fn": "fp8_e4m3", "float8_e5m2": "fp8_e5m2", "int8": "int8",
+    "float64": "fp64",
+    "float32": "fp32",
+    "float": "fp32",
+    "float16": "fp16",
+    "half": "fp16",
+    "bfloat16": "bf16",
+    "float8_e4m3fn": "fp8_e4m3",
+    "float8_e5m2": "fp8_e5m2",
+    "int8": "int8",
     "uint8": "uint8",
     # safetensors dtypes
-    "F64": "fp64", "F32": "fp32", "F16": "fp16", "BF16": "bf16", "F8_E4M3": "fp8_e4m3",
-    "F8_E5M2": "fp8_e5m2", "I8": "int8", "U8": "uint8", "I16": "int16", "I32": "int32", "I64": "int64",
+    "F64": "fp64",
+    "F32": "fp32",
+    "F16": "fp16",
+    "BF16": "bf16",
+    "F8_E4M3": "fp8_e4m3",
+    "F8_E5M2": "fp8_e5m2",
+    "I8": "int8",
+    "U8": "uint8",
+    "I16": "int16",
+    "I32": "int32",
+    "I64": "int64",
     "BOOL": "bool",
 }
 FORMAT_BY_SUFFIX = {
-    ".safetensors": "safetensors", ".gguf": "gguf", ".onnx": "onnx", ".bin": "pytorch",
-    ".pt": "pytorch", ".pth": "pytorch", ".h5": "keras", ".keras": "keras", ".tflite": "tflite",
-    ".mlmodel": "coreml", ".pb": "tensorflow",
+    ".safetensors": "safetensors",
+    ".gguf": "gguf",
+    ".onnx": "onnx",
+    ".bin": "pytorch",
+    ".pt": "pytorch",
+    ".pth": "pytorch",
+    ".h5": "keras",
+    ".keras": "keras",
+    ".tflite": "tflite",
+    ".mlmodel": "coreml",
+    ".pb": "tensorflow",
 }
 
 
@@ -68,8 +92,17 @@ class EnergyInput(InputModel):
     training_k_wh: float | None = Field(default=None, ge=0, alias="trainingKWh")
     co2e_kg: float | None = Field(default=None, ge=0, alias="co2eKg")
     energy_source: Literal[
-        "coal", "oil", "natural-gas", "nuclear", "wind", "solar", "geothermal", "hydropower",
-        "biofuel", "unknown", "other",
+        "coal",
+        "oil",
+        "natural-gas",
+        "nuclear",
+        "wind",
+        "solar",
+        "geothermal",
+        "hydropower",
+        "biofuel",
+        "unknown",
+        "other",
     ] = "unknown"
     provider: str | None = None
 
@@ -89,9 +122,10 @@ class ModelMetadata(InputModel):
     quantization: str | None = None
     format: str | None = None
     task: str | None = None
-    approach: Literal[
-        "supervised", "unsupervised", "reinforcement-learning", "semi-supervised", "self-supervised"
-    ] | None = None
+    approach: (
+        Literal["supervised", "unsupervised", "reinforcement-learning", "semi-supervised", "self-supervised"]
+        | None
+    ) = None
     datasets: tuple[DatasetInput, ...] = ()
     energy: EnergyInput | None = None
 
@@ -301,9 +335,9 @@ def describe_model(model_dir: Path, metadata: ModelMetadata | None = None) -> Mo
         "quantization": quantization if isinstance(quantization, str) else None,
         "format": detect_format(model_dir),
         "task": _str(card, "pipeline_tag"),
-        "datasets": tuple(
-            DatasetInput(name=d) for d in card_datasets if isinstance(d, str) and d
-        ) if isinstance(card_datasets, list) else (),
+        "datasets": tuple(DatasetInput(name=d) for d in card_datasets if isinstance(d, str) and d)
+        if isinstance(card_datasets, list)
+        else (),
         "energy": _card_energy(card),
     }
     given = metadata.model_dump(exclude_unset=True) if metadata else {}

@@ -89,11 +89,16 @@ def json_path(parts: Any) -> str:
     return out
 
 
+@cache
+def _validator(spec: str) -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(load_spec_file(spec), format_checker=jsonschema.FormatChecker())
+
+
 def validate_against(spec: str, document: Any, *, what: str) -> None:
     """Validate ``document`` against ``attestations/<spec>/schema.json``; AttestationError naming the
     path of the first (deepest-first, stable) error and what was expected."""
     schema = load_spec_file(spec)
-    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+    validator = _validator(spec)
     errors = sorted(
         validator.iter_errors(document), key=lambda e: (list(map(str, e.absolute_path)), e.message)
     )

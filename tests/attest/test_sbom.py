@@ -173,3 +173,30 @@ def test_sbom_warns_when_the_directory_no_longer_matches_model_sig(
     (model_dir / "config.json").write_text("{}")
     build_sbom(model_dir)
     assert any("no longer matches" in r.message and "config.json" in r.message for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("url", "valid"),
+    [
+        ("https://example.com/datasets/x?y=1#z", True),
+        ("s3://bucket/key", True),
+        ("file:///tmp/r%C3%A9views.jsonl", True),
+        ("https://example.com/ünïcode", True),
+        ("http://exa mple.com/", False),
+        ("https://example.com/<x>", False),
+        ("https://example.com/%zz", False),
+    ],
+)
+def test_fast_verifying_validator_agrees_with_the_library(model_dir: Path, url: str, valid: bool) -> None:
+    """The verifying path checks IRIs in linear time; it must accept and refuse what the library does."""
+    bom = build_sbom(model_dir)
+    bom["metadata"]["component"]["externalReferences"] = [{"type": "website", "url": url}]
+    outcomes = []
+    for fast in (False, True):
+        try:
+            validate_cyclonedx(json.dumps(bom), source="t", fast=fast)
+            outcomes.append(True)
+        except UsageError as err:
+            assert "externalReferences[0].url" in str(err)
+            outcomes.append(False)
+    assert outcomes == [valid, valid]
