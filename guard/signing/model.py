@@ -106,6 +106,8 @@ def sign_model(
         )
     if target.is_dir():
         raise UsageError(f"signature path {target} is a directory; expected a file path")
+    if write and not target.parent.is_dir():  # fail before minutes of hashing, not after
+        raise UsageError(f"cannot write {target}: directory {target.parent} does not exist")
     manifest = hash_model(model_dir, serialization, progress=progress, cache=cache)
     bundle = sign_statement(statement_for_manifest(manifest, _model_name(model_dir)), signer)
     if write:

@@ -176,6 +176,20 @@ def test_usage_errors(
     assert "signature file" in capsys.readouterr().err
     assert run(["verify", "oci-layout:/x", "--key", str(keypair.public_key), "--signature", "s"]) == 2
     assert run(["verify", str(model_dir), "--key", str(keypair.public_key), "--insecure"]) == 2
+    assert (
+        run(
+            [
+                "sign",
+                str(model_dir),
+                "--key",
+                str(keypair.private_key),
+                "--signature",
+                str(tmp_path / "no/x.sig"),
+            ]
+        )
+        == 2
+    )
+    assert "does not exist" in capsys.readouterr().err
 
 
 def test_certificate_method(model_dir: Path, pki: Pki, capsys: pytest.CaptureFixture[str]) -> None:
