@@ -695,6 +695,21 @@ def test_optional_objects(chart: Any, default: Rendered) -> None:
     assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
 
 
+def test_other_fail_open_settings_are_warned(chart: Any, default: Rendered) -> None:
+    assert "WARNING" not in default.notes
+    config = {
+        "rules": [{"name": "models", "artifacts": ["*"], "authorities": ["k"]}],
+        "authorities": {"k": {"kind": "key", "public_key": "/etc/guard/trust/k.pub"}},
+        "unmatched_artifacts": "allow",
+        "admission": {"fail_open_rules": ["models"], "unknown_kinds": "allow"},
+    }
+    rendered = render(chart, {"config": config})
+    parsed_config(rendered)
+    assert "fail_open_rules (models)" in rendered.notes
+    assert "unmatched_artifacts is allow" in rendered.notes
+    assert "unknown_kinds is allow" in rendered.notes
+
+
 def test_single_replica_is_warned(chart: Any) -> None:
     rendered = render(chart, {"replicaCount": 1})
     assert "single point of failure" in rendered.notes
