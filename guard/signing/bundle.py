@@ -115,8 +115,13 @@ def envelope_of(bundle: Mapping[str, Any]) -> Envelope:
 
 
 def serialize_statement(statement: Mapping[str, Any]) -> bytes:
-    """The payload bytes guard signs: RFC 8785 canonical JSON of the statement."""
-    return rfc8785.dumps(dict(statement))
+    """The payload bytes guard signs: RFC 8785 canonical JSON of the statement (or, for values
+    RFC 8785 cannot represent, such as integers beyond 2^53, sorted compact JSON: the signature
+    covers the bytes either way)."""
+    try:
+        return rfc8785.dumps(dict(statement))
+    except rfc8785.CanonicalizationError:
+        return json.dumps(statement, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def serialize_bundle(bundle: Mapping[str, Any]) -> bytes:
