@@ -32,18 +32,23 @@ class PolicyEngine(Protocol):
 
 
 def make_engine(settings: PolicySettings, library: PolicyLibrary | None = None) -> PolicyEngine:
-    """The engine the config chooses. ``library`` defaults to ``settings.directory`` or the
-    shipped library; the OPA engine uses it to know which packages the server must have."""
+    """The engine the config chooses. The embedded engine loads ``library`` (default:
+    ``settings.directory``, else the shipped library); the OPA engine checks that the server
+    answers for every policy of ``library`` or of ``settings.directory`` when one is given."""
     from guard.policy.library import load_library  # noqa: PLC0415
 
-    library = library or load_library(settings.directory)
     engine = settings.engine
     if isinstance(engine, EmbeddedEngineSettings):
         from guard.policy.embedded import EmbeddedEngine  # noqa: PLC0415
 
-        return EmbeddedEngine(library, settings.enforcement_for)
+        return EmbeddedEngine(library or load_library(settings.directory), settings.enforcement_for)
     if isinstance(engine, OpaEngineSettings):
         from guard.policy.opa import OpaEngine  # noqa: PLC0415
 
-        return OpaEngine(engine, settings.enforcement_for, expected=[p.name for p in library.policies])
+        # The server holds the bundle; a local library (given, or configured) only tells which
+        # policies the server must answer for.
+        if library is None and settings.directory is not None:
+            library = load_library(settings.directory)
+        expected = [p.name for p in library.policies] if library else []
+        return OpaEngine(engine, settings.enforcement_for, expected=expected)
     raise AssertionError(f"unhandled engine settings {engine!r}")  # pragma: no cover

@@ -68,9 +68,44 @@ class PolicyLibrary:
         )
 
 
-def default_library_dir() -> Path:
-    """The library shipped with guard: ``policies/`` at the top of the source tree."""
+def source_library_dir() -> Path:
+    """``policies/`` at the top of a source checkout (with tests and samples)."""
     return Path(__file__).resolve().parents[2] / "policies"
+
+
+def packaged_library_dir() -> Path:
+    """The copy installed with the package: policies and helpers only (no tests, no samples)."""
+    return Path(__file__).resolve().parents[1] / "data" / "policies"
+
+
+def default_library_dir() -> Path:
+    """The library shipped with guard: the source tree's ``policies/`` when running from a
+    checkout, else the copy installed in ``guard/data/policies``."""
+    source = source_library_dir()
+    return source if source.is_dir() else packaged_library_dir()
+
+
+def runtime_files(root: Path) -> list[Path]:
+    """What an engine needs from a library directory: the policies, helpers and input schema
+    (not tests, samples or docs), relative to ``root``."""
+    files = [p for p in root.rglob("*.rego") if not p.stem.endswith("_test")]
+    return sorted(p.relative_to(root) for p in [*files, root / "input.schema.json"] if p.is_file())
+
+
+def write_packaged_copy(source: Path, target: Path) -> list[Path]:
+    """Refresh ``target`` (``guard/data/policies``) from ``source`` (``policies/``)."""
+    if target.is_dir():
+        for old in sorted(target.rglob("*"), reverse=True):
+            if old.is_file():
+                old.unlink()
+            else:
+                old.rmdir()
+    written = []
+    for rel in runtime_files(source):
+        (target / rel).parent.mkdir(parents=True, exist_ok=True)
+        (target / rel).write_bytes((source / rel).read_bytes())
+        written.append(target / rel)
+    return written
 
 
 def _read(path: Path) -> RegoFile:

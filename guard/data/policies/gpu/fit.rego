@@ -1,0 +1,145 @@
+# The model must fit the GPU memory it is given: parameter count x bytes per parameter of its
+# precision (or quantization) vs the memory of the requested GPUs: the product the pod is confined
+# to (the smallest if several), MIG slices by profile, DRA GPU devices of the container's claims.
+# Weights are a lower bound (activations and KV cache need more): close calls are warned.
+package guard.gpu.fit
+
+controls := ["NIST-AI-RMF MEASURE-2.6", "NIST-AI-RMF MANAGE-2.1"]
+
+gib := 1073741824
+
+headroom := 0.9
+
+bytes_per_parameter := {
+	"fp64": 8, "fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "fp8": 1, "fp8_e4m3": 1, "fp8_e5m2": 1,
+	"int8": 1, "q8_0": 1.0625, "fp6": 0.75, "int4": 0.5, "nf4": 0.5, "fp4": 0.5, "mxfp4": 0.53125,
+	"q4_0": 0.5625, "q4_k_m": 0.5625, "q5_k_m": 0.6875, "q6_k": 0.8203125,
+}
+
+# The storage type of the weights: a known quantization wins over the precision.
+weight_type(m) := lower(m.quantization) if {
+	is_string(m.quantization)
+	bytes_per_parameter[lower(m.quantization)]
+} else := lower(m.precision) if is_string(m.precision)
+
+needed_gib(m) := (m.parameterCount * bytes_per_parameter[weight_type(m)]) / gib if {
+	is_number(m.parameterCount)
+}
+
+# Per container, computed once: its GPU resources, whole GPUs (extended resources and DRA
+# devices of its claims) and MIG memory.
+gpus[c.name] := info if {
+	some c in input.workload.containers
+	effective := object.union(c.gpu.requests, c.gpu.limits)
+	dra := sum([d.count |
+		some claim in input.workload.resourceClaims
+		claim.name in c.claims
+		some d in claim.devices
+		d.gpu
+		d.count != null
+	])
+	whole := sum([n | some r, n in effective; not startswith(r, "nvidia.com/mig-")]) + dra
+	mig := sum([memory |
+		some r, n in effective
+		startswith(r, "nvidia.com/mig-")
+		memory := n * input.cluster.migProfiles[trim_prefix(r, "nvidia.com/mig-")]
+	])
+	c.gpu.count + dra > 0
+	info := {"container": c, "effective": effective, "dra": dra, "whole": whole, "migGiB": mig}
+}
+
+# The GPU products the pod is confined to ([] when it is not confined: see input.schema.json).
+products := p if {
+	p := input.workload.placement.gpuProducts
+	is_array(p)
+} else := []
+
+# Memory of one GPU of the pod's product; undefined when the product is open or unknown.
+product_gib := min([input.cluster.gpuProducts[p].memoryGiB | some p in products]) if {
+	count(products) > 0
+	every p in products {
+		input.cluster.gpuProducts[p]
+	}
+}
+
+available_gib(g) := g.migGiB if g.whole == 0
+else := g.migGiB + (g.whole * product_gib)
+
+# [model artifact, GPU container using it, its GPUs]
+gpu_containers contains [a, g.container, g] if {
+	some a in input.artifacts
+	a.isModel
+	some name in a.usedBy
+	g := gpus[name]
+}
+
+deny contains v if {
+	some [a, c, g] in gpu_containers
+	need := needed_gib(a.facts.model)
+	have := available_gib(g)
+	need > have
+	v := {
+		"rule": "model_exceeds_gpu_memory",
+		"severity": "high",
+		"controls": controls,
+		"container": c.name,
+		"artifact": a.ref,
+		"message": sprintf("%s %q: model %s needs %.1f GiB for %d parameters in %s; its GPUs give %.1f GiB (%s)", [
+			c.type, c.name, a.ref, need, a.facts.model.parameterCount, weight_type(a.facts.model), have, gpu_text(g),
+		]),
+	}
+}
+
+warn contains v if {
+	some [a, c, g] in gpu_containers
+	need := needed_gib(a.facts.model)
+	have := available_gib(g)
+	need <= have
+	need > headroom * have
+	v := {
+		"rule": "model_tight_fit",
+		"severity": "low",
+		"controls": controls,
+		"container": c.name,
+		"artifact": a.ref,
+		"message": sprintf("%s %q: model %s weights take %.1f of %.1f GiB (%s): little room left for activations and KV cache", [
+			c.type, c.name, a.ref, need, have, gpu_text(g),
+		]),
+	}
+}
+
+warn contains v if {
+	some [a, c, g] in gpu_containers
+	not needed_gib(a.facts.model)
+	v := {
+		"rule": "model_size_unknown",
+		"severity": "info",
+		"controls": controls,
+		"container": c.name,
+		"artifact": a.ref,
+		"message": sprintf("%s %q: model %s does not state parameterCount and a known precision (found %v, %v): fit not checked", [
+			c.type, c.name, a.ref, object.get(a, ["facts", "model", "parameterCount"], null), object.get(a, ["facts", "model", "precision"], null),
+		]),
+	}
+}
+
+warn contains v if {
+	some [a, c, g] in gpu_containers
+	needed_gib(a.facts.model)
+	not available_gib(g)
+	v := {
+		"rule": "gpu_memory_unknown",
+		"severity": "info",
+		"controls": controls,
+		"container": c.name,
+		"artifact": a.ref,
+		"message": sprintf("%s %q: GPU product not pinned or not in the cluster facts (found %v): fit of model %s not checked", [
+			c.type, c.name, products, a.ref,
+		]),
+	}
+}
+
+gpu_text(g) := concat(", ", array.concat(
+	[sprintf("%d x %s", [n, r]) | some r, n in g.effective],
+	[sprintf("%d x DRA GPU", [g.dra]) | g.dra > 0],
+))

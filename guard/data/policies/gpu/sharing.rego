@@ -1,0 +1,68 @@
+# Time-sliced GPUs (nvidia.com/gpu.shared) have no memory isolation between sharers: a tenant
+# may use them only if allowed, and only on time-sliced node pools dedicated to that tenant, so
+# a GPU is never shared across tenants.
+package guard.gpu.sharing
+
+controls := ["NIST-AI-RMF MEASURE-2.7", "EU-AI-Act Art.15"]
+
+# The node pools the pod is confined to ([] when it is not confined).
+pools := p if {
+	p := input.workload.placement.nodePools
+	is_array(p)
+} else := []
+
+shared_containers contains c if {
+	some c in input.workload.containers
+	c.gpu.shared
+}
+
+tenant_name := input.tenant.name if input.tenant != null
+else := "(none)"
+
+deny contains v if {
+	some c in shared_containers
+	not input.tenant.gpu.allowShared
+	v := {
+		"rule": "shared_gpu_not_allowed",
+		"severity": "high",
+		"controls": controls,
+		"container": c.name,
+		"message": sprintf("%s %q requests nvidia.com/gpu.shared; tenant %s may not use time-sliced GPUs", [c.type, c.name, tenant_name]),
+	}
+}
+
+deny contains v if {
+	some c in shared_containers
+	input.tenant.gpu.allowShared
+	input.workload.placement.nodePools == null
+	v := {
+		"rule": "shared_gpu_unpinned",
+		"severity": "high",
+		"controls": controls,
+		"container": c.name,
+		"message": sprintf("%s %q requests nvidia.com/gpu.shared without a node selector pinning it to a time-sliced pool dedicated to tenant %s", [c.type, c.name, tenant_name]),
+	}
+}
+
+deny contains v if {
+	some c in shared_containers
+	input.tenant.gpu.allowShared
+	some name in pools
+	some pool in input.cluster.nodePools
+	pool.name == name
+	not dedicated_time_sliced(pool)
+	v := {
+		"rule": "shared_gpu_cross_tenant",
+		"severity": "high",
+		"controls": controls,
+		"container": c.name,
+		"message": sprintf("%s %q: node pool %q shares GPUs (sharing=%s, tenant=%v); expected a time-sliced pool dedicated to tenant %s", [
+			c.type, c.name, pool.name, pool.sharing, pool.tenant, tenant_name,
+		]),
+	}
+}
+
+dedicated_time_sliced(pool) if {
+	pool.sharing == "time-sliced"
+	pool.tenant == input.tenant.name
+}

@@ -1,0 +1,43 @@
+# Shared helper: is an artifact signed by one of a tenant's identities or authorities?
+package guard.lib.identity
+
+signed_by_tenant(a, tenant) if {
+	a.verification.status == "verified"
+	some auth in a.verification.authorities
+	auth in tenant.authorities
+}
+
+signed_by_tenant(a, tenant) if {
+	a.verification.status == "verified"
+	some s in a.verification.signers
+	some id in tenant.identities
+	matches(s, id)
+}
+
+matches(s, id) if {
+	id.keyFingerprint != null
+	s.method == "key"
+	s.identity == id.keyFingerprint
+}
+
+matches(s, id) if {
+	id.subject != null
+	s.issuer == id.issuer
+	s.identity == id.subject
+}
+
+matches(s, id) if {
+	id.subjectRegex != null
+	s.issuer == id.issuer
+	regex.match(concat("", ["^(?:", id.subjectRegex, ")$"]), s.identity)
+}
+
+describe(ids) := [text |
+	some id in ids
+	text := one(id)
+]
+
+one(id) := id.keyFingerprint if object.get(id, "keyFingerprint", null) != null
+else := sprintf("%s %s", [id.method, id.identity]) if object.get(id, "method", null) != null
+else := sprintf("%s@%s", [object.get(id, "subject", null), id.issuer]) if object.get(id, "subject", null) != null
+else := sprintf("~%s@%s", [id.subjectRegex, id.issuer])

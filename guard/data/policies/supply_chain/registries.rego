@@ -1,0 +1,31 @@
+# Artifacts only from the registries / repositories the platform allows
+# (settings.allowedRegistries: prefixes such as "registry.example.com/models"; empty: any).
+package guard.supply_chain.registries
+
+controls := ["NIST-SSDF PW.4.1", "NIST-AI-RMF GOVERN-6.1", "CIS-K8s 5.5.1"]
+
+allowed(name) if {
+	some p in input.settings.allowedRegistries
+	prefix := trim_suffix(p, "/")
+	name == prefix
+}
+
+allowed(name) if {
+	some p in input.settings.allowedRegistries
+	startswith(name, concat("", [trim_suffix(p, "/"), "/"]))
+}
+
+deny contains v if {
+	count(input.settings.allowedRegistries) > 0
+	some a in input.artifacts
+	not allowed(a.name)
+	v := {
+		"rule": "registry_not_allowed",
+		"severity": "high",
+		"controls": controls,
+		"artifact": a.ref,
+		"message": sprintf("artifact %s (%s of %s): expected a repository under one of %v, found %s", [
+			a.ref, a.source, concat(", ", a.usedBy), input.settings.allowedRegistries, a.name,
+		]),
+	}
+}

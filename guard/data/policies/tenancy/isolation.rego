@@ -1,0 +1,55 @@
+# AI workloads (GPUs or models) get no privileged containers, hostPath volumes or host
+# namespaces: a model server holding another tenant's GPU memory or weights one step away.
+package guard.tenancy.isolation
+
+controls := ["PSS-Baseline", "CIS-K8s 5.2.2", "CIS-K8s 5.2.3", "CIS-K8s 5.2.4", "CIS-K8s 5.2.5"]
+
+deny contains v if {
+	input.workload.ai
+	some c in input.workload.containers
+	c.securityContext.privileged
+	v := {
+		"rule": "privileged_container",
+		"severity": "critical",
+		"controls": controls,
+		"container": c.name,
+		"message": sprintf("%s %q: expected securityContext.privileged false for an AI workload, found true", [c.type, c.name]),
+	}
+}
+
+deny contains v if {
+	input.workload.ai
+	some vol in input.workload.volumes
+	vol.type == "hostPath"
+	v := {
+		"rule": "host_path_volume",
+		"severity": "high",
+		"controls": controls,
+		"message": sprintf("volume %q mounts host path %q: expected no hostPath volumes in an AI workload", [vol.name, vol.path]),
+	}
+}
+
+deny contains v if {
+	input.workload.ai
+	some field in ["hostNetwork", "hostPID", "hostIPC"]
+	input.workload[field]
+	v := {
+		"rule": "host_namespace",
+		"severity": "high",
+		"controls": controls,
+		"message": sprintf("%s %q: expected %s false for an AI workload, found true", [input.workload.kind, input.workload.name, field]),
+	}
+}
+
+warn contains v if {
+	input.workload.ai
+	some c in input.workload.containers
+	c.securityContext.allowPrivilegeEscalation != false
+	v := {
+		"rule": "privilege_escalation",
+		"severity": "low",
+		"controls": ["PSS-Restricted", "CIS-K8s 5.2.6"],
+		"container": c.name,
+		"message": sprintf("%s %q: set securityContext.allowPrivilegeEscalation to false (found %v)", [c.type, c.name, c.securityContext.allowPrivilegeEscalation]),
+	}
+}
