@@ -14,13 +14,13 @@ from dataclasses import dataclass
 
 from guard.attest.collect import AttestationInput, SignatureOutcome, collect_facts
 from guard.attest.facts import ModelFacts
-from guard.attest.specs import CYCLONEDX_TYPE
+from guard.attest.specs import CYCLONEDX_TYPE, SPDX3_TYPE
 from guard.attest.subject import ModelSubject
 from guard.attest.verify import AttestationOutcome
 from guard.errors import GuardError, NotFoundError, VerificationError
 from guard.oci.blobs import read_small_blob
 from guard.oci.reference import Reference, parse_reference
-from guard.oci.referrers import list_referrers
+from guard.oci.referrers import SPDX_JSON, list_referrers
 from guard.oci.registry import RegistryAccess
 from guard.oci.store import open_store, resolve_and_fetch
 from guard.oci.types import CYCLONEDX_JSON, IN_TOTO_JSON, SIGSTORE_BUNDLE, Descriptor, Store
@@ -73,7 +73,8 @@ def oci_attestation_inputs(target: OciTarget) -> tuple[list[AttestationInput], l
     """The attestation bundles attached to ``target`` and the referrers that cannot be one."""
     inputs: list[AttestationInput] = []
     failed: list[AttestationOutcome] = []
-    for ref in list_referrers(target.store, target.descriptor.digest, IN_TOTO_JSON):
+    referrers = list_referrers(target.store, target.descriptor.digest)  # one listing, filtered here
+    for ref in (r for r in referrers if r.artifact_type == IN_TOTO_JSON):
         try:
             item = _read_referrer(target, ref)
         except (VerificationError, NotFoundError) as err:
@@ -82,15 +83,19 @@ def oci_attestation_inputs(target: OciTarget) -> tuple[list[AttestationInput], l
             inputs.append(item)
         else:
             failed.append(item)
-    for ref in list_referrers(target.store, target.descriptor.digest, CYCLONEDX_JSON):
-        failed.append(
-            _invalid(
-                f"referrer {ref.digest}",
-                "an unsigned CycloneDX SBOM: sign it with `guard attest --sbom` to have it counted",
-                CYCLONEDX_TYPE,
-                "sbom",
+    for artifact_type, ptype, name in (
+        (CYCLONEDX_JSON, CYCLONEDX_TYPE, "sbom"),
+        (SPDX_JSON, SPDX3_TYPE, "spdx"),
+    ):
+        for ref in (r for r in referrers if r.artifact_type == artifact_type):
+            failed.append(
+                _invalid(
+                    f"referrer {ref.digest}",
+                    f"an unsigned SBOM ({artifact_type}): sign it with `guard attest` to have it counted",
+                    ptype,
+                    name,
+                )
             )
-        )
     return inputs, failed
 
 

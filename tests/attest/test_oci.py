@@ -90,6 +90,8 @@ def test_attest_attach_and_facts_of_an_oci_artifact(
         == 0
     )
     assert run(["attach", target, "--attestation", str(tmp_path / "dir.att.json")]) == 0
+    # An unsigned SBOM attached as is: listed as invalid, never counted.
+    assert run(["attach", target, "--sbom", str(bom)]) == 0
     capsys.readouterr()
     assert run(["facts", target, "--key", str(public), "--json"]) == 0
     facts: dict[str, Any] = json.loads(capsys.readouterr().out)
@@ -101,6 +103,7 @@ def test_attest_attach_and_facts_of_an_oci_artifact(
             ("signature", "present"),
             ("datasets", "present"),
             ("sbom", "invalid"),
+            ("sbom", "invalid"),
             ("sbom", "missing"),
             ("provenance", "invalid"),
             ("provenance", "missing"),
@@ -108,6 +111,11 @@ def test_attest_attach_and_facts_of_an_oci_artifact(
     )
     reasons = {a["name"]: a["reason"] for a in facts["attestations"] if a["status"] == "invalid"}
     assert "another model" in reasons["provenance"]
+    sbom_reasons = [
+        a["reason"] for a in facts["attestations"] if a["name"] == "sbom" and a["status"] == "invalid"
+    ]
+    assert any("unsigned SBOM" in r for r in sbom_reasons)
+    assert any("signature" in r.lower() or "verif" in r.lower() for r in sbom_reasons if "unsigned" not in r)
     assert all(
         a["source"].startswith("referrer sha256:")
         for a in facts["attestations"]
