@@ -76,15 +76,6 @@ def parse_size(text: str) -> int:
     return value
 
 
-def _human(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
-
-
 def _ignore_paths(model_dir: Path, ignore: list[str], default_ignores: bool) -> tuple[str, ...]:
     from guard.signing.types import DEFAULT_IGNORE_PATHS  # noqa: PLC0415
 
