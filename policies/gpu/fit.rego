@@ -22,8 +22,13 @@ weight_type(m) := lower(m.quantization) if {
 	bytes_per_parameter[lower(m.quantization)]
 } else := lower(m.precision) if is_string(m.precision)
 
-needed_gib(m) := (m.parameterCount * bytes_per_parameter[weight_type(m)]) / gib if {
+# Weight memory of each model artifact that states its size and a known precision.
+needed_gib[a.ref] := gib_needed if {
+	some a in input.artifacts
+	a.isModel
+	m := a.facts.model
 	is_number(m.parameterCount)
+	gib_needed := (m.parameterCount * bytes_per_parameter[weight_type(m)]) / gib
 }
 
 # Per container, computed once: its GPU resources, whole GPUs (extended resources and DRA
@@ -62,8 +67,16 @@ product_gib := min([input.cluster.gpuProducts[p].memoryGiB | some p in products]
 	}
 }
 
-available_gib(g) := g.migGiB if g.whole == 0
-else := g.migGiB + (g.whole * product_gib)
+# Memory each GPU container is given; undefined when its whole GPUs are of an unknown product.
+available_gib[name] := g.migGiB if {
+	some name, g in gpus
+	g.whole == 0
+}
+
+available_gib[name] := g.migGiB + (g.whole * product_gib) if {
+	some name, g in gpus
+	g.whole > 0
+}
 
 # [model artifact, GPU container using it, its GPUs]
 gpu_containers contains [a, g.container, g] if {
@@ -75,8 +88,8 @@ gpu_containers contains [a, g.container, g] if {
 
 deny contains v if {
 	some [a, c, g] in gpu_containers
-	need := needed_gib(a.facts.model)
-	have := available_gib(g)
+	need := needed_gib[a.ref]
+	have := available_gib[c.name]
 	need > have
 	v := {
 		"rule": "model_exceeds_gpu_memory",
@@ -92,8 +105,8 @@ deny contains v if {
 
 warn contains v if {
 	some [a, c, g] in gpu_containers
-	need := needed_gib(a.facts.model)
-	have := available_gib(g)
+	need := needed_gib[a.ref]
+	have := available_gib[c.name]
 	need <= have
 	need > headroom * have
 	v := {
@@ -110,7 +123,7 @@ warn contains v if {
 
 warn contains v if {
 	some [a, c, g] in gpu_containers
-	not needed_gib(a.facts.model)
+	not needed_gib[a.ref]
 	v := {
 		"rule": "model_size_unknown",
 		"severity": "info",
@@ -125,8 +138,8 @@ warn contains v if {
 
 warn contains v if {
 	some [a, c, g] in gpu_containers
-	needed_gib(a.facts.model)
-	not available_gib(g)
+	needed_gib[a.ref]
+	not available_gib[c.name]
 	v := {
 		"rule": "gpu_memory_unknown",
 		"severity": "info",

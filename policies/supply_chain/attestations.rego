@@ -15,10 +15,16 @@ matching(a, req) := [att |
 	req in {att.predicateType, att.name}
 ]
 
-present(a, req) if {
-	some att in matching(a, req)
+# Per artifact, the predicate types and names of its valid attestations (a rule: evaluated once).
+valid[a.ref] := {key |
+	some att in a.facts.attestations
 	att.status == "present"
+	some key in [att.predicateType, att.name]
+} if {
+	some a in input.artifacts
 }
+
+present(a, req) if req in valid[a.ref]
 
 found(a, req) := "none" if {
 	count(matching(a, req)) == 0
@@ -44,10 +50,9 @@ deny contains v if {
 }
 
 sbom_present(a) if {
-	some att in a.facts.attestations
-	att.status == "present"
+	some key in valid[a.ref]
 	some t in sbom_types
-	startswith(att.predicateType, t)
+	startswith(key, t)
 }
 
 deny contains v if {

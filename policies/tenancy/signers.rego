@@ -11,7 +11,7 @@ deny contains v if {
 	input.tenant != null
 	some a in input.artifacts
 	a.isModel
-	not identity.signed_by_tenant(a, input.tenant)
+	not a.ref in identity.tenant_signed
 	v := {
 		"rule": "model_not_signed_by_tenant",
 		"severity": "high",

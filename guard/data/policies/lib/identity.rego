@@ -1,6 +1,14 @@
 # Shared helper: is an artifact signed by one of a tenant's identities or authorities?
 package guard.lib.identity
 
+# The refs of the input's model artifacts signed by the input's tenant. A rule (evaluated once per
+# query and shared by every policy that reads it), where a function would be re-evaluated per call.
+tenant_signed contains a.ref if {
+	some a in input.artifacts
+	a.isModel
+	signed_by_tenant(a, input.tenant)
+}
+
 signed_by_tenant(a, tenant) if {
 	a.verification.status == "verified"
 	some auth in a.verification.authorities

@@ -8,7 +8,8 @@ training_relations := {"trainedOn", "fineTunedOn"}
 
 where(a) := sprintf("model %s (%s of %s)", [a.ref, a.source, concat(", ", a.usedBy)])
 
-datasets_attested(a) if {
+attested contains a.ref if {
+	some a in input.artifacts
 	some att in a.facts.attestations
 	att.name == "datasets"
 	att.status == "present"
@@ -26,7 +27,7 @@ else := ""
 deny contains v if {
 	some a in input.artifacts
 	a.isModel
-	not datasets_attested(a)
+	not a.ref in attested
 	state := attestation_state(a)
 	v := {
 		"rule": "datasets_not_attested",
@@ -80,7 +81,7 @@ approved(d) if {
 warn contains v if {
 	some a in input.artifacts
 	a.isModel
-	datasets_attested(a)
+	a.ref in attested
 	count([d | some d in a.facts.datasets; d.relation in training_relations]) == 0
 	v := {
 		"rule": "no_training_datasets",

@@ -14,14 +14,28 @@ under(name, prefixes) if {
 	startswith(name, concat("", [trim_suffix(p, "/"), "/"]))
 }
 
+# Refs of artifacts under the tenant's registries, and of those under another tenant's (with
+# that tenant's name): rules, evaluated once per query.
+own contains a.ref if {
+	some a in input.artifacts
+	under(a.name, input.tenant.registries)
+}
+
+foreign[a.ref] := t.name if {
+	some a in input.artifacts
+	not a.ref in own
+	some t in input.otherTenants
+	under(a.name, t.registries)
+}
+
 where(a) := sprintf("model %s (%s of %s)", [a.ref, a.source, concat(", ", a.usedBy)])
 
 deny contains v if {
 	input.tenant != null
 	some a in input.artifacts
 	a.isModel
-	not under(a.name, input.tenant.registries)
-	not cross_tenant(a)
+	not a.ref in own
+	not foreign[a.ref]
 	v := {
 		"rule": "model_registry_not_tenant",
 		"severity": "high",
@@ -31,25 +45,17 @@ deny contains v if {
 	}
 }
 
-cross_tenant(a) if {
-	some t in input.otherTenants
-	under(a.name, t.registries)
-	not under(a.name, input.tenant.registries)
-}
-
 deny contains v if {
 	input.tenant != null
 	some a in input.artifacts
-	some t in input.otherTenants
-	under(a.name, t.registries)
-	not under(a.name, input.tenant.registries)
+	owner := foreign[a.ref]
 	v := {
 		"rule": "cross_tenant_reference",
 		"severity": "critical",
 		"controls": controls,
 		"artifact": a.ref,
 		"message": sprintf("artifact %s (%s of %s) belongs to tenant %q; tenant %q may not use it (expected one of %v)", [
-			a.ref, a.source, concat(", ", a.usedBy), t.name, input.tenant.name, input.tenant.registries,
+			a.ref, a.source, concat(", ", a.usedBy), owner, input.tenant.name, input.tenant.registries,
 		]),
 	}
 }

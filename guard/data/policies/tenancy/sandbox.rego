@@ -10,7 +10,7 @@ deny contains v if {
 	input.tenant != null
 	some a in input.artifacts
 	a.isModel
-	not identity.signed_by_tenant(a, input.tenant)
+	not a.ref in identity.tenant_signed
 	not input.workload.placement.runtimeClassName in input.settings.sandboxRuntimeClasses
 	v := {
 		"rule": "untrusted_model_unsandboxed",
