@@ -710,6 +710,38 @@ def test_other_fail_open_settings_are_warned(chart: Any, default: Rendered) -> N
     assert "unknown_kinds is allow" in rendered.notes
 
 
+def _kube_versions() -> list[str]:
+    """The oldest Kubernetes the chart supports (Chart.yaml kubeVersion) and the newest known."""
+    import kubernetes_validate  # type: ignore[import-untyped]
+
+    minimum = yaml.safe_load((CHART_DIR / "Chart.yaml").read_text(encoding="utf-8"))["kubeVersion"]
+    oldest = minimum.removeprefix(">=").removesuffix("-0")
+    return [oldest, kubernetes_validate.utils.latest_version()]
+
+
+@pytest.mark.parametrize(
+    "values", [{}, TLS_MODES["cert-manager"], EVERYTHING_ON], ids=["default", "cert-manager", "all-on"]
+)
+def test_manifests_match_the_kubernetes_api(chart: Any, values: dict[str, Any]) -> None:
+    # Strict: an unknown or misplaced field is an error (the API server would drop or refuse it).
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    values = copy.deepcopy(values)
+    values.setdefault("webhook", {})["matchConditions"] = [{"name": "not-dry-run", "expression": "true"}]
+    rendered = render(chart, values)
+    checked: set[str] = set()
+    for obj in rendered.objects:
+        for version in _kube_versions():
+            try:
+                kubernetes_validate.validate(obj, version, strict=True)
+            except kubernetes_validate.utils.SchemaNotFoundError:
+                # CRDs (cert-manager, Prometheus Operator): no schema ships with Kubernetes
+                assert obj["apiVersion"].split("/")[0] in {"cert-manager.io", "monitoring.coreos.com"}
+                break
+            checked.add(obj["kind"])
+    core = {"ConfigMap", "Deployment", "Service", "ServiceAccount", "PodDisruptionBudget"}
+    assert core | {"ValidatingWebhookConfiguration"} <= checked
+
+
 def test_single_replica_is_warned(chart: Any) -> None:
     rendered = render(chart, {"replicaCount": 1})
     assert "single point of failure" in rendered.notes
