@@ -14,7 +14,8 @@ os.environ["RUST_BACKTRACE"] = "0"
 # Session-scoped servers on 127.0.0.1; each test uses its own repository names.
 # `registry_factory(auth=("user", "pass"), tls=True)` starts (once per variant) and returns a
 # guard.testing.registry.RegistryServer; `registry` / `registry_plain`, `registry_auth`
-# (user "guard", password "guard-secret") and `registry_tls` (CA in `.ca_file`) are the variants.
+# (user "guard", password "guard-secret"), `registry_token` (bearer-token flow, same user; the
+# token server is `.token_server`) and `registry_tls` (TLS + htpasswd, CA in `.ca_file`).
 # Tests that use them should be marked `@pytest.mark.registry`.
 import pytest
 
@@ -23,16 +24,16 @@ import pytest
 def registry_factory(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     from guard.testing.registry import RegistryServer, registry_available
 
-    servers: dict[tuple[object, bool], RegistryServer] = {}
+    servers: dict[tuple[object, bool, bool], RegistryServer] = {}
 
-    def start(auth: tuple[str, str] | None = None, tls: bool = False) -> RegistryServer:
-        reason = registry_available(auth=auth is not None)
+    def start(auth: tuple[str, str] | None = None, tls: bool = False, token: bool = False) -> RegistryServer:
+        reason = registry_available(auth=auth is not None and not token)
         if reason is not None:
             pytest.skip(reason)
-        key = (auth, tls)
+        key = (auth, tls, token)
         if key not in servers:
             root = tmp_path_factory.mktemp("registry")
-            servers[key] = RegistryServer.start(root, auth=auth, tls=tls)
+            servers[key] = RegistryServer.start(root, auth=auth, tls=tls, token=token)
         return servers[key]
 
     yield start
@@ -58,3 +59,8 @@ def registry_auth(registry_factory):  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def registry_tls(registry_factory):  # type: ignore[no-untyped-def]
     return registry_factory(auth=("guard", "guard-secret"), tls=True)
+
+
+@pytest.fixture(scope="session")
+def registry_token(registry_factory):  # type: ignore[no-untyped-def]
+    return registry_factory(auth=("guard", "guard-secret"), token=True)

@@ -3,10 +3,61 @@
 from __future__ import annotations
 
 import hashlib
+import queue
+import threading
 from collections.abc import Callable, Iterator
 
 from guard.errors import IntegrityError
 from guard.oci.types import Descriptor, Store
+
+_THREADED_FROM = 8 * 1024 * 1024  # bytes; smaller blobs are hashed inline
+
+
+class _BackgroundHasher:
+    """SHA-256 on a worker thread fed through a bounded queue (hashlib releases the GIL), so
+    hashing overlaps the network and the disk; at most ``depth`` chunks are in flight."""
+
+    def __init__(self, depth: int = 8) -> None:
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
+        self._hash = hashlib.sha256()
+        self._thread = threading.Thread(target=self._run, name="guard-blob-hash", daemon=True)
+        self._thread.start()
+        self._done = False
+
+    def _run(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            self._hash.update(chunk)
+
+    def update(self, chunk: bytes) -> None:
+        self._queue.put(chunk)
+
+    def hexdigest(self) -> str:
+        if not self._done:
+            self._queue.put(None)
+            self._thread.join()
+            self._done = True
+        return self._hash.hexdigest()
+
+    def close(self) -> None:
+        """Stop the worker (on errors); it finishes the few chunks in flight and exits."""
+        if not self._done:
+            self._done = True
+            self._queue.put(None)
+            self._thread.join()
+
+
+class _InlineHasher:
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+
+    def update(self, chunk: bytes) -> None:
+        self._hash.update(chunk)
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+    def close(self) -> None:
+        pass
 
 
 class VerifyingReader:
@@ -23,7 +74,9 @@ class VerifyingReader:
         self._chunks = chunks
         self._desc = descriptor
         self._what = what
-        self._hasher = hashlib.sha256()
+        self._hasher: _BackgroundHasher | _InlineHasher = (
+            _BackgroundHasher() if descriptor.size >= _THREADED_FROM else _InlineHasher()
+        )
         self._seen = 0
         self._buffer = b""
         self._progress = progress
@@ -31,6 +84,7 @@ class VerifyingReader:
     def _take(self, chunk: bytes) -> bytes:
         self._seen += len(chunk)
         if self._seen > self._desc.size:
+            self._hasher.close()
             raise IntegrityError(
                 f"{self._what}: the registry sent more than the {self._desc.size} bytes the manifest "
                 f"declares for {self._desc.digest}",
@@ -60,6 +114,10 @@ class VerifyingReader:
             self._buffer = b""
         for chunk in self._chunks:
             yield self._take(chunk)
+
+    def close(self) -> None:
+        """Release the hashing worker; safe to call after finish() and on errors."""
+        self._hasher.close()
 
     def finish(self) -> None:
         for _ in self:

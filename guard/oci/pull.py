@@ -161,14 +161,17 @@ def pull(
         what = layer.path or layer.descriptor.digest
         with store.fetch_blob(layer.descriptor.digest) as chunks:
             reader = VerifyingReader(_iter(chunks), layer.descriptor, what, progress)
-            if layer.is_raw:
-                assert layer.path is not None
-                rel = safe_relative_path(layer.path, what)
-                total += _write_verified(root, rel, reader, what)
-                files.append(str(rel))
-            else:
-                files.extend(_extract_tar(root, layer, reader, what))
-                total += layer.descriptor.size
+            try:
+                if layer.is_raw:
+                    assert layer.path is not None
+                    rel = safe_relative_path(layer.path, what)
+                    total += _write_verified(root, rel, reader, what)
+                    files.append(str(rel))
+                else:
+                    files.extend(_extract_tar(root, layer, reader, what))
+                    total += layer.descriptor.size
+            finally:
+                reader.close()
     return PullResult(descriptor.digest, artifact_kind(manifest), tuple(files), total)
 
 

@@ -22,13 +22,14 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from http.cookiejar import DefaultCookiePolicy
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import parse_qsl, urlencode, urljoin, urlparse, urlunparse
 
+import oras.auth
 import oras.auth.utils as auth_utils
 import oras.container
-import oras.provider
 import requests
 
 from guard.errors import IntegrityError, NotFoundError, RegistryAuthError, RegistryError
@@ -131,13 +132,16 @@ class RegistryClient:
         self._verify: str | bool = str(access.ca_file) if access.ca_file else True
         if access.ca_file is not None and not access.ca_file.is_file():
             raise RegistryError(f"--ca-file {access.ca_file} does not exist")
-        self._oras = oras.provider.Registry(hostname=host, tls_verify=self._verify, auth_backend="token")
-        self.session: requests.Session = self._oras.session
+        # oras' auth backend on our session (not oras.provider.Registry: importing it pulls in
+        # jsonschema's format checkers, seconds of start-up for nothing we use).
+        self.session = requests.Session()
+        self.session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+        self._auth = oras.auth.get_auth_backend("token", self.session, False, tls_verify=self._verify)
         self._lock = threading.Lock()
         self._scheme: str | None = None
         self._authorization: str | None = None
         self._has_credentials = False
-        auth = self._oras.auth
+        auth = self._auth
         if access.username is not None:
             if access.password is None:
                 raise RegistryAuthError("--username needs a password (--password-stdin)")
@@ -186,7 +190,7 @@ class RegistryClient:
     def _authenticate(self, response: requests.Response) -> None:
         """Answer a 401 challenge: basic credentials, or a bearer token from the realm."""
         challenge = response.headers.get("Www-Authenticate", "")
-        auth = self._oras.auth
+        auth = self._auth
         basic = getattr(auth, "_basic_auth", None)
         scheme = challenge.split(" ", 1)[0].lower()
         if scheme == "basic":
@@ -236,6 +240,8 @@ class RegistryClient:
         for retry in range(_RETRIES if idempotent else 1):
             try:
                 response = self._send(method, url, headers=headers, data=data, replay=replay, stream=stream)
+            except RegistryAuthError:
+                raise
             except RegistryError:
                 if retry + 1 >= _RETRIES or not idempotent:
                     raise

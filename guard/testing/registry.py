@@ -2,25 +2,33 @@
 
 ``RegistryServer.start(tmp_dir, auth=..., tls=...)`` writes a config, starts the binary on a free
 loopback port, waits until ``/v2/`` answers and stops it by PID on ``stop()`` (or ``with``).
-Variants: plain HTTP, htpasswd basic auth (``auth=("user", "password")``), and TLS with a
-certificate from a throwaway CA (``tls=True``; ``ca_file`` is its PEM bundle).
+Variants: plain HTTP, htpasswd basic auth (``auth=("user", "password")``), the bearer-token
+flow (``auth=(...)`` with ``token=True``: a small token server on another loopback port issues
+ES256 JWTs the registry trusts), and TLS with a certificate from a throwaway CA (``tls=True``;
+``ca_file`` is its PEM bundle).
 
 Distribution 2.8 has no Referrers API, so clients must use the fallback tag scheme against it.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import http.server
+import json
 import os
 import shutil
 import signal
 import socket
 import ssl
 import subprocess
+import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 
@@ -68,6 +76,7 @@ class RegistryServer:
     username: str | None = None
     password: str | None = None
     log_path: Path | None = None
+    token_server: TokenServer | None = None
     _stopped: bool = field(default=False, repr=False)
 
     @property
@@ -81,8 +90,9 @@ class RegistryServer:
         *,
         auth: tuple[str, str] | None = None,
         tls: bool = False,
+        token: bool = False,
     ) -> RegistryServer:
-        reason = registry_available(auth=auth is not None)
+        reason = registry_available(auth=auth is not None and not token)
         if reason is not None:
             raise RuntimeError(reason)
         root.mkdir(parents=True, exist_ok=True)
@@ -118,7 +128,20 @@ class RegistryServer:
                 extra.write_to_path(str(cert_file), append=True)
             cert.private_key_pem.write_to_path(str(key_file))
             lines += ["  tls:", f"    certificate: {cert_file}", f"    key: {key_file}"]
-        if auth is not None:
+        token_server: TokenServer | None = None
+        if token:
+            if auth is None:
+                raise ValueError("token=True needs auth=(user, password) for the token server")
+            token_server = TokenServer.start(root / "token", auth)
+            lines += [
+                "auth:",
+                "  token:",
+                f"    realm: {token_server.realm}",
+                f"    service: {TokenServer.SERVICE}",
+                f"    issuer: {TokenServer.ISSUER}",
+                f"    rootcertbundle: {token_server.cert_file}",
+            ]
+        elif auth is not None:
             htpasswd = root / "htpasswd"
             htpasswd.write_text(_htpasswd_line(*auth), encoding="utf-8")
             lines += ["auth:", "  htpasswd:", "    realm: guard-test", f"    path: {htpasswd}"]
@@ -142,6 +165,7 @@ class RegistryServer:
             username=auth[0] if auth else None,
             password=auth[1] if auth else None,
             log_path=log_path,
+            token_server=token_server,
         )
         try:
             server._wait_ready()
@@ -170,6 +194,8 @@ class RegistryServer:
         if self._stopped:
             return
         self._stopped = True
+        if self.token_server is not None:
+            self.token_server.stop()
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -201,3 +227,101 @@ class RegistryServer:
     ) -> None:
         with contextlib.suppress(Exception):
             self.stop()
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class TokenServer:
+    """A docker-registry token server (the bearer flow) on 127.0.0.1 for tests: ``GET /token``
+    with basic auth gives an ES256 JWT granting the requested scope; without valid credentials
+    it answers 401. The registry trusts the signing certificate (``rootcertbundle``)."""
+
+    SERVICE = "guard-test-registry"
+    ISSUER = "guard-test-token-issuer"
+
+    def __init__(self, root: Path, auth: tuple[str, str]) -> None:
+        from cryptography import x509  # noqa: PLC0415 - test-only
+        from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
+        from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
+        from cryptography.x509.oid import NameOID  # noqa: PLC0415
+
+        root.mkdir(parents=True, exist_ok=True)
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "guard test token issuer")])
+        now = datetime.now(UTC)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(self.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(self.key, hashes.SHA256())
+        )
+        self.cert_der = cert.public_bytes(serialization.Encoding.DER)
+        self.cert_file = root / "token-issuer.pem"
+        self.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        self.expected = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        self.requests: list[dict[str, str]] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                query = dict(urllib.parse.parse_qsl(urllib.parse.urlparse(self.path).query))
+                authorized = self.headers.get("Authorization") == server.expected
+                server.requests.append({**query, "authorized": str(authorized)})
+                if not authorized:
+                    self.send_response(401)
+                    self.end_headers()
+                    return
+                body = json.dumps({"token": server.issue(query.get("scope", ""))}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True, name="token-server")
+
+    @property
+    def realm(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/token"
+
+    @classmethod
+    def start(cls, root: Path, auth: tuple[str, str]) -> TokenServer:
+        server = cls(root, auth)
+        server.thread.start()
+        return server
+
+    def issue(self, scope: str) -> str:
+        from cryptography.hazmat.primitives import hashes  # noqa: PLC0415 - test-only
+        from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
+        from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature  # noqa: PLC0415
+
+        access = []
+        for item in scope.split(" ") if scope else []:
+            kind, _, rest = item.partition(":")
+            name, _, actions = rest.rpartition(":")
+            access.append({"type": kind, "name": name, "actions": actions.split(",")})
+        now = int(time.time())
+        header = {"alg": "ES256", "typ": "JWT", "x5c": [base64.b64encode(self.cert_der).decode()]}
+        claims = {
+            "iss": self.ISSUER, "sub": "guard", "aud": self.SERVICE, "exp": now + 300, "nbf": now - 10,
+            "iat": now, "jti": os.urandom(8).hex(), "access": access,
+        }
+        signing_input = f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
+        der = self.key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256()))
+        r, s = decode_dss_signature(der)
+        return f"{signing_input}.{_b64url(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

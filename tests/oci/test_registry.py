@@ -246,3 +246,26 @@ def test_non_model_artifact_is_refused_by_pull(registry, repo, tmp_path) -> None
     digest = store.push_manifest(json.dumps(manifest).encode(), OCI_MANIFEST, "img").digest
     with pytest.raises(RegistryError, match="not a model artifact"):
         pull(store, parse_reference(f"oci://{registry.host}/{repo}@{digest}"), tmp_path / "o")
+
+
+def test_bearer_token_flow(registry_token, repo, model_dir, tmp_path, monkeypatch, capsys) -> None:
+    target = f"oci://{registry_token.host}/{repo}:v1"
+    monkeypatch.setattr("sys.stdin", io.StringIO("guard-secret\n"))
+    assert run(["push", str(model_dir), target, "--username", "guard", "--password-stdin"]) == 0, (
+        capsys.readouterr().err
+    )
+    scopes = {r["scope"] for r in registry_token.token_server.requests if r["authorized"] == "True"}
+    assert f"repository:{repo}:pull,push" in scopes
+    monkeypatch.setattr("sys.stdin", io.StringIO("guard-secret\n"))
+    assert run(["pull", target, str(tmp_path / "out"), "--username", "guard", "--password-stdin"]) == 0
+    _same_tree(model_dir, tmp_path / "out")
+
+
+def test_bearer_token_refused_is_a_clear_auth_error(registry_token, repo, model_dir) -> None:
+    ref = parse_reference(f"oci://{registry_token.host}/{repo}")
+    with pytest.raises(RegistryAuthError, match="refused anonymous access"):
+        push_model(open_store(ref), model_dir, "v1")
+    bad = open_store(ref, RegistryAccess(username="guard", password="nope"))
+    with pytest.raises(RegistryAuthError, match="refused the given credentials") as info:
+        push_model(bad, model_dir, "v1")
+    assert "nope" not in str(info.value)
