@@ -203,12 +203,21 @@ def _default_mig_profiles() -> dict[str, float]:
     return {name: float(name.split(".")[1].removesuffix("gb")) for name in names}
 
 
+class Taint(FrozenModel):
+    """A taint the pool's nodes carry (as in a Node's ``spec.taints``)."""
+
+    key: str = Field(min_length=1)
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] = "NoSchedule"
+
+
 class NodePool(FrozenModel):
-    """A pool of nodes: the labels that select it, its GPU product, how its GPUs are shared, and
-    the tenant it is dedicated to (``None``: shared by every tenant)."""
+    """A pool of nodes: the labels that select it, the taints that keep others off, its GPU
+    product, how its GPUs are shared, and the tenant it is dedicated to (``None``: shared)."""
 
     name: str = Field(min_length=1)
     labels: dict[str, str] = Field(min_length=1)
+    taints: tuple[Taint, ...] = ()
     gpu_product: str | None = None
     sharing: Literal["exclusive", "time-sliced", "mig"] = "exclusive"
     tenant: str | None = None

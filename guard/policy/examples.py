@@ -119,6 +119,7 @@ CONFIG: dict[str, Any] = {
                 "labels": {POOL: "team-b-a100"},
                 "gpu_product": "NVIDIA-A100-SXM4-80GB",
                 "tenant": "team-b",
+                "taints": [{"key": "guard.cnai.dev/tenant", "value": "team-b", "effect": "NoSchedule"}],
             },
         ],
     },
@@ -594,6 +595,10 @@ SAMPLES: dict[str, tuple[dict[str, Mutation], dict[str, Mutation]]] = {
             ),
             "gpu_pool_not_tenant": _set("pod.nodeSelector", {POOL: "team-b-a100"}),
             "pool_of_other_tenant": _set("pod.nodeSelector", {POOL: "team-b-a100"}),
+            "tolerates_other_tenant_pool": _set(
+                "pod.tolerations", [{"key": "guard.cnai.dev/tenant", "operator": "Equal", "value": "team-b"}]
+            ),
+            "tolerates_other_tenant_pool--everything": _set("pod.tolerations", [{"operator": "Exists"}]),
         },
     ),
     "tenancy.isolation": (

@@ -138,6 +138,7 @@ def cluster_input(cluster: ClusterFacts) -> dict[str, Any]:
                 "gpuProduct": p.gpu_product,
                 "sharing": p.sharing,
                 "tenant": p.tenant,
+                "taints": [t.model_dump() for t in p.taints],
             }
             for p in cluster.node_pools
         ],

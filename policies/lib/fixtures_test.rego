@@ -228,6 +228,7 @@ base := {
 				},
 				"name": "team-a-h100",
 				"sharing": "exclusive",
+				"taints": [],
 				"tenant": "team-a"
 			},
 			{
@@ -237,6 +238,7 @@ base := {
 				},
 				"name": "team-a-l4",
 				"sharing": "exclusive",
+				"taints": [],
 				"tenant": "team-a"
 			},
 			{
@@ -246,6 +248,7 @@ base := {
 				},
 				"name": "team-a-shared",
 				"sharing": "time-sliced",
+				"taints": [],
 				"tenant": "team-a"
 			},
 			{
@@ -255,6 +258,7 @@ base := {
 				},
 				"name": "shared-mig",
 				"sharing": "mig",
+				"taints": [],
 				"tenant": null
 			},
 			{
@@ -264,6 +268,13 @@ base := {
 				},
 				"name": "team-b-a100",
 				"sharing": "exclusive",
+				"taints": [
+					{
+						"effect": "NoSchedule",
+						"key": "guard.cnai.dev/tenant",
+						"value": "team-b"
+					}
+				],
 				"tenant": "team-b"
 			}
 		]

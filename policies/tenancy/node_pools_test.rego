@@ -27,3 +27,24 @@ test_allowed_cpu_workload_anywhere if {
 	doc := json.patch(on_pools(null), [{"op": "replace", "path": "/workload/gpu/total", "value": 0}])
 	count(node_pools.deny) == 0 with input as doc
 }
+
+tolerating(tolerations) := fixtures.patched([{"op": "replace", "path": "/workload/placement/tolerations", "value": tolerations}])
+
+test_denied_tolerating_other_tenant_taint if {
+	violations := node_pools.deny with input as tolerating([{"key": "guard.cnai.dev/tenant", "operator": "Equal", "value": "team-b"}])
+	fixtures.rules(violations) == {"tolerates_other_tenant_pool"}
+	some v in violations
+	contains(v.message, `node pool "team-b-a100"`)
+}
+
+test_denied_tolerating_everything if {
+	fixtures.rules(node_pools.deny) == {"tolerates_other_tenant_pool"} with input as tolerating([{"operator": "Exists"}])
+}
+
+test_allowed_other_tolerations if {
+	count(node_pools.deny) == 0 with input as tolerating([
+		{"key": "guard.cnai.dev/tenant", "operator": "Equal", "value": "team-a"},
+		{"key": "guard.cnai.dev/tenant", "operator": "Exists", "effect": "NoExecute"},
+		{"key": "nvidia.com/gpu", "operator": "Exists"},
+	])
+}

@@ -1,5 +1,6 @@
 # GPU workloads only on the tenant's node pools (nodeSelector or required affinity selecting
-# every label of one of them), and never on a pool dedicated to another tenant.
+# every label of one of them), never on a pool dedicated to another tenant, and AI workloads
+# never tolerating the taints that keep other tenants off their pools.
 package guard.tenancy.node_pools
 
 controls := ["NIST-AI-RMF GOVERN-1.4", "NIST-AI-RMF MEASURE-2.7"]
@@ -55,3 +56,48 @@ deny contains v if {
 		"message": sprintf("%s %q targets node pool %q, dedicated to tenant %q", [input.workload.kind, input.workload.name, name, pool.tenant]),
 	}
 }
+
+# Tolerating the taints of a pool dedicated to another tenant lets the scheduler place the pod
+# there as soon as its node selector allows it: refused for AI workloads whatever the selector.
+deny contains v if {
+	input.workload.ai
+	some pool in input.cluster.nodePools
+	pool.tenant != null
+	pool.tenant != object.get(input, ["tenant", "name"], null)
+	some taint in pool.taints
+	some t in input.workload.placement.tolerations
+	tolerates(t, taint)
+	v := {
+		"rule": "tolerates_other_tenant_pool",
+		"severity": "high",
+		"controls": controls,
+		"message": sprintf("%s %q tolerates taint %s=%v:%s of node pool %q, dedicated to tenant %q (toleration %v)", [
+			input.workload.kind, input.workload.name, taint.key, taint.value, taint.effect, pool.name, pool.tenant, t,
+		]),
+	}
+}
+
+# Kubernetes toleration semantics: an empty key with Exists tolerates every taint; otherwise the
+# key must match, and the value too unless the operator is Exists; an empty effect matches all.
+tolerates(t, taint) if {
+	object.get(t, "operator", "Equal") == "Exists"
+	object.get(t, "key", "") == ""
+	effect_matches(t, taint)
+}
+
+tolerates(t, taint) if {
+	object.get(t, "key", "") == taint.key
+	object.get(t, "operator", "Equal") == "Exists"
+	effect_matches(t, taint)
+}
+
+tolerates(t, taint) if {
+	object.get(t, "key", "") == taint.key
+	object.get(t, "operator", "Equal") == "Equal"
+	object.get(t, "value", "") == object.get(taint, "value", "")
+	effect_matches(t, taint)
+}
+
+effect_matches(t, _) if object.get(t, "effect", "") == ""
+
+effect_matches(t, taint) if t.effect == taint.effect
