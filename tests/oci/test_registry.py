@@ -7,6 +7,7 @@ import base64
 import filecmp
 import io
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -269,3 +270,20 @@ def test_bearer_token_refused_is_a_clear_auth_error(registry_token, repo, model_
     with pytest.raises(RegistryAuthError, match="refused the given credentials") as info:
         push_model(bad, model_dir, "v1")
     assert "nope" not in str(info.value)
+
+
+def test_docker_credential_helper(registry_auth, repo, model_dir, tmp_path, monkeypatch) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    helper = bin_dir / "docker-credential-guardtest"
+    helper.write_text(
+        "#!/bin/sh\nread host\n"
+        'printf \'{"ServerURL":"%s","Username":"guard","Secret":"guard-secret"}\' "$host"\n'
+    )
+    helper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"credHelpers": {registry_auth.host: "guardtest"}}))
+    ref = parse_reference(f"oci://{registry_auth.host}/{repo}")
+    store = open_store(ref, RegistryAccess(docker_config=config))
+    assert push_model(store, model_dir, "v1").uploaded == 5
