@@ -7,12 +7,13 @@ The chart is checked against the code it deploys, so that they cannot drift apar
 - the webhook rules cover exactly the kinds of ``guard.admission.kinds.BUILTIN_KINDS``;
 - the Deployment's arguments parse with the real ``guard serve`` command line.
 
-Not covered here (needs a cluster): ``lookup`` reusing the Secret on upgrade (offline, ``lookup``
-returns nothing), cert-manager issuing, pods actually starting.
+``lookup`` (the generated certificate kept on upgrade) is tested against kmock's Kubernetes API
+emulator. Not covered here (needs a cluster): cert-manager issuing, pods actually starting.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import copy
 import json
@@ -517,6 +518,46 @@ def test_helm_mode_certificate_passes_a_real_tls_handshake(default: Rendered, tm
             assert tls.recv(2) == b"ok"
         thread.join(10)
     assert errors == []
+
+
+async def _render_live(kmock: Any, **options: Any) -> Rendered:
+    """Render against a Kubernetes API (kmock's emulator), so that ``lookup`` sees its objects."""
+
+    def run() -> dict[str, str]:
+        with (
+            helm.Config(kube_apiserver=str(kmock.url), kube_token="test", namespace=NAMESPACE) as config,
+            helm.Chart.load(CHART_DIR) as loaded,
+        ):
+            manifests: dict[str, str] = config.render(loaded, name=RELEASE, namespace=NAMESPACE, **options)
+            return manifests
+
+    # helm blocks while kmock serves on this event loop: run helm in a thread
+    return Rendered(await asyncio.wait_for(asyncio.to_thread(run), timeout=60))
+
+
+async def test_helm_mode_keeps_the_certificate_on_upgrade(kmock: Any) -> None:
+    kmock.resources["v1/secrets"] = {"kind": "Secret", "namespaced": True}
+    installed = await _render_live(kmock, is_install=True)  # nothing in the cluster yet: generated
+    secret = installed.one("Secret")
+    kmock.objects["v1/secrets", NAMESPACE, secret["metadata"]["name"]] = secret
+    upgraded = await _render_live(kmock, is_upgrade=True)
+    assert upgraded.one("Secret")["data"] == secret["data"]
+    assert upgraded.webhook["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
+
+
+async def test_helm_mode_replaces_an_incomplete_secret(kmock: Any) -> None:
+    kmock.resources["v1/secrets"] = {"kind": "Secret", "namespaced": True}
+    stale = {"tls.crt": "Q1JU", "tls.key": "S0VZ"}  # no ca.crt: the caBundle cannot be known
+    kmock.objects["v1/secrets", NAMESPACE, f"{RELEASE}-tls"] = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": f"{RELEASE}-tls", "namespace": NAMESPACE},
+        "data": stale,
+    }
+    upgraded = await _render_live(kmock, is_upgrade=True)
+    data = upgraded.one("Secret")["data"]
+    assert data["tls.crt"] != stale["tls.crt"]
+    assert upgraded.webhook["clientConfig"]["caBundle"] == data["ca.crt"]
 
 
 def test_cert_manager_mode(chart: Any) -> None:
