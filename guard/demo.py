@@ -206,6 +206,7 @@ STEPS: list[DemoStep | str] = [
     "guard.oci.demo:step_push_and_verify",
     "guard.attest.demo:step_attestations",
     "guard.policy.demo:step_policies",
+    "guard.admission.demo:step_webhook",
 ]
 
 

@@ -25,7 +25,8 @@ class ArtifactVerdict:
     match: RuleMatch
     status: VerdictStatus
     effect: Effect
-    message: str = ""
+    message: str = ""  # for the user: where, what, why
+    reason: str = ""  # the bare cause, for policies (``verification.reason``)
     digest: str | None = None
     resolved_from_tag: bool = False
     artifact: VerifiedArtifact | None = None

@@ -226,6 +226,7 @@ class AdmissionEngine:
                 effect="deny",
                 message=f"{ref.where()}: {ref.reference} does not exist in its registry ({err}); check "
                 f"the name and tag",
+                reason=f"not found: {err}",
             )
         except VerificationError as err:
             return ArtifactVerdict(
@@ -235,6 +236,7 @@ class AdmissionEngine:
                 effect="deny",
                 message=f"{ref.where()}: {ref.reference} failed verification under rule "
                 f"{match.rule!r}: {err}",
+                reason=str(err),
             )
         except Exception as err:
             return self._error_verdict(ref, match, str(err) or type(err).__name__, err)
@@ -251,6 +253,7 @@ class AdmissionEngine:
                 message=f"{ref.where()}: rule {match.rule!r} requires a verified signature, and guard "
                 f"can verify only OCI artifacts, not {ref.scheme}:// ({ref.reference}); publish the "
                 f"model to an OCI registry and reference it as oci://",
+                reason=f"{ref.scheme}:// artifacts cannot be verified",
             )
         resolved_from_tag = not ref.pinned
         if ref.pinned:
@@ -308,6 +311,7 @@ class AdmissionEngine:
                 status="error",
                 effect="warn",
                 message=f"allowed UNVERIFIED because rule {match.rule!r} fails open: {text}",
+                reason=f"could not verify (rule fails open): {reason}",
             )
         return ArtifactVerdict(
             ref=ref,
@@ -315,6 +319,7 @@ class AdmissionEngine:
             status="error",
             effect="deny",
             message=f"{text}; denied because guard fails closed, retry once the registry answers",
+            reason=f"could not verify: {reason}",
         )
 
     async def _call(self, operation: str, fn: Callable[..., T], *args: Any) -> T:

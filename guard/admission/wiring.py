@@ -227,7 +227,7 @@ def _source(location: str) -> str:
     return next((name for marker, name in _SOURCES if marker in location), "annotation")
 
 
-def policy_artifact(verdict: ArtifactVerdict) -> Artifact:
+def policy_artifact(verdict: ArtifactVerdict, authorities: Sequence[str] = ()) -> Artifact:
     from guard.policy.input import Artifact, Signer, Verification  # noqa: PLC0415
 
     occurrences = verdict.ref.occurrences
@@ -241,8 +241,9 @@ def policy_artifact(verdict: ArtifactVerdict) -> Artifact:
         used_by=used_by,
         verification=Verification(
             status=verdict.status,
-            reason=verdict.message or None,
+            reason=verdict.reason or verdict.message or None,
             rule=verdict.match.rule,
+            authorities=tuple(authorities),
             signers=tuple(Signer(method=s.method, identity=s.identity, issuer=s.issuer) for s in signers),
         ),
         facts=facts,
@@ -280,6 +281,7 @@ class LibraryPolicyEvaluator:
         self._config = config
         self._engine = engine
         self._kinds = kinds
+        self._authorities = {rule.name: rule.authorities for rule in config.rules}
 
     async def evaluate(
         self, request: AdmissionRequest, artifacts: Sequence[ArtifactVerdict]
@@ -301,7 +303,11 @@ class LibraryPolicyEvaluator:
         pod_specs = [(spec_, meta) for spec_, meta in pod_specs if spec_.get("containers")]
         if not pod_specs:
             pod_specs.append((_with_containers(obj, {}, artifacts), None))
-        inputs = [policy_artifact(v) for v in artifacts if v.ref.is_oci]
+        inputs = [
+            policy_artifact(v, self._authorities.get(v.match.rule or "", ()))
+            for v in artifacts
+            if v.ref.is_oci
+        ]
         req = request.model_dump(by_alias=True, exclude={"object", "old_object"}, mode="json")
         violations: dict[tuple[str, str, str], Violation] = {}
         policies: dict[str, None] = {}
