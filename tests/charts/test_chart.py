@@ -48,10 +48,23 @@ def config_definitions() -> dict[str, Any]:
     """``GuardConfig``'s JSON schema as ``definitions`` entries (``GuardConfig`` plus its models)."""
     from guard.config import GuardConfig
 
-    schema = GuardConfig.model_json_schema(ref_template="#/definitions/{model}")
+    schema = _without_titles(GuardConfig.model_json_schema(ref_template="#/definitions/{model}"))
     definitions: dict[str, Any] = dict(schema.pop("$defs", {}))
     definitions["GuardConfig"] = schema
     return definitions
+
+
+def _without_titles(node: Any) -> Any:
+    """pydantic's generated ``title`` keywords (``"Gpu Product"``) are noise in a values schema."""
+    if isinstance(node, dict):
+        return {
+            k: _without_titles(v)
+            for k, v in node.items()
+            if not (k == "title" and isinstance(v, str))
+        }
+    if isinstance(node, list):
+        return [_without_titles(v) for v in node]
+    return node
 
 
 def write_schema(target: Path = SCHEMA_FILE) -> None:
