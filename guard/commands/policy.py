@@ -42,8 +42,14 @@ def test_command(
     ] = False,
 ) -> None:
     """Run every test_* rule and replay samples/allowed and samples/denied of every policy."""
+    from guard.policy.library import default_library_dir, source_library_dir  # noqa: PLC0415
     from guard.policy.runner import run_library_tests  # noqa: PLC0415
 
+    if directory is None and default_library_dir() != source_library_dir():
+        raise UsageError(
+            "the library installed with guard ships without its tests and samples: give the "
+            "directory of a policy library checkout (guard policy test DIR)"
+        )
     report = run_library_tests(directory, match=run)
     for result in report.results:
         if verbose or not result.passed:
