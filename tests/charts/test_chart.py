@@ -796,6 +796,23 @@ def test_manifests_match_the_kubernetes_api(chart: Any, values: dict[str, Any]) 
     assert core | {"ValidatingWebhookConfiguration"} <= checked
 
 
+def test_extra_kinds_without_a_webhook_rule_are_warned(chart: Any) -> None:
+    kind = {"group": "example.com", "kind": "Notebook", "pod_specs": ["spec.template.spec"]}
+    rendered = render(chart, {"config": {"admission": {"kinds": [kind]}}})
+    assert parsed_config(rendered).admission.kinds[0].kind == "Notebook"
+    assert 'no entry of\nwebhook.rules names the resource "notebooks"' in rendered.notes
+    rule = {"apiGroups": ["example.com"], "apiVersions": ["v1"], "resources": ["notebooks"]}
+    routed = render(
+        chart,
+        {
+            "config": {"admission": {"kinds": [kind]}},
+            "webhook": {"rules": [*chart.values["webhook"]["rules"], rule]},
+        },
+    )
+    assert "WARNING" not in routed.notes
+    assert routed.webhook["rules"][-1]["resources"] == ["notebooks"]
+
+
 def test_single_replica_is_warned(chart: Any) -> None:
     rendered = render(chart, {"replicaCount": 1})
     assert "single point of failure" in rendered.notes
