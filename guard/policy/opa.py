@@ -124,6 +124,11 @@ class OpaEngine:
             raise PolicyEngineError(f"{where}: no answer within {self.settings.timeout_seconds}s") from err
         except aiohttp.ClientResponseError as err:
             raise PolicyEngineError(f"{where}: HTTP {err.status} {err.message}") from err
+        except aiohttp.ClientConnectorCertificateError as err:
+            raise PolicyEngineError(
+                f"{where}: its TLS certificate is not trusted (set policy.engine.ca_file to the CA "
+                f"that issued it): {err}"
+            ) from err
         except aiohttp.ClientConnectionError as err:
             raise PolicyEngineError(f"{where}: unreachable: {err}") from err
         except (aiohttp.ClientError, ValueError) as err:

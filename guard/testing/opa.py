@@ -4,6 +4,7 @@
 when the document is undefined), like OPA. Results are real (the same Rego, evaluated by the
 embedded engine), but this is not OPA: guard's OPA engine is not tested against a real OPA here.
 
+``ssl_context`` serves HTTPS (the URL then names ``localhost``, for certificates issued to it).
 Knobs for failure tests: ``status`` (answer every request with this HTTP status), ``hang`` (never
 answer until the server stops), and loading only some policies (a bundle with packages missing).
 """
@@ -11,6 +12,7 @@ answer until the server stops), and loading only some policies (a bundle with pa
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -24,7 +26,14 @@ from guard.policy.library import RegoFile
 class FakeOpaServer:
     """``with FakeOpaServer(library.modules()) as opa: opa.url``; binds 127.0.0.1 on a free port."""
 
-    def __init__(self, modules: Sequence[RegoFile], *, status: int | None = None, hang: bool = False) -> None:
+    def __init__(
+        self,
+        modules: Sequence[RegoFile],
+        *,
+        status: int | None = None,
+        hang: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.modules = tuple(modules)
         self.status = status
         self.hang = hang
@@ -32,6 +41,10 @@ class FakeOpaServer:
         self._stop = threading.Event()
         self._engine: Any = None  # created on the serving thread (regorus engines stay on one thread)
         self._server = HTTPServer(("127.0.0.1", 0), self._handler())
+        self._scheme = "http"
+        if ssl_context is not None:
+            self._server.socket = ssl_context.wrap_socket(self._server.socket, server_side=True)
+            self._scheme = "https"
         self._thread = threading.Thread(target=self._serve, name="fake-opa", daemon=True)
 
     def _serve(self) -> None:
@@ -43,7 +56,7 @@ class FakeOpaServer:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"{self._scheme}://{'localhost' if self._scheme == 'https' else host!s}:{port}"
 
     def __enter__(self) -> FakeOpaServer:
         self._thread.start()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -224,3 +225,24 @@ async def test_make_engine_follows_config(opa: FakeOpaServer) -> None:
         assert (await remote.evaluate(example_input())).allowed
     finally:
         await remote.aclose()
+
+
+async def test_opa_over_verified_tls(tmp_path: Path, library: PolicyLibrary) -> None:
+    import trustme
+
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_context)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    with FakeOpaServer(library.modules(), ssl_context=server_context) as server:
+        assert server.url.startswith("https://localhost:")
+        trusted = _opa_engine(server.url, library, ca_file=str(ca_file))
+        untrusted = _opa_engine(server.url, library)
+        try:
+            assert (await trusted.evaluate(example_input())).allowed
+            with pytest.raises(PolicyEngineError, match="TLS certificate is not trusted"):
+                await untrusted.evaluate(example_input())
+        finally:
+            await trusted.aclose()
+            await untrusted.aclose()
