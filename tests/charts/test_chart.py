@@ -5,7 +5,8 @@ The chart is checked against the code it deploys, so that they cannot drift apar
 - the config part of ``values.schema.json`` is generated from ``GuardConfig`` (regenerate with
   ``.venv/bin/python tests/charts/test_chart.py``) and a test compares it;
 - the webhook rules cover exactly the kinds of ``guard.admission.kinds.BUILTIN_KINDS``;
-- the Deployment's arguments parse with the real ``guard serve`` command line.
+- the Deployment's arguments parse with the real ``guard serve`` command line, and the real server,
+  started with them and the rendered files, answers the API server over TLS.
 
 ``lookup`` (the generated certificate kept on upgrade) is tested against kmock's Kubernetes API
 emulator. Not covered here (needs a cluster): cert-manager issuing, pods actually starting.
@@ -17,11 +18,14 @@ import asyncio
 import base64
 import copy
 import json
+import os
+import re
 import socket
 import ssl
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -603,6 +607,124 @@ def test_existing_secret_mode(chart: Any) -> None:
     assert rendered.all("Certificate") == []
     assert rendered.webhook["clientConfig"]["caBundle"] == "Q0EK"
     assert rendered.volume("tls")["secret"]["secretName"] == "my-tls"
+
+
+# --- the real server, started the way the chart starts it --------------------------------------
+
+
+def _materialize_pod_files(rendered: Rendered, container: dict[str, Any], root: Path) -> None:
+    """Lay the container's volumes out under ``root`` as the kubelet would (ConfigMap and Secret
+    keys or items as files, emptyDirs as directories)."""
+    for mount in container["volumeMounts"]:
+        target = root / mount["mountPath"].lstrip("/")
+        target.mkdir(parents=True, exist_ok=True)
+        volume = rendered.volume(mount["name"])
+        if "configMap" in volume:
+            data = dict(rendered.one("ConfigMap", volume["configMap"]["name"])["data"])
+            items = volume["configMap"].get("items") or [{"key": k, "path": k} for k in data]
+        elif "secret" in volume:
+            secret = rendered.one("Secret", volume["secret"]["secretName"])
+            data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+            items = volume["secret"].get("items") or [{"key": k, "path": k} for k in data]
+        else:
+            assert "emptyDir" in volume
+            continue
+        for item in items:
+            path = target / item["path"]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(data[item["key"]], encoding="utf-8")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_the_rendered_pod_serves_the_api_server(chart: Any, tmp_path: Path) -> None:
+    """Start the real ``guard serve`` with the Deployment's arguments and the rendered ConfigMaps
+    and Secret laid out as in the container (rooted at a temporary directory), then call it the
+    way the API server does: HTTPS to the Service name, trusting only the webhook's caBundle."""
+    import httpx
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from guard.testing.admission import admission_review, pod
+
+    public_key = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    values = {
+        "webhook": {"exemptNamespaces": ["monitoring"]},
+        "trustFiles": {"release.pub": public_key.decode()},
+        "config": {
+            "authorities": {"release": {"kind": "key", "public_key": "/etc/guard/trust/release.pub"}},
+            "rules": [{"name": "acme", "artifacts": ["registry.acme.test/*"], "authorities": ["release"]}],
+        },
+    }
+    rendered = render(chart, values)
+    guard = rendered.container("guard")
+    root = tmp_path / "pod"
+    _materialize_pod_files(rendered, guard, root)
+    # the container's absolute paths, rooted at the temporary directory
+    mounts = sorted((m["mountPath"] for m in guard["volumeMounts"]), key=len, reverse=True)
+
+    at_mount = re.compile(r"(?<![\w./-])(" + "|".join(map(re.escape, mounts)) + r")(?=/|$|\s)", re.MULTILINE)
+
+    def rooted(value: str) -> str:
+        return at_mount.sub(lambda m: f"{root}{m.group(1)}", value)
+
+    config_file = root / "etc/guard/config/config.yaml"
+    config_file.write_text(rooted(config_file.read_text(encoding="utf-8")), encoding="utf-8")
+    port = _free_port()
+    args = [rooted(a) for a in guard["args"]]
+    args[args.index("--host") + 1] = "127.0.0.1"
+    args[args.index("--port") + 1] = str(port)
+    env = {**os.environ, **{e["name"]: rooted(e["value"]) for e in guard["env"]}}
+    process = subprocess.Popen(
+        [str(Path(sys.executable).with_name("guard")), *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    ca = base64.b64decode(rendered.webhook["clientConfig"]["caBundle"]).decode()
+    host = f"{RELEASE}.{NAMESPACE}.svc"
+    try:
+        with httpx.Client(
+            base_url=f"https://127.0.0.1:{port}",
+            verify=ssl.create_default_context(cadata=ca),
+            timeout=30,
+        ) as client:
+            sni = {"sni_hostname": host}  # connect to 127.0.0.1, verify the Service's name
+            probe = guard["readinessProbe"]["httpGet"]
+            deadline = time.monotonic() + 60
+            while True:
+                assert process.poll() is None, (process.stderr.read() if process.stderr else b"").decode()
+                try:
+                    if client.get(probe["path"], extensions=sni).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "the pod never became ready"
+                time.sleep(0.1)
+            assert client.get(guard["livenessProbe"]["httpGet"]["path"], extensions=sni).status_code == 200
+            path = rendered.webhook["clientConfig"]["service"]["path"]
+            review = admission_review(pod("docker.io/library/busybox:1.36"))
+            denied = client.post(path, json=review, extensions=sni)
+            answer = denied.json()["response"]
+            assert answer["allowed"] is False
+            assert "docker.io/library/busybox:1.36" in answer["status"]["message"]
+            review = admission_review(pod("docker.io/library/busybox:1.36", namespace="monitoring"))
+            exempt = client.post(path, json=review, extensions=sni)
+            assert exempt.json()["response"]["allowed"] is True
+            assert client.get("/metrics", extensions=sni).status_code == 200
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
 
 
 # --- config, trust files, policies, OPA --------------------------------------------------------
