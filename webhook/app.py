@@ -68,9 +68,12 @@ def create_app(
     metrics: AdmissionMetrics,
     max_body_bytes: int,
     certificate: ReloadingCertificate | None = None,
+    startup_errors: list[BaseException] | None = None,
 ) -> Starlette:
     """The webhook app. ``load_engine`` runs at startup on the server's event loop (it loads the
-    config's policies and trust roots); the app is ready once it returns."""
+    config's policies and trust roots); the app is ready once it returns. If it raises, the error
+    is appended to ``startup_errors`` (so the caller can report it with the right exit code) and
+    the server does not start."""
     state = WebhookState()
 
     async def validate(request: Request) -> Response:
@@ -110,7 +113,14 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         watcher = asyncio.create_task(certificate.watch()) if certificate is not None else None
-        state.engine = await load_engine()
+        try:
+            state.engine = await load_engine()
+        except Exception as err:
+            if startup_errors is not None:
+                startup_errors.append(err)
+            if watcher is not None:
+                watcher.cancel()
+            raise
         log.info("guard webhook ready")
         try:
             yield

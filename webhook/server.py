@@ -28,7 +28,7 @@ from uvicorn.supervisors import Multiprocess
 from guard.admission.metrics import AdmissionMetrics
 from guard.admission.pipeline import AdmissionEngine
 from guard.config import GuardConfig, load_config
-from guard.errors import InfrastructureError
+from guard.errors import GuardError, InfrastructureError
 from webhook.app import create_app
 from webhook.logs import configure_json_logging
 from webhook.tls import ReloadingCertificate, process_certificate
@@ -51,13 +51,18 @@ def engine_loader(
     return load
 
 
-def build_app(config: GuardConfig, certificate: ReloadingCertificate | None) -> Starlette:
+def build_app(
+    config: GuardConfig,
+    certificate: ReloadingCertificate | None,
+    startup_errors: list[BaseException] | None = None,
+) -> Starlette:
     metrics = AdmissionMetrics()
     return create_app(
         engine_loader(config, metrics),
         metrics=metrics,
         max_body_bytes=config.admission.max_body_bytes,
         certificate=certificate,
+        startup_errors=startup_errors,
     )
 
 
@@ -102,13 +107,21 @@ def serve(
     config = load_config(config_path)
     certificate = process_certificate(tls_cert, tls_key)  # fail before binding if the pair is bad
     if workers == 1:
+        errors: list[BaseException] = []
         uv_config = uvicorn.Config(
-            build_app(config, certificate),
+            build_app(config, certificate, errors),
             ssl_context_factory=lambda _c, _d: certificate.context,
             **_uvicorn_options(host, port),
         )
         server = uvicorn.Server(uv_config)
-        server.run()
+        try:
+            server.run()
+        except SystemExit as exit_:  # uvicorn exits when the app's startup fails
+            if errors and isinstance(errors[0], GuardError):
+                raise errors[0] from None
+            raise InfrastructureError(
+                f"the webhook could not start on {host}:{port} (see the log above)"
+            ) from exit_
         if not server.started:
             raise InfrastructureError(f"the webhook could not start on {host}:{port} (see the log above)")
         return

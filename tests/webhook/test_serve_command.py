@@ -100,3 +100,21 @@ def test_guard_serve_refuses_bad_tls_material(tmp_path: Path, tls_files: tuple[P
     wrong.write_text("not a key")
     assert run(["serve", "--tls-cert", str(cert), "--tls-key", str(wrong), "--port", "1"]) == 2
     assert run(["serve", "--tls-cert", str(cert), "--tls-key", str(cert), "--workers", "0"]) == 2
+
+
+def test_guard_serve_reports_a_bad_trust_root_as_a_config_error(
+    tmp_path: Path, tls_files: tuple[Path, Path]
+) -> None:
+    config = tmp_path / "guard.yaml"
+    config.write_text(f"authorities:\n  ci: {{kind: key, public_key: {tmp_path / 'missing.pub'}}}\n")
+    cert, key = tls_files
+    result = subprocess.run(
+        [str(GUARD), "serve", "--config", str(config), "--tls-cert", str(cert), "--tls-key", str(key),
+         "--host", "127.0.0.1", "--port", str(_free_port())],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "cannot load the trust roots" in result.stderr.decode()
+    assert "missing.pub" in result.stderr.decode()
