@@ -1,7 +1,8 @@
 """``guard pull``: restore a model directory from a ModelPack, cnai or KitOps artifact.
 
-Every blob is hashed while it streams to disk and refused if it does not match its descriptor;
-a file only appears under its final name once its digest has been checked. Paths that would
+Every blob is hashed while it streams to a staging directory inside the target and refused if it
+does not match its descriptor; files are moved to their final names only once every blob has
+been checked, so a refused pull leaves the target as it was. Paths that would
 escape the target directory (absolute, ``..``, through a symlink) and tar entries that are links
 or devices are refused with UnsafeArtifactError before anything is written for them.
 """
@@ -10,13 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import stat
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import IO, cast
+from typing import IO, BinaryIO, cast
 
 from guard.errors import RegistryError, UnsafeArtifactError, UsageError
 from guard.oci.blobs import VerifyingReader
@@ -74,20 +76,22 @@ def _prepare_parent(root: Path, rel: PurePosixPath, what: str) -> Path:
     return target
 
 
-def _write_verified(root: Path, rel: PurePosixPath, reader: VerifyingReader, what: str) -> int:
-    target = _prepare_parent(root, rel, what)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".guard-pull.")
-    written = 0
+def _create(path: Path, rel: PurePosixPath, what: str) -> BinaryIO:
     try:
-        with os.fdopen(fd, "wb") as out:
-            for chunk in reader:
-                out.write(chunk)
-                written += len(chunk)
-        reader.finish()
-        os.replace(tmp, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        return path.open("xb")
+    except FileExistsError as err:
+        raise UnsafeArtifactError(
+            f"{what}: {rel} appears more than once in the artifact", path=str(rel)
+        ) from err
+
+
+def _write_verified(staging: Path, rel: PurePosixPath, reader: VerifyingReader, what: str) -> int:
+    written = 0
+    with _create(_prepare_parent(staging, rel, what), rel, what) as out:
+        for chunk in reader:
+            out.write(chunk)
+            written += len(chunk)
+    reader.finish()
     return written
 
 
@@ -99,34 +103,48 @@ def _tar_mode(packing: str) -> str:
     raise RegistryError(f"layers packed as {packing} are not supported (no zstandard decoder installed)")
 
 
-def _extract_tar(root: Path, layer: ArtifactLayer, reader: VerifyingReader, what: str) -> list[str]:
-    """Unpack a tar layer into a staging directory, verify the digest, then move files in."""
+def _extract_tar(staging: Path, layer: ArtifactLayer, reader: VerifyingReader, what: str) -> list[str]:
+    """Unpack a tar layer into the staging directory (regular files only), then check the digest."""
     names: list[str] = []
-    with tempfile.TemporaryDirectory(dir=root, prefix=".guard-pull.") as staging_name:
-        staging = Path(staging_name)
-        with tarfile.open(fileobj=cast(IO[bytes], reader), mode=_tar_mode(layer.packing)) as tar:  # type: ignore[call-overload]
-            for member in tar:
-                rel = safe_relative_path(member.name, f"{what} entry")
-                if member.isdir():
-                    continue
-                if not member.isfile():
-                    raise UnsafeArtifactError(
-                        f"{what}: refused tar entry {member.name!r}: links and devices are not allowed",
-                        path=member.name,
-                    )
-                source = tar.extractfile(member)
-                assert source is not None
-                dest = _prepare_parent(staging, rel, what)
-                with source, dest.open("xb") as out:
-                    while chunk := source.read(WRITE_SIZE):
-                        out.write(chunk)
-                names.append(str(rel))
-        reader.finish()
-        for name in names:
-            rel = PurePosixPath(name)
-            target = _prepare_parent(root, rel, what)
-            os.replace(staging / rel, target)
+    with tarfile.open(fileobj=cast(IO[bytes], reader), mode=_tar_mode(layer.packing)) as tar:  # type: ignore[call-overload]
+        for member in tar:
+            rel = safe_relative_path(member.name, f"{what} entry")
+            if member.isdir():
+                continue
+            if not member.isfile():
+                raise UnsafeArtifactError(
+                    f"{what}: refused tar entry {member.name!r}: links and devices are not allowed",
+                    path=member.name,
+                )
+            source = tar.extractfile(member)
+            assert source is not None
+            with source, _create(_prepare_parent(staging, rel, what), rel, what) as out:
+                while chunk := source.read(WRITE_SIZE):
+                    out.write(chunk)
+            names.append(str(rel))
+    reader.finish()
     return names
+
+
+def _check_target(root: Path, rel: PurePosixPath, what: str) -> None:
+    """Refuse (before anything is moved) a target path that goes through a symlink or a
+    non-directory, or that names something other than a regular file."""
+    current = root
+    for part in rel.parts[:-1]:
+        current = current / part
+        try:
+            st = os.lstat(current)
+        except FileNotFoundError:
+            return
+        if not stat.S_ISDIR(st.st_mode):
+            kind = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a directory"
+            raise UnsafeArtifactError(f"{what}: refused {rel}: {current} is {kind}", path=str(rel))
+    with contextlib.suppress(FileNotFoundError):
+        if not stat.S_ISREG(os.lstat(current / rel.parts[-1]).st_mode):
+            raise UnsafeArtifactError(
+                f"{what}: refused {rel}: {current / rel.parts[-1]} exists and is not a regular file",
+                path=str(rel),
+            )
 
 
 def pull(
@@ -157,21 +175,31 @@ def pull(
     root = target.resolve()
     files: list[str] = []
     total = 0
-    for layer in layers:
-        what = layer.path or layer.descriptor.digest
-        with store.fetch_blob(layer.descriptor.digest) as chunks:
-            reader = VerifyingReader(_iter(chunks), layer.descriptor, what, progress)
-            try:
-                if layer.is_raw:
-                    assert layer.path is not None
-                    rel = safe_relative_path(layer.path, what)
-                    total += _write_verified(root, rel, reader, what)
-                    files.append(str(rel))
-                else:
-                    files.extend(_extract_tar(root, layer, reader, what))
-                    total += layer.descriptor.size
-            finally:
-                reader.close()
+    # Everything lands in a staging directory first: a refused blob leaves the target untouched.
+    staging = Path(tempfile.mkdtemp(dir=root, prefix=".guard-pull."))
+    try:
+        for layer in layers:
+            what = layer.path or layer.descriptor.digest
+            with store.fetch_blob(layer.descriptor.digest) as chunks:
+                reader = VerifyingReader(_iter(chunks), layer.descriptor, what, progress)
+                try:
+                    if layer.is_raw:
+                        assert layer.path is not None
+                        rel = safe_relative_path(layer.path, what)
+                        total += _write_verified(staging, rel, reader, what)
+                        files.append(str(rel))
+                    else:
+                        files.extend(_extract_tar(staging, layer, reader, what))
+                        total += layer.descriptor.size
+                finally:
+                    reader.close()
+        for name in files:
+            _check_target(root, PurePosixPath(name), name)
+        for name in files:
+            rel = PurePosixPath(name)
+            os.replace(staging / rel, _prepare_parent(root, rel, name))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return PullResult(descriptor.digest, artifact_kind(manifest), tuple(files), total)
 
 
