@@ -185,25 +185,34 @@ def main() -> int:
                 fixed = json.dumps(
                     {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": first}
                 ).encode()
+                warm_one = measure(server.url, ca_pem, review, 1, args.seconds)
                 warm = measure(server.url, ca_pem, review, args.concurrency, args.seconds)
                 cold = cold_path(server.url, ca_pem, cold_refs)
                 decision = first["allowed"]
             bare_cert = ReloadingCertificate(cert, key)
             with WebhookServer(bare_app(fixed), bare_cert) as bare_server:
+                bare_one = measure(bare_server.url, ca_pem, review, 1, args.seconds)
                 bare = measure(bare_server.url, ca_pem, review, args.concurrency, args.seconds)
 
     ratio = warm["rps"] / bare["rps"]
     print(
-        f"webhook load on loopback over TLS, concurrency {args.concurrency}, {args.seconds:g} s per phase"
+        f"webhook on loopback over TLS (one uvicorn process), {args.seconds:g} s a phase; allowed={decision}"
     )
-    print(f"  warm path (verdict cached, policies evaluated each time; allowed={decision}):")
-    print(f"    p50 {warm['p50_ms']:.2f} ms   p99 {warm['p99_ms']:.2f} ms   (goal p99 <= 5 ms)")
-    print(f"    throughput {warm['rps']:.0f} req/s over {warm['requests']:.0f} requests")
-    print("  bare ASGI app (fixed AdmissionReview), same server and TLS:")
+    print("  warm path: the model's verdict cached, the whole policy library evaluated every time")
+    for label, w, b in (
+        ("1 request at a time", warm_one, bare_one),
+        (f"concurrency {args.concurrency}", warm, bare),
+    ):
+        print(f"  {label}:")
+        print(f"    webhook  p50 {w['p50_ms']:6.2f} ms  p99 {w['p99_ms']:6.2f} ms  {w['rps']:6.0f} req/s")
+        print(f"    bare app p50 {b['p50_ms']:6.2f} ms  p99 {b['p99_ms']:6.2f} ms  {b['rps']:6.0f} req/s")
     print(
-        f"    p50 {bare['p50_ms']:.2f} ms   p99 {bare['p99_ms']:.2f} ms   throughput {bare['rps']:.0f} req/s"
+        f"  goal p99 <= 5 ms: {warm_one['p99_ms']:.2f} ms one at a time, {warm['p99_ms']:.2f} ms at "
+        f"concurrency {args.concurrency} (queueing on one event loop included)"
     )
-    print(f"  throughput ratio webhook / bare: {ratio:.2f}   (goal >= 0.5)")
+    print(
+        f"  throughput ratio webhook / bare at concurrency {args.concurrency}: {ratio:.2f}   (goal >= 0.5)"
+    )
     print(f"  cold path, {len(cold)} first-seen models one at a time (resolve, verify, facts, policies):")
     print(
         f"    p50 {statistics.median(cold) * 1000:.1f} ms   p99 {percentile(cold, 99) * 1000:.1f} ms"

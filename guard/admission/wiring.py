@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import threading
@@ -59,7 +60,13 @@ class ConfigTrustRules:
         self._hashes = {rule.name: trust_hash(config, rule) for rule in config.rules}
         self._fail_open = frozenset(config.admission.fail_open_rules)
 
+        self.match = functools.lru_cache(maxsize=4096)(self._match)  # type: ignore[method-assign]
+
     def match(self, reference: str, namespace: str) -> RuleMatch:
+        """The rule for ``reference`` in ``namespace`` (memoized: the config is immutable)."""
+        return self._match(reference, namespace)
+
+    def _match(self, reference: str, namespace: str) -> RuleMatch:
         unmatched = RuleMatch(rule=None, trust_hash="", unmatched=self._config.unmatched_artifacts)
         try:
             rule = self._config.match_rule(reference, namespace)
