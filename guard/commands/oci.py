@@ -179,7 +179,7 @@ def push(
 ) -> None:
     """Push a model directory as a CNCF ModelPack artifact; print the manifest digest."""
     from guard.oci.modelpack import ModelMetadata
-    from guard.oci.push import push_model
+    from guard.oci.push import claimed_manifest, push_model
     from guard.oci.reference import parse_reference
     from guard.oci.referrers import attach as do_attach
     from guard.oci.referrers import load_attachment
@@ -196,6 +196,7 @@ def push(
         with suppress(ValueError):
             exclude.append(path.resolve().relative_to(model_dir.resolve()).as_posix())
     exclude.append("model.sig")
+    signed = claimed_manifest(attachments[0].data, str(signature)) if signature else None
     access = registry_access(ca_file, insecure, username, password_stdin, docker_config)
     store = open_store(ref, access, create=True)
     meta = ModelMetadata(
@@ -205,8 +206,8 @@ def push(
     )
     with _progress(f"pushing {model_dir.name}") as (advance, set_total):
         result = push_model(
-            store, model_dir, ref.tag or "latest", metadata=meta, exclude=exclude, progress=advance,
-            on_total=set_total,
+            store, model_dir, ref.tag or "latest", metadata=meta, exclude=exclude, signed=signed,
+            progress=advance, on_total=set_total,
         )
     _echo_err(
         f"pushed {ref.base()}:{ref.tag or 'latest'}: {len(result.layers)} files, {result.uploaded} uploaded "

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from guard.errors import ModelDirectoryError
+from guard.errors import IntegrityError, ModelDirectoryError
 from guard.oci.modelpack import ModelMetadata, build_config, infer_metadata, layer_for_file
 from guard.oci.types import (
     MODELPACK_ARTIFACT,
@@ -28,7 +28,16 @@ from guard.oci.types import (
     Store,
     sha256_digest,
 )
-from guard.signing import DigestCache, Serialization, hash_model
+from guard.signing import (
+    DigestCache,
+    Manifest,
+    Serialization,
+    compare_manifests,
+    hash_model,
+    manifest_from_statement,
+)
+from guard.signing.manifest import file_of
+from guard.signing.types import LEGACY_PREDICATE_TYPE, OMS_PREDICATE_TYPE
 
 
 @dataclass(frozen=True)
@@ -55,12 +64,53 @@ def push_bytes(store: Store, data: bytes) -> str:
     return digest
 
 
-def model_layers(model_dir: Path, exclude: Collection[str] = ()) -> list[tuple[Descriptor, Path]]:
-    """One raw layer per file of the model (digests through the shared cache)."""
+def claimed_manifest(bundle: bytes, source: str) -> Manifest | None:
+    """The OMS manifest a signature claims, NOT verified: only used before a push to select the
+    files the signature covers and refuse a model that does not match it. None for a signature
+    that is not an OMS model signature (e.g. one over a manifest digest)."""
+    from guard.signing.bundle import envelope_of, parse_bundle, parse_statement  # noqa: PLC0415
+
+    statement = parse_statement(envelope_of(parse_bundle(bundle, source)).payload)
+    if statement.get("predicateType") not in (OMS_PREDICATE_TYPE, LEGACY_PREDICATE_TYPE):
+        return None
+    return manifest_from_statement(statement)
+
+
+def _check_against_signature(signed: Manifest, pushed: Manifest) -> None:
+    """Refuse to push files the signature does not describe (before any upload)."""
+    method = signed.serialization.method
+    if method == "files" and signed.serialization.hash_type == "sha256":
+        compare_manifests(signed, pushed)
+        return
+    want = {file_of(r.name, method) for r in signed.resources}
+    have = {r.name for r in pushed.resources}
+    if want != have:
+        raise IntegrityError(
+            "the signature does not cover the files being pushed: "
+            f"not signed {sorted(have - want)}, signed but missing {sorted(want - have)}",
+            added=sorted(have - want),
+            removed=sorted(want - have),
+        )
+
+
+def model_layers(
+    model_dir: Path, exclude: Collection[str] = (), signed: Manifest | None = None
+) -> list[tuple[Descriptor, Path]]:
+    """One raw layer per file of the model (digests through the shared cache). With ``signed``
+    (the manifest a signature claims), the files are selected with its ignore rules and must
+    be exactly the signed ones (IntegrityError otherwise)."""
     if not model_dir.is_dir():
         raise ModelDirectoryError(f"{model_dir} is not a directory")
+    serialization = Serialization()
+    if signed is not None:
+        serialization = Serialization(
+            allow_symlinks=signed.serialization.allow_symlinks,
+            ignore_paths=signed.serialization.ignore_paths,
+        )
     with DigestCache.default() as cache:
-        manifest = hash_model(model_dir, Serialization(), cache=cache, exclude=exclude)
+        manifest = hash_model(model_dir, serialization, cache=cache, exclude=exclude)
+    if signed is not None:
+        _check_against_signature(signed, manifest)
     out = []
     for resource in manifest.resources:
         path = model_dir / resource.name
@@ -75,12 +125,14 @@ def push_model(
     *,
     metadata: ModelMetadata | None = None,
     exclude: Collection[str] = (),
+    signed: Manifest | None = None,
     progress: Callable[[int], None] | None = None,
     on_total: Callable[[int], None] | None = None,
     created: datetime | None = None,
 ) -> PushResult:
-    """Push ``model_dir`` to ``store`` as a ModelPack artifact, tagged ``tag`` when given."""
-    layers = model_layers(model_dir, exclude)
+    """Push ``model_dir`` to ``store`` as a ModelPack artifact, tagged ``tag`` when given.
+    ``signed``: the manifest the signature to attach claims (see ``model_layers``)."""
+    layers = model_layers(model_dir, exclude, signed)
     missing = [(d, p) for d, p in layers if not store.blob_exists(d.digest)]
     if on_total is not None:
         on_total(sum(d.size for d, _ in missing))

@@ -111,7 +111,8 @@ def test_verify_reports_files_that_differ_from_the_signature(base, model_dir, ke
     sig = _sign(model_dir, keypair)
     (model_dir / "model.safetensors").write_bytes(b"swapped weights")  # pushed bytes differ from signed
     (model_dir / "extra.py").write_text("x = 1\n")
-    assert run(["push", str(model_dir), f"{base}:v1", "--signature", str(sig)]) == 0
+    assert run(["push", str(model_dir), f"{base}:v1"]) == 0  # push without checking ...
+    assert run(["attach", f"{base}:v1", "--signature", str(sig)]) == 0  # ... attach the old signature
     with pytest.raises(IntegrityError) as info:
         verify_oci(f"{base}:v1", KeyVerifier.from_file(keypair[1]))
     assert info.value.changed == ("model.safetensors",)
@@ -258,3 +259,26 @@ def test_cli_verify_delegates_for_oci_targets(base, model_dir, keypair, capsys) 
     capsys.readouterr()
     assert run(["verify", f"{base}:unsigned", "--key", str(keypair[1])]) == 1
     assert "no signature is attached" in capsys.readouterr().err
+
+
+def test_push_with_a_signature_that_does_not_match_uploads_nothing(base, model_dir, keypair, capsys) -> None:
+    sig = _sign(model_dir, keypair)
+    (model_dir / "config.json").write_text('{"changed": true}')
+    assert run(["push", str(model_dir), f"{base}:v1", "--signature", str(sig)]) == 1
+    assert "config.json" in capsys.readouterr().err
+    store = open_store(parse_reference(base), create=True)
+    with pytest.raises(NotFoundError):
+        store.resolve("v1")
+
+
+def test_push_selects_files_with_the_signature_ignore_rules(base, model_dir, keypair) -> None:
+    from guard.signing import Serialization
+    from guard.signing.types import DEFAULT_IGNORE_PATHS
+
+    (model_dir / "scratch").mkdir()
+    (model_dir / "scratch" / "notes.txt").write_text("not part of the model\n")
+    serialization = Serialization(ignore_paths=(*DEFAULT_IGNORE_PATHS, "scratch"))
+    sign_model(model_dir, KeySigner.from_file(keypair[0]), serialization=serialization)
+    assert run(["push", str(model_dir), f"{base}:v1", "--signature", str(model_dir / "model.sig")]) == 0
+    result = verify_oci(f"{base}:v1", KeyVerifier.from_file(keypair[1]))
+    assert "scratch/notes.txt" not in result.files and len(result.files) == 5
