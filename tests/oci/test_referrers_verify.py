@@ -282,3 +282,16 @@ def test_push_selects_files_with_the_signature_ignore_rules(base, model_dir, key
     assert run(["push", str(model_dir), f"{base}:v1", "--signature", str(model_dir / "model.sig")]) == 0
     result = verify_oci(f"{base}:v1", KeyVerifier.from_file(keypair[1]))
     assert "scratch/notes.txt" not in result.files and len(result.files) == 5
+
+
+def test_push_after_sign_hashes_no_byte_again(base, model_dir, keypair, monkeypatch) -> None:
+    from guard.signing import DigestCache
+
+    with DigestCache.default() as cache:
+        sign_model(model_dir, KeySigner.from_file(keypair[0]), cache=cache)
+
+    def no_hashing(*args: object, **kwargs: object) -> str:
+        raise AssertionError("a file was hashed again")
+
+    monkeypatch.setattr("guard.signing.hashing._hash_unit", no_hashing)
+    assert run(["push", str(model_dir), f"{base}:v1", "--signature", str(model_dir / "model.sig")]) == 0
