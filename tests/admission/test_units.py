@@ -1,0 +1,155 @@
+"""Settings, the kinds table extended by config, the cache, the response builder."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from guard.admission.cache import SingleFlightCache
+from guard.admission.kinds import BUILTIN_KINDS, KindTable
+from guard.admission.outcome import AdmissionOutcome
+from guard.admission.ports import Violation
+from guard.admission.references import extract_references, walk
+from guard.admission.response import MAX_WARNING_CHARS, MAX_WARNINGS, build_response
+from guard.admission.review import MalformedReviewError, parse_review
+from guard.admission.wiring import check_admission_config
+from guard.config import parse_config
+from guard.errors import ConfigError
+
+
+def test_configured_kind_is_extracted_and_overrides_nothing_else() -> None:
+    config = parse_config(
+        {
+            "admission": {
+                "kinds": [
+                    {
+                        "group": "trainer.example.com",
+                        "kind": "FineTune",
+                        "pod_specs": ["spec.workers.*.template.spec"],
+                        "references": ["spec.baseModel.uri"],
+                    }
+                ]
+            }
+        }
+    )
+    table = KindTable(config.admission.kinds)
+    assert len(table) == len(BUILTIN_KINDS) + 1
+    spec = table.lookup("trainer.example.com", "FineTune")
+    assert spec is not None
+    obj = {
+        "spec": {
+            "baseModel": {"uri": "oci://registry.local/base:v1"},
+            "workers": [
+                {"template": {"spec": {"containers": [{"name": "w", "image": "registry.local/t:v1"}]}}}
+            ],
+        }
+    }
+    refs = extract_references(obj, spec, ())
+    assert [(r.scheme, r.reference) for r in refs] == [
+        ("oci", "registry.local/t:v1"),
+        ("oci", "registry.local/base:v1"),
+    ]
+    assert refs[0].occurrences[0].location == "spec.workers[0].template.spec.containers[0].image"
+    assert refs[1].occurrences[0].location == "spec.baseModel.uri"
+
+
+@pytest.mark.parametrize(
+    ("admission", "path"),
+    [
+        (
+            {"kinds": [{"group": "x", "kind": "Y", "pod_specs": ["spec..template"]}]},
+            "admission.kinds.0.pod_specs",
+        ),
+        ({"kinds": [{"group": "x", "kind": "Y"}]}, "admission.kinds.0"),
+        ({"timeout_seconds": 1, "deadline_margin_seconds": 0.9}, "admission"),
+        ({"timeout_seconds": 31}, "admission.timeout_seconds"),
+        ({"unknown_kinds": "maybe"}, "admission.unknown_kinds"),
+        ({"cache": {"ttl_seconds": 0}}, "admission.cache.ttl_seconds"),
+        ({"exempt_namespace": ["x"]}, "admission.exempt_namespace"),
+    ],
+)
+def test_bad_admission_settings_name_the_field(admission: dict[str, Any], path: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config({"admission": admission})
+    assert f"<config>: {path}" in str(err.value)
+
+
+def test_fail_open_rules_must_name_rules() -> None:
+    config = parse_config({"admission": {"fail_open_rules": ["nope"]}})
+    with pytest.raises(ConfigError, match=r"admission.fail_open_rules.0: unknown rule 'nope'"):
+        check_admission_config(config)
+
+
+def test_walk_reaches_list_elements_and_map_values() -> None:
+    obj = {"a": [{"b": {"x": 1, "y": 2}}, {"b": {"z": 3}}]}
+    assert list(walk(obj, "a.*.b.*")) == [("a[0].b.x", 1), ("a[0].b.y", 2), ("a[1].b.z", 3)]
+    assert list(walk(obj, "a.*.c")) == []
+
+
+async def test_cache_evicts_the_least_recently_used() -> None:
+    cache: SingleFlightCache[str, int] = SingleFlightCache(ttl=60, negative_ttl=0, max_entries=2)
+    calls: list[str] = []
+
+    def compute(key: str) -> Any:
+        async def run() -> int:
+            calls.append(key)
+            return len(key)
+
+        return run
+
+    for key in ("a", "bb", "a", "ccc", "a", "bb"):
+        await cache.get(key, compute(key))
+    assert calls == ["a", "bb", "ccc", "bb"]  # "bb" was evicted by "ccc"; "a" stayed recent
+    await cache.aclose()
+
+
+async def test_a_caller_giving_up_does_not_cancel_the_shared_computation() -> None:
+    cache: SingleFlightCache[str, int] = SingleFlightCache(ttl=60, negative_ttl=0, max_entries=10)
+    release = asyncio.Event()
+
+    async def slow() -> int:
+        await release.wait()
+        return 42
+
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(cache.get("k", slow), 0.01)
+    release.set()
+    assert await cache.get("k", slow) == 42
+    await cache.aclose()
+
+
+def test_warnings_are_clipped_and_counted() -> None:
+    violations = tuple(Violation(f"p.{i}", "r", "x" * 400, action="warn") for i in range(MAX_WARNINGS + 5))
+    outcome = AdmissionOutcome(
+        uid="u", decision_id="d", decision="warned", kind="Pod", violations=violations
+    )
+    warnings = build_response(outcome).response.warnings or ()
+    assert len(warnings) == MAX_WARNINGS + 1
+    assert all(len(w) <= MAX_WARNING_CHARS for w in warnings)
+    assert warnings[-1].startswith("... and 5 more warnings")
+
+
+def test_a_deny_always_says_why() -> None:
+    outcome = AdmissionOutcome(uid="u", decision_id="d", decision="denied", kind="Pod")
+    response = build_response(outcome).response
+    assert response.allowed is False and response.status is not None
+    assert response.status.message == "guard denied this Pod (decision d): denied by guard"
+
+
+@pytest.mark.parametrize(
+    ("body", "found"),
+    [
+        (b"{", "(body)"),
+        (
+            b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"uid": "u"}}',
+            "request.kind",
+        ),
+        (b'{"apiVersion": "v1", "kind": "Pod"}', "apiVersion"),
+    ],
+)
+def test_malformed_reviews_say_what_is_wrong(body: bytes, found: str) -> None:
+    with pytest.raises(MalformedReviewError, match="expected an AdmissionReview v1") as err:
+        parse_review(body)
+    assert found in str(err.value)
