@@ -16,6 +16,7 @@ import stat
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, BinaryIO, cast
@@ -61,8 +62,9 @@ def _prepare_parent(root: Path, rel: PurePosixPath, what: str) -> Path:
         try:
             st = os.lstat(current)
         except FileNotFoundError:
-            current.mkdir()
-            continue
+            with contextlib.suppress(FileExistsError):  # another layer's thread made it
+                current.mkdir()
+            st = os.lstat(current)
         if not stat.S_ISDIR(st.st_mode):
             kind = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a directory"
             raise UnsafeArtifactError(f"{what}: refused {rel}: {current} is {kind}", path=str(rel))
@@ -154,8 +156,10 @@ def pull(
     *,
     progress: Callable[[int], None] | None = None,
     on_total: Callable[[int], None] | None = None,
+    concurrency: int = 4,
 ) -> PullResult:
-    """Pull the model artifact ``ref`` into ``target`` (created if missing)."""
+    """Pull the model artifact ``ref`` into ``target`` (created if missing), up to
+    ``concurrency`` blobs at once."""
     if target.exists() and not target.is_dir():
         raise UsageError(f"{target} exists and is not a directory")
     descriptor, fetched = resolve_and_fetch(store, ref)
@@ -177,22 +181,26 @@ def pull(
     total = 0
     # Everything lands in a staging directory first: a refused blob leaves the target untouched.
     staging = Path(tempfile.mkdtemp(dir=root, prefix=".guard-pull."))
+
+    def fetch(layer: ArtifactLayer) -> tuple[list[str], int]:
+        what = layer.path or layer.descriptor.digest
+        with store.fetch_blob(layer.descriptor.digest) as chunks:
+            reader = VerifyingReader(_iter(chunks), layer.descriptor, what, progress)
+            try:
+                if layer.is_raw:
+                    assert layer.path is not None
+                    rel = safe_relative_path(layer.path, what)
+                    return [str(rel)], _write_verified(staging, rel, reader, what)
+                return _extract_tar(staging, layer, reader, what), layer.descriptor.size
+            finally:
+                reader.close()
+
     try:
-        for layer in layers:
-            what = layer.path or layer.descriptor.digest
-            with store.fetch_blob(layer.descriptor.digest) as chunks:
-                reader = VerifyingReader(_iter(chunks), layer.descriptor, what, progress)
-                try:
-                    if layer.is_raw:
-                        assert layer.path is not None
-                        rel = safe_relative_path(layer.path, what)
-                        total += _write_verified(staging, rel, reader, what)
-                        files.append(str(rel))
-                    else:
-                        files.extend(_extract_tar(staging, layer, reader, what))
-                        total += layer.descriptor.size
-                finally:
-                    reader.close()
+        workers = max(1, min(concurrency, len(layers)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="guard-pull") as pool:
+            for names, size in pool.map(fetch, layers):
+                files.extend(names)
+                total += size
         for name in files:
             _check_target(root, PurePosixPath(name), name)
         for name in files:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -126,18 +127,24 @@ def push_model(
     metadata: ModelMetadata | None = None,
     exclude: Collection[str] = (),
     signed: Manifest | None = None,
+    concurrency: int = 4,
     progress: Callable[[int], None] | None = None,
     on_total: Callable[[int], None] | None = None,
     created: datetime | None = None,
 ) -> PushResult:
     """Push ``model_dir`` to ``store`` as a ModelPack artifact, tagged ``tag`` when given.
-    ``signed``: the manifest the signature to attach claims (see ``model_layers``)."""
+    ``signed``: the manifest the signature to attach claims (see ``model_layers``). Up to
+    ``concurrency`` blobs upload at once (each in bounded memory)."""
     layers = model_layers(model_dir, exclude, signed)
-    missing = [(d, p) for d, p in layers if not store.blob_exists(d.digest)]
-    if on_total is not None:
-        on_total(sum(d.size for d, _ in missing))
-    for desc, path in missing:
-        store.push_blob(desc.digest, desc.size, _opener(path), progress)
+    workers = max(1, min(concurrency, len(layers)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="guard-push") as pool:
+        present = list(pool.map(lambda item: store.blob_exists(item[0].digest), layers))
+        missing = [item for item, there in zip(layers, present, strict=True) if not there]
+        if on_total is not None:
+            on_total(sum(d.size for d, _ in missing))
+        # list() re-raises the first failure; the pool waits for the other uploads to end
+        list(pool.map(lambda item: store.push_blob(item[0].digest, item[0].size, _opener(item[1]), progress),
+                      missing))
     created = created or datetime.now(UTC)
     names = [d.annotations[MODELPACK_FILEPATH] for d, _ in layers]
     meta = infer_metadata(model_dir, names, metadata or ModelMetadata())
