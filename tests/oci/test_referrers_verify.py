@@ -295,3 +295,18 @@ def test_push_after_sign_hashes_no_byte_again(base, model_dir, keypair, monkeypa
 
     monkeypatch.setattr("guard.signing.hashing._hash_unit", no_hashing)
     assert run(["push", str(model_dir), f"{base}:v1", "--signature", str(model_dir / "model.sig")]) == 0
+
+
+@pytest.mark.registry
+def test_verify_oci_is_thread_safe_on_a_shared_store(registry, repo, model_dir, keypair) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    sig = _sign(model_dir, keypair)
+    target = f"oci://{registry.host}/{repo}:v1"
+    assert run(["push", str(model_dir), target, "--signature", str(sig)]) == 0
+    ref = parse_reference(target)
+    store = open_store(ref)
+    verifier = KeyVerifier.from_file(keypair[1])
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda _: verify_oci(ref, verifier, store), range(16)))
+    assert len({r.digest for r in results}) == 1 and all(r.mode == "layers" for r in results)

@@ -288,3 +288,17 @@ def test_docker_credential_helper(registry_auth, repo, model_dir, tmp_path, monk
     ref = parse_reference(f"oci://{registry_auth.host}/{repo}")
     store = open_store(ref, RegistryAccess(docker_config=config))
     assert push_model(store, model_dir, "v1").uploaded == 5
+
+
+def test_plain_http_to_a_non_loopback_registry_needs_insecure(registry, repo, model_dir, caplog) -> None:
+    from guard.oci.registry import RegistryClient, RegistryStore
+
+    # The same registry, treated as if it were remote (loopback=False).
+    remote = RegistryStore(RegistryClient(registry.host, RegistryAccess(), loopback=False), repo)
+    with pytest.raises(RegistryError, match="--insecure"):
+        remote.blob_exists("sha256:" + "0" * 64)
+    client = RegistryClient(registry.host, RegistryAccess(insecure=True), loopback=False)
+    insecure = RegistryStore(client, repo)
+    with caplog.at_level("WARNING", logger="guard.oci.registry"):
+        assert push_model(insecure, model_dir, "v1").uploaded == 5
+    assert any("plain HTTP" in r.getMessage() and "--insecure" in r.getMessage() for r in caplog.records)
