@@ -10,7 +10,8 @@ sits in the page cache. Then:
   (files, sha256), each as a ratio to that limit (goal for guard files mode: >= 0.95);
 - blake3: guard against blake3's own limit (hashing an in-memory buffer with all its threads).
 
-Each figure is the best of --repeat runs. Prints figures only; never asserts on time.
+Contenders run interleaved, --repeat rounds; each figure is a contender's best round.
+Prints figures only; never asserts on time.
 """
 
 from __future__ import annotations
@@ -26,15 +27,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 MIB = 1 << 20
-
-
-def best_of(repeat: int, fn: Callable[[], object]) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def make_model(root: Path, files: int, file_mb: int) -> int:
@@ -54,19 +46,6 @@ def warm(root: Path) -> None:
         with open(p, "rb", buffering=0) as f:
             while f.readinto(buf):
                 pass
-
-
-def openssl_rate(path: Path, repeat: int) -> float:
-    if shutil.which("openssl") is None:
-        sys.exit("openssl not found: it is the baseline of this benchmark")
-    size = path.stat().st_size
-    t = best_of(
-        repeat,
-        lambda: subprocess.run(
-            ["openssl", "dgst", "-sha256", str(path)], check=True, stdout=subprocess.DEVNULL
-        ),
-    )
-    return size / t
 
 
 def main() -> None:
@@ -98,42 +77,54 @@ def main() -> None:
             f"{cores} cores; best of {args.repeat}"
         )
 
-        single = openssl_rate(next(tmp.glob("*.safetensors")), args.repeat)
+        # Interleaved rounds: every contender runs once per round, and each keeps its best time, so
+        # a neighbour's burst of CPU use (the cores may be shared) hits all of them alike.
+        sample = next(tmp.glob("*.safetensors"))
+        if shutil.which("openssl") is None:
+            sys.exit("openssl not found: it is the baseline of this benchmark")
+        data = os.urandom(256 * MIB)
+        shards = Serialization(method="shards", shard_size=args.shard_mb * MIB)
+        contenders: dict[str, Callable[[], object]] = {
+            "openssl": lambda: subprocess.run(
+                ["openssl", "dgst", "-sha256", str(sample)], check=True, stdout=subprocess.DEVNULL
+            ),
+            "guard files sha256": lambda: hash_model(tmp, Serialization()),
+            "guard shards sha256": lambda: hash_model(tmp, shards),
+            "guard files blake3": lambda: hash_model(tmp, Serialization(hash_type="blake3")),
+            "blake3 limit": lambda: blake3.blake3(data, max_threads=blake3.blake3.AUTO),
+        }
+        try:
+            import model_signing
+
+            contenders["model-signing default (files sha256)"] = lambda: model_signing.hashing.Config().hash(
+                tmp
+            )
+        except ImportError:
+            print("model-signing not installed: skipping its row")
+        best = dict.fromkeys(contenders, float("inf"))
+        spread: dict[str, list[float]] = {name: [] for name in contenders}
+        for _ in range(args.repeat):
+            for name, fn in contenders.items():
+                t0 = time.perf_counter()
+                fn()
+                elapsed = time.perf_counter() - t0
+                best[name] = min(best[name], elapsed)
+                spread[name].append(elapsed)
+
+        single = sample.stat().st_size / best["openssl"]
         limit = cores * single
+        b3_limit = len(data) / best["blake3 limit"]
         print(
             f"openssl dgst -sha256, one core: {single / MIB:8.0f} MiB/s; "
             f"limit {cores} x = {limit / MIB:.0f} MiB/s"
         )
-
-        def rate(fn: Callable[[], object]) -> float:
-            return total / best_of(args.repeat, fn)
-
-        rows: list[tuple[str, float, float]] = []
-        files_rate = rate(lambda: hash_model(tmp, Serialization()))
-        rows.append(("guard files sha256", files_rate, limit))
-        shards = Serialization(method="shards", shard_size=args.shard_mb * MIB)
-        rows.append(("guard shards sha256", rate(lambda: hash_model(tmp, shards)), limit))
-        try:
-            import model_signing
-
-            rows.append(
-                (
-                    "model-signing default (files sha256)",
-                    rate(lambda: model_signing.hashing.Config().hash(tmp)),
-                    limit,
-                )
-            )
-        except ImportError:
-            print("model-signing not installed: skipping its row")
-
-        data = os.urandom(256 * MIB)
-        b3_limit = len(data) / best_of(
-            args.repeat, lambda: blake3.blake3(data, max_threads=blake3.blake3.AUTO)
-        )
-        rows.append(
-            ("guard files blake3", rate(lambda: hash_model(tmp, Serialization(hash_type="blake3"))), b3_limit)
-        )
-
+        rows: list[tuple[str, float, float]] = [
+            (name, total / best[name], b3_limit if "blake3" in name else limit)
+            for name in contenders
+            if name not in ("openssl", "blake3 limit")
+        ]
+        noise = max((max(v) / min(v)) for v in spread.values())
+        print(f"noise: the slowest run of a contender took up to {noise:.2f} x its fastest")
         print(f"{'what':40} {'MiB/s':>8} {'ratio to limit':>15}")
         for name, value, ref in rows:
             print(f"{name:40} {value / MIB:8.0f} {value / ref:15.2f}")
