@@ -188,6 +188,19 @@ def test_certificate_is_reloaded_without_restart(
     server, client = start_server(fake_registry())
     before = _served_serial(server, client_context)
     cert, key = tls_files
+    # requests keep flowing during the rotation, on a kept-alive connection and on new ones
+    stop = threading.Event()
+    outcomes: list[bool] = []
+
+    def traffic() -> None:
+        with httpx.Client(base_url=server.url, verify=client_context, timeout=30) as kept:
+            while not stop.is_set() and len(outcomes) < 5000:
+                outcomes.append(post(kept, admission_review(pod(SIGNED)))["allowed"] is True)
+                with httpx.Client(base_url=server.url, verify=client_context, timeout=30) as fresh:
+                    outcomes.append(fresh.get("/healthz").status_code == 200)
+
+    flowing = threading.Thread(target=traffic)
+    flowing.start()
     # a broken pair (key of another certificate) is refused; the old certificate keeps serving
     other = ca.issue_cert("127.0.0.1")
     cert.write_bytes(b"".join(b.bytes() for b in other.cert_chain_pems))
@@ -201,4 +214,7 @@ def test_certificate_is_reloaded_without_restart(
         threading.Event().wait(0.01)
     assert server.certificate.reloads == 1
     assert _served_serial(server, client_context) != before
+    stop.set()
+    flowing.join(60)
+    assert outcomes and all(outcomes)  # not one request dropped or refused
     assert post(client, admission_review(pod(SIGNED)))["allowed"] is True
