@@ -323,4 +323,6 @@ def test_expired_or_non_code_signing_certificate_refused_when_verifying(tmp_path
 def test_statement_with_values_outside_rfc8785_still_signs(keypair: KeyPair) -> None:
     statement = dict(STATEMENT, predicate={"parameters": 2**60, "nan_free": 0.5})
     bundle = sign_statement(statement, KeySigner.from_file(keypair.private_key))
-    assert verify_statement(bundle, KeyVerifier.from_file(keypair.public_key)).predicate["parameters"] == 2**60
+    assert (
+        verify_statement(bundle, KeyVerifier.from_file(keypair.public_key)).predicate["parameters"] == 2**60
+    )
