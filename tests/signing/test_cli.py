@@ -290,3 +290,19 @@ def test_json_output(model_dir: Path, keypair: KeyPair, capsys: pytest.CaptureFi
     verified = json.loads(capsys.readouterr().out)
     assert verified["verified"] is True
     assert verified["signer"]["identity"] == keypair.fingerprint
+
+
+def test_sign_fills_the_digest_cache(
+    model_dir: Path, keypair: KeyPair, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert run(["sign", str(model_dir), "--key", str(keypair.private_key)]) == 0
+    db = sqlite3.connect(tmp_path / "cache" / "guard" / "digests.sqlite3")
+    assert db.execute("SELECT count(*) FROM digests").fetchone() == (6,)
+    db.close()
+    monkeypatch.setenv("GUARD_DIGEST_CACHE", "off")
+    (tmp_path / "cache" / "guard" / "digests.sqlite3").unlink()
+    assert run(["sign", str(model_dir), "--key", str(keypair.private_key)]) == 0
+    assert not (tmp_path / "cache" / "guard" / "digests.sqlite3").exists()

@@ -221,3 +221,14 @@ def test_non_utf8_file_name_refused(model_dir: Path) -> None:
     os.close(fd)
     with pytest.raises(ModelDirectoryError, match="not valid UTF-8"):
         hash_model(model_dir)
+
+
+def test_progress_bar_only_on_a_terminal(
+    model_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    expected = hash_model(model_dir)
+    assert hash_model(model_dir, progress=True) == expected  # stderr is not a terminal here: no bar
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(hashing, "CHUNK_SIZE", 16)  # many small reads, many progress updates
+    monkeypatch.setattr(hashing.sys.stderr, "isatty", lambda: True)
+    assert hash_model(model_dir, progress=True, workers=2) == expected
