@@ -19,7 +19,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -132,7 +132,10 @@ class AdmissionEngine:
             self.metrics.in_flight.dec()
         elapsed = self._clock() - started
         self.metrics.observe_request(outcome.kind, outcome.decision, elapsed)
-        self._log(request, outcome, elapsed)
+        try:
+            self._log(request, outcome, elapsed)
+        except Exception:  # a log line must never change the answer
+            log.exception("could not log the decision %s", outcome.decision_id)
         return outcome
 
     # -- the steps --------------------------------------------------------------------------
@@ -414,7 +417,7 @@ class AdmissionEngine:
             "decision": outcome.decision,
             "kind": outcome.kind,
             "namespace": request.namespace,
-            "name": request.name or (request.object or {}).get("metadata", {}).get("generateName"),
+            "name": request.name or _generate_name(request.object),
             "operation": request.operation,
             "user": request.user_info.username,
             "dry_run": request.dry_run,
@@ -431,6 +434,12 @@ class AdmissionEngine:
         if reasons:
             fields["reasons"] = reasons
         log.info("admission %s", outcome.decision, extra={"fields": fields})
+
+
+def _generate_name(obj: Mapping[str, Any] | None) -> str | None:
+    metadata = obj.get("metadata") if isinstance(obj, Mapping) else None
+    name = metadata.get("generateName") if isinstance(metadata, Mapping) else None
+    return name if isinstance(name, str) else None
 
 
 async def _within(awaitable: Awaitable[T], seconds: float) -> T:

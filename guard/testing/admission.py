@@ -173,15 +173,17 @@ def admission_review(
     api_version = str(obj.get("apiVersion", "v1"))
     group, _, version = api_version.rpartition("/")
     kind = str(obj.get("kind", "Pod"))
-    metadata = obj.get("metadata") or {}
-    ns = namespace if namespace is not None else metadata.get("namespace", "default")
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, Mapping):
+        metadata = {}
+    ns = namespace if namespace is not None else str(metadata.get("namespace", "default"))
     resource = _GROUP_RESOURCES.get(kind, kind.lower() + "s")
     request: dict[str, Any] = {
         "uid": uid or str(uuid.UUID(int=next(_counter) + 1)),
         "kind": {"group": group, "version": version, "kind": kind},
         "resource": {"group": group, "version": version, "resource": resource},
         "requestKind": {"group": group, "version": version, "kind": kind},
-        "name": metadata.get("name"),
+        "name": metadata.get("name") if isinstance(metadata.get("name"), str) else None,
         "namespace": ns,
         "operation": operation,
         "userInfo": {"username": "alice@example.com", "groups": ["system:authenticated"]},
