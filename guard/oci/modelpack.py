@@ -28,8 +28,10 @@ from guard.oci.types import (
     KITOPS_LAYER_PREFIX,
     MODELPACK_ARTIFACT,
     MODELPACK_CONFIG,
+    MODELPACK_FILE_METADATA,
     MODELPACK_FILEPATH,
     MODELPACK_LAYER_PREFIX,
+    MODELPACK_UNTESTED,
     OCI_TITLE,
     Descriptor,
 )
@@ -200,10 +202,36 @@ def build_config(meta: ModelMetadata, layers: Sequence[Descriptor], created: dat
     return json.dumps(doc, indent=2, sort_keys=True).encode()
 
 
-def layer_for_file(name: str, digest: str, size: int) -> Descriptor:
-    return Descriptor(
-        layer_media_type(name), digest, size, annotations={MODELPACK_FILEPATH: name, OCI_TITLE: name}
-    )
+def layer_for_file(name: str, digest: str, size: int, executable: bool = False) -> Descriptor:
+    """A raw layer: path annotations, and ModelPack file metadata made reproducible (owner 0,
+    mode 0644 or 0755, epoch mtime) so the same files always give the same manifest."""
+    metadata = {
+        "name": PurePosixPath(name).name,
+        "mode": 0o755 if executable else 0o644,
+        "uid": 0,
+        "gid": 0,
+        "size": size,
+        "mtime": "1970-01-01T00:00:00Z",
+        "typeflag": 48,  # '0': a regular file
+    }
+    annotations = {
+        MODELPACK_FILEPATH: name,
+        OCI_TITLE: name,
+        MODELPACK_FILE_METADATA: json.dumps(metadata, separators=(",", ":")),
+        # the kind comes from the file name, not from inspecting the content
+        MODELPACK_UNTESTED: "true",
+    }
+    return Descriptor(layer_media_type(name), digest, size, annotations=annotations)
+
+
+def layer_is_executable(descriptor: Descriptor) -> bool:
+    """True when the layer's file metadata gives the file an execute bit."""
+    raw = descriptor.annotations.get(MODELPACK_FILE_METADATA)
+    try:
+        mode = json.loads(raw).get("mode") if raw else None
+    except (ValueError, AttributeError):
+        return False
+    return isinstance(mode, int) and bool(mode & 0o111)
 
 
 # --- reading artifacts -----------------------------------------------------------------------

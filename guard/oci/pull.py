@@ -23,7 +23,7 @@ from typing import IO, BinaryIO, cast
 
 from guard.errors import RegistryError, UnsafeArtifactError, UsageError
 from guard.oci.blobs import VerifyingReader
-from guard.oci.modelpack import ArtifactLayer, artifact_kind, artifact_layers
+from guard.oci.modelpack import ArtifactLayer, artifact_kind, artifact_layers, layer_is_executable
 from guard.oci.reference import Reference
 from guard.oci.store import resolve_and_fetch
 from guard.oci.types import Store
@@ -190,7 +190,10 @@ def pull(
                 if layer.is_raw:
                     assert layer.path is not None
                     rel = safe_relative_path(layer.path, what)
-                    return [str(rel)], _write_verified(staging, rel, reader, what)
+                    written = _write_verified(staging, rel, reader, what)
+                    if layer_is_executable(layer.descriptor):
+                        os.chmod(staging / rel, 0o755)  # noqa: S103 - an executable script; never setuid
+                    return [str(rel)], written
                 return _extract_tar(staging, layer, reader, what), layer.descriptor.size
             finally:
                 reader.close()

@@ -115,7 +115,9 @@ def model_layers(
     out = []
     for resource in manifest.resources:
         path = model_dir / resource.name
-        out.append((layer_for_file(resource.name, "sha256:" + resource.digest, path.stat().st_size), path))
+        st = path.stat()
+        executable = bool(st.st_mode & 0o111)
+        out.append((layer_for_file(resource.name, "sha256:" + resource.digest, st.st_size, executable), path))
     return out
 
 

@@ -8,6 +8,7 @@ import filecmp
 import io
 import json
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,9 @@ def test_manifest_is_a_modelpack_artifact(registry, repo, model_dir) -> None:
     assert by_path["inference.py"]["mediaType"] == "application/vnd.cncf.model.code.v1.raw"
     weights = (model_dir / "model.safetensors").read_bytes()
     assert by_path["model.safetensors"]["digest"] == sha256_digest(weights)
+    meta = json.loads(by_path["model.safetensors"]["annotations"]["org.cncf.model.file.metadata+json"])
+    assert meta == {"name": "model.safetensors", "mode": 0o644, "uid": 0, "gid": 0,
+                    "size": len(weights), "mtime": "1970-01-01T00:00:00Z", "typeflag": 48}
     config = json.loads(b"".join(_blob(store, manifest["config"]["digest"])))
     assert config["config"]["architecture"] == "LlamaForCausalLM"
     assert config["modelfs"]["diff_ids"] == [layer["digest"] for layer in manifest["layers"]]
@@ -302,3 +306,16 @@ def test_plain_http_to_a_non_loopback_registry_needs_insecure(registry, repo, mo
     with caplog.at_level("WARNING", logger="guard.oci.registry"):
         assert push_model(insecure, model_dir, "v1").uploaded == 5
     assert any("plain HTTP" in r.getMessage() and "--insecure" in r.getMessage() for r in caplog.records)
+
+
+def test_exec_bit_survives_and_manifest_is_reproducible(registry, repo, model_dir, tmp_path) -> None:
+    (model_dir / "inference.py").chmod(0o755)
+    ref = parse_reference(f"oci://{registry.host}/{repo}:v1")
+    store = open_store(ref)
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+    first = push_model(store, model_dir, "v1", created=when)
+    again = push_model(store, model_dir, "v1", created=when)
+    assert first.descriptor.digest == again.descriptor.digest
+    pull(store, ref, tmp_path / "out")
+    assert (tmp_path / "out" / "inference.py").stat().st_mode & 0o777 == 0o755
+    assert (tmp_path / "out" / "config.json").stat().st_mode & 0o111 == 0
