@@ -132,6 +132,18 @@ def test_malformed_violation_is_refused(tmp_path: Path) -> None:
         engine.evaluate_sync({})
 
 
+def test_undefined_decision_rule_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "lib"
+    (root / "x").mkdir(parents=True)
+    (root / "x/odd.rego").write_text(
+        'package guard.x.odd\n\ndeny := [{"rule": "r", "message": "m"}] if input.never\n'
+    )
+    engine = EmbeddedEngine(load_library(root), _deny)
+    with pytest.raises(PolicyEngineError, match="deny of policy x.odd gave no set of violations"):
+        engine.evaluate_sync({})
+    assert engine.evaluate_sync({"never": True}).denials[0].rule == "r"
+
+
 # --- the OPA engine, against a Data API server backed by regorus ------------------------------
 
 
