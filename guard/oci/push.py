@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from guard.errors import IntegrityError, ModelDirectoryError
+from guard.errors import IntegrityError, ModelDirectoryError, UsageError
 from guard.oci.modelpack import ModelMetadata, build_config, infer_metadata, layer_for_file
 from guard.oci.types import (
     MODELPACK_ARTIFACT,
@@ -55,6 +56,17 @@ def _opener(path: Path) -> Callable[[], BinaryIO]:
         return path.open("rb")
 
     return open_file
+
+
+def build_time() -> datetime:
+    """``SOURCE_DATE_EPOCH`` when set (reproducible builds), else now."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if epoch:
+        try:
+            return datetime.fromtimestamp(int(epoch), UTC)
+        except (ValueError, OverflowError) as err:
+            raise UsageError(f"SOURCE_DATE_EPOCH: expected seconds since the epoch, found {epoch!r}") from err
+    return datetime.now(UTC)
 
 
 def push_bytes(store: Store, data: bytes) -> str:
@@ -147,7 +159,7 @@ def push_model(
         # list() re-raises the first failure; the pool waits for the other uploads to end
         list(pool.map(lambda item: store.push_blob(item[0].digest, item[0].size, _opener(item[1]), progress),
                       missing))
-    created = created or datetime.now(UTC)
+    created = created or build_time()
     names = [d.annotations[MODELPACK_FILEPATH] for d, _ in layers]
     meta = infer_metadata(model_dir, names, metadata or ModelMetadata())
     config = build_config(meta, [d for d, _ in layers], created)

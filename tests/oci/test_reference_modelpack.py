@@ -146,3 +146,19 @@ def test_escaping_paths_are_refused(name: str) -> None:
 
 def test_normal_paths_are_normalized() -> None:
     assert str(safe_relative_path("./a//b/c.bin", "layer")) == "a/b/c.bin"
+
+
+def test_source_date_epoch_makes_pushes_reproducible(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from guard.oci.layout import LayoutStore
+    from guard.oci.push import push_model
+
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "w.bin").write_bytes(b"weights")
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    a = push_model(LayoutStore(tmp_path / "a", create=True), model, "v1").descriptor.digest
+    b = push_model(LayoutStore(tmp_path / "b", create=True), model, "v1").descriptor.digest
+    assert a == b
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
+    with pytest.raises(UsageError, match="SOURCE_DATE_EPOCH"):
+        push_model(LayoutStore(tmp_path / "c", create=True), model, "v1")
