@@ -149,6 +149,7 @@ def push_model(
     """Push ``model_dir`` to ``store`` as a ModelPack artifact, tagged ``tag`` when given.
     ``signed``: the manifest the signature to attach claims (see ``model_layers``). Up to
     ``concurrency`` blobs upload at once (each in bounded memory)."""
+    created = created or build_time()
     layers = model_layers(model_dir, exclude, signed)
     workers = max(1, min(concurrency, len(layers)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="guard-push") as pool:
@@ -159,7 +160,6 @@ def push_model(
         # list() re-raises the first failure; the pool waits for the other uploads to end
         list(pool.map(lambda item: store.push_blob(item[0].digest, item[0].size, _opener(item[1]), progress),
                       missing))
-    created = created or build_time()
     names = [d.annotations[MODELPACK_FILEPATH] for d, _ in layers]
     meta = infer_metadata(model_dir, names, metadata or ModelMetadata())
     config = build_config(meta, [d for d, _ in layers], created)
