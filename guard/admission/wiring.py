@@ -17,7 +17,7 @@ import functools
 import hashlib
 import json
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from guard.admission.kinds import KindTable
@@ -32,8 +32,10 @@ from guard.errors import AttestationError, ConfigError, GuardError, SignatureMis
 from guard.signing.types import SignerInfo, SigningMethod, Verifier
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
     from guard.oci.registry import RegistryAccess
-    from guard.oci.types import Store
+    from guard.oci.types import Descriptor, FetchedManifest, Opener, ProgressCallback, Store
     from guard.policy.engine import PolicyEngine
     from guard.policy.input import Artifact
 
@@ -122,6 +124,51 @@ def _required_present(facts: Mapping[str, Any], required: str) -> tuple[bool, st
     return False, "; ".join(reasons) or None
 
 
+class _ReadOnce:
+    """A read-only view of a store for one verification: each manifest and referrer list is
+    fetched once (the signature and the attestations both read the referrers of the digest), so
+    a first-seen model costs one registry round trip less. Writing through it is refused."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._manifests: dict[str, FetchedManifest] = {}
+        self._referrers: dict[str, list[Descriptor] | None] = {}
+
+    def describe(self) -> str:
+        return self._store.describe()
+
+    def resolve(self, reference: str) -> Descriptor:
+        return self._store.resolve(reference)
+
+    def fetch_manifest(self, reference: str) -> FetchedManifest:
+        if reference not in self._manifests:
+            self._manifests[reference] = self._store.fetch_manifest(reference)
+        return self._manifests[reference]
+
+    def referrers(self, digest: str) -> list[Descriptor] | None:
+        if digest not in self._referrers:
+            self._referrers[digest] = self._store.referrers(digest)
+        found = self._referrers[digest]
+        return None if found is None else list(found)
+
+    def blob_exists(self, digest: str) -> bool:
+        return self._store.blob_exists(digest)
+
+    def fetch_blob(self, digest: str) -> AbstractContextManager[Iterator[bytes]]:
+        return self._store.fetch_blob(digest)
+
+    def push_manifest(self, body: bytes, media_type: str, tag: str | None = None) -> Descriptor:
+        raise UsageError("the admission webhook never writes to a registry")
+
+    def push_blob(
+        self, digest: str, size: int, opener: Opener, progress: ProgressCallback | None = None
+    ) -> None:
+        raise UsageError("the admission webhook never writes to a registry")
+
+    def push_referrer(self, body: bytes, media_type: str) -> tuple[Descriptor, bool]:
+        raise UsageError("the admission webhook never writes to a registry")
+
+
 class OciReferenceVerifier:
     """Resolves and verifies references in registries; thread-safe (one store per thread and
     repository, so connections are reused)."""
@@ -166,7 +213,8 @@ class OciReferenceVerifier:
         if config_rule is None:
             raise ConfigError(f"rule {rule.rule!r} is not in the config")
         verifiers = [self._verifiers[name] for name in config_rule.authorities]
-        store, parsed = self._store(oci_reference(reference))
+        shared, parsed = self._store(oci_reference(reference))
+        store = _ReadOnce(shared)
         pinned = parsed.with_digest(digest)
         # 1. the signature(s): one of the authorities (any), or each of them (all)
         groups = [[v] for v in verifiers] if config_rule.require == "all" else [verifiers]
