@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from guard.admission import verdicts as verdict_of
 from guard.admission.cache import SingleFlightCache
 from guard.admission.kinds import KindTable
 from guard.admission.metrics import AdmissionMetrics
@@ -205,59 +206,36 @@ class AdmissionEngine:
         ]
         if tasks:
             await asyncio.wait(tasks, timeout=max(deadline.remaining(), 0.0))
-        verdicts: list[ArtifactVerdict] = []
+        found: list[ArtifactVerdict] = []
         for ref, match, task in zip(refs, matches, tasks, strict=True):
             if task.done():
-                verdicts.append(task.result())
+                found.append(task.result())
                 continue
             task.cancel()
             reason = (
                 f"its verification did not finish within guard's {deadline.seconds:g} s deadline "
                 f"(is the registry slow or unreachable?)"
             )
-            verdicts.append(self._error_verdict(ref, match, reason, None))
-        return tuple(verdicts)
+            found.append(verdict_of.unverifiable(ref, match, reason))
+        return tuple(found)
 
     async def _verify_one(self, ref: ArtifactReference, match: RuleMatch) -> ArtifactVerdict:
         try:
             return await self._verify_checked(ref, match)
         except NotFoundError as err:
-            return ArtifactVerdict(
-                ref=ref,
-                match=match,
-                status="failed",
-                effect="deny",
-                message=f"{ref.where()}: {ref.reference} does not exist in its registry ({err}); check "
-                f"the name and tag",
-                reason=f"not found: {err}",
-            )
+            return verdict_of.not_found(ref, match, err)
         except VerificationError as err:
-            return ArtifactVerdict(
-                ref=ref,
-                match=match,
-                status="failed",
-                effect="deny",
-                message=f"{ref.where()}: {ref.reference} failed verification under rule "
-                f"{match.rule!r}: {err}",
-                reason=str(err),
-            )
+            return verdict_of.failed(ref, match, err)
         except Exception as err:
-            return self._error_verdict(ref, match, str(err) or type(err).__name__, err)
+            if not isinstance(err, GuardError):
+                log.error("verifying %s failed unexpectedly", ref.reference, exc_info=err)
+            return verdict_of.unverifiable(ref, match, str(err) or type(err).__name__)
 
     async def _verify_checked(self, ref: ArtifactReference, match: RuleMatch) -> ArtifactVerdict:
         if match.rule is None:
-            return self._unmatched(ref, match)
+            return verdict_of.unmatched(ref, match)
         if not ref.is_oci:
-            return ArtifactVerdict(
-                ref=ref,
-                match=match,
-                status="failed",
-                effect="deny",
-                message=f"{ref.where()}: rule {match.rule!r} requires a verified signature, and guard "
-                f"can verify only OCI artifacts, not {ref.scheme}:// ({ref.reference}); publish the "
-                f"model to an OCI registry and reference it as oci://",
-                reason=f"{ref.scheme}:// artifacts cannot be verified",
-            )
+            return verdict_of.not_oci(ref, match)
         resolved_from_tag = not ref.pinned
         if ref.pinned:
             digest = ref.reference.rsplit("@", 1)[1]
@@ -278,51 +256,6 @@ class AdmissionEngine:
             digest=digest,
             resolved_from_tag=resolved_from_tag,
             artifact=artifact,
-        )
-
-    def _unmatched(self, ref: ArtifactReference, match: RuleMatch) -> ArtifactVerdict:
-        text = f"{ref.where()}: no trust rule covers {ref.reference}"
-        if match.unmatched == "allow":
-            return ArtifactVerdict(ref=ref, match=match, status="unmatched", effect="pass")
-        if match.unmatched == "warn":
-            return ArtifactVerdict(
-                ref=ref,
-                match=match,
-                status="unmatched",
-                effect="warn",
-                message=f"{text}; it was not verified",
-            )
-        return ArtifactVerdict(
-            ref=ref,
-            match=match,
-            status="unmatched",
-            effect="deny",
-            message=f"{text}, and artifacts no rule covers are denied; use an artifact from a "
-            f"trusted location or ask for a rule in guard's config",
-        )
-
-    def _error_verdict(
-        self, ref: ArtifactReference, match: RuleMatch, reason: str, err: BaseException | None
-    ) -> ArtifactVerdict:
-        if err is not None and not isinstance(err, GuardError):
-            log.error("verifying %s failed unexpectedly", ref.reference, exc_info=err)
-        text = f"{ref.where()}: could not verify {ref.reference}: {reason}"
-        if match.fail_open:
-            return ArtifactVerdict(
-                ref=ref,
-                match=match,
-                status="error",
-                effect="warn",
-                message=f"allowed UNVERIFIED because rule {match.rule!r} fails open: {text}",
-                reason=f"could not verify (rule fails open): {reason}",
-            )
-        return ArtifactVerdict(
-            ref=ref,
-            match=match,
-            status="error",
-            effect="deny",
-            message=f"{text}; denied because guard fails closed, retry once the registry answers",
-            reason=f"could not verify: {reason}",
         )
 
     async def _call(self, operation: str, fn: Callable[..., T], *args: Any) -> T:

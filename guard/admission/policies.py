@@ -1,0 +1,138 @@
+"""The policy side of admission: build the policy input (``guard.policy.input``) for each pod spec
+of the object and evaluate the library with the configured engine."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from guard.admission.kinds import KindTable
+from guard.admission.outcome import ArtifactVerdict
+from guard.admission.ports import PolicyResult, Violation
+from guard.admission.references import walk
+from guard.admission.review import AdmissionRequest
+from guard.config import GuardConfig
+
+if TYPE_CHECKING:
+    from guard.policy.engine import PolicyEngine
+    from guard.policy.input import Artifact
+
+_SOURCES = (
+    (".initContainers[", "initContainer"),
+    (".ephemeralContainers[", "ephemeralContainer"),
+    (".containers[", "container"),
+    (".volumes[", "imageVolume"),
+    ("storageUri", "storageUri"),
+    (".annotations[", "annotation"),
+)
+
+
+def _source(location: str) -> str:
+    return next((name for marker, name in _SOURCES if marker in location), "annotation")
+
+
+def policy_artifact(verdict: ArtifactVerdict, authorities: Sequence[str] = ()) -> Artifact:
+    from guard.policy.input import Artifact, Signer, Verification  # noqa: PLC0415
+
+    occurrences = verdict.ref.occurrences
+    source = _source(occurrences[0].location)
+    used_by = tuple(dict.fromkeys(o.container or o.location for o in occurrences))
+    signers = verdict.artifact.signers if verdict.artifact else ()
+    facts = verdict.artifact.facts if verdict.artifact and verdict.artifact.facts else None
+    return Artifact(
+        ref=verdict.ref.reference,  # as written: policies judge tags (the digest is in the facts)
+        source=source,  # type: ignore[arg-type]
+        used_by=used_by,
+        verification=Verification(
+            status=verdict.status,
+            reason=verdict.reason or verdict.message or None,
+            rule=verdict.match.rule,
+            authorities=tuple(authorities),
+            signers=tuple(Signer(method=s.method, identity=s.identity, issuer=s.issuer) for s in signers),
+        ),
+        facts=facts,
+        is_model=facts is not None or source in ("storageUri", "imageVolume", "annotation"),
+    )
+
+
+def _with_containers(
+    obj: Mapping[str, Any], pod_spec: Mapping[str, Any], artifacts: Sequence[ArtifactVerdict]
+) -> Mapping[str, Any]:
+    """A pod spec without containers (a KServe predictor with a ``model`` spec, an object whose
+    artifacts are only in annotations) gets one synthetic container per artifact that is not
+    already a container image, with the resources of the spec that holds it, so policies (GPU
+    fit, registries) still see every model."""
+    if pod_spec.get("containers"):
+        return pod_spec
+    containers = []
+    for i, verdict in enumerate(artifacts):
+        occurrence = verdict.ref.occurrences[0]
+        parent_path = occurrence.location.rsplit(".", 1)[0]
+        parents = [p for _, p in walk(obj, parent_path)] if "[" not in parent_path else []
+        parent = parents[0] if parents and isinstance(parents[0], Mapping) else {}
+        container: dict[str, Any] = {"name": f"model-{i}", "image": verdict.ref.reference}
+        if isinstance(parent.get("resources"), Mapping):
+            container["resources"] = parent["resources"]
+        containers.append(container)
+    return {**pod_spec, "containers": containers}
+
+
+class LibraryPolicyEvaluator:
+    """Evaluates the policy library once per pod spec of the object (a RayCluster's head and
+    workers are judged separately) and merges the violations."""
+
+    def __init__(self, config: GuardConfig, engine: PolicyEngine, kinds: KindTable) -> None:
+        self._config = config
+        self._engine = engine
+        self._kinds = kinds
+        self._authorities = {rule.name: rule.authorities for rule in config.rules}
+
+    async def evaluate(
+        self, request: AdmissionRequest, artifacts: Sequence[ArtifactVerdict]
+    ) -> PolicyResult:
+        from guard.policy.input import build_input_for_object  # noqa: PLC0415
+
+        obj: Mapping[str, Any] = request.object or {}
+        spec = self._kinds.lookup(request.kind.group, request.kind.kind)
+        pod_specs: list[tuple[Mapping[str, Any], Mapping[str, Any] | None]] = []
+        for path in spec.pod_specs if spec else ():
+            for where, pod_spec in walk(obj, path):
+                if isinstance(pod_spec, Mapping):
+                    meta = None
+                    if where.endswith(".spec"):
+                        found = [m for _, m in walk(obj, where[: -len(".spec")] + ".metadata")]
+                        meta = found[0] if found and isinstance(found[0], Mapping) else None
+                    pod_specs.append((pod_spec, meta))
+        pod_specs = [(_with_containers(obj, spec_, artifacts), meta) for spec_, meta in pod_specs]
+        pod_specs = [(spec_, meta) for spec_, meta in pod_specs if spec_.get("containers")]
+        if not pod_specs:
+            pod_specs.append((_with_containers(obj, {}, artifacts), None))
+        inputs = [
+            policy_artifact(v, self._authorities.get(v.match.rule or "", ()))
+            for v in artifacts
+            if v.ref.is_oci
+        ]
+        req = request.model_dump(by_alias=True, exclude={"object", "old_object"}, mode="json")
+        violations: dict[tuple[str, str, str], Violation] = {}
+        policies: dict[str, None] = {}
+        for pod_spec, meta in pod_specs:
+            document = build_input_for_object(
+                obj, pod_spec, inputs, self._config, request=req, template_metadata=meta
+            )
+            decision = await self._engine.evaluate(document)
+            policies.update(dict.fromkeys(decision.policies))
+            for v in decision.violations:
+                violations.setdefault(
+                    (v.policy, v.rule, v.message),
+                    Violation(
+                        policy=v.policy,
+                        rule=v.rule,
+                        message=v.message,
+                        severity=v.severity,
+                        action=v.enforcement,
+                    ),
+                )
+        return PolicyResult(violations=tuple(violations.values()), policies=tuple(policies))
+
+    async def aclose(self) -> None:
+        await self._engine.aclose()

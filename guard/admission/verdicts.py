@@ -1,0 +1,94 @@
+"""The verdicts on one reference that are not a verification, with the messages users read.
+
+Each message names where the reference is (container and field), what happened, and what to do;
+``reason`` is the bare cause handed to policies (``verification.reason``).
+"""
+
+from __future__ import annotations
+
+from guard.admission.outcome import ArtifactVerdict
+from guard.admission.ports import RuleMatch
+from guard.admission.references import ArtifactReference
+from guard.errors import NotFoundError, VerificationError
+
+
+def unmatched(ref: ArtifactReference, match: RuleMatch) -> ArtifactVerdict:
+    """No trust rule covers the reference: the config's default for unmatched artifacts."""
+    text = f"{ref.where()}: no trust rule covers {ref.reference}"
+    if match.unmatched == "allow":
+        return ArtifactVerdict(ref=ref, match=match, status="unmatched", effect="pass")
+    if match.unmatched == "warn":
+        return ArtifactVerdict(
+            ref=ref, match=match, status="unmatched", effect="warn", message=f"{text}; it was not verified"
+        )
+    return ArtifactVerdict(
+        ref=ref,
+        match=match,
+        status="unmatched",
+        effect="deny",
+        message=f"{text}, and artifacts no rule covers are denied; use an artifact from a "
+        f"trusted location or ask for a rule in guard's config",
+    )
+
+
+def not_oci(ref: ArtifactReference, match: RuleMatch) -> ArtifactVerdict:
+    """A rule requires a signature on a reference guard cannot verify (``s3://``, ``hf://``)."""
+    return ArtifactVerdict(
+        ref=ref,
+        match=match,
+        status="failed",
+        effect="deny",
+        message=f"{ref.where()}: rule {match.rule!r} requires a verified signature, and guard "
+        f"can verify only OCI artifacts, not {ref.scheme}:// ({ref.reference}); publish the "
+        f"model to an OCI registry and reference it as oci://",
+        reason=f"{ref.scheme}:// artifacts cannot be verified",
+    )
+
+
+def not_found(ref: ArtifactReference, match: RuleMatch, err: NotFoundError) -> ArtifactVerdict:
+    """The registry answered: no such repository, tag or manifest. Denied even where the rule
+    fails open (the registry is up; the artifact is not there)."""
+    return ArtifactVerdict(
+        ref=ref,
+        match=match,
+        status="failed",
+        effect="deny",
+        message=f"{ref.where()}: {ref.reference} does not exist in its registry ({err}); check "
+        f"the name and tag",
+        reason=f"not found: {err}",
+    )
+
+
+def failed(ref: ArtifactReference, match: RuleMatch, err: VerificationError) -> ArtifactVerdict:
+    """Verification said no: unsigned, tampered, another signer, a missing attestation."""
+    return ArtifactVerdict(
+        ref=ref,
+        match=match,
+        status="failed",
+        effect="deny",
+        message=f"{ref.where()}: {ref.reference} failed verification under rule {match.rule!r}: {err}",
+        reason=str(err),
+    )
+
+
+def unverifiable(ref: ArtifactReference, match: RuleMatch, reason: str) -> ArtifactVerdict:
+    """Could not find out (registry down or slow, the deadline, a bug): deny (fail closed), or
+    warn where the rule fails open."""
+    text = f"{ref.where()}: could not verify {ref.reference}: {reason}"
+    if match.fail_open:
+        return ArtifactVerdict(
+            ref=ref,
+            match=match,
+            status="error",
+            effect="warn",
+            message=f"allowed UNVERIFIED because rule {match.rule!r} fails open: {text}",
+            reason=f"could not verify (rule fails open): {reason}",
+        )
+    return ArtifactVerdict(
+        ref=ref,
+        match=match,
+        status="error",
+        effect="deny",
+        message=f"{text}; denied because guard fails closed, retry once the registry answers",
+        reason=f"could not verify: {reason}",
+    )

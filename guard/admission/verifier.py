@@ -1,0 +1,202 @@
+"""The registry side of admission: resolve tags and verify references with ``guard.oci.verify_oci``
+(no weight is downloaded), then verify the attached attestations into model facts
+(``guard.attest.collect_facts``) and check the attestations the rule requires."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from guard.admission.ports import RuleMatch, VerifiedArtifact
+from guard.config import GuardConfig
+from guard.errors import AttestationError, ConfigError, GuardError, SignatureMismatch, UsageError
+from guard.signing.types import SignerInfo, SigningMethod, Verifier
+
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+    from guard.oci.registry import RegistryAccess
+    from guard.oci.types import Descriptor, FetchedManifest, Opener, ProgressCallback, Store
+
+
+class AnyOfVerifier:
+    """A Verifier that accepts a bundle one of its verifiers accepts (``require: any``)."""
+
+    def __init__(self, verifiers: Sequence[Verifier]) -> None:
+        self._verifiers = tuple(verifiers)
+        self.method: SigningMethod = verifiers[0].method
+
+    def verify_bundle(self, bundle: Mapping[str, Any]) -> tuple[bytes, SignerInfo]:
+        errors: list[GuardError] = []
+        for verifier in self._verifiers:
+            try:
+                return verifier.verify_bundle(bundle)
+            except GuardError as err:
+                errors.append(err)
+        if len(errors) == 1:
+            raise errors[0]
+        raise SignatureMismatch(
+            "no trusted authority verified the signature: " + "; ".join(str(e) for e in errors)
+        ) from errors[0]
+
+
+def oci_reference(reference: str) -> str:
+    """A Kubernetes image reference (``nginx``, ``host:5000/m:t``) as ``oci://host/repo[:tag][@digest]``."""
+    from guard.policy.rules import parse_reference  # noqa: PLC0415
+
+    ref = parse_reference(reference)
+    return f"oci://{ref}"
+
+
+def _required_present(facts: Mapping[str, Any], required: str) -> tuple[bool, str | None]:
+    reasons = []
+    for entry in facts.get("attestations") or []:
+        if required in (entry.get("name"), entry.get("predicateType")):
+            if entry.get("status") == "present":
+                return True, None
+            if entry.get("reason"):
+                reasons.append(str(entry["reason"]))
+    return False, "; ".join(reasons) or None
+
+
+class _ReadOnce:
+    """A read-only view of a store for one verification: each manifest and referrer list is
+    fetched once (the signature and the attestations both read the referrers of the digest), so
+    a first-seen model costs one registry round trip less. Writing through it is refused."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._manifests: dict[str, FetchedManifest] = {}
+        self._referrers: dict[str, list[Descriptor] | None] = {}
+
+    def describe(self) -> str:
+        return self._store.describe()
+
+    def resolve(self, reference: str) -> Descriptor:
+        return self._store.resolve(reference)
+
+    def fetch_manifest(self, reference: str) -> FetchedManifest:
+        if reference not in self._manifests:
+            self._manifests[reference] = self._store.fetch_manifest(reference)
+        return self._manifests[reference]
+
+    def referrers(self, digest: str) -> list[Descriptor] | None:
+        if digest not in self._referrers:
+            self._referrers[digest] = self._store.referrers(digest)
+        found = self._referrers[digest]
+        return None if found is None else list(found)
+
+    def blob_exists(self, digest: str) -> bool:
+        return self._store.blob_exists(digest)
+
+    def fetch_blob(self, digest: str) -> AbstractContextManager[Iterator[bytes]]:
+        return self._store.fetch_blob(digest)
+
+    def push_manifest(self, body: bytes, media_type: str, tag: str | None = None) -> Descriptor:
+        raise UsageError("the admission webhook never writes to a registry")
+
+    def push_blob(
+        self, digest: str, size: int, opener: Opener, progress: ProgressCallback | None = None
+    ) -> None:
+        raise UsageError("the admission webhook never writes to a registry")
+
+    def push_referrer(self, body: bytes, media_type: str) -> tuple[Descriptor, bool]:
+        raise UsageError("the admission webhook never writes to a registry")
+
+
+class OciReferenceVerifier:
+    """Resolves and verifies references in registries; thread-safe (one store per thread and
+    repository, so connections are reused)."""
+
+    def __init__(self, config: GuardConfig) -> None:
+        from guard.oci.registry import RegistryAccess  # noqa: PLC0415
+
+        self._config = config
+        self._rules = {rule.name: rule for rule in config.rules}
+        try:  # trust roots load here, at start-up: a bad key fails now, not on the first request
+            self._verifiers: dict[str, Verifier] = {
+                name: authority.to_verifier() for name, authority in config.authorities.items()
+            }
+        except GuardError as err:
+            raise ConfigError(f"cannot load the trust roots of the config's authorities: {err}") from err
+        registry = config.admission.registry
+        self._access: RegistryAccess = RegistryAccess(
+            ca_file=registry.ca_file, docker_config=registry.docker_config, timeout=registry.timeout_seconds
+        )
+        self._local = threading.local()
+
+    def _store(self, oci_ref: str) -> tuple[Store, Any]:
+        from guard.oci.reference import parse_reference  # noqa: PLC0415
+        from guard.oci.store import open_store  # noqa: PLC0415
+
+        parsed = parse_reference(oci_ref)
+        stores: dict[str, Store] = self._local.__dict__.setdefault("stores", {})
+        key = parsed.base()
+        store = stores.get(key)
+        if store is None:
+            store = stores[key] = open_store(parsed, self._access)
+        return store, parsed
+
+    def resolve(self, reference: str) -> str:
+        store, parsed = self._store(oci_reference(reference))
+        return store.resolve(parsed.reference).digest
+
+    def verify(self, reference: str, digest: str, rule: RuleMatch) -> VerifiedArtifact:
+        from guard.oci.verify import verify_oci  # noqa: PLC0415
+
+        config_rule = self._rules[rule.rule] if rule.rule is not None else None
+        if config_rule is None:
+            raise ConfigError(f"rule {rule.rule!r} is not in the config")
+        verifiers = [self._verifiers[name] for name in config_rule.authorities]
+        shared, parsed = self._store(oci_reference(reference))
+        store = _ReadOnce(shared)
+        pinned = parsed.with_digest(digest)
+        # 1. the signature(s): one of the authorities (any), or each of them (all)
+        groups = [[v] for v in verifiers] if config_rule.require == "all" else [verifiers]
+        signers = []
+        for group in groups:
+            result = verify_oci(pinned, AnyOfVerifier(group), store)
+            signers.append(result.signer)
+        # 2. attestations attached to the digest, verified into facts
+        facts = self._facts(store, pinned, digest, AnyOfVerifier(verifiers), signers[0])
+        # 3. what the rule requires
+        for required in config_rule.required_attestations:
+            present, why = _required_present(facts, required)
+            if not present:
+                raise AttestationError(
+                    f"rule {config_rule.name!r} requires a valid {required} attestation attached to "
+                    f"{digest}; " + (why or "none is attached")
+                )
+        return VerifiedArtifact(reference=reference, digest=digest, signers=tuple(signers), facts=facts)
+
+    def _facts(
+        self, store: Store, pinned: Any, digest: str, verifier: Verifier, signer: SignerInfo
+    ) -> Mapping[str, Any]:
+        from guard.attest.collect import AttestationInput, SignatureOutcome, collect_facts  # noqa: PLC0415
+        from guard.attest.subject import ModelSubject  # noqa: PLC0415
+        from guard.oci.blobs import read_small_blob  # noqa: PLC0415
+        from guard.oci.referrers import list_referrers  # noqa: PLC0415
+        from guard.oci.types import IN_TOTO_JSON  # noqa: PLC0415
+
+        inputs = []
+        for referrer in list_referrers(store, digest, IN_TOTO_JSON):
+            manifest = store.fetch_manifest(referrer.digest).json()
+            layers = manifest.get("layers") or []
+            if not layers:
+                continue
+            from guard.oci.types import Descriptor  # noqa: PLC0415
+
+            layer = Descriptor.from_json(layers[0], f"referrer {referrer.digest}.layers[0]")
+            data = read_small_blob(store, layer, f"attestation {layer.digest}")
+            inputs.append(AttestationInput(bundle=data, source=referrer.digest))
+        subject = ModelSubject(
+            name=str(pinned), sha256=digest.split(":", 1)[1], kind="oci", reference=str(pinned)
+        )
+        facts = collect_facts(
+            subject,
+            verifier,
+            inputs,
+            signature=SignatureOutcome(signer=signer, status="present", source=str(pinned)),
+        )
+        return facts.to_json()
