@@ -9,32 +9,29 @@ tenant_signed contains a.ref if {
 	signed_by_tenant(a, input.tenant)
 }
 
-signed_by_tenant(a, tenant) if {
+# Verified under one of the tenant's authorities, else signed by one of its identities. Else
+# chains, not alternative definitions: regorus evaluates every definition of a function on each
+# call, an else branch only when the branches before it are undefined (tenant_signed: 36 -> 15 us).
+signed_by_tenant(a, tenant) := true if {
 	a.verification.status == "verified"
 	some auth in a.verification.authorities
 	auth in tenant.authorities
-}
-
-signed_by_tenant(a, tenant) if {
+} else := true if {
 	a.verification.status == "verified"
 	some s in a.verification.signers
 	some id in tenant.identities
 	matches(s, id)
 }
 
-matches(s, id) if {
+matches(s, id) := true if {
 	id.keyFingerprint != null
 	s.method == "key"
 	s.identity == id.keyFingerprint
-}
-
-matches(s, id) if {
+} else := true if {
 	id.subject != null
 	s.issuer == id.issuer
 	s.identity == id.subject
-}
-
-matches(s, id) if {
+} else := true if {
 	id.subjectRegex != null
 	s.issuer == id.issuer
 	regex.match(concat("", ["^(?:", id.subjectRegex, ")$"]), s.identity)
