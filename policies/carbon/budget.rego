@@ -9,8 +9,6 @@ controls := ["NIST-AI-RMF MEASURE-2.12", "EU-AI-Act Annex XI 1(2)(e)", "ISO-4200
 hours := input.workload.durationHours if input.workload.durationHours != null
 else := input.cluster.defaultJobDurationHours
 
-max_known_w := max([p.boardPowerW | some p in input.cluster.gpuProducts])
-
 # The GPU products the pod is confined to ([] when it is not confined: see input.schema.json).
 products := p if {
 	p := input.workload.placement.gpuProducts
@@ -22,11 +20,12 @@ board_w := max([input.cluster.gpuProducts[p].boardPowerW | some p in products]) 
 	every p in products {
 		input.cluster.gpuProducts[p]
 	}
-} else := max_known_w
+} else := max([p.boardPowerW | some p in input.cluster.gpuProducts]) # the largest known
 
 energy_kwh := ((input.workload.gpu.total * board_w) * hours) / 1000
 
-co2e_kg := (energy_kwh * input.cluster.gridIntensityGPerKWh) / 1000
+# energy_kwh inlined (same operations, same order): a rule reference costs more than the sum
+co2e_kg := ((((input.workload.gpu.total * board_w) * hours) / 1000) * input.cluster.gridIntensityGPerKWh) / 1000
 
 remaining_kg := input.tenant.carbon.budgetKgCO2e - input.tenant.carbon.usedKgCO2e
 

@@ -4,15 +4,11 @@ package guard.supply_chain.registries
 
 controls := ["NIST-SSDF PW.4.1", "NIST-AI-RMF GOVERN-6.1", "CIS-K8s 5.5.1"]
 
+# name is a prefix or under it ("registry/path" or "registry/path/..."): one definition, as
+# regorus evaluates every definition of a function on each call.
 allowed(name) if {
 	some p in input.settings.allowedRegistries
-	prefix := trim_suffix(p, "/")
-	name == prefix
-}
-
-allowed(name) if {
-	some p in input.settings.allowedRegistries
-	startswith(name, concat("", [trim_suffix(p, "/"), "/"]))
+	startswith(concat("", [name, "/"]), concat("", [trim_suffix(p, "/"), "/"]))
 }
 
 deny contains v if {

@@ -4,14 +4,11 @@ package guard.tenancy.registries
 
 controls := ["NIST-AI-RMF GOVERN-6.1", "NIST-AI-RMF MAP-4.1", "ISO-42001 A.10.3"]
 
+# name is one of the prefixes or under one ("registry/path" or "registry/path/..."): one
+# definition, as regorus evaluates every definition of a function on each call.
 under(name, prefixes) if {
 	some p in prefixes
-	name == trim_suffix(p, "/")
-}
-
-under(name, prefixes) if {
-	some p in prefixes
-	startswith(name, concat("", [trim_suffix(p, "/"), "/"]))
+	startswith(concat("", [name, "/"]), concat("", [trim_suffix(p, "/"), "/"]))
 }
 
 # Refs of artifacts under the tenant's registries, and of those under another tenant's (with
