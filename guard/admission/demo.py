@@ -227,9 +227,23 @@ def step_webhook(ctx: DemoContext) -> None:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(10)
-    counts = [line for line in metrics.splitlines() if line.startswith("guard_verification_cache_total{")]
-    ctx.console.print(f"[dim]{escape(' '.join(counts))}[/]", highlight=False)
-    ctx.console.print(f"[dim]the webhook's JSON log: {ctx.workdir / 'webhook.log'}[/]", highlight=False)
+    ctx.console.print()
+    counts = [
+        line.removeprefix("guard_verification_cache_total")
+        for line in metrics.splitlines()
+        if line.startswith("guard_verification_cache_total{") and not line.endswith(" 0.0")
+    ]
+    ctx.console.print(f"verification cache: {escape(', '.join(counts))}", highlight=False)
+    decisions = [
+        line
+        for line in (ctx.workdir / "webhook.log").read_text().splitlines()
+        if '"decision":"denied"' in line
+    ]
+    if decisions:
+        shown = decisions[0] if len(decisions[0]) <= 400 else decisions[0][:397] + "..."
+        ctx.console.print(
+            f"a decision in the webhook's JSON log:\n[dim]{escape(shown)}[/]", highlight=False
+        )
 
 
 def _show(ctx: DemoContext, title: str, body: dict[str, Any]) -> None:
@@ -245,7 +259,10 @@ def _show(ctx: DemoContext, title: str, body: dict[str, Any]) -> None:
         ctx.ok(f"allowed; verified {who}")
     else:
         ctx.refused(f"denied: {body['status']['message']}")
-    for warning in body.get("warnings") or []:
+    warnings = body.get("warnings") or []
+    for warning in warnings[:2]:
         ctx.console.print(f"  [yellow]warning:[/] {escape(warning)}", highlight=False)
+    if len(warnings) > 2:
+        ctx.console.print(f"  [yellow]... and {len(warnings) - 2} more warnings[/]", highlight=False)
     if notes.get("dry-run"):
         ctx.console.print("  (dry run: nothing was created)", highlight=False)

@@ -130,6 +130,7 @@ class LibraryPolicyEvaluator:
                         message=v.message,
                         severity=v.severity,
                         action=v.enforcement,
+                        artifact=v.artifact,
                     ),
                 )
         return PolicyResult(violations=tuple(violations.values()), policies=tuple(policies))

@@ -58,6 +58,7 @@ class Violation:
     message: str
     severity: str = "high"
     action: EnforcementAction = "deny"
+    artifact: str | None = None  # the reference it is about, when it is about one
 
 
 @dataclass(frozen=True)

@@ -43,12 +43,23 @@ def warnings_of(outcome: AdmissionOutcome) -> tuple[str, ...]:
     return tuple(clipped)
 
 
+def _restates(message: str, reason: str | None) -> bool:
+    return reason is not None and reason in message
+
+
 def deny_message(outcome: AdmissionOutcome) -> str:
     reasons: list[str] = []
     if outcome.message:
         reasons.append(outcome.message)
     reasons.extend(v.message for v in outcome.artifacts if v.effect == "deny")
-    reasons.extend(f"[{v.policy}] {v.message}" for v in outcome.violations if v.action == "deny")
+    # A policy that restates a verification failure already given (same artifact, same cause)
+    # adds nothing for the reader; it stays in the logs and metrics.
+    denied = {v.ref.reference: v.reason for v in outcome.artifacts if v.effect == "deny" and v.reason}
+    reasons.extend(
+        f"[{v.policy}] {v.message}"
+        for v in outcome.violations
+        if v.action == "deny" and not _restates(v.message, denied.get(v.artifact or ""))
+    )
     if not reasons:  # never deny without saying why
         reasons.append("denied by guard")
     head = f"guard denied this {outcome.kind} (decision {outcome.decision_id}): "

@@ -17,9 +17,15 @@ def unmatched(ref: ArtifactReference, match: RuleMatch) -> ArtifactVerdict:
     text = f"{ref.where()}: no trust rule covers {ref.reference}"
     if match.unmatched == "allow":
         return ArtifactVerdict(ref=ref, match=match, status="unmatched", effect="pass")
+    reason = "no trust rule covers it"
     if match.unmatched == "warn":
         return ArtifactVerdict(
-            ref=ref, match=match, status="unmatched", effect="warn", message=f"{text}; it was not verified"
+            ref=ref,
+            match=match,
+            status="unmatched",
+            effect="warn",
+            message=f"{text}; it was not verified",
+            reason=reason,
         )
     return ArtifactVerdict(
         ref=ref,
@@ -28,6 +34,7 @@ def unmatched(ref: ArtifactReference, match: RuleMatch) -> ArtifactVerdict:
         effect="deny",
         message=f"{text}, and artifacts no rule covers are denied; use an artifact from a "
         f"trusted location or ask for a rule in guard's config",
+        reason=reason,
     )
 
 

@@ -14,7 +14,7 @@ from guard.demo import run_demo, step_keygen, step_make_model
 def _run(tmp_path: Path) -> str:
     out = io.StringIO()
     run_demo(
-        Console(file=out, width=240),
+        Console(file=out, width=240, soft_wrap=True),
         tmp_path / "demo",
         steps=[step_make_model, step_keygen, "guard.admission.demo:step_webhook"],
     )

@@ -153,3 +153,39 @@ def test_malformed_reviews_say_what_is_wrong(body: bytes, found: str) -> None:
     with pytest.raises(MalformedReviewError, match="expected an AdmissionReview v1") as err:
         parse_review(body)
     assert found in str(err.value)
+
+
+def test_a_policy_restating_a_verification_failure_is_not_repeated() -> None:
+    from guard.admission.outcome import ArtifactVerdict
+    from guard.admission.ports import RuleMatch
+    from guard.admission.references import ArtifactReference, Occurrence
+
+    ref = ArtifactReference("r.local/m:v1", "oci", (Occurrence("spec.containers[0].image", "app"),))
+    verdict = ArtifactVerdict(
+        ref=ref,
+        match=RuleMatch("models", "h"),
+        status="failed",
+        effect="deny",
+        message="container 'app': r.local/m:v1 failed verification: files changed (1): w.bin",
+        reason="files changed (1): w.bin",
+    )
+    restated = Violation(
+        "supply_chain.signature",
+        "failed",
+        "artifact r.local/m:v1: files changed (1): w.bin",
+        artifact="r.local/m:v1",
+    )
+    other = Violation(
+        "provenance.licenses", "licence", "artifact r.local/m:v1: no licence", artifact="r.local/m:v1"
+    )
+    outcome = AdmissionOutcome(
+        uid="u",
+        decision_id="d",
+        decision="denied",
+        kind="Pod",
+        artifacts=(verdict,),
+        violations=(restated, other),
+    )
+    message = build_response(outcome).response.status.message  # type: ignore[union-attr]
+    assert message.count("files changed (1): w.bin") == 1
+    assert "[provenance.licenses] artifact r.local/m:v1: no licence" in message
