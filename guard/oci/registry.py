@@ -69,7 +69,7 @@ class RegistryStore:
         digest = response.headers.get("Docker-Content-Digest")
         media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
         size = int(response.headers.get("Content-Length", "0") or 0)
-        if not digest:  # registries may omit it on HEAD: fall back to the body
+        if not digest or not media_type:  # registries may omit them on HEAD: read the body
             return self.fetch_manifest(reference).descriptor
         return Descriptor(media_type, check_digest(digest, "Docker-Content-Digest"), size)
 
