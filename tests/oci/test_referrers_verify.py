@@ -18,7 +18,7 @@ from guard.oci.push import push_model
 from guard.oci.reference import parse_reference
 from guard.oci.referrers import Attachment, attach, fallback_tag, list_referrers, load_attachment
 from guard.oci.store import open_store
-from guard.oci.types import CYCLONEDX_JSON, IN_TOTO_JSON, SIGSTORE_BUNDLE, Descriptor, Store
+from guard.oci.types import CYCLONEDX_JSON, IN_TOTO_JSON, SIGSTORE_BUNDLE, Descriptor, Store, sha256_digest
 from guard.oci.verify import verify_oci
 from guard.signing import KeySigner, KeyVerifier, sign_model, sign_statement
 
@@ -310,3 +310,38 @@ def test_verify_oci_is_thread_safe_on_a_shared_store(registry, repo, model_dir, 
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(lambda _: verify_oci(ref, verifier, store), range(16)))
     assert len({r.digest for r in results}) == 1 and all(r.mode == "layers" for r in results)
+
+
+@pytest.mark.registry
+def test_registry_with_a_referrers_api_needs_no_fallback_tag(registry, repo, model_dir, monkeypatch) -> None:
+    """distribution 2.8 has no Referrers API; emulate one on top of it (OCI-Subject on push, an
+    index from /referrers/) and check guard uses it instead of the fallback tag."""
+    import requests
+
+    ref = parse_reference(f"oci://{registry.host}/{repo}:v1")
+    store = open_store(ref)
+    subject = push_model(store, model_dir, "v1").descriptor
+    pushed: list[dict[str, Any]] = []
+    real = store.client.request
+
+    def request(method: str, path: str, **kwargs: Any) -> requests.Response:
+        if method == "GET" and "/referrers/" in path:
+            response = requests.Response()
+            response.status_code = 200
+            response._content = json.dumps({"schemaVersion": 2, "manifests": pushed}).encode()
+            return response
+        response = real(method, path, **kwargs)
+        if method == "PUT" and "/manifests/" in path and b'"subject"' in (kwargs.get("data") or b""):
+            response.headers["OCI-Subject"] = subject.digest
+            body = kwargs["data"]
+            pushed.append({"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                           "digest": sha256_digest(body), "size": len(body),
+                           "artifactType": json.loads(body)["artifactType"]})
+        return response
+
+    monkeypatch.setattr(store.client, "request", request)
+    body = json.dumps({"bomFormat": "CycloneDX", "specVersion": "1.6"}).encode()
+    entry = attach(store, subject, Attachment("sbom", body, CYCLONEDX_JSON, CYCLONEDX_JSON, "b.json", {}))
+    assert [d.digest for d in list_referrers(store, subject.digest)] == [entry.digest]
+    with pytest.raises(NotFoundError):
+        store.fetch_manifest(fallback_tag(subject.digest))
