@@ -97,18 +97,25 @@ def _write_verified(staging: Path, rel: PurePosixPath, reader: VerifyingReader, 
     return written
 
 
-def _tar_mode(packing: str) -> str:
+def _tar_stream(packing: str, reader: VerifyingReader) -> tuple[IO[bytes], str]:
+    """The stream tarfile reads and its mode: plain, gzip (tarfile's own), or zstd."""
     if packing == "tar":
-        return "r|"
+        return cast(IO[bytes], reader), "r|"
     if packing == "tar+gzip":
-        return "r|gz"
-    raise RegistryError(f"layers packed as {packing} are not supported (no zstandard decoder installed)")
+        return cast(IO[bytes], reader), "r|gz"
+    if packing == "tar+zstd":
+        import zstandard  # noqa: PLC0415 - only for zstd layers
+
+        source = cast(IO[bytes], reader)
+        return cast(IO[bytes], zstandard.ZstdDecompressor().stream_reader(source)), "r|"
+    raise RegistryError(f"unsupported layer packing {packing!r}")
 
 
 def _extract_tar(staging: Path, layer: ArtifactLayer, reader: VerifyingReader, what: str) -> list[str]:
     """Unpack a tar layer into the staging directory (regular files only), then check the digest."""
     names: list[str] = []
-    with tarfile.open(fileobj=cast(IO[bytes], reader), mode=_tar_mode(layer.packing)) as tar:  # type: ignore[call-overload]
+    stream, mode = _tar_stream(layer.packing, reader)
+    with tarfile.open(fileobj=stream, mode=mode) as tar:  # type: ignore[call-overload]
         for member in tar:
             rel = safe_relative_path(member.name, f"{what} entry")
             if member.isdir():

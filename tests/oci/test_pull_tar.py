@@ -98,3 +98,13 @@ def test_missing_layout_is_a_clear_error(tmp_path: Path) -> None:
 
     with pytest.raises(NotFoundError, match="not an OCI image layout"):
         LayoutStore(tmp_path / "nothing")
+
+
+def test_zstd_tar_layer(tmp_path: Path) -> None:
+    import zstandard
+
+    store = LayoutStore(tmp_path / "layout", create=True)
+    data = zstandard.ZstdCompressor().compress(_tar([("models/w.bin", b"Z" * 5000)], gz=False))
+    _kit(store, [("application/vnd.kitops.modelkit.model.v1.tar+zstd", data)])
+    pull(store, parse_reference(f"oci-layout:{tmp_path / 'layout'}:kit"), tmp_path / "out")
+    assert (tmp_path / "out" / "models" / "w.bin").read_bytes() == b"Z" * 5000
