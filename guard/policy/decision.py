@@ -115,18 +115,22 @@ def _violation(policy: str, source: Literal["deny", "warn"], raw: Any, enforceme
 def decide(raw: Mapping[str, Any], enforcement_for: Callable[[str], Enforcement]) -> Decision:
     """Build the decision from ``{"<bundle>.<policy>": {"deny": [...], "warn": [...]}}``."""
     violations: list[Violation] = []
-    for policy in sorted(raw):
+    policies = sorted(raw)
+    for policy in policies:
         doc = raw[policy]
-        if not isinstance(doc, Mapping):
+        # type() first: an ABC isinstance check per policy costs more than the rest of the loop
+        if type(doc) is not dict and not isinstance(doc, Mapping):
             raise PolicyEngineError(f"policy {policy}: expected an object with deny / warn, found {doc!r}")
-        action = enforcement_for(policy)
+        action: Enforcement | None = None
         for source in ("deny", "warn"):
             entries = doc.get(source, [])
             if not isinstance(entries, list):
                 raise PolicyEngineError(
                     f"policy {policy}: {source} must be a set of objects, found {entries!r}"
                 )
-            violations.extend(_violation(policy, source, e, action) for e in entries)
+            if entries:  # most policies find nothing: no enforcement lookup for them
+                action = action or enforcement_for(policy)
+                violations.extend(_violation(policy, source, e, action) for e in entries)
     order = {s: i for i, s in enumerate(SEVERITIES)}
     violations.sort(key=lambda v: (v.enforcement != "deny", order[v.severity], v.policy, v.rule, v.message))
-    return Decision(violations=tuple(violations), policies=tuple(sorted(raw)))
+    return Decision(violations=tuple(violations), policies=tuple(policies))
