@@ -88,7 +88,8 @@ class EmbeddedEngine:
             # text for our values: NaN / Infinity stay constants, so regorus still refuses them).
             engine.set_input_json(pydantic_core.to_json(document).decode())
             for policy, rule, path in self._rules:
-                raw.setdefault(policy, {})[rule] = json.loads(engine.eval_rule_as_json(path))
+                text = engine.eval_rule_as_json(path)
+                raw.setdefault(policy, {})[rule] = [] if text == "[]" else json.loads(text)
         except (RuntimeError, TypeError, ValueError) as err:
             raise PolicyEngineError(f"embedded policy evaluation failed: {rust_error_text(err)}") from err
         for policy, rule, _ in self._rules:
