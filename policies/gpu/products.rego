@@ -13,8 +13,8 @@ products := p if {
 restricted if count(input.tenant.gpu.products) > 0
 
 deny contains v if {
-	restricted
 	input.workload.gpu.total > 0
+	restricted
 	input.workload.placement.gpuProducts == null
 	v := {
 		"rule": "gpu_product_unconstrained",
@@ -27,8 +27,8 @@ deny contains v if {
 }
 
 deny contains v if {
-	restricted
 	input.workload.gpu.total > 0
+	restricted
 	some product in products
 	not product in input.tenant.gpu.products
 	v := {

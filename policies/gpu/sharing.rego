@@ -11,16 +11,12 @@ pools := p if {
 	is_array(p)
 } else := []
 
-shared_containers contains c if {
-	some c in input.workload.containers
-	c.gpu.shared
-}
-
 tenant_name := input.tenant.name if input.tenant != null
 else := "(none)"
 
 deny contains v if {
-	some c in shared_containers
+	some c in input.workload.containers
+	c.gpu.shared
 	not input.tenant.gpu.allowShared
 	v := {
 		"rule": "shared_gpu_not_allowed",
@@ -32,7 +28,8 @@ deny contains v if {
 }
 
 deny contains v if {
-	some c in shared_containers
+	some c in input.workload.containers
+	c.gpu.shared
 	input.tenant.gpu.allowShared
 	input.workload.placement.nodePools == null
 	v := {
@@ -45,7 +42,8 @@ deny contains v if {
 }
 
 deny contains v if {
-	some c in shared_containers
+	some c in input.workload.containers
+	c.gpu.shared
 	input.tenant.gpu.allowShared
 	some name in pools
 	some pool in input.cluster.nodePools

@@ -13,9 +13,9 @@ else := "(no tenant)"
 where(a) := sprintf("model %s (%s of %s)", [a.ref, a.source, concat(", ", a.usedBy)])
 
 deny contains v if {
-	not tenant_allows
 	some a in input.artifacts
 	a.isModel
+	not tenant_allows
 	some d in a.facts.datasets
 	d.personalData != false
 	v := {
@@ -28,9 +28,9 @@ deny contains v if {
 }
 
 deny contains v if {
-	not tenant_allows
 	some a in input.artifacts
 	a.isModel
+	not tenant_allows
 	some d in a.facts.datasets
 	d.sensitiveData == true
 	v := {
@@ -43,9 +43,9 @@ deny contains v if {
 }
 
 deny contains v if {
-	tenant_allows
 	some a in input.artifacts
 	a.isModel
+	tenant_allows
 	some d in a.facts.datasets
 	d.personalData != false
 	d.consentBasis == null

@@ -11,10 +11,8 @@ pools := p if {
 	is_array(p)
 } else := []
 
-gpu_workload if input.workload.gpu.total > 0
-
 deny contains v if {
-	gpu_workload
+	input.workload.gpu.total > 0
 	count(input.tenant.gpu.nodePools) > 0
 	input.workload.placement.nodePools == null
 	v := {
@@ -28,7 +26,7 @@ deny contains v if {
 }
 
 deny contains v if {
-	gpu_workload
+	input.workload.gpu.total > 0
 	input.tenant != null
 	some name in pools
 	not name in input.tenant.gpu.nodePools
