@@ -39,7 +39,13 @@ from guard.admission.ports import (
 from guard.admission.references import ArtifactReference, extract_references, reference_keys
 from guard.admission.review import AdmissionRequest
 from guard.admission.settings import AdmissionSettings
-from guard.errors import GuardError, InfrastructureError, NotFoundError, VerificationError
+from guard.errors import (
+    GuardError,
+    InfrastructureError,
+    NotFoundError,
+    RegistryAuthError,
+    VerificationError,
+)
 
 log = logging.getLogger("guard.admission")
 
@@ -224,6 +230,8 @@ class AdmissionEngine:
             return await self._verify_checked(ref, match)
         except NotFoundError as err:
             return verdict_of.not_found(ref, match, err)
+        except RegistryAuthError as err:
+            return verdict_of.unauthorized(ref, match, err)
         except VerificationError as err:
             return verdict_of.failed(ref, match, err)
         except Exception as err:

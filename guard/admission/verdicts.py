@@ -9,7 +9,7 @@ from __future__ import annotations
 from guard.admission.outcome import ArtifactVerdict
 from guard.admission.ports import RuleMatch
 from guard.admission.references import ArtifactReference
-from guard.errors import NotFoundError, VerificationError
+from guard.errors import NotFoundError, RegistryAuthError, VerificationError
 
 
 def unmatched(ref: ArtifactReference, match: RuleMatch) -> ArtifactVerdict:
@@ -78,7 +78,12 @@ def failed(ref: ArtifactReference, match: RuleMatch, err: VerificationError) -> 
     )
 
 
-def unverifiable(ref: ArtifactReference, match: RuleMatch, reason: str) -> ArtifactVerdict:
+def unverifiable(
+    ref: ArtifactReference,
+    match: RuleMatch,
+    reason: str,
+    advice: str = "retry once the registry answers",
+) -> ArtifactVerdict:
     """Could not find out (registry down or slow, the deadline, a bug): deny (fail closed), or
     warn where the rule fails open."""
     text = f"{ref.where()}: could not verify {ref.reference}: {reason}"
@@ -96,6 +101,17 @@ def unverifiable(ref: ArtifactReference, match: RuleMatch, reason: str) -> Artif
         match=match,
         status="error",
         effect="deny",
-        message=f"{text}; denied because guard fails closed, retry once the registry answers",
+        message=f"{text}; denied because guard fails closed, {advice}",
         reason=f"could not verify: {reason}",
+    )
+
+
+def unauthorized(ref: ArtifactReference, match: RuleMatch, err: RegistryAuthError) -> ArtifactVerdict:
+    """The registry wants credentials guard does not have (or refused them)."""
+    return unverifiable(
+        ref,
+        match,
+        f"the registry refused access ({err})",
+        "give the webhook registry credentials (admission.registry.docker_config; in the Helm "
+        "chart, registry.credentialsSecret)",
     )

@@ -57,12 +57,14 @@ def _model(path: Path, weights: bytes) -> Path:
     return path
 
 
-def publish_models(host: str, workdir: Path, prefix: str = "models") -> PublishedModels:
+def publish_models(
+    host: str, workdir: Path, prefix: str = "models", access: RegistryAccess | None = None
+) -> PublishedModels:
     """Push ``<prefix>/signed:v1`` (signed), ``<prefix>/unsigned:v1`` and ``<prefix>/tampered:v1``
     (its weights changed after signing) to the loopback registry at ``host``."""
     keys = generate_keypair(workdir / "keys", force=True)
     signer = KeySigner.from_file(keys.private_key)
-    access = RegistryAccess()
+    access = access or RegistryAccess()
 
     def store(repo: str) -> RegistryStore:
         return RegistryStore.open(host, f"{prefix}/{repo}", access, loopback=True)

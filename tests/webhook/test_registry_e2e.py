@@ -120,7 +120,7 @@ def test_registry_down_fails_closed(models: PublishedModels, serve: Any) -> None
     client = serve(config)
     result = answer(client, pod(f"{down}/models/m:v1"))
     assert result["allowed"] is False
-    assert "could not verify" in result["status"]["message"]
+    assert "could not verify" in result["status"]["message"], result["status"]["message"]
     assert "fails closed" in result["status"]["message"]
 
 
@@ -153,3 +153,33 @@ def test_concurrent_pods_with_one_model_cause_one_verification(models: Published
     metrics = client.get("/metrics").text
     assert 'guard_verification_cache_total{cache="verification",result="miss"} 1.0' in metrics
     assert 'guard_verification_cache_total{cache="tag",result="miss"} 1.0' in metrics
+
+
+def test_registry_credentials_from_the_admission_docker_config(
+    registry_auth: Any, tmp_path: Path, serve: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import base64
+
+    from guard.oci.registry import RegistryAccess
+
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-docker-config"))  # no ambient credentials
+    user, password = registry_auth.username, registry_auth.password
+    models = publish_models(
+        registry_auth.host,
+        tmp_path / "models",
+        prefix="webhook-auth",
+        access=RegistryAccess(username=user, password=password),
+    )
+    docker_config = tmp_path / "config.json"
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    docker_config.write_text(json.dumps({"auths": {registry_auth.host: {"auth": token}}}))
+
+    with_credentials = serve(models.config(admission={"registry": {"docker_config": str(docker_config)}}))
+    assert answer(with_credentials, pod(models.signed))["allowed"] is True
+
+    without = serve(models.config())
+    result = answer(without, pod(models.signed))
+    assert result["allowed"] is False
+    assert "could not verify" in result["status"]["message"], result["status"]["message"]
+    assert password not in json.dumps(result)  # credentials never leak into answers
+    assert "admission.registry.docker_config" in result["status"]["message"]

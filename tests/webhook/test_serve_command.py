@@ -109,8 +109,20 @@ def test_guard_serve_reports_a_bad_trust_root_as_a_config_error(
     config.write_text(f"authorities:\n  ci: {{kind: key, public_key: {tmp_path / 'missing.pub'}}}\n")
     cert, key = tls_files
     result = subprocess.run(
-        [str(GUARD), "serve", "--config", str(config), "--tls-cert", str(cert), "--tls-key", str(key),
-         "--host", "127.0.0.1", "--port", str(_free_port())],
+        [
+            str(GUARD),
+            "serve",
+            "--config",
+            str(config),
+            "--tls-cert",
+            str(cert),
+            "--tls-key",
+            str(key),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(_free_port()),
+        ],
         capture_output=True,
         timeout=120,
         check=False,
