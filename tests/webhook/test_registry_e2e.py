@@ -183,3 +183,21 @@ def test_registry_credentials_from_the_admission_docker_config(
     assert "could not verify" in result["status"]["message"], result["status"]["message"]
     assert password not in json.dumps(result)  # credentials never leak into answers
     assert "admission.registry.docker_config" in result["status"]["message"]
+
+
+def test_rule_requiring_any_or_all_of_two_authorities(
+    models: PublishedModels, serve: Any, tmp_path: Path
+) -> None:
+    from guard.signing.keys import generate_keypair
+
+    other = generate_keypair(tmp_path / "other")
+    config = models.config()
+    config["authorities"]["release"] = {"kind": "key", "public_key": str(other.public_key)}
+    config["rules"][0]["authorities"] = ["release", "ci"]
+    any_of = serve(config)
+    assert answer(any_of, pod(models.signed))["allowed"] is True
+    config["rules"][0]["require"] = "all"
+    all_of = serve(config)
+    result = answer(all_of, pod(models.signed))
+    assert result["allowed"] is False
+    assert "failed verification under rule 'models'" in result["status"]["message"]
