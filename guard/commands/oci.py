@@ -310,6 +310,9 @@ def discover(
     from rich.console import Console
     from rich.table import Table
 
+    if not found:
+        typer.echo(f"no referrers attached to {ref.base()}@{subject.digest}")
+        return
     table = Table(title=f"{ref.base()}@{subject.digest}", title_justify="left")
     for column in ("ARTIFACT TYPE", "DIGEST", "SIZE", "CREATED", "TITLE"):
         table.add_column(column, overflow="fold")
@@ -322,8 +325,6 @@ def discover(
             d.annotations.get("org.opencontainers.image.title", "-"),
         )
     Console(soft_wrap=True, width=200).print(table)
-    if not found:
-        typer.echo("no referrers")
 
 
 def register(app: typer.Typer) -> None:
