@@ -296,17 +296,24 @@ def discover(
 ) -> None:
     """List what is attached to an artifact (signatures, SBOMs, attestations)."""
     from guard.oci.reference import parse_reference
-    from guard.oci.referrers import list_referrers
+    from guard.oci.referrers import legacy_cosign, list_referrers
     from guard.oci.store import open_store
 
     ref = parse_reference(target)
     store = open_store(ref, registry_access(ca_file, insecure, username, password_stdin, docker_config))
     subject = store.resolve(ref.reference)
     found = list_referrers(store, subject.digest, artifact_type)
+    legacy = legacy_cosign(store, subject.digest)
     if json_output:
-        doc = {"subject": subject.digest, "referrers": [_descriptor_row(d) for d in found]}
+        doc = {
+            "subject": subject.digest,
+            "referrers": [_descriptor_row(d) for d in found],
+            "cosignLegacyTags": [{"tag": tag, **_descriptor_row(d)} for tag, d in legacy],
+        }
         typer.echo(json.dumps(doc, indent=2))
         return
+    for tag, d in legacy:
+        typer.echo(f"cosign (pre-OCI 1.1) tag {tag}: {d.digest} ({d.artifact_type}; not verified by guard)")
     from rich.console import Console
     from rich.table import Table
 

@@ -239,3 +239,22 @@ def list_referrers(store: Store, digest: str, artifact_type: str | None = None) 
     if artifact_type is not None:
         found = [d for d in found if d.artifact_type == artifact_type]
     return found
+
+
+COSIGN_SIGNATURE = "application/vnd.dev.cosign.simplesigning.v1+json"
+DSSE_ENVELOPE = "application/vnd.dsse.envelope.v1+json"
+
+
+def legacy_cosign(store: Store, digest: str) -> list[tuple[str, Descriptor]]:
+    """Cosign's pre-OCI-1.1 storage: the tags ``sha256-<hex>.sig`` / ``.att`` / ``.sbom`` next to
+    the artifact, as ``(tag, descriptor)`` (the descriptor's artifactType is what cosign stores in
+    such a tag). Listed by ``guard discover``; guard verifies OCI 1.1 referrers only."""
+    found = []
+    for suffix, kind in (("sig", COSIGN_SIGNATURE), ("att", DSSE_ENVELOPE), ("sbom", "sbom")):
+        tag = f"{fallback_tag(digest)}.{suffix}"
+        try:
+            desc = store.resolve(tag)
+        except NotFoundError:
+            continue
+        found.append((tag, Descriptor(desc.media_type, desc.digest, desc.size, kind)))
+    return found

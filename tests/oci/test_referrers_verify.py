@@ -345,3 +345,30 @@ def test_registry_with_a_referrers_api_needs_no_fallback_tag(registry, repo, mod
     assert [d.digest for d in list_referrers(store, subject.digest)] == [entry.digest]
     with pytest.raises(NotFoundError):
         store.fetch_manifest(fallback_tag(subject.digest))
+
+
+def test_discover_lists_cosign_legacy_tags(base, model_dir, tmp_path, capsys) -> None:
+    from guard.oci.push import push_bytes
+    from guard.oci.types import OCI_MANIFEST
+
+    assert run(["push", str(model_dir), f"{base}:v1"]) == 0
+    digest = capsys.readouterr().out.strip()
+    store = open_store(parse_reference(base))
+    payload = b'{"critical": {}}'
+    config = b"{}"
+    cosign = {
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": push_bytes(store, config), "size": 2},
+        "layers": [{"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
+                    "digest": push_bytes(store, payload), "size": len(payload)}],
+    }
+    tag = fallback_tag(digest) + ".sig"
+    sig = store.push_manifest(json.dumps(cosign).encode(), OCI_MANIFEST, tag)
+    assert run(["discover", f"{base}:v1", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["referrers"] == []
+    assert [(t["tag"], t["digest"]) for t in doc["cosignLegacyTags"]] == [(tag, sig.digest)]
+    assert run(["discover", f"{base}:v1"]) == 0
+    out = capsys.readouterr().out
+    assert tag in out and "no referrers attached" in out
