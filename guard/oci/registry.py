@@ -82,13 +82,14 @@ class RegistryStore:
             what=f"{self.describe()}:{reference}",
         )
         with contextlib.closing(response):
-            body = b""
+            buffer = bytearray()
             for chunk in response.iter_content(READ_SIZE):
-                body += chunk
-                if len(body) > MAX_MANIFEST_BYTES:
+                buffer += chunk
+                if len(buffer) > MAX_MANIFEST_BYTES:
                     raise RegistryError(
                         f"manifest {reference} is larger than {MAX_MANIFEST_BYTES} bytes: refused"
                     )
+            body = bytes(buffer)
         digest = sha256_digest(body)
         if reference.startswith("sha256:") and digest != reference:
             raise IntegrityError(
