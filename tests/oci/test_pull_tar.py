@@ -108,3 +108,23 @@ def test_zstd_tar_layer(tmp_path: Path) -> None:
     _kit(store, [("application/vnd.kitops.modelkit.model.v1.tar+zstd", data)])
     pull(store, parse_reference(f"oci-layout:{tmp_path / 'layout'}:kit"), tmp_path / "out")
     assert (tmp_path / "out" / "models" / "w.bin").read_bytes() == b"Z" * 5000
+
+
+def test_blob_longer_than_declared_is_cut_off(tmp_path: Path) -> None:
+    from guard.oci.types import MODELPACK_ARTIFACT, MODELPACK_CONFIG
+
+    store = LayoutStore(tmp_path / "layout", create=True)
+    data = b"w" * 1000
+    digest = push_bytes(store, data)
+    config = b"{}"
+    manifest = {
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": MODELPACK_ARTIFACT,
+        "config": {"mediaType": MODELPACK_CONFIG, "digest": push_bytes(store, config), "size": 2},
+        "layers": [{"mediaType": "application/vnd.cncf.model.weight.v1.raw", "digest": digest,
+                    "size": len(data), "annotations": {"org.cncf.model.filepath": "w.bin"}}],
+    }
+    store.push_manifest(json.dumps(manifest).encode(), OCI_MANIFEST, "v1")
+    (tmp_path / "layout" / "blobs" / "sha256" / digest.split(":")[1]).write_bytes(data + b"x" * (2 << 20))
+    with pytest.raises(IntegrityError, match="more than the 1000 bytes"):
+        pull(store, parse_reference(f"oci-layout:{tmp_path / 'layout'}:v1"), tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []
