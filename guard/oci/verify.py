@@ -45,6 +45,7 @@ from guard.signing.types import LEGACY_PREDICATE_TYPE, OMS_PREDICATE_TYPE, Signe
 
 _BUNDLE_PREFIX = "application/vnd.dev.sigstore.bundle"
 Mode = Literal["layers", "manifest-digest"]
+MAX_SIGNATURES = 16  # newest signature referrers tried per verification
 MODEL_PREDICATES = (OMS_PREDICATE_TYPE, LEGACY_PREDICATE_TYPE)
 
 
@@ -178,6 +179,8 @@ def verify_oci(
             f"artifactType {SIGSTORE_BUNDLE}); attach one with `guard attach --signature`"
         )
     signatures.sort(key=lambda d: d.annotations.get(OCI_CREATED, ""), reverse=True)
+    if len(signatures) > MAX_SIGNATURES:  # bound the work an attacker can cause by attaching junk
+        signatures = signatures[:MAX_SIGNATURES]
     # 3.-5. verify each, newest first, until one holds
     failures: list[GuardError] = []
     for sig in signatures:
