@@ -59,11 +59,11 @@ deny contains v if {
 # there as soon as its node selector allows it: refused for AI workloads whatever the selector.
 deny contains v if {
 	input.workload.ai
+	some t in input.workload.placement.tolerations # first: most pods tolerate nothing
 	some pool in input.cluster.nodePools
 	pool.tenant != null
 	pool.tenant != object.get(input, ["tenant", "name"], null)
 	some taint in pool.taints
-	some t in input.workload.placement.tolerations
 	tolerates(t, taint)
 	v := {
 		"rule": "tolerates_other_tenant_pool",
