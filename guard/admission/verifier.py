@@ -49,10 +49,22 @@ def oci_reference(reference: str) -> str:
     return f"oci://{ref}"
 
 
+def attestation_kind(required: str) -> str | None:
+    """The facts name (sbom, spdx, provenance, datasets) or predicate type URI a rule's
+    ``required_attestations`` entry means, or None when guard does not know it. The policies read
+    the same names, so no alias is accepted here that they would not understand."""
+    from guard.attest.specs import PREDICATES  # noqa: PLC0415
+
+    if "://" in required:
+        return required
+    return required if any(spec.name == required for spec in PREDICATES) else None
+
+
 def _required_present(facts: Mapping[str, Any], required: str) -> tuple[bool, str | None]:
+    wanted = attestation_kind(required) or required
     reasons = []
     for entry in facts.get("attestations") or []:
-        if required in (entry.get("name"), entry.get("predicateType")):
+        if wanted in (entry.get("name"), entry.get("predicateType")):
             if entry.get("status") == "present":
                 return True, None
             if entry.get("reason"):

@@ -23,7 +23,12 @@ from guard.admission.metrics import AdmissionMetrics
 from guard.admission.pipeline import AdmissionEngine
 from guard.admission.policies import LibraryPolicyEvaluator, policy_artifact
 from guard.admission.ports import RuleMatch
-from guard.admission.verifier import AnyOfVerifier, OciReferenceVerifier, oci_reference
+from guard.admission.verifier import (
+    AnyOfVerifier,
+    OciReferenceVerifier,
+    attestation_kind,
+    oci_reference,
+)
 from guard.config import GuardConfig, Rule
 from guard.errors import ConfigError, UsageError
 
@@ -85,7 +90,17 @@ class ConfigTrustRules:
 
 
 def check_admission_config(config: GuardConfig) -> None:
-    """Cross-references of the admission section (rule names)."""
+    """Cross-references the webhook depends on: fail-open rule names, required attestations."""
+    from guard.attest.specs import PREDICATES  # noqa: PLC0415
+
+    for i, rule in enumerate(config.rules):
+        for j, required in enumerate(rule.required_attestations):
+            if attestation_kind(required) is None:
+                known = sorted(spec.name for spec in PREDICATES)
+                raise ConfigError(
+                    f"rules.{i}.required_attestations.{j}: unknown attestation {required!r} "
+                    f"(expected one of {', '.join(known)}, or a predicate type URI)"
+                )
     names = {rule.name for rule in config.rules}
     for i, name in enumerate(config.admission.fail_open_rules):
         if name not in names:

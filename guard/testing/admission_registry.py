@@ -46,6 +46,26 @@ class PublishedModels:
         return doc
 
 
+def attach_provenance(host: str, reference: str, digest: str, private_key: Path, workdir: Path) -> None:
+    """Sign the SLSA provenance example of ``attestations/`` for the artifact at ``digest`` and
+    attach it (artifactType in-toto), as ``guard attest`` + ``guard attach`` would."""
+    from guard.attest.sign import sign_attestation  # noqa: PLC0415
+    from guard.attest.specs import load_spec_file  # noqa: PLC0415
+    from guard.attest.subject import ModelSubject  # noqa: PLC0415
+
+    repository = reference.split("/", 1)[1].rsplit(":", 1)[0]
+    store = RegistryStore.open(host, repository, RegistryAccess(), loopback=True)
+    subject = ModelSubject(name=reference, sha256=digest.split(":", 1)[1], kind="oci", reference=reference)
+    predicate = load_spec_file("slsa-provenance/v1", "example.json")
+    bundle = sign_attestation(subject, SLSA_PROVENANCE, predicate, KeySigner.from_file(private_key))
+    path = workdir / "provenance.intoto.json"
+    path.write_bytes(bundle)
+    attach(store, store.resolve(digest), load_attachment("attestation", path))
+
+
+SLSA_PROVENANCE = "https://slsa.dev/provenance/v1"
+
+
 def _model(path: Path, weights: bytes) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     (path / "config.json").write_text(

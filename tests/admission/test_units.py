@@ -189,3 +189,19 @@ def test_a_policy_restating_a_verification_failure_is_not_repeated() -> None:
     message = build_response(outcome).response.status.message  # type: ignore[union-attr]
     assert message.count("files changed (1): w.bin") == 1
     assert "[provenance.licenses] artifact r.local/m:v1: no licence" in message
+
+
+def test_required_attestations_must_be_known() -> None:
+    base = {
+        "authorities": {"ci": {"kind": "key", "public_key": "/k.pub"}},
+        "rules": [{"name": "m", "artifacts": ["r/**"], "authorities": ["ci"]}],
+    }
+    for ok in (["provenance"], ["datasets", "sbom"], ["https://example.com/custom/v1"]):
+        base["rules"][0]["required_attestations"] = ok  # type: ignore[index]
+        check_admission_config(parse_config(base))
+    for bad in ("sboms", "slsa-provenance"):
+        base["rules"][0]["required_attestations"] = [bad]  # type: ignore[index]
+        with pytest.raises(
+            ConfigError, match=rf"rules.0.required_attestations.0: unknown attestation '{bad}'"
+        ):
+            check_admission_config(parse_config(base))

@@ -201,3 +201,20 @@ def test_rule_requiring_any_or_all_of_two_authorities(
     result = answer(all_of, pod(models.signed))
     assert result["allowed"] is False
     assert "failed verification under rule 'models'" in result["status"]["message"]
+
+
+def test_required_attestation_missing_then_attached(registry: Any, tmp_path: Path, serve: Any) -> None:
+    from guard.testing.admission_registry import attach_provenance
+
+    models = publish_models(registry.host, tmp_path / "models", prefix="webhook-att")
+    config = models.config()
+    config["rules"][0]["required_attestations"] = ["provenance"]
+    client = serve(config)
+    missing = answer(client, pod(models.signed))
+    assert missing["allowed"] is False
+    assert "requires a valid provenance attestation" in missing["status"]["message"]
+
+    attach_provenance(models.host, models.signed, models.signed_digest, models.private_key, tmp_path)
+    fresh = serve(config)  # a new process: nothing cached
+    present = answer(fresh, pod(models.signed))
+    assert present["allowed"] is True, present
