@@ -6,8 +6,6 @@ package guard.gpu.fit
 
 controls := ["NIST-AI-RMF MEASURE-2.6", "NIST-AI-RMF MANAGE-2.1"]
 
-gib := 1073741824
-
 headroom := 0.9
 
 bytes_per_parameter := {
@@ -28,7 +26,7 @@ needed_gib[a.ref] := gib_needed if {
 	a.isModel
 	m := a.facts.model
 	is_number(m.parameterCount)
-	gib_needed := (m.parameterCount * bytes_per_parameter[weight_type(m)]) / gib
+	gib_needed := (m.parameterCount * bytes_per_parameter[weight_type(m)]) / 1073741824 # bytes per GiB
 }
 
 # Per container, computed once: its GPU resources, whole GPUs (extended resources and DRA

@@ -4,7 +4,8 @@ package guard.provenance.datasets
 
 controls := ["EU-AI-Act Art.10", "NIST-AI-RMF MAP-4.1", "ISO-42001 A.7.5"]
 
-training_relations := {"trainedOn", "fineTunedOn"}
+# The training relations, {"trainedOn", "fineTunedOn"}, are written out where used: a set literal
+# costs nothing, a constant rule ~4 us per query with regorus 0.13.
 
 where(a) := sprintf("model %s (%s of %s)", [a.ref, a.source, concat(", ", a.usedBy)])
 
@@ -45,7 +46,7 @@ deny contains v if {
 	some a in input.artifacts
 	a.isModel
 	some d in a.facts.datasets
-	d.relation in training_relations
+	d.relation in {"trainedOn", "fineTunedOn"}
 	count(object.keys(d.digests)) == 0
 	v := {
 		"rule": "dataset_digest_missing",
@@ -60,7 +61,7 @@ deny contains v if {
 	some a in input.artifacts
 	a.isModel
 	some d in a.facts.datasets
-	d.relation in training_relations
+	d.relation in {"trainedOn", "fineTunedOn"}
 	not approved(d)
 	v := {
 		"rule": "dataset_not_approved",
@@ -82,7 +83,7 @@ warn contains v if {
 	some a in input.artifacts
 	a.isModel
 	a.ref in attested
-	count([d | some d in a.facts.datasets; d.relation in training_relations]) == 0
+	count([d | some d in a.facts.datasets; d.relation in {"trainedOn", "fineTunedOn"}]) == 0
 	v := {
 		"rule": "no_training_datasets",
 		"severity": "low",
