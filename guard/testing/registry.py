@@ -12,6 +12,7 @@ Distribution 2.8 has no Referrers API, so clients must use the fallback tag sche
 
 from __future__ import annotations
 
+import atexit
 import base64
 import contextlib
 import http.server
@@ -167,6 +168,7 @@ class RegistryServer:
             log_path=log_path,
             token_server=token_server,
         )
+        atexit.register(server.stop)  # even if the caller never gets to stop it
         try:
             server._wait_ready()
         except BaseException:
