@@ -18,6 +18,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from guard.commands.trust_options import (
+    CertificateRootsOption,
+    IdentityOption,
+    IdentityRegexOption,
+    IssuerOption,
+    OfflineOption,
+    TrustConfigOption,
+    VerifyKeyOption,
+)
 from guard.errors import UsageError
 
 if TYPE_CHECKING:
@@ -222,19 +231,38 @@ def push(
 def pull(
     source: Annotated[str, typer.Argument(help="oci://HOST/REPO[:TAG|@DIGEST] or oci-layout:PATH[:TAG].")],
     directory: Annotated[Path, typer.Argument(help="Where to restore the model.", show_default=False)],
+    key: VerifyKeyOption = None,
+    certificate_roots: CertificateRootsOption = None,
+    identity: IdentityOption = None,
+    identity_regex: IdentityRegexOption = None,
+    issuer: IssuerOption = None,
+    trust_config: TrustConfigOption = None,
+    offline: OfflineOption = False,
     ca_file: CaFileOption = None,
     insecure: InsecureOption = False,
     username: UsernameOption = None,
     password_stdin: PasswordStdinOption = False,
     docker_config: DockerConfigOption = None,
 ) -> None:
-    """Pull a ModelPack / cnai / KitOps artifact into DIRECTORY, verifying every blob."""
+    """Pull a ModelPack / cnai / KitOps artifact into DIRECTORY, verifying every blob. With trust
+    options (as for `guard verify`), the signature is verified first (no weights fetched) and
+    exactly the verified digest is pulled; nothing is written if it does not verify."""
+    from guard.commands.trust_options import build_verifier
     from guard.oci.pull import pull as do_pull
     from guard.oci.reference import parse_reference
     from guard.oci.store import open_store
+    from guard.oci.verify import format_verification, verify_oci
 
     ref = parse_reference(source)
     store = open_store(ref, registry_access(ca_file, insecure, username, password_stdin, docker_config))
+    if any((key, certificate_roots, identity, identity_regex, issuer, trust_config, offline)):
+        verifier = build_verifier(
+            key=key, certificate_roots=certificate_roots, identity=identity,
+            identity_regex=identity_regex, issuer=issuer, trust_config=trust_config, offline=offline,
+        )
+        verified = verify_oci(ref, verifier, store)
+        _echo_err(format_verification(verified))
+        ref = ref.with_digest(verified.digest)  # pull exactly what was verified
     with _progress(f"pulling {ref.base()}") as (advance, set_total):
         result = do_pull(store, ref, directory, progress=advance, on_total=set_total)
     _echo_err(f"pulled {len(result.files)} files ({result.bytes} bytes, {result.kind}) into {directory}")

@@ -372,3 +372,20 @@ def test_discover_lists_cosign_legacy_tags(base, model_dir, tmp_path, capsys) ->
     assert run(["discover", f"{base}:v1"]) == 0
     out = capsys.readouterr().out
     assert tag in out and "no referrers attached" in out
+
+
+def test_pull_with_trust_options_verifies_first(base, model_dir, keypair, tmp_path, capsys) -> None:
+    from guard.signing.keys import generate_keypair
+
+    sig = _sign(model_dir, keypair)
+    assert run(["push", str(model_dir), f"{base}:v1", "--signature", str(sig)]) == 0
+    digest = capsys.readouterr().out.strip()
+    out = tmp_path / "verified"
+    assert run(["pull", f"{base}:v1", str(out), "--key", str(keypair[1])]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == digest and "signed by" in captured.err
+    assert (out / "model.safetensors").read_bytes() == (model_dir / "model.safetensors").read_bytes()
+    other = generate_keypair(tmp_path / "other")
+    refused = tmp_path / "refused"
+    assert run(["pull", f"{base}:v1", str(refused), "--key", str(other.public_key)]) == 1
+    assert not refused.exists()
