@@ -139,7 +139,7 @@ def test_undefined_decision_rule_is_refused(tmp_path: Path) -> None:
         'package guard.x.odd\n\ndeny := [{"rule": "r", "message": "m"}] if input.never\n'
     )
     engine = EmbeddedEngine(load_library(root), _deny)
-    with pytest.raises(PolicyEngineError, match="deny of policy x.odd gave no set of violations"):
+    with pytest.raises(PolicyEngineError, match=r"deny of policy x\.odd gave no set of violations"):
         engine.evaluate_sync({})
     assert engine.evaluate_sync({"never": True}).denials[0].rule == "r"
 
