@@ -48,6 +48,19 @@ def test_base_example_is_allowed_without_findings(engine: EmbeddedEngine) -> Non
     assert len(decision.policies) == len(engine.library.policies)
 
 
+def test_rule_by_rule_equals_one_aggregated_query(engine: EmbeddedEngine) -> None:
+    """The engine evaluates each deny / warn set on its own (faster with regorus); one query over
+    every package (``aggregate_module``) must give the very same document on every sample."""
+    from guard.policy.embedded import AGGREGATE_QUERY, aggregate_module, new_regorus_engine
+
+    library = engine.library
+    aggregate = new_regorus_engine(library.modules(), [("guard_engine.rego", aggregate_module(library))])
+    for path in _samples():
+        document = json.loads(path.read_text())
+        aggregate.set_input_json(json.dumps(document))
+        assert engine.evaluate_raw(document) == json.loads(aggregate.eval_rule_as_json(AGGREGATE_QUERY)), path
+
+
 def test_denied_sample_gives_a_complete_violation(engine: EmbeddedEngine) -> None:
     document = json.loads(
         (default_library_dir() / "gpu/samples/denied/fit--model_exceeds_gpu_memory.json").read_text()
