@@ -76,6 +76,13 @@ def _relative_inside(path: Path, model_dir: Path) -> str | None:
     return rel.as_posix()
 
 
+def _check_model_dir(model_dir: Path) -> None:
+    if not model_dir.exists():
+        raise ModelDirectoryError(f"model directory {model_dir} does not exist")
+    if not model_dir.is_dir():
+        raise ModelDirectoryError(f"{model_dir} is not a directory: expected a model directory")
+
+
 def _model_name(model_dir: Path) -> str:
     return model_dir.name or Path(os.path.realpath(model_dir)).name
 
@@ -93,6 +100,7 @@ def sign_model(
     """Hash ``model_dir``, sign its OMS statement, and write the bundle atomically (default
     ``<model_dir>/model.sig``). The signature file is always ignored when hashing, and recorded
     in ``ignore_paths`` when it lies inside the model (as model-signing does)."""
+    _check_model_dir(model_dir)  # before the signature path: name the real problem
     serialization = serialization or Serialization()
     target = signature_path if signature_path is not None else model_dir / DEFAULT_SIGNATURE_NAME
     rel = _relative_inside(target, model_dir) if model_dir.is_dir() else None
@@ -145,10 +153,7 @@ def verify_model(
 ) -> VerifiedModel:
     """Verify the signature, hash the model with the serialization the signature states, and
     compare: IntegrityError names the files added, removed and changed."""
-    if not model_dir.exists():
-        raise ModelDirectoryError(f"model directory {model_dir} does not exist")
-    if not model_dir.is_dir():
-        raise ModelDirectoryError(f"{model_dir} is not a directory: expected a model directory")
+    _check_model_dir(model_dir)
     verified = verify_model_bundle(bundle, verifier)
     exclude: list[str] = []
     if isinstance(bundle, Path):

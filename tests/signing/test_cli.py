@@ -192,6 +192,17 @@ def test_usage_errors(
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_sign_names_a_missing_or_non_directory_model(
+    keypair: KeyPair, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the model directory is named, not the signature path derived from it
+    assert run(["sign", str(tmp_path / "nope"), "--key", str(keypair.private_key)]) == 2
+    assert f"model directory {tmp_path / 'nope'} does not exist" in capsys.readouterr().err
+    (tmp_path / "file.bin").write_bytes(b"x")
+    assert run(["sign", str(tmp_path / "file.bin"), "--key", str(keypair.private_key)]) == 2
+    assert "is not a directory: expected a model directory" in capsys.readouterr().err
+
+
 def test_certificate_method(model_dir: Path, pki: Pki, capsys: pytest.CaptureFixture[str]) -> None:
     assert (
         run(
