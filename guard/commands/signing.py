@@ -60,6 +60,7 @@ _UNITS = {
 }
 _HASHES = ("sha256", "blake2b", "blake3")
 _KEY_ALGORITHMS = ("ecdsa-p256", "ecdsa-p384")
+_MAX_SHARD_SIZE = 2**63 - 1
 
 
 def parse_size(text: str) -> int:
@@ -73,6 +74,8 @@ def parse_size(text: str) -> int:
     value = int(match.group(1)) * _UNITS[unit]
     if value <= 0:
         raise UsageError(f"--shard-size: expected a positive size, found {text!r}")
+    if value > _MAX_SHARD_SIZE:  # the predicate's shard_size must fit other verifiers' int64
+        raise UsageError(f"--shard-size: expected at most {_MAX_SHARD_SIZE} bytes (2^63-1), found {text!r}")
     return value
 
 

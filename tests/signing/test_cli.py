@@ -203,6 +203,15 @@ def test_sign_names_a_missing_or_non_directory_model(
     assert "is not a directory: expected a model directory" in capsys.readouterr().err
 
 
+def test_sign_refuses_a_shard_size_beyond_int64(
+    model_dir: Path, keypair: KeyPair, capsys: pytest.CaptureFixture[str]
+) -> None:
+    huge = str(2**63)
+    assert run(["sign", str(model_dir), "--key", str(keypair.private_key), "--shard-size", huge]) == 2
+    assert "expected at most 9223372036854775807 bytes" in capsys.readouterr().err
+    assert not (model_dir / "model.sig").exists()
+
+
 def test_certificate_method(model_dir: Path, pki: Pki, capsys: pytest.CaptureFixture[str]) -> None:
     assert (
         run(
