@@ -24,7 +24,8 @@ board_w := max([input.cluster.gpuProducts[p].boardPowerW | some p in products]) 
 
 energy_kwh := ((input.workload.gpu.total * board_w) * hours) / 1000
 
-# energy_kwh inlined (same operations, same order): a rule reference costs more than the sum
+# energy_kwh written out (same operations in the same order): reading that rule costs more than
+# the arithmetic with regorus.
 co2e_kg := ((((input.workload.gpu.total * board_w) * hours) / 1000) * input.cluster.gridIntensityGPerKWh) / 1000
 
 remaining_kg := input.tenant.carbon.budgetKgCO2e - input.tenant.carbon.usedKgCO2e

@@ -5,7 +5,6 @@ package guard.supply_chain.attestations
 
 controls := ["NIST-SSDF PS.3.2", "NIST-AI-RMF MAP-4.1", "EU-AI-Act Art.11", "ISO-42001 A.6.2.7"]
 
-
 where(a) := sprintf("artifact %s (%s of %s)", [a.ref, a.source, concat(", ", a.usedBy)])
 
 # Attestations of an artifact matching a requirement (predicate type or short name).
