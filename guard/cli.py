@@ -21,6 +21,13 @@ from guard import __version__
 from guard.commands import attest, demo, oci, policy, serve, signing
 from guard.errors import EXIT_FAILED, EXIT_INFRA, EXIT_USAGE, GuardError
 
+try:  # typer >= 0.26 vendors click as typer._click, whose exceptions are not click's
+    from typer._click.exceptions import ClickException as _TyperClickException
+
+    _CLICK_ERRORS: tuple[type[Exception], ...] = (click.ClickException, _TyperClickException)
+except ImportError:  # older typer: click's own classes
+    _CLICK_ERRORS = (click.ClickException,)
+
 app = typer.Typer(
     name="guard",
     help="Policy and supply-chain security for machine-learning model artifacts.",
@@ -63,12 +70,13 @@ def run(argv: list[str] | None = None) -> int:
         label = "error" if exc.exit_code != EXIT_FAILED else "verification failed"
         err.print(f"[bold red]{label}:[/] {escape(str(exc))}", markup=True)
         return exc.exit_code
-    except click.exceptions.Exit as exc:
+    except (click.exceptions.Exit, typer.Exit) as exc:
         return int(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        return EXIT_USAGE if exc.exit_code == 2 else int(exc.exit_code)
-    except click.exceptions.Abort:
+    except _CLICK_ERRORS as exc:
+        exc.show()  # type: ignore[attr-defined]
+        code = int(getattr(exc, "exit_code", EXIT_USAGE))
+        return EXIT_USAGE if code == 2 else code
+    except (click.exceptions.Abort, typer.Abort):
         err.print("aborted")
         return EXIT_FAILED
     except KeyboardInterrupt:

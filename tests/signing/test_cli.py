@@ -326,3 +326,28 @@ def test_sign_fills_the_digest_cache(
     (tmp_path / "cache" / "guard" / "digests.sqlite3").unlink()
     assert run(["sign", str(model_dir), "--key", str(keypair.private_key)]) == 0
     assert not (tmp_path / "cache" / "guard" / "digests.sqlite3").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["keygen"], "Missing option '--out'"),
+        (["sign", "m", "--bogus"], "No such option: --bogus"),
+        (["keygen", "--out", "k", "--algorithm"], "requires an argument"),
+        (["verify"], "Missing argument"),
+        (["no-such-command"], "No such command"),
+    ],
+)
+def test_click_usage_errors_exit_2_without_traceback(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # typer >= 0.26 raises its vendored click's exceptions, not click's: both must be exit 2
+    assert run(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("guard ")
