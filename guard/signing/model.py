@@ -48,6 +48,8 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same directory and os.replace:
     readers see the old file or the new one, never a partial one."""
     directory = path.parent
+    if path.is_dir():
+        raise UsageError(f"cannot write {path}: it is a directory; expected a file path")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     except FileNotFoundError as err:

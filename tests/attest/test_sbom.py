@@ -200,3 +200,11 @@ def test_fast_verifying_validator_agrees_with_the_library(model_dir: Path, url: 
             assert "externalReferences[0].url" in str(err)
             outcomes.append(False)
     assert outcomes == [valid, valid]
+
+
+def test_sbom_output_that_is_a_directory_is_a_usage_error(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["sbom", str(model_dir), "-o", str(tmp_path)]) == 2
+    assert f"cannot write {tmp_path}: it is a directory; expected a file path" in capsys.readouterr().err
+    assert not list(tmp_path.glob(".*.tmp"))
