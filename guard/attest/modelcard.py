@@ -154,6 +154,8 @@ def _read_yaml(path: Path, *, what: str) -> Any:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise UsageError(f"cannot read {what} {path}: {err.strerror or err}") from err
+    except UnicodeDecodeError as err:
+        raise UsageError(f"{path}: expected a UTF-8 YAML or JSON {what}, found binary data ({err})") from err
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as err:

@@ -28,6 +28,8 @@ def load_predicate(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise UsageError(f"cannot read predicate file {path}: {err.strerror or err}") from err
+    except UnicodeDecodeError as err:
+        raise UsageError(f"{path}: expected a UTF-8 JSON predicate, found binary data ({err})") from err
     try:
         data = json.loads(text)
     except ValueError as err:

@@ -234,3 +234,24 @@ def test_dataset_provenance_wins_over_the_sbom_for_the_same_dataset() -> None:
     from_bom = DatasetFacts(name="d", uri="s3://x", personal_data=True)
     other = DatasetFacts(name="d", uri="s3://y")
     assert _merge_datasets([(1, from_bom), (0, approved), (1, from_card), (1, other)]) == (approved, other)
+
+
+def test_attest_binary_predicate_or_directory_output_is_a_usage_error(
+    model_dir: Path, tmp_path: Path, keys: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    binary = tmp_path / "predicate.json"
+    binary.write_bytes(b"\xee\xff\x00binary")
+    out = str(tmp_path / "a.json")
+    for argv in (
+        ["--sbom", str(binary)],
+        ["--predicate-type", "https://example.com/p", "--predicate", str(binary)],
+    ):
+        assert run(["attest", str(model_dir), *argv, "--key", str(keys[0]), "-o", out]) == 2
+        assert "expected a UTF-8 JSON predicate, found binary data" in capsys.readouterr().err
+    good = tmp_path / "p.json"
+    good.write_text("{}")
+    argv = ["--predicate-type", "https://example.com/p", "--predicate", str(good)]
+    assert run(["attest", str(model_dir), *argv, "--key", str(keys[0]), "-o", str(tmp_path)]) == 2
+    assert "it is a directory; expected a file path" in capsys.readouterr().err
+    assert not (tmp_path / "a.json").exists()
+

@@ -202,6 +202,20 @@ def test_fast_verifying_validator_agrees_with_the_library(model_dir: Path, url: 
     assert outcomes == [valid, valid]
 
 
+def test_binary_metadata_or_model_card_is_a_clear_usage_error(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    binary = tmp_path / "meta.yaml"
+    binary.write_bytes(b"\xee\xff\x00binary")
+    out = tmp_path / "bom.json"
+    assert run(["sbom", str(model_dir), "--metadata", str(binary), "-o", str(out)]) == 2
+    assert "expected a UTF-8 YAML or JSON metadata file, found binary data" in capsys.readouterr().err
+    (model_dir / "model_card.yaml").write_bytes(b"\xee\xff\x00binary")
+    assert run(["sbom", str(model_dir), "-o", str(out)]) == 2
+    assert "expected a UTF-8 YAML or JSON model card, found binary data" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_sbom_output_that_is_a_directory_is_a_usage_error(
     model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
