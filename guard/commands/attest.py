@@ -257,6 +257,9 @@ def facts(  # noqa: PLR0917
     else:
         from guard.signing import DigestCache  # noqa: PLC0415
 
+        if signature is not None and not signature.is_file():  # a typo is not a missing signature
+            found = "a directory" if signature.is_dir() else "nothing there"
+            raise UsageError(f"--signature {signature}: expected a signature file, found {found}")
         with DigestCache.default() as cache:
             result = directory_facts(Path(target), verifier, inputs, signature=signature, cache=cache)
     if as_json:

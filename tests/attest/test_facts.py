@@ -255,3 +255,15 @@ def test_attest_binary_predicate_or_directory_output_is_a_usage_error(
     assert "it is a directory; expected a file path" in capsys.readouterr().err
     assert not (tmp_path / "a.json").exists()
 
+
+def test_facts_signature_option_naming_no_file_is_a_usage_error(
+    model_dir: Path, tmp_path: Path, keys: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a typo in --signature is exit 2, not "signature missing" with exit 0
+    sign_model(model_dir, KeySigner.from_file(keys[0]))
+    base = ["facts", str(model_dir), "--key", str(keys[1])]
+    assert run([*base, "--signature", str(tmp_path / "typo.sig")]) == 2
+    assert "expected a signature file, found nothing there" in capsys.readouterr().err
+    assert run([*base, "--signature", str(tmp_path)]) == 2
+    assert "expected a signature file, found a directory" in capsys.readouterr().err
+    assert run([*base, "--signature", str(model_dir / "model.sig")]) == 0
