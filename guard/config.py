@@ -328,6 +328,8 @@ def load_config(path: Path | None) -> GuardConfig:
         raise ConfigError(f"config file {path} does not exist") from err
     except OSError as err:
         raise ConfigError(f"cannot read config file {path}: {err.strerror}") from err
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"config file {path}: expected UTF-8 YAML, found binary data ({err})") from err
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:

@@ -112,6 +112,13 @@ def test_invalid_yaml_file_names_path_and_field(tmp_path: Path) -> None:
         load_config(path)
 
 
+def test_binary_config_file_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "guard.yaml"
+    path.write_bytes(b"\xee\xff\x00binary")
+    with pytest.raises(ConfigError, match=r"guard.yaml: expected UTF-8 YAML, found binary data"):
+        load_config(path)
+
+
 def test_opa_engine_settings() -> None:
     config = parse_config({"policy": {"engine": {"kind": "opa", "url": "https://opa.guard.svc:8181"}}})
     assert isinstance(config.policy.engine, OpaEngineSettings)
