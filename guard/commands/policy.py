@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from guard.errors import PolicyViolation, UsageError, VerificationError
+from guard.errors import ConfigError, PolicyViolation, UsageError, VerificationError
 
 if TYPE_CHECKING:
     from guard.policy.decision import Decision
@@ -78,6 +78,34 @@ def _read_input(path: Path) -> dict[str, Any]:
     return document
 
 
+def _check_input_schema(document: dict[str, Any], path: Path, library: Path) -> None:
+    """Refuse an input the library's ``input.schema.json`` rejects: policies read only what the
+    contract names, so a partial document (``{}``) would otherwise be ALLOWED by accident. A
+    library without a schema is evaluated as is."""
+    import jsonschema  # noqa: PLC0415
+    from referencing import Registry, Resource  # noqa: PLC0415
+
+    from guard.attest.specs import json_path, load_spec_file  # noqa: PLC0415
+
+    schema_path = library / "input.schema.json"
+    if not schema_path.is_file():
+        return
+    try:
+        schema = json.loads(schema_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"{schema_path}: not a readable JSON schema: {err}") from err
+    facts = load_spec_file("model-facts/v1")
+    registry: Registry[Any] = Registry().with_resource(facts["$id"], Resource.from_contents(facts))
+    validator = jsonschema.Draft202012Validator(schema, registry=registry)
+    errors = sorted(
+        validator.iter_errors(document), key=lambda e: (list(map(str, e.absolute_path)), e.message)
+    )
+    if errors:
+        shown = "; ".join(f"{json_path(e.absolute_path)}: {e.message}" for e in errors[:5])
+        more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+        raise UsageError(f"--input: {path} is not a policy input document ({schema_path}): {shown}{more}")
+
+
 def print_decision(decision: Decision) -> None:
     typer.echo("ALLOWED" if decision.allowed else "DENIED")
     for v in decision.violations:
@@ -106,6 +134,7 @@ def eval_command(
     """Evaluate the library on one input and print the decision (exit 1 when denied)."""
     from guard.config import load_config  # noqa: PLC0415
     from guard.policy.engine import make_engine  # noqa: PLC0415
+    from guard.policy.library import default_library_dir  # noqa: PLC0415
 
     if output not in ("text", "json"):
         raise UsageError(f"--output: expected text or json, found {output!r}")
@@ -113,6 +142,7 @@ def eval_command(
     settings = load_config(config).policy
     if policies is not None:
         settings = settings.model_copy(update={"directory": policies})
+    _check_input_schema(document, input_file, settings.directory or default_library_dir())
     engine = make_engine(settings)
 
     async def evaluate() -> Decision:

@@ -69,6 +69,21 @@ def test_eval_bad_input(
     assert expected in capsys.readouterr().err
 
 
+def test_eval_refuses_an_input_outside_the_schema(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # an empty or partial document must not be ALLOWED by accident
+    path = tmp_path / "input.json"
+    path.write_text("{}")
+    assert run(["policy", "eval", "-i", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "is not a policy input document" in err
+    assert "$: 'request' is a required property" in err
+    document = example_input()
+    document["workload"]["containers"][0]["gpu"]["count"] = "two"
+    path.write_text(json.dumps(document))
+    assert run(["policy", "eval", "-i", str(path)]) == 2
+    assert "$.workload.containers[0].gpu.count: 'two' is not of type 'integer'" in capsys.readouterr().err
+
+
 def test_eval_bad_config_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "guard.yaml"
     config.write_text("policy:\n  engine:\n    kind: opa\n")
