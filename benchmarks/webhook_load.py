@@ -162,6 +162,18 @@ def main() -> int:
     if reason is not None:
         print(f"skipped: {reason}")
         return 0
+    # Log as `guard serve` does (one JSON line per decision), into /dev/null.
+    import logging
+    import os
+
+    from webhook.logs import configure_json_logging
+
+    configure_json_logging()
+    sink = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+    for name in ("guard", "webhook", "uvicorn", "uvicorn.error"):
+        for handler in logging.getLogger(name).handlers:
+            if isinstance(handler, logging.StreamHandler):
+                handler.setStream(sink)
     with tempfile.TemporaryDirectory(prefix="guard-bench-") as tmp_name:
         tmp = Path(tmp_name)
         ca = trustme.CA()
