@@ -29,6 +29,7 @@ from guard.commands.trust_options import (
     PassphraseEnvOption,
     PassphraseStdinOption,
     SignKeyOption,
+    SignTrustConfigOption,
     TrustConfigOption,
     VerifyKeyOption,
 )
@@ -118,7 +119,7 @@ def attest(  # noqa: PLR0917 (a typer command: one parameter per option)
     certificate_chain: CertificateChainOption = None,
     keyless: KeylessOption = False,
     identity_token: IdentityTokenOption = None,
-    trust_config: TrustConfigOption = None,
+    trust_config: SignTrustConfigOption = None,
     passphrase_env: PassphraseEnvOption = None,
     passphrase_stdin: PassphraseStdinOption = False,
     attach: Annotated[

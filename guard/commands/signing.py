@@ -31,6 +31,7 @@ from guard.commands.trust_options import (
     PassphraseEnvOption,
     PassphraseStdinOption,
     SignKeyOption,
+    SignTrustConfigOption,
     TrustConfigOption,
     VerifyKeyOption,
     build_signer,
@@ -153,15 +154,7 @@ def sign(  # noqa: PLR0917 (a typer command: options are parameters)
     certificate_chain: CertificateChainOption = None,
     keyless: KeylessOption = False,
     identity_token: IdentityTokenOption = None,
-    trust_config: Annotated[
-        Path | None,
-        typer.Option(
-            "--trust-config",
-            help="Keyless: a Sigstore ClientTrustConfig JSON for a private "
-            "instance (default: the public-good instance).",
-            show_default=False,
-        ),
-    ] = None,
+    trust_config: SignTrustConfigOption = None,
     passphrase_env: PassphraseEnvOption = None,
     passphrase_stdin: PassphraseStdinOption = False,
     signature: Annotated[

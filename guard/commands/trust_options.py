@@ -72,6 +72,16 @@ IdentityTokenOption = Annotated[
         show_default=False,
     ),
 ]
+SignTrustConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--trust-config",
+        help="Keyless: a Sigstore ClientTrustConfig JSON for a private instance "
+        "(default: the public-good instance).",
+        rich_help_panel=_SIGN,
+        show_default=False,
+    ),
+]
 PassphraseEnvOption = Annotated[
     str | None,
     typer.Option(
@@ -141,12 +151,17 @@ TrustConfigOption = Annotated[
         "--trust-config",
         help="Keyless: a Sigstore ClientTrustConfig (or TrustedRoot for "
         "verifying) JSON for a private Sigstore instance (default: the public-good instance).",
+        rich_help_panel=_TRUST,
         show_default=False,
     ),
 ]
 OfflineOption = Annotated[
     bool,
-    typer.Option("--offline", help="Keyless: verify without network (use the cached / given trust root)."),
+    typer.Option(
+        "--offline",
+        help="Keyless: verify without network (use the cached / given trust root).",
+        rich_help_panel=_TRUST,
+    ),
 ]
 
 

@@ -267,3 +267,13 @@ def test_facts_signature_option_naming_no_file_is_a_usage_error(
     assert run([*base, "--signature", str(tmp_path)]) == 2
     assert "expected a signature file, found a directory" in capsys.readouterr().err
     assert run([*base, "--signature", str(model_dir / "model.sig")]) == 0
+
+
+def test_attest_help_describes_trust_config_for_signing(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    assert run(["attest", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "ClientTrustConfig JSON for a private instance" in out
+    assert "TrustedRoot for verifying" not in out  # attest signs; a TrustedRoot cannot sign
