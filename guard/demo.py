@@ -247,7 +247,8 @@ def run_demo(
             resolve_step(step)(ctx)
         console.print()
         console.print(
-            "[bold green]demo complete[/]: the signed model verified, the tampered one was refused."
+            "[bold green]demo complete[/]: every step behaved as expected: what was signed verified; "
+            "what was changed, unsigned or against policy was refused."
         )
     finally:
         if own and not keep:
