@@ -151,6 +151,12 @@ def attest(  # noqa: PLR0917 (a typer command: one parameter per option)
             "give exactly one predicate: --predicate-type URI --predicate FILE, --sbom, "
             f"--provenance or --datasets (found {len(chosen)})"
         )
+    if passphrase_stdin and password_stdin:
+        raise UsageError(
+            "--passphrase-stdin and --password-stdin both read standard input: give the key's "
+            "passphrase with --passphrase-env VAR instead"
+        )
+    _check_registry_options(target, ca_file, insecure, username, password_stdin, docker_config)
     ptype, path = chosen[0]
     body = load_predicate(path)
     signer = build_signer(
@@ -180,6 +186,15 @@ def attest(  # noqa: PLR0917 (a typer command: one parameter per option)
 
         entry = do_attach(oci.store, oci.descriptor, load_attachment("attestation", output))
         typer.echo(f"attached to {oci.descriptor.digest} as {entry.digest}")
+
+
+def _check_registry_options(target: str, *options: object) -> None:
+    """Registry options given for a model directory are a mistake, not something to ignore."""
+    if not _is_oci(target) and any(options):
+        raise UsageError(
+            "--ca-file, --insecure, --username, --password-stdin and --docker-config apply to OCI "
+            f"targets (oci://... or oci-layout:...), not to the directory {target}"
+        )
 
 
 def facts(  # noqa: PLR0917
@@ -231,6 +246,7 @@ def facts(  # noqa: PLR0917
         raise UsageError(
             f"--require: unknown kind {', '.join(unknown)} (expected one of {', '.join(sorted(known))})"
         )
+    _check_registry_options(target, ca_file, insecure, username, password_stdin, docker_config)
     verifier = build_verifier(
         key=key,
         certificate_roots=certificate_roots,

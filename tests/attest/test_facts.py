@@ -277,3 +277,20 @@ def test_attest_help_describes_trust_config_for_signing(
     out = capsys.readouterr().out
     assert "ClientTrustConfig JSON for a private instance" in out
     assert "TrustedRoot for verifying" not in out  # attest signs; a TrustedRoot cannot sign
+
+
+def test_registry_options_for_a_directory_and_two_stdin_readers_are_usage_errors(
+    model_dir: Path, tmp_path: Path, keys: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    sign_model(model_dir, KeySigner.from_file(keys[0]))
+    assert run(["facts", str(model_dir), "--key", str(keys[1]), "--insecure"]) == 2
+    assert "apply to OCI targets" in capsys.readouterr().err
+    bom = tmp_path / "bom.json"
+    assert run(["sbom", str(model_dir), "-o", str(bom)]) == 0
+    out = tmp_path / "bom.att.json"
+    base = ["attest", str(model_dir), "--sbom", str(bom), "--key", str(keys[0]), "-o", str(out)]
+    assert run([*base, "--docker-config", str(tmp_path / "config.json")]) == 2
+    assert "apply to OCI targets" in capsys.readouterr().err
+    assert run([*base, "--passphrase-stdin", "--username", "u", "--password-stdin"]) == 2
+    assert "both read standard input" in capsys.readouterr().err
+    assert not out.exists()
