@@ -177,7 +177,12 @@ def read_passphrase(env_var: str | None, from_stdin: bool) -> bytes | None:
             raise UsageError(f"--passphrase-env {env_var}: the environment variable {env_var} is empty")
         return value.encode("utf-8")
     if from_stdin:
-        line = sys.stdin.readline().rstrip("\r\n")
+        if sys.stdin.isatty():  # typed by a person: never echo it
+            import getpass  # noqa: PLC0415
+
+            line = getpass.getpass("private key passphrase: ")
+        else:
+            line = sys.stdin.readline().rstrip("\r\n")
         if not line:
             raise UsageError("--passphrase-stdin: stdin gave an empty passphrase")
         return line.encode("utf-8")

@@ -351,3 +351,27 @@ def test_click_usage_errors_exit_2_without_traceback(
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["--version"]) == 0
     assert capsys.readouterr().out.startswith("guard ")
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_passphrase_stdin_on_a_terminal_is_read_without_echo(
+    tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import getpass
+
+    prompts: list[str] = []
+
+    def fake_getpass(prompt: str = "") -> str:
+        prompts.append(prompt)
+        return "correct horse"
+
+    monkeypatch.setattr(getpass, "getpass", fake_getpass)
+    monkeypatch.setattr(sys, "stdin", _Terminal("echoed if read with readline\n"))
+    assert run(["keygen", "--out", str(tmp_path), "--passphrase-stdin"]) == 0
+    key = tmp_path / "signing-key.pem"
+    assert run(["sign", str(model_dir), "--key", str(key), "--passphrase-stdin", "--no-cache"]) == 0
+    assert prompts == ["private key passphrase: ", "private key passphrase: "]
