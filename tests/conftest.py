@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from guard.testing.registry import RegistryServer
 
 # Machine quirks the tests must not depend on (see README, development).
 os.environ.pop("REQUESTS_CA_BUNDLE", None)
@@ -21,7 +26,7 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def registry_factory(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def registry_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., RegistryServer]]:
     from guard.testing.registry import RegistryServer, registry_available
 
     servers: dict[tuple[object, bool, bool], RegistryServer] = {}
@@ -42,25 +47,25 @@ def registry_factory(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[
 
 
 @pytest.fixture(scope="session")
-def registry_plain(registry_factory):  # type: ignore[no-untyped-def]
+def registry_plain(registry_factory: Callable[..., RegistryServer]) -> RegistryServer:
     return registry_factory()
 
 
 @pytest.fixture(scope="session")
-def registry(registry_plain):  # type: ignore[no-untyped-def]
+def registry(registry_plain: RegistryServer) -> RegistryServer:
     return registry_plain
 
 
 @pytest.fixture(scope="session")
-def registry_auth(registry_factory):  # type: ignore[no-untyped-def]
+def registry_auth(registry_factory: Callable[..., RegistryServer]) -> RegistryServer:
     return registry_factory(auth=("guard", "guard-secret"))
 
 
 @pytest.fixture(scope="session")
-def registry_tls(registry_factory):  # type: ignore[no-untyped-def]
+def registry_tls(registry_factory: Callable[..., RegistryServer]) -> RegistryServer:
     return registry_factory(auth=("guard", "guard-secret"), tls=True)
 
 
 @pytest.fixture(scope="session")
-def registry_token(registry_factory):  # type: ignore[no-untyped-def]
+def registry_token(registry_factory: Callable[..., RegistryServer]) -> RegistryServer:
     return registry_factory(auth=("guard", "guard-secret"), token=True)

@@ -10,6 +10,7 @@ import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -26,7 +27,10 @@ from guard.oci.push import push_bytes, push_model
 from guard.oci.reference import parse_reference
 from guard.oci.registry import RegistryAccess
 from guard.oci.store import fetch_resolved, open_store
-from guard.oci.types import MODELPACK_ARTIFACT, MODELPACK_CONFIG, OCI_MANIFEST, sha256_digest
+from guard.oci.types import MODELPACK_ARTIFACT, MODELPACK_CONFIG, OCI_MANIFEST, Store, sha256_digest
+
+if TYPE_CHECKING:
+    from guard.testing.registry import RegistryServer
 
 pytestmark = pytest.mark.registry
 
@@ -39,7 +43,9 @@ def _same_tree(a: Path, b: Path) -> None:
         assert filecmp.cmp(a / name, b / name, shallow=False), name
 
 
-def test_cli_push_pull_round_trip_plain_http(registry, repo, model_dir, tmp_path, capsys) -> None:
+def test_cli_push_pull_round_trip_plain_http(
+    registry: RegistryServer, repo: str, model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     target = f"oci://{registry.host}/{repo}:v1"
     assert run(["push", str(model_dir), target]) == 0
     out = capsys.readouterr()
@@ -55,7 +61,7 @@ def test_cli_push_pull_round_trip_plain_http(registry, repo, model_dir, tmp_path
     _same_tree(model_dir, dest)
 
 
-def test_manifest_is_a_modelpack_artifact(registry, repo, model_dir) -> None:
+def test_manifest_is_a_modelpack_artifact(registry: RegistryServer, repo: str, model_dir: Path) -> None:
     store = open_store(parse_reference(f"oci://{registry.host}/{repo}"))
     result = push_model(store, model_dir, "v1")
     manifest = store.fetch_manifest(result.descriptor.digest).json()
@@ -76,13 +82,18 @@ def test_manifest_is_a_modelpack_artifact(registry, repo, model_dir) -> None:
     assert config["modelfs"]["diff_ids"] == [layer["digest"] for layer in manifest["layers"]]
 
 
-def _blob(store, digest):
+def _blob(store: Store, digest: str) -> list[bytes]:
     with store.fetch_blob(digest) as chunks:
         return list(chunks)
 
 
 def test_tls_and_basic_auth_with_ca_file_even_if_env_bundle_says_otherwise(
-    registry_tls, repo, model_dir, tmp_path, monkeypatch, capsys
+    registry_tls: RegistryServer,
+    repo: str,
+    model_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     # A bogus REQUESTS_CA_BUNDLE must not override --ca-file.
     bogus = tmp_path / "bogus.pem"
@@ -102,14 +113,22 @@ def test_tls_and_basic_auth_with_ca_file_even_if_env_bundle_says_otherwise(
     _same_tree(model_dir, dest)
 
 
-def test_tls_without_the_ca_is_refused_and_not_downgraded(registry_tls, repo, model_dir, capsys) -> None:
+def test_tls_without_the_ca_is_refused_and_not_downgraded(
+    registry_tls: RegistryServer, repo: str, model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code = run(["push", str(model_dir), f"oci://{registry_tls.host}/{repo}:v1"])
     err = capsys.readouterr().err
     assert code == 3
     assert "TLS" in err and "--ca-file" in err
 
 
-def test_docker_config_credentials(registry_auth, repo, model_dir, tmp_path, capsys) -> None:
+def test_docker_config_credentials(
+    registry_auth: RegistryServer,
+    repo: str,
+    model_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     config = tmp_path / "config.json"
     token = base64.b64encode(b"guard:guard-secret").decode()
     config.write_text(json.dumps({"auths": {registry_auth.host: {"auth": token}}}))
@@ -117,7 +136,9 @@ def test_docker_config_credentials(registry_auth, repo, model_dir, tmp_path, cap
                 "--docker-config", str(config)]) == 0, capsys.readouterr().err
 
 
-def test_docker_config_env_var(registry_auth, repo, model_dir, tmp_path, monkeypatch) -> None:
+def test_docker_config_env_var(
+    registry_auth: RegistryServer, repo: str, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "docker").mkdir()
     token = base64.b64encode(b"guard:guard-secret").decode()
     config = {"auths": {registry_auth.host: {"auth": token}}}
@@ -127,13 +148,17 @@ def test_docker_config_env_var(registry_auth, repo, model_dir, tmp_path, monkeyp
     assert push_model(store, model_dir, "v1").uploaded == 5
 
 
-def test_missing_credentials_are_a_clear_auth_error(registry_auth, repo, model_dir, capsys) -> None:
+def test_missing_credentials_are_a_clear_auth_error(
+    registry_auth: RegistryServer, repo: str, model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run(["push", str(model_dir), f"oci://{registry_auth.host}/{repo}:v1"]) == 3
     err = capsys.readouterr().err
     assert "requires credentials" in err and "--password-stdin" in err
 
 
-def test_wrong_password_is_a_clear_auth_error_without_the_password(registry_auth, repo, model_dir) -> None:
+def test_wrong_password_is_a_clear_auth_error_without_the_password(
+    registry_auth: RegistryServer, repo: str, model_dir: Path
+) -> None:
     access = RegistryAccess(username="guard", password="wrong-horse")
     store = open_store(parse_reference(f"oci://{registry_auth.host}/{repo}"), access)
     with pytest.raises(RegistryAuthError, match="refused the credentials for user 'guard'") as info:
@@ -142,19 +167,25 @@ def test_wrong_password_is_a_clear_auth_error_without_the_password(registry_auth
     assert "wrong-horse" not in repr(access)
 
 
-def test_username_without_password_stdin_is_refused(registry_auth, repo, model_dir, capsys) -> None:
+def test_username_without_password_stdin_is_refused(
+    registry_auth: RegistryServer, repo: str, model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run(["push", str(model_dir), f"oci://{registry_auth.host}/{repo}", "--username", "guard"]) == 2
     assert "--password-stdin" in capsys.readouterr().err
 
 
-def test_unreachable_registry_is_an_infrastructure_error(model_dir, capsys) -> None:
+def test_unreachable_registry_is_an_infrastructure_error(
+    model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from guard.testing.registry import _free_port
 
     assert run(["push", str(model_dir), f"oci://127.0.0.1:{_free_port()}/x/y:v1"]) == 3
     assert "cannot connect" in capsys.readouterr().err
 
 
-def test_tampered_blob_is_refused_and_never_written(registry, repo, model_dir, tmp_path) -> None:
+def test_tampered_blob_is_refused_and_never_written(
+    registry: RegistryServer, repo: str, model_dir: Path, tmp_path: Path
+) -> None:
     ref = parse_reference(f"oci://{registry.host}/{repo}:v1")
     store = open_store(ref)
     result = push_model(store, model_dir, "v1")
@@ -171,7 +202,7 @@ def test_tampered_blob_is_refused_and_never_written(registry, repo, model_dir, t
     assert list(dest.iterdir()) == []  # nothing restored, no staging left behind
 
 
-def _push_crafted(store, layers: list[tuple[str, bytes, str]]) -> str:
+def _push_crafted(store: Store, layers: list[tuple[str, bytes, str]]) -> str:
     descs = []
     for path, data, media_type in layers:
         digest = push_bytes(store, data)
@@ -187,7 +218,9 @@ def _push_crafted(store, layers: list[tuple[str, bytes, str]]) -> str:
 
 
 @pytest.mark.parametrize("evil", ["../../etc/passwd", "/etc/passwd", "ok/../../../escape"])
-def test_layer_paths_escaping_the_directory_are_refused(registry, repo, tmp_path, evil) -> None:
+def test_layer_paths_escaping_the_directory_are_refused(
+    registry: RegistryServer, repo: str, tmp_path: Path, evil: str
+) -> None:
     store = open_store(parse_reference(f"oci://{registry.host}/{repo}"))
     doc = "application/vnd.cncf.model.doc.v1.raw"
     digest = _push_crafted(store, [("fine.txt", b"fine", doc), (evil, b"root::0:0::/:/bin/sh\n", doc)])
@@ -198,7 +231,9 @@ def test_layer_paths_escaping_the_directory_are_refused(registry, repo, tmp_path
     assert not (tmp_path / "etc").exists() and not (tmp_path / "escape").exists()
 
 
-def test_symlink_in_the_target_directory_is_not_followed(registry, repo, tmp_path) -> None:
+def test_symlink_in_the_target_directory_is_not_followed(
+    registry: RegistryServer, repo: str, tmp_path: Path
+) -> None:
     store = open_store(parse_reference(f"oci://{registry.host}/{repo}"))
     digest = _push_crafted(store, [("sub/payload.txt", b"x", "application/vnd.cncf.model.doc.v1.raw")])
     dest = tmp_path / "out"
@@ -211,7 +246,9 @@ def test_symlink_in_the_target_directory_is_not_followed(registry, repo, tmp_pat
     assert not (outside / "payload.txt").exists()
 
 
-def test_tag_moved_between_resolve_and_fetch_is_reported(registry, repo, model_dir, tmp_path) -> None:
+def test_tag_moved_between_resolve_and_fetch_is_reported(
+    registry: RegistryServer, repo: str, model_dir: Path, tmp_path: Path
+) -> None:
     store = open_store(parse_reference(f"oci://{registry.host}/{repo}"))
     first = push_model(store, model_dir, "stable").descriptor
     resolved = store.resolve("stable")
@@ -223,12 +260,16 @@ def test_tag_moved_between_resolve_and_fetch_is_reported(registry, repo, model_d
     assert (info.value.expected, info.value.found) == (first.digest, second.digest)
 
 
-def test_missing_tag_is_not_found(registry, repo, tmp_path, capsys) -> None:
+def test_missing_tag_is_not_found(
+    registry: RegistryServer, repo: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run(["pull", f"oci://{registry.host}/{repo}:nope", str(tmp_path / "o")]) == 3
     assert "not found" in capsys.readouterr().err
 
 
-def test_push_of_a_file_larger_than_a_chunk_streams_in_chunks(registry, repo, tmp_path, monkeypatch) -> None:
+def test_push_of_a_file_larger_than_a_chunk_streams_in_chunks(
+    registry: RegistryServer, repo: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import guard.oci.registry as registry_module
 
     monkeypatch.setattr(registry_module, "CHUNK_SIZE", 64 * 1024)
@@ -242,7 +283,7 @@ def test_push_of_a_file_larger_than_a_chunk_streams_in_chunks(registry, repo, tm
     assert (tmp_path / "out" / "w.bin").read_bytes() == (model / "w.bin").read_bytes()
 
 
-def test_non_model_artifact_is_refused_by_pull(registry, repo, tmp_path) -> None:
+def test_non_model_artifact_is_refused_by_pull(registry: RegistryServer, repo: str, tmp_path: Path) -> None:
     store = open_store(parse_reference(f"oci://{registry.host}/{repo}"))
     config = b"{}"
     manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
@@ -253,12 +294,20 @@ def test_non_model_artifact_is_refused_by_pull(registry, repo, tmp_path) -> None
         pull(store, parse_reference(f"oci://{registry.host}/{repo}@{digest}"), tmp_path / "o")
 
 
-def test_bearer_token_flow(registry_token, repo, model_dir, tmp_path, monkeypatch, capsys) -> None:
+def test_bearer_token_flow(
+    registry_token: RegistryServer,
+    repo: str,
+    model_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     target = f"oci://{registry_token.host}/{repo}:v1"
     monkeypatch.setattr("sys.stdin", io.StringIO("guard-secret\n"))
     assert run(["push", str(model_dir), target, "--username", "guard", "--password-stdin"]) == 0, (
         capsys.readouterr().err
     )
+    assert registry_token.token_server is not None
     requests = list(registry_token.token_server.requests)
     pushes = [r for r in requests if repo in r.get("scope", "") and "push" in r.get("scope", "")]
     assert pushes and all(r["authorized"] == "True" for r in pushes), requests
@@ -267,7 +316,9 @@ def test_bearer_token_flow(registry_token, repo, model_dir, tmp_path, monkeypatc
     _same_tree(model_dir, tmp_path / "out")
 
 
-def test_bearer_token_refused_is_a_clear_auth_error(registry_token, repo, model_dir) -> None:
+def test_bearer_token_refused_is_a_clear_auth_error(
+    registry_token: RegistryServer, repo: str, model_dir: Path
+) -> None:
     ref = parse_reference(f"oci://{registry_token.host}/{repo}")
     with pytest.raises(RegistryAuthError, match="refused anonymous access"):
         push_model(open_store(ref), model_dir, "v1")
@@ -277,7 +328,9 @@ def test_bearer_token_refused_is_a_clear_auth_error(registry_token, repo, model_
     assert "nope" not in str(info.value)
 
 
-def test_docker_credential_helper(registry_auth, repo, model_dir, tmp_path, monkeypatch) -> None:
+def test_docker_credential_helper(
+    registry_auth: RegistryServer, repo: str, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     helper = bin_dir / "docker-credential-guardtest"
@@ -294,7 +347,9 @@ def test_docker_credential_helper(registry_auth, repo, model_dir, tmp_path, monk
     assert push_model(store, model_dir, "v1").uploaded == 5
 
 
-def test_plain_http_to_a_non_loopback_registry_needs_insecure(registry, repo, model_dir, caplog) -> None:
+def test_plain_http_to_a_non_loopback_registry_needs_insecure(
+    registry: RegistryServer, repo: str, model_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     from guard.oci.registry import RegistryClient, RegistryStore
 
     # The same registry, treated as if it were remote (loopback=False).
@@ -308,7 +363,9 @@ def test_plain_http_to_a_non_loopback_registry_needs_insecure(registry, repo, mo
     assert any("plain HTTP" in r.getMessage() and "--insecure" in r.getMessage() for r in caplog.records)
 
 
-def test_exec_bit_survives_and_manifest_is_reproducible(registry, repo, model_dir, tmp_path) -> None:
+def test_exec_bit_survives_and_manifest_is_reproducible(
+    registry: RegistryServer, repo: str, model_dir: Path, tmp_path: Path
+) -> None:
     (model_dir / "inference.py").chmod(0o755)
     ref = parse_reference(f"oci://{registry.host}/{repo}:v1")
     store = open_store(ref)
