@@ -67,13 +67,15 @@ class SigstoreSigner:
         self._config: ClientTrustConfig | None = (
             load_client_trust_config(trust_config) if trust_config else None
         )
+        if self._identity_token is not None:  # a malformed token fails now, not after the hashing
+            self._parse_token(self._identity_token, "--identity-token")
 
     def _trust(self) -> ClientTrustConfig:
         if self._config is None:
             self._config = public_good_trust_config(offline=False)
         return self._config
 
-    def _token(self, config: ClientTrustConfig) -> IdentityToken:
+    def _token(self) -> IdentityToken:
         raw, source = self._identity_token, "--identity-token"
         if raw is None:
             source = "the CI environment"
@@ -88,9 +90,13 @@ class SigstoreSigner:
             if not _interactive():
                 raise UsageError(MISSING_IDENTITY_HELP)
             try:
-                return Issuer(config.signing_config.get_oidc_url()).identity_token()
+                return Issuer(self._trust().signing_config.get_oidc_url()).identity_token()
             except (IdentityError, IssuerError, SigstoreError) as err:
                 raise UsageError(f"interactive OIDC login failed: {err}") from err
+        return self._parse_token(raw, source)
+
+    @staticmethod
+    def _parse_token(raw: str, source: str) -> IdentityToken:
         try:
             return IdentityToken(raw)
         except IdentityError as err:
@@ -104,8 +110,8 @@ class SigstoreSigner:
             statement = dsse.Statement(payload)
         except SigstoreError as err:
             raise UsageError(f"keyless signing expects an in-toto Statement v1 payload: {err}") from err
+        token = self._token()  # before the trust root: a missing token is exit 2 even offline
         config = self._trust()
-        token = self._token(config)
         try:
             context = SigningContext.from_trust_config(config)
             with context.signer(token) as signer:

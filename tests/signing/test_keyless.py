@@ -539,3 +539,20 @@ def test_cli_sign_keyless_then_verify(served: TestSigstore, model_dir: Path) -> 
     assert (
         run(_cli_verify(model_dir, signature, served, "--identity", ALICE, "--issuer", DEFAULT_ISSUER)) == 0
     )
+
+
+def test_token_problems_are_usage_errors_before_any_network(
+    statement: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # no --trust-config: the public-good trust root would need TUF; a token problem must be
+    # reported (exit 2) without it, and a malformed --identity-token before the model is hashed
+    def no_network(*_: object, **__: object) -> None:
+        raise AssertionError("the trust root was fetched before the token was checked")
+
+    monkeypatch.setattr("guard.signing.sign_sigstore.public_good_trust_config", no_network)
+    with pytest.raises(UsageError, match="identity token from --identity-token cannot be used"):
+        SigstoreSigner(identity_token="not-a-jwt")
+    monkeypatch.setattr("guard.signing.sign_sigstore.detect_credential", lambda: None)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(UsageError, match="pass --identity-token"):
+        sign_statement(statement, SigstoreSigner())
