@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -17,10 +17,22 @@ from guard.errors import IntegrityError, NotFoundError, SignatureMismatch, Verif
 from guard.oci.push import push_model
 from guard.oci.reference import parse_reference
 from guard.oci.referrers import Attachment, attach, fallback_tag, list_referrers, load_attachment
+from guard.oci.registry import RegistryStore
 from guard.oci.store import open_store
-from guard.oci.types import CYCLONEDX_JSON, IN_TOTO_JSON, SIGSTORE_BUNDLE, Descriptor, Store, sha256_digest
+from guard.oci.types import (
+    CYCLONEDX_JSON,
+    IN_TOTO_JSON,
+    SIGSTORE_BUNDLE,
+    Descriptor,
+    FetchedManifest,
+    Store,
+    sha256_digest,
+)
 from guard.oci.verify import verify_oci
 from guard.signing import KeySigner, KeyVerifier, sign_model, sign_statement
+
+if TYPE_CHECKING:
+    from guard.testing.registry import RegistryServer
 
 
 class CountingStore:
@@ -56,7 +68,9 @@ def _sign(model_dir: Path, keypair: tuple[Path, Path]) -> Path:
     return model_dir / "model.sig"
 
 
-def test_push_with_signature_then_verify_fetches_no_weights(base, model_dir, keypair) -> None:
+def test_push_with_signature_then_verify_fetches_no_weights(
+    base: str, model_dir: Path, keypair: tuple[Path, Path]
+) -> None:
     sig = _sign(model_dir, keypair)
     assert run(["push", str(model_dir), f"{base}:v1", "--signature", str(sig)]) == 0
     ref = parse_reference(f"{base}:v1")
@@ -73,7 +87,9 @@ def test_push_with_signature_then_verify_fetches_no_weights(base, model_dir, key
     assert len(store.fetched) == 1  # the signature bundle only
 
 
-def test_cli_attach_discover(base, model_dir, keypair, tmp_path, capsys) -> None:
+def test_cli_attach_discover(
+    base: str, model_dir: Path, keypair: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     sig = _sign(model_dir, keypair)
     assert run(["push", str(model_dir), f"{base}:v1"]) == 0
     digest = capsys.readouterr().out.strip()
@@ -97,7 +113,9 @@ def test_cli_attach_discover(base, model_dir, keypair, tmp_path, capsys) -> None
     assert CYCLONEDX_JSON in table and "bom.json" in table
 
 
-def test_attach_refuses_files_of_the_wrong_kind(base, model_dir, tmp_path, capsys) -> None:
+def test_attach_refuses_files_of_the_wrong_kind(
+    base: str, model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run(["push", str(model_dir), f"{base}:v1"]) == 0
     bogus = tmp_path / "x.json"
     bogus.write_text('{"hello": 1}')
@@ -107,7 +125,9 @@ def test_attach_refuses_files_of_the_wrong_kind(base, model_dir, tmp_path, capsy
     assert run(["attach", f"{base}:v1"]) == 2
 
 
-def test_verify_reports_files_that_differ_from_the_signature(base, model_dir, keypair, tmp_path) -> None:
+def test_verify_reports_files_that_differ_from_the_signature(
+    base: str, model_dir: Path, keypair: tuple[Path, Path], tmp_path: Path
+) -> None:
     sig = _sign(model_dir, keypair)
     (model_dir / "model.safetensors").write_bytes(b"swapped weights")  # pushed bytes differ from signed
     (model_dir / "extra.py").write_text("x = 1\n")
@@ -119,7 +139,9 @@ def test_verify_reports_files_that_differ_from_the_signature(base, model_dir, ke
     assert info.value.added == ("extra.py",)
 
 
-def test_verify_with_the_wrong_key_fails(base, model_dir, keypair, tmp_path) -> None:
+def test_verify_with_the_wrong_key_fails(
+    base: str, model_dir: Path, keypair: tuple[Path, Path], tmp_path: Path
+) -> None:
     from guard.signing.keys import generate_keypair
 
     sig = _sign(model_dir, keypair)
@@ -129,13 +151,17 @@ def test_verify_with_the_wrong_key_fails(base, model_dir, keypair, tmp_path) -> 
         verify_oci(f"{base}:v1", KeyVerifier.from_file(other.public_key))
 
 
-def test_verify_without_signature_is_a_verification_failure(base, model_dir, keypair) -> None:
+def test_verify_without_signature_is_a_verification_failure(
+    base: str, model_dir: Path, keypair: tuple[Path, Path]
+) -> None:
     assert run(["push", str(model_dir), f"{base}:v1"]) == 0
     with pytest.raises(VerificationError, match="no signature is attached"):
         verify_oci(f"{base}:v1", KeyVerifier.from_file(keypair[1]))
 
 
-def test_signature_over_the_manifest_digest(base, model_dir, keypair, tmp_path) -> None:
+def test_signature_over_the_manifest_digest(
+    base: str, model_dir: Path, keypair: tuple[Path, Path], tmp_path: Path
+) -> None:
     ref = parse_reference(f"{base}:v1")
     store = open_store(ref, create=True)
     pushed = push_model(store, model_dir, "v1").descriptor
@@ -159,7 +185,9 @@ def test_signature_over_the_manifest_digest(base, model_dir, keypair, tmp_path) 
 
 
 @pytest.mark.registry
-def test_two_concurrent_attachers_keep_every_entry(registry, repo, model_dir) -> None:
+def test_two_concurrent_attachers_keep_every_entry(
+    registry: RegistryServer, repo: str, model_dir: Path
+) -> None:
     ref = parse_reference(f"oci://{registry.host}/{repo}:v1")
     subject = push_model(open_store(ref), model_dir, "v1").descriptor
     per_client = 4
@@ -199,7 +227,7 @@ def test_two_concurrent_attachers_keep_every_entry(registry, repo, model_dir) ->
     assert len(index["manifests"]) == 2 * per_client
 
 
-def test_layout_is_readable_by_the_oci_layout_spec(tmp_path, model_dir) -> None:
+def test_layout_is_readable_by_the_oci_layout_spec(tmp_path: Path, model_dir: Path) -> None:
     layout = tmp_path / "layout"
     assert run(["push", str(model_dir), f"oci-layout:{layout}:v1"]) == 0
     assert json.loads((layout / "oci-layout").read_text()) == {"imageLayoutVersion": "1.0.0"}
@@ -211,7 +239,9 @@ def test_layout_is_readable_by_the_oci_layout_spec(tmp_path, model_dir) -> None:
 
 
 @pytest.mark.registry
-def test_attacher_with_a_stale_read_rereads_instead_of_dropping_an_entry(registry, repo, model_dir) -> None:
+def test_attacher_with_a_stale_read_rereads_instead_of_dropping_an_entry(
+    registry: RegistryServer, repo: str, model_dir: Path
+) -> None:
     """The worst interleaving, made deterministic: client B attaches completely (writes and
     confirms) between client A's read of the fallback index and A's write. A must notice its read
     is stale and merge B's entry instead of writing over it."""
@@ -230,7 +260,7 @@ def test_attacher_with_a_stale_read_rereads_instead_of_dropping_an_entry(registr
 
         interleaved = False
 
-        def fetch_manifest(self, reference: str):
+        def fetch_manifest(self, reference: str) -> FetchedManifest:
             if reference == tag and not self.interleaved:
                 self.interleaved = True
                 b_entries.append(attach(open_store(ref), subject, item("b"), settle=0.05))
@@ -244,7 +274,9 @@ def test_attacher_with_a_stale_read_rereads_instead_of_dropping_an_entry(registr
     assert listed == {a_entry.digest, b_entries[0].digest}
 
 
-def test_cli_verify_delegates_for_oci_targets(base, model_dir, keypair, capsys) -> None:
+def test_cli_verify_delegates_for_oci_targets(
+    base: str, model_dir: Path, keypair: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     sig = _sign(model_dir, keypair)
     assert run(["push", str(model_dir), f"{base}:v1", "--signature", str(sig)]) == 0
     digest = capsys.readouterr().out.strip()
@@ -261,7 +293,9 @@ def test_cli_verify_delegates_for_oci_targets(base, model_dir, keypair, capsys) 
     assert "no signature is attached" in capsys.readouterr().err
 
 
-def test_push_with_a_signature_that_does_not_match_uploads_nothing(base, model_dir, keypair, capsys) -> None:
+def test_push_with_a_signature_that_does_not_match_uploads_nothing(
+    base: str, model_dir: Path, keypair: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     sig = _sign(model_dir, keypair)
     (model_dir / "config.json").write_text('{"changed": true}')
     assert run(["push", str(model_dir), f"{base}:v1", "--signature", str(sig)]) == 1
@@ -271,7 +305,9 @@ def test_push_with_a_signature_that_does_not_match_uploads_nothing(base, model_d
         store.resolve("v1")
 
 
-def test_push_selects_files_with_the_signature_ignore_rules(base, model_dir, keypair) -> None:
+def test_push_selects_files_with_the_signature_ignore_rules(
+    base: str, model_dir: Path, keypair: tuple[Path, Path]
+) -> None:
     from guard.signing import Serialization
     from guard.signing.types import DEFAULT_IGNORE_PATHS
 
@@ -284,7 +320,9 @@ def test_push_selects_files_with_the_signature_ignore_rules(base, model_dir, key
     assert "scratch/notes.txt" not in result.files and len(result.files) == 5
 
 
-def test_push_after_sign_hashes_no_byte_again(base, model_dir, keypair, monkeypatch) -> None:
+def test_push_after_sign_hashes_no_byte_again(
+    base: str, model_dir: Path, keypair: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from guard.signing import DigestCache
 
     with DigestCache.default() as cache:
@@ -298,7 +336,9 @@ def test_push_after_sign_hashes_no_byte_again(base, model_dir, keypair, monkeypa
 
 
 @pytest.mark.registry
-def test_verify_oci_is_thread_safe_on_a_shared_store(registry, repo, model_dir, keypair) -> None:
+def test_verify_oci_is_thread_safe_on_a_shared_store(
+    registry: RegistryServer, repo: str, model_dir: Path, keypair: tuple[Path, Path]
+) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     sig = _sign(model_dir, keypair)
@@ -313,13 +353,16 @@ def test_verify_oci_is_thread_safe_on_a_shared_store(registry, repo, model_dir, 
 
 
 @pytest.mark.registry
-def test_registry_with_a_referrers_api_needs_no_fallback_tag(registry, repo, model_dir, monkeypatch) -> None:
+def test_registry_with_a_referrers_api_needs_no_fallback_tag(
+    registry: RegistryServer, repo: str, model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """distribution 2.8 has no Referrers API; emulate one on top of it (OCI-Subject on push, an
     index from /referrers/) and check guard uses it instead of the fallback tag."""
     import requests
 
     ref = parse_reference(f"oci://{registry.host}/{repo}:v1")
     store = open_store(ref)
+    assert isinstance(store, RegistryStore)
     subject = push_model(store, model_dir, "v1").descriptor
     pushed: list[dict[str, Any]] = []
     real = store.client.request
@@ -347,7 +390,9 @@ def test_registry_with_a_referrers_api_needs_no_fallback_tag(registry, repo, mod
         store.fetch_manifest(fallback_tag(subject.digest))
 
 
-def test_discover_lists_cosign_legacy_tags(base, model_dir, tmp_path, capsys) -> None:
+def test_discover_lists_cosign_legacy_tags(
+    base: str, model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from guard.oci.push import push_bytes
     from guard.oci.types import OCI_MANIFEST
 
@@ -374,7 +419,9 @@ def test_discover_lists_cosign_legacy_tags(base, model_dir, tmp_path, capsys) ->
     assert tag in out and "no referrers attached" in out
 
 
-def test_pull_with_trust_options_verifies_first(base, model_dir, keypair, tmp_path, capsys) -> None:
+def test_pull_with_trust_options_verifies_first(
+    base: str, model_dir: Path, keypair: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from guard.signing.keys import generate_keypair
 
     sig = _sign(model_dir, keypair)
