@@ -6,7 +6,9 @@ import json
 import socket
 import ssl
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import trustme
@@ -18,6 +20,9 @@ SIGNED = "registry.local/models/llama:v1"
 UNSIGNED = "registry.local/models/unsigned:v1"
 TAMPERED = "registry.local/models/evil:v1"
 
+# the start_server fixture (tests/webhook/conftest.py)
+StartServer = Callable[..., tuple[WebhookServer, httpx.Client]]
+
 
 def fake_registry() -> FakeVerifier:
     verifier = FakeVerifier()
@@ -27,16 +32,16 @@ def fake_registry() -> FakeVerifier:
     return verifier
 
 
-def post(client: httpx.Client, review: dict[str, object]) -> dict[str, object]:
+def post(client: httpx.Client, review: dict[str, Any]) -> dict[str, Any]:
     response = client.post("/validate", json=review)
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["apiVersion"] == "admission.k8s.io/v1" and body["kind"] == "AdmissionReview"
-    result: dict[str, object] = body["response"]
+    result: dict[str, Any] = body["response"]
     return result
 
 
-def test_allowed_echoes_uid_and_annotates(start_server) -> None:
+def test_allowed_echoes_uid_and_annotates(start_server: StartServer) -> None:
     _, client = start_server(fake_registry())
     review = admission_review(pod(SIGNED), uid="0f6a2c4e-1111-4222-8333-944455556666")
     answer = post(client, review)
@@ -48,10 +53,10 @@ def test_allowed_echoes_uid_and_annotates(start_server) -> None:
     assert verified[0]["reference"] == SIGNED and verified[0]["digest"].startswith("sha256:")
     assert verified[0]["signers"] == ["ci@example.com"]
     # a tag was resolved: the warning names the digest
-    assert any(verified[0]["digest"] in w for w in answer["warnings"])  # type: ignore[union-attr]
+    assert any(verified[0]["digest"] in w for w in answer["warnings"])
 
 
-def test_denied_with_the_reason(start_server) -> None:
+def test_denied_with_the_reason(start_server: StartServer) -> None:
     _, client = start_server(fake_registry())
     for image, reason in ((UNSIGNED, "no signature"), (TAMPERED, "does not match its content")):
         answer = post(client, admission_review(pod(image)))
@@ -61,7 +66,7 @@ def test_denied_with_the_reason(start_server) -> None:
         assert reason in status["message"] and image in status["message"]
 
 
-def test_warned_by_a_warn_mode_policy(start_server) -> None:
+def test_warned_by_a_warn_mode_policy(start_server: StartServer) -> None:
     from guard.admission.ports import Violation
 
     policy = FakePolicy(
@@ -75,14 +80,14 @@ def test_warned_by_a_warn_mode_policy(start_server) -> None:
     assert answer["warnings"] == ["[supply_chain.sbom] no SBOM attached"]
 
 
-def test_dry_run_decides_and_is_marked(start_server) -> None:
+def test_dry_run_decides_and_is_marked(start_server: StartServer) -> None:
     _, client = start_server(fake_registry())
     answer = post(client, admission_review(pod(UNSIGNED), dry_run=True))
     assert answer["allowed"] is False
-    assert answer["auditAnnotations"]["dry-run"] == "true"  # type: ignore[index]
+    assert answer["auditAnnotations"]["dry-run"] == "true"
 
 
-def test_slow_registry_is_denied_within_the_deadline(start_server) -> None:
+def test_slow_registry_is_denied_within_the_deadline(start_server: StartServer) -> None:
     gate = threading.Event()
     verifier = fake_registry()
     verifier.gate = gate
@@ -93,19 +98,19 @@ def test_slow_registry_is_denied_within_the_deadline(start_server) -> None:
     finally:
         gate.set()
     assert answer["allowed"] is False
-    assert "deadline" in answer["status"]["message"]  # type: ignore[index]
+    assert "deadline" in answer["status"]["message"]
 
 
-def test_registry_down_fails_closed(start_server) -> None:
+def test_registry_down_fails_closed(start_server: StartServer) -> None:
     verifier = fake_registry()
     verifier.down = True
     _, client = start_server(verifier)
     answer = post(client, admission_review(pod(SIGNED)))
     assert answer["allowed"] is False
-    assert "connection refused" in answer["status"]["message"]  # type: ignore[index]
+    assert "connection refused" in answer["status"]["message"]
 
 
-def test_malformed_bodies_get_400_never_an_allow(start_server) -> None:
+def test_malformed_bodies_get_400_never_an_allow(start_server: StartServer) -> None:
     _, client = start_server(fake_registry())
     bad = [
         b"",
@@ -117,7 +122,7 @@ def test_malformed_bodies_get_400_never_an_allow(start_server) -> None:
         json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}).encode(),
     ]
     missing_uid = admission_review(pod(SIGNED))
-    del missing_uid["request"]["uid"]  # type: ignore[attr-defined]
+    del missing_uid["request"]["uid"]
     bad.append(json.dumps(missing_uid).encode())
     for body in bad:
         response = client.post("/validate", content=body, headers={"content-type": "application/json"})
@@ -127,7 +132,7 @@ def test_malformed_bodies_get_400_never_an_allow(start_server) -> None:
     assert "request.uid" in response.json()["error"]
 
 
-def test_oversize_body_gets_413(start_server) -> None:
+def test_oversize_body_gets_413(start_server: StartServer) -> None:
     _, client = start_server(fake_registry(), max_body_bytes=10_000)
     obj = pod(SIGNED)
     obj["metadata"]["annotations"] = {"filler": "x" * 20_000}
@@ -135,7 +140,7 @@ def test_oversize_body_gets_413(start_server) -> None:
     assert response.status_code == 413
     assert "at most 10000 bytes" in response.json()["error"]
 
-    def chunks():  # no content-length: the limit holds while streaming
+    def chunks() -> Iterator[bytes]:  # no content-length: the limit holds while streaming
         yield b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"x": "'
         for _ in range(20):
             yield b"y" * 1000
@@ -144,15 +149,15 @@ def test_oversize_body_gets_413(start_server) -> None:
     assert response.status_code == 413
 
 
-def test_unknown_kind_is_denied(start_server) -> None:
+def test_unknown_kind_is_denied(start_server: StartServer) -> None:
     _, client = start_server(fake_registry())
     widget = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {}}
     answer = post(client, admission_review(widget))
     assert answer["allowed"] is False
-    assert "Widget.example.com" in answer["status"]["message"]  # type: ignore[index]
+    assert "Widget.example.com" in answer["status"]["message"]
 
 
-def test_health_readiness_and_metrics(start_server) -> None:
+def test_health_readiness_and_metrics(start_server: StartServer) -> None:
     _, client = start_server(fake_registry())
     assert client.get("/healthz").status_code == 200
     assert client.get("/readyz").text == "ready\n"
@@ -183,7 +188,7 @@ def _served_serial(server: WebhookServer, ctx: ssl.SSLContext) -> int:
 
 
 def test_certificate_is_reloaded_without_restart(
-    start_server, tls_files: tuple[Path, Path], ca: trustme.CA, client_context: ssl.SSLContext
+    start_server: StartServer, tls_files: tuple[Path, Path], ca: trustme.CA, client_context: ssl.SSLContext
 ) -> None:
     server, client = start_server(fake_registry())
     before = _served_serial(server, client_context)
