@@ -141,8 +141,9 @@ def load_library(root: Path | None = None) -> PolicyLibrary:
             helpers.append(rego)
             continue
         if len(rel.parts) != 2 or not _NAME.match(rel.parts[0]) or not _NAME.match(path.stem):
+            hint = " (give the library root, the directory of the bundles)" if len(rel.parts) == 1 else ""
             raise PolicyLibraryError(
-                f"{path}: expected <bundle>/<policy>.rego with lowercase snake_case names, found {rel}"
+                f"{path}: expected <bundle>/<policy>.rego with lowercase snake_case names, found {rel}{hint}"
             )
         bundle, name = rel.parts[0], path.stem
         expected = f"{PACKAGE_ROOT}.{bundle}.{name}"

@@ -103,7 +103,7 @@ def run_library_tests(root: Path | None = None, *, match: str | None = None) -> 
         pattern = re.compile(match) if match else None
     except re.error as err:
         raise PolicyLibraryError(f"--run: not a valid regular expression: {err}") from err
-    results = [TestResult(f"layout: {p}", False, p) for p in layout_problems(library)]
+    results = [TestResult(f"layout: {p}", False, None) for p in layout_problems(library)]
     engine = new_regorus_engine(library.modules(with_tests=True))
     results += _rego_tests(engine, library, pattern)
     for policy in library.policies:

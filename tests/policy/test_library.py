@@ -94,6 +94,12 @@ def test_policy_without_samples_fails(tmp_path: Path, capsys: pytest.CaptureFixt
     out = capsys.readouterr().out
     assert "FAIL layout: gpu.fit: no denied samples" in out
     assert "FAIL layout: carbon.budget: missing test file" in out
+    assert out.count("missing test file") == 1  # the reason is not repeated on its FAIL line
+
+
+def test_a_bundle_directory_given_as_the_library_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["policy", "test", str(default_library_dir() / "gpu")]) == 2
+    assert "give the library root, the directory of the bundles" in capsys.readouterr().err
 
 
 def test_sample_that_does_not_deny_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
