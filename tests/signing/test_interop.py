@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import model_signing
 import pytest
@@ -23,7 +23,7 @@ from guard.signing import (
 )
 from guard.signing.dsse import b64encode, pae_legacy
 from guard.signing.keys import KeyPair, ecdsa_hash, load_private_key, public_key_hint
-from guard.signing.types import IN_TOTO_PAYLOAD_TYPE, LEGACY_PREDICATE_TYPE
+from guard.signing.types import IN_TOTO_PAYLOAD_TYPE, LEGACY_PREDICATE_TYPE, HashType
 from guard.testing.pki import Pki
 
 SERIALIZATIONS = {
@@ -33,15 +33,25 @@ SERIALIZATIONS = {
 }
 
 
-def _ms_hashing(s: Serialization) -> Any:
+# guard's hash names -> model-signing's (it calls BLAKE2b "blake2")
+_MS_HASH: dict[HashType, Literal["sha256", "blake2", "blake3"]] = {
+    "sha256": "sha256", "blake2b": "blake2", "blake3": "blake3",
+}
+
+
+def _ms_hashing(s: Serialization) -> model_signing.hashing.Config:
     config = model_signing.hashing.Config()
+    algorithm = _MS_HASH[s.hash_type]
     if s.method == "shards":
-        return config.use_shard_serialization(hashing_algorithm=s.hash_type, shard_size=s.shard_size)
-    return config.use_file_serialization(hashing_algorithm=s.hash_type)
+        return config.use_shard_serialization(hashing_algorithm=algorithm, shard_size=s.shard_size)
+    return config.use_file_serialization(hashing_algorithm=algorithm)
 
 
 def _statement(sig: Path) -> dict[str, Any]:
-    return json.loads(base64.b64decode(json.loads(sig.read_text())["dsseEnvelope"]["payload"]))
+    statement: dict[str, Any] = json.loads(
+        base64.b64decode(json.loads(sig.read_text())["dsseEnvelope"]["payload"])
+    )
+    return statement
 
 
 @pytest.mark.parametrize("name", SERIALIZATIONS)
