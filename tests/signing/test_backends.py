@@ -41,11 +41,13 @@ STATEMENT: dict[str, Any] = {
 
 
 def _signed(keypair: KeyPair) -> dict[str, Any]:
-    return json.loads(sign_statement(STATEMENT, KeySigner.from_file(keypair.private_key)))
+    bundle: dict[str, Any] = json.loads(sign_statement(STATEMENT, KeySigner.from_file(keypair.private_key)))
+    return bundle
 
 
 def _payload(bundle: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"]))
+    payload: dict[str, Any] = json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"]))
+    return payload
 
 
 def test_key_round_trip(keypair: KeyPair) -> None:
@@ -217,9 +219,10 @@ def test_garbage_key_files(tmp_path: Path) -> None:
 
 
 def _cert_bundle(pki: Pki) -> dict[str, Any]:
-    return json.loads(
+    bundle: dict[str, Any] = json.loads(
         sign_statement(STATEMENT, CertificateSigner.from_files(pki.leaf_key, pki.leaf, pki.chain))
     )
+    return bundle
 
 
 def test_certificate_round_trip(pki: Pki) -> None:
