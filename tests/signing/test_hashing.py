@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import blake3
@@ -152,7 +153,7 @@ def test_unreadable_file_named(model_dir: Path, monkeypatch: pytest.MonkeyPatch)
             raise PermissionError(13, "Permission denied", str(path))
         return real_open(path, flags, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(hashing.os, "open", deny)
+    monkeypatch.setattr("guard.signing.hashing.os.open", deny)
     with pytest.raises(ModelDirectoryError, match=r"cannot read model\.safetensors: permission denied"):
         hash_model(model_dir)
 
@@ -171,7 +172,12 @@ def test_digest_cache_hits_and_invalidates(
     first = hash_model(model_dir, cache=cache)
     calls: list[str] = []
     real = hashing._hash_unit
-    monkeypatch.setattr(hashing, "_hash_unit", lambda u, a, p: calls.append(u.name) or real(u, a, p))
+
+    def counting(unit: hashing._Unit, algorithm: str, progress: Callable[[int], None] | None) -> str:
+        calls.append(unit.name)
+        return real(unit, algorithm, progress)
+
+    monkeypatch.setattr(hashing, "_hash_unit", counting)
     assert hash_model(model_dir, cache=cache) == first
     assert calls == []  # every digest came from the cache
     (model_dir / "config.json").write_text('{"changed": true}\n')
@@ -230,5 +236,5 @@ def test_progress_bar_only_on_a_terminal(
     assert hash_model(model_dir, progress=True) == expected  # stderr is not a terminal here: no bar
     assert capsys.readouterr().err == ""
     monkeypatch.setattr(hashing, "CHUNK_SIZE", 16)  # many small reads, many progress updates
-    monkeypatch.setattr(hashing.sys.stderr, "isatty", lambda: True)
+    monkeypatch.setattr("guard.signing.hashing.sys.stderr.isatty", lambda: True)
     assert hash_model(model_dir, progress=True, workers=2) == expected
