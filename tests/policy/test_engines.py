@@ -18,7 +18,7 @@ import pytest
 
 from guard.config import parse_config
 from guard.errors import PolicyEngineError
-from guard.policy.decision import Decision
+from guard.policy.decision import Decision, Enforcement
 from guard.policy.embedded import EmbeddedEngine
 from guard.policy.engine import make_engine
 from guard.policy.examples import example_input
@@ -28,7 +28,7 @@ from guard.policy.settings import OpaEngineSettings, PolicySettings
 from guard.testing.opa import FakeOpaServer
 
 
-def _deny(policy: str) -> str:
+def _deny(policy: str) -> Enforcement:
     return "deny"
 
 
