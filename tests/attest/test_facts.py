@@ -19,11 +19,13 @@ from guard.signing import KeySigner, KeyVerifier, sign_model, sign_statement
 
 
 def datasets_example() -> dict[str, Any]:
-    return json.loads(json.dumps(load_spec_file("dataset-provenance/v1", "example.json")))
+    example: dict[str, Any] = json.loads(json.dumps(load_spec_file("dataset-provenance/v1", "example.json")))
+    return example
 
 
 def slsa_example() -> dict[str, Any]:
-    return json.loads(json.dumps(load_spec_file("slsa-provenance/v1", "example.json")))
+    example: dict[str, Any] = json.loads(json.dumps(load_spec_file("slsa-provenance/v1", "example.json")))
+    return example
 
 
 def by_name(facts: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -11,6 +11,7 @@ from guard.attest.sign import sign_attestation
 from guard.attest.specs import DATASET_PROVENANCE_TYPE, load_spec_file
 from guard.attest.subject import directory_subject
 from guard.cli import run
+from guard.signing.types import SigningMethod
 from guard.testing.sigstore import DEFAULT_ISSUER, TestSigstore
 
 ALICE = "data-governance@example.com"
@@ -25,14 +26,14 @@ def _keyless_attestation(model_dir: Path, sigstore: TestSigstore, path: Path) ->
     predicate = json.loads(json.dumps(load_spec_file("dataset-provenance/v1", "example.json")))
 
     class Alice:
-        method = "keyless"
+        method: SigningMethod = "keyless"
 
         def sign_payload(self, payload: bytes) -> dict[str, object]:
             return sigstore.sign_payload(payload, identity=ALICE)
 
     path.write_bytes(
         sign_attestation(directory_subject(model_dir), DATASET_PROVENANCE_TYPE, predicate, Alice())
-    )  # type: ignore[arg-type]
+    )
     return path
 
 
