@@ -103,7 +103,9 @@ def test_config_is_filled_from_config_json_and_model_card(tmp_path: Path) -> Non
     assert (meta.name, meta.licenses) == ("given", ("apache-2.0",))
 
 
-def _manifest(artifact_type: str | None, config_type: str, layers: list[dict[str, object]]) -> dict:
+def _manifest(
+    artifact_type: str | None, config_type: str, layers: list[dict[str, object]]
+) -> dict[str, object]:
     out: dict[str, object] = {"config": {"mediaType": config_type, "digest": D, "size": 2}, "layers": layers}
     if artifact_type:
         out["artifactType"] = artifact_type

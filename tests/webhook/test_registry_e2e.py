@@ -84,7 +84,7 @@ def test_dry_run_decides_the_same_and_is_marked(models: PublishedModels, serve: 
 
 def test_kserve_oci_storage_uri_and_modelcar(models: PublishedModels, serve: Any) -> None:
     client = serve(models.config())
-    isvc = {
+    isvc: dict[str, Any] = {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
         "metadata": {"name": "llm", "namespace": "team-a"},
