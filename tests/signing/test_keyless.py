@@ -413,14 +413,14 @@ def test_model_signing_verifies_guard_keyless_signature(
 
     signature = tmp_path / "model.sig"
     sign_model(model_dir, _Signer(sigstore, ALICE), signature_path=signature)
-    config = verifying.Config()  # type: ignore[no-untyped-call]
+    config = verifying.Config()
     config.use_sigstore_verifier(
         identity=ALICE, oidc_issuer=DEFAULT_ISSUER, trust_config=sigstore.trust_config_path
     )
     config.verify(model_dir, signature)
     # model_signing lets sigstore-python's own error through
     with pytest.raises(SigstoreVerificationError, match=r"SANs do not match mallory@example\.com"):
-        wrong = verifying.Config()  # type: ignore[no-untyped-call]
+        wrong = verifying.Config()
         wrong.use_sigstore_verifier(
             identity="mallory@example.com",
             oidc_issuer=DEFAULT_ISSUER,
@@ -434,7 +434,7 @@ def test_guard_verifies_model_signing_keyless_signature(
     from model_signing import signing
 
     signature = tmp_path / "model.sig"
-    config = signing.Config()  # type: ignore[no-untyped-call]
+    config = signing.Config()
     config.use_sigstore_signer(
         identity_token=served.identity_token(ALICE), trust_config=served.trust_config_path
     )
