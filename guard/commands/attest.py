@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -65,6 +66,19 @@ def _subject(target: str, access: RegistryAccess | None) -> tuple[ModelSubject, 
         return directory_subject(Path(target), cache=cache), None
 
 
+def _refuse_output_inside(model_dir: Path, output: Path, what: str) -> None:
+    """A file written into the model directory changes the model's digest: it would break
+    ``model.sig`` and name a model that no longer exists."""
+    if not model_dir.is_dir():
+        return
+    inside = Path(os.path.realpath(output)).is_relative_to(os.path.realpath(model_dir))
+    if inside:
+        raise UsageError(
+            f"--output {output}: write the {what} outside the model directory {model_dir}: a file "
+            "added to it changes the model's digest"
+        )
+
+
 def sbom(
     model_dir: Annotated[Path, typer.Argument(help="The model directory.", show_default=False)],
     output: Annotated[
@@ -85,6 +99,8 @@ def sbom(
     from guard.signing import DigestCache  # noqa: PLC0415
     from guard.signing.model import write_atomic  # noqa: PLC0415
 
+    if (model_dir / "model.sig").is_file():  # before signing, a BOM inside the model is fine
+        _refuse_output_inside(model_dir, output, "BOM of a signed model (it would break model.sig)")
     meta = load_metadata(metadata) if metadata else None
     with DigestCache.default() as cache:
         document = build_sbom(model_dir, meta, cache=cache)
@@ -157,6 +173,8 @@ def attest(  # noqa: PLR0917 (a typer command: one parameter per option)
             "passphrase with --passphrase-env VAR instead"
         )
     _check_registry_options(target, ca_file, insecure, username, password_stdin, docker_config)
+    if not _is_oci(target):
+        _refuse_output_inside(Path(target), output, "attestation")
     ptype, path = chosen[0]
     body = load_predicate(path)
     signer = build_signer(

@@ -296,3 +296,20 @@ def test_registry_options_for_a_directory_and_two_stdin_readers_are_usage_errors
     assert run([*base, "--passphrase-stdin", "--username", "u", "--password-stdin"]) == 2
     assert "both read standard input" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_outputs_inside_the_model_directory_are_refused(
+    model_dir: Path, keys: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a file written into the model changes its digest: the attestation would name another model
+    sign_model(model_dir, KeySigner.from_file(keys[0]))
+    bom = model_dir.parent / "bom.json"
+    assert run(["sbom", str(model_dir), "-o", str(bom)]) == 0
+    inside = model_dir / "bom.att.json"
+    assert run(["attest", str(model_dir), "--sbom", str(bom), "--key", str(keys[0]), "-o", str(inside)]) == 2
+    assert "write the attestation outside the model directory" in capsys.readouterr().err
+    assert run(["sbom", str(model_dir), "-o", str(model_dir / "bom.json")]) == 2  # signed: breaks model.sig
+    assert "it would break model.sig" in capsys.readouterr().err
+    assert not inside.exists()
+    assert not (model_dir / "bom.json").exists()
+    assert run(["verify", str(model_dir), "--key", str(keys[1])]) == 0
