@@ -172,6 +172,8 @@ def generate_keypair(
         raise UsageError(f"unknown key algorithm {algorithm!r}: expected one of {', '.join(KEY_ALGORITHMS)}")
     if passphrase is not None and not passphrase:
         raise UsageError("the passphrase is empty: give a non-empty passphrase or none at all")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--out {out_dir}: expected a directory for the key pair, found a file")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:

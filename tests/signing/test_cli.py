@@ -64,6 +64,9 @@ def test_keygen_bad_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert run(["keygen", "--out", str(tmp_path)]) == 0
     assert run(["keygen", "--out", str(tmp_path)]) == 2
     assert "already exists" in capsys.readouterr().err
+    (tmp_path / "file").write_text("x")
+    assert run(["keygen", "--out", str(tmp_path / "file")]) == 2
+    assert "expected a directory for the key pair, found a file" in capsys.readouterr().err
 
 
 def test_verify_reports_files_by_name(
