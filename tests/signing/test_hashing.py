@@ -6,6 +6,7 @@ import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import blake3
 import pytest
@@ -14,11 +15,11 @@ from guard.errors import ModelDirectoryError
 from guard.signing import hashing
 from guard.signing.cache import DigestCache
 from guard.signing.hashing import file_digest, hash_model
-from guard.signing.types import Serialization
+from guard.signing.types import HashType, Serialization
 
 
-def _names(model: Path, **kw: object) -> list[str]:
-    return [r.name for r in hash_model(model, Serialization(**kw)).resources]  # type: ignore[arg-type]
+def _names(model: Path, **kw: Any) -> list[str]:
+    return [r.name for r in hash_model(model, Serialization(**kw)).resources]
 
 
 def test_files_digests_are_sha256_of_each_file(model_dir: Path) -> None:
@@ -49,10 +50,10 @@ def test_files_digests_are_sha256_of_each_file(model_dir: Path) -> None:
         ("blake3", lambda b: blake3.blake3(b).hexdigest()),
     ],
 )
-def test_other_hashes(model_dir: Path, algorithm: str, fn: object) -> None:
-    manifest = hash_model(model_dir, Serialization(hash_type=algorithm))  # type: ignore[arg-type]
+def test_other_hashes(model_dir: Path, algorithm: HashType, fn: Callable[[bytes], str]) -> None:
+    manifest = hash_model(model_dir, Serialization(hash_type=algorithm))
     weights = manifest.by_name()["model.safetensors"]
-    assert weights.digest == fn((model_dir / "model.safetensors").read_bytes())  # type: ignore[operator]
+    assert weights.digest == fn((model_dir / "model.safetensors").read_bytes())
     assert weights.algorithm == algorithm
 
 
@@ -148,10 +149,10 @@ def test_unreadable_file_named(model_dir: Path, monkeypatch: pytest.MonkeyPatch)
     # Tests run as root, where chmod 000 does not stop reads: simulate the kernel's EACCES on open.
     real_open = os.open
 
-    def deny(path: object, flags: int, *args: object) -> int:
+    def deny(path: str | bytes | os.PathLike[str] | os.PathLike[bytes], flags: int, *args: int) -> int:
         if str(path).endswith("model.safetensors"):
             raise PermissionError(13, "Permission denied", str(path))
-        return real_open(path, flags, *args)  # type: ignore[arg-type]
+        return real_open(path, flags, *args)
 
     monkeypatch.setattr("guard.signing.hashing.os.open", deny)
     with pytest.raises(ModelDirectoryError, match=r"cannot read model\.safetensors: permission denied"):
@@ -207,19 +208,21 @@ def test_file_digest(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("algorithm", ["sha256", "blake3"])
-def test_file_changed_while_hashing(model_dir: Path, monkeypatch: pytest.MonkeyPatch, algorithm: str) -> None:
+def test_file_changed_while_hashing(
+    model_dir: Path, monkeypatch: pytest.MonkeyPatch, algorithm: HashType
+) -> None:
     monkeypatch.setattr(hashing, "BLAKE3_MMAP_THRESHOLD", 1)
     real = hashing.list_files
 
-    def list_then_append(*args: object, **kw: object) -> object:
-        files = real(*args, **kw)  # type: ignore[arg-type]
+    def list_then_append(*args: Any, **kw: Any) -> object:
+        files = real(*args, **kw)
         with open(model_dir / "config.json", "a") as f:  # a writer still at work
             f.write("more\n")
         return files
 
     monkeypatch.setattr(hashing, "list_files", list_then_append)
     with pytest.raises(ModelDirectoryError, match=r"config\.json changed while it was being hashed"):
-        hash_model(model_dir, Serialization(hash_type=algorithm))  # type: ignore[arg-type]
+        hash_model(model_dir, Serialization(hash_type=algorithm))
 
 
 def test_non_utf8_file_name_refused(model_dir: Path) -> None:

@@ -14,7 +14,13 @@ from hypothesis import strategies as st
 from guard.errors import BundleFormatError
 from guard.signing.manifest import make_manifest, resource_sort_key, subject_digest
 from guard.signing.oms import manifest_from_statement, statement_for_manifest
-from guard.signing.types import LEGACY_PREDICATE_TYPE, OMS_PREDICATE_TYPE, Resource, Serialization
+from guard.signing.types import (
+    LEGACY_PREDICATE_TYPE,
+    OMS_PREDICATE_TYPE,
+    Resource,
+    Serialization,
+    SerializationMethod,
+)
 
 _component = st.text(alphabet="ab.-_0Z é", min_size=1, max_size=4).filter(lambda s: s not in (".", ".."))
 _segment = st.lists(_component, min_size=1, max_size=3).map("/".join)
@@ -22,9 +28,9 @@ _digest = st.binary(min_size=32, max_size=32).map(bytes.hex)
 
 
 @st.composite
-def manifests(draw: st.DrawFn, method: str = "files") -> Any:
+def manifests(draw: st.DrawFn, method: SerializationMethod = "files") -> Any:
     names = draw(st.lists(_segment, min_size=1, max_size=12, unique=True))
-    serialization = Serialization(method=method)  # type: ignore[arg-type]
+    serialization = Serialization(method=method)
     algorithm = "sha256" if method == "files" else f"sha256-sharded-{serialization.shard_size}"
     if method == "shards":
         names = [f"{n}:0:{i + 1}" for i, n in enumerate(names)]
