@@ -6,13 +6,13 @@ from pathlib import Path
 from rich.console import Console
 
 from guard.attest.demo import step_attestations
-from guard.demo import run_demo, step_keygen, step_make_model, step_sign, step_verify
+from guard.demo import DemoStep, run_demo, step_keygen, step_make_model, step_sign, step_verify
 
 
 def test_demo_step_on_a_directory(tmp_path: Path) -> None:
     out = io.StringIO()
-    steps = [step_make_model, step_keygen, step_sign, step_verify, step_attestations]
-    ctx = run_demo(Console(file=out, width=200), tmp_path / "demo", steps=steps)  # type: ignore[arg-type]
+    steps: list[DemoStep | str] = [step_make_model, step_keygen, step_sign, step_verify, step_attestations]
+    ctx = run_demo(Console(file=out, width=200), tmp_path / "demo", steps=steps)
     facts = ctx.extras["model_facts"]
     assert {a["name"]: a["status"] for a in facts["attestations"]}["datasets"] == "present"
     assert facts["subject"]["kind"] == "directory"
