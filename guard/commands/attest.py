@@ -33,6 +33,7 @@ from guard.commands.trust_options import (
     SignTrustConfigOption,
     TrustConfigOption,
     VerifyKeyOption,
+    path_argument,
 )
 from guard.errors import AttestationError, UsageError
 
@@ -80,7 +81,9 @@ def _refuse_output_inside(model_dir: Path, output: Path, what: str) -> None:
 
 
 def sbom(
-    model_dir: Annotated[Path, typer.Argument(help="The model directory.", show_default=False)],
+    model_dir_text: Annotated[
+        str, typer.Argument(metavar="MODEL_DIR", help="The model directory.", show_default=False)
+    ],
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Where to write the CycloneDX 1.6 JSON BOM.")
     ],
@@ -99,6 +102,7 @@ def sbom(
     from guard.signing import DigestCache  # noqa: PLC0415
     from guard.signing.model import write_atomic  # noqa: PLC0415
 
+    model_dir = path_argument(model_dir_text, "MODEL_DIR")
     if (model_dir / "model.sig").is_file():  # before signing, a BOM inside the model is fine
         _refuse_output_inside(model_dir, output, "BOM of a signed model (it would break model.sig)")
     meta = load_metadata(metadata) if metadata else None
@@ -167,6 +171,7 @@ def attest(  # noqa: PLR0917 (a typer command: one parameter per option)
             "give exactly one predicate: --predicate-type URI --predicate FILE, --sbom, "
             f"--provenance or --datasets (found {len(chosen)})"
         )
+    path_argument(target, "MODEL")
     if passphrase_stdin and password_stdin:
         raise UsageError(
             "--passphrase-stdin and --password-stdin both read standard input: give the key's "
@@ -264,6 +269,7 @@ def facts(  # noqa: PLR0917
         raise UsageError(
             f"--require: unknown kind {', '.join(unknown)} (expected one of {', '.join(sorted(known))})"
         )
+    path_argument(target, "MODEL")
     _check_registry_options(target, ca_file, insecure, username, password_stdin, docker_config)
     verifier = build_verifier(
         key=key,

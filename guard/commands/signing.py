@@ -36,6 +36,7 @@ from guard.commands.trust_options import (
     VerifyKeyOption,
     build_signer,
     build_verifier,
+    path_argument,
     read_passphrase,
 )
 from guard.errors import IntegrityError, UsageError, VerificationError
@@ -148,7 +149,9 @@ def keygen(  # noqa: PLR0917 (a typer command: options are parameters)
 
 
 def sign(  # noqa: PLR0917 (a typer command: options are parameters)
-    model_dir: Annotated[Path, typer.Argument(help="The model directory to sign.", show_default=False)],
+    model_dir_text: Annotated[
+        str, typer.Argument(metavar="MODEL_DIR", help="The model directory to sign.", show_default=False)
+    ],
     key: SignKeyOption = None,
     certificate: CertificateOption = None,
     certificate_chain: CertificateChainOption = None,
@@ -209,6 +212,7 @@ def sign(  # noqa: PLR0917 (a typer command: options are parameters)
     from guard.signing.model import sign_model  # noqa: PLC0415
     from guard.signing.types import DEFAULT_SHARD_SIZE, Serialization  # noqa: PLC0415
 
+    model_dir = path_argument(model_dir_text, "MODEL_DIR")
     if hash_type not in _HASHES:
         raise UsageError(f"--hash: expected one of {', '.join(_HASHES)}, found {hash_type!r}")
     if hash_type == "blake3" and shard_size is not None:
@@ -331,6 +335,7 @@ def verify(  # noqa: PLR0917 (a typer command: options are parameters)
 ) -> None:
     """Verify a signed model: the signature, the signer, and every file. Exit 0 verified,
     1 verification failed (says which files / identity / key), 2 usage error, 3 infrastructure."""
+    path_argument(target, "MODEL_DIR|OCI_REF")
     verifier = build_verifier(
         key=key,
         certificate_roots=certificate_roots,

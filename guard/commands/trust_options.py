@@ -189,6 +189,14 @@ def read_passphrase(env_var: str | None, from_stdin: bool) -> bytes | None:
     return None
 
 
+def path_argument(text: str, what: str) -> Path:
+    """A path argument; an empty one (an unset shell variable) is refused rather than read as
+    the current directory."""
+    if not text.strip():
+        raise UsageError(f"{what}: expected a path, found an empty string (an unset variable?)")
+    return Path(text)
+
+
 def _given(**options: object) -> list[str]:
     return ["--" + name.replace("_", "-") for name, value in options.items() if value]
 

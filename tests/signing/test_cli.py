@@ -378,3 +378,16 @@ def test_passphrase_stdin_on_a_terminal_is_read_without_echo(
     key = tmp_path / "signing-key.pem"
     assert run(["sign", str(model_dir), "--key", str(key), "--passphrase-stdin", "--no-cache"]) == 0
     assert prompts == ["private key passphrase: ", "private key passphrase: "]
+
+
+def test_an_empty_model_argument_is_refused_not_read_as_the_current_directory(
+    keypair: KeyPair, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `guard sign "$MODEL_DIR"` with the variable unset must not sign the working directory
+    (tmp_path / "weights.bin").write_bytes(b"w")
+    monkeypatch.chdir(tmp_path)
+    assert run(["sign", "", "--key", str(keypair.private_key)]) == 2
+    assert "MODEL_DIR: expected a path, found an empty string" in capsys.readouterr().err
+    assert not (tmp_path / "model.sig").exists()
+    assert run(["verify", "", "--key", str(keypair.public_key)]) == 2
+    assert "found an empty string" in capsys.readouterr().err
