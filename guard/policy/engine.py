@@ -31,6 +31,22 @@ class PolicyEngine(Protocol):
         ...
 
 
+def check_enforcement_keys(settings: PolicySettings, library: PolicyLibrary) -> None:
+    """Every ``policy.enforcement`` key must name a bundle or policy of the library: a typo
+    (``gpu.fitt: deny``) would otherwise leave that policy on the default action unnoticed."""
+    from guard.errors import ConfigError  # noqa: PLC0415
+
+    policies = {p.name for p in library.policies}
+    bundles = {name.split(".", 1)[0] for name in policies}
+    unknown = sorted(key for key in settings.enforcement if key not in policies and key not in bundles)
+    if unknown:
+        raise ConfigError(
+            f"policy.enforcement: {', '.join(repr(k) for k in unknown)} names no bundle or policy of "
+            f"the library at {library.root} (bundles: {', '.join(sorted(bundles))}; policies: "
+            f"{', '.join(sorted(policies))})"
+        )
+
+
 def make_engine(settings: PolicySettings, library: PolicyLibrary | None = None) -> PolicyEngine:
     """The engine the config chooses. The embedded engine loads ``library`` (default:
     ``settings.directory``, else the shipped library); the OPA engine checks that the server
@@ -41,7 +57,9 @@ def make_engine(settings: PolicySettings, library: PolicyLibrary | None = None) 
     if isinstance(engine, EmbeddedEngineSettings):
         from guard.policy.embedded import EmbeddedEngine  # noqa: PLC0415
 
-        return EmbeddedEngine(library or load_library(settings.directory), settings.enforcement_for)
+        library = library or load_library(settings.directory)
+        check_enforcement_keys(settings, library)
+        return EmbeddedEngine(library, settings.enforcement_for)
     if isinstance(engine, OpaEngineSettings):
         from guard.policy.opa import OpaEngine  # noqa: PLC0415
 
@@ -49,6 +67,8 @@ def make_engine(settings: PolicySettings, library: PolicyLibrary | None = None) 
         # policies the server must answer for.
         if library is None and settings.directory is not None:
             library = load_library(settings.directory)
+        if library is not None:
+            check_enforcement_keys(settings, library)
         expected = [p.name for p in library.policies] if library else []
         return OpaEngine(engine, settings.enforcement_for, expected=expected)
     raise AssertionError(f"unhandled engine settings {engine!r}")  # pragma: no cover

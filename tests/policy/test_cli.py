@@ -84,6 +84,20 @@ def test_eval_refuses_an_input_outside_the_schema(tmp_path: Path, capsys: pytest
     assert "$.workload.containers[0].gpu.count: 'two' is not of type 'integer'" in capsys.readouterr().err
 
 
+def test_eval_enforcement_key_naming_no_policy_is_a_config_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a typo must not leave gpu.fit on the default action unnoticed
+    config = tmp_path / "guard.yaml"
+    config.write_text(
+        yaml.safe_dump({"policy": {"default_enforcement": "warn", "enforcement": {"gpu.fitt": "deny"}}})
+    )
+    assert run(["policy", "eval", "-i", str(DENIED), "--config", str(config)]) == 2
+    assert (
+        "policy.enforcement: 'gpu.fitt' names no bundle or policy of the library" in capsys.readouterr().err
+    )
+
+
 def test_eval_bad_config_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "guard.yaml"
     config.write_text("policy:\n  engine:\n    kind: opa\n")
