@@ -251,7 +251,10 @@ class GuardConfig(FrozenModel):
         def unknown(name: str) -> str:
             return f"unknown authority {name!r} (known: {known})"
 
+        rule_names = [r.name for r in self.rules]
         for i, rule in enumerate(self.rules):
+            if rule_names.count(rule.name) > 1:  # rules are named in messages and fail_open_rules
+                problems.append((f"rules.{i}.name", f"rule {rule.name!r} is defined more than once"))
             for j, name in enumerate(rule.authorities):
                 if name not in self.authorities:
                     problems.append((f"rules.{i}.authorities.{j}", unknown(name)))

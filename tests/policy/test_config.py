@@ -112,6 +112,13 @@ def test_invalid_yaml_file_names_path_and_field(tmp_path: Path) -> None:
         load_config(path)
 
 
+def test_duplicate_rule_names_are_refused() -> None:
+    key = {"kind": "key", "public_key": "k.pem"}
+    rules = [{"name": "models", "artifacts": [glob], "authorities": ["k"]} for glob in ("a/**", "b/**")]
+    with pytest.raises(ConfigError, match=r"g.yaml: rules.1.name: rule 'models' is defined more than once"):
+        parse_config({"authorities": {"k": key}, "rules": rules}, "g.yaml")
+
+
 def test_binary_config_file_is_a_config_error(tmp_path: Path) -> None:
     path = tmp_path / "guard.yaml"
     path.write_bytes(b"\xee\xff\x00binary")
