@@ -321,6 +321,27 @@ def parse_config(data: Any, source: str = "<config>") -> GuardConfig:
     return config
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader refusing a key given twice in one mapping: YAML keeps the last one silently,
+    so a second ``rules:`` or ``policy:`` block would replace the first unnoticed."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor` may be overridden
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str | int | float | bool) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"found the key {key!r} twice (expected each key once)",
+                    key_node.start_mark,
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_config(path: Path | None) -> GuardConfig:
     """Load and validate a YAML (or JSON) config file; ``None`` gives the embedded defaults."""
     if path is None:
@@ -334,7 +355,7 @@ def load_config(path: Path | None) -> GuardConfig:
     except UnicodeDecodeError as err:
         raise ConfigError(f"config file {path}: expected UTF-8 YAML, found binary data ({err})") from err
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from err
     return parse_config(data, str(path))

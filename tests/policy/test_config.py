@@ -119,6 +119,17 @@ def test_duplicate_rule_names_are_refused() -> None:
         parse_config({"authorities": {"k": key}, "rules": rules}, "g.yaml")
 
 
+def test_a_key_given_twice_is_refused_not_silently_replaced(tmp_path: Path) -> None:
+    path = tmp_path / "guard.yaml"
+    path.write_text("policy: {default_enforcement: deny}\nrules: []\npolicy: {default_enforcement: warn}\n")
+    with pytest.raises(ConfigError, match=r"found the key 'policy' twice") as info:
+        load_config(path)
+    assert "line 3" in str(info.value)
+    # YAML merge keys may still be overridden
+    path.write_text("cluster: {<<: {grid_intensity_g_per_kwh: 100}, grid_intensity_g_per_kwh: 200}\n")
+    assert load_config(path).cluster.grid_intensity_g_per_kwh == 200
+
+
 def test_binary_config_file_is_a_config_error(tmp_path: Path) -> None:
     path = tmp_path / "guard.yaml"
     path.write_bytes(b"\xee\xff\x00binary")
