@@ -21,7 +21,9 @@ def demo(
         bool, typer.Option("--keep", help="Keep the temporary directory to look at the files.")
     ] = False,
 ) -> None:
-    """Make a small model, generate a key, sign, verify, change one file and show the precise failure."""
+    """Walk through guard end to end on embedded defaults: sign and verify a small model, push it to
+    an OCI layout store and verify it there, sign its ML-BOM and dataset provenance, evaluate sample
+    workloads against the policy library, and send workloads to the webhook over HTTPS."""
     from rich.console import Console  # noqa: PLC0415
 
     from guard.demo import run_demo  # noqa: PLC0415
