@@ -11,7 +11,7 @@ from typing import Any
 import blake3
 import pytest
 
-from guard.errors import ModelDirectoryError
+from guard.errors import ModelDirectoryError, UsageError
 from guard.signing import hashing
 from guard.signing.cache import DigestCache
 from guard.signing.hashing import file_digest, hash_model
@@ -241,3 +241,11 @@ def test_progress_bar_only_on_a_terminal(
     monkeypatch.setattr(hashing, "CHUNK_SIZE", 16)  # many small reads, many progress updates
     monkeypatch.setattr("guard.signing.hashing.sys.stderr.isatty", lambda: True)
     assert hash_model(model_dir, progress=True, workers=2) == expected
+
+
+def test_too_many_shards_are_refused_before_hashing(tmp_path: Path) -> None:
+    # `--shard-size 1` on a 2 MB file made 2 million shards: minutes, gigabytes, a 370 MB signature
+    (tmp_path / "w.bin").write_bytes(b"x" * (hashing.MAX_SHARDS + 1))
+    with pytest.raises(UsageError, match=r"shard size 1 cuts the model's 100001 bytes into 100001 shards"):
+        hash_model(tmp_path, Serialization(method="shards", shard_size=1))
+    assert len(hash_model(tmp_path, Serialization(method="shards", shard_size=2)).resources) == 50001
