@@ -165,3 +165,12 @@ class PolicyEngineError(InfrastructureError):
 
 class DeadlineExceeded(InfrastructureError):
     """A deadline passed before the work was done."""
+
+
+class LayoutNotFoundError(NotFoundError, UsageError):
+    """A local OCI image layout the user named (``oci-layout:PATH``) does not exist, is not a
+    layout, or has no such tag or manifest: the user's mistake (exit 2), not a failure to retry.
+    Still a NotFoundError, so code probing a store for an optional tag catches it as before; a
+    registry's "not found" stays NotFoundError (exit 3)."""
+
+    exit_code = EXIT_USAGE

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from guard.errors import IntegrityError, NotFoundError, RegistryError
+from guard.errors import IntegrityError, LayoutNotFoundError, NotFoundError, RegistryError, UsageError
 from guard.oci.types import (
     OCI_INDEX,
     Descriptor,
@@ -33,6 +33,7 @@ from guard.oci.types import (
 
 REF_NAME = "org.opencontainers.image.ref.name"
 READ_SIZE = 1024 * 1024
+LISTED_TAGS = 10  # a missing tag's error lists the layout's tags when there are at most this many
 
 
 class LayoutStore:
@@ -42,10 +43,16 @@ class LayoutStore:
         self.root = root
         marker = root / "oci-layout"
         if not marker.is_file():
-            if not create:
-                raise NotFoundError(f"{root} is not an OCI image layout (no oci-layout file)")
             if root.exists() and not root.is_dir():
-                raise RegistryError(f"{root} exists and is not a directory")
+                raise UsageError(
+                    f"{self.describe()}: expected a directory (an OCI image layout), found a file"
+                )
+            if not create:
+                if not root.exists():
+                    raise LayoutNotFoundError(f"{self.describe()}: no such directory")
+                raise LayoutNotFoundError(
+                    f"{self.describe()} is a directory but not an OCI image layout (no oci-layout file)"
+                )
             (root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
             marker.write_text(json.dumps({"imageLayoutVersion": "1.0.0"}), encoding="utf-8")
             if not (root / "index.json").exists():
@@ -96,15 +103,16 @@ class LayoutStore:
             check_digest(reference)
             path = self._blob_path(reference)
             if not path.is_file():
-                raise NotFoundError(f"{self.describe()}@{reference} not found")
+                raise LayoutNotFoundError(f"{self.describe()}@{reference}: no such manifest in the layout")
             for entry in self._entries():
                 if entry.digest == reference:
                     return Descriptor(entry.media_type, entry.digest, entry.size, entry.artifact_type)
             return self.fetch_manifest(reference).descriptor
-        for entry in reversed(self._entries()):
+        entries = self._entries()
+        for entry in reversed(entries):
             if entry.annotations.get(REF_NAME) == reference:
                 return Descriptor(entry.media_type, entry.digest, entry.size, entry.artifact_type)
-        raise NotFoundError(f"{self.describe()}: no tag {reference!r}")
+        raise LayoutNotFoundError(f"{self.describe()}: no tag {reference!r}{_tags_hint(entries)}")
 
     def fetch_manifest(self, reference: str) -> FetchedManifest:
         digest = reference if reference.startswith("sha256:") else self.resolve(reference).digest
@@ -112,7 +120,7 @@ class LayoutStore:
         try:
             body = self._blob_path(digest).read_bytes()
         except FileNotFoundError as err:
-            raise NotFoundError(f"{self.describe()}@{digest} not found") from err
+            raise LayoutNotFoundError(f"{self.describe()}@{digest}: no such manifest in the layout") from err
         actual = sha256_digest(body)
         if actual != digest:
             raise IntegrityError(
@@ -237,3 +245,13 @@ class LayoutStore:
 
         with fh:
             yield chunks()
+
+
+def _tags_hint(entries: list[Descriptor]) -> str:
+    """``; its tags: a, b`` (or how many there are, or that there are none) for a missing tag."""
+    tags = sorted({t for e in entries if (t := e.annotations.get(REF_NAME))})
+    if not tags:
+        return "; the layout has no tags (name a manifest by @sha256:...)"
+    if len(tags) <= LISTED_TAGS:
+        return "; its tags: " + ", ".join(tags)
+    return f"; it has {len(tags)} tags, e.g. " + ", ".join(tags[:LISTED_TAGS])

@@ -96,7 +96,7 @@ def test_layout_refuses_a_manifest_blob_that_does_not_match_its_digest(tmp_path:
 def test_missing_layout_is_a_clear_error(tmp_path: Path) -> None:
     from guard.errors import NotFoundError
 
-    with pytest.raises(NotFoundError, match="not an OCI image layout"):
+    with pytest.raises(NotFoundError, match="no such directory"):
         LayoutStore(tmp_path / "nothing")
 
 
