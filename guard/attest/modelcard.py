@@ -69,7 +69,10 @@ FORMAT_BY_SUFFIX = {
 
 
 class InputModel(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True)
+    # allow_inf_nan=False: YAML's .inf would be written as `Infinity`, which is not JSON
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True, allow_inf_nan=False
+    )
 
 
 class DatasetInput(InputModel):
@@ -117,7 +120,7 @@ class ModelMetadata(InputModel):
     licenses: tuple[str, ...] = ()
     architecture: str | None = None
     architecture_family: str | None = None
-    parameter_count: int | None = Field(default=None, ge=0)
+    parameter_count: int | None = Field(default=None, ge=0, le=2**53)  # exact in every JSON reader
     precision: str | None = None
     quantization: str | None = None
     format: str | None = None

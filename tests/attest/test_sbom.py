@@ -222,3 +222,22 @@ def test_sbom_output_that_is_a_directory_is_a_usage_error(
     assert run(["sbom", str(model_dir), "-o", str(tmp_path)]) == 2
     assert f"cannot write {tmp_path}: it is a directory; expected a file path" in capsys.readouterr().err
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("energy: {trainingKWh: .inf}\n", "energy.trainingKWh: Input should be a finite number"),
+        ("parameterCount: 99999999999999999999999999999999\n", "parameterCount: Input should be less than"),
+    ],
+)
+def test_metadata_values_json_cannot_carry_are_refused(
+    model_dir: Path, tmp_path: Path, text: str, expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # .inf was written as `Infinity` (not JSON); a count beyond 2^53 is not exact in JSON readers
+    meta = tmp_path / "meta.yaml"
+    meta.write_text(text)
+    out = tmp_path / "bom.json"
+    assert run(["sbom", str(model_dir), "--metadata", str(meta), "-o", str(out)]) == 2
+    assert expected in capsys.readouterr().err
+    assert not out.exists()
