@@ -26,6 +26,7 @@ from guard.commands.trust_options import (
     OfflineOption,
     TrustConfigOption,
     VerifyKeyOption,
+    path_argument,
 )
 from guard.errors import UsageError
 
@@ -146,7 +147,7 @@ def _echo_err(message: str) -> None:
 
 
 def push(
-    model_dir: Annotated[Path, typer.Argument(help="The model directory.", show_default=False)],
+    model_dir_text: Annotated[str, typer.Argument(help="The model directory.", show_default=False)],
     target: Annotated[
         str, typer.Argument(help="oci://HOST/REPO[:TAG] or oci-layout:PATH[:TAG].", show_default=False)
     ],
@@ -194,6 +195,7 @@ def push(
     from guard.oci.referrers import load_attachment
     from guard.oci.store import open_store
 
+    model_dir = path_argument(model_dir_text, "MODEL_DIR")
     ref = parse_reference(target)
     if ref.digest is not None:
         raise UsageError(f"{target}: push takes a tag, not a digest (the digest is the result)")
@@ -230,7 +232,7 @@ def push(
 
 def pull(
     source: Annotated[str, typer.Argument(help="oci://HOST/REPO[:TAG|@DIGEST] or oci-layout:PATH[:TAG].")],
-    directory: Annotated[Path, typer.Argument(help="Where to restore the model.", show_default=False)],
+    directory_text: Annotated[str, typer.Argument(help="Where to restore the model.", show_default=False)],
     key: VerifyKeyOption = None,
     certificate_roots: CertificateRootsOption = None,
     identity: IdentityOption = None,
@@ -253,6 +255,7 @@ def pull(
     from guard.oci.store import open_store
     from guard.oci.verify import format_verification, verify_oci
 
+    directory = path_argument(directory_text, "DIRECTORY")
     ref = parse_reference(source)
     store = open_store(ref, registry_access(ca_file, insecure, username, password_stdin, docker_config))
     if any((key, certificate_roots, identity, identity_regex, issuer, trust_config, offline)):
