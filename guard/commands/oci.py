@@ -147,9 +147,14 @@ def _echo_err(message: str) -> None:
 
 
 def push(
-    model_dir_text: Annotated[str, typer.Argument(help="The model directory.", show_default=False)],
+    model_dir_text: Annotated[
+        str, typer.Argument(metavar="MODEL_DIR", help="The model directory.", show_default=False)
+    ],
     target: Annotated[
-        str, typer.Argument(help="oci://HOST/REPO[:TAG] or oci-layout:PATH[:TAG].", show_default=False)
+        str,
+        typer.Argument(
+            metavar="REF", help="oci://HOST/REPO[:TAG] or oci-layout:PATH[:TAG].", show_default=False
+        ),
     ],
     name: Annotated[str | None, typer.Option(help="Model name.", rich_help_panel=_META)] = None,
     version: Annotated[str | None, typer.Option(help="Model version.", rich_help_panel=_META)] = None,
@@ -231,8 +236,17 @@ def push(
 
 
 def pull(
-    source: Annotated[str, typer.Argument(help="oci://HOST/REPO[:TAG|@DIGEST] or oci-layout:PATH[:TAG].")],
-    directory_text: Annotated[str, typer.Argument(help="Where to restore the model.", show_default=False)],
+    source: Annotated[
+        str,
+        typer.Argument(
+            metavar="REF",
+            help="oci://HOST/REPO[:TAG|@DIGEST] or oci-layout:PATH[:TAG|@DIGEST].",
+            show_default=False,
+        ),
+    ],
+    directory_text: Annotated[
+        str, typer.Argument(metavar="DIRECTORY", help="Where to restore the model.", show_default=False)
+    ],
     key: VerifyKeyOption = None,
     certificate_roots: CertificateRootsOption = None,
     identity: IdentityOption = None,
@@ -273,7 +287,7 @@ def pull(
 
 
 def attach(
-    target: Annotated[str, typer.Argument(help=_TARGET_HELP)],
+    target: Annotated[str, typer.Argument(metavar="REF", help=_TARGET_HELP, show_default=False)],
     signature: Annotated[Path | None, typer.Option(help="Sigstore bundle (model.sig).")] = None,
     sbom: Annotated[Path | None, typer.Option(help="CycloneDX or SPDX JSON SBOM.")] = None,
     attestation: Annotated[
@@ -316,7 +330,7 @@ def _descriptor_row(d: Descriptor) -> dict[str, object]:
 
 
 def discover(
-    target: Annotated[str, typer.Argument(help=_TARGET_HELP)],
+    target: Annotated[str, typer.Argument(metavar="REF", help=_TARGET_HELP, show_default=False)],
     artifact_type: Annotated[str | None, typer.Option(help="Only referrers of this artifactType.")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ca_file: CaFileOption = None,

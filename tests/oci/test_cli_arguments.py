@@ -35,3 +35,25 @@ def test_pull_refuses_an_empty_directory(
     assert "DIRECTORY: expected a path, found an empty string" in capsys.readouterr().err
     assert run(["pull", f"oci-layout:{store}:v1", ""]) == EXIT_USAGE
     assert list(work.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("command", "names"),
+    [
+        ("push", ["MODEL_DIR", "REF"]),
+        ("pull", ["REF", "DIRECTORY"]),
+        ("attach", ["REF"]),
+        ("discover", ["REF"]),
+    ],
+)
+def test_help_names_the_arguments_in_upper_case(
+    command: str, names: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As sign / verify / attest / facts and the README synopses do."""
+    monkeypatch.setenv("COLUMNS", "200")
+    assert run([command, "--help"]) == 0
+    out = capsys.readouterr().out
+    usage = next(line for line in out.splitlines() if "Usage:" in line)
+    assert [w.strip("{}[]") for w in usage.split()[3:]] == ["OPTIONS", *names]
+    for lower in ("model_dir", "{target}", "{source}", "directory_text", "{directory}"):
+        assert lower not in out
