@@ -22,6 +22,11 @@ from guard.signing import IN_TOTO_STATEMENT_TYPE, Signer, sign_statement
 log = logging.getLogger(__name__)
 
 
+def _not_json(name: str) -> Any:
+    """``json.loads`` accepts NaN / Infinity, which are not JSON and would be signed as such."""
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def load_predicate(path: Path) -> dict[str, Any]:
     """A predicate file: one JSON object."""
     try:
@@ -31,7 +36,7 @@ def load_predicate(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError as err:
         raise UsageError(f"{path}: expected a UTF-8 JSON predicate, found binary data ({err})") from err
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=_not_json)
     except ValueError as err:
         raise UsageError(f"{path}: not JSON: {err}") from err
     if not isinstance(data, dict):

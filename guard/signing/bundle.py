@@ -15,7 +15,7 @@ from typing import Any
 
 import rfc8785
 
-from guard.errors import BundleFormatError
+from guard.errors import BundleFormatError, UsageError
 from guard.signing.dsse import b64decode
 from guard.signing.types import (
     BUNDLE_MEDIA_TYPE,
@@ -121,7 +121,14 @@ def serialize_statement(statement: Mapping[str, Any]) -> bytes:
     try:
         return rfc8785.dumps(dict(statement))
     except rfc8785.CanonicalizationError:
-        return json.dumps(statement, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        pass
+    try:
+        text = json.dumps(
+            statement, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+    except ValueError as err:  # NaN / Infinity: Python writes them, no JSON reader accepts them
+        raise UsageError(f"the statement holds a number JSON cannot represent: {err}") from err
+    return text.encode()
 
 
 def serialize_bundle(bundle: Mapping[str, Any]) -> bytes:

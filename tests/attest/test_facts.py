@@ -313,3 +313,19 @@ def test_outputs_inside_the_model_directory_are_refused(
     assert not inside.exists()
     assert not (model_dir / "bom.json").exists()
     assert run(["verify", str(model_dir), "--key", str(keys[1])]) == 0
+
+
+def test_nan_or_infinity_in_a_predicate_is_refused_not_signed(
+    model_dir: Path, tmp_path: Path, keys: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Python's json reads and writes NaN / Infinity; no JSON reader accepts the signed payload
+    predicate = tmp_path / "p.json"
+    predicate.write_text('{"x": NaN, "y": Infinity}')
+    out = tmp_path / "a.json"
+    argv = ["--predicate-type", "https://example.com/p", "--predicate", str(predicate)]
+    assert run(["attest", str(model_dir), *argv, "--key", str(keys[0]), "-o", str(out)]) == 2
+    assert "NaN is not a JSON number" in capsys.readouterr().err
+    assert not out.exists()
+    subject = directory_subject(model_dir)
+    with pytest.raises(UsageError, match="a number JSON cannot represent"):
+        sign_attestation(subject, "https://example.com/p", {"x": float("nan")}, KeySigner.from_file(keys[0]))
