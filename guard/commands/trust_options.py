@@ -223,6 +223,8 @@ def build_signer(
 
         # cast: the keyless backend declares ``method`` as a ClassVar; it satisfies the Protocol at runtime.
         return cast(Signer, SigstoreSigner(identity_token=identity_token, trust_config=trust_config))
+    if identity_token is not None and identity_token == os.environ.get("SIGSTORE_ID_TOKEN"):
+        identity_token = None  # from the environment (e.g. GitLab's id_tokens), not an option given
     extra = _given(identity_token=identity_token, trust_config=trust_config)
     if extra:
         raise UsageError(f"{', '.join(extra)} only applies to --keyless signing")

@@ -391,3 +391,13 @@ def test_an_empty_model_argument_is_refused_not_read_as_the_current_directory(
     assert not (tmp_path / "model.sig").exists()
     assert run(["verify", "", "--key", str(keypair.public_key)]) == 2
     assert "found an empty string" in capsys.readouterr().err
+
+
+def test_sigstore_id_token_in_the_environment_does_not_block_key_signing(
+    model_dir: Path, keypair: KeyPair, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GitLab CI jobs with `id_tokens: SIGSTORE_ID_TOKEN` export it whatever method the job signs with
+    monkeypatch.setenv("SIGSTORE_ID_TOKEN", "eyJ.from.environment")
+    assert run(["sign", str(model_dir), "--key", str(keypair.private_key), "--no-cache"]) == 0
+    assert run(["sign", str(model_dir), "--key", str(keypair.private_key), "--identity-token", "other"]) == 2
+    assert "--identity-token only applies to --keyless signing" in capsys.readouterr().err
