@@ -24,7 +24,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from guard.errors import GuardError, IntegrityError
+from guard.errors import GuardError, IntegrityError, UsageError
 
 DemoStep = Callable[["DemoContext"], None]
 
@@ -230,7 +230,9 @@ def run_demo(
     """Run the demo steps in a fresh directory (removed afterwards unless ``keep`` or ``workdir``)."""
     console = console or Console(highlight=False, soft_wrap=True)
     own = workdir is None
-    root = Path(tempfile.mkdtemp(prefix="guard-demo-")) if workdir is None else workdir
+    root = Path(tempfile.mkdtemp(prefix="guard-demo-")) if workdir is None else workdir.resolve()
+    if root.exists() and not root.is_dir():  # resolved: steps write file:// URIs of their files
+        raise UsageError(f"--workdir {workdir}: expected a directory, found a file")
     root.mkdir(parents=True, exist_ok=True)
     keys = root / "keys"
     ctx = DemoContext(
