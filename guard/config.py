@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from guard.admission.settings import AdmissionSettings
-from guard.errors import ConfigError
+from guard.errors import ConfigError, GuardError
 from guard.policy.settings import PolicySettings
 
 if TYPE_CHECKING:
@@ -359,3 +359,18 @@ def load_config(path: Path | None) -> GuardConfig:
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from err
     return parse_config(data, str(path))
+
+
+def authority_verifiers(config: GuardConfig) -> dict[str, Verifier]:
+    """Every authority's verifier, by name: loads its public key, certificate roots or Sigstore
+    trust config now (the public-good trust root stays lazy). A file that is missing or unusable is
+    a ConfigError naming the authority, so a server can refuse it before it starts listening."""
+    verifiers: dict[str, Verifier] = {}
+    for name, authority in config.authorities.items():
+        try:
+            verifiers[name] = authority.to_verifier()
+        except (GuardError, OSError) as err:
+            raise ConfigError(
+                f"cannot load the trust roots of the config's authorities: authorities.{name}: {err}"
+            ) from err
+    return verifiers

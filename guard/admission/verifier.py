@@ -9,7 +9,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from guard.admission.ports import RuleMatch, VerifiedArtifact
-from guard.config import GuardConfig
+from guard.config import GuardConfig, authority_verifiers
 from guard.errors import AttestationError, ConfigError, GuardError, SignatureMismatch, UsageError
 from guard.signing.types import SignerInfo, SigningMethod, Verifier
 
@@ -126,12 +126,8 @@ class OciReferenceVerifier:
 
         self._config = config
         self._rules = {rule.name: rule for rule in config.rules}
-        try:  # trust roots load here, at start-up: a bad key fails now, not on the first request
-            self._verifiers: dict[str, Verifier] = {
-                name: authority.to_verifier() for name, authority in config.authorities.items()
-            }
-        except GuardError as err:
-            raise ConfigError(f"cannot load the trust roots of the config's authorities: {err}") from err
+        # trust roots load here, at start-up: a bad key fails now, not on the first request
+        self._verifiers: dict[str, Verifier] = authority_verifiers(config)
         registry = config.admission.registry
         self._access: RegistryAccess = RegistryAccess(
             ca_file=registry.ca_file, docker_config=registry.docker_config, timeout=registry.timeout_seconds

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import socket
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -27,7 +29,9 @@ def register(app: typer.Typer) -> None:
             Path | None,
             typer.Option("--config", help="guard config file (YAML): trust rules, policies, admission."),
         ] = None,
-        host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "0.0.0.0",  # noqa: S104
+        host: Annotated[
+            str, typer.Option("--host", help="Address (or name) of this machine to listen on; :: for IPv6.")
+        ] = "0.0.0.0",  # noqa: S104
         port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8443,
         workers: Annotated[
             int,
@@ -44,8 +48,49 @@ def register(app: typer.Typer) -> None:
         for option, path in (("--tls-cert", tls_cert), ("--tls-key", tls_key)):
             if not path.is_file():
                 raise UsageError(f"{option}: expected a PEM file, found no file at {path}")
+        check_host(host)
+        check_config(config)
         serve = _transport("https")
         serve(config, tls_cert, tls_key, host=host, port=port, workers=workers)
+
+
+def check_host(host: str) -> None:
+    """``--host`` must be an address of this machine, or a name that resolves to one: checked the
+    way uvicorn binds it (IPv6 when the text holds a colon), on a free port, before anything starts."""
+    if not host.strip():
+        raise UsageError("--host: expected an address or host name, found an empty string")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, 0))
+        except (socket.gaierror, UnicodeError) as err:
+            reason = err.strerror if isinstance(err, socket.gaierror) else str(err)
+            raise UsageError(f"--host {host}: not an address or resolvable name ({reason})") from err
+        except OSError as err:
+            if err.errno == errno.EADDRNOTAVAIL:
+                raise UsageError(
+                    f"--host {host}: not an address of this machine (expected a local address, "
+                    f"0.0.0.0 or ::)"
+                ) from err
+            # anything else (permissions, ...) is the server's to report when it binds its port
+
+
+def check_config(config_path: Path | None) -> None:
+    """Load what the webhook loads at start-up and can be checked here, before the server starts,
+    so that a mistake is one line and exit 2 rather than a failed start-up in the server's log:
+    the config, its cross-references, every authority's key / certificate roots / trust config, and
+    the embedded engine's policy library. (An OPA server is asked when the webhook starts: while it
+    does not answer, ``/readyz`` says not ready.)"""
+    from guard.admission.wiring import check_admission_config  # noqa: PLC0415
+    from guard.config import authority_verifiers, load_config  # noqa: PLC0415
+    from guard.policy.engine import make_engine  # noqa: PLC0415
+    from guard.policy.settings import EmbeddedEngineSettings  # noqa: PLC0415
+
+    config = load_config(config_path)
+    check_admission_config(config)
+    authority_verifiers(config)
+    if isinstance(config.policy.engine, EmbeddedEngineSettings):
+        make_engine(config.policy)
 
 
 def _transport(name: str) -> Callable[..., None]:

@@ -128,5 +128,77 @@ def test_guard_serve_reports_a_bad_trust_root_as_a_config_error(
         check=False,
     )
     assert result.returncode == 2
-    assert "cannot load the trust roots" in result.stderr.decode()
-    assert "missing.pub" in result.stderr.decode()
+    stderr = result.stderr.decode()
+    assert "cannot load the trust roots" in stderr
+    assert "authorities.ci" in stderr and "missing.pub" in stderr
+    # checked before the server starts: one line, no uvicorn start-up log, no traceback
+    assert len(stderr.strip().splitlines()) == 1, stderr
+    assert "Traceback" not in stderr and "lifespan" not in stderr.lower()
+
+
+@pytest.fixture
+def no_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checks below must fail before `guard serve` hands off to the server."""
+
+    def never(_name: str) -> None:
+        raise AssertionError("the server was started")
+
+    monkeypatch.setattr("guard.commands.serve._transport", never)
+
+
+@pytest.mark.usefixtures("no_server")
+@pytest.mark.parametrize("kind", ["key", "certificate", "keyless"])
+@pytest.mark.parametrize("problem", ["missing", "garbage"])
+def test_guard_serve_checks_every_authority_before_starting(
+    kind: str,
+    problem: str,
+    tmp_path: Path,
+    tls_files: tuple[Path, Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = tmp_path / "trust-file"
+    if problem == "garbage":
+        path.write_text("not a PEM file, not JSON\n")
+    authority = {
+        "key": f"{{kind: key, public_key: {path}}}",
+        "certificate": f"{{kind: certificate, roots: {path}}}",
+        "keyless": "{kind: keyless, issuer: https://issuer, subject: me@example.com, "
+        f"trust_config: {path}}}",
+    }[kind]
+    config = tmp_path / "guard.yaml"
+    config.write_text(f"authorities:\n  a1: {authority}\n")
+    cert, key = tls_files
+    argv = ["serve", "--config", str(config), "--tls-cert", str(cert), "--tls-key", str(key)]
+    assert run([*argv, "--host", "127.0.0.1", "--port", "1"]) == 2  # port 1: never reached
+    err = capsys.readouterr().err
+    assert "authorities.a1" in err and str(path) in err, err
+
+
+@pytest.mark.usefixtures("no_server")
+def test_guard_serve_checks_the_policy_library_before_starting(
+    tmp_path: Path, tls_files: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "guard.yaml"
+    config.write_text("policy:\n  enforcement:\n    gpu.fitt: deny\n")
+    cert, key = tls_files
+    argv = ["serve", "--config", str(config), "--tls-cert", str(cert), "--tls-key", str(key)]
+    assert run([*argv, "--host", "127.0.0.1", "--port", "1"]) == 2
+    assert "gpu.fitt" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("999.1.1.1", "--host 999.1.1.1: not an address or resolvable name"),
+        ("a..b", "--host a..b: not an address or resolvable name"),
+        ("192.0.2.1", "--host 192.0.2.1: not an address of this machine"),  # TEST-NET-1
+        ("", "--host: expected an address or host name, found an empty string"),
+    ],
+)
+@pytest.mark.usefixtures("no_server")
+def test_guard_serve_refuses_a_host_it_cannot_listen_on(
+    host: str, expected: str, tls_files: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    cert, key = tls_files
+    assert run(["serve", "--tls-cert", str(cert), "--tls-key", str(key), "--host", host, "--port", "1"]) == 2
+    assert expected in capsys.readouterr().err
