@@ -130,12 +130,17 @@ def eval_command(
     policies: PoliciesOption = None,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="guard config file (YAML).")] = None,
     output: Annotated[str, typer.Option("--output", "-o", help="text or json.")] = "text",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the decision as JSON (same as --output json).")
+    ] = False,
 ) -> None:
     """Evaluate the library on one input and print the decision (exit 1 when denied)."""
     from guard.config import load_config  # noqa: PLC0415
     from guard.policy.engine import make_engine  # noqa: PLC0415
     from guard.policy.library import default_library_dir  # noqa: PLC0415
 
+    if as_json:
+        output = "json"
     if output not in ("text", "json"):
         raise UsageError(f"--output: expected text or json, found {output!r}")
     document = _read_input(input_file)

@@ -31,8 +31,9 @@ def test_eval_denied_exits_1_with_reasons(capsys: pytest.CaptureFixture[str]) ->
     assert "[tenancy.isolation/privileged_container]" in captured.err
 
 
-def test_eval_json_output(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(["policy", "eval", "-i", str(DENIED), "--output", "json"]) == 1
+@pytest.mark.parametrize("flag", [["--output", "json"], ["--json"]])  # --json as verify / facts take it
+def test_eval_json_output(flag: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["policy", "eval", "-i", str(DENIED), *flag]) == 1
     decision = json.loads(capsys.readouterr().out)
     assert decision["allowed"] is False
     assert {v["rule"] for v in decision["violations"]} >= {"privileged_container"}
