@@ -40,11 +40,18 @@ def test_command(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="List every test, not only failures.")
     ] = False,
+    policies: Annotated[
+        Path | None,
+        typer.Option("--policies", "-p", help="The library directory, as for policy eval (or give DIR)."),
+    ] = None,
 ) -> None:
     """Run every test_* rule and replay samples/allowed and samples/denied of every policy."""
     from guard.policy.library import default_library_dir, source_library_dir  # noqa: PLC0415
     from guard.policy.runner import run_library_tests  # noqa: PLC0415
 
+    if directory is not None and policies is not None and directory != policies:
+        raise UsageError(f"give the library once: DIR {directory} or --policies {policies}")
+    directory = directory or policies
     if directory is None and default_library_dir() != source_library_dir():
         raise UsageError(
             "the library installed with guard ships without its tests and samples: give the "

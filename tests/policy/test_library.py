@@ -97,6 +97,16 @@ def test_policy_without_samples_fails(tmp_path: Path, capsys: pytest.CaptureFixt
     assert out.count("missing test file") == 1  # the reason is not repeated on its FAIL line
 
 
+def test_policy_test_takes_the_library_as_policy_eval_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _copy_library(tmp_path)
+    assert run(["policy", "test", "--policies", str(root), "--run", "gpu"]) == 0
+    assert f"{root}: " in capsys.readouterr().out
+    assert run(["policy", "test", str(root), "-p", str(tmp_path)]) == 2
+    assert "give the library once" in capsys.readouterr().err
+
+
 def test_a_bundle_directory_given_as_the_library_says_so(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["policy", "test", str(default_library_dir() / "gpu")]) == 2
     assert "give the library root, the directory of the bundles" in capsys.readouterr().err
