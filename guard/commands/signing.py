@@ -308,7 +308,7 @@ def verify(  # noqa: PLR0917 (a typer command: options are parameters)
     target: Annotated[
         str,
         typer.Argument(
-            help="Model directory, or oci://REGISTRY/REPO[:TAG|@DIGEST] / oci-layout:DIR[:TAG].",
+            help="Model directory, or oci://HOST/REPO[:TAG|@DIGEST] / oci-layout:PATH[:TAG|@DIGEST].",
             show_default=False,
             metavar="MODEL_DIR|OCI_REF",
         ),
