@@ -10,7 +10,9 @@ stays fast.
 from __future__ import annotations
 
 import logging
+import re
 import sys
+from typing import Any
 
 import click
 import typer
@@ -60,10 +62,36 @@ def _root(
     )
 
 
+def _plain_help(command: Any, parent: Any = None) -> None:
+    """typer >= 0.26 shows a type after every option in ``--help``, flags included (``--json
+    <bool>``, ``--help <bool>``: as if they took a value), and repeatable options as Python types
+    (``--ignore <list[str]>``). typer has no setting for this; its help shows an option's metavar
+    when one is set. So: a flag gets an empty one (it takes no value), a repeatable option the type
+    of the one value each occurrence takes (``--ignore <str>``). Metavars set by commands stay."""
+    ctx = command.context_class(command, info_name=command.name, parent=parent)
+    params = list(command.params)
+    get_help_option = getattr(command, "get_help_option", None)
+    if get_help_option is not None and (help_option := get_help_option(ctx)) is not None:
+        params.append(help_option)  # made lazily and cached on the command
+    for param in params:
+        if getattr(param, "metavar", "") is not None:
+            continue
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+        elif getattr(param, "multiple", False) and hasattr(param, "display_type"):
+            shown = re.fullmatch(r"<list\[(.+)\]>", str(param.display_type(ctx)))
+            if shown is not None:
+                element = shown.group(1)
+                param.metavar = f"<{'path' if element == 'Path' else element}>"
+    for sub in getattr(command, "commands", {}).values():
+        _plain_help(sub, ctx)
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code instead of exiting (used by tests and ``main``)."""
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     command = typer.main.get_command(app)
+    _plain_help(command)
     try:
         result = command.main(args=argv, prog_name="guard", standalone_mode=False)
     except GuardError as exc:
