@@ -280,10 +280,12 @@ def facts(  # noqa: PLR0917
         trust_config=trust_config,
         offline=offline,
     )
+    from guard.signing.model import read_bundle_file  # noqa: PLC0415
+
     inputs = []
     for path in attestation or []:
         try:
-            inputs.append(AttestationInput(path.read_bytes(), str(path)))
+            inputs.append(AttestationInput(read_bundle_file(path, "attestation"), str(path)))
         except OSError as err:
             raise UsageError(f"cannot read attestation {path}: {err.strerror or err}") from err
     if _is_oci(target):

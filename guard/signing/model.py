@@ -125,11 +125,26 @@ def sign_model(
     return SignedModel(manifest, bundle, target if write else None)
 
 
+# A signature of MAX_SHARDS shards is about 19 MB; a bigger file is not a signature (a weights
+# file given by mistake would otherwise be read into memory whole).
+MAX_BUNDLE_BYTES = 64 << 20
+
+
+def read_bundle_file(path: Path, what: str = "signature file") -> bytes:
+    """A signature / attestation bundle file, refused unread when larger than MAX_BUNDLE_BYTES."""
+    with contextlib.suppress(OSError):
+        size = path.stat().st_size
+        if size > MAX_BUNDLE_BYTES:
+            limit = MAX_BUNDLE_BYTES
+            raise UsageError(f"{what} {path} is {size} bytes: expected a Sigstore bundle of at most {limit}")
+    return path.read_bytes()
+
+
 def _read_bundle(bundle: bytes | Path) -> bytes:
     if isinstance(bundle, bytes):
         return bundle
     try:
-        return bundle.read_bytes()
+        return read_bundle_file(bundle)
     except FileNotFoundError as err:
         raise UsageError(f"signature file {bundle} does not exist") from err
     except IsADirectoryError as err:

@@ -329,3 +329,14 @@ def test_nan_or_infinity_in_a_predicate_is_refused_not_signed(
     subject = directory_subject(model_dir)
     with pytest.raises(UsageError, match="a number JSON cannot represent"):
         sign_attestation(subject, "https://example.com/p", {"x": float("nan")}, KeySigner.from_file(keys[0]))
+
+
+def test_a_huge_file_given_as_an_attestation_is_refused_unread(
+    model_dir: Path, tmp_path: Path, keys: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    sign_model(model_dir, KeySigner.from_file(keys[0]))
+    weights = tmp_path / "weights.bin"
+    with weights.open("wb") as f:
+        f.truncate((64 << 20) + 1)
+    assert run(["facts", str(model_dir), "--key", str(keys[1]), "--attestation", str(weights)]) == 2
+    assert f"attestation {weights} is 67108865 bytes: expected a Sigstore bundle" in capsys.readouterr().err

@@ -401,3 +401,14 @@ def test_sigstore_id_token_in_the_environment_does_not_block_key_signing(
     assert run(["sign", str(model_dir), "--key", str(keypair.private_key), "--no-cache"]) == 0
     assert run(["sign", str(model_dir), "--key", str(keypair.private_key), "--identity-token", "other"]) == 2
     assert "--identity-token only applies to --keyless signing" in capsys.readouterr().err
+
+
+def test_a_huge_file_given_as_the_signature_is_refused_unread(
+    model_dir: Path, keypair: KeyPair, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # e.g. --signature model.safetensors: it was read into memory whole before being refused
+    weights = tmp_path / "model.safetensors"
+    with weights.open("wb") as f:
+        f.truncate((64 << 20) + 1)  # sparse: no disk used
+    assert run(["verify", str(model_dir), "--key", str(keypair.public_key), "--signature", str(weights)]) == 2
+    assert "is 67108865 bytes: expected a Sigstore bundle of at most 67108864" in capsys.readouterr().err
