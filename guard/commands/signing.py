@@ -98,6 +98,8 @@ def _ignore_paths(model_dir: Path, ignore: list[str], default_ignores: bool) -> 
         item = item.strip("/")
         if not item or item == "." or item.startswith(".."):
             raise UsageError(f"--ignore {item!r}: expected a path inside the model directory")
+        if model_dir.is_dir() and not os.path.lexists(model_dir / item):
+            log.warning("--ignore %s: no such path in %s (a typo?); it leaves nothing out", item, model_dir)
         if item not in out:
             out.append(item)
     return tuple(out)

@@ -412,3 +412,14 @@ def test_a_huge_file_given_as_the_signature_is_refused_unread(
         f.truncate((64 << 20) + 1)  # sparse: no disk used
     assert run(["verify", str(model_dir), "--key", str(keypair.public_key), "--signature", str(weights)]) == 2
     assert "is 67108865 bytes: expected a Sigstore bundle of at most 67108864" in capsys.readouterr().err
+
+
+def test_ignore_naming_no_path_warns(
+    model_dir: Path, keypair: KeyPair, caplog: pytest.LogCaptureFixture
+) -> None:
+    argv = ["sign", str(model_dir), "--key", str(keypair.private_key), "--no-cache"]
+    assert run([*argv, "--ignore", "tokenizer.jsn"]) == 0
+    assert "--ignore tokenizer.jsn: no such path" in caplog.text
+    caplog.clear()
+    assert run([*argv, "--ignore", "config.json"]) == 0
+    assert "no such path" not in caplog.text
