@@ -145,7 +145,8 @@ class ModelDescription:
 def load_metadata(path: Path) -> ModelMetadata:
     data = _read_yaml(path, what="metadata file")
     if not isinstance(data, dict):
-        raise UsageError(f"{path}: expected a mapping of model metadata, found {type(data).__name__}")
+        found = "an empty file" if data is None else f"a {type(data).__name__}"
+        raise UsageError(f"{path}: expected a mapping of model metadata, found {found}")
     try:
         return ModelMetadata.model_validate(data)
     except ValidationError as err:

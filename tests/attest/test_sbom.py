@@ -241,3 +241,13 @@ def test_metadata_values_json_cannot_carry_are_refused(
     assert run(["sbom", str(model_dir), "--metadata", str(meta), "-o", str(out)]) == 2
     assert expected in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_empty_metadata_file_says_so(tmp_path: Path) -> None:
+    meta = tmp_path / "meta.yaml"
+    meta.write_text("")
+    with pytest.raises(UsageError, match="expected a mapping of model metadata, found an empty file"):
+        load_metadata(meta)
+    meta.write_text("- a\n")
+    with pytest.raises(UsageError, match="found a list"):
+        load_metadata(meta)
