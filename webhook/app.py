@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -121,11 +122,17 @@ def create_app(
             if watcher is not None:
                 watcher.cancel()
             raise
+        # What start-up loaded (policies, trust roots, pydantic schemas, modules) lives as long as
+        # the process: move it out of the collector's sight. A full collection scanned it all and
+        # stopped the event loop for ~50 ms every few thousand requests (the p99 at concurrency).
+        gc.collect()
+        gc.freeze()
         log.info("guard webhook ready")
         try:
             yield
         finally:
             state.draining = True
+            gc.unfreeze()
             if watcher is not None:
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

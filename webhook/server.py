@@ -179,7 +179,9 @@ class WebhookServer:
 
     def _run(self) -> None:
         try:
-            asyncio.run(self._server.serve(sockets=[self._sock]))
+            # the event loop `guard serve` runs (uvloop where installed)
+            with asyncio.Runner(loop_factory=self._server.config.get_loop_factory()) as runner:
+                runner.run(self._server.serve(sockets=[self._sock]))
         except BaseException as err:  # reported by start()
             self._error = err
 

@@ -308,9 +308,12 @@ class AdmissionEngine:
         policy: PolicyResult,
         policy_error: str | None,
     ) -> AdmissionOutcome:
+        actions: dict[str, set[str]] = {}
+        for violation in policy.violations:  # one pass: this runs for every request
+            actions.setdefault(violation.policy, set()).add(violation.action)
         for name in policy.policies:
-            actions = {v.action for v in policy.violations if v.policy == name}
-            result = next((a for a in ("deny", "warn", "dryrun") if a in actions), "pass")
+            found = actions.get(name)
+            result = next((a for a in ("deny", "warn", "dryrun") if a in found), "pass") if found else "pass"
             self.metrics.count_decision(name, result)
         denied = (
             policy_error is not None
