@@ -6,7 +6,10 @@ exchange on our ``requests`` session. The request loop is ours: oras-py's retrie
 with multi-second sleeps and cannot stream a bounded upload.
 
 TLS is always verified: ``ca_file`` (``--ca-file``) is passed explicitly to every request so that
-``REQUESTS_CA_BUNDLE`` cannot replace it. Plain HTTP is used only for a loopback registry that does
+``REQUESTS_CA_BUNDLE`` cannot replace it. The session never reads the environment per request
+(``trust_env`` off: no per-request proxy lookup, ~1 ms each, and no ``~/.netrc``): proxies
+(``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``, ``NO_PROXY``) are read once when the client is
+made and resolved once per host. Plain HTTP is used only for a loopback registry that does
 not speak TLS, or with ``insecure=True`` (logged as a warning). Credentials are never logged.
 """
 
@@ -17,6 +20,7 @@ import os
 import ssl
 import threading
 import time
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from http.cookiejar import DefaultCookiePolicy
@@ -28,6 +32,7 @@ import oras.auth
 import oras.auth.utils as auth_utils
 import oras.container
 import requests
+from requests.utils import address_in_network, is_ipv4_address, is_valid_cidr
 
 from guard.errors import NotFoundError, RegistryAuthError, RegistryError
 from guard.oci.types import Opener, ProgressCallback
@@ -106,6 +111,59 @@ class FileWindow:
         return data
 
 
+def _bypasses(host: str, port: int | None, no_proxy: str) -> bool:
+    """``NO_PROXY`` as requests reads it: host suffixes (with or without port), IPv4 CIDRs, ``*``."""
+    entries = [e for e in no_proxy.replace(" ", "").split(",") if e]
+    if "*" in entries:
+        return True
+    if is_ipv4_address(host):
+        return any(address_in_network(host, e) if is_valid_cidr(e) else host == e for e in entries)
+    with_port = f"{host}:{port}" if port else host
+    return any(host.endswith(e) or with_port.endswith(e) for e in entries)
+
+
+class ProxySession(requests.Session):
+    """A requests Session that reads the environment once, not on every request.
+
+    ``trust_env`` is off, so requests consults neither proxy variables, nor ``~/.netrc``, nor
+    ``REQUESTS_CA_BUNDLE`` per request. The proxy variables as they were when the session was
+    made are resolved once per (scheme, host) and passed as ``proxies=`` to each request that
+    does not give its own (the registry's, and the token server's of an auth challenge).
+    """
+
+    def __init__(self, environment: Mapping[str, str] | None = None) -> None:
+        super().__init__()
+        self.trust_env = False
+        # {"https": "http://proxy:3128", "no": "localhost,.internal", ...}, lower-cased schemes
+        self.environment: dict[str, str] = dict(
+            urllib.request.getproxies_environment() if environment is None else environment
+        )
+        self._resolved: dict[tuple[str, str], dict[str, str]] = {}
+        self._lock = threading.Lock()
+
+    def proxies_for(self, url: str) -> dict[str, str]:
+        """The proxies a request to ``url`` goes through (empty: direct)."""
+        parsed = urlparse(url)
+        key = (parsed.scheme, parsed.netloc)
+        with self._lock:
+            found = self._resolved.get(key)
+        if found is not None:
+            return dict(found)
+        proxies = {k: v for k, v in self.environment.items() if k != "no"}
+        host = parsed.hostname
+        if host is None or _bypasses(host, parsed.port, self.environment.get("no", "")):
+            proxies = {}
+        with self._lock:
+            self._resolved[key] = proxies
+        return dict(proxies)
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        if kwargs.get("proxies") is None:
+            text = url.decode() if isinstance(url, bytes) else url
+            kwargs["proxies"] = self.proxies_for(text)
+        return super().request(method, url, *args, **kwargs)
+
+
 class RegistryClient:
     """The HTTP layer for one registry host: scheme choice, auth challenges, error mapping.
     Thread-safe: the auth state is guarded by a lock; requests' Session is shared."""
@@ -119,7 +177,7 @@ class RegistryClient:
             raise RegistryError(f"--ca-file {access.ca_file} does not exist")
         # oras' auth backend on our session (not oras.provider.Registry: importing it pulls in
         # jsonschema's format checkers, seconds of start-up for nothing we use).
-        self.session = requests.Session()
+        self.session = ProxySession()
         self.session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
         self._auth = oras.auth.get_auth_backend("token", self.session, False, tls_verify=self._verify)
         self._lock = threading.Lock()

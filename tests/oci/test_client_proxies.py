@@ -1,0 +1,126 @@
+"""RegistryClient reads proxy settings once (not per request), still honours HTTPS_PROXY and
+NO_PROXY, and never consults ~/.netrc."""
+
+from __future__ import annotations
+
+import socketserver
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from guard.errors import RegistryError
+from guard.oci.client import RegistryClient
+from guard.oci.registry import RegistryAccess
+
+_PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in _PROXY_VARS:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
+class _RefusingProxy(socketserver.ThreadingTCPServer):
+    """An HTTP proxy on 127.0.0.1 that records each request line and refuses it (403)."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        lines = self.lines
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                lines.append(self.rfile.readline().decode().strip())
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass
+                self.wfile.write(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+
+        super().__init__(("127.0.0.1", 0), Handler)
+
+
+@pytest.fixture
+def proxy() -> Iterator[_RefusingProxy]:
+    server = _RefusingProxy()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_proxies_are_read_once_and_resolved_per_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "internal.example, 10.0.0.0/8,registry.example:6000")
+    client = RegistryClient("registry.example:5000", RegistryAccess(), loopback=False)
+    session = client.session
+    assert session.trust_env is False  # requests reads neither proxies, netrc nor CA bundle per request
+    assert session.proxies_for("https://registry.example:5000/v2/") == {"https": "http://proxy.example:3128"}
+    assert session.proxies_for("https://r.internal.example/v2/") == {}
+    assert session.proxies_for("https://10.1.2.3:5000/v2/") == {}
+    assert session.proxies_for("https://registry.example:6000/v2/") == {}
+    assert session.proxies_for("https://11.1.2.3/v2/") == {"https": "http://proxy.example:3128"}
+    # the environment as it was when the client was made
+    monkeypatch.setenv("HTTPS_PROXY", "http://other.example:1")
+    assert session.proxies_for("https://auth.example/token") == {"https": "http://proxy.example:3128"}
+
+
+def test_https_proxy_from_the_environment_carries_registry_requests(
+    monkeypatch: pytest.MonkeyPatch, proxy: _RefusingProxy
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.server_address[1]}")
+    client = RegistryClient("registry.invalid:5000", RegistryAccess(timeout=10), loopback=False)
+    with pytest.raises(RegistryError):
+        client.request("GET", "/v2/")
+    assert proxy.lines and proxy.lines[0].startswith("CONNECT registry.invalid:5000 ")
+
+
+def test_no_proxy_from_the_environment_bypasses_the_proxy(
+    monkeypatch: pytest.MonkeyPatch, proxy: _RefusingProxy
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.server_address[1]}")
+    monkeypatch.setenv("NO_PROXY", ".invalid")
+    client = RegistryClient("registry.invalid:5000", RegistryAccess(timeout=10), loopback=False)
+    with pytest.raises(RegistryError, match=r"cannot connect to registry registry\.invalid:5000"):
+        client.request("GET", "/v2/")
+    assert proxy.lines == []
+
+
+def test_netrc_is_never_consulted(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    seen: list[str | None] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Authorization"))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        netrc = tmp_path / "netrc"
+        netrc.write_text("machine 127.0.0.1 login someone password secret\n")
+        netrc.chmod(0o600)
+        monkeypatch.setenv("NETRC", str(netrc))
+        client = RegistryClient(f"127.0.0.1:{server.server_address[1]}", RegistryAccess(), loopback=True)
+        response = client.request("GET", "/v2/")  # plain HTTP: a loopback registry without TLS
+        assert response.status_code == 200
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen and all(header is None for header in seen)
