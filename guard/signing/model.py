@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Mapping
@@ -78,6 +79,20 @@ def _relative_inside(path: Path, model_dir: Path) -> str | None:
     return rel.as_posix()
 
 
+def _replaceable(target: Path) -> bool:
+    """Whether writing the signature to ``target`` destroys nothing: no file, an empty one, or a
+    previous Sigstore bundle (``--signature model/config.json`` replaced the model's config)."""
+    try:
+        if not target.is_file() or target.stat().st_size == 0:
+            return not target.is_symlink() or target.is_file()
+        data = json.loads(read_bundle_file(target))
+    except (OSError, ValueError, UsageError):
+        return False
+    return isinstance(data, dict) and str(data.get("mediaType", "")).startswith(
+        "application/vnd.dev.sigstore.bundle"
+    )
+
+
 def _check_model_dir(model_dir: Path) -> None:
     if not model_dir.exists():
         raise ModelDirectoryError(f"model directory {model_dir} does not exist")
@@ -116,6 +131,11 @@ def sign_model(
         )
     if target.is_dir():
         raise UsageError(f"signature path {target} is a directory; expected a file path")
+    if write and not _replaceable(target):
+        raise UsageError(
+            f"signature path {target} is an existing file that is not a signature; refusing to replace "
+            "it (give a new path, or the previous signature's)"
+        )
     if write and not target.parent.is_dir():  # fail before minutes of hashing, not after
         raise UsageError(f"cannot write {target}: directory {target.parent} does not exist")
     manifest = hash_model(model_dir, serialization, progress=progress, cache=cache)

@@ -423,3 +423,16 @@ def test_ignore_naming_no_path_warns(
     caplog.clear()
     assert run([*argv, "--ignore", "config.json"]) == 0
     assert "no such path" not in caplog.text
+
+
+def test_signature_path_naming_a_model_file_is_refused(
+    model_dir: Path, keypair: KeyPair, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # --signature MODEL/config.json replaced the model's config with the bundle
+    config = (model_dir / "config.json").read_bytes()
+    argv = ["sign", str(model_dir), "--key", str(keypair.private_key), "--no-cache"]
+    assert run([*argv, "--signature", str(model_dir / "config.json")]) == 2
+    assert "is an existing file that is not a signature; refusing to replace it" in capsys.readouterr().err
+    assert (model_dir / "config.json").read_bytes() == config
+    assert run(argv) == 0
+    assert run(argv) == 0  # a previous signature is replaced
