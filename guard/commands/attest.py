@@ -80,6 +80,20 @@ def _refuse_output_inside(model_dir: Path, output: Path, what: str) -> None:
         )
 
 
+def _refuse_replacing(output: Path, what: str, field: str, prefix: str) -> None:
+    """``-o`` may replace an empty file or a previous output of the same kind, never another file
+    (``guard sbom -o MODEL/config.json`` replaced the model's config)."""
+    try:
+        if not output.is_file() or output.stat().st_size == 0:
+            return
+        data = json.loads(output.read_bytes()) if output.stat().st_size <= 64 << 20 else None
+    except (OSError, ValueError):
+        data = None
+    if isinstance(data, dict) and str(data.get(field, "")).startswith(prefix):
+        return
+    raise UsageError(f"--output {output}: an existing file that is not {what}; refusing to replace it")
+
+
 def sbom(
     model_dir_text: Annotated[
         str, typer.Argument(metavar="MODEL_DIR", help="The model directory.", show_default=False)
@@ -105,6 +119,7 @@ def sbom(
     model_dir = path_argument(model_dir_text, "MODEL_DIR")
     if (model_dir / "model.sig").is_file():  # before signing, a BOM inside the model is fine
         _refuse_output_inside(model_dir, output, "BOM of a signed model (it would break model.sig)")
+    _refuse_replacing(output, "a CycloneDX BOM", "bomFormat", "CycloneDX")
     meta = load_metadata(metadata) if metadata else None
     with DigestCache.default() as cache:
         document = build_sbom(model_dir, meta, cache=cache)
@@ -180,6 +195,7 @@ def attest(  # noqa: PLR0917 (a typer command: one parameter per option)
     _check_registry_options(target, ca_file, insecure, username, password_stdin, docker_config)
     if not _is_oci(target):
         _refuse_output_inside(Path(target), output, "attestation")
+    _refuse_replacing(output, "a Sigstore bundle", "mediaType", "application/vnd.dev.sigstore.bundle")
     ptype, path = chosen[0]
     body = load_predicate(path)
     signer = build_signer(

@@ -340,3 +340,24 @@ def test_a_huge_file_given_as_an_attestation_is_refused_unread(
         f.truncate((64 << 20) + 1)
     assert run(["facts", str(model_dir), "--key", str(keys[1]), "--attestation", str(weights)]) == 2
     assert f"attestation {weights} is 67108865 bytes: expected a Sigstore bundle" in capsys.readouterr().err
+
+
+def test_outputs_never_replace_another_kind_of_file(
+    model_dir: Path, tmp_path: Path, keys: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `guard sbom -o MODEL/config.json` (before signing) replaced the model's config; `guard attest
+    # --sbom bom.json -o bom.json` replaced its own input
+    config = (model_dir / "config.json").read_bytes()
+    assert run(["sbom", str(model_dir), "-o", str(model_dir / "config.json")]) == 2
+    assert "an existing file that is not a CycloneDX BOM" in capsys.readouterr().err
+    assert (model_dir / "config.json").read_bytes() == config
+    bom = tmp_path / "bom.json"
+    assert run(["sbom", str(model_dir), "-o", str(bom)]) == 0
+    assert run(["sbom", str(model_dir), "-o", str(bom)]) == 0  # a previous BOM is replaced
+    before = bom.read_bytes()
+    assert run(["attest", str(model_dir), "--sbom", str(bom), "--key", str(keys[0]), "-o", str(bom)]) == 2
+    assert "an existing file that is not a Sigstore bundle" in capsys.readouterr().err
+    assert bom.read_bytes() == before
+    out = tmp_path / "bom.att.json"
+    for _ in range(2):  # a previous bundle is replaced
+        assert run(["attest", str(model_dir), "--sbom", str(bom), "--key", str(keys[0]), "-o", str(out)]) == 0
