@@ -1,6 +1,8 @@
 """The registry side of admission: resolve tags and verify references with ``guard.oci.verify_oci``
-(no weight is downloaded), then verify the attached attestations into model facts
-(``guard.attest.collect_facts``) and check the attestations the rule requires."""
+(no weight is downloaded), then verify the attached attestations into model facts with the
+attestations capability's own code (``guard.attest.oci``: the referrer's subject checked, its
+Sigstore bundle layer read, a referrer that is not one reported as invalid, never skipped) and check
+the attestations the rule requires. All of it reads the registry through one read-once view."""
 
 from __future__ import annotations
 
@@ -16,8 +18,10 @@ from guard.signing.types import SignerInfo, SigningMethod, Verifier
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
+    from guard.oci.reference import Reference
     from guard.oci.registry import RegistryAccess
     from guard.oci.types import Descriptor, FetchedManifest, Opener, ProgressCallback, Store
+    from guard.oci.verify import OciVerification
 
 
 class AnyOfVerifier:
@@ -162,12 +166,11 @@ class OciReferenceVerifier:
         pinned = parsed.with_digest(digest)
         # 1. the signature(s): one of the authorities (any), or each of them (all)
         groups = [[v] for v in verifiers] if config_rule.require == "all" else [verifiers]
-        signers = []
-        for group in groups:
-            result = verify_oci(pinned, AnyOfVerifier(group), store)
-            signers.append(result.signer)
-        # 2. attestations attached to the digest, verified into facts
-        facts = self._facts(store, pinned, digest, AnyOfVerifier(verifiers), signers[0])
+        results = [verify_oci(pinned, AnyOfVerifier(group), store) for group in groups]
+        signers = [result.signer for result in results]
+        # 2. attestations attached to the digest, verified into facts (the attestations
+        #    capability's own reading of referrers: subject checked, bundle layer, none skipped)
+        facts = self._facts(store, pinned, AnyOfVerifier(verifiers), results[0])
         # 3. what the rule requires
         for required in config_rule.required_attestations:
             present, why = _required_present(facts, required)
@@ -179,32 +182,15 @@ class OciReferenceVerifier:
         return VerifiedArtifact(reference=reference, digest=digest, signers=tuple(signers), facts=facts)
 
     def _facts(
-        self, store: Store, pinned: Any, digest: str, verifier: Verifier, signer: SignerInfo
+        self, store: Store, pinned: Reference, verifier: Verifier, signature: OciVerification
     ) -> Mapping[str, Any]:
-        from guard.attest.collect import AttestationInput, SignatureOutcome, collect_facts  # noqa: PLC0415
-        from guard.attest.subject import ModelSubject  # noqa: PLC0415
-        from guard.oci.blobs import read_small_blob  # noqa: PLC0415
-        from guard.oci.referrers import list_referrers  # noqa: PLC0415
-        from guard.oci.types import IN_TOTO_JSON  # noqa: PLC0415
+        from guard.attest.collect import SignatureOutcome, collect_facts  # noqa: PLC0415
+        from guard.attest.oci import oci_attestation_inputs, oci_subject  # noqa: PLC0415
 
-        inputs = []
-        for referrer in list_referrers(store, digest, IN_TOTO_JSON):
-            manifest = store.fetch_manifest(referrer.digest).json()
-            layers = manifest.get("layers") or []
-            if not layers:
-                continue
-            from guard.oci.types import Descriptor  # noqa: PLC0415
-
-            layer = Descriptor.from_json(layers[0], f"referrer {referrer.digest}.layers[0]")
-            data = read_small_blob(store, layer, f"attestation {layer.digest}")
-            inputs.append(AttestationInput(bundle=data, source=referrer.digest))
-        subject = ModelSubject(
-            name=str(pinned), sha256=digest.split(":", 1)[1], kind="oci", reference=str(pinned)
+        target = oci_subject(pinned, store)  # the manifest and referrers come from the read-once view
+        inputs, rejected = oci_attestation_inputs(target)
+        outcome = SignatureOutcome(
+            signature.signer, "present", None, f"referrer {signature.signature_digest}"
         )
-        facts = collect_facts(
-            subject,
-            verifier,
-            inputs,
-            signature=SignatureOutcome(signer=signer, status="present", source=str(pinned)),
-        )
+        facts = collect_facts(target.subject, verifier, inputs, signature=outcome, rejected=rejected)
         return facts.to_json()

@@ -4,7 +4,8 @@
   trust configuration for the verification cache and the ``admission.fail_open_rules``.
 - ``OciReferenceVerifier`` (``guard.admission.verifier``): resolves tags and verifies signatures
   with ``guard.oci.verify_oci`` (no weight is downloaded), then verifies the attached attestations
-  into model facts (``guard.attest.collect_facts``) and checks the attestations the rule requires.
+  into model facts (``guard.attest.oci``, the code ``guard facts oci://`` runs) and checks the
+  attestations the rule requires.
 - ``LibraryPolicyEvaluator`` (``guard.admission.policies``): builds the policy input
   (``guard.policy.input``) for each pod spec of the object and evaluates the policy library with
   the configured engine.
