@@ -259,17 +259,28 @@ def pull(
     username: UsernameOption = None,
     password_stdin: PasswordStdinOption = False,
     docker_config: DockerConfigOption = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Pull into a non-empty DIRECTORY: the artifact's files replace files of the same "
+            "name, other files stay.",
+        ),
+    ] = False,
 ) -> None:
-    """Pull a ModelPack / cnai / KitOps artifact into DIRECTORY, verifying every blob. With trust
-    options (as for `guard verify`), the signature is verified first (no weights fetched) and
-    exactly the verified digest is pulled; nothing is written if it does not verify."""
+    """Pull a ModelPack / cnai / KitOps artifact into DIRECTORY (new or empty, unless --force),
+    verifying every blob. With trust options (as for `guard verify`), the signature is verified
+    first (no weights fetched) and exactly the verified digest is pulled; nothing is written if it
+    does not verify."""
     from guard.commands.trust_options import build_verifier
+    from guard.oci.pull import check_pull_target
     from guard.oci.pull import pull as do_pull
     from guard.oci.reference import parse_reference
     from guard.oci.store import open_store
     from guard.oci.verify import format_verification, verify_oci
 
     directory = path_argument(directory_text, "DIRECTORY")
+    check_pull_target(directory, force=force)  # before any registry call
     ref = parse_reference(source)
     store = open_store(ref, registry_access(ca_file, insecure, username, password_stdin, docker_config))
     if any((key, certificate_roots, identity, identity_regex, issuer, trust_config, offline)):
@@ -281,7 +292,7 @@ def pull(
         _echo_err(format_verification(verified))
         ref = ref.with_digest(verified.digest)  # pull exactly what was verified
     with _progress(f"pulling {ref.base()}") as (advance, set_total):
-        result = do_pull(store, ref, directory, progress=advance, on_total=set_total)
+        result = do_pull(store, ref, directory, progress=advance, on_total=set_total, force=force)
     _echo_err(f"pulled {len(result.files)} files ({result.bytes} bytes, {result.kind}) into {directory}")
     typer.echo(result.digest)
 

@@ -156,6 +156,20 @@ def _check_target(root: Path, rel: PurePosixPath, what: str) -> None:
             )
 
 
+def check_pull_target(target: Path, *, force: bool = False) -> None:
+    """Refuse a target that is not a directory, or (without ``force``) one that is not empty."""
+    if target.exists() and not target.is_dir():
+        raise UsageError(f"{target} exists and is not a directory")
+    if target.is_dir() and not force:
+        present = sorted(entry.name for entry in target.iterdir())
+        if present:
+            shown = ", ".join(present[:5]) + (f" and {len(present) - 5} more" if len(present) > 5 else "")
+            raise UsageError(
+                f"{target} is not empty (found {shown}): expected a new or empty directory, so that "
+                "nothing but the artifact's files ends up there; pass --force to pull into it anyway"
+            )
+
+
 def pull(
     store: Store,
     ref: Reference,
@@ -164,11 +178,15 @@ def pull(
     progress: Callable[[int], None] | None = None,
     on_total: Callable[[int], None] | None = None,
     concurrency: int = 4,
+    force: bool = False,
 ) -> PullResult:
     """Pull the model artifact ``ref`` into ``target`` (created if missing), up to
-    ``concurrency`` blobs at once."""
-    if target.exists() and not target.is_dir():
-        raise UsageError(f"{target} exists and is not a directory")
+    ``concurrency`` blobs at once.
+
+    ``target`` must be missing or empty: files already there would mix with the artifact's and a
+    later sign or verify would cover them too. ``force`` pulls into a non-empty directory anyway,
+    replacing the artifact's files and leaving the others where they are."""
+    check_pull_target(target, force=force)
     descriptor, fetched = resolve_and_fetch(store, ref)
     manifest = fetched.json()
     layers = artifact_layers(manifest)

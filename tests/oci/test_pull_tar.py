@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from guard.errors import IntegrityError, UnsafeArtifactError
+from guard.errors import IntegrityError, UnsafeArtifactError, UsageError
 from guard.oci.layout import LayoutStore
 from guard.oci.pull import pull
 from guard.oci.push import push_bytes
@@ -128,3 +128,33 @@ def test_blob_longer_than_declared_is_cut_off(tmp_path: Path) -> None:
     with pytest.raises(IntegrityError, match="more than the 1000 bytes"):
         pull(store, parse_reference(f"oci-layout:{tmp_path / 'layout'}:v1"), tmp_path / "out")
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_pull_refuses_a_non_empty_directory_unless_forced(tmp_path: Path) -> None:
+    store = LayoutStore(tmp_path / "layout", create=True)
+    _kit(store, [("application/vnd.kitops.modelkit.model.v1.tar", _tar([("w.bin", b"weights")], gz=False))])
+    ref = parse_reference(f"oci-layout:{tmp_path / 'layout'}:kit")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "stale.txt").write_text("left over from something else")
+    with pytest.raises(UsageError, match=r"is not empty \(found stale.txt\).*--force"):
+        pull(store, ref, out)
+    assert sorted(p.name for p in out.iterdir()) == ["stale.txt"]  # nothing written
+    result = pull(store, ref, out, force=True)
+    assert result.files == ("w.bin",)
+    assert (out / "w.bin").read_bytes() == b"weights"
+    assert (out / "stale.txt").exists()  # --force replaces the artifact's files only
+
+
+def test_cli_pull_into_a_non_empty_directory_is_exit_2_before_any_fetch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from guard.cli import run
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "x").write_text("x")
+    # The layout does not even exist: the target is checked first, so the error names the target.
+    code = run(["pull", f"oci-layout:{tmp_path / 'missing'}:v1", str(out)])
+    assert code == 2
+    assert "is not empty (found x)" in capsys.readouterr().err
