@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from guard.admission.settings import AdmissionSettings
+from guard.configpath import BASE_DIR_CONTEXT, ConfigPath
 from guard.errors import ConfigError, GuardError
 from guard.policy.settings import PolicySettings
 
@@ -51,7 +52,7 @@ class KeyAuthority(_AuthorityBase):
     """A public key (PEM file). Signatures made with the matching private key are trusted."""
 
     kind: Literal["key"]
-    public_key: Path
+    public_key: ConfigPath
 
     def to_verifier(self) -> Verifier:
         from guard.signing import KeyVerifier  # noqa: PLC0415
@@ -64,7 +65,7 @@ class CertificateAuthority(_AuthorityBase):
     """Certificate roots (PEM bundle): signatures whose chain leads to one of them are trusted."""
 
     kind: Literal["certificate"]
-    roots: Path
+    roots: ConfigPath
 
     def to_verifier(self) -> Verifier:
         from guard.signing import CertificateVerifier  # noqa: PLC0415
@@ -80,7 +81,7 @@ class KeylessAuthority(_AuthorityBase):
     issuer: str = Field(min_length=1)
     subject: str | None = None
     subject_regex: str | None = None
-    trust_config: Path | None = None
+    trust_config: ConfigPath | None = None
     offline: bool = False
 
     @model_validator(mode="after")
@@ -305,14 +306,16 @@ def format_validation_error(err: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
-def parse_config(data: Any, source: str = "<config>") -> GuardConfig:
-    """Validate an already-parsed document (dict) into a GuardConfig."""
+def parse_config(data: Any, source: str = "<config>", *, base_dir: Path | None = None) -> GuardConfig:
+    """Validate an already-parsed document (dict) into a GuardConfig. Relative paths in it are made
+    absolute against ``base_dir`` (the config file's directory) when one is given."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level, found {type(data).__name__}")
     try:
-        config = GuardConfig.model_validate(data)
+        context = {BASE_DIR_CONTEXT: base_dir} if base_dir is not None else None
+        config = GuardConfig.model_validate(data, context=context)
     except ValidationError as err:
         raise ConfigError(format_validation_error(err, source)) from err
     problems = config.reference_errors()
@@ -358,7 +361,7 @@ def load_config(path: Path | None) -> GuardConfig:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from err
-    return parse_config(data, str(path))
+    return parse_config(data, str(path), base_dir=path.resolve().parent)
 
 
 def authority_verifiers(config: GuardConfig) -> dict[str, Verifier]:

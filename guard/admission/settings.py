@@ -8,10 +8,11 @@ the verification cache, and extra kinds of workloads that carry model references
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from guard.configpath import ConfigPath
 
 
 class _Frozen(BaseModel):
@@ -81,10 +82,10 @@ class CacheSettings(_Frozen):
 class RegistrySettings(_Frozen):
     """How the webhook reaches registries (credentials come from the docker config file)."""
 
-    ca_file: Path | None = Field(
+    ca_file: ConfigPath | None = Field(
         default=None, description="PEM CA bundle for registries with a private CA."
     )
-    docker_config: Path | None = Field(
+    docker_config: ConfigPath | None = Field(
         default=None,
         description="docker config.json with registry credentials (default: the usual places).",
     )

@@ -8,10 +8,11 @@ implementation file (``guard.policy.embedded``, ``guard.policy.opa``).
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from guard.configpath import ConfigPath
 
 _POLICY_KEY = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)?$")
 
@@ -35,8 +36,8 @@ class OpaEngineSettings(_Frozen):
     url: str = Field(pattern=r"^https?://[^/\s:]+(:\d{1,5})?/?$")
     timeout_seconds: float = Field(default=1.0, gt=0, le=30)
     package_root: str = Field(default="guard", pattern=r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*$")
-    token_file: Path | None = None
-    ca_file: Path | None = None
+    token_file: ConfigPath | None = None
+    ca_file: ConfigPath | None = None
 
 
 EngineSettings = Annotated[EmbeddedEngineSettings | OpaEngineSettings, Field(discriminator="kind")]
@@ -51,7 +52,7 @@ class PolicySettings(_Frozen):
     """
 
     engine: EngineSettings = Field(default_factory=EmbeddedEngineSettings)
-    directory: Path | None = None
+    directory: ConfigPath | None = None
     default_enforcement: Literal["deny", "warn", "dryrun"] = "deny"
     enforcement: dict[str, Literal["deny", "warn", "dryrun"]] = Field(default_factory=dict)
     require_sbom: bool = True

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from guard.config import KeylessAuthority, load_config, parse_config
+from guard.config import CertificateAuthority, KeyAuthority, KeylessAuthority, load_config, parse_config
 from guard.errors import ConfigError
 from guard.policy.examples import CONFIG
 from guard.policy.settings import EmbeddedEngineSettings, OpaEngineSettings
@@ -240,3 +240,33 @@ def test_certificate_authority_with_missing_roots_fails_clearly(tmp_path: Path) 
     )
     with pytest.raises(GuardError, match=r"none\.pem"):
         config.authorities["ca"].to_verifier()
+
+
+def test_relative_paths_are_relative_to_the_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conf_dir = tmp_path / "etc" / "guard"
+    conf_dir.mkdir(parents=True)
+    (conf_dir / "guard.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "authorities": {
+                    "release": {"kind": "key", "public_key": "keys/release.pub"},
+                    "roots": {"kind": "certificate", "roots": "/abs/roots.pem"},
+                },
+                "policy": {"directory": "policies"},
+                "admission": {"registry": {"docker_config": "../docker/config.json"}},
+            }
+        )
+    )
+    monkeypatch.chdir(tmp_path)  # somewhere else: the working directory must not matter
+    config = load_config(conf_dir / "guard.yaml")
+    release, roots = config.authorities["release"], config.authorities["roots"]
+    assert isinstance(release, KeyAuthority) and isinstance(roots, CertificateAuthority)
+    assert release.public_key == conf_dir / "keys/release.pub"
+    assert roots.roots == Path("/abs/roots.pem")  # absolute: kept
+    assert config.policy.directory == conf_dir / "policies"
+    assert config.admission.registry.docker_config == conf_dir / "../docker/config.json"
+    # A document validated without a file keeps its relative paths as given.
+    bare = parse_config({"authorities": {"k": {"kind": "key", "public_key": "k.pub"}}}).authorities["k"]
+    assert isinstance(bare, KeyAuthority) and bare.public_key == Path("k.pub")
