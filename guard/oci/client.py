@@ -7,10 +7,12 @@ with multi-second sleeps and cannot stream a bounded upload.
 
 TLS is always verified: ``ca_file`` (``--ca-file``) is passed explicitly to every request so that
 ``REQUESTS_CA_BUNDLE`` cannot replace it. The session never reads the environment per request
-(``trust_env`` off: no per-request proxy lookup, ~1 ms each, and no ``~/.netrc``): proxies
+(``trust_env`` off: no per-request proxy lookup, ~0.1 ms each, and no ``~/.netrc``): proxies
 (``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``, ``NO_PROXY``) are read once when the client is
-made and resolved once per host. Plain HTTP is used only for a loopback registry that does
-not speak TLS, or with ``insecure=True`` (logged as a warning). Credentials are never logged.
+made and resolved once per host, and without ``--ca-file`` the ``REQUESTS_CA_BUNDLE`` /
+``CURL_CA_BUNDLE`` requests would honour is read once too. Plain HTTP is used only for a loopback
+registry that does not speak TLS, or with ``insecure=True`` (logged as a warning). Credentials are
+never logged.
 """
 
 from __future__ import annotations
@@ -122,6 +124,10 @@ def _bypasses(host: str, port: int | None, no_proxy: str) -> bool:
     return any(host.endswith(e) or with_port.endswith(e) for e in entries)
 
 
+def _environment_ca_bundle() -> str | bool:
+    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+
+
 class ProxySession(requests.Session):
     """A requests Session that reads the environment once, not on every request.
 
@@ -172,7 +178,9 @@ class RegistryClient:
         self.host = host
         self.access = access
         self._loopback = loopback
-        self._verify: str | bool = str(access.ca_file) if access.ca_file else True
+        # --ca-file is authoritative; without it, the CA bundle variables requests honours
+        # (REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE: a TLS-inspecting proxy's CA), read once here.
+        self._verify: str | bool = str(access.ca_file) if access.ca_file else _environment_ca_bundle()
         if access.ca_file is not None and not access.ca_file.is_file():
             raise RegistryError(f"--ca-file {access.ca_file} does not exist")
         # oras' auth backend on our session (not oras.provider.Registry: importing it pulls in

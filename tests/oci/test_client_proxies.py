@@ -124,3 +124,18 @@ def test_netrc_is_never_consulted(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
         server.shutdown()
         server.server_close()
     assert seen and all(header is None for header in seen)
+
+
+def test_ca_file_is_authoritative_and_the_ca_bundle_variable_is_read_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_text("placeholder: the client only records which file it verifies with\n")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "environment-ca.pem"))
+    given = RegistryClient("registry.example", RegistryAccess(ca_file=ca_file), loopback=False)
+    assert given._verify == str(ca_file)
+    from_environment = RegistryClient("registry.example", RegistryAccess(), loopback=False)
+    assert from_environment._verify == str(tmp_path / "environment-ca.pem")
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE")
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    assert RegistryClient("registry.example", RegistryAccess(), loopback=False)._verify is True
