@@ -43,7 +43,9 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def _load(url: str, ca_pem: bytes, body: bytes, concurrency: int, seconds: float, out: Any) -> None:
-    """The load generator (a child process): ``concurrency`` connections for ``seconds``."""
+    """The load generator (a child process): ``concurrency`` connections, one request in flight on
+    each, for ``seconds``."""
+    import contextlib
     import gc
     import ssl
 
@@ -53,19 +55,31 @@ def _load(url: str, ca_pem: bytes, body: bytes, concurrency: int, seconds: float
 
     async def main() -> tuple[list[float], float]:
         latencies: list[float] = []
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        # TCP_NODELAY, as the API server (Go) sets it: without it, Nagle on the client and delayed
-        # ACKs on the server add ~40 ms to every request whose headers and body are separate writes.
-        transport = httpx.AsyncHTTPTransport(verify=ctx, limits=limits, socket_options=NODELAY)
-        async with httpx.AsyncClient(base_url=url, transport=transport, timeout=30) as client:
-            headers = {"content-type": "application/json"}
-            for _ in range(concurrency * 5):  # warm up: connections open, caches filled
-                (await client.post("/validate", content=body, headers=headers)).raise_for_status()
+        headers = {"content-type": "application/json"}
+        # One client with one keep-alive connection per worker, as each of the API server's
+        # in-flight calls has its own connection. One client pool shared by all workers measured
+        # the pool instead: with the server saturated, a request could wait 50-400 ms in httpcore's
+        # pool for a connection before its first byte was sent (httpx trace events), which showed
+        # up as a p99 of 100-180 ms while the server's event loop never paused more than ~10 ms.
+        async with contextlib.AsyncExitStack() as stack:
+            clients = []
+            for _ in range(concurrency):
+                # TCP_NODELAY, as the API server (Go) sets it: without it, Nagle on the client and
+                # delayed ACKs on the server add ~40 ms to every request whose headers and body
+                # are separate writes.
+                transport = httpx.AsyncHTTPTransport(
+                    verify=ctx, limits=httpx.Limits(max_connections=1), socket_options=NODELAY
+                )
+                client = httpx.AsyncClient(base_url=url, transport=transport, timeout=30)
+                clients.append(await stack.enter_async_context(client))
+            for client in clients:  # warm up: every connection open, caches filled
+                for _ in range(5):
+                    (await client.post("/validate", content=body, headers=headers)).raise_for_status()
             gc.collect()  # the load generator's own collector pauses are not the server's latency
             gc.freeze()
             stop = time.perf_counter() + seconds
 
-            async def worker() -> None:
+            async def worker(client: httpx.AsyncClient) -> None:
                 while time.perf_counter() < stop:
                     t0 = time.perf_counter()
                     response = await client.post("/validate", content=body, headers=headers)
@@ -73,7 +87,7 @@ def _load(url: str, ca_pem: bytes, body: bytes, concurrency: int, seconds: float
                     response.raise_for_status()
 
             started = time.perf_counter()
-            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            await asyncio.gather(*(worker(client) for client in clients))
             return latencies, time.perf_counter() - started
 
     latencies, elapsed = asyncio.run(main())
