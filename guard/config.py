@@ -8,6 +8,7 @@ load with the dotted path of the bad field.
 from __future__ import annotations
 
 import re
+from abc import abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -44,8 +45,9 @@ def _valid_regex(value: str | None) -> str | None:
 class _AuthorityBase(FrozenModel):
     """Who may sign. ``to_verifier()`` builds the guard.signing verifier (imported lazily)."""
 
-    def to_verifier(self) -> Verifier:  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abstractmethod
+    def to_verifier(self) -> Verifier:
+        """The verifier for this authority (each kind defines it)."""
 
 
 class KeyAuthority(_AuthorityBase):
