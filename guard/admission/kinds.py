@@ -16,7 +16,8 @@ _TEMPLATE = ("spec.template.spec",)
 _TEMPLATE_META = ("spec.template.metadata",)
 
 # KServe: predictor / transformer / explainer are PodSpecs inline, plus a model spec or a
-# framework spec (sklearn, pytorch, ...) holding storageUri.
+# framework spec (sklearn, pytorch, ...) holding storageUri. Those specs also embed a Container
+# inline, so ``spec.predictor.model.image`` replaces the serving runtime's image: read it too.
 _KSERVE_COMPONENTS = ("predictor", "transformer", "explainer")
 
 # Kubeflow training operator v1: spec.<x>ReplicaSpecs.<Role>.template.spec
@@ -60,7 +61,8 @@ def _builtin() -> tuple[KindSpec, ...]:
             kind="InferenceService",
             pod_specs=tuple(f"spec.{c}" for c in _KSERVE_COMPONENTS),
             references=tuple(f"spec.{c}.*.storageUri" for c in _KSERVE_COMPONENTS)
-            + tuple(f"spec.{c}.storageUri" for c in _KSERVE_COMPONENTS),
+            + tuple(f"spec.{c}.storageUri" for c in _KSERVE_COMPONENTS)
+            + tuple(f"spec.{c}.*.image" for c in _KSERVE_COMPONENTS),
         )
     )
     for kind, field in _KUBEFLOW_JOBS.items():
