@@ -68,8 +68,12 @@ def parse_reference(ref: str) -> ImageRef:
     if colon > slash:
         text, tag = text[:colon], text[colon + 1 :]
     first, _, rest = text.partition("/")
-    if rest and ("." in first or ":" in first or first == "localhost"):
-        registry, repository = first, rest
+    if rest and ("." in first or ":" in first or first.lower() == "localhost"):
+        # Host names are case-insensitive and the runtime pulls index.docker.io as docker.io:
+        # normalized, so another spelling of the host cannot move a reference to another rule.
+        registry, repository = first.lower(), rest
+        if registry == "index.docker.io":
+            registry = DEFAULT_REGISTRY
     else:
         registry, repository = DEFAULT_REGISTRY, text
     if registry == DEFAULT_REGISTRY and "/" not in repository:

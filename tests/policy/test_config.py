@@ -199,6 +199,34 @@ def test_match_rule_most_specific_wins() -> None:
     assert name("docker.io/library/a/b", "x") is None
 
 
+def test_match_rule_sees_the_registry_the_runtime_pulls_from() -> None:
+    """Registry host names are case-insensitive and index.docker.io is docker.io to the runtime:
+    spelling the host differently must not move a reference to another rule (or to none)."""
+    config = parse_config(
+        _config(
+            rules=[
+                {"name": "all", "artifacts": ["**"], "authorities": ["vendor"]},
+                {
+                    "name": "team-a",
+                    "artifacts": ["registry.example.com/team-a/**"],
+                    "authorities": ["team-a-ci"],
+                },
+                {"name": "hub", "artifacts": ["docker.io/library/*"], "authorities": ["team-a-ci"]},
+            ]
+        )
+    )
+
+    def name(ref: str) -> str | None:
+        rule = config.match_rule(ref, "x")
+        return rule.name if rule else None
+
+    assert name("registry.example.com/team-a/m:1") == "team-a"
+    assert name("Registry.Example.COM/team-a/m:1") == "team-a"
+    assert name("oci://REGISTRY.example.com/team-a/m:1") == "team-a"
+    assert name("index.docker.io/library/nginx:1") == "hub"
+    assert name("Docker.IO/nginx") == "hub"
+
+
 def test_tenant_for_namespace() -> None:
     config = parse_config(_config())
     assert config.tenant_for("team-a").name == "team-a"  # type: ignore[union-attr]
