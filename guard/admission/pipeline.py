@@ -16,6 +16,7 @@ Any unexpected error denies too: this module never lets a request through by acc
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 import uuid
@@ -234,10 +235,15 @@ class AdmissionEngine:
             return verdict_of.unauthorized(ref, match, err)
         except VerificationError as err:
             return verdict_of.failed(ref, match, err)
+        except InfrastructureError as err:  # the registry could not answer: the rule may fail open
+            return verdict_of.unverifiable(ref, match, str(err) or type(err).__name__)
         except Exception as err:
+            # Not an unreachable registry (a bug, or content guard cannot make sense of, which an
+            # attacker can push): a fail-open rule does not cover it, so it denies.
             if not isinstance(err, GuardError):
                 log.error("verifying %s failed unexpectedly", ref.reference, exc_info=err)
-            return verdict_of.unverifiable(ref, match, str(err) or type(err).__name__)
+            closed = dataclasses.replace(match, fail_open=False)
+            return verdict_of.unverifiable(ref, closed, str(err) or type(err).__name__)
 
     async def _verify_checked(self, ref: ArtifactReference, match: RuleMatch) -> ArtifactVerdict:
         if match.rule is None:

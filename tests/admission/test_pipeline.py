@@ -13,6 +13,7 @@ from guard.admission.ports import Violation
 from guard.admission.response import build_response
 from guard.admission.review import AdmissionReview
 from guard.admission.settings import AdmissionSettings, CacheSettings
+from guard.errors import UsageError
 from guard.testing.admission import FakePolicy, FakeRule, FakeRules, FakeVerifier, admission_review, pod
 
 SIGNED = "registry.local/models/llama:v1"
@@ -310,3 +311,32 @@ async def test_non_oci_storage_uri_is_denied_when_a_rule_requires_a_signature() 
     outcome = await engine.review(req(isvc))
     await engine.aclose()
     assert not outcome.allowed
+
+
+class _BrokenVerifier(FakeVerifier):
+    """A registry that answers, with content guard's verification cannot make sense of."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
+
+    def verify(self, reference: str, digest: str, rule: Any) -> Any:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ValueError("malformed manifest"),  # a bug or hostile content, not an unreachable registry
+        UsageError("the admission webhook never writes to a registry"),
+    ],
+)
+async def test_fail_open_rule_covers_only_an_unreachable_registry(error: Exception) -> None:
+    verifier = _BrokenVerifier(error)
+    verifier.add("registry.local/lenient/m:1")
+    engine, _, _ = make(verifier=verifier)
+    outcome = await engine.review(req(pod("registry.local/lenient/m:1")))
+    await engine.aclose()
+    response = build_response(outcome).response
+    assert response.allowed is False
+    assert response.status is not None and "fails closed" in response.status.message
