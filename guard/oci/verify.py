@@ -31,6 +31,7 @@ from guard.errors import (
     GuardError,
     IntegrityError,
     NotFoundError,
+    RegistryError,
     VerificationError,
 )
 from guard.oci.blobs import read_small_blob
@@ -101,7 +102,13 @@ def _check_layers(manifest: Mapping[str, Any], signed: Any, digest: str) -> tupl
             f"the signature of {digest} uses {serialization.method}/{serialization.hash_type}; checking it "
             "against layer digests needs files/sha256. Pull the model and verify the directory instead."
         )
-    layers = artifact_layers(manifest)
+    try:
+        layers = artifact_layers(manifest)
+    except RegistryError as err:
+        # the manifest is content whoever pushed it chose, not a registry that failed to answer
+        raise IntegrityError(
+            f"{digest}: its layers cannot be checked against the signature: {err}", changed=[digest]
+        ) from err
     not_raw = [layer.path or layer.descriptor.digest for layer in layers if not layer.is_raw]
     if not_raw:
         raise VerificationError(

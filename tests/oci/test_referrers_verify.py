@@ -3,6 +3,7 @@ against the real registry and the OCI layout store."""
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 from collections.abc import Iterator
@@ -436,3 +437,29 @@ def test_pull_with_trust_options_verifies_first(
     refused = tmp_path / "refused"
     assert run(["pull", f"{base}:v1", str(refused), "--key", str(other.public_key)]) == 1
     assert not refused.exists()
+
+
+def test_a_signature_reattached_to_a_manifest_with_a_foreign_layer_is_a_verification_failure(
+    model_dir: Path, keypair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The manifest is whoever pushed it: a layer guard does not know (a tar layer of a
+    container image slipped into the model) is a verification failure, never an
+    infrastructure error (the webhook lets a fail-open rule allow those)."""
+    base = f"oci-layout:{tmp_path / 'layout'}"
+    sig = _sign(model_dir, keypair)
+    assert run(["push", str(model_dir), f"{base}:v1", "--signature", str(sig)]) == 0
+    store = open_store(parse_reference(f"{base}:v1"))
+    manifest = store.fetch_manifest(store.resolve("v1").digest).json()
+    extra = b"#!/bin/sh\n"
+    store.push_blob(sha256_digest(extra), len(extra), lambda: io.BytesIO(extra))
+    manifest["layers"].append(
+        {
+            "mediaType": "application/vnd.oci.image.layer.v1.tar",
+            "digest": sha256_digest(extra),
+            "size": len(extra),
+        }
+    )
+    store.push_manifest(json.dumps(manifest).encode(), manifest["mediaType"], "v2")
+    assert run(["attach", f"{base}:v2", "--signature", str(sig)]) == 0
+    with pytest.raises(VerificationError, match="unexpected media type"):
+        verify_oci(f"{base}:v2", KeyVerifier.from_file(keypair[1]))
