@@ -139,11 +139,16 @@ def _verify_signature(
             f"signature referrer {sig.digest} is listed for {subject.digest} but its subject is {bound!r}"
         )
     layers = referrer.get("layers") if isinstance(referrer.get("layers"), list) else []
-    bundle_layers = [
-        Descriptor.from_json(raw, f"referrer {sig.digest} layers[{i}]")
-        for i, raw in enumerate(layers or [])
-        if isinstance(raw, dict) and str(raw.get("mediaType", "")).startswith(_BUNDLE_PREFIX)
-    ]
+    try:
+        bundle_layers = [
+            Descriptor.from_json(raw, f"referrer {sig.digest} layers[{i}]")
+            for i, raw in enumerate(layers or [])
+            if isinstance(raw, dict) and str(raw.get("mediaType", "")).startswith(_BUNDLE_PREFIX)
+        ]
+    except RegistryError as err:
+        # whoever can push to the repository wrote it: a bad signature, not a registry failure
+        # (which would stop trying the other signatures, and which a webhook rule may fail open)
+        raise BundleFormatError(f"signature referrer {sig.digest} is malformed: {err}") from err
     if not bundle_layers:
         raise BundleFormatError(f"signature referrer {sig.digest} holds no Sigstore bundle layer")
     bundle = read_small_blob(store, bundle_layers[0], f"signature {bundle_layers[0].digest}")

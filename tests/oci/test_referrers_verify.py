@@ -463,3 +463,35 @@ def test_a_signature_reattached_to_a_manifest_with_a_foreign_layer_is_a_verifica
     assert run(["attach", f"{base}:v2", "--signature", str(sig)]) == 0
     with pytest.raises(VerificationError, match="unexpected media type"):
         verify_oci(f"{base}:v2", KeyVerifier.from_file(keypair[1]))
+
+
+def _junk_signature(store: Store, subject: Descriptor) -> None:
+    """A signature referrer, newest of all, whose bundle layer descriptor is malformed: anyone
+    who can push to the repository can attach one."""
+    from guard.oci.types import OCI_CREATED, OCI_EMPTY, OCI_MANIFEST
+
+    referrer = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": SIGSTORE_BUNDLE,
+        "config": {"mediaType": OCI_EMPTY, "digest": sha256_digest(b"{}"), "size": 2},
+        "layers": [{"mediaType": SIGSTORE_BUNDLE, "digest": "sha256:" + "0" * 64, "size": -1}],
+        "subject": {"mediaType": subject.media_type, "digest": subject.digest, "size": subject.size},
+        "annotations": {OCI_CREATED: "9999-01-01T00:00:00Z"},
+    }
+    store.push_referrer(json.dumps(referrer).encode(), OCI_MANIFEST)
+
+
+def test_a_malformed_signature_referrer_is_a_verification_failure_and_does_not_hide_a_good_one(
+    model_dir: Path, keypair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    base = f"oci-layout:{tmp_path / 'layout'}"
+    verifier = KeyVerifier.from_file(keypair[1])
+    assert run(["push", str(model_dir), f"{base}:v1"]) == 0
+    store = open_store(parse_reference(f"{base}:v1"))
+    _junk_signature(store, store.resolve("v1"))
+    with pytest.raises(VerificationError, match="size"):
+        verify_oci(f"{base}:v1", verifier)  # not RegistryError: the webhook fails those open
+    sig = _sign(model_dir, keypair)
+    assert run(["attach", f"{base}:v1", "--signature", str(sig)]) == 0
+    assert verify_oci(f"{base}:v1", verifier).mode == "layers"
