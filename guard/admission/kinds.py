@@ -59,7 +59,8 @@ def _builtin() -> tuple[KindSpec, ...]:
         KindSpec(
             group="serving.kserve.io",
             kind="InferenceService",
-            pod_specs=tuple(f"spec.{c}" for c in _KSERVE_COMPONENTS),
+            # the predictor's multi-node workers are a PodSpec of their own (workerSpec)
+            pod_specs=(*(f"spec.{c}" for c in _KSERVE_COMPONENTS), "spec.predictor.workerSpec"),
             references=tuple(f"spec.{c}.*.storageUri" for c in _KSERVE_COMPONENTS)
             + tuple(f"spec.{c}.storageUri" for c in _KSERVE_COMPONENTS)
             + tuple(f"spec.{c}.*.image" for c in _KSERVE_COMPONENTS),
