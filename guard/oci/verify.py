@@ -156,7 +156,10 @@ def _verify_signature(
     hexdigest = subject.digest.split(":", 1)[1]
     if claimed in MODEL_PREDICATES:
         verified = verify_model_bundle(bundle, verifier)
-        subjects = verified.statement.get("subject") or []
+        # A v0.2 statement's subjects are the model's files: one whose bytes happen to be this
+        # manifest does not vouch for the manifest (and every layer it names).
+        oms = verified.statement.get("predicateType") == OMS_PREDICATE_TYPE
+        subjects = (verified.statement.get("subject") or []) if oms else []
         if any(isinstance(s, dict) and (s.get("digest") or {}).get("sha256") == hexdigest for s in subjects):
             return "manifest-digest", verified.signer, str(claimed), ()
         files = _check_layers(manifest, verified.manifest, subject.digest)

@@ -495,3 +495,27 @@ def test_a_malformed_signature_referrer_is_a_verification_failure_and_does_not_h
     sig = _sign(model_dir, keypair)
     assert run(["attach", f"{base}:v1", "--signature", str(sig)]) == 0
     assert verify_oci(f"{base}:v1", verifier).mode == "layers"
+
+
+def test_a_legacy_file_digest_equal_to_the_manifest_digest_does_not_bind_the_manifest(
+    model_dir: Path, keypair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """v0.2 model signatures list files as subjects: a signed file whose bytes are a manifest
+    (a contributed file, say) must not vouch for that manifest and every layer it names."""
+    from guard.signing.types import LEGACY_PREDICATE_TYPE
+
+    base = f"oci-layout:{tmp_path / 'layout'}"
+    assert run(["push", str(model_dir), f"{base}:v1"]) == 0
+    store = open_store(parse_reference(f"{base}:v1"))
+    manifest = store.fetch_manifest(store.resolve("v1").digest)
+    statement = {
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": "notes.json", "digest": {"sha256": sha256_digest(manifest.body).split(":")[1]}}],
+        "predicateType": LEGACY_PREDICATE_TYPE,
+        "predicate": {},
+    }
+    bundle = tmp_path / "legacy.sig"
+    bundle.write_bytes(sign_statement(statement, KeySigner.from_file(keypair[0])))
+    assert run(["attach", f"{base}:v1", "--signature", str(bundle)]) == 0
+    with pytest.raises(IntegrityError):
+        verify_oci(f"{base}:v1", KeyVerifier.from_file(keypair[1]))
