@@ -19,6 +19,7 @@ from guard.admission.settings import AdmissionSettings
 from guard.configpath import BASE_DIR_CONTEXT, ConfigPath
 from guard.errors import ConfigError, GuardError
 from guard.policy.settings import PolicySettings
+from guard.textfile import read_user_text
 
 if TYPE_CHECKING:
     from guard.signing.types import Verifier
@@ -351,14 +352,7 @@ def load_config(path: Path | None) -> GuardConfig:
     """Load and validate a YAML (or JSON) config file; ``None`` gives the embedded defaults."""
     if path is None:
         return GuardConfig()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as err:
-        raise ConfigError(f"config file {path} does not exist") from err
-    except OSError as err:
-        raise ConfigError(f"cannot read config file {path}: {err.strerror}") from err
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"config file {path}: expected UTF-8 YAML, found binary data ({err})") from err
+    text = read_user_text(path, what="config file", expected="UTF-8 YAML", error=ConfigError)
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as err:

@@ -23,6 +23,7 @@ from pydantic.alias_generators import to_camel
 
 from guard.config import format_validation_error
 from guard.errors import UsageError
+from guard.textfile import read_user_text
 
 MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024  # the format's own limit is 100 MB
 MODEL_CARD_NAMES = ("model_card.yaml", "model-card.yaml", "modelcard.yaml", "model_card.yml")
@@ -154,12 +155,7 @@ def load_metadata(path: Path) -> ModelMetadata:
 
 
 def _read_yaml(path: Path, *, what: str) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise UsageError(f"cannot read {what} {path}: {err.strerror or err}") from err
-    except UnicodeDecodeError as err:
-        raise UsageError(f"{path}: expected a UTF-8 YAML or JSON {what}, found binary data ({err})") from err
+    text = read_user_text(path, what=what, expected=f"a UTF-8 YAML or JSON {what}")
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as err:

@@ -18,6 +18,7 @@ from guard.attest.specs import spec_for
 from guard.attest.subject import ModelSubject
 from guard.errors import AttestationError, UsageError
 from guard.signing import IN_TOTO_STATEMENT_TYPE, Signer, sign_statement
+from guard.textfile import read_user_text
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +30,7 @@ def _not_json(name: str) -> Any:
 
 def load_predicate(path: Path) -> dict[str, Any]:
     """A predicate file: one JSON object."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise UsageError(f"cannot read predicate file {path}: {err.strerror or err}") from err
-    except UnicodeDecodeError as err:
-        raise UsageError(f"{path}: expected a UTF-8 JSON predicate, found binary data ({err})") from err
+    text = read_user_text(path, what="predicate file", expected="a UTF-8 JSON predicate")
     try:
         data = json.loads(text, parse_constant=_not_json)
     except ValueError as err:
