@@ -63,12 +63,24 @@ class VerificationError(GuardError):
     exit_code = EXIT_FAILED
 
 
-class BundleFormatError(VerificationError):
+class UntrustedContentError(VerificationError):
+    """Bytes someone else controls (a manifest, an index, a descriptor, a bundle, a statement that
+    anyone with push access to a repository can write) are not what they must be: not JSON, too
+    large, nested too deeply, a field of the wrong type. A verification failure of that item,
+    never "infrastructure": a fail-open rule does not cover it, and the caller tries the next item.
+    ``where`` names the item (and the field when there is one)."""
+
+    def __init__(self, message: str, *, where: str | None = None) -> None:
+        super().__init__(message)
+        self.where = where
+
+
+class BundleFormatError(UntrustedContentError):
     """A signature or attestation file is not what it must be (not JSON, not a Sigstore bundle,
     another predicate type...). ``field`` names the offending field when there is one."""
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
+        super().__init__(message, where=field)
         self.field = field
 
 

@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from guard.errors import NotFoundError, RegistryError, UsageError
+from guard.errors import NotFoundError, RegistryError, UntrustedContentError, UsageError
 from guard.oci.push import push_bytes
 from guard.oci.types import (
     CYCLONEDX_JSON,
@@ -181,15 +181,76 @@ def attach(
     return entry
 
 
-def _read_fallback(store: Store, tag: str) -> list[Descriptor]:
+@dataclass(frozen=True)
+class ReferrerLimits:
+    """How much of an artifact's referrers guard reads. Whoever can push to a repository can
+    attach any number of referrers: every count here bounds the work one artifact can cause.
+    Referrers are taken newest first in registry order (the fallback index and the Referrers API
+    list them oldest first), never by their ``created`` annotation, which the pusher writes."""
+
+    max_listed: int = 1000  # entries of a referrers listing read per artifact
+    max_signatures: int = 32  # signature referrers tried per verification
+    max_attestations: int = 16  # attestation referrers read per artifact
+    max_per_predicate: int = 4  # of those, per predicate type (its annotation)
+
+
+DEFAULT_LIMITS = ReferrerLimits()
+
+
+@dataclass(frozen=True)
+class ReferrerListing:
+    """The referrers of one artifact, newest first, with the entries that were not read: the
+    ones that do not parse as descriptors and the ones past ``max_listed``."""
+
+    referrers: tuple[Descriptor, ...]
+    skipped: tuple[str, ...] = ()
+
+    def of_type(self, artifact_type: str) -> list[Descriptor]:
+        return [d for d in self.referrers if d.artifact_type == artifact_type]
+
+
+def _listing(entries: list[Any], where: str, max_listed: int) -> ReferrerListing:
+    """Parse listing entries (oldest first, as registries list them) into a newest-first
+    listing; an entry that does not parse is skipped with its reason, the others are kept."""
+    found: list[Descriptor] = []
+    skipped: list[str] = []
+    for i in range(len(entries) - 1, -1, -1):
+        if len(found) >= max_listed:
+            skipped.append(f"{i + 1} older entries past the cap of {max_listed} were not read")
+            break
+        try:
+            found.append(Descriptor.from_json(entries[i], f"{where}[{i}]"))
+        except UntrustedContentError as err:
+            skipped.append(str(err))
+    return ReferrerListing(tuple(found), tuple(skipped))
+
+
+def _fallback_entries(store: Store, tag: str) -> list[Any]:
+    """The raw entries of the fallback index ``tag`` ([] when there is none). A tag that holds
+    something else than an image index is content someone pushed: UntrustedContentError."""
     try:
         fetched = store.fetch_manifest(tag)
     except NotFoundError:
         return []
     index = fetched.json()
-    if index.get("mediaType") not in (OCI_INDEX, None) or not isinstance(index.get("manifests"), list):
-        raise RegistryError(f"{store.describe()}:{tag} exists but is not an image index of referrers")
-    return [Descriptor.from_json(m, f"{tag} manifests[{i}]") for i, m in enumerate(index["manifests"])]
+    manifests = index.get("manifests")
+    if index.get("mediaType") not in (OCI_INDEX, None) or not isinstance(manifests, list):
+        raise UntrustedContentError(
+            f"{store.describe()}:{tag} exists but is not an image index of referrers (expected "
+            f"mediaType {OCI_INDEX} with a manifests list, found mediaType "
+            f"{str(index.get('mediaType'))[:100]!r})",
+            where=tag,
+        )
+    return manifests
+
+
+def _read_fallback(store: Store, tag: str) -> list[Descriptor]:
+    """Every entry of the fallback index, oldest first (for writing it back: an entry that does
+    not parse is kept out of guard's view, and a later write drops it)."""
+    listing = _listing(_fallback_entries(store, tag), f"{tag} manifests", 2**31)
+    for reason in listing.skipped:
+        log.warning("fallback index %s: skipped an entry: %s", tag, reason)
+    return list(reversed(listing.referrers))
 
 
 def add_to_fallback_index(
@@ -231,11 +292,26 @@ def add_to_fallback_index(
     )
 
 
+def read_referrers(
+    store: Store, digest: str, limits: ReferrerLimits = DEFAULT_LIMITS
+) -> ReferrerListing:
+    """The referrers of ``digest``, newest first (Referrers API, else the fallback tag), at most
+    ``limits.max_listed``; entries that do not parse are skipped and said so."""
+    native = store.referrers(digest)
+    if native is not None:
+        listed = native[-limits.max_listed :]
+        cut = len(native) - len(listed)
+        skipped = (f"{cut} older entries past the cap of {limits.max_listed} were not read",) if cut else ()
+        return ReferrerListing(tuple(reversed(listed)), skipped)
+    tag = fallback_tag(digest)
+    return _listing(_fallback_entries(store, tag), f"{tag} manifests", limits.max_listed)
+
+
 def list_referrers(store: Store, digest: str, artifact_type: str | None = None) -> list[Descriptor]:
-    """Referrers of ``digest`` (Referrers API, else the fallback tag), optionally filtered."""
-    found = store.referrers(digest)
-    if found is None:
-        found = _read_fallback(store, fallback_tag(digest))
+    """Referrers of ``digest`` (Referrers API, else the fallback tag), optionally filtered,
+    oldest first as the registry lists them; entries that do not parse are left out."""
+    listing = read_referrers(store, digest, ReferrerLimits(max_listed=2**31))
+    found = list(reversed(listing.referrers))
     if artifact_type is not None:
         found = [d for d in found if d.artifact_type == artifact_type]
     return found

@@ -8,11 +8,11 @@ digest. The transport and authentication live in ``guard.oci.client``.
 from __future__ import annotations
 
 import contextlib
-import json
+import logging
 from collections.abc import Iterator
 from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
 
-from guard.errors import IntegrityError, NotFoundError, RegistryError
+from guard.errors import IntegrityError, NotFoundError, RegistryError, UntrustedContentError
 from guard.oci.client import FileWindow, RegistryAccess, RegistryClient
 from guard.oci.types import (
     MANIFEST_MEDIA_TYPES,
@@ -23,6 +23,7 @@ from guard.oci.types import (
     check_digest,
     sha256_digest,
 )
+from guard.untrusted import parse_json, parse_object
 
 __all__ = ["CHUNK_SIZE", "RegistryAccess", "RegistryClient", "RegistryStore"]
 
@@ -30,6 +31,19 @@ CHUNK_SIZE = 64 * 1024 * 1024  # bytes per PATCH; streamed from disk, never held
 READ_SIZE = 1024 * 1024
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 _ACCEPT = ", ".join(MANIFEST_MEDIA_TYPES)
+
+log = logging.getLogger(__name__)
+
+
+def _declared_media_type(body: bytes) -> str | None:
+    """The manifest's own ``mediaType`` when its bytes are a JSON object that has one (only to
+    label the descriptor; ``FetchedManifest.json`` judges the bytes when they are used)."""
+    try:
+        data = parse_json(body, "manifest", max_bytes=MAX_MANIFEST_BYTES)
+    except UntrustedContentError:
+        return None
+    value = data.get("mediaType") if isinstance(data, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def _with_query(url: str, **params: str) -> str:
@@ -85,8 +99,8 @@ class RegistryStore:
             buffer = bytearray()
             for chunk in response.iter_content(READ_SIZE):
                 buffer += chunk
-                if len(buffer) > MAX_MANIFEST_BYTES:
-                    raise RegistryError(
+                if len(buffer) > MAX_MANIFEST_BYTES:  # a pusher chose its size
+                    raise UntrustedContentError(
                         f"manifest {reference} is larger than {MAX_MANIFEST_BYTES} bytes: refused"
                     )
             body = bytes(buffer)
@@ -104,10 +118,7 @@ class RegistryStore:
                 changed=[reference],
             )
         media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
-        try:
-            declared = json.loads(body).get("mediaType")
-        except (ValueError, AttributeError):
-            declared = None
+        declared = _declared_media_type(body)
         return FetchedManifest(Descriptor(declared or media_type, digest, len(body)), body)
 
     def push_manifest(self, body: bytes, media_type: str, tag: str | None = None) -> Descriptor:
@@ -146,12 +157,20 @@ class RegistryStore:
             self._referrers_api = False
             return None
         self._referrers_api = True
-        try:
-            index = response.json()
-        except ValueError as err:
-            raise RegistryError(f"referrers of {digest}: not JSON: {err}") from err
-        manifests = index.get("manifests", []) if isinstance(index, dict) else []
-        return [Descriptor.from_json(m, f"referrers[{i}]") for i, m in enumerate(manifests or [])]
+        # the listing holds what pushers wrote (artifactType, annotations): untrusted content
+        index = parse_object(response.content, f"referrers of {digest}", max_bytes=MAX_MANIFEST_BYTES)
+        manifests = index.get("manifests")
+        if not isinstance(manifests, list):
+            raise UntrustedContentError(
+                f"referrers of {digest}: expected an image index with a manifests list"
+            )
+        found = []
+        for i, raw in enumerate(manifests):
+            try:
+                found.append(Descriptor.from_json(raw, f"referrers of {digest} manifests[{i}]"))
+            except UntrustedContentError as err:
+                log.warning("skipped a referrer entry: %s", err)
+        return found
 
     # -- blobs ----------------------------------------------------------------------------
 

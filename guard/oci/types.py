@@ -8,14 +8,14 @@ implementation lives in its own file (``registry.py``, ``layout.py``); everythin
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
-from guard.errors import RegistryError
+from guard.errors import GuardError, RegistryError, UntrustedContentError
+from guard.untrusted import parse_object
 
 # --- media types -----------------------------------------------------------------------------
 
@@ -47,6 +47,8 @@ SIGSTORE_BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 CYCLONEDX_JSON = "application/vnd.cyclonedx+json"
 IN_TOTO_JSON = "application/vnd.in-toto+json"
 
+MAX_SIZE = 2**63 - 1  # OCI: sizes are int64
+MAX_MEDIA_TYPE_CHARS = 255  # RFC 6838: type and subtype are 127 characters each at most
 DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
 TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 
@@ -55,11 +57,18 @@ def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def check_digest(digest: str, what: str = "digest") -> str:
-    """Return ``digest`` if it is ``sha256:<64 hex>``; raise RegistryError otherwise."""
+def check_digest(digest: Any, what: str = "digest", error: type[GuardError] = RegistryError) -> str:
+    """Return ``digest`` if it is ``sha256:<64 hex>``; raise ``error`` otherwise."""
     if not isinstance(digest, str) or not DIGEST_RE.match(digest):
-        raise RegistryError(f"{what}: expected sha256:<64 lowercase hex>, found {digest!r}")
+        raise error(f"{what}: expected sha256:<64 lowercase hex>, found {_short(digest)}")
     return digest
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    """``repr(value)`` cut to ``limit`` characters: values from content someone pushed are
+    quoted in messages, never at any length."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
 
 
 @dataclass(frozen=True)
@@ -82,24 +91,28 @@ class Descriptor:
 
     @classmethod
     def from_json(cls, data: Any, where: str = "descriptor") -> Descriptor:
-        """Parse and validate a descriptor (RegistryError names what is wrong)."""
+        """Parse and validate a descriptor. Descriptors are content whoever pushed them wrote:
+        ``UntrustedContentError`` names the field that is wrong."""
+        bad = UntrustedContentError
         if not isinstance(data, Mapping):
-            raise RegistryError(f"{where}: expected a JSON object, found {type(data).__name__}")
+            raise bad(f"{where}: expected a JSON object, found {type(data).__name__}", where=where)
         media_type = data.get("mediaType")
         size = data.get("size")
-        if not isinstance(media_type, str) or not media_type:
-            raise RegistryError(f"{where}.mediaType: expected a string, found {media_type!r}")
-        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-            raise RegistryError(f"{where}.size: expected a non-negative integer, found {size!r}")
-        digest = check_digest(data.get("digest"), f"{where}.digest")  # type: ignore[arg-type]
+        if not isinstance(media_type, str) or not media_type or len(media_type) > MAX_MEDIA_TYPE_CHARS:
+            raise bad(f"{where}.mediaType: expected a media type, found {_short(media_type)}", where=where)
+        if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= MAX_SIZE:
+            raise bad(
+                f"{where}.size: expected an integer from 0 to 2^63-1, found {_short(size)}", where=where
+            )
+        digest = check_digest(data.get("digest"), f"{where}.digest", bad)
         annotations = data.get("annotations") or {}
         if not isinstance(annotations, Mapping) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in annotations.items()
         ):
-            raise RegistryError(f"{where}.annotations: expected a map of strings")
+            raise bad(f"{where}.annotations: expected a map of strings to strings", where=where)
         artifact_type = data.get("artifactType")
         if artifact_type is not None and not isinstance(artifact_type, str):
-            raise RegistryError(f"{where}.artifactType: expected a string, found {artifact_type!r}")
+            raise bad(f"{where}.artifactType: expected a string, found {_short(artifact_type)}", where=where)
         return cls(media_type, digest, size, artifact_type, dict(annotations))
 
 
@@ -111,13 +124,9 @@ class FetchedManifest:
     body: bytes
 
     def json(self) -> dict[str, Any]:
-        try:
-            data = json.loads(self.body)
-        except ValueError as err:
-            raise RegistryError(f"manifest {self.descriptor.digest} is not valid JSON: {err}") from err
-        if not isinstance(data, dict):
-            raise RegistryError(f"manifest {self.descriptor.digest} is not a JSON object")
-        return data
+        """The manifest as a JSON object (``UntrustedContentError`` when it is not one: whoever
+        pushed it chose its bytes)."""
+        return parse_object(self.body, f"manifest {self.descriptor.digest}")
 
 
 Opener = Callable[[], BinaryIO]

@@ -5,22 +5,30 @@
 
 1. Resolve the reference to a manifest digest (a tag that moves between resolve and fetch is
    reported, never silently followed) and fetch the manifest (digest checked).
-2. Find the signature referrers (artifactType Sigstore bundle): Referrers API, else the
-   fallback tag ``sha256-<hex>``.
-3. For each signature, newest first, until one verifies: fetch its referrer manifest (its
-   ``subject`` must be this manifest) and its bundle blob (digest checked, bounded size).
+2. Find the signature referrers: artifactType Sigstore bundle, from the Referrers API or the
+   fallback tag ``sha256-<hex>``, newest first in registry order (never by the ``created``
+   annotation a pusher writes). A referrer whose ``dev.sigstore.bundle.predicateType``
+   annotation names an attestation (SBOM, provenance, anything not a signature predicate) is
+   left out before anything is fetched, so attestations never crowd signatures out of the cap;
+   at most ``limits.max_signatures`` are tried.
+3. For each signature until one verifies: fetch its referrer manifest (its ``subject`` must be
+   this manifest) and its bundle blob (digest checked, bounded size). Content that does not
+   parse fails that referrer only (UntrustedContentError) and the next one is tried.
 4. An OMS model signature: ``verify_model_bundle`` (cryptography, identity, statement), then the
    signed resources must equal the raw layers exactly: name <-> ``org.cncf.model.filepath``,
    sha256 <-> layer digest, nothing extra, nothing missing. No layer blob is fetched.
-5. Any other in-toto statement: verified with ``verify_statement``; one of its subjects must be
-   the manifest digest itself (container images, modelcars, tar-layer artifacts).
+5. Any other signature predicate (cosign's ``https://sigstore.dev/cosign/sign/v1``, or one the
+   rule names): verified with ``verify_statement``; one of its subjects must be the manifest
+   digest itself (container images, modelcars, tar-layer artifacts). A statement of any other
+   predicate type is an attestation and never counts as a signature, whoever signed it.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -32,22 +40,28 @@ from guard.errors import (
     IntegrityError,
     NotFoundError,
     RegistryError,
+    UntrustedContentError,
     VerificationError,
 )
 from guard.oci.blobs import read_small_blob
 from guard.oci.modelpack import artifact_kind, artifact_layers
 from guard.oci.reference import Reference, parse_reference
-from guard.oci.referrers import list_referrers
+from guard.oci.referrers import DEFAULT_LIMITS, PREDICATE_ANNOTATION, ReferrerLimits, read_referrers
 from guard.oci.registry import RegistryAccess
 from guard.oci.store import open_store, resolve_and_fetch
-from guard.oci.types import OCI_CREATED, SIGSTORE_BUNDLE, Descriptor, Store
+from guard.oci.types import SIGSTORE_BUNDLE, Descriptor, Store
 from guard.signing import Manifest, Resource, compare_manifests, verify_model_bundle, verify_statement
 from guard.signing.types import LEGACY_PREDICATE_TYPE, OMS_PREDICATE_TYPE, SignerInfo, Verifier
+from guard.untrusted import parse_object
 
 _BUNDLE_PREFIX = "application/vnd.dev.sigstore.bundle"
 Mode = Literal["layers", "manifest-digest"]
-MAX_SIGNATURES = 16  # newest signature referrers tried per verification
 MODEL_PREDICATES = (OMS_PREDICATE_TYPE, LEGACY_PREDICATE_TYPE)
+COSIGN_SIGN_PREDICATE = "https://sigstore.dev/cosign/sign/v1"
+# What counts as a signature: OMS model signatures, and cosign's signature predicate for images.
+# A rule may add predicate types (``signature_predicates``); nothing else ever counts.
+SIGNATURE_PREDICATES = (*MODEL_PREDICATES, COSIGN_SIGN_PREDICATE)
+_LISTED_FAILURES = 3  # failures named in the message when none of the signatures verified
 
 
 @dataclass(frozen=True)
@@ -86,12 +100,19 @@ class OciVerification:
 def _peek_predicate_type(bundle: bytes) -> str | None:
     """The bundle's claimed predicate type, only to choose the verifying path (never trusted)."""
     try:
-        doc = json.loads(bundle)
-        payload = base64.b64decode(doc["dsseEnvelope"]["payload"])
-        value = json.loads(payload).get("predicateType")
-    except (ValueError, KeyError, TypeError, AttributeError):
+        doc = parse_object(bundle, "signature bundle")
+        payload = base64.b64decode(doc["dsseEnvelope"]["payload"], validate=True)
+        value = parse_object(payload, "signature statement").get("predicateType")
+    except (UntrustedContentError, binascii.Error, KeyError, TypeError):
         return None
     return value if isinstance(value, str) else None
+
+
+def _may_be_signature(referrer: Descriptor, predicates: Collection[str]) -> bool:
+    """Whether a bundle referrer may hold a signature, by its predicate-type annotation alone
+    (nothing fetched). Without the annotation it may; the verified statement decides then."""
+    claimed = referrer.annotations.get(PREDICATE_ANNOTATION)
+    return claimed is None or claimed in predicates
 
 
 def _check_layers(manifest: Mapping[str, Any], signed: Any, digest: str) -> tuple[str, ...]:
@@ -129,7 +150,13 @@ def _check_layers(manifest: Mapping[str, Any], signed: Any, digest: str) -> tupl
 
 
 def _verify_signature(
-    store: Store, sig: Descriptor, subject: Descriptor, manifest: Mapping[str, Any], verifier: Verifier
+    store: Store,
+    sig: Descriptor,
+    subject: Descriptor,
+    manifest: Mapping[str, Any],
+    verifier: Verifier,
+    *,
+    predicates: Collection[str],
 ) -> tuple[Mode, SignerInfo, str, tuple[str, ...]]:
     referrer = store.fetch_manifest(sig.digest).json()
     subject_field = referrer.get("subject")
@@ -153,6 +180,12 @@ def _verify_signature(
         raise BundleFormatError(f"signature referrer {sig.digest} holds no Sigstore bundle layer")
     bundle = read_small_blob(store, bundle_layers[0], f"signature {bundle_layers[0].digest}")
     claimed = _peek_predicate_type(bundle)
+    if claimed not in predicates:
+        raise BundleFormatError(
+            f"referrer {sig.digest} is not a signature: its statement's predicate type is {claimed!r} "
+            f"(an attestation, which never counts as a signature); signature predicates: "
+            f"{', '.join(sorted(predicates))}"
+        )
     hexdigest = subject.digest.split(":", 1)[1]
     if claimed in MODEL_PREDICATES:
         verified = verify_model_bundle(bundle, verifier)
@@ -165,6 +198,10 @@ def _verify_signature(
         files = _check_layers(manifest, verified.manifest, subject.digest)
         return "layers", verified.signer, str(claimed), files
     statement = verify_statement(bundle, verifier)
+    if statement.predicate_type not in predicates:  # the verified value, not the peeked one
+        raise BundleFormatError(
+            f"referrer {sig.digest} is not a signature: predicate type {statement.predicate_type!r}"
+        )
     if not any(s.digest.get("sha256") == hexdigest for s in statement.subjects):
         found = [dict(s.digest) for s in statement.subjects]
         raise IntegrityError(
@@ -179,28 +216,38 @@ def verify_oci(
     store: Store | None = None,
     *,
     access: RegistryAccess | None = None,
+    limits: ReferrerLimits = DEFAULT_LIMITS,
+    extra_predicates: Collection[str] = (),
 ) -> OciVerification:
-    """Verify the artifact ``ref`` names against ``verifier`` without fetching any weight blob."""
+    """Verify the artifact ``ref`` names against ``verifier`` without fetching any weight blob.
+    Only signature predicates count (``SIGNATURE_PREDICATES`` plus ``extra_predicates``)."""
     reference = parse_reference(ref) if isinstance(ref, str) else ref
     store = store or open_store(reference, access)
+    predicates = frozenset((*SIGNATURE_PREDICATES, *extra_predicates))
     # 1. resolve and fetch
     descriptor, fetched = resolve_and_fetch(store, reference)
     manifest = fetched.json()
-    # 2. find signatures
-    signatures = list_referrers(store, descriptor.digest, SIGSTORE_BUNDLE)
+    # 2. find signatures: registry order, attestations left out unfetched, capped
+    listing = read_referrers(store, descriptor.digest, limits)
+    bundles = listing.of_type(SIGSTORE_BUNDLE)
+    signatures = [d for d in bundles if _may_be_signature(d, predicates)]
+    not_signatures = len(bundles) - len(signatures)
     if not signatures:
+        why = f" ({not_signatures} attestation referrers are not signatures)" if not_signatures else ""
         raise VerificationError(
             f"no signature is attached to {reference.base()}@{descriptor.digest} (no referrer with "
-            f"artifactType {SIGSTORE_BUNDLE}); attach one with `guard attach --signature`"
+            f"artifactType {SIGSTORE_BUNDLE} and a signature predicate{why}); attach one with "
+            "`guard attach --signature`"
         )
-    signatures.sort(key=lambda d: d.annotations.get(OCI_CREATED, ""), reverse=True)
-    if len(signatures) > MAX_SIGNATURES:  # bound the work an attacker can cause by attaching junk
-        signatures = signatures[:MAX_SIGNATURES]
+    untried = max(0, len(signatures) - limits.max_signatures)
+    signatures = signatures[: limits.max_signatures]  # bound the work junk referrers can cause
     # 3.-5. verify each, newest first, until one holds
     failures: list[GuardError] = []
     for sig in signatures:
         try:
-            mode, signer, predicate, files = _verify_signature(store, sig, descriptor, manifest, verifier)
+            mode, signer, predicate, files = _verify_signature(
+                store, sig, descriptor, manifest, verifier, predicates=predicates
+            )
         except (VerificationError, NotFoundError) as err:
             failures.append(err)
             continue
@@ -215,11 +262,30 @@ def verify_oci(
             signer=signer,
             files=files,
         )
+    raise _none_verified(failures, untried, len(listing.skipped), limits.max_signatures)
+
+
+def _none_verified(failures: list[GuardError], untried: int, unparsed: int, cap: int) -> GuardError:
+    """The error when no signature verified: the first failure's class (the cause a caller acts
+    on), naming a few failures and counting the rest, the junk and what the cap left untried."""
     first = failures[0]
-    if len(failures) == 1:
-        raise first
-    detail = "; ".join(f"{type(e).__name__}: {e}" for e in failures)
-    raise type(first)(f"none of the {len(failures)} attached signatures verified: {detail}") from first
+    notes = []
+    if unparsed:
+        notes.append(f"{unparsed} referrer entries that do not parse were skipped")
+    if untried:
+        notes.append(f"{untried} more signature referrers were not tried (cap {cap})")
+    if len(failures) == 1 and not notes:
+        return first
+    junk = sum(isinstance(e, UntrustedContentError) for e in failures)
+    named = "; ".join(f"{type(e).__name__}: {e}" for e in failures[:_LISTED_FAILURES])
+    if len(failures) > _LISTED_FAILURES:
+        named += f"; and {len(failures) - _LISTED_FAILURES} more"
+    if junk:
+        notes.insert(0, f"{junk} of them junk referrers skipped")
+    extra = f" ({'; '.join(notes)})" if notes else ""
+    error = type(first)(f"none of the {len(failures)} attached signatures verified{extra}: {named}")
+    error.__cause__ = first
+    return error
 
 
 def format_verification(result: OciVerification) -> str:

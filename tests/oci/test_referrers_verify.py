@@ -169,7 +169,7 @@ def test_signature_over_the_manifest_digest(
     statement = {
         "_type": "https://in-toto.io/Statement/v1",
         "subject": [{"name": "modelcar", "digest": {"sha256": pushed.digest.split(":")[1]}}],
-        "predicateType": "https://example.com/image-signature/v1",
+        "predicateType": "https://sigstore.dev/cosign/sign/v1",
         "predicate": {},
     }
     bundle = tmp_path / "image.sig"
