@@ -127,6 +127,10 @@ class Rule(FrozenModel):
     authorities: tuple[str, ...] = Field(min_length=1)
     require: Literal["any", "all"] = "any"
     required_attestations: tuple[str, ...] = ()
+    # Predicate types that count as signatures under this rule, besides OMS model signatures and
+    # cosign's https://sigstore.dev/cosign/sign/v1. Any other statement is an attestation, never
+    # a signature, whoever signed it.
+    signature_predicates: tuple[str, ...] = ()
 
 
 # --- tenants and cluster facts ----------------------------------------------------------------

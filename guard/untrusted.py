@@ -114,9 +114,7 @@ def parse_json(
     if len(raw) > max_depth:  # a shorter document cannot nest deeper than the limit
         depth = nesting_depth(raw)
         if depth > max_depth:
-            raise error(
-                f"{what}: expected JSON nested at most {max_depth} levels deep, found {depth} levels"
-            )
+            raise error(f"{what}: expected JSON nested at most {max_depth} levels deep, found {depth} levels")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:

@@ -6,6 +6,9 @@
   so N pods arriving together with the same model cause one verification.
 - The computation runs as its own task: a caller that gives up (its deadline passed) does not
   cancel it, so its result still lands in the cache for the retry.
+- A computation running longer than ``stale_after`` seconds is not joined: the next caller
+  starts a fresh one (a registry that drips bytes must not hold a key for longer than one
+  request's deadline); whichever finishes last leaves its result.
 - At most ``max_entries`` keys; the least recently used go first.
 
 One cache belongs to one event loop (one per webhook process).
@@ -42,14 +45,16 @@ class SingleFlightCache(Generic[K, V]):
         max_entries: int,
         clock: Callable[[], float] = time.monotonic,
         on_event: Callable[[CacheEvent], None] | None = None,
+        stale_after: float | None = None,
     ) -> None:
+        self._stale_after = stale_after
         self._ttl = ttl
         self._negative_ttl = negative_ttl
         self._max = max_entries
         self._clock = clock
         self._on_event = on_event
         self._entries: OrderedDict[K, _Entry[V]] = OrderedDict()
-        self._inflight: dict[K, asyncio.Future[V]] = {}
+        self._inflight: dict[K, tuple[float, asyncio.Future[V]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     def __len__(self) -> int:
@@ -90,13 +95,13 @@ class SingleFlightCache(Generic[K, V]):
                 raise entry.error
             self._event("hit")
             return entry.value  # type: ignore[return-value]
-        future = self._inflight.get(key)
-        if future is not None:
+        running = self._inflight.get(key)
+        if running is not None and not self._stale(running[0]):
             self._event("coalesced")
-            return await asyncio.shield(future)
+            return await asyncio.shield(running[1])
         self._event("miss")
         future = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
+        self._inflight[key] = (self._clock(), future)
         task = asyncio.create_task(self._run(key, compute, keep_error, future))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -120,12 +125,16 @@ class SingleFlightCache(Generic[K, V]):
                 self._store(key, _Entry(expires=self._clock() + self._ttl, value=value))
             future.set_result(value)
         finally:
-            self._inflight.pop(key, None)
+            if self._inflight.get(key, (0.0, None))[1] is future:  # a fresher one may have taken over
+                del self._inflight[key]
             if not future.done():  # cancelled while computing (loop shutting down)
                 future.cancel()
         # Nobody may be waiting any more (every caller's deadline passed): mark retrieved.
         if not future.cancelled():
             future.exception()
+
+    def _stale(self, started: float) -> bool:
+        return self._stale_after is not None and self._clock() - started > self._stale_after
 
     def _store(self, key: K, entry: _Entry[V]) -> None:
         self._entries[key] = entry

@@ -1,12 +1,18 @@
 """The admission pipeline: one request in, one outcome out, under a deadline.
 
 1. Skip what carries no new artifact: other operations, exempt namespaces, subresources (but
-   ``ephemeralcontainers``), an UPDATE whose references did not change.
-2. Extract every reference, from the one table of kinds.
+   ``ephemeralcontainers``), an UPDATE of an object already being deleted (the garbage
+   collector removing finalizers must never be blocked).
+2. Extract every reference, from the one table of kinds; more distinct references than
+   ``max_references`` deny before any registry call.
 3. Match each reference to its trust rule; apply the default to those no rule covers.
 4. Resolve tags to digests and verify signatures and attestations, all references at once, in a
-   thread pool, through the single-flight caches.
-5. Evaluate policies with the verified facts (violations are data).
+   thread pool, through the single-flight caches (keyed by registry, digest and trust config),
+   within the deadline less the policy budget. Work still queued when its time is up is dropped;
+   a verification past its budget stops at its next registry round trip.
+5. Evaluate policies with the verified facts (violations are data), on every CREATE and UPDATE:
+   an UPDATE whose references did not change is served from the verification cache, but its
+   pod spec (an added privileged ephemeral container, a dropped sandbox) is always judged.
 6. Decide: any deny -> denied, with every reason; errors and deadlines deny (fail closed) unless
    the reference's rule fails open, then they warn.
 
@@ -37,10 +43,11 @@ from guard.admission.ports import (
     TrustRules,
     VerifiedArtifact,
 )
-from guard.admission.references import ArtifactReference, extract_references, reference_keys
+from guard.admission.references import ArtifactReference, extract_references
 from guard.admission.review import AdmissionRequest
 from guard.admission.settings import AdmissionSettings
 from guard.errors import (
+    DeadlineExceeded,
     GuardError,
     InfrastructureError,
     NotFoundError,
@@ -91,12 +98,13 @@ class AdmissionEngine:
             max_workers=settings.max_concurrent_verifications, thread_name_prefix="guard-verify"
         )
         cache = settings.cache
-        self._verdicts: SingleFlightCache[tuple[str, str], VerifiedArtifact] = SingleFlightCache(
+        self._verdicts: SingleFlightCache[tuple[str, str, str], VerifiedArtifact] = SingleFlightCache(
             ttl=cache.ttl_seconds,
             negative_ttl=cache.negative_ttl_seconds,
             max_entries=cache.max_entries,
             clock=clock,
             on_event=self.metrics.cache_event("verification"),
+            stale_after=settings.deadline_seconds,
         )
         self._digests: SingleFlightCache[str, str] = SingleFlightCache(
             ttl=cache.tag_ttl_seconds,
@@ -104,6 +112,7 @@ class AdmissionEngine:
             max_entries=cache.max_entries,
             clock=clock,
             on_event=self.metrics.cache_event("tag"),
+            stale_after=settings.deadline_seconds,
         )
 
     async def aclose(self) -> None:
@@ -170,15 +179,23 @@ class AdmissionEngine:
                 "denied",
                 message=f"the {request.operation} request carries no object to check",
             )
+        if request.operation == "UPDATE" and _being_deleted(request.old_object):
+            return self._outcome(
+                request, decision_id, "skipped", notes={"skipped": "the object is being deleted"}
+            )
         # 2. references
         refs = extract_references(request.object, spec, self.settings.annotations)
-        if request.operation == "UPDATE" and request.old_object is not None:
-            old = extract_references(request.old_object, spec, self.settings.annotations)
-            if reference_keys(old) == reference_keys(refs):
-                return self._outcome(
-                    request, decision_id, "unchanged", notes={"skipped": "artifact references unchanged"}
-                )
-        # 3.-4. rules, resolution, verification, all at once
+        if len(refs) > self.settings.max_references:
+            return self._outcome(
+                request,
+                decision_id,
+                "denied",
+                message=f"the object carries {len(refs)} distinct artifact references; guard verifies at "
+                f"most {self.settings.max_references} per object (admission.max_references), so it is "
+                f"denied unverified. Split the workload, or raise the limit in guard's config",
+            )
+        # 3.-4. rules, resolution, verification, all at once (an UPDATE whose references did not
+        #    change is answered from the cache; its policies still run below)
         verdicts = await self._verify_all(refs, namespace, deadline)
         # 5. policies
         policy, policy_error = await self._evaluate(request, verdicts, deadline)
@@ -211,8 +228,9 @@ class AdmissionEngine:
             asyncio.ensure_future(self._verify_one(ref, match))
             for ref, match in zip(refs, matches, strict=True)
         ]
-        if tasks:
-            await asyncio.wait(tasks, timeout=max(deadline.remaining(), 0.0))
+        if tasks:  # the policy budget stays for step 5, whatever verification does
+            budget = deadline.remaining() - self.settings.policy_budget
+            await asyncio.wait(tasks, timeout=max(budget, 0.0))
         found: list[ArtifactVerdict] = []
         for ref, match, task in zip(refs, matches, tasks, strict=True):
             if task.done():
@@ -220,8 +238,8 @@ class AdmissionEngine:
                 continue
             task.cancel()
             reason = (
-                f"its verification did not finish within guard's {deadline.seconds:g} s deadline "
-                f"(is the registry slow or unreachable?)"
+                f"its verification did not finish within guard's {self.settings.verification_seconds:g} s "
+                f"verification deadline (is the registry slow or unreachable?)"
             )
             found.append(verdict_of.unverifiable(ref, match, reason))
         return tuple(found)
@@ -257,8 +275,10 @@ class AdmissionEngine:
             digest = await self._digests.get(
                 ref.reference, lambda: self._call("resolve", self._verifier.resolve, ref.reference)
             )
+        # keyed by registry too: the same digest behind a stuck registry must not hold up (or
+        # answer for) the same digest through a healthy one
         artifact = await self._verdicts.get(
-            (digest, match.trust_hash),
+            (registry_of(ref.reference), digest, match.trust_hash),
             lambda: self._call("verify", self._verifier.verify, ref.reference, digest, match),
             keep_error=lambda err: isinstance(err, VerificationError),
         )
@@ -273,11 +293,23 @@ class AdmissionEngine:
         )
 
     async def _call(self, operation: str, fn: Callable[..., T], *args: Any) -> T:
-        """Run a blocking registry call in the pool, with its metrics."""
+        """Run a blocking registry call in the pool, with its metrics. A call still queued when
+        the verification time is up (the pool busy with slow registries) is dropped unrun, so a
+        backlog drains at once instead of delaying every later request."""
         loop = asyncio.get_running_loop()
         started = self._clock()
+        end = started + self.settings.verification_seconds
+
+        def run() -> T:
+            if self._clock() >= end:
+                raise DeadlineExceeded(
+                    f"{operation} waited {self.settings.verification_seconds:g} s for a free worker "
+                    f"(every worker busy with slow registries); dropped unrun"
+                )
+            return fn(*args)
+
         try:
-            return await loop.run_in_executor(self._pool, lambda: fn(*args))
+            return await loop.run_in_executor(self._pool, run)
         except Exception as err:
             if not isinstance(err, VerificationError):
                 self.metrics.registry_errors.labels(operation=operation, error=type(err).__name__).inc()
@@ -326,6 +358,8 @@ class AdmissionEngine:
             or any(v.effect == "deny" for v in verdicts)
             or any(v.action == "deny" for v in policy.violations)
         )
+        if denied:  # nothing was "allowed UNVERIFIED": say what the fail-open rule did not change
+            verdicts = tuple(verdict_of.fail_open_overruled(v) for v in verdicts)
         warned = any(v.effect == "warn" or v.resolved_from_tag for v in verdicts) or any(
             v.action == "warn" for v in policy.violations
         )
@@ -384,6 +418,21 @@ class AdmissionEngine:
         if reasons:
             fields["reasons"] = reasons
         log.info("admission %s", outcome.decision, extra={"fields": fields})
+
+
+def _being_deleted(obj: Mapping[str, Any] | None) -> bool:
+    metadata = obj.get("metadata") if isinstance(obj, Mapping) else None
+    return isinstance(metadata, Mapping) and bool(metadata.get("deletionTimestamp"))
+
+
+def registry_of(reference: str) -> str:
+    """The registry host of an image reference (normalised as the trust rules see it)."""
+    from guard.policy.rules import parse_reference  # noqa: PLC0415
+
+    try:
+        return parse_reference(reference).registry
+    except GuardError:
+        return reference.split("/", 1)[0]
 
 
 def _generate_name(obj: Mapping[str, Any] | None) -> str | None:

@@ -49,6 +49,7 @@ def policy_artifact(verdict: ArtifactVerdict, authorities: Sequence[str] = ()) -
             rule=verdict.match.rule,
             authorities=tuple(authorities),
             signers=tuple(Signer(method=s.method, identity=s.identity, issuer=s.issuer) for s in signers),
+            fail_open=verdict.status == "error" and verdict.effect == "warn",
         ),
         facts=facts,
         is_model=facts is not None or source in ("storageUri", "imageVolume", "annotation"),

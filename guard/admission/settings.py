@@ -8,11 +8,14 @@ the verification cache, and extra kinds of workloads that carry model references
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from guard.configpath import ConfigPath
+
+if TYPE_CHECKING:
+    from guard.oci.referrers import ReferrerLimits
 
 
 class _Frozen(BaseModel):
@@ -74,9 +77,7 @@ class CacheSettings(_Frozen):
     tag_ttl_seconds: float = Field(
         default=30.0, ge=0, description="How long a tag -> digest resolution is reused (0: never)."
     )
-    max_entries: int = Field(
-        default=10_000, gt=0, description="Entries kept before the oldest are evicted."
-    )
+    max_entries: int = Field(default=10_000, gt=0, description="Entries kept before the oldest are evicted.")
 
 
 class RegistrySettings(_Frozen):
@@ -90,6 +91,31 @@ class RegistrySettings(_Frozen):
         description="docker config.json with registry credentials (default: the usual places).",
     )
     timeout_seconds: float = Field(default=5.0, gt=0, description="Timeout of one registry request.")
+
+
+class ReferrerSettings(_Frozen):
+    """How much of an artifact's referrers the webhook reads (``guard.oci.referrers
+    .ReferrerLimits``). Anyone who can push to a repository can attach referrers: each number
+    bounds the work one artifact can cause. Referrers are read newest first in registry order."""
+
+    max_listed: int = Field(default=1000, gt=0, description="Entries of a referrers listing read.")
+    max_signatures: int = Field(
+        default=32, gt=0, description="Signature referrers tried per verification before denying."
+    )
+    max_attestations: int = Field(default=16, ge=0, description="Attestation referrers read per artifact.")
+    max_per_predicate: int = Field(
+        default=4, gt=0, description="Of those, attestation referrers read per predicate type."
+    )
+
+    def limits(self) -> ReferrerLimits:
+        from guard.oci.referrers import ReferrerLimits  # noqa: PLC0415
+
+        return ReferrerLimits(
+            max_listed=self.max_listed,
+            max_signatures=self.max_signatures,
+            max_attestations=self.max_attestations,
+            max_per_predicate=self.max_per_predicate,
+        )
 
 
 class AdmissionSettings(_Frozen):
@@ -133,8 +159,22 @@ class AdmissionSettings(_Frozen):
         description="Names of trust rules whose artifacts are allowed with a warning when the registry "
         "cannot be reached in time (all others fail closed).",
     )
+    max_references: int = Field(
+        default=64,
+        gt=0,
+        description="Distinct artifact references one object may carry; an object with more is denied "
+        "unverified (each first-seen reference costs registry round trips).",
+    )
+    policy_budget_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="Time kept for policy evaluation before the deadline: verification gets the deadline "
+        "minus this, so the same inputs always give the same decision (default: 0.5 s, or a quarter of "
+        "the deadline when that is shorter).",
+    )
     registry: RegistrySettings = RegistrySettings()
     cache: CacheSettings = CacheSettings()
+    referrers: ReferrerSettings = ReferrerSettings()
 
     @model_validator(mode="after")
     def _deadline(self) -> AdmissionSettings:
@@ -143,9 +183,27 @@ class AdmissionSettings(_Frozen):
                 f"deadline_margin_seconds ({self.deadline_margin_seconds}) leaves less than 0.2 s of "
                 f"timeout_seconds ({self.timeout_seconds}) to decide; lower the margin"
             )
+        if self.policy_budget >= self.deadline_seconds:
+            raise ValueError(
+                f"policy_budget_seconds ({self.policy_budget}) leaves no time for verification "
+                f"within guard's deadline ({self.deadline_seconds:g} s = timeout_seconds - "
+                f"deadline_margin_seconds); lower it"
+            )
         return self
 
     @property
     def deadline_seconds(self) -> float:
         """The engine's own deadline: below the webhook timeout by the margin."""
         return self.timeout_seconds - self.deadline_margin_seconds
+
+    @property
+    def policy_budget(self) -> float:
+        """The time kept for policies (``policy_budget_seconds`` or its default)."""
+        if self.policy_budget_seconds is not None:
+            return self.policy_budget_seconds
+        return min(0.5, self.deadline_seconds / 4)
+
+    @property
+    def verification_seconds(self) -> float:
+        """How long verification may take: the deadline less the policy budget."""
+        return self.deadline_seconds - self.policy_budget

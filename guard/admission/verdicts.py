@@ -6,6 +6,8 @@ Each message names where the reference is (container and field), what happened, 
 
 from __future__ import annotations
 
+import dataclasses
+
 from guard.admission.outcome import ArtifactVerdict
 from guard.admission.ports import RuleMatch
 from guard.admission.references import ArtifactReference
@@ -103,6 +105,19 @@ def unverifiable(
         effect="deny",
         message=f"{text}; denied because guard fails closed, {advice}",
         reason=f"could not verify: {reason}",
+    )
+
+
+def fail_open_overruled(verdict: ArtifactVerdict) -> ArtifactVerdict:
+    """A fail-open verdict in a request denied for another reason: its message no longer says
+    "allowed", since nothing was."""
+    if verdict.effect != "warn" or verdict.status != "error" or not verdict.match.fail_open:
+        return verdict
+    text = f"{verdict.ref.where()}: could not verify {verdict.ref.reference}"
+    return dataclasses.replace(
+        verdict,
+        message=f"{text} (rule {verdict.match.rule!r} fails open, but the request is denied for the "
+        f"reasons given): {verdict.reason}",
     )
 
 

@@ -7,12 +7,20 @@ the attestations the rule requires. All of it reads the registry through one rea
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from guard.admission.ports import RuleMatch, VerifiedArtifact
 from guard.config import GuardConfig, authority_verifiers
-from guard.errors import AttestationError, ConfigError, GuardError, SignatureMismatch, UsageError
+from guard.errors import (
+    AttestationError,
+    ConfigError,
+    DeadlineExceeded,
+    GuardError,
+    SignatureMismatch,
+    UsageError,
+)
 from guard.signing.types import SignerInfo, SigningMethod, Verifier
 
 if TYPE_CHECKING:
@@ -79,34 +87,53 @@ def _required_present(facts: Mapping[str, Any], required: str) -> tuple[bool, st
 class _ReadOnce:
     """A read-only view of a store for one verification: each manifest and referrer list is
     fetched once (the signature and the attestations both read the referrers of the digest), so
-    a first-seen model costs one registry round trip less. Writing through it is refused."""
+    a first-seen model costs one registry round trip less. Writing through it is refused.
 
-    def __init__(self, store: Store) -> None:
+    It also holds the verification's budget: before each registry operation the time left is
+    checked, so a verification that passed its deadline stops at its next round trip instead of
+    holding a worker thread (and the single-flight slot) for as long as a registry drips."""
+
+    def __init__(self, store: Store, *, deadline: float, budget: float, clock: Callable[[], float]) -> None:
         self._store = store
+        self._deadline = deadline
+        self._budget = budget
+        self._clock = clock
         self._manifests: dict[str, FetchedManifest] = {}
         self._referrers: dict[str, list[Descriptor] | None] = {}
+
+    def _check(self, what: str) -> None:
+        if self._clock() >= self._deadline:
+            raise DeadlineExceeded(
+                f"verification passed its {self._budget:g} s budget before {what} "
+                f"({self._store.describe()}); abandoned"
+            )
 
     def describe(self) -> str:
         return self._store.describe()
 
     def resolve(self, reference: str) -> Descriptor:
+        self._check(f"resolving {reference}")
         return self._store.resolve(reference)
 
     def fetch_manifest(self, reference: str) -> FetchedManifest:
         if reference not in self._manifests:
+            self._check(f"fetching manifest {reference}")
             self._manifests[reference] = self._store.fetch_manifest(reference)
         return self._manifests[reference]
 
     def referrers(self, digest: str) -> list[Descriptor] | None:
         if digest not in self._referrers:
+            self._check(f"listing the referrers of {digest}")
             self._referrers[digest] = self._store.referrers(digest)
         found = self._referrers[digest]
         return None if found is None else list(found)
 
     def blob_exists(self, digest: str) -> bool:
+        self._check(f"checking blob {digest}")
         return self._store.blob_exists(digest)
 
     def fetch_blob(self, digest: str) -> AbstractContextManager[Iterator[bytes]]:
+        self._check(f"fetching blob {digest}")
         return self._store.fetch_blob(digest)
 
     def push_manifest(self, body: bytes, media_type: str, tag: str | None = None) -> Descriptor:
@@ -125,10 +152,13 @@ class OciReferenceVerifier:
     """Resolves and verifies references in registries; thread-safe (one store per thread and
     repository, so connections are reused)."""
 
-    def __init__(self, config: GuardConfig) -> None:
+    def __init__(self, config: GuardConfig, *, clock: Callable[[], float] = time.monotonic) -> None:
         from guard.oci.registry import RegistryAccess  # noqa: PLC0415
 
         self._config = config
+        self._clock = clock
+        self._budget = config.admission.verification_seconds
+        self._limits = config.admission.referrers.limits()
         self._rules = {rule.name: rule for rule in config.rules}
         # trust roots load here, at start-up: a bad key fails now, not on the first request
         self._verifiers: dict[str, Verifier] = authority_verifiers(config)
@@ -162,11 +192,23 @@ class OciReferenceVerifier:
             raise ConfigError(f"rule {rule.rule!r} is not in the config")
         verifiers = [self._verifiers[name] for name in config_rule.authorities]
         shared, parsed = self._store(oci_reference(reference))
-        store = _ReadOnce(shared)
+        store = _ReadOnce(
+            shared, deadline=self._clock() + self._budget, budget=self._budget, clock=self._clock
+        )
         pinned = parsed.with_digest(digest)
-        # 1. the signature(s): one of the authorities (any), or each of them (all)
+        # 1. the signature(s): one of the authorities (any), or each of them (all); only
+        #    signature predicates count (an attestation signed by the same key never does)
         groups = [[v] for v in verifiers] if config_rule.require == "all" else [verifiers]
-        results = [verify_oci(pinned, AnyOfVerifier(group), store) for group in groups]
+        results = [
+            verify_oci(
+                pinned,
+                AnyOfVerifier(group),
+                store,
+                limits=self._limits,
+                extra_predicates=config_rule.signature_predicates,
+            )
+            for group in groups
+        ]
         signers = [result.signer for result in results]
         # 2. attestations attached to the digest, verified into facts (the attestations
         #    capability's own reading of referrers: subject checked, bundle layer, none skipped)
@@ -188,7 +230,7 @@ class OciReferenceVerifier:
         from guard.attest.oci import oci_attestation_inputs, oci_subject  # noqa: PLC0415
 
         target = oci_subject(pinned, store)  # the manifest and referrers come from the read-once view
-        inputs, rejected = oci_attestation_inputs(target)
+        inputs, rejected = oci_attestation_inputs(target, self._limits)
         outcome = SignatureOutcome(
             signature.signer, "present", None, f"referrer {signature.signature_digest}"
         )

@@ -58,6 +58,7 @@ def trust_hash(config: GuardConfig, rule: Rule) -> str:
             for name in rule.authorities
             if name in config.authorities
         },
+        "referrers": config.admission.referrers.model_dump(mode="json"),
     }
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 

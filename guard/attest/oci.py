@@ -20,7 +20,14 @@ from guard.attest.verify import AttestationOutcome
 from guard.errors import GuardError, NotFoundError, VerificationError
 from guard.oci.blobs import read_small_blob
 from guard.oci.reference import Reference, parse_reference
-from guard.oci.referrers import SPDX_JSON, list_referrers
+from guard.oci.referrers import (
+    DEFAULT_LIMITS,
+    PREDICATE_ANNOTATION,
+    SPDX_JSON,
+    ReferrerLimits,
+    ReferrerListing,
+    read_referrers,
+)
 from guard.oci.registry import RegistryAccess
 from guard.oci.store import open_store, resolve_and_fetch
 from guard.oci.types import CYCLONEDX_JSON, IN_TOTO_JSON, SIGSTORE_BUNDLE, Descriptor, Store
@@ -69,12 +76,48 @@ def _read_referrer(target: OciTarget, ref: Descriptor) -> AttestationInput | Att
     return AttestationInput(read_small_blob(target.store, layer, f"attestation {layer.digest}"), source)
 
 
-def oci_attestation_inputs(target: OciTarget) -> tuple[list[AttestationInput], list[AttestationOutcome]]:
+def _attestation_referrers(
+    listing: ReferrerListing, limits: ReferrerLimits
+) -> tuple[list[Descriptor], list[AttestationOutcome]]:
+    """The in-toto referrers to read, newest first in registry order: at most
+    ``limits.max_per_predicate`` per predicate type (by the annotation, only to spread the cap:
+    the verified statement decides what an attestation is) and ``limits.max_attestations`` in
+    all. Whoever can push can attach thousands; the rest are counted, not read."""
+    chosen: list[Descriptor] = []
+    per_predicate: dict[str, int] = {}
+    left_out = 0
+    for ref in listing.of_type(IN_TOTO_JSON):
+        claimed = ref.annotations.get(PREDICATE_ANNOTATION, "")
+        if (
+            len(chosen) >= limits.max_attestations
+            or per_predicate.get(claimed, 0) >= limits.max_per_predicate
+        ):
+            left_out += 1
+            continue
+        per_predicate[claimed] = per_predicate.get(claimed, 0) + 1
+        chosen.append(ref)
+    notes = []
+    if left_out:
+        notes.append(
+            _invalid(
+                "referrers",
+                f"{left_out} attestation referrers were not read (guard reads the newest "
+                f"{limits.max_attestations}, at most {limits.max_per_predicate} per predicate type)",
+            )
+        )
+    if listing.skipped:
+        notes.append(_invalid("referrers", f"{len(listing.skipped)} junk referrer entries skipped"))
+    return chosen, notes
+
+
+def oci_attestation_inputs(
+    target: OciTarget, limits: ReferrerLimits = DEFAULT_LIMITS
+) -> tuple[list[AttestationInput], list[AttestationOutcome]]:
     """The attestation bundles attached to ``target`` and the referrers that cannot be one."""
     inputs: list[AttestationInput] = []
-    failed: list[AttestationOutcome] = []
-    referrers = list_referrers(target.store, target.descriptor.digest)  # one listing, filtered here
-    for ref in (r for r in referrers if r.artifact_type == IN_TOTO_JSON):
+    listing = read_referrers(target.store, target.descriptor.digest, limits)  # one listing
+    chosen, failed = _attestation_referrers(listing, limits)
+    for ref in chosen:
         try:
             item = _read_referrer(target, ref)
         except (VerificationError, NotFoundError) as err:
@@ -87,7 +130,8 @@ def oci_attestation_inputs(target: OciTarget) -> tuple[list[AttestationInput], l
         (CYCLONEDX_JSON, CYCLONEDX_TYPE, "sbom"),
         (SPDX_JSON, SPDX3_TYPE, "spdx"),
     ):
-        for ref in (r for r in referrers if r.artifact_type == artifact_type):
+        unsigned = listing.of_type(artifact_type)
+        for ref in unsigned[: limits.max_per_predicate]:
             failed.append(
                 _invalid(
                     f"referrer {ref.digest}",
@@ -96,14 +140,27 @@ def oci_attestation_inputs(target: OciTarget) -> tuple[list[AttestationInput], l
                     name,
                 )
             )
+        if len(unsigned) > limits.max_per_predicate:
+            failed.append(
+                _invalid(
+                    "referrers",
+                    f"{len(unsigned) - limits.max_per_predicate} more unsigned SBOMs "
+                    f"({artifact_type}) not listed",
+                    ptype,
+                    name,
+                )
+            )
     return inputs, failed
 
 
-def oci_signature(target: OciTarget, verifier: Verifier) -> SignatureOutcome:
-    if not list_referrers(target.store, target.descriptor.digest, SIGSTORE_BUNDLE):
+def oci_signature(
+    target: OciTarget, verifier: Verifier, limits: ReferrerLimits = DEFAULT_LIMITS
+) -> SignatureOutcome:
+    if not read_referrers(target.store, target.descriptor.digest, limits).of_type(SIGSTORE_BUNDLE):
         return SignatureOutcome(None, "missing", f"no signature is attached to {target.descriptor.digest}")
     try:
-        result = verify_oci(target.reference.with_digest(target.descriptor.digest), verifier, target.store)
+        pinned = target.reference.with_digest(target.descriptor.digest)
+        result = verify_oci(pinned, verifier, target.store, limits=limits)
     except VerificationError as err:
         return SignatureOutcome(None, "invalid", str(err))
     except GuardError as err:  # a referrer that vanished mid-way: report, never count as signed

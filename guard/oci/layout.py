@@ -20,7 +20,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from guard.errors import IntegrityError, LayoutNotFoundError, NotFoundError, RegistryError, UsageError
+from guard.errors import (
+    IntegrityError,
+    LayoutNotFoundError,
+    NotFoundError,
+    RegistryError,
+    UntrustedContentError,
+    UsageError,
+)
 from guard.oci.types import (
     OCI_INDEX,
     Descriptor,
@@ -170,16 +177,20 @@ class LayoutStore:
             seen.add(entry.digest)
             try:
                 manifest = self.fetch_manifest(entry.digest).json()
-            except NotFoundError:
+            except (NotFoundError, UntrustedContentError):  # a junk manifest is no referrer
                 continue
             subject = manifest.get("subject")
             if isinstance(subject, dict) and subject.get("digest") == digest:
                 config = manifest.get("config") if isinstance(manifest.get("config"), dict) else {}
-                artifact_type = manifest.get("artifactType") or (config or {}).get("mediaType")
-                annotations = manifest.get("annotations") or {}
-                found.append(
-                    Descriptor(entry.media_type, entry.digest, entry.size, artifact_type, dict(annotations))
-                )
+                raw = {
+                    **entry.to_json(),
+                    "artifactType": manifest.get("artifactType") or (config or {}).get("mediaType"),
+                    "annotations": manifest.get("annotations") or {},
+                }
+                try:  # what the pusher wrote (artifactType, annotations) is checked like a descriptor
+                    found.append(Descriptor.from_json(raw, f"referrer {entry.digest}"))
+                except UntrustedContentError:
+                    continue
         return found
 
     # -- blobs ----------------------------------------------------------------------------

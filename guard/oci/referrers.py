@@ -292,9 +292,7 @@ def add_to_fallback_index(
     )
 
 
-def read_referrers(
-    store: Store, digest: str, limits: ReferrerLimits = DEFAULT_LIMITS
-) -> ReferrerListing:
+def read_referrers(store: Store, digest: str, limits: ReferrerLimits = DEFAULT_LIMITS) -> ReferrerListing:
     """The referrers of ``digest``, newest first (Referrers API, else the fallback tag), at most
     ``limits.max_listed``; entries that do not parse are skipped and said so."""
     native = store.referrers(digest)

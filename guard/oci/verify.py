@@ -98,9 +98,10 @@ class OciVerification:
 
 
 def _peek_predicate_type(bundle: bytes) -> str | None:
-    """The bundle's claimed predicate type, only to choose the verifying path (never trusted)."""
+    """The bundle's claimed predicate type, only to choose the verifying path (never trusted).
+    Bytes that are not a JSON object are junk: UntrustedContentError says what they are."""
+    doc = parse_object(bundle, "signature bundle")
     try:
-        doc = parse_object(bundle, "signature bundle")
         payload = base64.b64decode(doc["dsseEnvelope"]["payload"], validate=True)
         value = parse_object(payload, "signature statement").get("predicateType")
     except (UntrustedContentError, binascii.Error, KeyError, TypeError):

@@ -45,6 +45,7 @@ class Verification:
     rule: str | None = None
     authorities: tuple[str, ...] = ()
     signers: tuple[Signer, ...] = ()
+    fail_open: bool = False  # status error under a rule that fails open: admitted unverified
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ def _artifact(artifact: Artifact, config: GuardConfig, namespace: str) -> dict[s
             "rule": v.rule,
             "authorities": list(v.authorities),
             "signers": [{"method": s.method, "identity": s.identity, "issuer": s.issuer} for s in v.signers],
+            **({"failOpen": True} if v.fail_open else {}),
         },
         "facts": dict(facts) if facts is not None else None,
         **dict(artifact.extra),

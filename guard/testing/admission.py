@@ -12,7 +12,7 @@ import hashlib
 import itertools
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,13 +124,15 @@ class FakeVerifier:
 
 @dataclass
 class FakePolicy:
-    """Returns ``violations`` for every request; ``fail`` makes the engine fail."""
+    """Returns ``violations`` for every request (and what ``judge`` finds in it, when given);
+    ``fail`` makes the engine fail."""
 
     violations: tuple[Violation, ...] = ()
     policies: tuple[str, ...] = ("supply_chain.signed",)
     fail: bool = False
     calls: int = 0
     seen: list[tuple[str, tuple[ArtifactVerdict, ...]]] = field(default_factory=list)
+    judge: Callable[[AdmissionRequest, Sequence[ArtifactVerdict]], Sequence[Violation]] | None = None
 
     async def evaluate(
         self, request: AdmissionRequest, artifacts: Sequence[ArtifactVerdict]
@@ -139,7 +141,8 @@ class FakePolicy:
         self.seen.append((request.uid, tuple(artifacts)))
         if self.fail:
             raise PolicyEngineError("the policy engine is unavailable (fake)")
-        return PolicyResult(violations=self.violations, policies=self.policies)
+        found = tuple(self.judge(request, artifacts)) if self.judge is not None else ()
+        return PolicyResult(violations=self.violations + found, policies=self.policies)
 
 
 _counter = itertools.count()

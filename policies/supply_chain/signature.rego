@@ -27,12 +27,28 @@ deny contains v if {
 deny contains v if {
 	some a in input.artifacts
 	a.verification.status == "error"
+	not a.verification.failOpen
 	v := {
 		"rule": "verification_error",
 		"severity": "high",
 		"controls": controls,
 		"artifact": a.ref,
 		"message": sprintf("%s: could not be verified, denied (fail closed): %s", [where(a), a.verification.reason]),
+	}
+}
+
+# The artifact's trust rule fails open (admission.fail_open_rules) and the registry could not be
+# reached in time: admitted unverified, and said so.
+warn contains v if {
+	some a in input.artifacts
+	a.verification.status == "error"
+	a.verification.failOpen
+	v := {
+		"rule": "verification_error",
+		"severity": "high",
+		"controls": controls,
+		"artifact": a.ref,
+		"message": sprintf("%s: could not be verified, admitted UNVERIFIED because its rule fails open: %s", [where(a), a.verification.reason]),
 	}
 }
 

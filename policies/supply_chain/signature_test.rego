@@ -27,6 +27,12 @@ test_denied_verification_error_fails_closed if {
 	fixtures.rules(violations) == {"verification_error"}
 }
 
+test_warned_verification_error_under_a_fail_open_rule if {
+	doc := json.patch(model_status("error", "registry unreachable"), [{"op": "add", "path": "/artifacts/1/verification/failOpen", "value": true}])
+	count(signature.deny) == 0 with input as doc
+	fixtures.rules(signature.warn) == {"verification_error"} with input as doc
+}
+
 test_denied_unmatched_by_default if {
 	violations := signature.deny with input as model_status("unmatched", null)
 	fixtures.rules(violations) == {"no_trust_rule"}

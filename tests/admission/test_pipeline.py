@@ -121,7 +121,9 @@ async def test_deadline_denies_and_says_so() -> None:
     gate = threading.Event()  # never set: the registry hangs
     verifier = FakeVerifier(gate=gate, gate_timeout=10)
     verifier.add(SIGNED)
-    engine, _, _ = make(verifier=verifier, timeout_seconds=1.0, deadline_margin_seconds=0.7)
+    engine, _, _ = make(
+        verifier=verifier, timeout_seconds=1.0, deadline_margin_seconds=0.7, policy_budget_seconds=0.1
+    )
     outcome = await engine.review(req(pod(SIGNED)))
     gate.set()
     await engine.aclose()
@@ -198,17 +200,112 @@ async def test_expired_entries_are_verified_again() -> None:
     assert verifier.verify_calls == 2 and verifier.resolve_calls == 2
 
 
-async def test_update_with_unchanged_references_is_not_verified_again() -> None:
-    engine, verifier, _policy = make()
+async def test_update_with_unchanged_references_is_served_from_the_cache_and_judged() -> None:
+    engine, verifier, policy = make()
     old = pod(SIGNED)
     new = pod(SIGNED)
     new["metadata"]["labels"] = {"scaled": "yes"}
+    created = await engine.review(req(old))
     outcome = await engine.review(req(new, operation="UPDATE", old=old))
     changed = await engine.review(req(pod(UNSIGNED), operation="UPDATE", old=old))
     await engine.aclose()
-    assert outcome.decision == "unchanged" and outcome.allowed
-    assert verifier.verify_calls == 1  # only the changed update
+    assert created.allowed and outcome.allowed
+    assert verifier.verify_calls == 2  # the CREATE and the changed update: the unchanged one was cached
+    assert policy.calls == 3  # but policies judged every request
     assert not changed.allowed
+
+
+async def test_policies_judge_an_ephemeral_container_that_reuses_an_image() -> None:
+    # issue 9 item 3: same reference set, but a privileged container is added through the
+    # ephemeralcontainers subresource; policies must run (they used to be skipped as "unchanged")
+    def privileged(request: Any, _artifacts: Any) -> list[Violation]:
+        containers = (request.object or {}).get("spec", {}).get("ephemeralContainers", [])
+        return [
+            Violation("tenancy.isolation", "privileged", "privileged container")
+            for c in containers
+            if (c.get("securityContext") or {}).get("privileged")
+        ]
+
+    engine, _, _ = make(policy=FakePolicy(judge=privileged))
+    old = pod(SIGNED)
+    new = pod(SIGNED)
+    new["spec"]["ephemeralContainers"] = [
+        {"name": "debug", "image": SIGNED, "securityContext": {"privileged": True}}
+    ]
+    outcome = await engine.review(req(new, operation="UPDATE", old=old, sub_resource="ephemeralcontainers"))
+    await engine.aclose()
+    assert not outcome.allowed
+    assert [v.rule for v in outcome.violations] == ["privileged"]
+
+
+async def test_update_of_an_object_being_deleted_is_not_blocked() -> None:
+    engine, verifier, policy = make()
+    old = pod(UNSIGNED)
+    old["metadata"]["deletionTimestamp"] = "2026-12-02T00:00:00Z"
+    new = pod(UNSIGNED)
+    outcome = await engine.review(req(new, operation="UPDATE", old=old))
+    await engine.aclose()
+    assert outcome.allowed and outcome.decision == "skipped"
+    assert verifier.verify_calls == 0 and policy.calls == 0
+
+
+async def test_too_many_references_are_denied_before_any_registry_call() -> None:
+    # issue 9 item 6: 2,000 distinct tags in one Pod took 9.3 s and starved other requests
+    engine, verifier, _ = make(max_references=8)
+    many = pod(SIGNED)
+    many["spec"]["containers"] = [
+        {"name": f"c{i}", "image": f"registry.local/models/m:{i}"} for i in range(9)
+    ]
+    outcome = await engine.review(req(many))
+    await engine.aclose()
+    assert not outcome.allowed and "9 distinct artifact references" in outcome.message
+    assert verifier.resolve_calls == 0 and verifier.verify_calls == 0
+
+
+async def test_a_stuck_verification_does_not_hold_the_key_past_the_deadline() -> None:
+    # issue 9 item 7: a computation stuck on a dripping registry must not block later attempts
+    gate = threading.Event()
+    verifier = FakeVerifier(gate=gate, gate_timeout=30)
+    verifier.add(SIGNED)
+    now = [0.0]
+    engine = AdmissionEngine(
+        AdmissionSettings(timeout_seconds=2, deadline_margin_seconds=0.5, policy_budget_seconds=0.2),
+        FakeRules([FakeRule("models", "registry.local/models/*")]),
+        verifier,
+        FakePolicy(),
+        clock=lambda: now[0],
+    )
+    first = asyncio.ensure_future(engine.review(req(pod(SIGNED))))
+    await asyncio.sleep(0.05)
+    now[0] = 5.0  # far past the first computation's deadline
+    second = asyncio.ensure_future(engine.review(req(pod(SIGNED))))
+    await asyncio.sleep(0.05)
+    gate.set()
+    await asyncio.gather(first, second)
+    await engine.aclose()
+    assert verifier.resolve_calls == 2  # the second request started its own resolution
+
+
+async def test_fail_open_is_the_same_decision_at_the_deadline_and_never_says_allowed_when_denied() -> None:
+    # issue 9 item 9: with the registry hanging, policies still run (their budget is reserved)
+    gate = threading.Event()
+    verifier = FakeVerifier(gate=gate, gate_timeout=10)
+    verifier.add("registry.local/lenient/m:v1")
+    engine, _, policy = make(
+        verifier=verifier, timeout_seconds=1.0, deadline_margin_seconds=0.2, policy_budget_seconds=0.3
+    )
+    decisions = []
+    for _ in range(3):
+        outcome = await engine.review(req(pod("registry.local/lenient/m:v1")))
+        decisions.append((outcome.decision, outcome.allowed))
+    both = pod("registry.local/lenient/m:v1")
+    both["spec"]["containers"].append({"name": "other", "image": UNSIGNED})
+    mixed = await engine.review(req(both))
+    gate.set()
+    await engine.aclose()
+    assert decisions == [("warned", True)] * 3 and policy.calls >= 3
+    warnings: list[str] = list(build_response(mixed).response.warnings or ())
+    assert not mixed.allowed and not any("allowed UNVERIFIED" in w for w in warnings)
 
 
 async def test_exempt_namespace_and_delete_are_allowed_unchecked() -> None:
