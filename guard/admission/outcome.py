@@ -14,7 +14,7 @@ from guard.admission.references import ArtifactReference
 VerdictStatus = Literal["verified", "unmatched", "failed", "error"]
 Effect = Literal["pass", "warn", "deny"]
 # For metrics and logs: how the request was decided.
-DecisionKind = Literal["allowed", "warned", "denied", "exempt", "skipped", "unchanged"]
+DecisionKind = Literal["allowed", "warned", "denied", "exempt", "skipped"]
 
 
 @dataclass(frozen=True)

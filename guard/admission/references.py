@@ -157,7 +157,3 @@ def extract_references(
         for (scheme, ref), places in grouped.items()
     )
 
-
-def reference_keys(refs: Sequence[ArtifactReference]) -> frozenset[tuple[str, str]]:
-    """What an UPDATE is compared on: the set of (scheme, reference)."""
-    return frozenset((r.scheme, r.reference) for r in refs)

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from guard.errors import RegistryError
+from guard.errors import UntrustedContentError
 from guard.oci.types import (
     CNAI_ARTIFACT,
     CNAI_CONFIG,
@@ -274,29 +274,30 @@ def artifact_kind(manifest: Mapping[str, Any]) -> str:
 
 
 def artifact_layers(manifest: Mapping[str, Any]) -> list[ArtifactLayer]:
-    """The layers of a model artifact with their paths; RegistryError for other artifacts."""
+    """The layers of a model artifact with their paths. The manifest is what its pusher wrote:
+    UntrustedContentError for other artifacts and for layers guard cannot place."""
     kind = artifact_kind(manifest)
     if kind == "other":
-        raise RegistryError(
+        raise UntrustedContentError(
             "not a model artifact: expected a ModelPack, cnai or KitOps manifest, found artifactType "
             f"{manifest.get('artifactType')!r}, config {(manifest.get('config') or {}).get('mediaType')!r}"
         )
     raw_layers = manifest.get("layers")
     if not isinstance(raw_layers, list):
-        raise RegistryError("manifest.layers: expected a list")
+        raise UntrustedContentError("manifest.layers: expected a list")
     out: list[ArtifactLayer] = []
     prefixes = {"modelpack": MODELPACK_LAYER_PREFIX, "cnai": CNAI_LAYER_PREFIX, "kitops": KITOPS_LAYER_PREFIX}
     prefix = prefixes[kind]
     for i, raw in enumerate(raw_layers):
         desc = Descriptor.from_json(raw, f"manifest.layers[{i}]")
         if not desc.media_type.startswith((MODELPACK_LAYER_PREFIX, CNAI_LAYER_PREFIX, prefix)):
-            raise RegistryError(f"manifest.layers[{i}]: unexpected media type {desc.media_type!r}")
+            raise UntrustedContentError(f"manifest.layers[{i}]: unexpected media type {desc.media_type!r}")
         packing = _packing(desc.media_type)
         if packing is None:
-            raise RegistryError(f"manifest.layers[{i}]: unsupported packing in {desc.media_type!r}")
+            raise UntrustedContentError(f"manifest.layers[{i}]: unsupported packing in {desc.media_type!r}")
         ann = desc.annotations
         path = ann.get(MODELPACK_FILEPATH) or ann.get(CNAI_FILEPATH) or ann.get(OCI_TITLE)
         if path is None and packing == "raw":
-            raise RegistryError(f"manifest.layers[{i}]: a raw layer without a file path annotation")
+            raise UntrustedContentError(f"manifest.layers[{i}]: a raw layer without a file path annotation")
         out.append(ArtifactLayer(desc, path, packing))
     return out

@@ -126,7 +126,7 @@ def _check_layers(manifest: Mapping[str, Any], signed: Any, digest: str) -> tupl
         )
     try:
         layers = artifact_layers(manifest)
-    except RegistryError as err:
+    except UntrustedContentError as err:
         # the manifest is content whoever pushed it chose, not a registry that failed to answer
         raise IntegrityError(
             f"{digest}: its layers cannot be checked against the signature: {err}", changed=[digest]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from guard.errors import RegistryError, UnsafeArtifactError, UsageError
+from guard.errors import UnsafeArtifactError, UntrustedContentError, UsageError
 from guard.oci.modelpack import (
     ModelMetadata,
     artifact_kind,
@@ -129,13 +129,20 @@ def test_reads_cnai_and_kitops_layers() -> None:
 
 
 def test_refuses_other_artifacts_and_raw_layers_without_path() -> None:
-    with pytest.raises(RegistryError, match="not a model artifact"):
+    with pytest.raises(UntrustedContentError, match="not a model artifact"):
         artifact_layers(_manifest(None, "application/vnd.oci.image.config.v1+json", []))
     bad = _manifest(MODELPACK_ARTIFACT, MODELPACK_CONFIG, [
         {"mediaType": "application/vnd.cncf.model.weight.v1.raw", "digest": D, "size": 1},
     ])
-    with pytest.raises(RegistryError, match="without a file path"):
+    with pytest.raises(UntrustedContentError, match="without a file path"):
         artifact_layers(bad)
+    # an empty path is no path (guard pull exited 3, "registry error", for it: issue 9 item 12)
+    empty = _manifest(MODELPACK_ARTIFACT, MODELPACK_CONFIG, [
+        {"mediaType": "application/vnd.cncf.model.weight.v1.raw", "digest": D, "size": 1,
+         "annotations": {"org.cncf.model.filepath": ""}},
+    ])
+    with pytest.raises(UntrustedContentError, match="without a file path"):
+        artifact_layers(empty)
 
 
 @pytest.mark.parametrize(

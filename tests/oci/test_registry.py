@@ -21,6 +21,7 @@ from guard.errors import (
     RegistryAuthError,
     RegistryError,
     UnsafeArtifactError,
+    UntrustedContentError,
 )
 from guard.oci.pull import pull
 from guard.oci.push import push_bytes, push_model
@@ -291,7 +292,7 @@ def test_non_model_artifact_is_refused_by_pull(registry: RegistryServer, repo: s
                 "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
                            "digest": push_bytes(store, config), "size": 2}, "layers": []}
     digest = store.push_manifest(json.dumps(manifest).encode(), OCI_MANIFEST, "img").digest
-    with pytest.raises(RegistryError, match="not a model artifact"):
+    with pytest.raises(UntrustedContentError, match="not a model artifact"):
         pull(store, parse_reference(f"oci://{registry.host}/{repo}@{digest}"), tmp_path / "o")
 
 
