@@ -9,8 +9,8 @@ MEASURE-2.12"``, ``"ISO-42001 A.5.5"``), so a finding maps to the catalogue with
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
