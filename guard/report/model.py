@@ -549,8 +549,9 @@ def build_report(
         workloads, findings, policy_controls, catalogue, only=[c.id for c in catalogue.controls]
     )
     scope_text = f" ({scope.kind} {scope.name})" if scope else ""
+    day = result.scan.finished.date().isoformat()
     return Report(
-        title=f"guard audit report: {cluster_name(result)}{scope_text}, {result.scan.finished.date().isoformat()}",
+        title=f"guard audit report: {cluster_name(result)}{scope_text}, {day}",
         generated=generated,
         cluster=cluster_name(result),
         scope=scope,
