@@ -124,11 +124,32 @@ class KubeApi:
     def get(self, path: str, query: Sequence[tuple[str, str | int]] = ()) -> Mapping[str, Any]:
         """GET ``path``; raises ApiError for an HTTP error, InfrastructureError when the server
         cannot be reached or answers with something that is not JSON."""
+        return self._request("GET", path, query)
+
+    def apply(self, path: str, obj: Mapping[str, Any], field_manager: str = "guard") -> Mapping[str, Any]:
+        """Server-side apply ``obj`` at ``path`` (the object's own URL), taking over its fields."""
+        body = json.dumps(obj, separators=(",", ":")).encode()
+        query: list[tuple[str, str | int]] = [("fieldManager", field_manager), ("force", "true")]
+        return self._request("PATCH", path, query, body=body, content_type="application/apply-patch+yaml")
+
+    def _request(
+        self,
+        verb: str,
+        path: str,
+        query: Sequence[tuple[str, str | int]],
+        *,
+        body: bytes | None = None,
+        content_type: str | None = None,
+    ) -> Mapping[str, Any]:
         self._limiter.acquire()
         self.requests += 1
         try:
-            method, url, headers, body, post = self._api.param_serialize(
-                "GET", path, query_params=list(query), auth_settings=["BearerToken"]
+            method, url, headers, _, post = self._api.param_serialize(
+                verb,
+                path,
+                query_params=list(query),
+                header_params={"Content-Type": content_type} if content_type else None,
+                auth_settings=["BearerToken"],
             )
             response = self._api.call_api(method, url, headers, body, post, _request_timeout=self._timeout)
             data = response.read()  # type: ignore[no-untyped-call]
