@@ -44,7 +44,9 @@ VerificationStatus = Literal["verified", "failed", "unmatched", "error"]
 Enforcement = Literal["deny", "warn", "dryrun"]
 EvaluationResult = Literal["pass", "fail", "error"]
 FindingCategory = Literal["verification", "policy", "drift", "recall", "scan"]
-NotAssessedReason = Literal["forbidden", "not-served", "unknown-kind", "error", "malformed"]
+# forbidden / error / unknown-kind / malformed make the result partial; not-served (the cluster
+# has no such API) and not-a-workload (a kind that runs nothing: Service, ConfigMap...) do not.
+NotAssessedReason = Literal["forbidden", "not-served", "unknown-kind", "error", "malformed", "not-a-workload"]
 
 
 class _Doc(BaseModel):
@@ -217,6 +219,9 @@ class Workload(_Doc):
         description="From the top owner down to the objects that own the pods (e.g. Deployment, ReplicaSet).",
     )
     ai: bool = Field(description="An AI workload: requests GPUs or brings a model artifact.")
+    exempt: bool = Field(
+        default=False, description="In an exempt namespace (admission.exempt_namespaces): not evaluated."
+    )
     gpus: int = Field(default=0, ge=0, description="GPUs requested per replica.")
     gpu_products: tuple[str, ...] = Field(
         default=(), description="GPU products the template asks for (node selector / affinity), if any."
