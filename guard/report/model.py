@@ -474,6 +474,18 @@ def _appendix(
     )
 
 
+def _policy_controls(result: ScanResult) -> dict[str, tuple[str, ...]]:
+    """Each policy's controls: the run's policy catalog, plus what its findings cite (a policy may
+    cite a control in one violation only, e.g. PSS-Restricted for privilege escalation): a policy
+    evaluated on a workload assessed it for every control the policy can cite."""
+    out = {p.name: list(p.controls) for p in result.policies}
+    for f in result.findings:
+        if f.policy is not None:
+            known = out.setdefault(f.policy, [])
+            known += [c for c in f.controls if c not in known]
+    return {name: tuple(controls) for name, controls in out.items()}
+
+
 def build_report(
     result: ScanResult,
     catalogue: Catalogue,
@@ -487,7 +499,7 @@ def build_report(
     from guard import __version__  # noqa: PLC0415
 
     workloads, findings = _in_scope(result, scope)
-    policy_controls = {p.name: p.controls for p in result.policies}
+    policy_controls = _policy_controls(result)
     energy, energy_note = _read_energy(result.energy)
     tenant_energy = list(energy.tenants) if energy else []
 
