@@ -46,7 +46,9 @@ def _case(scope: ScopeSummary, control: ControlRow, findings: list[FindingRow]) 
             ),
             type_="ControlNotSatisfied",
         )
-        failure.text = xml_text("\n".join(lines) or "evaluation errors; see the report")
+        failure.text = xml_text(
+            "\n".join(lines) or "policy evaluations failed or were in error; see the report"
+        )
         case.result = [failure]
     elif control.status == "not-assessed":
         case.result = [Skipped(message=xml_text(control.note or "not assessed by guard"))]

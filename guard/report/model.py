@@ -242,10 +242,20 @@ def _control_rows(
         if current is None or order[value] > order[current]:
             state[control][workload] = value
 
+    cited: dict[tuple[str, str], set[str]] = defaultdict(
+        set
+    )  # (workload, policy) -> controls its findings cite
+    for f in findings:
+        if f.policy is not None:
+            cited[(f.workload_id, f.policy)].update(f.controls)
     for w in workloads:
         for ev in w.evaluations:
+            failed = cited.get((w.id, ev.policy))
             for control in policy_controls.get(ev.policy, ()):
-                mark(control, w.id, ev.result)
+                # a failed policy fails the controls its findings cite; the others it checked passed
+                # (when its findings are not in the document, all of its controls fail)
+                result = "pass" if ev.result == "fail" and failed and control not in failed else ev.result
+                mark(control, w.id, result)
     for f in findings:
         for control in f.controls:
             rules[control].add(f.policy or f.rule)

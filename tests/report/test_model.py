@@ -106,3 +106,17 @@ def test_report_json_validates_against_its_schema(result: ScanResult, catalogue:
     doc = json.loads(_report(result, catalogue).to_json())
     jsonschema.Draft202012Validator(report_schema()).validate(doc)
     assert Report.model_validate(doc) == _report(result, catalogue)
+
+
+def test_a_failed_policy_fails_only_the_controls_its_findings_cite(
+    result: ScanResult, catalogue: Catalogue
+) -> None:
+    findings = tuple(
+        f.model_copy(update={"controls": ("NIST-AI-RMF MEASURE-2.12",)})
+        if f.rule == "carbon_budget_exceeded"
+        else f
+        for f in result.findings
+    )
+    rows = {r.id: r for r in _report(result.model_copy(update={"findings": findings}), catalogue).coverage}
+    assert (rows["NIST-AI-RMF MEASURE-2.12"].failed, rows["NIST-AI-RMF MEASURE-2.12"].assessed) == (1, 3)
+    assert rows["ISO-42001 A.5.5"].status == "pass" and rows["ISO-42001 A.5.5"].assessed == 3
