@@ -250,11 +250,11 @@ def _control_rows(
             cited[(f.workload_id, f.policy)].update(f.controls)
     for w in workloads:
         for ev in w.evaluations:
-            failed = cited.get((w.id, ev.policy))
+            failing = cited.get((w.id, ev.policy))
             for control in policy_controls.get(ev.policy, ()):
                 # a failed policy fails the controls its findings cite; the others it checked passed
                 # (when its findings are not in the document, all of its controls fail)
-                result = "pass" if ev.result == "fail" and failed and control not in failed else ev.result
+                result = "pass" if ev.result == "fail" and failing and control not in failing else ev.result
                 mark(control, w.id, result)
     for f in findings:
         for control in f.controls:
