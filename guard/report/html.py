@@ -32,8 +32,9 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value * 100:.0f}%"
 
 
-def render_html(report: Report, *, expand: bool = False) -> str:
-    """The HTML page; ``expand`` opens the collapsed sections (for printing)."""
+def render_html(report: Report, *, expand: bool = False, max_findings: int | None = None) -> str:
+    """The HTML page; ``expand`` opens the collapsed sections (for printing); ``max_findings``
+    lists only that many findings, the most severe, and says so."""
     charts = [severity_chart(report), family_chart(report)]
     energy = energy_chart(report)
     if energy is not None:
@@ -51,6 +52,7 @@ def render_html(report: Report, *, expand: bool = False) -> str:
             passing=[c for c in report.coverage if c.status == "pass"],
             unassessed=[c for c in report.coverage if c.status == "not-assessed"],
             open_attr=" open" if expand else "",
+            shown=report.findings if max_findings is None else report.findings[:max_findings],
         )
     )
 

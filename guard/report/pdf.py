@@ -19,7 +19,10 @@ from guard.report.html import render_html
 from guard.report.model import Report
 
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-TIMEOUT_SECONDS = 120
+TIMEOUT_SECONDS = 300
+# Chromium lays out about 1,000 findings (some 150 pages) in seconds and 10,000 in minutes; a PDF
+# lists the most severe and says so, the csv and json formats hold every finding.
+MAX_PDF_FINDINGS = 1000
 
 
 def find_chromium() -> str:
@@ -88,4 +91,4 @@ class PdfRenderer:
     media_type = "application/pdf"
 
     def render(self, report: Report) -> bytes:
-        return html_to_pdf(render_html(report, expand=True))
+        return html_to_pdf(render_html(report, expand=True, max_findings=MAX_PDF_FINDINGS))

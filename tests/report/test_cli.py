@@ -204,3 +204,32 @@ def test_bundle_directory_must_be_new(
     assert {p.name: p.read_bytes() for p in bundle.iterdir()} == before
     assert _bundle(result_file, tmp_path / "x", keypair, "--previous-bundle", str(tmp_path / "nope")) == 2
     assert "expected a report bundle" in capsys.readouterr().err
+
+
+def test_bundle_signed_with_a_certificate(
+    result_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from guard.testing.pki import make_pki
+
+    pki = make_pki(tmp_path / "pki")
+    bundle = tmp_path / "b"
+    args = [
+        "report",
+        str(result_file),
+        "--bundle",
+        str(bundle),
+        "--formats",
+        "json,csv",
+        "--certificate",
+        str(pki.leaf),
+        "--certificate-chain",
+        str(pki.chain),
+        "--key",
+        str(pki.leaf_key),
+    ]
+    assert run(args) == 0
+    capsys.readouterr()
+    assert run(["verify", str(bundle), "--certificate-roots", str(pki.root)]) == 0
+    assert "CN=model signer" in capsys.readouterr().out
+    other = make_pki(tmp_path / "other", prefix="other ")
+    assert run(["verify", str(bundle), "--certificate-roots", str(other.root)]) == 1

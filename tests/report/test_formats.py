@@ -164,3 +164,14 @@ def test_every_format_renders(report: Report) -> None:
         if name == "pdf":
             continue  # needs Chromium: tests/report/test_browser.py
         assert renderer(name).render(report)
+
+
+def test_html_lists_the_most_severe_findings_when_capped_and_says_so(report: Report) -> None:
+    from guard.report.html import render_html
+
+    page = render_html(report, max_findings=2)
+    assert page.count('<tr class="finding"') == 2
+    assert 'data-severity="critical"' in page
+    assert "The 2 most severe of 6 findings are listed here" in page
+    full = render_html(report)
+    assert full.count('<tr class="finding"') == 6 and "findings-truncated" not in full
