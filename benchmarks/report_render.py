@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import argparse
 import time
-from functools import partial
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, TypeVar
 
 
