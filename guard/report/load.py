@@ -14,6 +14,10 @@ from guard.scan.result import API_VERSION, ScanResult
 MAX_RESULT_BYTES = 512 << 20
 
 
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def read_result(path: Path, what: str = "scan result") -> tuple[ScanResult, str]:
     """The parsed document and the sha256 of its bytes ('sha256:<hex>')."""
     try:
@@ -28,8 +32,8 @@ def read_result(path: Path, what: str = "scan result") -> tuple[ScanResult, str]
     except OSError as err:
         raise ReportError(f"cannot read {what} {path}: {err.strerror or err}") from err
     try:
-        raw = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        raw = json.loads(data, parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
         raise ReportError(
             f"{what} {path}: expected the JSON document `guard scan -o` writes, found: {err}"
         ) from err

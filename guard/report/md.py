@@ -13,6 +13,7 @@ from guard.report.model import ControlRow, Report, ScopeSummary
 from guard.scan.result import SEVERITY_ORDER
 
 _PUNCT = re.compile(r"([\\`*_\[\]|~#!])")  # inline syntax: emphasis, code, links, tables
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_FINDINGS = 200  # a PR comment is at most 65,536 characters; the rest is in the other formats
 
 
@@ -20,6 +21,7 @@ def esc(value: object) -> str:
     text = "" if value is None else str(value)
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     text = re.sub(r"[\r\n\t]+", " ", text)
+    text = _CONTROL.sub("\ufffd", text)
     return _PUNCT.sub(r"\\\1", text)
 
 

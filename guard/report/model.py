@@ -300,7 +300,7 @@ def _by_severity(findings: Iterable[Finding]) -> dict[str, int]:
 
 
 class _Budget(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
     period: str | None = None
     budget_kg_co2e: float | None = None
     used_kg_co2e: float | None = None
@@ -308,7 +308,7 @@ class _Budget(BaseModel):
 
 
 class _TenantEnergy(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
     tenant: str
     kwh: float
     kwh_by_method: dict[str, float] = {}
@@ -318,7 +318,7 @@ class _TenantEnergy(BaseModel):
 
 
 class _EnergySource(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
     kind: str | None = None
     url: str | None = None
 
@@ -326,7 +326,7 @@ class _EnergySource(BaseModel):
 class _Energy(BaseModel):
     """What the report reads of the scan's ``energy`` section (issue 11); the rest is ignored."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
     since: datetime | None = None
     until: datetime | None = None
     source: _EnergySource | None = None

@@ -63,6 +63,7 @@ def test_schema(capsys: pytest.CaptureFixture[str]) -> None:
             "is not a valid scan result: scan: Field required",
         ),
         ("[" * 100_000, "expected the JSON document"),
+        ('{"apiVersion": NaN}', "NaN is not a JSON number"),
     ],
 )
 def test_bad_result_files(

@@ -175,3 +175,17 @@ def test_html_lists_the_most_severe_findings_when_capped_and_says_so(report: Rep
     assert "The 2 most severe of 6 findings are listed here" in page
     full = render_html(report)
     assert full.count('<tr class="finding"') == 6 and "findings-truncated" not in full
+
+
+def test_control_characters_in_names_do_not_break_xml_or_json(
+    result: ScanResult, catalogue: Catalogue
+) -> None:
+    findings = tuple(
+        f.model_copy(update={"message": "bell\x07 nul\x00 esc\x1b end"}) for f in result.findings
+    )
+    report = build_report(result.model_copy(update={"findings": findings}), catalogue, generated=T0)
+    root = ElementTree.fromstring(JunitRenderer().render(report))
+    assert "bell\ufffd nul\ufffd esc\ufffd end" in "".join(e.text or "" for e in root.iter("failure"))
+    sarif = json.loads(SarifRenderer().render(report))
+    assert sarif["runs"][0]["results"][0]["message"]["text"] == "bell\x07 nul\x00 esc\x1b end"
+    assert "bell\ufffd nul\ufffd esc\ufffd end" in MarkdownRenderer().render(report).decode()
