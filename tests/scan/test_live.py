@@ -234,7 +234,8 @@ async def test_namespaces_are_listed_one_by_one(kmock: Any, tmp_path: Path) -> N
     kmock["get /apis/apps/v1/deployments"] << 500 << {"message": "a cluster-wide list was not expected"}
     serve_lists(kmock, [])
     code, result = await scan(tmp_path, str(kmock.url), "--namespace", "team-b", "--fail-on", "critical")
-    assert result is not None and code == 0, result["scan"]["partialReasons"]
+    assert result is not None
+    assert code == 0, result["scan"]["partialReasons"]
     assert [w["name"] for w in result["workloads"]] == ["web"]
     assert result["scan"]["namespaces"] == ["team-b"]
 
