@@ -49,11 +49,19 @@ def exit_code(result: ScanResult, fail_on: str, allow_partial: bool) -> int:
     return EXIT_OK
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _printable(text: str) -> str:
+    """Names in a cluster are untrusted: no control characters (terminal escapes) reach a log."""
+    return _CONTROL.sub("?", text)
+
+
 def summary_line(result: ScanResult) -> str:
     s = result.summary
     sev = ", ".join(f"{k} {v}" for k, v in s.by_severity.items() if v)
     partial = " PARTIAL: " + "; ".join(result.scan.partial_reasons[:3]) if result.scan.partial else ""
-    return (
+    return _printable(
         f"guard scan {result.scan.id}: {s.workloads} workloads ({s.ai_workloads} AI), {s.pods} pods, "
         f"{s.artifacts} artifacts, {s.findings} findings" + (f" ({sev})" if sev else "") + partial
     )

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from guard import __version__
+from guard.admission.pipeline import AdmissionEngine
 from guard.config import GuardConfig
 from guard.errors import InfrastructureError
 from guard.policy.settings import EmbeddedEngineSettings
@@ -51,6 +52,12 @@ class Progress:
     stage: Literal["listed", "evaluated"]
     done: int
     total: int | None
+
+
+def scan_engine_config(config: GuardConfig) -> GuardConfig:
+    """The config the scan's admission engine is built from: recalls are left to the auditor,
+    which matches them on verified artifacts (so a finding names the layer or signer matched)."""
+    return config.model_copy(update={"recalls": ()})
 
 
 def config_hash(config: GuardConfig) -> str:
@@ -91,14 +98,21 @@ async def run_scan(
     source: ObjectSource,
     options: ScanOptions = ScanOptions(),
     progress: Callable[[Progress], None] | None = None,
+    *,
+    engine: AdmissionEngine | None = None,
 ) -> ScanResult:
+    """One audit. ``engine``: an admission engine built (without recalls) from ``config`` by the
+    caller and kept across scans, so its verification cache is warm (a long-running scanner, the
+    benchmark); by default one is built for this scan and closed after it."""
     from guard.admission.wiring import build_engine  # noqa: PLC0415
 
     scan_id = uuid.uuid4().hex
     started = datetime.now(UTC)
     library_digest, controls = _library(config)
     # recalls are matched by the auditor on the verified artifacts (so a finding names what matched)
-    engine = await build_engine(config.model_copy(update={"recalls": ()}))
+    owned = engine is None
+    if engine is None:
+        engine = await build_engine(scan_engine_config(config))
     try:
         targets = scan_targets(engine.kinds)
         scope = Scope.of(options.namespaces, options.shard)
@@ -127,7 +141,8 @@ async def run_scan(
         )
         facts = await auditor.audit(units, evaluated)
     finally:
-        await engine.aclose()
+        if owned:
+            await engine.aclose()
     now = datetime.now(UTC)
     builder = FindingBuilder(_first_seen(options.previous), now)
     workloads = [workload_result(f, builder) for f in facts]
