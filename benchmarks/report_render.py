@@ -136,9 +136,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from guard.errors import GuardError
+    from guard.report.build import build_report
     from guard.report.catalogue import load_catalogue
     from guard.report.formats import FORMATS, renderer
-    from guard.report.model import build_report
     from guard.scan.result import ScanResult
 
     result = make_result(args.workloads, args.tenants, args.findings)

@@ -92,10 +92,11 @@ def report(  # noqa: PLR0917 (a typer command: options are parameters)
     write a signed bundle of all of them with --bundle DIR."""
     import json  # noqa: PLC0415
 
+    from guard.report.build import build_report  # noqa: PLC0415
     from guard.report.catalogue import load_catalogue  # noqa: PLC0415
     from guard.report.formats import FORMATS, renderer  # noqa: PLC0415
     from guard.report.load import read_result  # noqa: PLC0415
-    from guard.report.model import ScopeFilter, build_report, report_schema  # noqa: PLC0415
+    from guard.report.model import ScopeFilter, report_schema  # noqa: PLC0415
 
     if schema:
         typer.echo(json.dumps(report_schema(), indent=2, sort_keys=True))

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from guard.errors import ReportError
+from guard.report.build import build_report
 from guard.report.catalogue import Catalogue
 from guard.report.charts import family_chart
 from guard.report.html import render_html
-from guard.report.model import Report, build_report
+from guard.report.model import Report
 from guard.report.pdf import PdfRenderer, find_chromium
 from guard.scan.result import SEVERITY_ORDER, ScanResult
 from tests.report.conftest import HOSTILE, T0

@@ -13,13 +13,14 @@ from xml.etree import ElementTree
 import jsonschema
 import pytest
 
+from guard.report.build import build_report
 from guard.report.catalogue import Catalogue
 from guard.report.csvfile import COLUMNS, CsvRenderer
 from guard.report.formats import FORMATS, renderer
 from guard.report.jsonfile import JsonRenderer
 from guard.report.junit import JunitRenderer
 from guard.report.md import MarkdownRenderer, esc
-from guard.report.model import Report, build_report
+from guard.report.model import Report
 from guard.report.oscal import OscalRenderer, control_token
 from guard.report.sarif import SarifRenderer, location_uri
 from guard.scan.result import ScanResult

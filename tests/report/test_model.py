@@ -8,8 +8,9 @@ import jsonschema
 import pytest
 
 from guard.errors import UsageError
+from guard.report.build import build_report
 from guard.report.catalogue import Catalogue
-from guard.report.model import Report, ScopeFilter, build_report, report_schema
+from guard.report.model import Report, ScopeFilter, report_schema
 from guard.scan.result import ScanResult
 from tests.report.conftest import T0, make_result
 
