@@ -16,9 +16,10 @@ import json
 import os
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic.alias_generators import to_camel
 
 from guard.errors import ReportError
 from guard.report.formats import renderer
@@ -32,7 +33,7 @@ RESULT_COPY = "scan-result.json"
 
 
 class BundleFile(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True)
     path: str
     format: str
     media_type: str
@@ -41,21 +42,21 @@ class BundleFile(BaseModel):
 
 
 class BundleScan(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True)
     id: str
     finished: datetime
     result_digest: str
 
 
 class PreviousBundle(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True)
     manifest_digest: str
     scan_id: str
 
 
 class BundleManifest(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    api_version: str = BUNDLE_API_VERSION
+    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True)
+    api_version: Literal["guard.cnai.dev/report-bundle/v1"] = BUNDLE_API_VERSION
     created: datetime
     guard_version: str
     cluster: str
@@ -148,7 +149,7 @@ def write_bundle(  # noqa: PLR0917
         previous_bundle=chained,
         files=tuple(files),
     )
-    _write(bundle_dir / MANIFEST, (manifest.model_dump_json(indent=2) + "\n").encode())
+    _write(bundle_dir / MANIFEST, (manifest.model_dump_json(indent=2, by_alias=True) + "\n").encode())
     sign_model(bundle_dir, signer, signature_path=bundle_dir / SIGNATURE)
     return manifest
 
@@ -165,7 +166,3 @@ def check_manifest(bundle_dir: Path) -> list[str]:
         elif _digest(path.read_bytes()) != f.digest:
             problems.append(f"{f.path}: digest differs from the manifest's {f.digest}")
     return problems
-
-
-def manifest_json(manifest: BundleManifest) -> dict[str, Any]:
-    return json.loads(manifest.model_dump_json())  # type: ignore[no-any-return]

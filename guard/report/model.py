@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
 
 from guard.scan.result import Severity
 
@@ -25,7 +26,9 @@ DeltaState = Literal["new", "persisting"]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    """camelCase on the wire, as the scan result document (``apiVersion``, ``findingsBySeverity``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True)
 
 
 class ScopeFilter(_Model):
@@ -182,11 +185,11 @@ class Report(_Model):
         return self.summaries[0]
 
     def to_json(self) -> str:
-        return self.model_dump_json(indent=2) + "\n"
+        return self.model_dump_json(indent=2, by_alias=True) + "\n"
 
 
 def report_schema() -> dict[str, Any]:
-    schema = Report.model_json_schema(mode="serialization")
+    schema = Report.model_json_schema(mode="serialization", by_alias=True)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = "https://guard.cnai.dev/schemas/report/v1.json"
     return schema
