@@ -16,6 +16,7 @@ from guard.report.model import (
     Appendix,
     Deltas,
     DeltaState,
+    EnergyFindingRow,
     FindingRow,
     Report,
     ScopeFilter,
@@ -165,6 +166,17 @@ def _appendix(
     )
 
 
+def _energy_findings(energy: EnergyView | None, scope: ScopeFilter | None) -> tuple[EnergyFindingRow, ...]:
+    if energy is None:
+        return ()
+    rows = [
+        EnergyFindingRow.model_validate(f.model_dump())
+        for f in energy.findings
+        if scope is None or (f.tenant if scope.kind == "tenant" else f.namespace) == scope.name
+    ]
+    return tuple(sorted(rows, key=lambda r: (severity_rank(r.severity), r.tenant or "", r.rule)))
+
+
 def build_report(
     result: ScanResult,
     catalogue: Catalogue,
@@ -246,5 +258,6 @@ def build_report(
         coverage=tuple(coverage),
         findings=tuple(_row(f, states.get(f.fingerprint)) for f in _sorted(findings)),
         deltas=deltas,
+        energy_findings=_energy_findings(energy, scope),
         appendix=_appendix(result, energy, energy_note, catalogue, report_version or __version__),
     )

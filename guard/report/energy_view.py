@@ -10,12 +10,22 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic.alias_generators import to_camel
 
 from guard.report.model import EnergyRow
 
 
+def _wire_name(field: str) -> str:
+    """The energy section's wire names: camelCase with CO2e spelled as in the policy input
+    (``operationalKgCO2e``), as guard.energy writes them; the Python names are accepted too."""
+    return to_camel(field).replace("Co2E", "CO2e")
+
+
+_CONFIG = ConfigDict(extra="ignore", allow_inf_nan=False, alias_generator=_wire_name, populate_by_name=True)
+
+
 class Budget(BaseModel):
-    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
+    model_config = _CONFIG
     period: str | None = None
     budget_kg_co2e: float | None = None
     used_kg_co2e: float | None = None
@@ -23,7 +33,7 @@ class Budget(BaseModel):
 
 
 class TenantEnergy(BaseModel):
-    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
+    model_config = _CONFIG
     tenant: str
     kwh: float
     kwh_by_method: dict[str, float] = {}
@@ -33,20 +43,32 @@ class TenantEnergy(BaseModel):
 
 
 class EnergySource(BaseModel):
-    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
+    model_config = _CONFIG
     kind: str | None = None
     url: str | None = None
+
+
+class EnergyFindingView(BaseModel):
+    model_config = _CONFIG
+    rule: str
+    severity: str
+    category: str
+    message: str
+    tenant: str | None = None
+    namespace: str | None = None
+    pod: str | None = None
 
 
 class EnergyView(BaseModel):
     """What the report reads of the scan's ``energy`` section (issue 11); the rest is ignored."""
 
-    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
+    model_config = _CONFIG
     since: datetime | None = None
     until: datetime | None = None
     source: EnergySource | None = None
     intensity_table: str | None = None
     tenants: tuple[TenantEnergy, ...] = ()
+    findings: tuple[EnergyFindingView, ...] = ()
 
 
 def read_energy(raw: dict[str, Any] | None) -> tuple[EnergyView | None, str | None]:

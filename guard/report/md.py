@@ -94,6 +94,15 @@ class MarkdownRenderer:
             )
         else:
             out.append("None.")
+        if report.energy_findings:
+            out += ["", f"## Energy and carbon findings ({len(report.energy_findings)})", ""]
+            out += _table(
+                ["Severity", "Tenant", "Rule", "Message"],
+                [
+                    [esc(f.severity), esc(f.tenant or "-"), esc(f.rule), esc(f.message)]
+                    for f in report.energy_findings
+                ],
+            )
         if report.deltas is not None:
             d = report.deltas
             out += [

@@ -128,6 +128,18 @@ class FindingRow(_Model):
     delta: DeltaState | None = Field(description="Against --previous: new or persisting; None without one.")
 
 
+class EnergyFindingRow(_Model):
+    """A finding of the energy scan (budget, efficiency, data): about a tenant or pod, not a workload."""
+
+    rule: str
+    severity: str
+    category: str
+    message: str
+    tenant: str | None = None
+    namespace: str | None = None
+    pod: str | None = None
+
+
 class Deltas(_Model):
     previous_scan: str
     previous_finished: datetime
@@ -177,6 +189,9 @@ class Report(_Model):
     )
     coverage: tuple[ControlRow, ...] = Field(description="Every catalogue control, assessed or not.")
     findings: tuple[FindingRow, ...] = Field(description="Most severe first.")
+    energy_findings: tuple[EnergyFindingRow, ...] = Field(
+        default=(), description="The energy scan's findings (budgets, efficiency, data), most severe first."
+    )
     deltas: Deltas | None
     appendix: Appendix
 

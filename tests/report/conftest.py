@@ -165,6 +165,8 @@ def _summary(workloads: tuple[Workload, ...], findings: tuple[Finding, ...]) -> 
 
 
 def energy_section() -> dict[str, object]:
+    """The energy section as guard.energy writes it (camelCase, CO2e as in the policy input)."""
+
     def tenant(
         name: str, ns: str, kwh: float, kg: float, budget: float, forecast: float
     ) -> dict[str, object]:
@@ -172,45 +174,53 @@ def energy_section() -> dict[str, object]:
             "tenant": name,
             "namespaces": [ns],
             "kwh": kwh,
-            "kwh_by_method": {"measured": kwh * 0.75, "estimated": kwh * 0.25},
-            "operational_kg_co2e": kg,
-            "embodied_kg_co2e": None,
+            "kwhByMethod": {"measured": kwh * 0.75, "estimated": kwh * 0.25},
+            "operationalKgCO2e": kg,
+            "embodiedKgCO2e": None,
             "budget": {
                 "period": "monthly",
-                "period_start": "2026-11-01T00:00:00Z",
-                "period_end": "2026-12-01T00:00:00Z",
-                "as_of": "2026-11-30T06:00:00Z",
-                "budget_kg_co2e": budget,
-                "used_kg_co2e": kg,
-                "remaining_kg_co2e": budget - kg,
-                "forecast_kg_co2e": forecast,
-                "budget_kwh": None,
-                "used_kwh": kwh,
-                "remaining_kwh": None,
-                "forecast_kwh": kwh,
+                "periodStart": "2026-11-01T00:00:00Z",
+                "periodEnd": "2026-12-01T00:00:00Z",
+                "asOf": "2026-11-30T06:00:00Z",
+                "budgetKgCO2e": budget,
+                "usedKgCO2e": kg,
+                "remainingKgCO2e": budget - kg,
+                "forecastKgCO2e": forecast,
+                "budgetKwh": None,
+                "usedKwh": kwh,
+                "remainingKwh": None,
+                "forecastKwh": kwh,
             },
         }
 
     return {
         "since": "2026-11-01T00:00:00Z",
         "until": "2026-11-30T06:00:00Z",
-        "window_seconds": 2527200.0,
+        "windowSeconds": 2527200.0,
         "source": {
             "kind": "prometheus",
             "url": "http://prometheus.monitoring:9090",
-            "schema_detected": ["dcgm"],
+            "schemaDetected": ["dcgm"],
             "queries": 4,
         },
-        "intensity_table": "Ember yearly 2025",
+        "intensityTable": "Ember yearly 2025",
         "workloads": [],
         "unallocated": {"kwh": 1.0, "source": "dcgm", "devices": []},
-        "findings": [],
+        "findings": [
+            {
+                "rule": "carbon_budget_forecast_exceeded",
+                "severity": "high",
+                "category": "budget",
+                "message": "team-b forecasts 98.0 kg CO2e against a budget of 80.0",
+                "tenant": "team-b",
+            },
+        ],
         "tenants": [
             tenant("team-a", "team-a", 120.0, 30.0, 50.0, 31.0),
             tenant("team-b", "team-b", 400.0, 95.0, 80.0, 98.0),
         ],
-        "total_kwh": 521.0,
-        "total_operational_kg_co2e": 125.0,
+        "totalKwh": 521.0,
+        "totalOperationalKgCO2e": 125.0,
     }
 
 

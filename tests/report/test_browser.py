@@ -65,6 +65,7 @@ def test_html_renders_offline_with_the_document_numbers(
         assert {s: int(cluster[s]) for s in SEVERITY_ORDER} == result.summary.by_severity
         assert int(cluster["workloads"]) == result.summary.workloads
         assert int(cluster["pods"]) == result.summary.pods
+        assert browser.evaluate("document.querySelectorAll('tr.energy-finding').length") == 1
         rows = browser.evaluate("document.querySelectorAll('#findings-table tr.finding').length")
         assert rows == result.summary.findings
         severities = browser.evaluate(

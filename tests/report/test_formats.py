@@ -154,6 +154,7 @@ def test_markdown_escapes_cluster_names(report: Report) -> None:
     assert esc("a|b") == "a\\|b" and esc("<b>") == "&lt;b&gt;" and esc("x\ny") == "x y"
     assert "## Failing controls" in text and "Changes since scan scan\\-1" not in text
     assert "New: 1, resolved: 1" in text
+    assert "## Energy and carbon findings (1)" in text and "carbon\\_budget\\_forecast\\_exceeded" in text
 
 
 def test_json_is_the_report_model(report: Report) -> None:

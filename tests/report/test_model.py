@@ -121,3 +121,11 @@ def test_a_failed_policy_fails_only_the_controls_its_findings_cite(
     rows = {r.id: r for r in _report(result.model_copy(update={"findings": findings}), catalogue).coverage}
     assert (rows["NIST-AI-RMF MEASURE-2.12"].failed, rows["NIST-AI-RMF MEASURE-2.12"].assessed) == (1, 3)
     assert rows["ISO-42001 A.5.5"].status == "pass" and rows["ISO-42001 A.5.5"].assessed == 3
+
+
+def test_energy_findings_are_carried(result: ScanResult, catalogue: Catalogue) -> None:
+    report = _report(result, catalogue)
+    assert [(f.rule, f.tenant) for f in report.energy_findings] == [
+        ("carbon_budget_forecast_exceeded", "team-b")
+    ]
+    assert _report(result, catalogue, scope=ScopeFilter.parse("tenant=team-a")).energy_findings == ()
