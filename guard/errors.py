@@ -54,6 +54,11 @@ class PolicyLibraryError(UsageError):
     match its path, a policy without its tests or samples."""
 
 
+class ReportError(UsageError):
+    """``guard report`` cannot do as asked: a scan result it cannot read, a format it cannot write
+    here (PDF without Chromium), a bundle directory it cannot use."""
+
+
 # --- verification and policy failures (exit 1) -----------------------------------------------
 
 

@@ -86,9 +86,10 @@ def default_library_dir() -> Path:
 
 
 def runtime_files(root: Path) -> list[Path]:
-    """What an engine needs from a library directory: the policies, helpers and input schema
-    (not tests, samples or docs), relative to ``root``."""
+    """What an engine needs from a library directory: the policies, helpers, input schema and
+    control catalogue (not tests, samples or docs), relative to ``root``."""
     files = [p for p in root.rglob("*.rego") if not p.stem.endswith("_test")]
+    files += (root / "controls").glob("*.yaml")  # the control catalogue (guard.report.catalogue)
     return sorted(p.relative_to(root) for p in [*files, root / "input.schema.json"] if p.is_file())
 
 

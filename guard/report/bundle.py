@@ -1,0 +1,168 @@
+"""``guard report --bundle DIR``: every format, the input, and a manifest, signed.
+
+The directory holds ``report.<ext>`` per format, ``report.schema.json`` (the json format's
+schema), ``scan-result.json`` (the exact bytes reported on), ``manifest.json`` and ``model.sig``.
+The manifest says what each file is (format, media type, sha256, size), which scan it came from
+(id, finish time, the result file's digest) and the previous bundle's manifest digest: a hash
+chain from period to period. The whole directory, manifest included, is signed with guard's
+signing methods (key, certificate, keyless) in the OMS format, so ``guard verify DIR`` checks
+it offline and names any file added, removed or changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Final, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic.alias_generators import to_camel
+
+from guard.errors import ReportError
+from guard.report.formats import renderer
+from guard.report.model import Report, report_schema
+from guard.signing.types import Signer
+
+BUNDLE_API_VERSION: Final = "guard.cnai.dev/report-bundle/v1"
+MANIFEST = "manifest.json"
+SIGNATURE = "model.sig"  # guard verify's default signature name
+RESULT_COPY = "scan-result.json"
+
+
+class BundleFile(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True)
+    path: str
+    format: str
+    media_type: str
+    digest: str
+    size: int
+
+
+class BundleScan(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True)
+    id: str
+    finished: datetime
+    result_digest: str
+
+
+class PreviousBundle(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True)
+    manifest_digest: str
+    scan_id: str
+
+
+class BundleManifest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True)
+    api_version: Literal["guard.cnai.dev/report-bundle/v1"] = BUNDLE_API_VERSION
+    created: datetime
+    guard_version: str
+    cluster: str
+    scope: str | None
+    scan: BundleScan
+    previous_scan: str | None
+    previous_bundle: PreviousBundle | None
+    files: tuple[BundleFile, ...]
+
+
+def _digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def read_manifest(bundle_dir: Path) -> tuple[BundleManifest, str]:
+    """A bundle's manifest and the digest of its bytes (what the next bundle chains to)."""
+    path = bundle_dir / MANIFEST
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise ReportError(
+            f"--previous-bundle {bundle_dir}: expected a report bundle with {MANIFEST}: {err.strerror or err}"
+        ) from err
+    try:
+        return BundleManifest.model_validate(json.loads(data)), _digest(data)
+    except (ValueError, ValidationError, RecursionError) as err:
+        raise ReportError(f"{path}: expected a guard report bundle manifest: {err}") from err
+
+
+def _prepare(bundle_dir: Path) -> None:
+    if bundle_dir.exists() and not bundle_dir.is_dir():
+        raise ReportError(f"--bundle {bundle_dir}: exists and is not a directory")
+    if bundle_dir.is_dir() and any(bundle_dir.iterdir()):
+        raise ReportError(
+            f"--bundle {bundle_dir}: expected a new or empty directory, found files in it "
+            "(a bundle is written once and kept; give a new directory per period)"
+        )
+    bundle_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _write(path: Path, data: bytes) -> None:
+    with open(path, "xb") as out:  # never replace: the directory was checked empty
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def write_bundle(  # noqa: PLR0917
+    bundle_dir: Path,
+    report: Report,
+    result_bytes: bytes,
+    result_digest: str,
+    formats: tuple[str, ...],
+    signer: Signer,
+    *,
+    created: datetime,
+    previous_bundle: Path | None = None,
+) -> BundleManifest:
+    """Render ``formats``, write them with the input and the manifest, and sign the directory."""
+    from guard import __version__  # noqa: PLC0415
+    from guard.signing.model import sign_model  # noqa: PLC0415
+
+    chained = None
+    if previous_bundle is not None:
+        prev, prev_digest = read_manifest(previous_bundle)
+        chained = PreviousBundle(manifest_digest=prev_digest, scan_id=prev.scan.id)
+    rendered: list[tuple[str, str, str, bytes]] = []  # before touching the directory: fail early
+    for name in formats:
+        r = renderer(name)
+        rendered.append((f"report.{r.extension}", name, r.media_type, r.render(report)))
+    schema = (json.dumps(report_schema(), indent=2, sort_keys=True) + "\n").encode()
+    rendered.append(("report.schema.json", "json-schema", "application/schema+json", schema))
+    rendered.append((RESULT_COPY, "scan-result", "application/json", result_bytes))
+    _prepare(bundle_dir)
+    files = []
+    for path, name, media, data in rendered:
+        _write(bundle_dir / path, data)
+        files.append(
+            BundleFile(path=path, format=name, media_type=media, digest=_digest(data), size=len(data))
+        )
+    manifest = BundleManifest(
+        created=created,
+        guard_version=__version__,
+        cluster=report.cluster,
+        scope=f"{report.scope.kind}={report.scope.name}" if report.scope else None,
+        scan=BundleScan(
+            id=report.appendix.scan_id, finished=report.appendix.finished, result_digest=result_digest
+        ),
+        previous_scan=report.deltas.previous_scan if report.deltas else None,
+        previous_bundle=chained,
+        files=tuple(files),
+    )
+    _write(bundle_dir / MANIFEST, (manifest.model_dump_json(indent=2, by_alias=True) + "\n").encode())
+    sign_model(bundle_dir, signer, signature_path=bundle_dir / SIGNATURE)
+    return manifest
+
+
+def check_manifest(bundle_dir: Path) -> list[str]:
+    """What in the directory disagrees with its manifest (after ``guard verify`` checked the
+    signature over every file, this also checks the manifest's own claims)."""
+    manifest, _ = read_manifest(bundle_dir)
+    problems = []
+    for f in manifest.files:
+        path = bundle_dir / f.path
+        if not path.is_file():
+            problems.append(f"{f.path}: listed in the manifest, missing")
+        elif _digest(path.read_bytes()) != f.digest:
+            problems.append(f"{f.path}: digest differs from the manifest's {f.digest}")
+    return problems
