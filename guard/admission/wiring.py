@@ -32,6 +32,7 @@ from guard.admission.verifier import (
 )
 from guard.config import GuardConfig, Rule
 from guard.errors import ConfigError, UsageError
+from guard.policy.sources import allowed_by
 
 __all__ = [
     "AnyOfVerifier",
@@ -76,6 +77,10 @@ class ConfigTrustRules:
 
     def _match(self, reference: str, namespace: str) -> RuleMatch:
         unmatched = RuleMatch(rule=None, trust_hash="", unmatched=self._config.unmatched_artifacts)
+        if "://" in reference:  # a model source guard cannot verify (OCI references have no scheme)
+            if allowed_by(reference, self._config.policy.allowed_model_sources) is not None:
+                return RuleMatch(rule=None, trust_hash="", unmatched="allow")
+            return unmatched  # trust rules are for OCI artifacts
         try:
             rule = self._config.match_rule(reference, namespace)
         except UsageError:

@@ -58,6 +58,9 @@ class PolicySettings(_Frozen):
     require_sbom: bool = True
     mutable_tags: Literal["deny", "warn"] = "deny"
     allowed_registries: tuple[str, ...] = ()
+    # Model sources guard cannot verify (s3://, hf://, pvc://, ...) that are allowed anyway, as
+    # prefixes (guard.policy.sources); every other one is denied (supply_chain.model_sources).
+    allowed_model_sources: tuple[str, ...] = ()
     allowed_builders: tuple[str, ...] = ()
     allowed_source_repositories: tuple[str, ...] = ()
     default_licenses: tuple[str, ...] = (
