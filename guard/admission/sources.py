@@ -168,7 +168,7 @@ def _volume_source(volume: Mapping[str, Any], inner: str) -> str | None:
 def _classify(value: str, kind: Kind, container: Mapping[str, Any], pod: _Pod) -> str | None:
     """The reference a declared value names (None: nothing beyond what guard checks anyway)."""
     if "$" in value:
-        return f"unresolved://{quote(value, safe='/:=')}"
+        return f"unresolved://{value}"
     if _SCHEME_RE.match(value) or kind == "oci":
         return value
     if value.startswith("/"):
