@@ -11,9 +11,11 @@ was found at.
   or Secret (``valueFrom``) cannot be read at admission: it is the source ``configmap://<name>/<key>``
   or ``secret://<name>/<key>``.
 - Container command and args: ``--model``, ``--model-id``, ``--model-path``, ``--model_id``,
-  ``--model-dir``, ``--model_dir`` (vLLM, TGI, SGLang, KServe) and ``vllm serve <model>``, also
-  inside a shell string (``sh -c "vllm serve ..."``); ``$(VAR)`` is expanded from the container's env
-  as the kubelet does, and a value still holding ``$`` is the unresolvable source ``unresolved://...``.
+  ``--model-dir``, ``--model_dir`` (vLLM, TGI, SGLang, KServe; also abbreviated, as argparse takes
+  them) and ``vllm serve <model>``, also inside a shell string (``sh -c "vllm serve ..."``), and the
+  first argument of a vLLM image run without ``command`` (its entrypoint is ``vllm serve``);
+  ``$(VAR)`` is expanded from the container's env as the kubelet does, and a value still holding
+  ``$`` is the unresolvable source ``unresolved://...``.
 - KServe's storage-initializer init container (image ``.../storage-initializer``): its args are
   ``<source URI> <destination>`` pairs.
 - A path (``--model /data/llama``) is the volume mounted there: a PVC is ``pvc://<claim>/<path>``,
@@ -48,6 +50,9 @@ MODEL_ENV: Mapping[str, Kind] = {
 MODEL_FLAGS = frozenset(
     {"--model", "--model-id", "--model_id", "--model-path", "--model_path", "--model-dir", "--model_dir"}
 )
+# argparse takes an unambiguous abbreviation (``--model-pa`` is SGLang's ``--model-path``) and
+# vLLM reads ``_`` as ``-``: a flag is compared in that form, as a prefix of the known ones.
+_FLAG_FORMS = frozenset(f.replace("_", "-") for f in MODEL_FLAGS)
 MODEL_CSI_DRIVERS = frozenset({"model.csi.modelpack.org"})
 STORAGE_INITIALIZER = "storage-initializer"
 
@@ -89,10 +94,12 @@ def _indirect(entry: Mapping[str, Any]) -> str:
 def _env_values(container: Mapping[str, Any]) -> dict[str, str]:
     """Env values the kubelet substitutes into ``$(VAR)``: literal ones; the others stay unknown."""
     values: dict[str, str] = {}
-    for _, entry in _env(container):
+    for _, entry in _env(container):  # a name given twice: the last one wins, as in the kubelet
         value = entry.get("value")
         if isinstance(value, str) and "valueFrom" not in entry:
             values[entry["name"]] = value
+        else:
+            values.pop(entry["name"], None)
     return values
 
 
@@ -124,14 +131,15 @@ class _Pod:
         come from something guard already checks (see the module's docstring)."""
         if not self.known:
             return None
+        path = "/" + path.lstrip("/")  # //models is /models to the kernel
         mounts = container.get("volumeMounts")
         best: Mapping[str, Any] | None = None
         for mount in mounts if isinstance(mounts, list) else []:
             if not isinstance(mount, Mapping) or not isinstance(mount.get("mountPath"), str):
                 continue
-            base = mount["mountPath"].rstrip("/") or "/"
+            base = _mount_path(mount)
             inside = path == base or path.startswith(base.rstrip("/") + "/")
-            if inside and (best is None or len(base) > len(str(best["mountPath"]).rstrip("/"))):
+            if inside and (best is None or len(base) > len(_mount_path(best))):
                 best = mount
         if best is None:
             return None  # inside the container image
@@ -139,10 +147,16 @@ class _Pod:
         if found is None:
             return None  # the API server rejects a mount of an undeclared volume
         _, volume = found
-        rest = path[len(str(best["mountPath"]).rstrip("/")) :].lstrip("/")
-        sub = best.get("subPath") if isinstance(best.get("subPath"), str) else ""
-        inner = posixpath.join(str(sub), rest).strip("/") if sub or rest else ""
-        return _volume_source(volume, inner)
+        rest = path[len(_mount_path(best).rstrip("/")) :].lstrip("/")
+        sub = next((best[k] for k in ("subPath", "subPathExpr") if isinstance(best.get(k), str)), "")
+        inner = posixpath.join(sub, rest).strip("/") if sub or rest else ""
+        source = _volume_source(volume, inner)
+        # subPathExpr expands $(VAR) from the env: a directory guard cannot name
+        return f"unresolved://{source}" if source is not None and "$" in source else source
+
+
+def _mount_path(mount: Mapping[str, Any]) -> str:
+    return "/" + posixpath.normpath(str(mount["mountPath"])).lstrip("/")
 
 
 def _volume_source(volume: Mapping[str, Any], inner: str) -> str | None:
@@ -196,7 +210,8 @@ def _tokens(items: Sequence[tuple[str, str]], env: Mapping[str, str]) -> list[tu
 def _argument_sources(tokens: Sequence[tuple[str, str]]) -> Iterator[tuple[str, str]]:
     for i, (location, token) in enumerate(tokens):
         flag, eq, value = token.partition("=")
-        if flag in MODEL_FLAGS:
+        form = flag.replace("_", "-")
+        if form.startswith("--model") and any(f.startswith(form) for f in _FLAG_FORMS):
             if eq:
                 yield location, value
             elif i + 1 < len(tokens):
@@ -238,14 +253,20 @@ def container_sources(
             if isinstance(item, str):
                 items.append((f"{where}.{field}[{i}]", item))
     tokens = _tokens(items, env)
-    for location, value in _argument_sources(tokens):
+    sources = list(_argument_sources(tokens))
+    image = _text(container.get("image")) or ""
+    args = container.get("args")
+    if not container.get("command") and "vllm" in _repository_basename(image) and isinstance(args, list):
+        # vLLM's images run `vllm serve` (their ENTRYPOINT): the first argument is the model
+        first = _text(args[0]) if args else None
+        if first is not None and not first.startswith("-"):
+            sources.append((f"{where}.args[0]", _expand(first, env, in_shell=False)))
+    for location, value in sources:
         if value:
             ref = _classify(value, "hf", container, pod)
             if ref is not None:
                 yield ref, location
-    image = _text(container.get("image")) or ""
     if STORAGE_INITIALIZER in (container.get("name"), _repository_basename(image)):
-        args = container.get("args")
         for i, item in enumerate(args if isinstance(args, list) else []):
             value = _text(item)
             if i % 2 == 0 and value is not None:

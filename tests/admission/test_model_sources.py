@@ -51,11 +51,54 @@ def _server(**fields: Any) -> dict[str, Any]:
         (["serve", "gs://b/m"], None),  # `serve` without `vllm` before it is no vLLM command
         (["--served-model-name", "x", "--tokenizer", "t"], None),  # names, not sources
         (["--model", "$(UNKNOWN)"], "unresolved://$(UNKNOWN)"),  # the kubelet leaves it as is
+        (["--model-pa", "Qwen/Qwen2-7B"], "hf://Qwen/Qwen2-7B"),  # argparse takes abbreviations
+        (["--model_path=s3://m/q"], "s3://m/q"),
+        (["--model-impl", "transformers"], None),  # another flag
     ],
 )
 def test_model_arguments(args: list[str], found: str | None) -> None:
     sources = _sources({"containers": [_server(args=args)]})
     assert list(sources) == ([found] if found else [])
+
+
+def test_the_first_argument_of_a_vllm_image_is_its_model() -> None:
+    container = {
+        "name": "vllm",
+        "image": "vllm/vllm-openai:v0.10.0",
+        "args": ["mistralai/Mistral-7B", "--port", "8000"],
+    }
+    assert _sources({"containers": [container]}) == {
+        "hf://mistralai/Mistral-7B": ["spec.containers[0].args[0]"]
+    }
+    container["command"] = ["python3", "-m", "my.server"]  # not vLLM's entrypoint any more
+    assert _sources({"containers": [container]}) == {}
+
+
+def test_a_later_env_entry_of_the_same_name_wins() -> None:
+    container = _server(
+        args=["--model", "$(M)"],
+        env=[
+            {"name": "M", "value": "hf://allowed/model"},
+            {"name": "M", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}}},
+        ],
+    )
+    assert list(_sources({"containers": [container]})) == ["unresolved://$(M)"]
+
+
+def test_path_spellings_and_sub_path_expressions() -> None:
+    spec = {
+        "containers": [
+            _server(
+                args=["--model", "//weights/a", "--model-dir", "/per-pod/b"],
+                volumeMounts=[
+                    {"name": "w", "mountPath": "/weights"},
+                    {"name": "w", "mountPath": "/per-pod", "subPathExpr": "$(POD_NAME)"},
+                ],
+            )
+        ],
+        "volumes": [{"name": "w", "persistentVolumeClaim": {"claimName": "llm"}}],
+    }
+    assert list(_sources(spec)) == ["pvc://llm/a", "unresolved://pvc://llm/$(POD_NAME)/b"]
 
 
 def test_vllm_serve_in_a_shell_string_with_variables() -> None:
