@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from guard.admission.kinds import KindTable
 from guard.admission.pipeline import AdmissionEngine
@@ -18,7 +20,7 @@ from guard.config import GuardConfig, parse_config
 from guard.policy.decision import Decision
 from guard.policy.engine import make_engine
 from guard.policy.sources import allowed_by, source_parts
-from guard.testing.admission import FakeVerifier, admission_review, digest_of
+from guard.testing.admission import FakeRules, FakeVerifier, admission_review, digest_of
 
 SIGNED = "registry.local/models/llama@" + digest_of("registry.local/models/llama:v1")
 POD = KindTable().lookup("", "Pod")
@@ -306,3 +308,93 @@ async def test_the_default_config_still_denies_a_non_oci_storage_uri() -> None:
     denied = [v for v in outcome.artifacts if v.effect == "deny"]
     assert [v.ref.reference for v in denied] == ["kserve-storage://minio/llama"]
     assert "spec.predictor.model.storage" in (denied[0].message or "")
+
+
+# --- properties -------------------------------------------------------------------------------
+
+_FIELDS = st.sampled_from(
+    [
+        "spec",
+        "containers",
+        "initContainers",
+        "env",
+        "name",
+        "value",
+        "valueFrom",
+        "args",
+        "command",
+        "image",
+        "volumes",
+        "volumeMounts",
+        "mountPath",
+        "subPath",
+        "subPathExpr",
+        "persistentVolumeClaim",
+        "claimName",
+        "csi",
+        "driver",
+        "volumeAttributes",
+        "modelRef",
+        "predictor",
+        "model",
+        "storage",
+        "key",
+        "path",
+        "parameters",
+        "storageUris",
+        "uri",
+        "initializer",
+        "trainer",
+        "modelURL",
+    ]
+)
+_WORDS = st.sampled_from(
+    [
+        "STORAGE_URI",
+        "MODEL_ID",
+        "MODELKIT_REF",
+        "--model",
+        "--model-pa",
+        "vllm",
+        "serve",
+        "/models",
+        "/models/x",
+        "s3://b/k",
+        "hf://o/m",
+        "$(M)",
+        "M",
+        "model.csi.modelpack.org",
+        "storage-initializer",
+        "sh -c 'vllm serve $M'",
+        "//models/../x",
+        "w",
+    ]
+)
+_objects = st.recursive(
+    _WORDS | st.text(max_size=12) | st.none() | st.integers(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(_FIELDS, children, max_size=5),
+    max_leaves=50,
+)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(_objects, st.sampled_from(list(KindTable())))
+def test_extraction_never_fails_and_every_non_oci_source_is_denied_by_default(obj: Any, kind: Any) -> None:
+    body = obj if isinstance(obj, dict) else {"spec": obj}
+    refs = extract_references(body, kind, ())
+    rules = FakeRules()
+    for ref in refs:
+        assert ref.reference.strip() == ref.reference or ref.is_oci
+        if not ref.is_oci:
+            assert "://" in ref.reference
+            assert rules.match(ref.reference, "ns").unmatched == "deny"
+
+
+@given(st.text(max_size=60), st.lists(st.text(max_size=20), max_size=3))
+def test_the_allow_list_never_fails_and_never_allows_a_dot_segment(uri: str, prefixes: list[str]) -> None:
+    source_parts(uri)
+    allowed = allowed_by(uri, prefixes)
+    if allowed is not None:
+        assert allowed in prefixes
+        segments = uri.split("://", 1)[-1].replace("%2e", ".").replace("%2E", ".").split("/")
+        assert ".." not in segments and "." not in segments
