@@ -77,10 +77,11 @@ class ConfigTrustRules:
 
     def _match(self, reference: str, namespace: str) -> RuleMatch:
         unmatched = RuleMatch(rule=None, trust_hash="", unmatched=self._config.unmatched_artifacts)
-        if "://" in reference:  # a model source guard cannot verify (OCI references have no scheme)
-            if allowed_by(reference, self._config.policy.allowed_model_sources) is not None:
-                return RuleMatch(rule=None, trust_hash="", unmatched="allow")
-            return unmatched  # trust rules are for OCI artifacts
+        # a model source guard cannot verify (OCI references have no scheme) that the platform
+        # allows; any other one is matched as before (a rule covering it denies: not OCI)
+        allowed = self._config.policy.allowed_model_sources
+        if "://" in reference and allowed_by(reference, allowed) is not None:
+            return RuleMatch(rule=None, trust_hash="", unmatched="allow")
         try:
             rule = self._config.match_rule(reference, namespace)
         except UsageError:

@@ -65,10 +65,8 @@ class FakeRules:
         self.allowed_sources = tuple(allowed_sources)
 
     def match(self, reference: str, namespace: str) -> RuleMatch:
-        if "://" in reference:
-            if allowed_by(reference, self.allowed_sources) is not None:
-                return RuleMatch(rule=None, trust_hash="", unmatched="allow")
-            return RuleMatch(rule=None, trust_hash="", unmatched=self.unmatched)
+        if "://" in reference and allowed_by(reference, self.allowed_sources) is not None:
+            return RuleMatch(rule=None, trust_hash="", unmatched="allow")
         repo = repository_of(reference)
         for rule in self.rules:
             if fnmatch.fnmatchcase(repo, rule.pattern):
