@@ -398,3 +398,15 @@ def test_the_allow_list_never_fails_and_never_allows_a_dot_segment(uri: str, pre
         assert allowed in prefixes
         segments = uri.split("://", 1)[-1].replace("%2e", ".").replace("%2E", ".").split("/")
         assert ".." not in segments and "." not in segments
+
+
+@pytest.mark.parametrize(
+    ("prefix", "found"),
+    [("s3-bucket/models", "with its scheme"), ("s3://models/*", "no globs"), ("oci://reg/m", "OCI source")],
+)
+def test_allowed_model_sources_are_checked_in_the_config(prefix: str, found: str) -> None:
+    from guard.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"policy\.allowed_model_sources\.0") as info:
+        parse_config({"policy": {"allowed_model_sources": [prefix]}})
+    assert found in str(info.value)
