@@ -15,7 +15,8 @@ was found at.
   them) and ``vllm serve <model>``, also inside a shell string (``sh -c "vllm serve ..."``), and the
   first argument of a vLLM image run without ``command`` (its entrypoint is ``vllm serve``);
   ``$(VAR)`` is expanded from the container's env as the kubelet does, and a value still holding
-  ``$`` is the unresolvable source ``unresolved://...``.
+  ``$`` (or a KServe ServingRuntime template, ``{{.Name}}``) is the unresolvable source
+  ``unresolved://...``.
 - KServe's storage-initializer init container (image ``.../storage-initializer``): its args are
   ``<source URI> <destination>`` pairs.
 - A path (``--model /data/llama``) is the volume mounted there: a PVC is ``pvc://<claim>/<path>``,
@@ -181,7 +182,7 @@ def _volume_source(volume: Mapping[str, Any], inner: str) -> str | None:
 
 def _classify(value: str, kind: Kind, container: Mapping[str, Any], pod: _Pod) -> str | None:
     """The reference a declared value names (None: nothing beyond what guard checks anyway)."""
-    if "$" in value:
+    if "$" in value or "{{" in value:  # a variable, or a ServingRuntime template ({{.Name}})
         return f"unresolved://{value}"
     if _SCHEME_RE.match(value) or kind == "oci":
         return value

@@ -56,6 +56,7 @@ def _server(**fields: Any) -> dict[str, Any]:
         (["--model-pa", "Qwen/Qwen2-7B"], "hf://Qwen/Qwen2-7B"),  # argparse takes abbreviations
         (["--model_path=s3://m/q"], "s3://m/q"),
         (["--model-impl", "transformers"], None),  # another flag
+        (["--model_id={{.Name}}"], "unresolved://{{.Name}}"),  # a ServingRuntime template
     ],
 )
 def test_model_arguments(args: list[str], found: str | None) -> None:
