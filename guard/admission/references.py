@@ -179,12 +179,10 @@ def extract_references(
                 name = value.get("name") if isinstance(value.get("name"), str) else None
                 for ref, location in sources.container_sources(value, where, None, where):
                     found.append((ref, Occurrence(location, name, "declared")))
-    grouped: dict[tuple[str, str], list[Occurrence]] = {}
+    # occurrences as ordered sets: one image in thousands of containers stays linear
+    grouped: dict[tuple[str, str], dict[Occurrence, None]] = {}
     for raw, occurrence in found:
-        key = split_scheme(raw.strip())
-        places = grouped.setdefault(key, [])
-        if occurrence not in places:
-            places.append(occurrence)
+        grouped.setdefault(split_scheme(raw.strip()), {})[occurrence] = None
     return tuple(
         ArtifactReference(reference=ref, scheme=scheme, occurrences=tuple(places))
         for (scheme, ref), places in grouped.items()

@@ -62,6 +62,7 @@ _HF_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*(/[A-Za-z0-9][A-Za-z0-9_.\-
 _K8S_VAR_RE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.\-]*)\)")
 _SHELL_VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 _SELF_FILLED = ("image", "emptyDir")
+_SHLEX_MAX = 4096
 
 
 def _text(value: Any) -> str | None:
@@ -198,18 +199,20 @@ def _tokens(items: Sequence[tuple[str, str]], env: Mapping[str, str]) -> list[tu
     out: list[tuple[str, str]] = []
     for location, item in items:
         if any(c.isspace() for c in item.strip()):
-            try:
-                words = shlex.split(item)
+            try:  # shlex is slow Python: a long string (a script) is split on whitespace only
+                words = shlex.split(item) if len(item) <= _SHLEX_MAX else item.split()
             except ValueError:
                 words = item.split()
-            out.extend((location, _expand(w, env, in_shell=True)) for w in words)
+            out.extend((location, _expand(w, env, in_shell=True) if "$" in w else w) for w in words)
         else:
-            out.append((location, _expand(item, env, in_shell=False)))
+            out.append((location, _expand(item, env, in_shell=False) if "$" in item else item))
     return out
 
 
 def _argument_sources(tokens: Sequence[tuple[str, str]]) -> Iterator[tuple[str, str]]:
     for i, (location, token) in enumerate(tokens):
+        if not token.startswith("--model") and not token.endswith("vllm"):
+            continue  # most tokens: cheap to skip (a script can hold a million)
         flag, eq, value = token.partition("=")
         form = flag.replace("_", "-")
         if form.startswith("--model") and any(f.startswith(form) for f in _FLAG_FORMS):
@@ -262,7 +265,7 @@ def container_sources(
         first = _text(args[0]) if args else None
         if first is not None and not first.startswith("-"):
             sources.append((f"{where}.args[0]", _expand(first, env, in_shell=False)))
-    for location, value in sources:
+    for location, value in dict.fromkeys(sources):  # a script repeating itself is read once
         if value:
             ref = _classify(value, "hf", container, pod)
             if ref is not None:
