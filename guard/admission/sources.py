@@ -189,6 +189,8 @@ def _classify(value: str, kind: Kind, container: Mapping[str, Any], pod: _Pod) -
         return value
     if value.startswith("/"):
         return pod.resolve(container, posixpath.normpath(value))
+    if kind == "hf" and value.isdigit():
+        return None  # a number (an app's own MODEL_ID), not a Hub repository
     if kind == "hf" and _HF_ID_RE.match(value):
         return f"hf://{value}"
     return f"file://{value}"

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,6 +15,7 @@ from guard.admission.kinds import KindTable
 from guard.admission.pipeline import AdmissionEngine
 from guard.admission.policies import LibraryPolicyEvaluator
 from guard.admission.references import extract_references
+from guard.admission.response import build_response
 from guard.admission.review import AdmissionReview
 from guard.admission.wiring import ConfigTrustRules
 from guard.config import GuardConfig, parse_config
@@ -57,6 +59,7 @@ def _server(**fields: Any) -> dict[str, Any]:
         (["--model_path=s3://m/q"], "s3://m/q"),
         (["--model-impl", "transformers"], None),  # another flag
         (["--model_id={{.Name}}"], "unresolved://{{.Name}}"),  # a ServingRuntime template
+        (["--model-id", "42"], None),  # a number is no Hub repository
     ],
 )
 def test_model_arguments(args: list[str], found: str | None) -> None:
@@ -291,6 +294,10 @@ async def test_an_allowed_source_is_admitted_and_an_unpinned_hf_one_warns() -> N
     outcome, inputs = await _review(config, s3)
     assert outcome.decision == "allowed", outcome
     assert [a["allowedSource"] for a in inputs[0]["artifacts"] if a["scheme"] == "s3"] == ["s3://models/"]
+    notes = build_response(outcome).response.audit_annotations or {}
+    assert json.loads(notes["unverified-sources"]) == [
+        {"source": "s3://models/llama", "where": ["spec.template.spec.containers[0].env[0].value"]}
+    ]
     hf = _deployment([{"name": "MODEL_ID", "value": "meta-llama/Llama-3-8B"}])
     outcome, _ = await _review(config, hf)
     assert outcome.decision == "warned"
