@@ -136,6 +136,22 @@ def _kserve_more() -> list[KindSpec]:
         # The serving runtimes' containers become the predictor's (their images, env and args).
         KindSpec(group=group, kind="ServingRuntime", pod_specs=("spec", "spec.workerSpec")),
         KindSpec(group=group, kind="ClusterServingRuntime", pod_specs=("spec", "spec.workerSpec")),
+        # LLMInferenceServiceConfig: the presets LLMInferenceServices merge in (spec.baseRefs[]),
+        # the same spec shape.
+        KindSpec(
+            group=group,
+            kind="LLMInferenceServiceConfig",
+            pod_specs=_LLMISVC_PODS,
+            references=("spec.model.uri", "spec.model.lora.adapters.*.uri"),
+        ),
+        # ClusterStorageContainer: the storage initializer KServe runs for the URI prefixes it
+        # lists (kit://, model-registry://, ...): its image pulls every such model.
+        KindSpec(
+            group=group,
+            kind="ClusterStorageContainer",
+            references=("spec.container.image",),
+            containers=("spec.container",),
+        ),
     ]
 
 

@@ -335,7 +335,12 @@ def test_namespace_selector_excludes_system_release_and_exempt_namespaces(chart:
 
 
 # kinds of the table that are cluster-scoped (their webhook rule must say so)
-_CLUSTER_SCOPED = {"clusterservingruntimes", "localmodelcaches", "clustertrainingruntimes"}
+_CLUSTER_SCOPED = {
+    "clusterservingruntimes",
+    "localmodelcaches",
+    "clusterstoragecontainers",
+    "clustertrainingruntimes",
+}
 
 
 def _plural(kind: str) -> str:
