@@ -316,4 +316,6 @@ def model_id_reference(value: str) -> str:
     value = value.strip()
     if _SCHEME_RE.match(value):
         return value
+    if value.startswith("/"):  # a path on the runtime's own volume: not known here
+        return f"file://{value}"
     return f"hf://{value}"
