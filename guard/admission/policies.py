@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from guard.admission.kinds import KindTable
 from guard.admission.outcome import ArtifactVerdict
 from guard.admission.ports import PolicyResult, Violation
-from guard.admission.references import walk
+from guard.admission.references import Occurrence, walk
 from guard.admission.review import AdmissionRequest
 from guard.config import GuardConfig
 
@@ -27,15 +27,23 @@ _SOURCES = (
 )
 
 
-def _source(location: str) -> str:
-    return next((name for marker, name in _SOURCES if marker in location), "annotation")
+def _source(occurrence: Occurrence) -> str:
+    if occurrence.source is not None:
+        return occurrence.source
+    location = occurrence.location
+    found = next((name for marker, name in _SOURCES if marker in location), None)
+    if found is not None:
+        return found
+    # a plain reference field of a custom resource: an image (KServe model.image, a TrainJob's
+    # trainer.image) or a model URI (LLMInferenceService model.uri, sourceModelUri, ...)
+    return "container" if location.endswith(".image") else "storageUri"
 
 
 def policy_artifact(verdict: ArtifactVerdict, authorities: Sequence[str] = ()) -> Artifact:
     from guard.policy.input import Artifact, Signer, Verification  # noqa: PLC0415
 
     occurrences = verdict.ref.occurrences
-    source = _source(occurrences[0].location)
+    source = _source(occurrences[0])
     used_by = tuple(dict.fromkeys(o.container or o.location for o in occurrences))
     signers = verdict.artifact.signers if verdict.artifact else ()
     facts = verdict.artifact.facts if verdict.artifact and verdict.artifact.facts else None
@@ -52,7 +60,11 @@ def policy_artifact(verdict: ArtifactVerdict, authorities: Sequence[str] = ()) -
             fail_open=verdict.status == "error" and verdict.effect == "warn",
         ),
         facts=facts,
-        is_model=facts is not None or source in ("storageUri", "imageVolume", "annotation"),
+        is_model=facts is not None
+        or not verdict.ref.is_oci
+        or source in ("storageUri", "imageVolume", "annotation", "declared", "csiVolume", "storageSpec"),
+        scheme=verdict.ref.scheme,
+        locations=tuple(dict.fromkeys(o.location for o in occurrences)),
     )
 
 
@@ -66,7 +78,7 @@ def _with_containers(
     if pod_spec.get("containers"):
         return pod_spec
     containers = []
-    for i, verdict in enumerate(artifacts):
+    for i, verdict in enumerate(a for a in artifacts if a.ref.is_oci):  # a URI is no image
         occurrence = verdict.ref.occurrences[0]
         parent_path = occurrence.location.rsplit(".", 1)[0]
         parents = [p for _, p in walk(obj, parent_path)] if "[" not in parent_path else []
@@ -110,8 +122,7 @@ class LibraryPolicyEvaluator:
             pod_specs.append((_with_containers(obj, {}, artifacts), None))
         inputs = [
             policy_artifact(v, self._authorities.get(v.match.rule or "", ()))
-            for v in artifacts
-            if v.ref.is_oci
+            for v in artifacts  # every source: a non-OCI one as an unverified model source
         ]
         req = request.model_dump(by_alias=True, exclude={"object", "old_object"}, mode="json")
         violations: dict[tuple[str, str, str], Violation] = {}

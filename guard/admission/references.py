@@ -1,9 +1,10 @@
 """Extract every artifact reference an object brings into the cluster.
 
 References come from the pod specs the kind table names (containers, init and ephemeral
-containers, ``volumes[].image.reference``), from plain reference fields (KServe ``storageUri``)
-and from the configured annotations on the object and its pod templates. Each occurrence keeps
-where it was found, so a deny can name the container and the field.
+containers, ``volumes[].image.reference``, model CSI volumes, and the model sources containers
+declare: ``guard.admission.sources``), from plain reference fields (KServe ``storageUri``), model
+ids and storage specs, and from the configured annotations on the object and its pod templates.
+Each occurrence keeps where it was found, so a deny can name the container and the field.
 """
 
 from __future__ import annotations
@@ -13,19 +14,28 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from guard.admission import sources
 from guard.admission.settings import KindSpec
 
 _CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 _SCHEME_RE = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]*)://(.*)$")
 _SPLIT_RE = re.compile(r"[\s,]+")
+# KServe: oci+native:// mounts the image as an image volume, oci+fetch:// has the storage
+# initializer pull it; KitOps' kit:// names a ModelKit in an OCI registry. All are OCI artifacts.
+_OCI_SCHEMES = frozenset({"oci", "oci+native", "oci+fetch", "kit"})
 
 
 @dataclass(frozen=True, order=True)
 class Occurrence:
-    """Where a reference was found: the field path, and the container when there is one."""
+    """Where a reference was found: the field path, and the container when there is one.
+
+    ``source`` says how it reaches the pod when the field path alone does not (``declared``: a
+    container's env or args; ``csiVolume``; ``storageSpec``; ``storageUri``: a model field of a
+    custom resource); None: told by the path (see ``guard.admission.policies``)."""
 
     location: str
     container: str | None = None
+    source: str | None = None
 
     def describe(self) -> str:
         if self.container:
@@ -61,13 +71,14 @@ class ArtifactReference:
 
 
 def split_scheme(value: str) -> tuple[str, str]:
-    """``oci://r/m:t`` -> ``("oci", "r/m:t")``; ``s3://b/k`` -> ``("s3", "s3://b/k")``; an image
-    reference without scheme -> ``("oci", value)``."""
+    """``oci://r/m:t`` -> ``("oci", "r/m:t")`` (also ``oci+native://``, ``oci+fetch://``,
+    ``kit://``); ``s3://b/k`` -> ``("s3", "s3://b/k")``; an image reference without scheme ->
+    ``("oci", value)``."""
     match = _SCHEME_RE.match(value)
     if match is None:
         return "oci", value
     scheme = match.group(1).lower()
-    if scheme == "oci":
+    if scheme in _OCI_SCHEMES:
         return "oci", match.group(2)
     return scheme, value
 
@@ -102,18 +113,25 @@ def _pod_spec_refs(spec: Any, where: str) -> Iterator[tuple[str, Occurrence]]:
                 continue
             image = container.get("image")
             name = container.get("name")
+            name = name if isinstance(name, str) else None
             if isinstance(image, str) and image:
-                yield (
-                    image,
-                    Occurrence(f"{where}.{field}[{index}].image", name if isinstance(name, str) else None),
-                )
+                yield image, Occurrence(f"{where}.{field}[{index}].image", name)
+            here = f"{where}.{field}[{index}]"
+            for declared, location in sources.container_sources(container, here, spec, where):
+                yield declared, Occurrence(location, name, "declared")
     volumes = spec.get("volumes")
     if isinstance(volumes, list):
         for index, volume in enumerate(volumes):
-            image = volume.get("image") if isinstance(volume, Mapping) else None
-            ref = image.get("reference") if isinstance(image, Mapping) else None
+            if not isinstance(volume, Mapping):
+                continue
+            mounted = volume.get("image")
+            ref = mounted.get("reference") if isinstance(mounted, Mapping) else None
             if isinstance(ref, str) and ref:
                 yield ref, Occurrence(f"{where}.volumes[{index}].image.reference")
+            model = sources.csi_source(volume)
+            if model is not None:
+                location = f"{where}.volumes[{index}].csi.volumeAttributes.modelRef"
+                yield model, Occurrence(location, None, "csiVolume")
 
 
 def _annotation_refs(metadata: Any, where: str, keys: Sequence[str]) -> Iterator[tuple[str, Occurrence]]:
@@ -146,12 +164,25 @@ def extract_references(
         for where, value in walk(obj, path):
             if isinstance(value, str) and value:
                 found.append((value, Occurrence(where)))
-    grouped: dict[tuple[str, str], list[Occurrence]] = {}
+    for path in kind.model_ids:
+        for where, value in walk(obj, path):
+            if isinstance(value, str) and value.strip():
+                found.append((sources.model_id_reference(value), Occurrence(where, None, "storageUri")))
+    for path in kind.storage_specs:
+        for where, value in walk(obj, path):
+            ref = sources.storage_spec_source(value)
+            if ref is not None:
+                found.append((ref, Occurrence(where, None, "storageSpec")))
+    for path in kind.containers:
+        for where, value in walk(obj, path):
+            if isinstance(value, Mapping):
+                name = value.get("name") if isinstance(value.get("name"), str) else None
+                for ref, location in sources.container_sources(value, where, None, where):
+                    found.append((ref, Occurrence(location, name, "declared")))
+    # occurrences as ordered sets: one image in thousands of containers stays linear
+    grouped: dict[tuple[str, str], dict[Occurrence, None]] = {}
     for raw, occurrence in found:
-        key = split_scheme(raw.strip())
-        places = grouped.setdefault(key, [])
-        if occurrence not in places:
-            places.append(occurrence)
+        grouped.setdefault(split_scheme(raw.strip()), {})[occurrence] = None
     return tuple(
         ArtifactReference(reference=ref, scheme=scheme, occurrences=tuple(places))
         for (scheme, ref), places in grouped.items()

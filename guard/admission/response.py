@@ -80,6 +80,17 @@ def audit_annotations(outcome: AdmissionOutcome) -> dict[str, str]:
     ]
     if verified:
         notes["verified"] = _clip(json.dumps(verified, separators=(",", ":")), MAX_ANNOTATION_CHARS)
+    # model sources admitted without verification (policy.allowed_model_sources, or a lenient
+    # unmatched_artifacts): the record says which, and where
+    unverified = [
+        {"source": v.ref.reference, "where": [o.location for o in v.ref.occurrences[:3]]}
+        for v in outcome.artifacts
+        if not v.ref.is_oci and v.effect != "deny"
+    ]
+    if unverified:
+        notes["unverified-sources"] = _clip(
+            json.dumps(unverified, separators=(",", ":")), MAX_ANNOTATION_CHARS
+        )
     dry = [f"[{v.policy}] {v.message}" for v in outcome.violations if v.action == "dryrun"]
     if dry:
         notes["dryrun-violations"] = _clip(json.dumps(dry), MAX_ANNOTATION_CHARS)

@@ -52,17 +52,40 @@ class KindSpec(_Frozen):
         default=(),
         description="Paths to string fields holding a model or image reference (e.g. storageUri).",
     )
+    model_ids: tuple[str, ...] = Field(
+        default=(),
+        description="Paths to string fields naming a model that, without a scheme, is a Hugging Face "
+        "Hub repository id (vLLM production-stack's spec.model.modelURL).",
+    )
+    storage_specs: tuple[str, ...] = Field(
+        default=(),
+        description="Paths to KServe storage specs ({key, path, parameters, storageUri}): a model "
+        "source without a URI.",
+    )
+    containers: tuple[str, ...] = Field(
+        default=(),
+        description="Paths to container-like objects outside pod specs (KServe's model spec, a "
+        "TrainJob's trainer) whose env, command and args may declare a model source.",
+    )
 
-    @field_validator("pod_specs", "pod_metadata", "references")
+    @field_validator("pod_specs", "pod_metadata", "references", "model_ids", "storage_specs", "containers")
     @classmethod
     def _paths(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(_check_path(p) for p in value)
 
     @model_validator(mode="after")
     def _something(self) -> KindSpec:
-        if not (self.pod_specs or self.references or self.pod_metadata):
+        if not (
+            self.pod_specs
+            or self.references
+            or self.pod_metadata
+            or self.model_ids
+            or self.storage_specs
+            or self.containers
+        ):
             raise ValueError(
-                f"kind {self.kind!r}: expected at least one of pod_specs, pod_metadata or references"
+                f"kind {self.kind!r}: expected at least one of pod_specs, pod_metadata, references, "
+                f"model_ids, storage_specs or containers"
             )
         return self
 

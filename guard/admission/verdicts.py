@@ -29,13 +29,19 @@ def unmatched(ref: ArtifactReference, match: RuleMatch) -> ArtifactVerdict:
             message=f"{text}; it was not verified",
             reason=reason,
         )
+    advice = (
+        "use an artifact from a trusted location or ask for a rule in guard's config"
+        if ref.is_oci
+        else f"guard verifies only OCI artifacts: publish the model to an OCI registry and "
+        f"reference it as oci://, or ask for its {ref.scheme}:// source to be allowed in "
+        f"policy.allowed_model_sources"
+    )
     return ArtifactVerdict(
         ref=ref,
         match=match,
         status="unmatched",
         effect="deny",
-        message=f"{text}, and artifacts no rule covers are denied; use an artifact from a "
-        f"trusted location or ask for a rule in guard's config",
+        message=f"{text}, and artifacts no rule covers are denied; {advice}",
         reason=reason,
     )
 

@@ -33,6 +33,7 @@ from guard.admission.verifier import (
 )
 from guard.config import GuardConfig, Rule
 from guard.errors import ConfigError, UsageError
+from guard.policy.sources import allowed_by
 
 __all__ = [
     "AnyOfVerifier",
@@ -78,6 +79,11 @@ class ConfigTrustRules:
 
     def _match(self, reference: str, namespace: str) -> RuleMatch:
         unmatched = RuleMatch(rule=None, trust_hash="", unmatched=self._config.unmatched_artifacts)
+        # a model source guard cannot verify (OCI references have no scheme) that the platform
+        # allows; any other one is matched as before (a rule covering it denies: not OCI)
+        allowed = self._config.policy.allowed_model_sources
+        if "://" in reference and allowed_by(reference, allowed) is not None:
+            return RuleMatch(rule=None, trust_hash="", unmatched="allow")
         try:
             rule = self._config.match_rule(reference, namespace)
         except UsageError:

@@ -221,6 +221,7 @@ class Case:
     model_signer: Signer | None = field(default_factory=lambda: Signer("keyless", CI_SUBJECT, CI_ISSUER))
     model_reason: str | None = None
     claims: dict[str, dict[str, Any]] | None = None
+    sources: list[Artifact] = field(default_factory=list)  # model sources guard cannot verify
 
     @property
     def pod(self) -> dict[str, Any]:
@@ -240,6 +241,7 @@ class Case:
             ref=self.server["image"],
             source="container",
             used_by=("server",),
+            locations=("spec.template.spec.containers[0].image",),
             verification=Verification(
                 "verified",
                 rule="platform-images",
@@ -265,8 +267,9 @@ class Case:
             ),
             facts=ModelFacts.model_validate(self.facts) if self.facts is not None else None,
             is_model=True,
+            locations=("spec.template.spec.volumes[0].image.reference",),
         )
-        return [image, model]
+        return [image, model, *self.sources]
 
     def config_model(self) -> GuardConfig:
         return parse_config(self.config, "<example config>")
@@ -306,6 +309,28 @@ def _all(*mutations: Mutation) -> Mutation:
     def apply(case: Case) -> None:
         for m in mutations:
             m(case)
+
+    return apply
+
+
+def _model_source(uri: str, location: str, allowed: tuple[str, ...] = ()) -> Mutation:
+    """The server also declares a model source guard cannot verify (as the webhook reports it:
+    unmatched, and allowed only when ``allowed`` prefixes cover it)."""
+
+    def apply(case: Case) -> None:
+        if allowed:
+            case.config.setdefault("policy", {})["allowed_model_sources"] = list(allowed)
+        case.sources.append(
+            Artifact(
+                ref=uri,
+                source="declared",
+                used_by=("server",),
+                verification=Verification("unmatched", reason=None if allowed else "no trust rule covers it"),
+                is_model=True,
+                scheme=uri.split("://", 1)[0],
+                locations=(location,),
+            )
+        )
 
     return apply
 
@@ -428,6 +453,30 @@ SAMPLES: dict[str, tuple[dict[str, Mutation], dict[str, Mutation]]] = {
             ),
         },
         {"mutable_tag": _attr(model_ref="registry.example.com/team-a/llama-3-8b:v1")},
+    ),
+    "supply_chain.model_sources": (
+        {
+            "oci-only": _all(),
+            "allowed-prefix": _model_source(
+                "s3://models/llama-3-8b", "spec.template.spec.containers[0].env[0].value", ("s3://models/",)
+            ),
+            "allowed-hf-pinned": _model_source(
+                "hf://meta-llama/Meta-Llama-3-8B:" + "0123456789abcdef" * 2 + "01234567",
+                "spec.template.spec.containers[0].args[1]",
+                ("hf://meta-llama/",),
+            ),
+        },
+        {
+            "unverified_model_source": _model_source(
+                "s3://models/llama-3-8b", "spec.template.spec.containers[0].env[0].value"
+            ),
+            "unverified_model_source--vllm-model-arg": _model_source(
+                "hf://meta-llama/Meta-Llama-3-8B", "spec.template.spec.containers[0].args[1]"
+            ),
+            "unverified_model_source--storage-spec": _model_source(
+                "kserve-storage://localMinIO/models/llama", "spec.predictor.model.storage"
+            ),
+        },
     ),
     "supply_chain.registries": (
         {"allowed-registry": _all()},

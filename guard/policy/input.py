@@ -15,13 +15,22 @@ from typing import Any, Literal
 from guard.attest.facts import ModelFacts
 from guard.config import ClusterFacts, GuardConfig, Tenant
 from guard.policy.rules import parse_reference
+from guard.policy.sources import allowed_by, source_parts
 from guard.policy.workload import summarize_pod_spec
 
 INPUT_API_VERSION = "guard.cnai.dev/policy-input/v1"
 
 VerificationStatus = Literal["verified", "failed", "unmatched", "error"]
 ArtifactSource = Literal[
-    "container", "initContainer", "ephemeralContainer", "imageVolume", "storageUri", "annotation"
+    "container",
+    "initContainer",
+    "ephemeralContainer",
+    "imageVolume",
+    "storageUri",
+    "annotation",
+    "declared",
+    "csiVolume",
+    "storageSpec",
 ]
 
 
@@ -50,7 +59,11 @@ class Verification:
 
 @dataclass(frozen=True)
 class Artifact:
-    """One artifact a workload brings in, where it is used, and what is known about it."""
+    """One artifact a workload brings in, where it is used, and what is known about it.
+
+    ``scheme`` is ``oci`` for images and OCI artifacts (``ref`` without scheme), else the scheme
+    of a model source guard cannot verify (``ref`` is then the whole URI); ``locations`` are the
+    field paths it was found at."""
 
     ref: str
     source: ArtifactSource
@@ -59,25 +72,49 @@ class Artifact:
     facts: ModelFacts | Mapping[str, Any] | None = None
     is_model: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
+    scheme: str = "oci"
+    locations: tuple[str, ...] = ()
 
 
-def _artifact(artifact: Artifact, config: GuardConfig, namespace: str) -> dict[str, Any]:
+def _names(artifact: Artifact, config: GuardConfig, namespace: str) -> dict[str, Any]:
+    if artifact.scheme != "oci":
+        parts = source_parts(artifact.ref)
+        allowed = allowed_by(artifact.ref, config.policy.allowed_model_sources)
+        return {
+            "name": parts.name,
+            "registry": parts.registry,
+            "repository": parts.repository,
+            "tag": parts.tag,
+            "digest": None,
+            "rule": artifact.verification.rule,
+            "requiredAttestations": [],
+            "allowedSource": allowed,
+        }
     ref = parse_reference(artifact.ref)
     rule = config.match_rule(artifact.ref, namespace)
-    facts = artifact.facts.to_json() if isinstance(artifact.facts, ModelFacts) else artifact.facts
-    v = artifact.verification
     return {
-        "ref": artifact.ref,
         "name": ref.name,
         "registry": ref.registry,
         "repository": ref.repository,
         "tag": ref.tag,
         "digest": ref.digest,
+        "rule": rule.name if rule else artifact.verification.rule,
+        "requiredAttestations": list(rule.required_attestations) if rule else [],
+        "allowedSource": None,
+    }
+
+
+def _artifact(artifact: Artifact, config: GuardConfig, namespace: str) -> dict[str, Any]:
+    facts = artifact.facts.to_json() if isinstance(artifact.facts, ModelFacts) else artifact.facts
+    v = artifact.verification
+    return {
+        "ref": artifact.ref,
+        **_names(artifact, config, namespace),
+        "scheme": artifact.scheme,
+        "locations": list(artifact.locations),
         "source": artifact.source,
         "usedBy": list(artifact.used_by),
-        "isModel": artifact.is_model or facts is not None,
-        "rule": rule.name if rule else v.rule,
-        "requiredAttestations": list(rule.required_attestations) if rule else [],
+        "isModel": artifact.is_model or facts is not None or artifact.scheme != "oci",
         "verification": {
             "status": v.status,
             "reason": v.reason,
@@ -155,6 +192,7 @@ def settings_input(config: GuardConfig) -> dict[str, Any]:
         "requireSbom": p.require_sbom,
         "mutableTags": p.mutable_tags,
         "allowedRegistries": list(p.allowed_registries),
+        "allowedModelSources": list(p.allowed_model_sources),
         "allowedBuilders": list(p.allowed_builders),
         "allowedSourceRepositories": list(p.allowed_source_repositories),
         "sandboxRuntimeClasses": list(p.sandbox_runtime_classes),

@@ -10,11 +10,27 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from guard.configpath import ConfigPath
 
+_SCHEME = re.compile(r"^[a-z][a-z0-9+.\-]*$")
 _POLICY_KEY = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)?$")
+
+
+def _source_prefix(prefix: str) -> str:
+    scheme = prefix.split("://", 1)[0].lower() if "://" in prefix else None
+    if scheme is None or not _SCHEME.match(scheme) or "*" in prefix:
+        raise ValueError(
+            f"expected a source prefix with its scheme, such as 's3://models/' or 'hf://' (no globs), "
+            f"found {prefix!r}"
+        )
+    if scheme in ("oci", "oci+native", "oci+fetch", "kit"):
+        raise ValueError(
+            f"{prefix!r} is an OCI source: guard verifies those under the trust rules, it cannot be "
+            f"allowed unverified"
+        )
+    return prefix
 
 
 class _Frozen(BaseModel):
@@ -58,6 +74,9 @@ class PolicySettings(_Frozen):
     require_sbom: bool = True
     mutable_tags: Literal["deny", "warn"] = "deny"
     allowed_registries: tuple[str, ...] = ()
+    # Model sources guard cannot verify (s3://, hf://, pvc://, ...) that are allowed anyway, as
+    # prefixes (guard.policy.sources); every other one is denied (supply_chain.model_sources).
+    allowed_model_sources: tuple[Annotated[str, AfterValidator(_source_prefix)], ...] = ()
     allowed_builders: tuple[str, ...] = ()
     allowed_source_repositories: tuple[str, ...] = ()
     default_licenses: tuple[str, ...] = (

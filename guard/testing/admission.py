@@ -26,6 +26,7 @@ from guard.admission.ports import (
 )
 from guard.admission.review import AdmissionRequest
 from guard.errors import NotFoundError, PolicyEngineError, RegistryError, SignatureMismatch
+from guard.policy.sources import allowed_by
 from guard.signing.types import SignerInfo
 
 
@@ -50,11 +51,22 @@ def repository_of(reference: str) -> str:
 
 
 class FakeRules:
-    def __init__(self, rules: Sequence[FakeRule] = (), unmatched: UnmatchedAction = "deny") -> None:
+    """Glob rules over repositories; ``allowed_sources``: the ``policy.allowed_model_sources``
+    prefixes (a non-OCI source they allow is not denied as unmatched), as ``ConfigTrustRules``."""
+
+    def __init__(
+        self,
+        rules: Sequence[FakeRule] = (),
+        unmatched: UnmatchedAction = "deny",
+        allowed_sources: Sequence[str] = (),
+    ) -> None:
         self.rules = tuple(rules)
         self.unmatched = unmatched
+        self.allowed_sources = tuple(allowed_sources)
 
     def match(self, reference: str, namespace: str) -> RuleMatch:
+        if "://" in reference and allowed_by(reference, self.allowed_sources) is not None:
+            return RuleMatch(rule=None, trust_hash="", unmatched="allow")
         repo = repository_of(reference)
         for rule in self.rules:
             if fnmatch.fnmatchcase(repo, rule.pattern):

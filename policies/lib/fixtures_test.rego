@@ -12,15 +12,20 @@ base := {
 	"apiVersion": "guard.cnai.dev/policy-input/v1",
 	"artifacts": [
 		{
+			"allowedSource": null,
 			"digest": "sha256:1111111111111111111111111111111111111111111111111111111111111111",
 			"facts": null,
 			"isModel": false,
+			"locations": [
+				"spec.template.spec.containers[0].image"
+			],
 			"name": "registry.example.com/platform/vllm",
 			"ref": "registry.example.com/platform/vllm@sha256:1111111111111111111111111111111111111111111111111111111111111111",
 			"registry": "registry.example.com",
 			"repository": "platform/vllm",
 			"requiredAttestations": [],
 			"rule": "platform-images",
+			"scheme": "oci",
 			"source": "container",
 			"tag": null,
 			"usedBy": [
@@ -43,6 +48,7 @@ base := {
 			}
 		},
 		{
+			"allowedSource": null,
 			"digest": "sha256:2222222222222222222222222222222222222222222222222222222222222222",
 			"facts": {
 				"attestations": [
@@ -145,6 +151,9 @@ base := {
 				}
 			},
 			"isModel": true,
+			"locations": [
+				"spec.template.spec.volumes[0].image.reference"
+			],
 			"name": "registry.example.com/team-a/llama-3-8b",
 			"ref": "registry.example.com/team-a/llama-3-8b@sha256:2222222222222222222222222222222222222222222222222222222222222222",
 			"registry": "registry.example.com",
@@ -154,6 +163,7 @@ base := {
 				"datasets"
 			],
 			"rule": "team-a-models",
+			"scheme": "oci",
 			"source": "imageVolume",
 			"tag": null,
 			"usedBy": [
@@ -307,6 +317,7 @@ base := {
 		"allowedBuilders": [
 			"https://github.com/example/ml-pipelines/*"
 		],
+		"allowedModelSources": [],
 		"allowedRegistries": [
 			"registry.example.com"
 		],

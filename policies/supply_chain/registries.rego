@@ -11,10 +11,13 @@ allowed(name) if {
 	startswith(concat("", [name, "/"]), concat("", [trim_suffix(p, "/"), "/"]))
 }
 
+non_oci(a) if a.scheme != "oci"
+
 deny contains v if {
 	count(input.settings.allowedRegistries) > 0
 	some a in input.artifacts
 	not allowed(a.name)
+	not non_oci(a) # model sources that are not OCI: supply_chain.model_sources
 	v := {
 		"rule": "registry_not_allowed",
 		"severity": "high",

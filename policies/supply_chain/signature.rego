@@ -4,14 +4,24 @@
 # namespace and reports the outcome in input.artifacts[_].verification. This policy turns any
 # outcome other than "verified under the rule that applies here" into a violation: verification
 # failed, could not run (fail closed), or no rule covers the artifact (settings.unmatchedArtifacts).
+# Model sources that are not OCI artifacts cannot carry a signature: supply_chain.model_sources
+# judges them.
 package guard.supply_chain.signature
 
 controls := ["NIST-SSDF PS.2.1", "NIST-AI-RMF MANAGE-3.2", "EU-AI-Act Art.15", "CIS-K8s 5.5.1"]
 
 where(a) := sprintf("artifact %s (%s of %s)", [a.ref, a.source, concat(", ", a.usedBy)])
 
-deny contains v if {
+# an input without scheme (before guard read model sources) holds OCI artifacts only
+non_oci(a) if a.scheme != "oci"
+
+oci_artifacts contains a if {
 	some a in input.artifacts
+	not non_oci(a)
+}
+
+deny contains v if {
+	some a in oci_artifacts
 	a.verification.status == "failed"
 	v := {
 		"rule": "signature_invalid",
@@ -25,7 +35,7 @@ deny contains v if {
 }
 
 deny contains v if {
-	some a in input.artifacts
+	some a in oci_artifacts
 	a.verification.status == "error"
 	not a.verification.failOpen
 	v := {
@@ -53,7 +63,7 @@ warn contains v if {
 }
 
 deny contains v if {
-	some a in input.artifacts
+	some a in oci_artifacts
 	a.verification.status == "verified"
 	a.rule != a.verification.rule
 	v := {
@@ -68,7 +78,7 @@ deny contains v if {
 }
 
 unmatched contains v if {
-	some a in input.artifacts
+	some a in oci_artifacts
 	a.verification.status == "unmatched"
 	v := {
 		"rule": "no_trust_rule",

@@ -1,7 +1,8 @@
 """Data-driven admission cases: tests/data/admission/<case>.json with <case>.expected.json beside it.
 
 A case holds an ``object`` (and optionally ``oldObject``, ``operation``, ``subResource``,
-``dryRun``, ``registry_down``); it is decided by the engine over the fake registry below, and the
+``dryRun``, ``registry_down``, ``allowed_model_sources``: the ``policy.allowed_model_sources``
+prefixes); it is decided by the engine over the fake registry below, and the
 response must match the expectation: ``allowed``, ``decision``, substrings of the deny message
 (``message_contains``) and of the warnings (``warnings_contain``), the references verified
 (``verified``) and the number of registry verifications (``verifications``).
@@ -59,7 +60,8 @@ async def test_case(case: Path) -> None:
         [
             FakeRule("models", "registry.local/models/*"),
             FakeRule("lenient", "registry.local/lenient/*", True),
-        ]
+        ],
+        allowed_sources=data.get("allowed_model_sources", ()),
     )
     engine = AdmissionEngine(AdmissionSettings(), rules, verifier, FakePolicy())
     outcome = await engine.review(AdmissionReview.model_validate(review).request)

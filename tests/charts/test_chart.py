@@ -334,6 +334,15 @@ def test_namespace_selector_excludes_system_release_and_exempt_namespaces(chart:
     assert list(parsed_config(rendered).admission.exempt_namespaces) == excluded
 
 
+# kinds of the table that are cluster-scoped (their webhook rule must say so)
+_CLUSTER_SCOPED = {
+    "clusterservingruntimes",
+    "localmodelcaches",
+    "clusterstoragecontainers",
+    "clustertrainingruntimes",
+}
+
+
 def _plural(kind: str) -> str:
     return kind.lower() + "s"
 
@@ -345,7 +354,8 @@ def test_webhook_rules_match_the_kinds_table(default: Rendered) -> None:
     subresources: set[str] = set()
     for rule in default.webhook["rules"]:
         assert rule["operations"] == ["CREATE", "UPDATE"]
-        assert rule["scope"] == "Namespaced"
+        scope = "Cluster" if set(rule["resources"]) <= _CLUSTER_SCOPED else "Namespaced"
+        assert rule["scope"] == scope, rule
         for group in rule["apiGroups"]:
             for resource in rule["resources"]:
                 if "/" in resource:

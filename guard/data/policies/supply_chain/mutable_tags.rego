@@ -4,8 +4,11 @@ package guard.supply_chain.mutable_tags
 
 controls := ["NIST-SSDF PS.2.1", "NIST-AI-RMF MANAGE-3.2", "SLSA-v1.0 Build-L2"]
 
+non_oci(a) if a.scheme != "oci"
+
 mutable contains v if {
 	some a in input.artifacts
+	not non_oci(a) # model sources that are not OCI: supply_chain.model_sources
 	a.digest == null
 	v := {
 		"rule": "mutable_tag",
