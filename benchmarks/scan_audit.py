@@ -10,7 +10,7 @@ admission engine (OCI verification, attestation facts, the Rego library, embedde
 
 Figures per size (default 10,000 and 100,000 pods, 1,000 templates, 300 digests):
 - floor: the same pages fetched and parsed, plus the policy library evaluated once per distinct
-  template (the work no audit can skip);
+  template (the work no audit can skip), with the scan's GC thresholds (``gc_tuned``);
 - cold: a first scan (empty verification cache): wall time, pods/s, peak RSS, LIST calls,
   registry requests, and the ratio of wall time to the floor;
 - warm: a second scan in the same process with the engine's verification cache warm.
@@ -197,51 +197,53 @@ def _floor(url: str, config_path: str, out: Any) -> None:
     from guard.config import load_config
     from guard.policy.engine import make_engine
     from guard.policy.input import Artifact, Signer, Verification, build_input_for_object
+    from guard.scan.scanner import gc_tuned
 
     config = load_config(Path(config_path))
-    started = time.perf_counter()
-    templates: dict[str, Any] = {}
-    pods = 0
-    with httpx.Client(base_url=url, timeout=60) as client:
-        for path in ("/apis/apps/v1/deployments", "/apis/apps/v1/replicasets", "/api/v1/pods"):
-            token = None
-            while True:
-                params: dict[str, Any] = {"limit": 500}
-                if token:
-                    params["continue"] = token
-                page = json.loads(client.get(path, params=params).content)
-                for item in page["items"]:
-                    if path.endswith("deployments"):
-                        templates[item["metadata"]["name"]] = item
-                    elif path.endswith("pods"):
-                        pods += 1
-                token = page["metadata"].get("continue")
-                if not token:
-                    break
-    parsed = time.perf_counter()
+    with gc_tuned():  # the scan's own GC thresholds: the floor is measured the same way
+        started = time.perf_counter()
+        templates: dict[str, Any] = {}
+        pods = 0
+        with httpx.Client(base_url=url, timeout=60) as client:
+            for path in ("/apis/apps/v1/deployments", "/apis/apps/v1/replicasets", "/api/v1/pods"):
+                token = None
+                while True:
+                    params: dict[str, Any] = {"limit": 500}
+                    if token:
+                        params["continue"] = token
+                    page = json.loads(client.get(path, params=params).content)
+                    for item in page["items"]:
+                        if path.endswith("deployments"):
+                            templates[item["metadata"]["name"]] = item
+                        elif path.endswith("pods"):
+                            pods += 1
+                    token = page["metadata"].get("continue")
+                    if not token:
+                        break
+        parsed = time.perf_counter()
 
-    async def evaluate() -> None:
-        engine = make_engine(config.policy)
-        try:
-            for item in templates.values():
-                obj = {**item, "apiVersion": "apps/v1", "kind": "Deployment"}
-                spec = obj["spec"]["template"]["spec"]
-                image = spec["containers"][0]["image"]
-                art = Artifact(
-                    ref=image,
-                    source="container",
-                    used_by=("model",),
-                    verification=Verification(
-                        status="verified", rule="models", signers=(Signer(method="key", identity="k"),)
-                    ),
-                    is_model=True,
-                )
-                await engine.evaluate(build_input_for_object(obj, spec, [art], config))
-        finally:
-            await engine.aclose()
+        async def evaluate() -> None:
+            engine = make_engine(config.policy)
+            try:
+                for item in templates.values():
+                    obj = {**item, "apiVersion": "apps/v1", "kind": "Deployment"}
+                    spec = obj["spec"]["template"]["spec"]
+                    image = spec["containers"][0]["image"]
+                    art = Artifact(
+                        ref=image,
+                        source="container",
+                        used_by=("model",),
+                        verification=Verification(
+                            status="verified", rule="models", signers=(Signer(method="key", identity="k"),)
+                        ),
+                        is_model=True,
+                    )
+                    await engine.evaluate(build_input_for_object(obj, spec, [art], config))
+            finally:
+                await engine.aclose()
 
-    asyncio.run(evaluate())
-    done = time.perf_counter()
+        asyncio.run(evaluate())
+        done = time.perf_counter()
     out.put(
         {
             "wall": done - started,

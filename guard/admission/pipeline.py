@@ -172,6 +172,15 @@ class AdmissionEngine:
                 return self._unknown_kind(request, decision_id)
             deadline = _Deadline(deadline_seconds or self.settings.deadline_seconds, self._clock)
             refs = extract_references(request.object, spec, self.settings.annotations)
+            limit = getattr(self.settings, "max_references", None)  # the references cap, where set
+            if isinstance(limit, int) and len(refs) > limit:
+                return self._outcome(
+                    request,
+                    decision_id,
+                    "denied",
+                    message=f"the object carries {len(refs)} distinct artifact references, more than "
+                    f"admission.max_references ({limit}); not verified",
+                )
             verdicts = await self._verify_all(refs, request.namespace or "", deadline)
             policy, policy_error = await self._evaluate(request, verdicts, deadline)
             return self._decision(request, decision_id, verdicts, policy, policy_error)

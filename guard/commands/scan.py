@@ -8,6 +8,7 @@ could not be read, or the result is partial (something could not be looked at) a
 from __future__ import annotations
 
 import asyncio
+import gc
 import re
 import sys
 from pathlib import Path
@@ -216,7 +217,10 @@ def register(app: typer.Typer) -> None:
 
     @scan_app.command("merge")
     def merge_command(
-        results: Annotated[list[Path], typer.Argument(help="Shard results (guard scan --shard I/N -o ...).")],
+        results: Annotated[
+            list[Path],
+            typer.Argument(help="Shard results (guard scan --shard I/N -o ...)."),
+        ],
         output: Annotated[
             Path | None,
             typer.Option("--output", "-o", help="Write the merged result here (default: stdout)."),
@@ -275,4 +279,7 @@ def _run(
         result = asyncio.run(run_scan(guard_config, source, options, progress))
     finally:
         progress.close()
+        # the scan's engine is freed here, on the thread that ran it: the embedded policy engine
+        # (regorus) must not be dropped by a later collection on another thread
+        gc.collect()
     return result, api

@@ -182,7 +182,8 @@ class Auditor:
             self._running(facts, group)
         for art in facts.artifacts.values():
             art.resolved = art.verdict.digest
-            if art.resolved is None and art.running and art.verdict.ref.is_oci:
+            covered = art.verdict.match.rule is not None  # a reference no rule covers is never resolved
+            if art.resolved is None and art.running and art.verdict.ref.is_oci and covered:
                 try:  # verification failed after resolving: what does the tag name now?
                     art.resolved = await self._engine.resolve(art.verdict.ref.reference)
                 except GuardError:

@@ -9,11 +9,13 @@ the result, and ``partial`` says when something could not be looked at.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import json
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -52,6 +54,22 @@ class Progress:
     stage: Literal["listed", "evaluated"]
     done: int
     total: int | None
+
+
+# A scan allocates many objects that live to its end (pages, the inventory, results): with the
+# default thresholds the cyclic collector traverses them again and again (about a third of a warm
+# 10k-pod scan). Collect young objects 70x less often while a scan runs; restored after it.
+SCAN_GC_THRESHOLD = 50_000
+
+
+@contextlib.contextmanager
+def gc_tuned() -> Iterator[None]:
+    previous = gc.get_threshold()
+    gc.set_threshold(max(previous[0], SCAN_GC_THRESHOLD), *previous[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
 
 
 def scan_engine_config(config: GuardConfig) -> GuardConfig:
@@ -104,6 +122,17 @@ async def run_scan(
     """One audit. ``engine``: an admission engine built (without recalls) from ``config`` by the
     caller and kept across scans, so its verification cache is warm (a long-running scanner, the
     benchmark); by default one is built for this scan and closed after it."""
+    with gc_tuned():
+        return await _run_scan(config, source, options, progress, engine)
+
+
+async def _run_scan(
+    config: GuardConfig,
+    source: ObjectSource,
+    options: ScanOptions,
+    progress: Callable[[Progress], None] | None,
+    engine: AdmissionEngine | None,
+) -> ScanResult:
     from guard.admission.wiring import build_engine  # noqa: PLC0415
 
     scan_id = uuid.uuid4().hex
