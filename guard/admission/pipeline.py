@@ -172,15 +172,8 @@ class AdmissionEngine:
                 return self._unknown_kind(request, decision_id)
             deadline = _Deadline(deadline_seconds or self.settings.deadline_seconds, self._clock)
             refs = extract_references(request.object, spec, self.settings.annotations)
-            limit = getattr(self.settings, "max_references", None)  # the references cap, where set
-            if isinstance(limit, int) and len(refs) > limit:
-                return self._outcome(
-                    request,
-                    decision_id,
-                    "denied",
-                    message=f"the object carries {len(refs)} distinct artifact references, more than "
-                    f"admission.max_references ({limit}); not verified",
-                )
+            if len(refs) > self.settings.max_references:
+                return self._too_many_references(request, decision_id, len(refs))
             verdicts = await self._verify_all(refs, request.namespace or "", deadline)
             policy, policy_error = await self._evaluate(request, verdicts, deadline)
             return self._decision(request, decision_id, verdicts, policy, policy_error)
@@ -233,14 +226,7 @@ class AdmissionEngine:
         # 2. references
         refs = extract_references(request.object, spec, self.settings.annotations)
         if len(refs) > self.settings.max_references:
-            return self._outcome(
-                request,
-                decision_id,
-                "denied",
-                message=f"the object carries {len(refs)} distinct artifact references; guard verifies at "
-                f"most {self.settings.max_references} per object (admission.max_references), so it is "
-                f"denied unverified. Split the workload, or raise the limit in guard's config",
-            )
+            return self._too_many_references(request, decision_id, len(refs))
         # 3.-4. rules, resolution, verification, all at once (an UPDATE whose references did not
         #    change is answered from the cache; its policies still run below)
         verdicts = await self._verify_all(refs, namespace, deadline)
@@ -248,6 +234,18 @@ class AdmissionEngine:
         policy, policy_error = await self._evaluate(request, verdicts, deadline)
         # 6. decision
         return self._decision(request, decision_id, verdicts, policy, policy_error)
+
+    def _too_many_references(
+        self, request: AdmissionRequest, decision_id: str, found: int
+    ) -> AdmissionOutcome:
+        return self._outcome(
+            request,
+            decision_id,
+            "denied",
+            message=f"the object carries {found} distinct artifact references; guard verifies at most "
+            f"{self.settings.max_references} per object (admission.max_references), so it is denied "
+            f"unverified. Split the workload, or raise the limit in guard's config",
+        )
 
     def _unknown_kind(self, request: AdmissionRequest, decision_id: str) -> AdmissionOutcome:
         gk = f"{request.kind.kind}.{request.kind.group}" if request.kind.group else request.kind.kind
