@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from guard.admission.settings import KindSpec
+from guard.errors import UsageError
+from guard.oci.reference import parse_image_reference
 
 _CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 _SCHEME_RE = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]*)://(.*)$")
@@ -146,16 +148,28 @@ def extract_references(
         for where, value in walk(obj, path):
             if isinstance(value, str) and value:
                 found.append((value, Occurrence(where)))
-    grouped: dict[tuple[str, str], list[Occurrence]] = {}
+    # Grouped by the normalised reference (guard.oci.reference): ``nginx``, ``docker.io/nginx``
+    # and ``DOCKER.IO:443/library/nginx:latest`` are one artifact, verified once; the first
+    # spelling seen is the one messages show.
+    grouped: dict[tuple[str, str], tuple[str, list[Occurrence]]] = {}
     for raw, occurrence in found:
-        key = split_scheme(raw.strip())
-        places = grouped.setdefault(key, [])
+        scheme, ref = split_scheme(raw.strip())
+        _, places = grouped.setdefault((scheme, _normalized(scheme, ref)), (ref, []))
         if occurrence not in places:
             places.append(occurrence)
     return tuple(
         ArtifactReference(reference=ref, scheme=scheme, occurrences=tuple(places))
-        for (scheme, ref), places in grouped.items()
+        for (scheme, _), (ref, places) in grouped.items()
     )
+
+
+def _normalized(scheme: str, ref: str) -> str:
+    if scheme != "oci":
+        return ref
+    try:
+        return parse_image_reference(ref).image()
+    except UsageError:
+        return ref  # not a reference guard can read: kept as written (the rules' default applies)
 
 
 def reference_keys(refs: Sequence[ArtifactReference]) -> frozenset[tuple[str, str]]:

@@ -47,10 +47,9 @@ class AnyOfVerifier:
 
 def oci_reference(reference: str) -> str:
     """A Kubernetes image reference (``nginx``, ``host:5000/m:t``) as ``oci://host/repo[:tag][@digest]``."""
-    from guard.policy.rules import parse_reference  # noqa: PLC0415
+    from guard.oci.reference import parse_image_reference  # noqa: PLC0415
 
-    ref = parse_reference(reference)
-    return f"oci://{ref}"
+    return str(parse_image_reference(reference))
 
 
 def attestation_kind(required: str) -> str | None:
