@@ -146,6 +146,12 @@ class RegistryAuthError(RegistryError):
     """The registry refused our credentials, or asked for some and we had none."""
 
 
+class RefusedTargetError(RegistryError):
+    """guard refused, on purpose, to connect where a registry pointed it (a redirect, a token
+    realm, an upload location, an address such as cloud metadata). The message names the rule
+    that refused it and the setting that would allow it. Infrastructure (exit 3), never a pass."""
+
+
 class NotFoundError(RegistryError):
     """The registry has no such repository, tag, manifest or blob."""
 

@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
 from guard.errors import IntegrityError, NotFoundError, RegistryError
 from guard.oci.client import FileWindow, RegistryAccess, RegistryClient
 from guard.oci.types import (
+    DIGEST_RE,
     MANIFEST_MEDIA_TYPES,
     Descriptor,
     FetchedManifest,
@@ -66,12 +67,13 @@ class RegistryStore:
             headers={"Accept": _ACCEPT},
             what=f"{self.describe()}:{reference}",
         )
-        digest = response.headers.get("Docker-Content-Digest")
+        digest = response.headers.get("Docker-Content-Digest", "")
         media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
-        size = int(response.headers.get("Content-Length", "0") or 0)
-        if not digest or not media_type:  # registries may omit them on HEAD: read the body
+        length = response.headers.get("Content-Length", "")
+        # registries may omit them on HEAD, or send what guard cannot read: read the body
+        if not DIGEST_RE.match(digest) or not media_type or not length.isdigit():
             return self.fetch_manifest(reference).descriptor
-        return Descriptor(media_type, check_digest(digest, "Docker-Content-Digest"), size)
+        return Descriptor(media_type, digest, int(length))
 
     def fetch_manifest(self, reference: str) -> FetchedManifest:
         response = self.client.request(
