@@ -46,6 +46,7 @@ from guard.errors import (
     RegistryAuthError,
     RegistryError,
 )
+from guard.oci.reference import DOCKER_HUB_ENDPOINT
 from guard.oci.transport import GuardAdapter, Operation, TargetPolicy, hand_over
 from guard.oci.types import Opener, ProgressCallback
 
@@ -308,6 +309,11 @@ class RegistryClient:
             if configs:
                 container = oras.container.Container("guard/probe", registry=host)
                 auth.load_configs(container, configs=configs)
+                if host == DOCKER_HUB_ENDPOINT and not getattr(auth, "_basic_auth", None):
+                    # `docker login` files Docker Hub's credentials under its index URL
+                    for alias in ("https://index.docker.io/v1/", "index.docker.io", "docker.io"):
+                        if auth._load_auth(alias):
+                            break
                 self._has_credentials = bool(getattr(auth, "_basic_auth", None))
 
     # -- transport ------------------------------------------------------------------------

@@ -403,3 +403,52 @@ def test_well_known_registries_have_their_token_and_blob_hosts() -> None:
     ecr.check_redirect("https://prod-eu-west-1-starport-layer-bucket.s3.eu-west-1.amazonaws.com/x")
     with pytest.raises(RefusedTargetError):
         ecr.check_redirect("https://evil.s3.eu-west-1.amazonaws.com.attacker.example/x")
+
+
+# --- configuration -----------------------------------------------------------------------------
+
+
+def test_admission_settings_reach_the_registry_client(keypair: tuple[Path, Path]) -> None:
+    from guard.admission.verifier import OciReferenceVerifier, rule_hosts
+    from guard.config import parse_config
+
+    config = parse_config(
+        {
+            "authorities": {"ci": {"kind": "key", "public_key": str(keypair[1])}},
+            "rules": [
+                {"name": "a", "artifacts": ["Registry.Example.com:443/models/**"], "authorities": ["ci"]},
+                {
+                    "name": "b",
+                    "artifacts": ["*.corp.example/**", "**", "nginx", "docker.io/x/*"],
+                    "authorities": ["ci"],
+                },
+            ],
+            "admission": {
+                "registry": {
+                    "deadline_seconds": 2.5,
+                    "redirect_hosts": ["blobs.corp.example"],
+                    "allowed_networks": ["10.0.0.0/8"],
+                }
+            },
+        }
+    )
+    assert rule_hosts(config) == ("registry.example.com", "*.corp.example", "registry-1.docker.io")
+    access = OciReferenceVerifier(config)._access
+    assert access.deadline == 2.5 and access.redirect_hosts == ("blobs.corp.example",)
+    assert access.trusted_hosts == rule_hosts(config) and access.allowed_networks == ("10.0.0.0/8",)
+
+
+def test_a_bad_allowed_network_is_a_config_error() -> None:
+    from guard.config import parse_config
+    from guard.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"admission\.registry\.allowed_networks.*expected a CIDR"):
+        parse_config({"admission": {"registry": {"allowed_networks": ["10.0.0.0/33"]}}})
+
+
+def test_docker_hub_credentials_are_found_under_the_index_url(tmp_path: Path) -> None:
+    config = tmp_path / "config.json"
+    secret = base64.b64encode(b"guard:hub-secret").decode()
+    config.write_text(json.dumps({"auths": {"https://index.docker.io/v1/": {"auth": secret}}}))
+    client = RegistryClient("registry-1.docker.io", RegistryAccess(docker_config=config), loopback=False)
+    assert client._has_credentials
