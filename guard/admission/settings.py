@@ -99,10 +99,11 @@ class RegistrySettings(_Frozen):
         description="Total deadline of one registry operation: connect, TLS, auth and token exchange, "
         "redirects, retries and every read of the answer (a registry dripping bytes is cut here).",
     )
-    min_bytes_per_second: float = Field(
-        default=1024 * 1024.0,
+    min_bytes_per_second: float | None = Field(
+        default=None,
         gt=0,
-        description="A streamed blob earns 1/min_bytes_per_second more time per byte received (the "
+        description="When set, a streamed blob earns 1/min_bytes_per_second more time per byte "
+        "received. Unset (the default): deadline_seconds is the total, whatever the blob's size (the "
         "webhook reads only small blobs: bundles and attestations).",
     )
     redirect_hosts: tuple[str, ...] = Field(

@@ -77,7 +77,7 @@ class RegistryAccess:
     # the total deadline of one registry operation (connect, auth, redirects, retries, all reads);
     # a streamed blob earns 1/min_bytes_per_second more per byte received
     deadline: float = DEFAULT_DEADLINE_S
-    min_bytes_per_second: float = DEFAULT_MIN_BYTES_PER_SECOND
+    min_bytes_per_second: float | None = DEFAULT_MIN_BYTES_PER_SECOND  # None: no extra time
     redirect_hosts: tuple[str, ...] = ()  # blob-storage hosts redirects may go to (globs)
     token_hosts: tuple[str, ...] = ()  # token servers a bearer realm may name besides the registry
     trusted_hosts: tuple[str, ...] = ()  # registries the trust rules name (both of the above)
@@ -271,7 +271,7 @@ class RegistryClient:
         self._verify: str | bool = str(access.ca_file) if access.ca_file else _environment_ca_bundle()
         if access.ca_file is not None and not access.ca_file.is_file():
             raise RegistryError(f"--ca-file {access.ca_file} does not exist")
-        if access.deadline <= 0 or access.min_bytes_per_second <= 0:
+        if access.deadline <= 0 or (access.min_bytes_per_second or 1) <= 0:
             raise ConfigError(
                 f"registry deadline and min_bytes_per_second must be positive, found "
                 f"{access.deadline} and {access.min_bytes_per_second}"
@@ -384,9 +384,10 @@ class RegistryClient:
     def operation(self, what: str, *, body: Any = None, stream: bool = False) -> Operation:
         """One operation of this client under its total deadline (an upload body adds its size
         at ``min_bytes_per_second``; a streamed answer earns time as its bytes arrive)."""
-        size = len(body) if body is not None and hasattr(body, "__len__") else 0
-        seconds = self.access.deadline + size / self.access.min_bytes_per_second
-        per_byte = 1.0 / self.access.min_bytes_per_second if stream else 0.0
+        rate = self.access.min_bytes_per_second
+        size = len(body) if body is not None and hasattr(body, "__len__") and rate else 0
+        seconds = self.access.deadline + (size / rate if rate else 0.0)
+        per_byte = 1.0 / rate if stream and rate else 0.0
         return Operation(self.host, what, seconds, extend_per_byte=per_byte, policy=self.policy)
 
     def _own_host(self, url: str) -> bool:

@@ -160,7 +160,8 @@ class _Watchdog:
                     target=self._run, name="guard-registry-deadlines", daemon=True
                 )
                 self._thread.start()
-            self._wake.notify()
+            if self._heap[0][2] is operation:  # the earliest deadline now: the sleeper must know
+                self._wake.notify()
 
     def _run(self) -> None:
         while True:

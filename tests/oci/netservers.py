@@ -28,6 +28,8 @@ class Server:
     port: int
     seen: list[Seen] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
+    dripped: int = 0  # bytes a drip sent before the client hung up
+    hung_up: threading.Event = field(default_factory=threading.Event)
 
     @property
     def netloc(self) -> str:
@@ -75,7 +77,9 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.write(bytes([byte]))
                 self.wfile.flush()
             except OSError:
-                return  # the client hung up: what a deadline does
+                self.server_info.hung_up.set()  # the client hung up: what a deadline does
+                return
+            self.server_info.dripped += 1
             time.sleep(every)
 
     def log_message(self, format: str, *args: object) -> None:

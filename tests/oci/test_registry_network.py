@@ -54,6 +54,8 @@ def test_a_registry_dripping_a_manifest_hits_the_total_deadline() -> None:
         store = _store(server, timeout=30.0, deadline=1.0)
         with pytest.raises(DeadlineExceeded, match=rf"registry {server.netloc}: GET .*total deadline of 1 s"):
             store.fetch_manifest("v1")
+        # the watchdog cut the connection: the drip (20 s long) was not waited for
+        assert server.hung_up.wait(30) and server.dripped < len(body)
 
 
 def test_a_registry_dripping_its_headers_hits_the_total_deadline() -> None:
@@ -85,6 +87,7 @@ def test_a_dripped_blob_is_cut_although_each_byte_earns_time() -> None:
         with pytest.raises(DeadlineExceeded, match=server.netloc), store.fetch_blob(D) as chunks:
             for _ in chunks:
                 pass
+        assert server.hung_up.wait(30) and server.dripped < 400
 
 
 def test_a_token_server_that_drips_hits_the_deadline_of_the_operation() -> None:
