@@ -455,3 +455,65 @@ def test_docker_hub_credentials_are_found_under_the_index_url(tmp_path: Path) ->
     config.write_text(json.dumps({"auths": {"https://index.docker.io/v1/": {"auth": secret}}}))
     client = RegistryClient("registry-1.docker.io", RegistryAccess(docker_config=config), loopback=False)
     assert client._has_credentials
+
+
+# --- the CLI -----------------------------------------------------------------------------------
+
+
+def test_cli_a_refused_redirect_exits_3_and_says_which_rule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from guard.cli import run
+
+    with (
+        serve(lambda h: h.answer(200, _MANIFEST), host="127.0.0.2") as other,
+        serve(_redirecting(f"{other.url}/blob")) as server,
+    ):
+        code = run(["pull", f"oci://{server.netloc}/team/model:v1", str(tmp_path / "out")])
+        err = capsys.readouterr().err
+        assert code == 3 and "refused redirect to 127.0.0.2" in " ".join(err.split()), err
+        assert other.seen == []
+        monkeypatch.setenv("GUARD_REGISTRY_REDIRECT_HOSTS", "127.0.0.2, blobs.example")
+        run(["pull", f"oci://{server.netloc}/team/model:v1", str(tmp_path / "out2")])
+        assert other.seen and {s.path for s in other.seen} == {"/blob"}  # followed (the junk then fails)
+
+
+def test_cli_a_dripping_registry_exits_3_at_the_deadline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from guard.cli import run
+
+    def route(h: Handler) -> None:
+        if not _v2_ok(h):
+            h.drip(b"z" * 400, 0.05)
+
+    monkeypatch.setenv("GUARD_REGISTRY_DEADLINE", "1")
+    with serve(route) as server:
+        code = run(["pull", f"oci://{server.netloc}/team/model:v1", str(tmp_path / "out")])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 3 and "total deadline of 1 s" in err and server.netloc in err, err
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "needle"),
+    [
+        ("GUARD_REGISTRY_DEADLINE", "soon", "expected a number of seconds"),
+        ("GUARD_REGISTRY_DEADLINE", "0", "above 0"),
+        ("GUARD_REGISTRY_ALLOWED_NETWORKS", "10.0.0.0/8,nope", "expected CIDRs"),
+    ],
+)
+def test_cli_network_environment_is_checked(variable: str, value: str, needle: str) -> None:
+    from guard.commands.oci import registry_network_environment
+    from guard.errors import UsageError
+
+    with pytest.raises(UsageError, match=needle):
+        registry_network_environment({variable: value})
+
+
+def test_cli_network_environment_is_read() -> None:
+    from guard.commands.oci import registry_network_environment
+
+    found = registry_network_environment(
+        {"GUARD_REGISTRY_DEADLINE": "7.5", "GUARD_REGISTRY_TOKEN_HOSTS": "auth.example, ", "OTHER": "x"}
+    )
+    assert found == {"deadline": 7.5, "token_hosts": ("auth.example",)}
