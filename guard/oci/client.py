@@ -286,6 +286,7 @@ class RegistryClient:
             )
         except ValueError as err:
             raise ConfigError(f"registry allowed_networks: expected CIDRs such as 10.0.0.0/8: {err}") from err
+        self.policy.check_registry()
         # oras' auth backend on our session (not oras.provider.Registry: importing it pulls in
         # jsonschema's format checkers, seconds of start-up for nothing we use). Only its
         # credential lookup is used; the token exchange is ours (bounded, realm checked).

@@ -357,6 +357,15 @@ class TargetPolicy:
                 f"registry {self.registry}: refused {what}: {hostname} is a cloud metadata service"
             )
 
+    def check_registry(self) -> None:
+        """The registry's own name: never a cloud metadata name or address, nor link-local
+        (checked before any connection, a proxy or not)."""
+        hostname = self.registry_hostname
+        self.check_name(hostname, f"registry host {hostname}")
+        literal = _literal(hostname)
+        if literal is not None:
+            self.check_address(hostname, literal)
+
     # -- addresses (at connect time) ---------------------------------------------------------
 
     def _allowed_by_config(self, address: IPAddress) -> bool:

@@ -391,9 +391,15 @@ def test_a_private_registry_may_use_private_blob_storage_and_networks_can_be_all
     assert ipaddress.ip_network("169.254.0.0/16") in allowed.allowed_networks
 
 
-def test_the_registry_itself_may_not_be_cloud_metadata() -> None:
-    with pytest.raises(RefusedTargetError, match="cloud metadata"):
-        RegistryClient("169.254.169.254", RegistryAccess(), loopback=False).request("GET", "/v2/")
+@pytest.mark.parametrize(
+    "host", ["169.254.169.254", "metadata.google.internal", "[fd00:ec2::254]:80", "169.254.1.1"]
+)
+def test_the_registry_itself_may_not_be_cloud_metadata_or_link_local(
+    host: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # a proxy changes nothing: refused first
+    with pytest.raises(RefusedTargetError, match=r"metadata|link-local"):
+        RegistryClient(host, RegistryAccess(), loopback=False)
 
 
 def test_well_known_registries_have_their_token_and_blob_hosts() -> None:
