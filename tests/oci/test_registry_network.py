@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 
 from guard.errors import DeadlineExceeded, RefusedTargetError, RegistryAuthError, RegistryError
-from guard.oci.client import RegistryClient, parse_challenge
+from guard.oci.answers import parse_challenge
+from guard.oci.client import RegistryClient
 from guard.oci.registry import RegistryAccess, RegistryStore
-from guard.oci.transport import TargetPolicy
+from guard.oci.targets import TargetPolicy
 from tests.oci.netservers import Handler, Server, serve
 
 D = "sha256:" + "c" * 64
