@@ -172,6 +172,11 @@ class ProxySession(requests.Session):
             self._resolved[key] = proxies
         return dict(proxies)
 
+    def get_redirect_target(self, resp: requests.Response) -> None:
+        """None: requests never follows (nor parses) a Location itself; ``RegistryClient``
+        follows redirects after checking them (requests parses it even with redirects off)."""
+        return None
+
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         if kwargs.get("proxies") is None:
             text = url.decode() if isinstance(url, bytes) else url
@@ -180,9 +185,13 @@ class ProxySession(requests.Session):
 
 
 def _netloc(url: str) -> tuple[str, int]:
-    parsed = urlparse(url)
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    return (parsed.hostname or "").lower().rstrip("."), port
+    """(host, port) of a URL; ("", -1) for one that does not parse (never the registry's)."""
+    try:
+        parsed = urlparse(url)
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        return (parsed.hostname or "").lower().rstrip("."), port
+    except ValueError:
+        return "", -1
 
 
 class RegistryClient:
@@ -536,7 +545,12 @@ class RegistryClient:
                 return response
             response.close()
             operation.release()
-            target = urljoin(url, location)
+            try:
+                target = urljoin(url, location)
+            except ValueError as err:
+                raise RefusedTargetError(
+                    f"registry {self.host}: refused a redirect to {location[:200]!r}"
+                ) from err
             if not self._own_host(target):
                 self.policy.check_redirect(target)
             if urlparse(url).scheme == "https" and urlparse(target).scheme != "https":
@@ -548,7 +562,9 @@ class RegistryClient:
                     f"registry {self.host}: refused a redirect of an upload body to {target!r}"
                 )
             url = target
-        raise RegistryError(f"registry {self.host}: more than {MAX_REDIRECTS} redirects for {method} {url}")
+        raise RefusedTargetError(
+            f"registry {self.host}: more than {MAX_REDIRECTS} redirects for {method} {url}"
+        )
 
     def _check(
         self, response: requests.Response, method: str, url: str, ok: tuple[int, ...], what: str
@@ -575,4 +591,7 @@ class RegistryClient:
             raise RegistryError(f"registry {self.host} started an upload without a Location header")
         if len(loc) > 8192:
             raise RegistryError(f"registry {self.host} sent an upload Location longer than 8192 characters")
-        return urljoin(response.url, loc)
+        try:
+            return urljoin(response.url, loc)
+        except ValueError as err:
+            raise RegistryError(f"registry {self.host} sent an upload Location that is not a URL") from err

@@ -148,18 +148,23 @@ class TargetPolicy:
     def check_target(self, url: str, purpose: str, *, allowed: Sequence[str], config_key: str) -> None:
         """Refuse ``url`` (a redirect, realm or upload location) unless its host is the registry's
         or allowed; raise RefusedTargetError naming the rule."""
-        parsed = urlparse(url)
-        hostname = (parsed.hostname or "").lower().rstrip(".")
-        if parsed.scheme not in ("http", "https") or not hostname:
+        shown = repr(url[:200]) + ("..." if len(url) > 200 else "")
+        try:
+            parsed = urlparse(url)
+            hostname = (parsed.hostname or "").lower().rstrip(".")
+            _ = parsed.port  # raises on a port that is not one
+        except ValueError:
+            hostname, parsed = "", urlparse("")
+        if parsed.scheme not in ("http", "https") or not hostname or len(url) > 8192:
             raise RefusedTargetError(
-                f"registry {self.registry}: refused {purpose} {url!r}: expected an http(s) URL with a host"
+                f"registry {self.registry}: refused {purpose} {shown}: expected an http(s) URL with a host"
             )
         netloc = parsed.netloc.rsplit("@", 1)[-1].lower()
         if "@" in parsed.netloc:
             raise RefusedTargetError(
-                f"registry {self.registry}: refused {purpose} {url!r}: a URL with credentials in it"
+                f"registry {self.registry}: refused {purpose} {shown}: a URL with credentials in it"
             )
-        self.check_name(hostname, f"{purpose} {url!r}")
+        self.check_name(hostname, f"{purpose} {shown}")
         if self.is_registry(hostname):
             return
         candidates = (*allowed, *self.trusted_hosts)

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from guard.errors import DeadlineExceeded, RefusedTargetError, RegistryAuthError, RegistryError
 from guard.oci.answers import parse_challenge
@@ -185,6 +187,21 @@ def test_a_redirect_to_the_same_host_is_followed() -> None:
 
     with serve(route) as server:
         assert _store(server).fetch_manifest("v1").body == _MANIFEST
+
+
+def test_a_redirect_loop_ends_after_a_few_hops() -> None:
+    with (
+        serve(_redirecting("/v2/team/model/manifests/v1")) as server,
+        pytest.raises(RefusedTargetError, match="more than 5 redirects"),
+    ):
+        _store(server).fetch_manifest("v1")
+    assert len([s for s in server.seen if s.path.endswith("/v1")]) == 6
+
+
+@pytest.mark.parametrize("location", ["http://[::1", "http://127.0.0.2:99999/x", "//[zz]/x"])
+def test_a_malformed_location_is_refused(location: str) -> None:
+    with serve(_redirecting(location)) as server, pytest.raises(RegistryError):
+        _store(server, redirect_hosts=("127.0.0.2",)).fetch_manifest("v1")
 
 
 @pytest.mark.parametrize(
@@ -524,3 +541,60 @@ def test_cli_network_environment_is_read() -> None:
         {"GUARD_REGISTRY_DEADLINE": "7.5", "GUARD_REGISTRY_TOKEN_HOSTS": "auth.example, ", "OTHER": "x"}
     )
     assert found == {"deadline": 7.5, "token_hosts": ("auth.example",)}
+
+
+# --- properties: what a registry writes never escapes as anything but guard's error ------------
+
+_FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@_FUZZ
+@given(st.text(max_size=400))
+def test_any_challenge_parses_or_is_an_auth_error(header: str) -> None:
+    try:
+        scheme, params = parse_challenge(header)
+    except RegistryAuthError:
+        return
+    assert scheme == scheme.lower() and all(isinstance(v, str) for v in params.values())
+
+
+_URLS = st.one_of(
+    st.text(max_size=120),
+    st.builds(
+        lambda scheme, host, path: f"{scheme}://{host}/{path}",
+        st.sampled_from(["http", "https", "ftp", "HTTP", ""]),
+        st.one_of(
+            st.sampled_from(
+                [
+                    "127.0.0.1",
+                    "169.254.169.254",
+                    "[fd00:ec2::254]",
+                    "metadata.google.internal.",
+                    "10.0.0.1",
+                    "[::ffff:169.254.169.254]",
+                    "0.0.0.0",
+                    "[::]",
+                    "a@b",
+                    "evil.example:99999",
+                    "[::1",
+                ]
+            ),
+            st.text(alphabet="abc.:-[]@%0129", max_size=30),
+        ),
+        st.text(max_size=20),
+    ),
+)
+
+
+@_FUZZ
+@given(_URLS)
+def test_any_redirect_target_is_checked_without_connecting(url: str) -> None:
+    def no_dns(host: str, port: int) -> list[tuple[Any, ...]]:
+        raise AssertionError("a host-name check must not resolve")
+
+    policy = TargetPolicy.build("127.0.0.1:5000", redirect_hosts=("*",), resolver=no_dns)
+    try:
+        policy.check_redirect(url)
+        policy.check_realm(url)
+    except RegistryError:
+        pass
