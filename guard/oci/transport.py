@@ -20,6 +20,7 @@ import contextlib
 import contextvars
 import heapq
 import itertools
+import logging
 import socket
 import threading
 import time
@@ -37,6 +38,8 @@ from urllib3.poolmanager import PoolManager
 
 from guard.errors import DeadlineExceeded, RegistryError
 from guard.oci.targets import TargetPolicy
+
+log = logging.getLogger(__name__)
 
 # --- the total deadline ------------------------------------------------------------------------
 
@@ -176,7 +179,10 @@ class _Watchdog:
                 if not due:
                     self._wake.wait(max(0.0, self._heap[0][0] - now) if self._heap else None)
             for operation in due:
-                operation.fire()
+                try:
+                    operation.fire()
+                except Exception:  # the watchdog must outlive any one operation
+                    log.exception("could not cut the connections of %s", operation.what)
 
 
 _WATCHDOG = _Watchdog()
@@ -189,15 +195,16 @@ class _GuardedConnection(HTTPConnection):
     """An urllib3 connection that resolves and checks addresses itself, and belongs to the
     current operation while it is used (so the watchdog can shut it down)."""
 
-    _guard_handle: socket.socket | None = None
-    _guard_lock: threading.Lock
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._guard_lock = threading.Lock()
+        self._guard_handle: socket.socket | None = None
+        super().__init__(*args, **kwargs)
 
     def _new_conn(self) -> socket.socket:
         operation = current_operation()
         if operation is None:
             raise RegistryError("internal error: a registry connection outside of an operation")
         policy = operation.policy
-        self._guard_lock = threading.Lock()
         if self.proxy is not None or policy is None:  # the proxy (from the environment) resolves
             sock = super()._new_conn()
         else:
@@ -241,12 +248,10 @@ class _GuardedConnection(HTTPConnection):
                     handle.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
-        lock = getattr(self, "_guard_lock", None)
-        if lock is not None:
-            with lock:
-                if self._guard_handle is not None:
-                    self._guard_handle.close()
-                    self._guard_handle = None
+        with self._guard_lock:
+            if self._guard_handle is not None:
+                self._guard_handle.close()
+                self._guard_handle = None
         super().close()
 
 
