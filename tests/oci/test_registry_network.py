@@ -12,6 +12,8 @@ from __future__ import annotations
 import base64
 import ipaddress
 import json
+import socket
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +104,54 @@ def test_a_token_server_that_drips_hits_the_deadline_of_the_operation() -> None:
 
         with serve(route) as server, pytest.raises(DeadlineExceeded, match=server.netloc):
             _store(server, timeout=30.0, deadline=1.0).resolve("v1")
+
+
+def test_a_registry_that_accepts_and_never_speaks_hits_the_deadline() -> None:
+    # the TLS handshake itself waits: only the watchdog ends it
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    accepted: list[socket.socket] = []
+    thread = threading.Thread(target=lambda: accepted.append(listener.accept()[0]), daemon=True)
+    thread.start()
+    host = f"127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        client = RegistryClient(host, RegistryAccess(timeout=30.0, deadline=1.0), loopback=True)
+        with pytest.raises(DeadlineExceeded, match=host):
+            client.request("GET", "/v2/")
+    finally:
+        for sock in accepted:
+            sock.close()
+        listener.close()
+
+
+def test_one_dripping_operation_does_not_hold_the_others() -> None:
+    def route(h: Handler) -> None:
+        if _v2_ok(h):
+            return
+        if "slow" in h.path:
+            h.drip(b"s" * 400, 0.05)
+        else:
+            h.answer(200, _MANIFEST, {"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+
+    with serve(route) as server:
+        errors: list[BaseException] = []
+        bodies: list[bytes] = []
+
+        def slow() -> None:
+            try:
+                _store(server, timeout=30.0, deadline=1.0).fetch_manifest("slow")
+            except DeadlineExceeded as err:
+                errors.append(err)
+
+        threads = [threading.Thread(target=slow) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        fast = _store(server, timeout=30.0, deadline=20.0)
+        bodies.extend(fast.fetch_manifest(f"v{i}").body for i in range(5))
+        for thread in threads:
+            thread.join(30)
+    assert len(errors) == 6 and bodies == [_MANIFEST] * 5
 
 
 def test_a_connection_cut_mid_body_is_a_registry_error_not_a_traceback() -> None:
