@@ -130,6 +130,15 @@ def _annotation_refs(metadata: Any, where: str, keys: Sequence[str]) -> Iterator
                     yield item, Occurrence(f"{where}.annotations[{key}]")
 
 
+def _normalized(scheme: str, ref: str) -> str:
+    if scheme != "oci":
+        return ref
+    try:
+        return parse_image_reference(ref).image()
+    except UsageError:
+        return ref  # not a reference guard can read: kept as written (the rules' default applies)
+
+
 def extract_references(
     obj: Mapping[str, Any] | None, kind: KindSpec, annotation_keys: Sequence[str]
 ) -> tuple[ArtifactReference, ...]:
@@ -151,25 +160,19 @@ def extract_references(
     # Grouped by the normalised reference (guard.oci.reference): ``nginx``, ``docker.io/nginx``
     # and ``DOCKER.IO:443/library/nginx:latest`` are one artifact, verified once; the first
     # spelling seen is the one messages show.
-    grouped: dict[tuple[str, str], tuple[str, list[Occurrence]]] = {}
+    grouped: dict[tuple[str, str], list[Occurrence]] = {}
+    spelled: dict[tuple[str, str], str] = {}
     for raw, occurrence in found:
-        scheme, ref = split_scheme(raw.strip())
-        _, places = grouped.setdefault((scheme, _normalized(scheme, ref)), (ref, []))
+        scheme, written = split_scheme(raw.strip())
+        key = (scheme, _normalized(scheme, written))
+        spelled.setdefault(key, written)
+        places = grouped.setdefault(key, [])
         if occurrence not in places:
             places.append(occurrence)
     return tuple(
-        ArtifactReference(reference=ref, scheme=scheme, occurrences=tuple(places))
-        for (scheme, _), (ref, places) in grouped.items()
+        ArtifactReference(reference=spelled[(scheme, ref)], scheme=scheme, occurrences=tuple(places))
+        for (scheme, ref), places in grouped.items()
     )
-
-
-def _normalized(scheme: str, ref: str) -> str:
-    if scheme != "oci":
-        return ref
-    try:
-        return parse_image_reference(ref).image()
-    except UsageError:
-        return ref  # not a reference guard can read: kept as written (the rules' default applies)
 
 
 def reference_keys(refs: Sequence[ArtifactReference]) -> frozenset[tuple[str, str]]:
