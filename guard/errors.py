@@ -152,6 +152,16 @@ class RefusedTargetError(RegistryError):
     that refused it and the setting that would allow it. Infrastructure (exit 3), never a pass."""
 
 
+class AnswerTooLargeError(RegistryError):
+    """A registry's answer is over the cap guard reads for it (``limit`` bytes). Infrastructure by
+    default; a caller whose answer lists what pushers wrote (a referrers listing) treats it as
+    untrusted content."""
+
+    def __init__(self, message: str, *, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
 class NotFoundError(RegistryError):
     """The registry has no such repository, tag, manifest or blob."""
 

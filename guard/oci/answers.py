@@ -8,7 +8,7 @@ import re
 
 import requests
 
-from guard.errors import GuardError, RegistryAuthError, RegistryError
+from guard.errors import AnswerTooLargeError, GuardError, RegistryAuthError
 
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024  # a non-streamed answer (referrers, token, ...)
 MAX_ERROR_BYTES = 64 * 1024  # the body of an error answer, read for its message
@@ -44,15 +44,17 @@ def read_capped(response: requests.Response, limit: int) -> bytes:
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > limit:
         response.close()
-        raise RegistryError(
-            f"{response.url}: the answer would be {declared} bytes, more than {limit}: refused"
+        raise AnswerTooLargeError(
+            f"{response.url}: the answer would be {declared} bytes, more than {limit}: refused", limit=limit
         )
     buffer = bytearray()
     for chunk in response.iter_content(64 * 1024):
         buffer += chunk
         if len(buffer) > limit:
             response.close()
-            raise RegistryError(f"{response.url}: the answer is more than {limit} bytes: refused")
+            raise AnswerTooLargeError(
+                f"{response.url}: the answer is more than {limit} bytes: refused", limit=limit
+            )
     body = bytes(buffer)
     response._content = body  # what requests' own .content does after reading
     return body

@@ -21,7 +21,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from guard.errors import DeadlineExceeded, RefusedTargetError, RegistryAuthError, RegistryError
+from guard.errors import (
+    AnswerTooLargeError,
+    DeadlineExceeded,
+    RefusedTargetError,
+    RegistryAuthError,
+    RegistryError,
+)
 from guard.oci.answers import parse_challenge
 from guard.oci.client import RegistryClient
 from guard.oci.registry import RegistryAccess, RegistryStore
@@ -394,8 +400,9 @@ def test_a_body_longer_than_the_cap_is_refused_without_content_length() -> None:
         except OSError:
             return
 
-    with serve(route) as server, pytest.raises(RegistryError, match="more than"):
+    with serve(route) as server, pytest.raises(AnswerTooLargeError, match="more than") as info:
         _store(server).client.request("GET", "/v2/team/model/referrers/" + D)
+    assert info.value.limit == 4 * 1024 * 1024 and isinstance(info.value, RegistryError)
 
 
 def test_a_head_with_a_malformed_content_length_falls_back_to_the_body() -> None:
