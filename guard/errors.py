@@ -163,6 +163,22 @@ class RegistryAuthError(RegistryError):
     """The registry refused our credentials, or asked for some and we had none."""
 
 
+class RefusedTargetError(RegistryError):
+    """guard refused, on purpose, to connect where a registry pointed it (a redirect, a token
+    realm, an upload location, an address such as cloud metadata). The message names the rule
+    that refused it and the setting that would allow it. Infrastructure (exit 3), never a pass."""
+
+
+class AnswerTooLargeError(RegistryError):
+    """A registry's answer is over the cap guard reads for it (``limit`` bytes). Infrastructure by
+    default; a caller whose answer lists what pushers wrote (a referrers listing) treats it as
+    untrusted content."""
+
+    def __init__(self, message: str, *, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
 class NotFoundError(RegistryError):
     """The registry has no such repository, tag, manifest or blob."""
 

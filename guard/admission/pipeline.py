@@ -48,10 +48,12 @@ from guard.admission.references import ArtifactReference, extract_references
 from guard.admission.review import AdmissionRequest
 from guard.admission.settings import AdmissionSettings
 from guard.errors import (
+    AnswerTooLargeError,
     DeadlineExceeded,
     GuardError,
     InfrastructureError,
     NotFoundError,
+    RefusedTargetError,
     RegistryAuthError,
     VerificationError,
 )
@@ -298,6 +300,11 @@ class AdmissionEngine:
             return verdict_of.unauthorized(ref, match, err)
         except VerificationError as err:
             return verdict_of.failed(ref, match, err)
+        except (RefusedTargetError, AnswerTooLargeError) as err:
+            # refused on purpose (a redirect to cloud metadata, an answer over its cap): whoever
+            # controls the registry or its content chose it, so a fail-open rule does not cover it
+            closed = dataclasses.replace(match, fail_open=False)
+            return verdict_of.unverifiable(ref, closed, str(err), "the registry's answer was refused")
         except InfrastructureError as err:  # the registry could not answer: the rule may fail open
             return verdict_of.unverifiable(ref, match, str(err) or type(err).__name__)
         except Exception as err:

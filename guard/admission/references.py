@@ -16,6 +16,8 @@ from typing import Any
 
 from guard.admission import sources
 from guard.admission.settings import KindSpec
+from guard.errors import UsageError
+from guard.oci.reference import parse_image_reference
 
 _CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 _SCHEME_RE = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]*)://(.*)$")
@@ -146,6 +148,15 @@ def _annotation_refs(metadata: Any, where: str, keys: Sequence[str]) -> Iterator
                     yield item, Occurrence(f"{where}.annotations[{key}]")
 
 
+def _normalized(scheme: str, ref: str) -> str:
+    if scheme != "oci":
+        return ref
+    try:
+        return parse_image_reference(ref).image()
+    except UsageError:
+        return ref  # not a reference guard can read: kept as written (the rules' default applies)
+
+
 def extract_references(
     obj: Mapping[str, Any] | None, kind: KindSpec, annotation_keys: Sequence[str]
 ) -> tuple[ArtifactReference, ...]:
@@ -179,12 +190,19 @@ def extract_references(
                 name = value.get("name") if isinstance(value.get("name"), str) else None
                 for ref, location in sources.container_sources(value, where, None, where):
                     found.append((ref, Occurrence(location, name, "declared")))
-    # occurrences as ordered sets: one image in thousands of containers stays linear
+    # Grouped by the normalised reference (guard.oci.reference): ``nginx``, ``docker.io/nginx``
+    # and ``DOCKER.IO:443/library/nginx:latest`` are one artifact, verified once; the first
+    # spelling seen is the one messages show. Occurrences are ordered sets: one image in
+    # thousands of containers stays linear.
     grouped: dict[tuple[str, str], dict[Occurrence, None]] = {}
+    spelled: dict[tuple[str, str], str] = {}
     for raw, occurrence in found:
-        grouped.setdefault(split_scheme(raw.strip()), {})[occurrence] = None
+        scheme, written = split_scheme(raw.strip())
+        key = (scheme, _normalized(scheme, written))
+        spelled.setdefault(key, written)
+        grouped.setdefault(key, {})[occurrence] = None
     return tuple(
-        ArtifactReference(reference=ref, scheme=scheme, occurrences=tuple(places))
+        ArtifactReference(reference=spelled[(scheme, ref)], scheme=scheme, occurrences=tuple(places))
         for (scheme, ref), places in grouped.items()
     )
 

@@ -113,7 +113,51 @@ class RegistrySettings(_Frozen):
         default=None,
         description="docker config.json with registry credentials (default: the usual places).",
     )
-    timeout_seconds: float = Field(default=5.0, gt=0, description="Timeout of one registry request.")
+    timeout_seconds: float = Field(
+        default=5.0, gt=0, description="Timeout of one connect or one read from a registry."
+    )
+    # -- adversarial registries (guard.oci.transport) --
+    deadline_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="Total deadline of one registry operation: connect, TLS, auth and token exchange, "
+        "redirects, retries and every read of the answer (a registry dripping bytes is cut here).",
+    )
+    min_bytes_per_second: float | None = Field(
+        default=None,
+        gt=0,
+        description="When set, a streamed blob earns 1/min_bytes_per_second more time per byte "
+        "received. Unset (the default): deadline_seconds is the total, whatever the blob's size (the "
+        "webhook reads only small blobs: bundles and attestations).",
+    )
+    redirect_hosts: tuple[str, ...] = Field(
+        default=(),
+        description="Blob-storage hosts (globs, '*' within one DNS label) a registry may redirect to, "
+        "besides its own host, the hosts the trust rules name and the well-known ones (Docker Hub, "
+        "GHCR, Quay, ECR).",
+    )
+    token_hosts: tuple[str, ...] = Field(
+        default=(),
+        description="Token servers a registry's Bearer realm may name besides its own host, the hosts "
+        "the trust rules name and auth.docker.io for Docker Hub.",
+    )
+    allowed_networks: tuple[str, ...] = Field(
+        default=(),
+        description="CIDRs guard may connect to although they are link-local, metadata or private "
+        "(e.g. an in-cluster blob store on 10.0.0.0/8 that a public registry redirects to).",
+    )
+
+    @field_validator("allowed_networks")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        import ipaddress  # noqa: PLC0415
+
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError as err:
+                raise ValueError(f"expected a CIDR such as 10.0.0.0/8, found {network!r}") from err
+        return value
 
 
 class ReferrerSettings(_Frozen):

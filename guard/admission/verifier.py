@@ -55,10 +55,26 @@ class AnyOfVerifier:
 
 def oci_reference(reference: str) -> str:
     """A Kubernetes image reference (``nginx``, ``host:5000/m:t``) as ``oci://host/repo[:tag][@digest]``."""
-    from guard.policy.rules import parse_reference  # noqa: PLC0415
+    from guard.oci.reference import parse_image_reference  # noqa: PLC0415
 
-    ref = parse_reference(reference)
-    return f"oci://{ref}"
+    return str(parse_image_reference(reference))
+
+
+def rule_hosts(config: GuardConfig) -> tuple[str, ...]:
+    """The registry hosts the trust rules name (the host part of each artifact glob, normalised;
+    a glob host such as ``*.example.com`` stays a glob, ``**`` names none): a registry may
+    redirect to, or name a token realm on, another registry the rules trust."""
+    from guard.policy.rules import normalize_pattern  # noqa: PLC0415
+
+    hosts: list[str] = []
+    for rule in config.rules:
+        for pattern in rule.artifacts:
+            first, slash, _ = normalize_pattern(pattern).partition("/")
+            if not slash or "**" in first or first in hosts:
+                continue
+            if "." in first or ":" in first or first == "localhost":
+                hosts.append("registry-1.docker.io" if first == "docker.io" else first)
+    return tuple(hosts)
 
 
 def attestation_kind(required: str) -> str | None:
@@ -176,7 +192,15 @@ class OciReferenceVerifier:
         self._verifiers: dict[str, Verifier] = authority_verifiers(config)
         registry = config.admission.registry
         self._access: RegistryAccess = RegistryAccess(
-            ca_file=registry.ca_file, docker_config=registry.docker_config, timeout=registry.timeout_seconds
+            ca_file=registry.ca_file,
+            docker_config=registry.docker_config,
+            timeout=registry.timeout_seconds,
+            deadline=registry.deadline_seconds,
+            min_bytes_per_second=registry.min_bytes_per_second,
+            redirect_hosts=registry.redirect_hosts,
+            token_hosts=registry.token_hosts,
+            trusted_hosts=rule_hosts(config),
+            allowed_networks=registry.allowed_networks,
         )
         self._local = threading.local()
 

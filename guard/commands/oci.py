@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -110,8 +111,50 @@ def registry_access(
     if insecure:
         log.warning("--insecure: plain HTTP may be used for non-loopback registries")
     return RegistryAccess(
-        ca_file=ca_file, insecure=insecure, username=username, password=password, docker_config=docker_config
+        ca_file=ca_file,
+        insecure=insecure,
+        username=username,
+        password=password,
+        docker_config=docker_config,
+        **registry_network_environment(os.environ),
     )
+
+
+def registry_network_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The registry network settings a CLI user gives in the environment (CI-friendly):
+    ``GUARD_REGISTRY_DEADLINE`` (seconds, the total of one registry operation),
+    ``GUARD_REGISTRY_REDIRECT_HOSTS`` / ``GUARD_REGISTRY_TOKEN_HOSTS`` (comma-separated host globs)
+    and ``GUARD_REGISTRY_ALLOWED_NETWORKS`` (comma-separated CIDRs)."""
+    import ipaddress
+
+    found: dict[str, Any] = {}
+    deadline = environ.get("GUARD_REGISTRY_DEADLINE", "").strip()
+    if deadline:
+        try:
+            seconds = float(deadline)
+        except ValueError:
+            seconds = -1.0
+        if not 0 < seconds < float("inf"):
+            raise UsageError(
+                f"GUARD_REGISTRY_DEADLINE: expected a number of seconds above 0, found {deadline!r}"
+            )
+        found["deadline"] = seconds
+    for variable, key in (
+        ("GUARD_REGISTRY_REDIRECT_HOSTS", "redirect_hosts"),
+        ("GUARD_REGISTRY_TOKEN_HOSTS", "token_hosts"),
+        ("GUARD_REGISTRY_ALLOWED_NETWORKS", "allowed_networks"),
+    ):
+        items = tuple(item.strip() for item in environ.get(variable, "").split(",") if item.strip())
+        if key == "allowed_networks":
+            for item in items:
+                try:
+                    ipaddress.ip_network(item, strict=False)
+                except ValueError:
+                    problem = f"{variable}: expected CIDRs such as 10.0.0.0/8, found {item!r}"
+                    raise UsageError(problem) from None
+        if items:
+            found[key] = items
+    return found
 
 
 @contextmanager

@@ -17,6 +17,7 @@ never logged.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import ssl
@@ -31,18 +32,33 @@ from typing import Any, BinaryIO
 from urllib.parse import urljoin, urlparse
 
 import oras.auth
-import oras.auth.utils as auth_utils
 import oras.container
 import requests
 from requests.utils import address_in_network, is_ipv4_address, is_valid_cidr
 
-from guard.errors import NotFoundError, RegistryAuthError, RegistryError
+from guard.errors import (
+    ConfigError,
+    DeadlineExceeded,
+    GuardError,
+    NotFoundError,
+    RefusedTargetError,
+    RegistryAuthError,
+    RegistryError,
+)
+from guard.oci.answers import MAX_RESPONSE_BYTES, MAX_TOKEN_BYTES, oci_error, parse_challenge, read_capped
+from guard.oci.reference import DOCKER_HUB_ENDPOINT
+from guard.oci.targets import TargetPolicy
+from guard.oci.transport import GuardAdapter, Operation, hand_over
 from guard.oci.types import Opener, ProgressCallback
 
 log = logging.getLogger(__name__)
 
 _RETRIES = 4
 _BACKOFF = 0.05
+DEFAULT_DEADLINE_S = 120.0
+DEFAULT_MIN_BYTES_PER_SECOND = 64 * 1024.0
+MAX_REDIRECTS = 5
+_REDIRECTS = (301, 302, 303, 307, 308)
 
 
 @dataclass(frozen=True)
@@ -54,13 +70,21 @@ class RegistryAccess:
     username: str | None = None
     password: str | None = None
     docker_config: Path | None = None
-    timeout: float = 60.0
+    timeout: float = 60.0  # one connect or one read
+    # the total deadline of one registry operation (connect, auth, redirects, retries, all reads);
+    # a streamed blob earns 1/min_bytes_per_second more per byte received
+    deadline: float = DEFAULT_DEADLINE_S
+    min_bytes_per_second: float | None = DEFAULT_MIN_BYTES_PER_SECOND  # None: no extra time
+    redirect_hosts: tuple[str, ...] = ()  # blob-storage hosts redirects may go to (globs)
+    token_hosts: tuple[str, ...] = ()  # token servers a bearer realm may name besides the registry
+    trusted_hosts: tuple[str, ...] = ()  # registries the trust rules name (both of the above)
+    allowed_networks: tuple[str, ...] = ()  # CIDRs allowed although private / link-local
 
     def __repr__(self) -> str:  # keep secrets out of logs and tracebacks
         return (
             f"RegistryAccess(ca_file={self.ca_file!r}, insecure={self.insecure}, "
             f"username={self.username!r}, password={'***' if self.password else None}, "
-            f"docker_config={self.docker_config!r})"
+            f"docker_config={self.docker_config!r}, deadline={self.deadline!r})"
         )
 
 
@@ -72,21 +96,6 @@ def _docker_configs(explicit: Path | None) -> list[str]:
     base = os.environ.get("DOCKER_CONFIG")
     path = Path(base) / "config.json" if base else Path.home() / ".docker" / "config.json"
     return [str(path)] if path.is_file() else []
-
-
-def _oci_error(response: requests.Response) -> str:
-    try:
-        body = response.json()
-        errors = body.get("errors", []) if isinstance(body, dict) else []
-        parts = [
-            f"{e.get('code', '?')}: {e.get('message', '')}".strip() for e in errors if isinstance(e, dict)
-        ]
-        if parts:
-            return "; ".join(parts)
-    except ValueError:
-        pass
-    text = response.text.strip() if response.content and len(response.content) < 500 else ""
-    return text or response.reason or ""
 
 
 class FileWindow:
@@ -163,6 +172,11 @@ class ProxySession(requests.Session):
             self._resolved[key] = proxies
         return dict(proxies)
 
+    def get_redirect_target(self, resp: requests.Response) -> None:
+        """None: requests never follows (nor parses) a Location itself; ``RegistryClient``
+        follows redirects after checking them (requests parses it even with redirects off)."""
+        return None
+
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         if kwargs.get("proxies") is None:
             text = url.decode() if isinstance(url, bytes) else url
@@ -170,9 +184,25 @@ class ProxySession(requests.Session):
         return super().request(method, url, *args, **kwargs)
 
 
+def _netloc(url: str) -> tuple[str, int]:
+    """(host, port) of a URL; ("", -1) for one that does not parse (never the registry's)."""
+    try:
+        parsed = urlparse(url)
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        return (parsed.hostname or "").lower().rstrip("."), port
+    except ValueError:
+        return "", -1
+
+
 class RegistryClient:
     """The HTTP layer for one registry host: scheme choice, auth challenges, error mapping.
-    Thread-safe: the auth state is guarded by a lock; requests' Session is shared."""
+    Thread-safe: the auth state is guarded by a lock; requests' Session is shared.
+
+    Every ``request`` is one operation under ``access.deadline`` (see ``guard.oci.transport``):
+    connect, TLS, the auth challenge and token exchange, redirects, retries and every read of the
+    body, streamed bodies included. Redirects, token realms and upload locations are checked by
+    the client's ``TargetPolicy`` before anything is sent there; credentials are sent to the
+    registry's own host and to an allowed token realm, never with a redirect to another host."""
 
     def __init__(self, host: str, access: RegistryAccess, *, loopback: bool) -> None:
         self.host = host
@@ -183,9 +213,28 @@ class RegistryClient:
         self._verify: str | bool = str(access.ca_file) if access.ca_file else _environment_ca_bundle()
         if access.ca_file is not None and not access.ca_file.is_file():
             raise RegistryError(f"--ca-file {access.ca_file} does not exist")
+        if access.deadline <= 0 or (access.min_bytes_per_second or 1) <= 0:
+            raise ConfigError(
+                f"registry deadline and min_bytes_per_second must be positive, found "
+                f"{access.deadline} and {access.min_bytes_per_second}"
+            )
+        try:
+            self.policy = TargetPolicy.build(
+                host,
+                redirect_hosts=access.redirect_hosts,
+                token_hosts=access.token_hosts,
+                trusted_hosts=access.trusted_hosts,
+                allowed_networks=access.allowed_networks,
+            )
+        except ValueError as err:
+            raise ConfigError(f"registry allowed_networks: expected CIDRs such as 10.0.0.0/8: {err}") from err
+        self.policy.check_registry()
         # oras' auth backend on our session (not oras.provider.Registry: importing it pulls in
-        # jsonschema's format checkers, seconds of start-up for nothing we use).
+        # jsonschema's format checkers, seconds of start-up for nothing we use). Only its
+        # credential lookup is used; the token exchange is ours (bounded, realm checked).
         self.session = ProxySession()
+        for prefix in ("https://", "http://"):
+            self.session.mount(prefix, GuardAdapter())
         self.session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
         self._auth = oras.auth.get_auth_backend("token", self.session, False, tls_verify=self._verify)
         self._lock = threading.Lock()
@@ -203,29 +252,58 @@ class RegistryClient:
             if configs:
                 container = oras.container.Container("guard/probe", registry=host)
                 auth.load_configs(container, configs=configs)
+                if host == DOCKER_HUB_ENDPOINT and not getattr(auth, "_basic_auth", None):
+                    # `docker login` files Docker Hub's credentials under its index URL
+                    for alias in ("https://index.docker.io/v1/", "index.docker.io", "docker.io"):
+                        if auth._load_auth(alias):
+                            break
                 self._has_credentials = bool(getattr(auth, "_basic_auth", None))
 
     # -- transport ------------------------------------------------------------------------
 
-    def _scheme_for(self) -> str:
+    def _timeouts(self, operation: Operation) -> tuple[float, float]:
+        step = operation.timeout(self.access.timeout)
+        return step, step
+
+    def _failure(self, operation: Operation, err: Exception, what: str) -> GuardError:
+        if operation.expired or operation.remaining() <= 0:
+            operation.expired = True
+            return operation.error()
+        if isinstance(err, requests.exceptions.SSLError):
+            return RegistryError(f"TLS to {self.host} failed: {err}")
+        if isinstance(err, requests.exceptions.ConnectionError) and what == "probe":
+            return RegistryError(f"cannot connect to registry {self.host}: {err}")
+        return RegistryError(f"registry {self.host}: {what} failed: {err}")
+
+    def _scheme_for(self, operation: Operation) -> str:
         with self._lock:
             if self._scheme is not None:
                 return self._scheme
         scheme = "https"
         try:
-            self.session.get(f"https://{self.host}/v2/", verify=self._verify, timeout=self.access.timeout)
+            probe = self.session.get(
+                f"https://{self.host}/v2/",
+                verify=self._verify,
+                timeout=self._timeouts(operation),
+                allow_redirects=False,
+                stream=True,
+            )
+            probe.close()
+            operation.release()
         except requests.exceptions.SSLError as err:
             cert_problem = "CERTIFICATE_VERIFY_FAILED" in str(err) or isinstance(
                 err.__context__, ssl.SSLCertVerificationError
             )
+            if operation.expired:
+                raise operation.error() from err
             if cert_problem or not (self._loopback or self.access.insecure):
                 raise RegistryError(
                     f"TLS to {self.host} failed: {err}. Trust the registry's CA with --ca-file"
                     + ("" if cert_problem else ", or use --insecure for a plain-HTTP registry")
                 ) from err
             scheme = "http"
-        except requests.exceptions.ConnectionError as err:
-            raise RegistryError(f"cannot connect to registry {self.host}: {err}") from err
+        except requests.exceptions.RequestException as err:
+            raise self._failure(operation, err, "probe") from err
         if scheme == "http":
             if self.access.insecure and not self._loopback:
                 log.warning("using plain HTTP to %s (--insecure): traffic is not protected", self.host)
@@ -236,14 +314,34 @@ class RegistryClient:
         return scheme
 
     def url(self, path: str) -> str:
-        return f"{self._scheme_for()}://{self.host}{path}"
+        operation = self.operation(f"GET {path}")
+        try:
+            with operation.active():
+                return self._url(path, operation)
+        finally:
+            operation.finish()
 
-    def _authenticate(self, response: requests.Response) -> None:
+    def _url(self, path: str, operation: Operation) -> str:
+        return f"{self._scheme_for(operation)}://{self.host}{path}"
+
+    def operation(self, what: str, *, body: Any = None, stream: bool = False) -> Operation:
+        """One operation of this client under its total deadline (an upload body adds its size
+        at ``min_bytes_per_second``; a streamed answer earns time as its bytes arrive)."""
+        rate = self.access.min_bytes_per_second
+        size = len(body) if body is not None and hasattr(body, "__len__") and rate else 0
+        seconds = self.access.deadline + (size / rate if rate else 0.0)
+        per_byte = 1.0 / rate if stream and rate else 0.0
+        return Operation(self.host, what, seconds, extend_per_byte=per_byte, policy=self.policy)
+
+    def _own_host(self, url: str) -> bool:
+        return _netloc(url) == _netloc(f"https://{self.host}") or _netloc(url) == _netloc(
+            f"http://{self.host}"
+        )
+
+    def _authenticate(self, response: requests.Response, operation: Operation) -> None:
         """Answer a 401 challenge: basic credentials, or a bearer token from the realm."""
-        challenge = response.headers.get("Www-Authenticate", "")
-        auth = self._auth
-        basic = getattr(auth, "_basic_auth", None)
-        scheme = challenge.split(" ", 1)[0].lower()
+        scheme, params = parse_challenge(response.headers.get("Www-Authenticate", ""))
+        basic = getattr(self._auth, "_basic_auth", None)
         if scheme == "basic":
             if not basic:
                 raise RegistryAuthError(
@@ -254,21 +352,58 @@ class RegistryClient:
                 self._authorization = f"Basic {basic}"
             return
         if scheme == "bearer":
-            header = auth_utils.parse_auth_header(challenge)
-            if not header.realm:
-                raise RegistryAuthError(f"registry {self.host} sent a bearer challenge without a realm")
-            token = auth.request_token(header) if basic else auth.request_anonymous_token(header)
-            if not token:
-                who = "the given credentials" if basic else "anonymous access"
-                raise RegistryAuthError(
-                    f"token server {header.realm} refused {who} for scope {header.scope or '(none)'}"
-                )
+            token = self._bearer_token(params, basic, operation)
             with self._lock:
                 self._authorization = f"Bearer {token}"
             return
-        raise RegistryAuthError(
-            f"registry {self.host} answered 401 with an unsupported challenge {challenge!r}"
+        raise RegistryAuthError(f"registry {self.host} answered 401 with an unsupported challenge {scheme!r}")
+
+    def _bearer_token(self, params: dict[str, str], basic: str | None, operation: Operation) -> str:
+        """The token exchange, with the realm checked like a redirect (the registry names it)."""
+        realm = params.get("realm", "")
+        if not realm:
+            raise RegistryAuthError(f"registry {self.host} sent a bearer challenge without a realm")
+        self.policy.check_realm(realm)
+        if urlparse(realm).scheme == "http" and not realm.startswith(f"http://{self.host}/"):
+            registry_scheme = self._scheme or "https"
+            if registry_scheme == "https" or not (self._loopback or self.access.insecure):
+                raise RefusedTargetError(
+                    f"registry {self.host}: refused token realm {realm!r}: plain HTTP would expose "
+                    "the credentials and the token (only a plain-HTTP registry may name one)"
+                )
+        query = {k: params[k] for k in ("service", "scope") if params.get(k)}
+        headers = {"Accept": "application/json"}
+        if basic:
+            headers["Authorization"] = f"Basic {basic}"
+        try:
+            answer = self.session.get(
+                realm,
+                params=query,
+                headers=headers,
+                verify=self._verify,
+                timeout=self._timeouts(operation),
+                allow_redirects=False,
+                stream=True,
+            )
+            body = read_capped(answer, MAX_TOKEN_BYTES)
+        except requests.exceptions.RequestException as err:
+            raise self._failure(operation, err, f"token request to {urlparse(realm).hostname}") from err
+        finally:
+            operation.release()
+        who = "the given credentials" if basic else "anonymous access"
+        refused = RegistryAuthError(
+            f"token server {realm} refused {who} for scope {params.get('scope') or '(none)'}"
         )
+        if answer.status_code != 200:
+            raise refused
+        try:
+            data = json.loads(body)
+        except (ValueError, RecursionError) as err:
+            raise RegistryAuthError(f"token server {realm} answered something that is not JSON") from err
+        token = (data.get("token") or data.get("access_token")) if isinstance(data, dict) else None
+        if not isinstance(token, str) or not token or len(token) > 65536 or not token.isprintable():
+            raise refused
+        return token
 
     def request(
         self,
@@ -281,29 +416,79 @@ class RegistryClient:
         stream: bool = False,
         ok: tuple[int, ...] = (200,),
         what: str = "",
+        limit: int = MAX_RESPONSE_BYTES,
     ) -> requests.Response:
         """Send a request, answering one auth challenge; map failures to RegistryError kinds.
         ``replay`` reopens a streamed body if the first attempt was refused for auth. Idempotent
         requests (GET, HEAD) are retried a few times on 5xx answers and connection failures
-        (distribution answers 500 to a read that races a write of the same tag)."""
-        url = path_or_url if "://" in path_or_url else self.url(path_or_url)
+        (distribution answers 500 to a read that races a write of the same tag).
+
+        One operation under the total deadline; a ``stream`` response keeps it until the body
+        is read or the response closed. Without ``stream`` the body is read here, at most
+        ``limit`` bytes."""
+        label = (
+            f"{method} {what or (path_or_url if '://' not in path_or_url else urlparse(path_or_url).path)}"
+        )
+        operation = self.operation(label, body=data, stream=stream)
+        handed_over = False
+        try:
+            with operation.active():
+                if "://" in path_or_url:
+                    url = path_or_url
+                    if not self._own_host(url):  # an upload Location the registry chose
+                        self.policy.check_redirect(url, "upload location")
+                else:
+                    url = self._url(path_or_url, operation)
+                response = self._retrying(
+                    method, url=url, headers=headers, data=data, replay=replay, operation=operation
+                )
+                response = self._check(response, method, url, ok, what)
+                if stream:
+                    hand_over(response, operation)
+                    handed_over = True
+                    return response
+                read_capped(response, limit)
+                operation.check()
+                return response
+        finally:
+            if not handed_over:
+                operation.finish()
+
+    def _retrying(
+        self,
+        method: str,
+        *,
+        url: str,
+        headers: Mapping[str, str] | None,
+        data: Any,
+        replay: Opener | None,
+        operation: Operation,
+    ) -> requests.Response:
         idempotent = method in ("GET", "HEAD")
         for retry in range(_RETRIES if idempotent else 1):
             try:
-                response = self._send(method, url, headers=headers, data=data, replay=replay, stream=stream)
-            except RegistryAuthError:
+                response = self._send(
+                    method, url, headers=headers, data=data, replay=replay, operation=operation
+                )
+            except (RegistryAuthError, RefusedTargetError, DeadlineExceeded):
                 raise
             except RegistryError:
                 if retry + 1 >= _RETRIES or not idempotent:
                     raise
-                time.sleep(_BACKOFF * 2**retry)
+                self._pause(retry, operation)
                 continue
             if idempotent and response.status_code in (500, 502, 503, 504) and retry + 1 < _RETRIES:
                 response.close()
-                time.sleep(_BACKOFF * 2**retry)
+                operation.release()
+                self._pause(retry, operation)
                 continue
-            break
-        return self._check(response, method, url, ok, what)
+            return response
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _pause(retry: int, operation: Operation) -> None:
+        time.sleep(max(0.0, min(_BACKOFF * 2**retry, operation.remaining())))
+        operation.check()
 
     def _send(
         self,
@@ -313,31 +498,14 @@ class RegistryClient:
         headers: Mapping[str, str] | None,
         data: Any,
         replay: Opener | None,
-        stream: bool,
+        operation: Operation,
     ) -> requests.Response:
         for attempt in (1, 2):
-            sent = dict(headers or {})
-            with self._lock:
-                if self._authorization:
-                    sent["Authorization"] = self._authorization
-            try:
-                response = self.session.request(
-                    method,
-                    url,
-                    headers=sent,
-                    data=data,
-                    stream=stream,
-                    verify=self._verify,
-                    timeout=self.access.timeout,
-                    allow_redirects=True,
-                )
-            except requests.exceptions.SSLError as err:
-                raise RegistryError(f"TLS to {self.host} failed: {err}") from err
-            except requests.exceptions.RequestException as err:
-                raise RegistryError(f"{method} {url} failed: {err}") from err
-            if response.status_code == 401 and attempt == 1:
+            response = self._follow(method, url, headers, data, operation)
+            if response.status_code == 401 and attempt == 1 and self._own_host(response.url):
                 response.close()
-                self._authenticate(response)
+                operation.release()
+                self._authenticate(response, operation)
                 if replay is not None:
                     data = replay()
                 elif data is not None and not isinstance(data, bytes):
@@ -348,12 +516,62 @@ class RegistryClient:
             break
         return response
 
+    def _follow(
+        self, method: str, url: str, headers: Mapping[str, str] | None, data: Any, operation: Operation
+    ) -> requests.Response:
+        """One exchange, following redirects itself: each target is checked before it is sent
+        anything, and credentials go only to the registry's own host."""
+        for _ in range(MAX_REDIRECTS + 1):
+            sent = dict(headers or {})
+            if self._own_host(url):
+                with self._lock:
+                    if self._authorization:
+                        sent["Authorization"] = self._authorization
+            try:
+                response = self.session.request(
+                    method,
+                    url,
+                    headers=sent,
+                    data=data,
+                    stream=True,
+                    verify=self._verify,
+                    timeout=self._timeouts(operation),
+                    allow_redirects=False,
+                )
+            except requests.exceptions.RequestException as err:
+                raise self._failure(operation, err, f"{method} {urlparse(url).path}") from err
+            location = response.headers.get("Location")
+            if response.status_code not in _REDIRECTS or not location:
+                return response
+            response.close()
+            operation.release()
+            try:
+                target = urljoin(url, location)
+            except ValueError as err:
+                raise RefusedTargetError(
+                    f"registry {self.host}: refused a redirect to {location[:200]!r}"
+                ) from err
+            if not self._own_host(target):
+                self.policy.check_redirect(target)
+            if urlparse(url).scheme == "https" and urlparse(target).scheme != "https":
+                raise RefusedTargetError(f"registry {self.host}: refused a redirect from HTTPS to {target!r}")
+            if response.status_code == 303 or (response.status_code in (301, 302) and method == "POST"):
+                method, data = "GET", None
+            elif data is not None and not isinstance(data, bytes):
+                raise RefusedTargetError(
+                    f"registry {self.host}: refused a redirect of an upload body to {target!r}"
+                )
+            url = target
+        raise RefusedTargetError(
+            f"registry {self.host}: more than {MAX_REDIRECTS} redirects for {method} {url}"
+        )
+
     def _check(
         self, response: requests.Response, method: str, url: str, ok: tuple[int, ...], what: str
     ) -> requests.Response:
         if response.status_code in ok:
             return response
-        detail = _oci_error(response)
+        detail = oci_error(response)
         response.close()
         target = what or urlparse(url).path
         if response.status_code == 401:
@@ -371,4 +589,9 @@ class RegistryClient:
         loc = response.headers.get("Location", "")
         if not loc:
             raise RegistryError(f"registry {self.host} started an upload without a Location header")
-        return urljoin(response.url, loc)
+        if len(loc) > 8192:
+            raise RegistryError(f"registry {self.host} sent an upload Location longer than 8192 characters")
+        try:
+            return urljoin(response.url, loc)
+        except ValueError as err:
+            raise RegistryError(f"registry {self.host} sent an upload Location that is not a URL") from err

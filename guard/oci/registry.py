@@ -12,9 +12,16 @@ import logging
 from collections.abc import Iterator
 from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
 
-from guard.errors import IntegrityError, NotFoundError, RegistryError, UntrustedContentError
+from guard.errors import (
+    AnswerTooLargeError,
+    IntegrityError,
+    NotFoundError,
+    RegistryError,
+    UntrustedContentError,
+)
 from guard.oci.client import FileWindow, RegistryAccess, RegistryClient
 from guard.oci.types import (
+    DIGEST_RE,
     MANIFEST_MEDIA_TYPES,
     Descriptor,
     FetchedManifest,
@@ -80,12 +87,13 @@ class RegistryStore:
             headers={"Accept": _ACCEPT},
             what=f"{self.describe()}:{reference}",
         )
-        digest = response.headers.get("Docker-Content-Digest")
+        digest = response.headers.get("Docker-Content-Digest", "")
         media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
-        size = int(response.headers.get("Content-Length", "0") or 0)
-        if not digest or not media_type:  # registries may omit them on HEAD: read the body
+        length = response.headers.get("Content-Length", "")
+        # registries may omit them on HEAD, or send what guard cannot read: read the body
+        if not DIGEST_RE.match(digest) or not media_type or not length.isdigit():
             return self.fetch_manifest(reference).descriptor
-        return Descriptor(media_type, check_digest(digest, "Docker-Content-Digest"), size)
+        return Descriptor(media_type, digest, int(length))
 
     def fetch_manifest(self, reference: str) -> FetchedManifest:
         response = self.client.request(
@@ -156,6 +164,10 @@ class RegistryStore:
         except NotFoundError:
             self._referrers_api = False
             return None
+        except AnswerTooLargeError as err:  # pushers grow the listing (annotations, count)
+            raise UntrustedContentError(
+                f"referrers of {digest}: the listing is larger than {err.limit} bytes: refused"
+            ) from err
         self._referrers_api = True
         # the listing holds what pushers wrote (artifactType, annotations): untrusted content
         index = parse_object(response.content, f"referrers of {digest}", max_bytes=MAX_MANIFEST_BYTES)

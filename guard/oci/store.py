@@ -14,7 +14,8 @@ def open_store(ref: Reference, access: RegistryAccess | None = None, *, create: 
     if ref.layout is not None:
         return LayoutStore(ref.layout, create=create)
     assert ref.host is not None and ref.repository is not None
-    return RegistryStore.open(ref.host, ref.repository, access or RegistryAccess(), loopback=ref.is_loopback)
+    access = access or RegistryAccess()
+    return RegistryStore.open(ref.endpoint, ref.repository, access, loopback=ref.is_loopback)
 
 
 def fetch_resolved(store: Store, reference: str, expected_digest: str | None = None) -> FetchedManifest:

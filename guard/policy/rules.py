@@ -16,73 +16,42 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from guard.errors import UsageError
+from guard.oci.reference import DOCKER_HUB, Reference, normalize_host, parse_image_reference
 
 if TYPE_CHECKING:
     from guard.config import Rule, Tenant
 
-DEFAULT_REGISTRY = "docker.io"
+DEFAULT_REGISTRY = DOCKER_HUB
 
-
-@dataclass(frozen=True)
-class ImageRef:
-    """A parsed artifact reference. ``name`` is ``registry/repository``."""
-
-    registry: str
-    repository: str
-    tag: str | None
-    digest: str | None
-
-    @property
-    def name(self) -> str:
-        return f"{self.registry}/{self.repository}"
-
-    def __str__(self) -> str:
-        text = self.name
-        if self.tag:
-            text += f":{self.tag}"
-        if self.digest:
-            text += f"@{self.digest}"
-        return text
-
-
-_DIGEST = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[0-9a-fA-F]{32,}$")
+# The one reference grammar (guard.oci.reference): a rule, the CLI and admission read a reference
+# the same way, and every spelling of a registry (``docker.io:443``, ``index.docker.io``,
+# ``Registry.Example.com:443``) is normalised before it is matched.
+ImageRef = Reference
 
 
 def parse_reference(ref: str) -> ImageRef:
-    """Parse ``[registry/]repository[:tag][@digest]`` (with an optional ``oci://`` scheme)."""
-    text = ref.strip().removeprefix("oci://")
-    if not text or any(c.isspace() for c in text):
-        raise UsageError(f"not an artifact reference: {ref!r} (expected registry/repository[:tag][@digest])")
-    digest = None
-    if "@" in text:
-        text, digest = text.split("@", 1)
-        if not _DIGEST.match(digest):
-            raise UsageError(f"artifact reference {ref!r}: digest {digest!r} is not algorithm:hex")
-    tag = None
-    slash = text.rfind("/")
-    colon = text.rfind(":")
-    if colon > slash:
-        text, tag = text[:colon], text[colon + 1 :]
-    first, _, rest = text.partition("/")
-    if rest and ("." in first or ":" in first or first.lower() == "localhost"):
-        # Host names are case-insensitive and the runtime pulls index.docker.io as docker.io:
-        # normalized, so another spelling of the host cannot move a reference to another rule.
-        registry, repository = first.lower(), rest
-        if registry == "index.docker.io":
-            registry = DEFAULT_REGISTRY
-    else:
-        registry, repository = DEFAULT_REGISTRY, text
-    if registry == DEFAULT_REGISTRY and "/" not in repository:
-        repository = f"library/{repository}"
-    if not repository or repository != repository.lower():
-        raise UsageError(f"artifact reference {ref!r}: repository must be non-empty lowercase")
-    if tag is None and digest is None:
-        tag = "latest"
-    return ImageRef(registry=registry, repository=repository, tag=tag, digest=digest)
+    """Parse ``[registry/]repository[:tag][@digest]`` (with an optional ``oci://`` scheme),
+    normalised (see ``guard.oci.reference``); UsageError when it is not a reference."""
+    return parse_image_reference(ref)
+
+
+@functools.lru_cache(maxsize=4096)
+def normalize_pattern(pattern: str) -> str:
+    """A rule's glob with its registry spelled as references are (``Registry.Example.com:443/m/**``
+    -> ``registry.example.com/m/**``, ``index.docker.io/org/*`` -> ``docker.io/org/*``), so a rule
+    written with another spelling of a host still covers that host. A glob in the host, or a host
+    guard cannot read, is left as written."""
+    first, slash, rest = pattern.partition("/")
+    if not slash or any(c in first for c in "*?[") or not first:
+        return pattern
+    try:
+        host = normalize_host(first, pattern)
+    except UsageError:
+        return pattern
+    return f"{host}/{rest}"
 
 
 @functools.lru_cache(maxsize=1024)
@@ -115,8 +84,8 @@ def _pattern_has_version(pattern: str) -> bool:
 
 
 def artifact_matches(pattern: str, ref: ImageRef) -> bool:
-    subject = str(ref) if _pattern_has_version(pattern) else ref.name
-    return glob_regex(pattern).match(subject) is not None
+    subject = ref.image() if _pattern_has_version(pattern) else ref.name
+    return glob_regex(normalize_pattern(pattern)).match(subject) is not None
 
 
 def _namespace_score(patterns: Sequence[str], namespace: str) -> tuple[int, int] | None:
@@ -165,7 +134,7 @@ def registry_matches(patterns: Iterable[str], ref: ImageRef) -> bool:
     """Whether a reference lies under one of the registry / repository prefixes or globs
     (``registry.example.com/team-a`` covers everything below it)."""
     for pattern in patterns:
-        trimmed = pattern.rstrip("/")
+        trimmed = normalize_pattern(pattern.rstrip("/"))
         if any(c in trimmed for c in "*?"):
             if glob_regex(trimmed).match(ref.name):
                 return True

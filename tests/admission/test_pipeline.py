@@ -13,7 +13,7 @@ from guard.admission.ports import Violation
 from guard.admission.response import build_response
 from guard.admission.review import AdmissionReview
 from guard.admission.settings import AdmissionSettings, CacheSettings
-from guard.errors import UsageError
+from guard.errors import AnswerTooLargeError, RefusedTargetError, UntrustedContentError, UsageError
 from guard.testing.admission import FakePolicy, FakeRule, FakeRules, FakeVerifier, admission_review, pod
 
 SIGNED = "registry.local/models/llama:v1"
@@ -426,6 +426,10 @@ class _BrokenVerifier(FakeVerifier):
     [
         ValueError("malformed manifest"),  # a bug or hostile content, not an unreachable registry
         UsageError("the admission webhook never writes to a registry"),
+        # issue 9 items 1 and 10: junk content and refused targets are chosen by an outsider
+        UntrustedContentError("fallback index is not an image index"),
+        RefusedTargetError("redirect to 169.254.169.254 refused"),
+        AnswerTooLargeError("referrers listing larger than 4 MiB", limit=4 << 20),
     ],
 )
 async def test_fail_open_rule_covers_only_an_unreachable_registry(error: Exception) -> None:
@@ -436,4 +440,5 @@ async def test_fail_open_rule_covers_only_an_unreachable_registry(error: Excepti
     await engine.aclose()
     response = build_response(outcome).response
     assert response.allowed is False
-    assert response.status is not None and "fails closed" in response.status.message
+    assert response.status is not None
+    assert "fails closed" in response.status.message or "failed verification" in response.status.message

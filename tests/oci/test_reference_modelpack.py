@@ -42,7 +42,9 @@ def test_layout_reference_with_tag_and_colon_free_path(tmp_path: Path) -> None:
     ("text", "needle"),
     [
         ("docker://x/y", "expected an artifact reference"),
-        ("oci://hostonly", "no repository"),
+        ("oci://", "no repository"),
+        ("oci://r.example:99999/m", "invalid port"),
+        ("oci://bad_host.example/m", "invalid registry host"),
         ("oci://r.example/UPPER", "invalid repository"),
         ("oci://r.example/m@sha256:abc", "expected a digest"),
         ("oci://r.example/m:bad tag", "invalid tag"),

@@ -1,0 +1,345 @@
+"""How long guard waits for a registry: the total deadline of one registry operation, and the
+connection classes that connect only to addresses ``guard.oci.targets`` allowed.
+
+``requests``' timeout is per read: a registry sending one byte a second never times out. Here an
+``Operation`` is one registry operation (the TLS probe, the auth challenge and token exchange,
+redirects, retries and every read of the body): it has a total deadline, and a watchdog thread
+shuts down the sockets of an operation whose deadline passed, so a blocked read returns at once
+and the operation fails with ``DeadlineExceeded``. A streamed blob earns more time as bytes arrive
+(``min_bytes_per_second``), so a large download is not cut while a drip still is.
+
+Every connection is made by ``GuardAdapter``'s connection classes: the host name is resolved, each
+address checked (``guard.oci.targets.TargetPolicy``) and only an allowed address is connected to (no
+second resolution, so DNS rebinding cannot swap the address after the check). Through a proxy
+(``HTTPS_PROXY``) the proxy resolves; the host-name checks still hold.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import heapq
+import itertools
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlparse
+
+import requests
+import urllib3.exceptions
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+from urllib3.poolmanager import PoolManager
+
+from guard.errors import DeadlineExceeded, RegistryError
+from guard.oci.targets import TargetPolicy
+
+log = logging.getLogger(__name__)
+
+# --- the total deadline ------------------------------------------------------------------------
+
+_CURRENT: contextvars.ContextVar[Operation | None] = contextvars.ContextVar("guard_operation", default=None)
+
+
+class Operation:
+    """One registry operation under a total deadline (monotonic clock). ``extend_per_byte``:
+    seconds of extra time each byte received earns (streamed blobs)."""
+
+    def __init__(
+        self,
+        host: str,
+        what: str,
+        seconds: float,
+        *,
+        extend_per_byte: float = 0.0,
+        policy: TargetPolicy | None = None,
+    ) -> None:
+        self.host = host
+        self.policy = policy
+        self.what = what
+        self.seconds = seconds
+        self.start = time.monotonic()
+        self.deadline = self.start + seconds
+        self.extend_per_byte = extend_per_byte
+        self.received = 0
+        self.expired = False
+        self.done = False
+        self._connections: set[_GuardedConnection] = set()
+        self._lock = threading.Lock()
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def error(self) -> DeadlineExceeded:
+        return DeadlineExceeded(
+            f"registry {self.host}: {self.what} did not complete within its total deadline of "
+            f"{self.seconds:g} s (connect, auth and all reads; a registry that answers too slowly "
+            "is treated as unreachable)"
+        )
+
+    def check(self) -> None:
+        """Raise DeadlineExceeded when the deadline has passed."""
+        if self.expired or time.monotonic() >= self.deadline:
+            self.expired = True
+            raise self.error()
+
+    def timeout(self, per_read: float) -> float:
+        """The socket timeout for the next step: the per-read timeout, cut to what remains."""
+        self.check()
+        return max(0.001, min(per_read, self.remaining()))
+
+    def progress(self, count: int) -> None:
+        self.received += count
+        if self.extend_per_byte:
+            self.deadline = max(
+                self.deadline, self.start + self.seconds + self.received * self.extend_per_byte
+            )
+
+    def attach(self, connection: _GuardedConnection) -> None:
+        with self._lock:
+            if not self.done:
+                self._connections.add(connection)
+
+    def release(self, keep: object = None) -> None:
+        """Forget the connections of a finished exchange (they go back to the pool), but
+        ``keep`` (the connection a streamed answer is still read from)."""
+        with self._lock:
+            kept = {c for c in self._connections if c is keep}
+            self._connections = kept
+
+    def finish(self) -> None:
+        with self._lock:
+            self.done = True
+            self._connections.clear()
+
+    def fire(self) -> None:
+        """The watchdog's call at the deadline: shut the sockets down so blocked reads return."""
+        with self._lock:
+            if self.done:
+                return
+            self.expired = True
+            connections = list(self._connections)
+        for connection in connections:
+            connection.shut_down()
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[Operation]:
+        token = _CURRENT.set(self)
+        _WATCHDOG.watch(self)
+        try:
+            yield self
+        finally:
+            _CURRENT.reset(token)
+
+
+def current_operation() -> Operation | None:
+    return _CURRENT.get()
+
+
+class _Watchdog:
+    """One daemon thread for every operation's deadline (started on first use)."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Operation]] = []
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._counter = itertools.count()
+
+    def watch(self, operation: Operation) -> None:
+        with self._wake:
+            heapq.heappush(self._heap, (operation.deadline, next(self._counter), operation))
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="guard-registry-deadlines", daemon=True
+                )
+                self._thread.start()
+            if self._heap[0][2] is operation:  # the earliest deadline now: the sleeper must know
+                self._wake.notify()
+
+    def _run(self) -> None:
+        while True:
+            due: list[Operation] = []
+            with self._wake:
+                while not self._heap:
+                    self._wake.wait()
+                now = time.monotonic()
+                while self._heap and self._heap[0][0] <= now:
+                    _, _, operation = heapq.heappop(self._heap)
+                    if operation.done:
+                        continue
+                    if operation.deadline > now:  # it earned more time: watch it again
+                        heapq.heappush(self._heap, (operation.deadline, next(self._counter), operation))
+                        continue
+                    due.append(operation)
+                if not due:
+                    self._wake.wait(max(0.0, self._heap[0][0] - now) if self._heap else None)
+            for operation in due:
+                try:
+                    operation.fire()
+                except Exception:  # the watchdog must outlive any one operation
+                    log.exception("could not cut the connections of %s", operation.what)
+
+
+_WATCHDOG = _Watchdog()
+
+
+# --- the connection classes --------------------------------------------------------------------
+
+
+class _GuardedConnection(HTTPConnection):
+    """An urllib3 connection that resolves and checks addresses itself, and belongs to the
+    current operation while it is used (so the watchdog can shut it down)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._guard_lock = threading.Lock()
+        self._guard_handle: socket.socket | None = None
+        super().__init__(*args, **kwargs)
+
+    def _new_conn(self) -> socket.socket:
+        operation = current_operation()
+        if operation is None:
+            raise RegistryError("internal error: a registry connection outside of an operation")
+        policy = operation.policy
+        if self.proxy is not None or policy is None:  # the proxy (from the environment) resolves
+            sock = super()._new_conn()
+        else:
+            sock = self._connect_checked(operation, policy)
+        operation.attach(self)
+        with self._guard_lock:
+            self._guard_handle = socket.fromfd(sock.fileno(), sock.family, sock.type)
+        return sock
+
+    def _connect_checked(self, operation: Operation, policy: TargetPolicy) -> socket.socket:
+        host = self._dns_host.strip("[]")
+        infos = policy.addresses(host, self.port)
+        last: OSError | None = None
+        for family, kind, proto, _, sockaddr in infos:
+            sock = socket.socket(family, kind, proto)
+            try:
+                for option in self.socket_options or ():
+                    sock.setsockopt(*option)
+                sock.settimeout(operation.timeout(self.timeout if isinstance(self.timeout, float) else 60.0))
+                sock.connect(sockaddr)
+                return sock
+            except TimeoutError as err:
+                sock.close()
+                raise ConnectTimeoutError(self, f"Connection to {self.host} timed out") from err
+            except OSError as err:
+                sock.close()
+                last = err
+        raise NewConnectionError(self, f"Failed to establish a new connection: {last}")
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        operation = current_operation()
+        if operation is not None:
+            operation.attach(self)
+        super().request(*args, **kwargs)
+
+    def shut_down(self) -> None:
+        with self._guard_lock:
+            handle = self._guard_handle
+            if handle is not None:
+                with contextlib.suppress(OSError):
+                    handle.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        with self._guard_lock:
+            if self._guard_handle is not None:
+                self._guard_handle.close()
+                self._guard_handle = None
+        super().close()
+
+
+class _GuardedHTTPSConnection(_GuardedConnection, HTTPSConnection):
+    pass
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _GuardedConnection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _GuardedHTTPSConnection
+
+
+_POOLS: dict[str, type[HTTPConnectionPool]] = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
+class GuardedResponse(requests.Response):
+    """A response whose body is read under its operation's deadline: a read the watchdog cut,
+    or any transport failure while reading, is guard's error (never a requests traceback, never
+    a truncated body taken for a whole one)."""
+
+    guard_operation: Operation | None = None
+    guard_owner: bool = False
+
+    def iter_content(self, chunk_size: int | None = 1, decode_unicode: bool = False) -> Iterator[Any]:
+        return _guarded(self, super().iter_content(chunk_size, decode_unicode))
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            if self.guard_owner and self.guard_operation is not None:
+                self.guard_operation.finish()
+
+
+def _guarded(response: GuardedResponse, chunks: Iterator[Any]) -> Iterator[Any]:
+    operation = response.guard_operation
+    try:
+        for chunk in chunks:
+            if operation is not None:
+                operation.progress(len(chunk))
+                operation.check()
+            yield chunk
+        if operation is not None:
+            operation.check()
+    except (requests.RequestException, OSError, urllib3.exceptions.HTTPError) as err:
+        if operation is not None and (operation.expired or operation.remaining() <= 0):
+            operation.expired = True
+            raise operation.error() from err
+        host = operation.host if operation is not None else urlparse(response.url).netloc
+        raise RegistryError(f"registry {host}: reading the answer to {response.url} failed: {err}") from err
+    finally:
+        if response.guard_owner and operation is not None and operation.done is False:
+            # the whole body was read (or reading stopped): the operation is over
+            operation.finish()
+
+
+def hand_over(response: requests.Response, operation: Operation) -> None:
+    """A streamed answer leaves ``request``: its operation ends when the body is read or the
+    response closed; connections of earlier exchanges are released now."""
+    raw_connection = getattr(response.raw, "connection", None)
+    operation.release(keep=raw_connection)
+    if isinstance(response, GuardedResponse):
+        response.guard_owner = True
+
+
+class GuardAdapter(HTTPAdapter):
+    """requests' adapter with guard's connection classes (direct and through a proxy)."""
+
+    def build_response(self, req: requests.PreparedRequest, resp: Any) -> requests.Response:
+        response = super().build_response(req, resp)
+        response.__class__ = GuardedResponse
+        assert isinstance(response, GuardedResponse)
+        response.guard_operation = current_operation()
+        return response
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self._use_guarded(self.poolmanager)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        self._use_guarded(manager)
+        return manager
+
+    @staticmethod
+    def _use_guarded(manager: PoolManager) -> None:
+        manager.pool_classes_by_scheme = dict(_POOLS)
+        manager.key_fn_by_scheme = dict(manager.key_fn_by_scheme)
