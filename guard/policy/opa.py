@@ -43,7 +43,7 @@ class _Client(AsyncOpaClient):  # type: ignore[misc]
         )
 
 
-def _collect(result: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+def collect_decision_sets(result: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """``{"supply_chain": {"signature": {"deny": [...]}}}`` -> ``{"supply_chain.signature": {...}}``."""
     found: dict[str, Any] = {}
     for bundle, policies in result.items():
@@ -138,7 +138,7 @@ class OpaEngine:
                 f"{where}: no document at data.{self.settings.package_root}: is the policy bundle loaded?"
                 f" (found {str(answer)[:200]})"
             )
-        raw = _collect(answer["result"])
+        raw = collect_decision_sets(answer["result"])
         missing = sorted(set(self._expected) - set(raw))
         if missing:
             raise PolicyEngineError(
