@@ -19,6 +19,16 @@ test_decimal_rounds_half_away_from_zero if {
 	fmt.decimal(0.004, 2) == "0.00"
 }
 
+test_decimal_rounds_decimal_ties_up_whatever_the_float if {
+	fmt.decimal(1.005, 2) == "1.01"
+	fmt.decimal(2.675, 2) == "2.68"
+	fmt.decimal(0.15, 1) == "0.2"
+	fmt.decimal(0.125, 2) == "0.13"
+	fmt.int(0.1 * 25) == "3"
+	fmt.decimal(1853e30, 1) == "1.853e+33"
+	fmt.decimal(18535e29, 1) == "1.854e+33"
+}
+
 test_decimal_pads_small_values if {
 	fmt.decimal(0.5, 3) == "0.500"
 	fmt.decimal(0.007, 3) == "0.007"
@@ -35,13 +45,15 @@ test_large_and_small_numbers_are_written_out if {
 	fmt.decimal(1e6, 1) == "1000000.0"
 	fmt.int(1e21) == "1.000e+21"
 	fmt.number(1e40) == "1.000e+40"
-	fmt.number(9.9996e15) == "9.999e+15"
+	fmt.number(9.9994e15) == "9.999e+15"
+	fmt.number(9.9996e15) == "1.000e+16"
+	fmt.number(99999999999999992) == "1.000e+17"
 	fmt.decimal(1e300, 1) == "1.000e+300"
 	fmt.number(1e300) == "1.000e+300"
 	fmt.number(-1e300 * 1e300) == "-over 1e+308"
-	fmt.number(-1234567890123456.5) == "-1.234e+15"
+	fmt.number(-1234567890123456.5) == "-1.235e+15"
 	fmt.int(999999999999999) == "999999999999999"
-	fmt.decimal(-1853799697961663844654615017134489.6, 1) == "-1.853e+33"
+	fmt.decimal(-1853799697961663844654615017134489.6, 1) == "-1.854e+33"
 	fmt.number(1e15) == "1.000e+15"
 	fmt.number(70553706496) == "70553706496"
 	fmt.number(123456789.5) == "123456789.5"

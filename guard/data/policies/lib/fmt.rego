@@ -14,6 +14,13 @@ package guard.lib.fmt
 
 _scale := [1, 10, 100, 1000, 10000, 100000, 1000000]
 
+# The engines compute differently in the last bits (regorus: 64-bit floats; OPA: exact decimals):
+# 1.005 * 100 is 100.49999999999999 on regorus, 100.5 on OPA. A tie written in decimal (1.005 to
+# 2 places) must round the same on both: scaled values are nudged up by one part in 10^12 before
+# rounding, far above a float's error (10^-16), and by at most 10^-4 (a large figure shows its
+# units: 999999999999999 stays that).
+_nudged(s) := s + min([s * 0.000000000001, 0.0001])
+
 _zeros := "0000000"
 
 # x rounded half away from zero to `places` decimals (0 to 6), written with exactly that many:
@@ -25,7 +32,7 @@ decimal(x, places) := _large(x) if {
 } else := s if {
 	is_number(x)
 	scale := _scale[places]
-	n := round(abs(x) * scale)
+	n := round(_nudged(abs(x) * scale))
 	digits := format_int(n, 10)
 	padded := concat("", [substring(_zeros, 0, max([0, (places + 1) - count(digits)])), digits])
 	k := count(padded) - places
@@ -38,14 +45,17 @@ _fraction(padded, k, places) := concat("", [".", substring(padded, k, places)]) 
 
 # From 10^15 on, regorus (64-bit floats) and OPA (exact decimals) compute different low digits,
 # and format_int of a float literal differs too (OPA writes 1e40 as 9999999999999999999783...):
-# 4 significant digits (truncated) and the power of ten, found by comparison:
-# _large(1853799697961663844654615017134489.6) == "1.853e+33".
+# 4 significant digits, rounded, and the power of ten, found by comparison:
+# _large(1853799697961663844654615017134489.6) == "1.854e+33". The value is nudged up by one part
+# in 10^12 first: an input integer above 2^53 reaches regorus as the nearest float
+# (99999999999999992 is 1e17 there), and a figure at a boundary must go the same way on both.
 _limit := 1000000000000000
 
 _large(x) := concat("", [_sign(x, 1), "over 1e+308"]) if abs(x) > _power(308) # regorus: infinity
 else := concat("", [_sign(x, 1), substring(digits, 0, 1), ".", substring(digits, 1, 3), "e+", format_int(e, 10)]) if {
-	e := 15 + count([k | some k in numbers.range(16, 308); abs(x) >= _power(k)])
-	digits := format_int(floor((abs(x) / _power(e)) * 1000), 10)
+	a := abs(x) * 1.000000000001
+	e := 15 + count([k | some k in numbers.range(16, 308); a >= _power(k) * 0.99995])
+	digits := format_int(round((a / _power(e)) * 1000), 10)
 }
 
 _power(k) := to_number(concat("", ["1e", format_int(k, 10)]))
@@ -61,7 +71,7 @@ int(x) := _large(x) if {
 	abs(x) >= _limit
 } else := concat("", [_sign(x, n), format_int(n, 10)]) if {
 	is_number(x)
-	n := abs(round(x))
+	n := round(_nudged(abs(x)))
 } else := sprintf("%v", [x])
 
 # A number as short as it is exact to 3 decimals: number(2) == "2", number(2.0) == "2",
