@@ -8,6 +8,9 @@ without the tests (``opa build -b policies --ignore '*_test.rego' --ignore sampl
 Failures are ``PolicyEngineError`` with a message naming the server and what went wrong:
 unreachable, timed out, an HTTP error, no document at the package root (bundle not loaded),
 or policies of the local library missing on the server.
+
+Tested against OPA's own evaluator (``guard.testing.opa``: OPA's Go library behind a Data API
+server), with every sample of the library giving the embedded engine's violations and messages.
 """
 
 from __future__ import annotations
