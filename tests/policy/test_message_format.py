@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -100,3 +101,22 @@ def test_fmt_output_is_what_a_reader_expects(engines: Engines) -> None:
     assert theirs["number"] == ["700", "2", "131.449", "1.005", "-0.04", "8030261248", "0.5", "1.854e+33"]
     assert theirs["value"] == ['[1.5, "a"]', '{"b": 2}']
     assert not math.isnan(float(theirs["number"][0]))
+
+
+_NUMBER_VERB = re.compile(r"%[-+ #0]*\d*(?:\.\d+)?[dfFeEgGvxXob]")
+
+
+def test_library_messages_use_no_engine_dependent_verb(library: PolicyLibrary) -> None:
+    """sprintf's %d / %f / %v ... differ between regorus and OPA: the shipped library formats
+    numbers and values with guard.lib.fmt and %s (policies/README.md, "Writing a policy")."""
+    found = []
+    for module in library.modules():
+        if module.package == "guard.lib.fmt":
+            continue
+        for number, line in enumerate(module.text.splitlines(), 1):
+            code = line.split("#", 1)[0]
+            for call in re.finditer(r'sprintf\("((?:[^"\\]|\\.)*)"', code):
+                verbs = _NUMBER_VERB.findall(call.group(1).replace("%%", ""))
+                if verbs:
+                    found.append(f"{module.path.name}:{number}: {', '.join(verbs)}")
+    assert found == []
