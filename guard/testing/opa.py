@@ -2,7 +2,7 @@
 HTTP server speaking OPA's Data API that answers with it.
 
 ``new_opa(modules)`` loads Rego modules into OPA's own evaluator (``github.com/open-policy-agent/
-opa/v1/rego``, the version built into the wheel: ``OPA_VERSION``); ``evaluate_raw(opa, document)``
+opa/v1/rego``, the version built into the wheel: ``opa_version()``); ``evaluate_raw(opa, document)``
 returns the ``deny`` / ``warn`` sets of every policy, in the shape of
 ``EmbeddedEngine.evaluate_raw``, so the two engines can be compared rule by rule and message by
 message.
@@ -23,18 +23,18 @@ are installed on their own with ``pip install --ignore-requires-python`` (Makefi
 from __future__ import annotations
 
 import json
+import re
 import ssl
 import threading
 from collections.abc import Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from guard.policy.library import RegoFile
 from guard.policy.opa import collect_decision_sets
 
-# The OPA module version linked into libopabridge.so of opa-golib-python-bindings 0.4.4.
-OPA_VERSION = "v1.20.2"
 INSTALL_HINT = (
     "install OPA's Go library bindings: .venv/bin/python -m pip install --ignore-requires-python "
     "'opa-golib-python-bindings==0.4.4' (see the Makefile)"
@@ -54,6 +54,17 @@ def bindings() -> Any:
     return opa_bindings
 
 
+def opa_version() -> str:
+    """The OPA module version linked into the bindings' libopabridge.so, from its Go build info
+    (the tab-separated line ``dep github.com/open-policy-agent/opa v1.20.2 h1:...``)."""
+    library = Path(bindings().__file__).parent / "libopabridge.so"
+    pattern = rb"\tgithub\.com/open-policy-agent/opa\t(v[0-9][0-9A-Za-z.+-]*)\t"
+    found = re.search(pattern, library.read_bytes())
+    if found is None:
+        raise OpaUnavailableError(f"{library}: no Go build info naming github.com/open-policy-agent/opa")
+    return found.group(1).decode()
+
+
 def new_opa(modules: Sequence[RegoFile]) -> Any:
     """An OPA engine (``opa_bindings.OpaEngine``) with the modules loaded; ``close()`` it."""
     module = bindings()
@@ -61,8 +72,8 @@ def new_opa(modules: Sequence[RegoFile]) -> Any:
         engine = module.OpaEngine()
     except OSError as err:  # libopabridge.so: wrong platform, glibc older than 2.34
         raise OpaUnavailableError(f"OPA's Go library does not load here: {err}") from err
-    for module in modules:
-        engine.add_policy(str(module.path), module.text)
+    for rego in modules:
+        engine.add_policy(str(rego.path), rego.text)
     return engine
 
 

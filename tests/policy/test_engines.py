@@ -30,7 +30,7 @@ from guard.policy.examples import example_input
 from guard.policy.library import PolicyLibrary, default_library_dir, load_library
 from guard.policy.opa import OpaEngine
 from guard.policy.settings import OpaEngineSettings, PolicySettings
-from guard.testing.opa import OpaServer, evaluate_raw, new_opa
+from guard.testing.opa import OpaServer, evaluate_raw, new_opa, opa_version
 
 
 def _deny(policy: str) -> Enforcement:
@@ -209,6 +209,12 @@ VARIANTS: dict[str, Callable[[Any], Any]] = {
     "tiny": _numbers(lambda x: x * 1.5e-7),
     "odd-strings": lambda v: v + ' "\u00e9\t<\u2028\u00a0\x7f\x01' if isinstance(v, str) else v,
 }
+
+
+def test_the_opa_tested_against_is_the_documented_one() -> None:
+    """README names the OPA version the library is tested against: keep it true when the pin of
+    opa-golib-python-bindings (Makefile) moves."""
+    assert opa_version() == "v1.20.2"
 
 
 def test_every_sample_gives_the_same_violations_and_messages_on_opa(
