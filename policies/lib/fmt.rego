@@ -17,34 +17,41 @@ package guard.lib.fmt
 
 _scale := [1, 10, 100, 1000, 10000, 100000, 1000000]
 
-# The engines compute differently in the last bits (regorus: 64-bit floats; OPA: exact decimals):
-# 1.005 * 100 is 100.49999999999999 on regorus, 100.5 on OPA. A tie written in decimal (1.005 to
-# 2 places) must round the same on both: scaled values are nudged up by one part in 10^12 before
-# rounding, far above a float's error (10^-16), and by at most 10^-4 (a large figure shows its
-# units: 999999999999999 stays that).
-_nudged(s) := s + min([s * 0.000000000001, 0.0001])
+_zeros := "000000"
 
-_zeros := "0000000"
+# The engines compute differently in the last bits (regorus: 64-bit floats; OPA: exact decimals):
+# 1.005 * 100 is 100.49999999999999 on regorus, 100.5 on OPA. So that a tie written in decimal
+# (1.005 to 2 places) rounds the same way on both, a fraction is rounded after adding 10^-4 of the
+# last place shown, and no more than 11 significant digits are computed (the float's error stays
+# under 10^-5 of that place): 123456789.126 to 3 places is 123456789.130 (number(): 123456789.13).
 
 # x rounded half away from zero to `places` decimals (0 to 6), written with exactly that many:
 # decimal(700, 1) == "700.0", decimal(131.449, 1) == "131.4", decimal(-0.04, 1) == "0.0";
-# from 10^15 on, in the form of _large.
+# from 10^15 on, in the form of _large. The whole part and the fraction are rounded apart.
 decimal(x, places) := _large(x) if {
 	is_number(x)
 	abs(x) >= _limit
 } else := s if {
 	is_number(x)
-	scale := _scale[places]
-	n := round(_nudged(abs(x) * scale))
-	digits := format_int(n, 10)
-	padded := concat("", [substring(_zeros, 0, max([0, (places + 1) - count(digits)])), digits])
-	k := count(padded) - places
-	s := concat("", [_sign(x, n), substring(padded, 0, k), _fraction(padded, k, places)])
+	_scale[places]
+	whole := floor(abs(x))
+	shown := min([places, max([0, 11 - count(format_int(whole, 10))])])
+	scale := _scale[shown]
+	f := round(((abs(x) - whole) * scale) + 0.0001) # 0 .. scale
+	carry := floor(f / scale) # 1 when the fraction rounds up to the next unit
+	units := whole + carry
+	fraction := f - (carry * scale)
+	s := concat("", [_sign(x, units + fraction), format_int(units, 10), _fraction(fraction, shown, places)])
 } else := sprintf("%v", [x])
 
 _fraction(_, _, 0) := ""
 
-_fraction(padded, k, places) := concat("", [".", substring(padded, k, places)]) if places > 0
+_fraction(_, 0, places) := concat("", [".", substring(_zeros, 0, places)]) if places > 0
+
+_fraction(f, shown, places) := concat("", [".", substring(_zeros, 0, shown - count(digits)), digits, substring(_zeros, 0, places - shown)]) if {
+	shown > 0
+	digits := format_int(f, 10)
+}
 
 # From 10^15 on, regorus (64-bit floats) and OPA (exact decimals) compute different low digits,
 # and format_int of a float literal differs too (OPA writes 1e40 as 9999999999999999999783...):
@@ -74,11 +81,13 @@ int(x) := _large(x) if {
 	abs(x) >= _limit
 } else := concat("", [_sign(x, n), format_int(n, 10)]) if {
 	is_number(x)
-	n := round(_nudged(abs(x)))
+	whole := floor(abs(x))
+	n := whole + round((abs(x) - whole) + 0.0001)
 } else := sprintf("%v", [x])
 
-# A number as short as it is exact to 3 decimals: number(2) == "2", number(2.0) == "2",
-# number(0.5) == "0.5", number(1.0625) == "1.063", number(8030261248) == "8030261248".
+# A number as short as it is exact to 3 decimals (11 significant digits at most):
+# number(2) == "2", number(2.0) == "2", number(0.5) == "0.5", number(1.0625) == "1.063",
+# number(8030261248) == "8030261248".
 number(x) := int(x) if {
 	is_number(x)
 	abs(x) >= _limit

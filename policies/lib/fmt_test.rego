@@ -29,6 +29,19 @@ test_decimal_rounds_decimal_ties_up_whatever_the_float if {
 	fmt.decimal(18535e29, 1) == "1.854e+33"
 }
 
+test_decimal_computes_11_significant_digits_at_most if {
+	fmt.decimal(9007199254741.375, 3) == "9007199254741.000"
+	fmt.number(9007199254741.375) == "9007199254741"
+	fmt.decimal(123456789.123, 3) == "123456789.120"
+	fmt.number(123456789.126) == "123456789.13"
+	fmt.decimal(99999999999.96, 1) == "100000000000.0"
+	fmt.decimal(17592186044416.22, 3) == "17592186044416.000"
+	fmt.number(17592186044416.22) == "17592186044416"
+	fmt.decimal(123456789012.5, 2) == "123456789013.00"
+	fmt.decimal(9.9999, 3) == "10.000"
+	fmt.decimal(-9.9999, 0) == "-10"
+}
+
 test_decimal_pads_small_values if {
 	fmt.decimal(0.5, 3) == "0.500"
 	fmt.decimal(0.007, 3) == "0.007"
