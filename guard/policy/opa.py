@@ -8,6 +8,9 @@ without the tests (``opa build -b policies --ignore '*_test.rego' --ignore sampl
 Failures are ``PolicyEngineError`` with a message naming the server and what went wrong:
 unreachable, timed out, an HTTP error, no document at the package root (bundle not loaded),
 or policies of the local library missing on the server.
+
+Tested against OPA's own evaluator (``guard.testing.opa``: OPA's Go library behind a Data API
+server), with every sample of the library giving the embedded engine's violations and messages.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ class _Client(AsyncOpaClient):  # type: ignore[misc]
         )
 
 
-def _collect(result: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+def collect_decision_sets(result: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """``{"supply_chain": {"signature": {"deny": [...]}}}`` -> ``{"supply_chain.signature": {...}}``."""
     found: dict[str, Any] = {}
     for bundle, policies in result.items():
@@ -138,7 +141,7 @@ class OpaEngine:
                 f"{where}: no document at data.{self.settings.package_root}: is the policy bundle loaded?"
                 f" (found {str(answer)[:200]})"
             )
-        raw = _collect(answer["result"])
+        raw = collect_decision_sets(answer["result"])
         missing = sorted(set(self._expected) - set(raw))
         if missing:
             raise PolicyEngineError(

@@ -30,8 +30,10 @@ co2e_kg := ((((input.workload.gpu.total * board_w) * hours) / 1000) * input.clus
 
 remaining_kg := input.tenant.carbon.budgetKgCO2e - input.tenant.carbon.usedKgCO2e
 
-estimate := sprintf("%d GPUs x %.0f W x %.1f h = %.1f kWh x %.0f g/kWh = %.1f kg CO2e", [
-	input.workload.gpu.total, board_w, hours, energy_kwh, input.cluster.gridIntensityGPerKWh, co2e_kg,
+estimate := sprintf("%s GPUs x %s W x %s h = %s kWh x %s g/kWh = %s kg CO2e", [
+	data.guard.lib.fmt.number(input.workload.gpu.total), data.guard.lib.fmt.decimal(board_w, 0),
+	data.guard.lib.fmt.decimal(hours, 1), data.guard.lib.fmt.decimal(energy_kwh, 1),
+	data.guard.lib.fmt.decimal(input.cluster.gridIntensityGPerKWh, 0), data.guard.lib.fmt.decimal(co2e_kg, 1),
 ])
 
 deny contains v if {
@@ -42,8 +44,8 @@ deny contains v if {
 		"rule": "carbon_budget_exceeded",
 		"severity": "medium",
 		"controls": controls,
-		"message": sprintf("%s %q: estimated %s; tenant %q has %.1f kg CO2e left of its budget", [
-			input.workload.kind, input.workload.name, estimate, input.tenant.name, remaining_kg,
+		"message": sprintf("%s %q: estimated %s; tenant %q has %s kg CO2e left of its budget", [
+			input.workload.kind, input.workload.name, estimate, input.tenant.name, data.guard.lib.fmt.decimal(remaining_kg, 1),
 		]),
 	}
 }
@@ -57,8 +59,8 @@ warn contains v if {
 		"rule": "carbon_budget_low",
 		"severity": "low",
 		"controls": controls,
-		"message": sprintf("%s %q: estimated %s uses over 80%% of tenant %q's remaining %.1f kg CO2e", [
-			input.workload.kind, input.workload.name, estimate, input.tenant.name, remaining_kg,
+		"message": sprintf("%s %q: estimated %s uses over 80%% of tenant %q's remaining %s kg CO2e", [
+			input.workload.kind, input.workload.name, estimate, input.tenant.name, data.guard.lib.fmt.decimal(remaining_kg, 1),
 		]),
 	}
 }

@@ -3,6 +3,8 @@
 # Resolved GPU devices count towards the quota in guard.gpu.quota.
 package guard.gpu.dra
 
+import data.guard.lib.fmt
+
 controls := ["NIST-AI-RMF GOVERN-1.4", "CIS-K8s 5.7.1"]
 
 deny contains v if {
@@ -12,8 +14,8 @@ deny contains v if {
 		"rule": "claim_unresolved",
 		"severity": "medium",
 		"controls": controls,
-		"message": sprintf("resource claim %q (claim %v, template %v) could not be resolved: guard cannot count its devices (fail closed)", [
-			claim.name, claim.resourceClaimName, claim.resourceClaimTemplateName,
+		"message": sprintf("resource claim %q (claim %s, template %s) could not be resolved: guard cannot count its devices (fail closed)", [
+			claim.name, fmt.value(claim.resourceClaimName), fmt.value(claim.resourceClaimTemplateName),
 		]),
 	}
 }

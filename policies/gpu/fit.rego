@@ -4,6 +4,8 @@
 # Weights are a lower bound (activations and KV cache need more): close calls are warned.
 package guard.gpu.fit
 
+import data.guard.lib.fmt
+
 controls := ["NIST-AI-RMF MEASURE-2.6", "NIST-AI-RMF MANAGE-2.1"]
 
 headroom := 0.9
@@ -95,8 +97,9 @@ deny contains v if {
 		"controls": controls,
 		"container": c.name,
 		"artifact": a.ref,
-		"message": sprintf("%s %q: model %s needs %.1f GiB for %d parameters in %s; its GPUs give %.1f GiB (%s)", [
-			c.type, c.name, a.ref, need, a.facts.model.parameterCount, weight_type(a.facts.model), have, gpu_text(g),
+		"message": sprintf("%s %q: model %s needs %s GiB for %s parameters in %s; its GPUs give %s GiB (%s)", [
+			c.type, c.name, a.ref, fmt.decimal(need, 1), fmt.number(a.facts.model.parameterCount),
+			weight_type(a.facts.model), fmt.decimal(have, 1), gpu_text(g),
 		]),
 	}
 }
@@ -113,8 +116,8 @@ warn contains v if {
 		"controls": controls,
 		"container": c.name,
 		"artifact": a.ref,
-		"message": sprintf("%s %q: model %s weights take %.1f of %.1f GiB (%s): little room left for activations and KV cache", [
-			c.type, c.name, a.ref, need, have, gpu_text(g),
+		"message": sprintf("%s %q: model %s weights take %s of %s GiB (%s): little room left for activations and KV cache", [
+			c.type, c.name, a.ref, fmt.decimal(need, 1), fmt.decimal(have, 1), gpu_text(g),
 		]),
 	}
 }
@@ -128,8 +131,9 @@ warn contains v if {
 		"controls": controls,
 		"container": c.name,
 		"artifact": a.ref,
-		"message": sprintf("%s %q: model %s does not state parameterCount and a known precision (found %v, %v): fit not checked", [
-			c.type, c.name, a.ref, object.get(a, ["facts", "model", "parameterCount"], null), object.get(a, ["facts", "model", "precision"], null),
+		"message": sprintf("%s %q: model %s does not state parameterCount and a known precision (found %s, %s): fit not checked", [
+			c.type, c.name, a.ref, fmt.value(object.get(a, ["facts", "model", "parameterCount"], null)),
+			fmt.value(object.get(a, ["facts", "model", "precision"], null)),
 		]),
 	}
 }
@@ -144,13 +148,13 @@ warn contains v if {
 		"controls": controls,
 		"container": c.name,
 		"artifact": a.ref,
-		"message": sprintf("%s %q: GPU product not pinned or not in the cluster facts (found %v): fit of model %s not checked", [
-			c.type, c.name, products, a.ref,
+		"message": sprintf("%s %q: GPU product not pinned or not in the cluster facts (found %s): fit of model %s not checked", [
+			c.type, c.name, fmt.value(products), a.ref,
 		]),
 	}
 }
 
 gpu_text(g) := concat(", ", array.concat(
-	[sprintf("%d x %s", [n, r]) | some r, n in g.effective],
-	[sprintf("%d x DRA GPU", [g.dra]) | g.dra > 0],
+	[sprintf("%s x %s", [fmt.number(n), r]) | some r, n in g.effective],
+	[sprintf("%s x DRA GPU", [fmt.number(g.dra)]) | g.dra > 0],
 ))

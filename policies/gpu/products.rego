@@ -2,6 +2,8 @@
 # required node affinity on nvidia.com/gpu.product, or node pools of those products.
 package guard.gpu.products
 
+import data.guard.lib.fmt
+
 controls := ["NIST-AI-RMF GOVERN-1.4", "NIST-AI-RMF MANAGE-2.1"]
 
 # The GPU products the pod is confined to ([] when it is not confined: see input.schema.json).
@@ -20,8 +22,8 @@ deny contains v if {
 		"rule": "gpu_product_unconstrained",
 		"severity": "medium",
 		"controls": controls,
-		"message": sprintf("%s %q requests GPUs without choosing a product: expected nodeSelector or required affinity on nvidia.com/gpu.product in %v", [
-			input.workload.kind, input.workload.name, input.tenant.gpu.products,
+		"message": sprintf("%s %q requests GPUs without choosing a product: expected nodeSelector or required affinity on nvidia.com/gpu.product in %s", [
+			input.workload.kind, input.workload.name, fmt.value(input.tenant.gpu.products),
 		]),
 	}
 }
@@ -35,8 +37,8 @@ deny contains v if {
 		"rule": "gpu_product_not_allowed",
 		"severity": "medium",
 		"controls": controls,
-		"message": sprintf("%s %q may land on GPU product %q; tenant %q may use %v", [
-			input.workload.kind, input.workload.name, product, input.tenant.name, input.tenant.gpu.products,
+		"message": sprintf("%s %q may land on GPU product %q; tenant %q may use %s", [
+			input.workload.kind, input.workload.name, product, input.tenant.name, fmt.value(input.tenant.gpu.products),
 		]),
 	}
 }
@@ -49,8 +51,8 @@ warn contains v if {
 		"rule": "gpu_product_unknown",
 		"severity": "low",
 		"controls": controls,
-		"message": sprintf("GPU product %q is not in the cluster facts (known: %v): memory and power checks cannot use it", [
-			product, object.keys(input.cluster.gpuProducts),
+		"message": sprintf("GPU product %q is not in the cluster facts (known: %s): memory and power checks cannot use it", [
+			product, fmt.value(object.keys(input.cluster.gpuProducts)),
 		]),
 	}
 }

@@ -3,6 +3,8 @@
 # GPU devices of DRA resource claims.
 package guard.gpu.quota
 
+import data.guard.lib.fmt
+
 controls := ["NIST-AI-RMF GOVERN-1.4", "CIS-K8s 5.7.1"]
 
 deny contains v if {
@@ -15,7 +17,7 @@ deny contains v if {
 		"severity": "medium",
 		"controls": controls,
 		"container": c.name,
-		"message": sprintf("%s %q requests %d GPUs; tenant %q allows at most %d per container", [c.type, c.name, c.gpu.count, input.tenant.name, cap]),
+		"message": sprintf("%s %q requests %s GPUs; tenant %q allows at most %s per container", [c.type, c.name, fmt.number(c.gpu.count), input.tenant.name, fmt.number(cap)]),
 	}
 }
 
@@ -27,9 +29,9 @@ deny contains v if {
 		"rule": "gpu_per_pod_exceeded",
 		"severity": "medium",
 		"controls": controls,
-		"message": sprintf("%s %q requests %d GPUs per pod (%d extended resources, %d DRA devices); tenant %q allows at most %d", [
-			input.workload.kind, input.workload.name, input.workload.gpu.total, input.workload.gpu.extended,
-			input.workload.gpu.dra, input.tenant.name, cap,
+		"message": sprintf("%s %q requests %s GPUs per pod (%s extended resources, %s DRA devices); tenant %q allows at most %s", [
+			input.workload.kind, input.workload.name, fmt.number(input.workload.gpu.total), fmt.number(input.workload.gpu.extended),
+			fmt.number(input.workload.gpu.dra), input.tenant.name, fmt.number(cap),
 		]),
 	}
 }

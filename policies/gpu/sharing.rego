@@ -3,6 +3,8 @@
 # a GPU is never shared across tenants.
 package guard.gpu.sharing
 
+import data.guard.lib.fmt
+
 controls := ["NIST-AI-RMF MEASURE-2.7", "EU-AI-Act Art.15"]
 
 # The node pools the pod is confined to ([] when it is not confined).
@@ -54,8 +56,8 @@ deny contains v if {
 		"severity": "high",
 		"controls": controls,
 		"container": c.name,
-		"message": sprintf("%s %q: node pool %q shares GPUs (sharing=%s, tenant=%v); expected a time-sliced pool dedicated to tenant %s", [
-			c.type, c.name, pool.name, pool.sharing, pool.tenant, tenant_name,
+		"message": sprintf("%s %q: node pool %q shares GPUs (sharing=%s, tenant=%s); expected a time-sliced pool dedicated to tenant %s", [
+			c.type, c.name, pool.name, pool.sharing, fmt.value(pool.tenant), tenant_name,
 		]),
 	}
 }

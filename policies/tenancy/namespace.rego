@@ -2,6 +2,8 @@
 # that belongs to a tenant.
 package guard.tenancy.namespace
 
+import data.guard.lib.fmt
+
 controls := ["NIST-AI-RMF GOVERN-2.1", "ISO-42001 A.3.2"]
 
 deny contains v if {
@@ -12,8 +14,8 @@ deny contains v if {
 		"rule": "namespace_without_tenant",
 		"severity": "high",
 		"controls": controls,
-		"message": sprintf("namespace %q belongs to no tenant (tenants: %v): AI workloads run only in tenant namespaces", [
-			input.request.namespace, [t.name | some t in input.otherTenants],
+		"message": sprintf("namespace %q belongs to no tenant (tenants: %s): AI workloads run only in tenant namespaces", [
+			input.request.namespace, fmt.value([t.name | some t in input.otherTenants]),
 		]),
 	}
 }

@@ -3,6 +3,8 @@
 # never tolerating the taints that keep other tenants off their pools.
 package guard.tenancy.node_pools
 
+import data.guard.lib.fmt
+
 controls := ["NIST-AI-RMF GOVERN-1.4", "NIST-AI-RMF MEASURE-2.7"]
 
 # The node pools the pod is confined to ([] when it is not confined).
@@ -19,8 +21,8 @@ deny contains v if {
 		"rule": "gpu_pool_unconstrained",
 		"severity": "high",
 		"controls": controls,
-		"message": sprintf("%s %q requests GPUs without a nodeSelector or affinity confining it to tenant %q's node pools %v", [
-			input.workload.kind, input.workload.name, input.tenant.name, input.tenant.gpu.nodePools,
+		"message": sprintf("%s %q requests GPUs without a nodeSelector or affinity confining it to tenant %q's node pools %s", [
+			input.workload.kind, input.workload.name, input.tenant.name, fmt.value(input.tenant.gpu.nodePools),
 		]),
 	}
 }
@@ -34,8 +36,8 @@ deny contains v if {
 		"rule": "gpu_pool_not_tenant",
 		"severity": "high",
 		"controls": controls,
-		"message": sprintf("%s %q may land on node pool %q; tenant %q may use %v", [
-			input.workload.kind, input.workload.name, name, input.tenant.name, input.tenant.gpu.nodePools,
+		"message": sprintf("%s %q may land on node pool %q; tenant %q may use %s", [
+			input.workload.kind, input.workload.name, name, input.tenant.name, fmt.value(input.tenant.gpu.nodePools),
 		]),
 	}
 }
@@ -69,8 +71,8 @@ deny contains v if {
 		"rule": "tolerates_other_tenant_pool",
 		"severity": "high",
 		"controls": controls,
-		"message": sprintf("%s %q tolerates taint %s=%v:%s of node pool %q, dedicated to tenant %q (toleration %v)", [
-			input.workload.kind, input.workload.name, taint.key, taint.value, taint.effect, pool.name, pool.tenant, t,
+		"message": sprintf("%s %q tolerates taint %s=%s:%s of node pool %q, dedicated to tenant %q (toleration %s)", [
+			input.workload.kind, input.workload.name, taint.key, fmt.value(taint.value), taint.effect, pool.name, pool.tenant, fmt.value(t),
 		]),
 	}
 }

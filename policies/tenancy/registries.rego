@@ -2,6 +2,8 @@
 # and never from another tenant's.
 package guard.tenancy.registries
 
+import data.guard.lib.fmt
+
 controls := ["NIST-AI-RMF GOVERN-6.1", "NIST-AI-RMF MAP-4.1", "ISO-42001 A.10.3"]
 
 # name is one of the prefixes or under one ("registry/path" or "registry/path/..."): one
@@ -38,7 +40,7 @@ deny contains v if {
 		"severity": "high",
 		"controls": controls,
 		"artifact": a.ref,
-		"message": sprintf("%s: tenant %q takes models only from %v, found %s", [where(a), input.tenant.name, input.tenant.registries, a.name]),
+		"message": sprintf("%s: tenant %q takes models only from %s, found %s", [where(a), input.tenant.name, fmt.value(input.tenant.registries), a.name]),
 	}
 }
 
@@ -51,8 +53,8 @@ deny contains v if {
 		"severity": "critical",
 		"controls": controls,
 		"artifact": a.ref,
-		"message": sprintf("artifact %s (%s of %s) belongs to tenant %q; tenant %q may not use it (expected one of %v)", [
-			a.ref, a.source, concat(", ", a.usedBy), owner, input.tenant.name, input.tenant.registries,
+		"message": sprintf("artifact %s (%s of %s) belongs to tenant %q; tenant %q may not use it (expected one of %s)", [
+			a.ref, a.source, concat(", ", a.usedBy), owner, input.tenant.name, fmt.value(input.tenant.registries),
 		]),
 	}
 }

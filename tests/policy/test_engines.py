@@ -1,18 +1,23 @@
-"""Both engines, the same decisions: embedded regorus, and the OPA engine against a Data API server.
+"""Both engines, the same decisions and the same messages: embedded regorus, and real OPA.
 
-The OPA path is tested against guard.testing.opa.FakeOpaServer (OPA's Data API over HTTP, answered
-by regorus), not against a real OPA: no opa binary can be installed here.
+Real OPA is OPA's Go library in process (guard.testing.opa, PyPI opa-golib-python-bindings): every
+sample of the library (and variants of them with other numbers and strings) gives the very same
+violations, messages included, under both engines; the library's Rego tests pass on OPA too. The
+OPA engine (guard.policy.opa, an HTTP client) is tested against guard.testing.opa.OpaServer, OPA's
+Data API over HTTP answered by that same OPA evaluator.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import socket
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,7 +30,7 @@ from guard.policy.examples import example_input
 from guard.policy.library import PolicyLibrary, default_library_dir, load_library
 from guard.policy.opa import OpaEngine
 from guard.policy.settings import OpaEngineSettings, PolicySettings
-from guard.testing.opa import FakeOpaServer
+from guard.testing.opa import OpaServer, evaluate_raw, new_opa, opa_version
 
 
 def _deny(policy: str) -> Enforcement:
@@ -157,12 +162,143 @@ def test_undefined_decision_rule_is_refused(tmp_path: Path) -> None:
     assert engine.evaluate_sync({"never": True}).denials[0].rule == "r"
 
 
-# --- the OPA engine, against a Data API server backed by regorus ------------------------------
+# --- real OPA in process: the same violations, messages included ----------------------------
 
 
 @pytest.fixture(scope="module")
-def opa(library: PolicyLibrary) -> Iterator[FakeOpaServer]:
-    with FakeOpaServer(library.modules()) as server:
+def real_opa(library: PolicyLibrary) -> Iterator[Any]:
+    opa = new_opa(library.modules())
+    yield opa
+    opa.close()
+
+
+def _canonical(raw: dict[str, Any]) -> dict[str, dict[str, list[str]]]:
+    """Violations as sorted JSON texts: a set has no order an engine must keep."""
+    return {
+        policy: {rule: sorted(json.dumps(v, sort_keys=True) for v in found) for rule, found in sets.items()}
+        for policy, sets in raw.items()
+    }
+
+
+def _messages(raw: dict[str, Any]) -> list[str]:
+    return sorted(v["message"] for sets in raw.values() for found in sets.values() for v in found)
+
+
+def _walk(value: Any, change: Callable[[Any], Any]) -> Any:
+    if isinstance(value, dict):
+        return {k: _walk(v, change) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_walk(v, change) for v in value]
+    return change(value)
+
+
+def _numbers(change: Callable[[float], float]) -> Callable[[Any], Any]:
+    def each(value: Any) -> Any:
+        is_number = isinstance(value, int | float) and not isinstance(value, bool)
+        return change(value) if is_number else value
+
+    return each
+
+
+# Variants of every sample: what the samples do not show but inputs hold (fractional GPU counts,
+# integral floats from JSON "2.0", huge and tiny figures, characters the engines escape).
+VARIANTS: dict[str, Callable[[Any], Any]] = {
+    "as-floats": _numbers(float),
+    "plus-a-quarter": _numbers(lambda x: x + 0.25),
+    "huge": _numbers(lambda x: x * 123456789.5),
+    "tiny": _numbers(lambda x: x * 1.5e-7),
+    "odd-strings": lambda v: v + ' "\u00e9\t<\u2028\u00a0\x7f\x01' if isinstance(v, str) else v,
+}
+
+
+def test_the_opa_tested_against_is_the_documented_one() -> None:
+    """README names the OPA version the library is tested against: keep it true when the pin of
+    opa-golib-python-bindings (Makefile) moves."""
+    assert opa_version() == "v1.20.2"
+
+
+def test_every_sample_gives_the_same_violations_and_messages_on_opa(
+    real_opa: Any, engine: EmbeddedEngine
+) -> None:
+    messages = 0
+    for path in _samples():
+        document = json.loads(path.read_text())
+        ours, theirs = engine.evaluate_raw(document), evaluate_raw(real_opa, document)
+        assert _canonical(theirs) == _canonical(ours), path.name
+        found = _messages(theirs)
+        assert not [m for m in found if "%!" in m], path.name  # Go's fmt: a verb that did not fit
+        messages += len(found)
+    assert messages >= 60  # the samples' denials and warnings, all compared
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_sample_variants_give_the_same_violations_and_messages_on_opa(
+    variant: str, real_opa: Any, engine: EmbeddedEngine
+) -> None:
+    change = VARIANTS[variant]
+    for path in _samples():
+        document = _walk(json.loads(path.read_text()), change)
+        ours, theirs = engine.evaluate_raw(document), evaluate_raw(real_opa, document)
+        assert _canonical(theirs) == _canonical(ours), f"{variant} {path.name}"
+
+
+def test_the_garbled_messages_are_fixed(real_opa: Any) -> None:
+    """OPA's sprintf("%.1f", [700]) is "%!f(int64=700)": these messages read right on OPA now."""
+    root = default_library_dir()
+    carbon = json.loads((root / "carbon/samples/denied/budget--carbon_budget_exceeded.json").read_text())
+    [denial] = evaluate_raw(real_opa, carbon)["carbon.budget"]["deny"]
+    assert "x 700 W x 2000.0 h = 11200.0 kWh x 475 g/kWh = 5320.0 kg CO2e" in denial["message"]
+    assert "has 4000.0 kg CO2e left" in denial["message"]
+    fit = json.loads((root / "gpu/samples/denied/fit--model_exceeds_gpu_memory--mig.json").read_text())
+    [denial] = evaluate_raw(real_opa, fit)["gpu.fit"]["deny"]
+    assert "needs 15.0 GiB for 8030261248 parameters in bf16; its GPUs give 10.0 GiB" in denial["message"]
+
+
+def test_the_library_rego_tests_pass_on_opa(library: PolicyLibrary) -> None:
+    """What `opa test policies/` checks: every test_* rule is true under OPA too (one query per
+    test package: its document holds the rules that are true, an undefined test is absent)."""
+    with_tests = new_opa(library.modules(with_tests=True))
+    ran, failed = 0, []
+    try:
+        for module in library.tests:
+            document = with_tests.eval_document(module.package)
+            for rule in re.findall(r"^(test_[A-Za-z0-9_]+)\b", module.text, re.MULTILINE):
+                ran += 1
+                if document.get(rule) is not True:
+                    failed.append(f"{module.package}.{rule}: {document.get(rule, 'undefined')}")
+    finally:
+        with_tests.close()
+    assert ran >= 130
+    assert failed == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known: carbon.budget compares co2e_kg > remaining_kg in float arithmetic (regorus) vs "
+    "exact decimals (OPA): a budget of 0.3 - 0.1 kg against an estimate of 0.2 kg is denied by "
+    "regorus, warned by OPA; the decision lines are the carbon policy owner's to change",
+)
+def test_a_decimal_tie_in_the_carbon_budget_decides_the_same(real_opa: Any, engine: EmbeddedEngine) -> None:
+    document = json.loads(
+        (default_library_dir() / "carbon/samples/denied/budget--carbon_budget_exceeded.json").read_text()
+    )
+    document["workload"]["gpu"]["total"] = 1
+    document["workload"]["durationHours"] = 1
+    document["cluster"]["gridIntensityGPerKWh"] = 1000
+    for product in document["cluster"]["gpuProducts"].values():
+        product["boardPowerW"] = 200  # 1 GPU x 200 W x 1 h = 0.2 kWh x 1000 g/kWh = 0.2 kg
+    document["tenant"]["carbon"] = {"budgetKgCO2e": 0.3, "usedKgCO2e": 0.1}
+    ours = engine.evaluate_raw(document)["carbon.budget"]
+    theirs = evaluate_raw(real_opa, document)["carbon.budget"]
+    assert _canonical({"c": theirs}) == _canonical({"c": ours})
+
+
+# --- the OPA engine, against OPA's Data API answered by OPA's evaluator --------------------
+
+
+@pytest.fixture(scope="module")
+def opa(library: PolicyLibrary) -> Iterator[OpaServer]:
+    with OpaServer(library.modules()) as server:
         yield server
 
 
@@ -172,7 +308,7 @@ def _opa_engine(url: str, library: PolicyLibrary, **settings: object) -> OpaEngi
 
 
 async def test_opa_engine_gives_the_same_decisions(
-    opa: FakeOpaServer, engine: EmbeddedEngine, library: PolicyLibrary
+    opa: OpaServer, engine: EmbeddedEngine, library: PolicyLibrary
 ) -> None:
     remote = _opa_engine(opa.url, library)
     try:
@@ -200,7 +336,7 @@ async def test_opa_unreachable(library: PolicyLibrary) -> None:
 
 
 async def test_opa_timeout(library: PolicyLibrary) -> None:
-    with FakeOpaServer(library.modules(), hang=True) as server:
+    with OpaServer(library.modules(), hang=True) as server:
         remote = _opa_engine(server.url, library, timeout_seconds=0.2)
         try:
             with pytest.raises(PolicyEngineError, match=r"no answer within 0.2s"):
@@ -210,7 +346,7 @@ async def test_opa_timeout(library: PolicyLibrary) -> None:
 
 
 async def test_opa_http_error(library: PolicyLibrary) -> None:
-    with FakeOpaServer(library.modules(), status=500) as server:
+    with OpaServer(library.modules(), status=500) as server:
         remote = _opa_engine(server.url, library)
         try:
             with pytest.raises(PolicyEngineError, match="HTTP 500"):
@@ -219,7 +355,7 @@ async def test_opa_http_error(library: PolicyLibrary) -> None:
             await remote.aclose()
 
 
-async def test_opa_without_the_bundle(opa: FakeOpaServer, library: PolicyLibrary) -> None:
+async def test_opa_without_the_bundle(opa: OpaServer, library: PolicyLibrary) -> None:
     remote = _opa_engine(opa.url, library, package_root="nothing.here")
     try:
         with pytest.raises(
@@ -232,7 +368,7 @@ async def test_opa_without_the_bundle(opa: FakeOpaServer, library: PolicyLibrary
 
 async def test_opa_with_policies_missing(library: PolicyLibrary) -> None:
     partial = [m for m in library.modules() if "tenancy" not in str(m.path)]
-    with FakeOpaServer(partial) as server:
+    with OpaServer(partial) as server:
         remote = _opa_engine(server.url, library)
         try:
             with pytest.raises(PolicyEngineError, match=r"lacks policies of the library: tenancy\.isolation"):
@@ -241,7 +377,7 @@ async def test_opa_with_policies_missing(library: PolicyLibrary) -> None:
             await remote.aclose()
 
 
-async def test_make_engine_follows_config(opa: FakeOpaServer) -> None:
+async def test_make_engine_follows_config(opa: OpaServer) -> None:
     embedded = make_engine(parse_config({}).policy)
     assert isinstance(embedded, EmbeddedEngine)
     remote = make_engine(parse_config({"policy": {"engine": {"kind": "opa", "url": opa.url}}}).policy)
@@ -260,7 +396,7 @@ async def test_opa_over_verified_tls(tmp_path: Path, library: PolicyLibrary) -> 
     ca.issue_cert("localhost").configure_cert(server_context)
     ca_file = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
-    with FakeOpaServer(library.modules(), ssl_context=server_context) as server:
+    with OpaServer(library.modules(), ssl_context=server_context) as server:
         assert server.url.startswith("https://localhost:")
         trusted = _opa_engine(server.url, library, ca_file=str(ca_file))
         untrusted = _opa_engine(server.url, library)
@@ -271,3 +407,22 @@ async def test_opa_over_verified_tls(tmp_path: Path, library: PolicyLibrary) -> 
         finally:
             await trusted.aclose()
             await untrusted.aclose()
+
+
+async def test_opa_evaluation_error_is_a_policy_engine_error(tmp_path: Path) -> None:
+    """A real evaluation error of OPA (two values for one complete rule) is its HTTP 500."""
+    root = tmp_path / "lib"
+    (root / "x").mkdir(parents=True)
+    (root / "x/odd.rego").write_text(
+        'package guard.x.odd\n\nm := "a" if input.a\n\nm := "b" if input.b\n\n'
+        'deny contains {"rule": "r", "message": m, "severity": "low"}\n'
+    )
+    library = load_library(root)
+    with OpaServer(library.modules()) as server:
+        remote = _opa_engine(server.url, library)
+        try:
+            assert (await remote.evaluate({"a": True})).denials[0].message == "a"
+            with pytest.raises(PolicyEngineError, match="HTTP 500"):
+                await remote.evaluate({"a": True, "b": True})
+        finally:
+            await remote.aclose()

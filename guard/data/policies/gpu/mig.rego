@@ -1,6 +1,8 @@
 # MIG slices (nvidia.com/mig-<g>g.<mem>gb) only of profiles the tenant may use and the cluster knows.
 package guard.gpu.mig
 
+import data.guard.lib.fmt
+
 controls := ["NIST-AI-RMF GOVERN-1.4"]
 
 allowed_profiles := input.tenant.gpu.migProfiles if input.tenant != null
@@ -15,7 +17,7 @@ deny contains v if {
 		"severity": "medium",
 		"controls": controls,
 		"container": c.name,
-		"message": sprintf("%s %q requests MIG profile %q; expected one of %v", [c.type, c.name, profile, allowed_profiles]),
+		"message": sprintf("%s %q requests MIG profile %q; expected one of %s", [c.type, c.name, profile, fmt.value(allowed_profiles)]),
 	}
 }
 
@@ -28,6 +30,6 @@ deny contains v if {
 		"severity": "medium",
 		"controls": controls,
 		"container": c.name,
-		"message": sprintf("%s %q requests MIG profile %q, which the cluster facts do not list (known: %v)", [c.type, c.name, profile, object.keys(input.cluster.migProfiles)]),
+		"message": sprintf("%s %q requests MIG profile %q, which the cluster facts do not list (known: %s)", [c.type, c.name, profile, fmt.value(object.keys(input.cluster.migProfiles))]),
 	}
 }

@@ -1,6 +1,8 @@
 # GPU requests must equal limits, so that the scheduler's view and the device plugin's agree.
 package guard.gpu.requests_limits
 
+import data.guard.lib.fmt
+
 controls := ["CIS-K8s 5.7.1", "NIST-AI-RMF MANAGE-2.1"]
 
 deny contains v if {
@@ -13,6 +15,6 @@ deny contains v if {
 		"severity": "low",
 		"controls": controls,
 		"container": c.name,
-		"message": sprintf("%s %q: %s request %v must equal its limit (found limit %v)", [c.type, c.name, resource, requested, limit]),
+		"message": sprintf("%s %q: %s request %s must equal its limit (found limit %s)", [c.type, c.name, resource, fmt.value(requested), fmt.value(limit)]),
 	}
 }

@@ -3,6 +3,8 @@
 # anything, "/" included; an empty list does not restrict).
 package guard.provenance.builder
 
+import data.guard.lib.fmt
+
 controls := ["SLSA-v1.0 Build-L2", "NIST-SSDF PS.3.1", "NIST-AI-RMF MAP-4.1"]
 
 where(a) := sprintf("model %s (%s of %s)", [a.ref, a.source, concat(", ", a.usedBy)])
@@ -23,7 +25,7 @@ deny contains v if {
 		"severity": "high",
 		"controls": controls,
 		"artifact": a.ref,
-		"message": sprintf("%s: expected a builder matching %v, found %v", [where(a), input.settings.allowedBuilders, builder]),
+		"message": sprintf("%s: expected a builder matching %s, found %s", [where(a), fmt.value(input.settings.allowedBuilders), fmt.value(builder)]),
 	}
 }
 
@@ -38,7 +40,7 @@ deny contains v if {
 		"severity": "high",
 		"controls": controls,
 		"artifact": a.ref,
-		"message": sprintf("%s: expected a source repository matching %v, found %v", [where(a), input.settings.allowedSourceRepositories, repo]),
+		"message": sprintf("%s: expected a source repository matching %s, found %s", [where(a), fmt.value(input.settings.allowedSourceRepositories), fmt.value(repo)]),
 	}
 }
 

@@ -2,6 +2,8 @@
 # provenance attestation, with the dataset's digest) and approved by data governance.
 package guard.provenance.datasets
 
+import data.guard.lib.fmt
+
 controls := ["EU-AI-Act Art.10", "NIST-AI-RMF MAP-4.1", "ISO-42001 A.7.5"]
 
 # The training relations, {"trainedOn", "fineTunedOn"}, are written out where used: a set literal
@@ -68,8 +70,8 @@ deny contains v if {
 		"severity": "high",
 		"controls": controls,
 		"artifact": a.ref,
-		"message": sprintf("%s: dataset %q (%s): expected an approval by data governance, found approved=%v approval=%v", [
-			where(a), d.name, d.relation, d.approved, d.approval,
+		"message": sprintf("%s: dataset %q (%s): expected an approval by data governance, found approved=%s approval=%s", [
+			where(a), d.name, d.relation, fmt.value(d.approved), fmt.value(d.approval),
 		]),
 	}
 }

@@ -2,6 +2,8 @@
 # (tenant.licenses, SPDX identifiers; without a tenant, settings.defaultLicenses).
 package guard.provenance.licenses
 
+import data.guard.lib.fmt
+
 controls := ["NIST-AI-RMF GOVERN-6.1", "EU-AI-Act Art.53(1)(c)", "ISO-42001 A.10.3"]
 
 allow_list := input.tenant.licenses if input.tenant != null
@@ -21,7 +23,7 @@ deny contains v if {
 		"severity": "high",
 		"controls": controls,
 		"artifact": a.ref,
-		"message": sprintf("%s: expected a declared licence in %s %v, found none", [where(a), owner, allow_list]),
+		"message": sprintf("%s: expected a declared licence in %s %s, found none", [where(a), owner, fmt.value(allow_list)]),
 	}
 }
 
@@ -35,7 +37,7 @@ deny contains v if {
 		"severity": "high",
 		"controls": controls,
 		"artifact": a.ref,
-		"message": sprintf("%s: licence %q is not allowed for %s (expected one of %v)", [where(a), l, owner, allow_list]),
+		"message": sprintf("%s: licence %q is not allowed for %s (expected one of %s)", [where(a), l, owner, fmt.value(allow_list)]),
 	}
 }
 
@@ -51,6 +53,6 @@ deny contains v if {
 		"severity": "medium",
 		"controls": controls,
 		"artifact": a.ref,
-		"message": sprintf("%s: dataset %q has licence %q, not allowed for %s (expected one of %v)", [where(a), d.name, l, owner, allow_list]),
+		"message": sprintf("%s: dataset %q has licence %q, not allowed for %s (expected one of %s)", [where(a), d.name, l, owner, fmt.value(allow_list)]),
 	}
 }

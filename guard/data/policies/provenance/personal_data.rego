@@ -3,6 +3,8 @@
 # possibly personal (absent knowledge is never assumed safe).
 package guard.provenance.personal_data
 
+import data.guard.lib.fmt
+
 controls := ["EU-AI-Act Art.10(5)", "GDPR Art.6", "GDPR Art.9", "NIST-AI-RMF MEASURE-2.10"]
 
 tenant_allows if input.tenant.personalData == true
@@ -23,7 +25,7 @@ deny contains v if {
 		"severity": "critical",
 		"controls": controls,
 		"artifact": a.ref,
-		"message": sprintf("%s: dataset %q: tenant %s may not use personal data (expected personalData=false, found %v)", [where(a), d.name, tenant_name, d.personalData]),
+		"message": sprintf("%s: dataset %q: tenant %s may not use personal data (expected personalData=false, found %s)", [where(a), d.name, tenant_name, fmt.value(d.personalData)]),
 	}
 }
 
@@ -54,6 +56,6 @@ deny contains v if {
 		"severity": "high",
 		"controls": controls,
 		"artifact": a.ref,
-		"message": sprintf("%s: dataset %q may hold personal data (personalData=%v): expected a declared consentBasis, found none", [where(a), d.name, d.personalData]),
+		"message": sprintf("%s: dataset %q may hold personal data (personalData=%s): expected a declared consentBasis, found none", [where(a), d.name, fmt.value(d.personalData)]),
 	}
 }

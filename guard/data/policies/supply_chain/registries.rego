@@ -2,6 +2,8 @@
 # (settings.allowedRegistries: prefixes such as "registry.example.com/models"; empty: any).
 package guard.supply_chain.registries
 
+import data.guard.lib.fmt
+
 controls := ["NIST-SSDF PW.4.1", "NIST-AI-RMF GOVERN-6.1", "CIS-K8s 5.5.1"]
 
 # name is a prefix or under it ("registry/path" or "registry/path/..."): one definition, as
@@ -23,8 +25,8 @@ deny contains v if {
 		"severity": "high",
 		"controls": controls,
 		"artifact": a.ref,
-		"message": sprintf("artifact %s (%s of %s): expected a repository under one of %v, found %s", [
-			a.ref, a.source, concat(", ", a.usedBy), input.settings.allowedRegistries, a.name,
+		"message": sprintf("artifact %s (%s of %s): expected a repository under one of %s, found %s", [
+			a.ref, a.source, concat(", ", a.usedBy), fmt.value(input.settings.allowedRegistries), a.name,
 		]),
 	}
 }

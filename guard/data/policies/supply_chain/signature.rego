@@ -8,6 +8,8 @@
 # judges them.
 package guard.supply_chain.signature
 
+import data.guard.lib.fmt
+
 controls := ["NIST-SSDF PS.2.1", "NIST-AI-RMF MANAGE-3.2", "EU-AI-Act Art.15", "CIS-K8s 5.5.1"]
 
 where(a) := sprintf("artifact %s (%s of %s)", [a.ref, a.source, concat(", ", a.usedBy)])
@@ -28,8 +30,8 @@ deny contains v if {
 		"severity": "critical",
 		"controls": controls,
 		"artifact": a.ref,
-		"message": sprintf("%s: verification under rule %q failed (expected a valid signature by %v, found: %s)", [
-			where(a), a.rule, a.verification.authorities, a.verification.reason,
+		"message": sprintf("%s: verification under rule %q failed (expected a valid signature by %s, found: %s)", [
+			where(a), a.rule, fmt.value(a.verification.authorities), a.verification.reason,
 		]),
 	}
 }

@@ -2,6 +2,8 @@
 # namespaces: a model server holding another tenant's GPU memory or weights one step away.
 package guard.tenancy.isolation
 
+import data.guard.lib.fmt
+
 controls := ["PSS-Baseline", "CIS-K8s 5.2.2", "CIS-K8s 5.2.3", "CIS-K8s 5.2.4", "CIS-K8s 5.2.5"]
 
 deny contains v if {
@@ -50,6 +52,6 @@ warn contains v if {
 		"severity": "low",
 		"controls": ["PSS-Restricted", "CIS-K8s 5.2.6"],
 		"container": c.name,
-		"message": sprintf("%s %q: set securityContext.allowPrivilegeEscalation to false (found %v)", [c.type, c.name, c.securityContext.allowPrivilegeEscalation]),
+		"message": sprintf("%s %q: set securityContext.allowPrivilegeEscalation to false (found %s)", [c.type, c.name, fmt.value(c.securityContext.allowPrivilegeEscalation)]),
 	}
 }

@@ -2,6 +2,8 @@
 # settings.sandboxRuntimeClasses).
 package guard.tenancy.sandbox
 
+import data.guard.lib.fmt
+
 controls := ["NIST-AI-RMF MANAGE-3.2", "EU-AI-Act Art.15", "NIST-SP-800-190 4.5"]
 
 deny contains v if {
@@ -15,8 +17,8 @@ deny contains v if {
 		"severity": "high",
 		"controls": controls,
 		"artifact": a.ref,
-		"message": sprintf("model %s is not signed by tenant %q: expected runtimeClassName in %v, found %v", [
-			a.ref, input.tenant.name, input.settings.sandboxRuntimeClasses, input.workload.placement.runtimeClassName,
+		"message": sprintf("model %s is not signed by tenant %q: expected runtimeClassName in %s, found %s", [
+			a.ref, input.tenant.name, fmt.value(input.settings.sandboxRuntimeClasses), fmt.value(input.workload.placement.runtimeClassName),
 		]),
 	}
 }

@@ -3,6 +3,7 @@
 # deny for strict tenants; with warn, guard.tenancy.sandbox confines the models others signed.
 package guard.tenancy.signers
 
+import data.guard.lib.fmt
 import data.guard.lib.identity
 
 controls := ["NIST-SSDF PS.2.1", "NIST-AI-RMF GOVERN-6.1", "EU-AI-Act Art.15"]
@@ -17,9 +18,9 @@ deny contains v if {
 		"severity": "high",
 		"controls": controls,
 		"artifact": a.ref,
-		"message": sprintf("model %s (%s of %s): expected a signature by tenant %q (identities %v, authorities %v), found signers %v", [
-			a.ref, a.source, concat(", ", a.usedBy), input.tenant.name, identity.describe(input.tenant.identities),
-			input.tenant.authorities, identity.describe(a.verification.signers),
+		"message": sprintf("model %s (%s of %s): expected a signature by tenant %q (identities %s, authorities %s), found signers %s", [
+			a.ref, a.source, concat(", ", a.usedBy), input.tenant.name, fmt.value(identity.describe(input.tenant.identities)),
+			fmt.value(input.tenant.authorities), fmt.value(identity.describe(a.verification.signers)),
 		]),
 	}
 }
