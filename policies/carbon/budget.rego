@@ -4,7 +4,7 @@
 # warned above 80% of it. An unknown GPU product counts at the largest board power known.
 package guard.carbon.budget
 
-controls := ["NIST-AI-RMF MEASURE-2.12", "EU-AI-Act Annex XI 1(2)(e)", "ISO-42001 A.5.4"]
+controls := ["NIST-AI-RMF MEASURE-2.12", "EU-AI-Act Annex XI 1(2)(e)", "ISO-42001 A.5.5"]
 
 hours := input.workload.durationHours if input.workload.durationHours != null
 else := input.cluster.defaultJobDurationHours

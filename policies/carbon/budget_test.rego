@@ -47,3 +47,9 @@ test_allowed_tenant_without_budget if {
 	doc := json.patch(job(8, 2000), [{"op": "replace", "path": "/tenant/carbon", "value": null}])
 	count(budget.deny) == 0 with input as doc
 }
+
+test_controls_cite_environmental_impact if {
+	# ISO/IEC 42001 A.5.5 (societal impacts, environmental sustainability); A.5.4 is impact on individuals
+	"ISO-42001 A.5.5" in budget.controls
+	not "ISO-42001 A.5.4" in budget.controls
+}
