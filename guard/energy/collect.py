@@ -74,13 +74,27 @@ def _measure(
                     category="data",
                     message=(
                         f"Prometheus {client.url} has none of the energy metrics guard reads in the window "
-                        f"(dcgm-exporter, Kepler >= 0.11.4 or < 0.10; query: {detected.query}); energy is estimated"
+                        f"(dcgm-exporter, Kepler >= 0.11.4 or < 0.10; query: {detected.query}); "
+                        "energy is estimated"
                     ),
                 )
             )
         for source in detected.sources:
             rows.extend(source.rows(window))
             schemas.append(_schema_name(source))
+    else:
+        findings.append(
+            Finding(
+                rule="energy_not_measured",
+                severity="medium",
+                category="data",
+                message=(
+                    "no Prometheus server given: energy is estimated for the "
+                    f"{sum(p.gpus > 0 for p in inputs.pods)} pods "
+                    "with GPUs the scan saw (reserved GPUs x board power x time), nothing is measured"
+                ),
+            )
+        )
     measured_gpu = {(r.namespace, r.pod) for r in rows if r.component == "gpu" and r.pod}
     estimate = EstimateSource(inputs.pods, config.cluster, skip=measured_gpu)
     estimated = estimate.rows(window)
@@ -98,7 +112,10 @@ def _schema_name(source: EnergySource) -> str:
 
 def _utilisation(client: PrometheusClient, window: Window) -> tuple[dict[tuple[str, str], float], str | None]:
     for metric, scale in ((UTIL_PROF, 100.0), (UTIL_DEV, 1.0)):
-        q = f"avg by (namespace, pod, pod_namespace, pod_name) (avg_over_time({metric}[{window.range()}])) * {scale:g}"
+        q = (
+            "avg by (namespace, pod, pod_namespace, pod_name) "
+            f"(avg_over_time({metric}[{window.range()}])) * {scale:g}"
+        )
         samples = client.query(q, window.until)
         if samples:
             out = {}
@@ -296,7 +313,8 @@ def scan_energy(
                 severity="low",
                 category="data",
                 message=(
-                    "some energy has no known region (node label topology.kubernetes.io/region or energy.region) in the "
+                    "some energy has no known region (node label topology.kubernetes.io/region "
+                    "or energy.region) in the "
                     "intensity table: counted at the world average 475 gCO2e/kWh (IEA 2019)"
                 ),
             )

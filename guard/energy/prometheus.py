@@ -93,7 +93,8 @@ class PrometheusClient:
         left = self._deadline - time.monotonic()
         if left <= 0:
             raise PrometheusError(
-                f"Prometheus {self.url}: the scan's {self.timeout:g} s deadline passed before the query {query}"
+                f"Prometheus {self.url}: the scan's {self.timeout:g} s deadline passed "
+                f"before the query {query}"
             )
         return left
 
@@ -124,7 +125,8 @@ class PrometheusClient:
         if not isinstance(body, dict) or body.get("status") != "success":
             error = body.get("error") if isinstance(body, dict) else None
             raise PrometheusError(
-                f"{where} answered HTTP {resp.status_code}: {error or 'not a Prometheus API answer'}; query: {promql}"
+                f"{where} answered HTTP {resp.status_code}: "
+                f"{error or 'not a Prometheus API answer'}; query: {promql}"
             )
         data = body.get("data")
         if (

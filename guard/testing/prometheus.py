@@ -76,8 +76,16 @@ def backfill(history: OpenMetrics | str, storage: Path) -> None:
     storage.mkdir(parents=True, exist_ok=True)
     source = storage.parent / f"{storage.name}-backfill.om"
     source.write_text(history if isinstance(history, str) else history.text(), encoding="utf-8")
-    subprocess.run(
-        [PROMTOOL, "tsdb", "create-blocks-from", "openmetrics", "--max-block-duration=744h", str(source), str(storage)],
+    subprocess.run(  # noqa: S603 (a fixed binary and arguments)
+        [
+            PROMTOOL,
+            "tsdb",
+            "create-blocks-from",
+            "openmetrics",
+            "--max-block-duration=744h",
+            str(source),
+            str(storage),
+        ],
         check=True,
         capture_output=True,
         timeout=300,
@@ -96,7 +104,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the stdlib's name)
+    def log_message(self, format: str, *args: object) -> None:
         return
 
 
@@ -137,8 +145,14 @@ class PrometheusServer:
     backfilled into ``storage`` before start stays), scraping ``targets`` every
     ``scrape_interval`` seconds."""
 
-    def __init__(self, workdir: Path, *, targets: Sequence[str] = (), scrape_interval: float = 1.0,
-                 storage: Path | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        targets: Sequence[str] = (),
+        scrape_interval: float = 1.0,
+        storage: Path | None = None,
+    ) -> None:
         self.workdir = workdir
         self.storage = storage or workdir / "data"
         self.targets = list(targets)
@@ -153,9 +167,14 @@ class PrometheusServer:
         jobs = ""
         if self.targets:
             targets = ", ".join(f"'{t}'" for t in self.targets)
-            jobs = f"scrape_configs:\n  - job_name: exporter\n    static_configs:\n      - targets: [{targets}]\n"
-        path.write_text(f"global:\n  scrape_interval: {interval}\n  evaluation_interval: {interval}\n{jobs}",
-                        encoding="utf-8")
+            jobs = (
+                "scrape_configs:\n  - job_name: exporter\n    static_configs:\n"
+                f"      - targets: [{targets}]\n"
+            )
+        path.write_text(
+            f"global:\n  scrape_interval: {interval}\n  evaluation_interval: {interval}\n{jobs}",
+            encoding="utf-8",
+        )
         return path
 
     def start(self) -> None:
@@ -163,15 +182,24 @@ class PrometheusServer:
         self.storage.mkdir(parents=True, exist_ok=True)
         log = (self.workdir / "prometheus.log").open("wb")
         self._proc = subprocess.Popen(  # noqa: S603 (a fixed binary and arguments)
-            [PROMETHEUS, f"--config.file={self._config()}", f"--storage.tsdb.path={self.storage}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--storage.tsdb.retention.time=400d",
-             "--web.enable-lifecycle"],
-            stdout=log, stderr=subprocess.STDOUT)
+            [
+                PROMETHEUS,
+                f"--config.file={self._config()}",
+                f"--storage.tsdb.path={self.storage}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--storage.tsdb.retention.time=400d",
+                "--web.enable-lifecycle",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         log.close()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                raise RuntimeError(f"prometheus exited: {(self.workdir / 'prometheus.log').read_text()[-2000:]}")
+                raise RuntimeError(
+                    f"prometheus exited: {(self.workdir / 'prometheus.log').read_text()[-2000:]}"
+                )
             try:
                 if httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200:
                     return
@@ -208,6 +236,7 @@ class PrometheusServer:
         self.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()

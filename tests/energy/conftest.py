@@ -9,6 +9,7 @@ a counter reset (the value after it counted from zero), as ``increase()`` define
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -44,8 +45,18 @@ class Series:
 class Scenario:
     series: list[Series] = field(default_factory=list)
 
-    def counter(self, name: str, labels: dict[str, str], watts: float, *, start: float = START, end: float = END,
-                resets: tuple[float, ...] = (), offset_j: float = 5e6, unit: float = 1000.0) -> Series:
+    def counter(
+        self,
+        name: str,
+        labels: dict[str, str],
+        watts: float,
+        *,
+        start: float = START,
+        end: float = END,
+        resets: tuple[float, ...] = (),
+        offset_j: float = 5e6,
+        unit: float = 1000.0,
+    ) -> Series:
         """A counter growing at ``watts`` (in mJ with unit=1000, J with unit=1) from ``start``
         to ``end``, falling to zero at each reset time."""
         points = []
@@ -73,16 +84,32 @@ class Scenario:
         """The exporter's counter increments in [since, until], in the series' unit."""
         pts = [(t, v) for t, v in series.points if since <= t <= until]
         total = 0.0
-        for (_, a), (_, b) in zip(pts, pts[1:], strict=False):
+        for (_, a), (_, b) in itertools.pairwise(pts):
             total += b - a if b >= a else b
         return total
 
 
-def dcgm_labels(gpu: int, uuid: str, host: str, pod: str | None = None, namespace: str | None = None,
-                *, old: bool = False, mig: tuple[str, str] | None = None, model: str = "NVIDIA H100 80GB HBM3") -> dict[str, str]:
+def dcgm_labels(
+    gpu: int,
+    uuid: str,
+    host: str,
+    pod: str | None = None,
+    namespace: str | None = None,
+    *,
+    old: bool = False,
+    mig: tuple[str, str] | None = None,
+    model: str = "NVIDIA H100 80GB HBM3",
+) -> dict[str, str]:
     """dcgm-exporter's label set (Kubernetes mode adds pod, namespace, container)."""
-    labels = {"gpu": str(gpu), "UUID": uuid, "pci_bus_id": f"00000000:{gpu + 10:02X}:00.0", "device": f"nvidia{gpu}",
-              "modelName": model, "Hostname": host, "DCGM_FI_DRIVER_VERSION": "550.54.15"}
+    labels = {
+        "gpu": str(gpu),
+        "UUID": uuid,
+        "pci_bus_id": f"00000000:{gpu + 10:02X}:00.0",
+        "device": f"nvidia{gpu}",
+        "modelName": model,
+        "Hostname": host,
+        "DCGM_FI_DRIVER_VERSION": "550.54.15",
+    }
     if mig is not None:
         labels["GPU_I_ID"], labels["GPU_I_PROFILE"] = mig
     if pod is not None and namespace is not None:
@@ -101,23 +128,36 @@ def dcgm_scenario() -> tuple[Scenario, dict[str, list[Series]]]:
     sc = Scenario()
     named: dict[str, list[Series]] = {}
     # exclusive: one pod, two whole GPUs
-    named["exclusive"] = [sc.counter(E, dcgm_labels(0, "GPU-a1", "n1", "train-a", "team-a"), 700),
-                          sc.counter(E, dcgm_labels(1, "GPU-a2", "n1", "train-a", "team-a"), 650)]
+    named["exclusive"] = [
+        sc.counter(E, dcgm_labels(0, "GPU-a1", "n1", "train-a", "team-a"), 700),
+        sc.counter(E, dcgm_labels(1, "GPU-a2", "n1", "train-a", "team-a"), 650),
+    ]
     # time-sliced: three pods on one GPU, the device counter repeated once per pod
-    named["shared"] = [sc.counter(E, dcgm_labels(0, "GPU-s", "n2", f"infer-{i}", "team-b"), 300) for i in range(3)]
+    named["shared"] = [
+        sc.counter(E, dcgm_labels(0, "GPU-s", "n2", f"infer-{i}", "team-b"), 300) for i in range(3)
+    ]
     # MIG: 3g.40gb held by a pod, 4g.40gb held by none; both series carry the parent GPU's counter
-    named["mig"] = [sc.counter(E, dcgm_labels(0, "GPU-m", "n3", "mig-a", "team-c", mig=("1", "3g.40gb")), 400),
-                    sc.counter(E, dcgm_labels(0, "GPU-m", "n3", mig=("2", "4g.40gb")), 400)]
+    named["mig"] = [
+        sc.counter(E, dcgm_labels(0, "GPU-m", "n3", "mig-a", "team-c", mig=("1", "3g.40gb")), 400),
+        sc.counter(E, dcgm_labels(0, "GPU-m", "n3", mig=("2", "4g.40gb")), 400),
+    ]
     # counter resets (15 days ago and 90 s ago)
-    named["reset"] = [sc.counter(E, dcgm_labels(0, "GPU-r", "n4", "reset-pod", "team-a"), 500,
-                                 resets=(END - 15 * DAY, END - 90))]
+    named["reset"] = [
+        sc.counter(
+            E, dcgm_labels(0, "GPU-r", "n4", "reset-pod", "team-a"), 500, resets=(END - 15 * DAY, END - 90)
+        )
+    ]
     # no pod labels: unallocated
     named["unlabelled"] = [sc.counter(E, dcgm_labels(0, "GPU-u", "n5"), 200)]
     # a pod that moved from GPU-x1 (node n6) to GPU-x2 (node n7) 15 days ago
-    named["moved"] = [sc.counter(E, dcgm_labels(0, "GPU-x1", "n6", "mover", "team-b"), 600, end=MOVE),
-                      sc.counter(E, dcgm_labels(0, "GPU-x2", "n7", "mover", "team-b"), 600, start=MOVE + 60)]
-    named["moved_rest"] = [sc.counter(E, dcgm_labels(0, "GPU-x1", "n6"), 100, start=MOVE + 60),
-                           sc.counter(E, dcgm_labels(0, "GPU-x2", "n7"), 100, end=MOVE)]
+    named["moved"] = [
+        sc.counter(E, dcgm_labels(0, "GPU-x1", "n6", "mover", "team-b"), 600, end=MOVE),
+        sc.counter(E, dcgm_labels(0, "GPU-x2", "n7", "mover", "team-b"), 600, start=MOVE + 60),
+    ]
+    named["moved_rest"] = [
+        sc.counter(E, dcgm_labels(0, "GPU-x1", "n6"), 100, start=MOVE + 60),
+        sc.counter(E, dcgm_labels(0, "GPU-x2", "n7"), 100, end=MOVE),
+    ]
     # utilisation: train-a busy, infer pods idle
     sc.gauge("DCGM_FI_PROF_GR_ENGINE_ACTIVE", dcgm_labels(0, "GPU-a1", "n1", "train-a", "team-a"), 0.9)
     sc.gauge("DCGM_FI_PROF_GR_ENGINE_ACTIVE", dcgm_labels(0, "GPU-s", "n2", "infer-0", "team-b"), 0.01)
@@ -128,12 +168,24 @@ def kepler_scenario() -> tuple[Scenario, dict[str, list[Series]]]:
     """Kepler >= 0.11.4: pod GPU and CPU (all zones; only package is read) and node GPU joules."""
     sc = Scenario()
     named: dict[str, list[Series]] = {}
-    pod = {"pod_id": "6f1c", "pod_name": "train-k", "pod_namespace": "team-a", "state": "running", "node_name": "k1"}
+    pod = {
+        "pod_id": "6f1c",
+        "pod_name": "train-k",
+        "pod_namespace": "team-a",
+        "state": "running",
+        "node_name": "k1",
+    }
     named["pod_gpu"] = [sc.counter("kepler_pod_gpu_joules_total", pod, 350, unit=1.0)]
     named["pod_cpu"] = [sc.counter("kepler_pod_cpu_joules_total", pod | {"zone": "package"}, 80, unit=1.0)]
     sc.counter("kepler_pod_cpu_joules_total", pod | {"zone": "core"}, 60, unit=1.0)  # overlaps package
     sc.counter("kepler_pod_cpu_joules_total", pod | {"zone": "dram"}, 10, unit=1.0)
-    node = {"gpu": "0", "gpu_uuid": "GPU-k", "gpu_name": "NVIDIA H100 PCIe", "vendor": "nvidia", "node_name": "k1"}
+    node = {
+        "gpu": "0",
+        "gpu_uuid": "GPU-k",
+        "gpu_name": "NVIDIA H100 PCIe",
+        "vendor": "nvidia",
+        "node_name": "k1",
+    }
     named["node_gpu"] = [sc.counter("kepler_node_gpu_joules_total", node, 400, unit=1.0)]
     return sc, named
 
@@ -142,10 +194,19 @@ def legacy_scenario() -> tuple[Scenario, dict[str, list[Series]]]:
     """Kepler < 0.10: container metrics with container_namespace and mode dynamic / idle."""
     sc = Scenario()
     named: dict[str, list[Series]] = {}
-    base = {"container_id": "c0ffee", "pod_name": "old-k", "container_name": "main", "container_namespace": "team-b"}
-    named["gpu"] = [sc.counter("kepler_container_gpu_joules_total", base | {"mode": "dynamic"}, 200, unit=1.0),
-                    sc.counter("kepler_container_gpu_joules_total", base | {"mode": "idle"}, 50, unit=1.0)]
-    named["cpu"] = [sc.counter("kepler_container_package_joules_total", base | {"mode": "dynamic"}, 40, unit=1.0)]
+    base = {
+        "container_id": "c0ffee",
+        "pod_name": "old-k",
+        "container_name": "main",
+        "container_namespace": "team-b",
+    }
+    named["gpu"] = [
+        sc.counter("kepler_container_gpu_joules_total", base | {"mode": "dynamic"}, 200, unit=1.0),
+        sc.counter("kepler_container_gpu_joules_total", base | {"mode": "idle"}, 50, unit=1.0),
+    ]
+    named["cpu"] = [
+        sc.counter("kepler_container_package_joules_total", base | {"mode": "dynamic"}, 40, unit=1.0)
+    ]
     return sc, named
 
 
@@ -155,7 +216,9 @@ def power_scenario() -> tuple[Scenario, dict[str, list[Series]]]:
     sc = Scenario()
     named: dict[str, list[Series]] = {}
     p = "DCGM_FI_DEV_POWER_USAGE"
-    named["shared"] = [sc.gauge(p, dcgm_labels(0, "GPU-p", "p1", f"old-{i}", "team-c", old=True), 350) for i in range(2)]
+    named["shared"] = [
+        sc.gauge(p, dcgm_labels(0, "GPU-p", "p1", f"old-{i}", "team-c", old=True), 350) for i in range(2)
+    ]
     named["exclusive"] = [sc.gauge(p, dcgm_labels(1, "GPU-q", "p1", "solo", "team-c", old=True), 72)]
     return sc, named
 

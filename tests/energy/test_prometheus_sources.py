@@ -21,18 +21,26 @@ J = 3.6e6
 
 
 def config(**energy: Any) -> GuardConfig:
-    return parse_config({
-        "tenants": [
-            {"name": "team-a", "namespaces": ["team-a"], "carbon": {"budget_kg_co2e": 5, "budget_kwh": 100000}},
-            {"name": "team-b", "namespaces": ["team-b"], "carbon": {"budget_kg_co2e": 100000}},
-            {"name": "team-c", "namespaces": ["team-c"]},
-        ],
-        "energy": {"region": "europe-west4", **energy},
-    })
+    return parse_config(
+        {
+            "tenants": [
+                {
+                    "name": "team-a",
+                    "namespaces": ["team-a"],
+                    "carbon": {"budget_kg_co2e": 5, "budget_kwh": 100000},
+                },
+                {"name": "team-b", "namespaces": ["team-b"], "carbon": {"budget_kg_co2e": 100000}},
+                {"name": "team-c", "namespaces": ["team-c"]},
+            ],
+            "energy": {"region": "europe-west4", **energy},
+        }
+    )
 
 
-def scan(server: Backfilled, seconds: float, cfg: GuardConfig | None = None) -> tuple[EnergySection, PrometheusClient]:
-    client = PrometheusClient(PrometheusSettings(url=server.server.url))  # type: ignore[arg-type]
+def scan(
+    server: Backfilled, seconds: float, cfg: GuardConfig | None = None
+) -> tuple[EnergySection, PrometheusClient]:
+    client = PrometheusClient(PrometheusSettings(url=server.server.url))
     return scan_energy(cfg or config(), client, Window(at(END - seconds), at(END))), client
 
 
@@ -63,7 +71,9 @@ def test_exclusive_gpus_equal_the_counters(prom_dcgm: Backfilled, seconds: float
 
 
 @pytest.mark.parametrize("seconds", WINDOWS)
-def test_time_sliced_gpu_is_apportioned_and_adds_up_to_the_device(prom_dcgm: Backfilled, seconds: float) -> None:
+def test_time_sliced_gpu_is_apportioned_and_adds_up_to_the_device(
+    prom_dcgm: Backfilled, seconds: float
+) -> None:
     section, _ = scan(prom_dcgm, seconds)
     device = expected(prom_dcgm.named["shared"][:1], seconds)  # the device counter, repeated per pod
     pods = [workload(section, f"infer-{i}") for i in range(3)]
@@ -150,10 +160,16 @@ def test_budgets_used_remaining_forecast_and_findings(prom_dcgm: Backfilled) -> 
     assert b.remaining_kg_co2e == pytest.approx(5 - b.used_kg_co2e)
     rules = {(f.rule, f.severity) for f in section.findings if f.tenant == "team-a"}
     # (the month to date is a day or more except in a month's first day)
-    want_rule = ("carbon_budget_exceeded", "high") if b.used_kg_co2e > 5 else ("carbon_budget_forecast_exceeded", "medium")
+    want_rule = (
+        ("carbon_budget_exceeded", "high")
+        if b.used_kg_co2e > 5
+        else ("carbon_budget_forecast_exceeded", "medium")
+    )
     assert want_rule in rules
     team_b = next(t for t in section.tenants if t.tenant == "team-b")
-    assert team_b.budget is not None and not [f for f in section.findings if f.tenant == "team-b" and f.category == "budget"]
+    assert team_b.budget is not None and not [
+        f for f in section.findings if f.tenant == "team-b" and f.category == "budget"
+    ]
     assert next(t for t in section.tenants if t.tenant == "team-c").budget is None
 
 

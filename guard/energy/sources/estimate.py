@@ -56,7 +56,10 @@ def pod_record(
         raise UsageError("a pod: expected metadata, spec and status mappings")
     name, namespace = str(meta.get("name", "")), str(meta.get("namespace", "default"))
     where = f"pod {namespace}/{name}"
-    summary = summarize_pod_spec({"spec": spec}, cluster, name=name, namespace=namespace)
+    try:
+        summary = summarize_pod_spec(spec, cluster, name=name, namespace=namespace)
+    except UsageError as err:
+        raise UsageError(f"{where}: {err}") from err
     node = str(spec.get("nodeName") or "") or None
     products: tuple[str, ...] = tuple(summary["placement"].get("gpuProducts") or ())
     if node and node_products and node in node_products:

@@ -29,7 +29,8 @@ class KeplerSource:
 
     @staticmethod
     def pod_query(metric: str, window: Window) -> str:
-        return f"sum by (pod_namespace, pod_name, node_name) (increase({metric}[{window.range()}])) / {JOULES_PER_KWH:g}"
+        by = "pod_namespace, pod_name, node_name"
+        return f"sum by ({by}) (increase({metric}[{window.range()}])) / {JOULES_PER_KWH:g}"
 
     @staticmethod
     def node_query(window: Window) -> str:

@@ -26,7 +26,8 @@ class KeplerLegacySource:
 
     @staticmethod
     def query(metric: str, window: Window) -> str:
-        return f"sum by (container_namespace, pod_name) (increase({metric}[{window.range()}])) / {JOULES_PER_KWH:g}"
+        by = "container_namespace, pod_name"
+        return f"sum by ({by}) (increase({metric}[{window.range()}])) / {JOULES_PER_KWH:g}"
 
     def rows(self, window: Window) -> list[Row]:
         client = self.client
