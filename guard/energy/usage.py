@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from guard.config import GuardConfig
 from guard.energy.models import EnergySection
 from guard.errors import UsageError
 
@@ -166,3 +167,12 @@ class UsageStore:
             "usageStale": age > self.max_age,
             "usageProblem": problem,
         }
+
+
+def usage_store(config: GuardConfig) -> UsageStore | None:
+    """The store of ``energy.usage_file`` (the file ``guard energy --publish-usage`` writes, or the
+    ConfigMap the chart mounts), or None when the config names none."""
+    energy = config.energy
+    if energy.usage_file is None:
+        return None
+    return UsageStore(Path(energy.usage_file), energy.usage_max_age_seconds)

@@ -2,6 +2,9 @@
 # guard.cnai.dev/expected-duration-hours annotation or activeDeadlineSeconds, else the cluster
 # default), emissions = energy x grid intensity; denied when above the tenant's remaining budget,
 # warned above 80% of it. An unknown GPU product counts at the largest board power known.
+# The used figure is the measured one `guard energy --publish-usage` published (usedSource
+# "measured") when the webhook reads a usage file, else the config's used_kg_co2e; a published
+# usage older than energy.usage_max_age_seconds, or missing, is warned (carbon_usage_stale).
 package guard.carbon.budget
 
 controls := ["NIST-AI-RMF MEASURE-2.12", "EU-AI-Act Annex XI 1(2)(e)", "ISO-42001 A.5.5"]
@@ -30,6 +33,11 @@ co2e_kg := ((((input.workload.gpu.total * board_w) * hours) / 1000) * input.clus
 
 remaining_kg := input.tenant.carbon.budgetKgCO2e - input.tenant.carbon.usedKgCO2e
 
+# Which used figure the budget was checked against (the config's when no usage file is read).
+used_said := sprintf("measured %.1f kg CO2e as of %s", [input.tenant.carbon.usedKgCO2e, input.tenant.carbon.usageAsOf]) if {
+	input.tenant.carbon.usedSource == "measured"
+} else := sprintf("%.1f kg CO2e from the config (used_kg_co2e)", [input.tenant.carbon.usedKgCO2e])
+
 estimate := sprintf("%d GPUs x %.0f W x %.1f h = %.1f kWh x %.0f g/kWh = %.1f kg CO2e", [
 	input.workload.gpu.total, board_w, hours, energy_kwh, input.cluster.gridIntensityGPerKWh, co2e_kg,
 ])
@@ -42,8 +50,8 @@ deny contains v if {
 		"rule": "carbon_budget_exceeded",
 		"severity": "medium",
 		"controls": controls,
-		"message": sprintf("%s %q: estimated %s; tenant %q has %.1f kg CO2e left of its budget", [
-			input.workload.kind, input.workload.name, estimate, input.tenant.name, remaining_kg,
+		"message": sprintf("%s %q: estimated %s; tenant %q has %.1f kg CO2e left of its budget (used: %s)", [
+			input.workload.kind, input.workload.name, estimate, input.tenant.name, remaining_kg, used_said,
 		]),
 	}
 }
@@ -59,6 +67,23 @@ warn contains v if {
 		"controls": controls,
 		"message": sprintf("%s %q: estimated %s uses over 80%% of tenant %q's remaining %.1f kg CO2e", [
 			input.workload.kind, input.workload.name, estimate, input.tenant.name, remaining_kg,
+		]),
+	}
+}
+
+stale_why := sprintf("%v", [input.tenant.carbon.usageProblem]) if {
+	input.tenant.carbon.usageProblem != null
+} else := sprintf("the published usage is %.0f s old", [input.tenant.carbon.usageAgeSeconds])
+
+warn contains v if {
+	input.workload.gpu.total > 0
+	input.tenant.carbon.usageStale == true
+	v := {
+		"rule": "carbon_usage_stale",
+		"severity": "low",
+		"controls": controls,
+		"message": sprintf("%s %q: tenant %q's carbon budget was checked against %s: %s", [
+			input.workload.kind, input.workload.name, input.tenant.name, used_said, stale_why,
 		]),
 	}
 }
