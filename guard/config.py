@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from guard.admission.recalls import Recall
 from guard.admission.settings import AdmissionSettings
 from guard.configpath import BASE_DIR_CONTEXT, ConfigPath
 from guard.energy.settings import EnergySettings
@@ -256,6 +257,9 @@ class GuardConfig(FrozenModel):
     cluster: ClusterFacts = Field(default_factory=ClusterFacts)
     policy: PolicySettings = Field(default_factory=PolicySettings)
     admission: AdmissionSettings = AdmissionSettings()
+    recalls: tuple[Recall, ...] = Field(
+        default=(), description="Recalled digests and signers: denied at admission, reported by guard scan."
+    )
     energy: EnergySettings = Field(default_factory=EnergySettings)
 
     def reference_errors(self) -> list[tuple[str, str]]:

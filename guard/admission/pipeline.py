@@ -37,6 +37,7 @@ from guard.admission.ports import (
     TrustRules,
     VerifiedArtifact,
 )
+from guard.admission.recalls import RecallIndex
 from guard.admission.references import ArtifactReference, extract_references, reference_keys
 from guard.admission.review import AdmissionRequest
 from guard.admission.settings import AdmissionSettings
@@ -78,6 +79,7 @@ class AdmissionEngine:
         metrics: AdmissionMetrics | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
+        recalls: RecallIndex | None = None,
     ) -> None:
         self.settings = settings
         self.kinds = KindTable(settings.kinds)
@@ -86,6 +88,7 @@ class AdmissionEngine:
         self._verifier = verifier
         self._policy = policy
         self._clock = clock
+        self._recalls = recalls if recalls else None
         self._exempt = frozenset(settings.exempt_namespaces)
         self._pool = ThreadPoolExecutor(
             max_workers=settings.max_concurrent_verifications, thread_name_prefix="guard-verify"
@@ -145,6 +148,32 @@ class AdmissionEngine:
         except Exception:  # a log line must never change the answer
             log.exception("could not log the decision %s", outcome.decision_id)
         return outcome
+
+    async def evaluate_object(
+        self, request: AdmissionRequest, *, deadline_seconds: float | None = None
+    ) -> AdmissionOutcome:
+        """Verify and evaluate ``request.object`` exactly as a CREATE would be, without the steps
+        that skip a request (operation, exempt namespaces, subresources, unchanged UPDATE): for
+        audits of running objects (``guard scan``, operation ``AUDIT``). The outcome says what
+        admission would decide; nothing is enforced. Never raises for an object."""
+        decision_id = uuid.uuid4().hex
+        try:
+            spec = self.kinds.lookup(request.kind.group, request.kind.kind)
+            if spec is None:
+                return self._unknown_kind(request, decision_id)
+            deadline = _Deadline(deadline_seconds or self.settings.deadline_seconds, self._clock)
+            refs = extract_references(request.object, spec, self.settings.annotations)
+            verdicts = await self._verify_all(refs, request.namespace or "", deadline)
+            policy, policy_error = await self._evaluate(request, verdicts, deadline)
+            return self._decision(request, decision_id, verdicts, policy, policy_error)
+        except Exception as err:  # an audit records the failure; it never stops the scan
+            log.exception("evaluating %s/%s failed unexpectedly", request.namespace, request.name)
+            return self._outcome(
+                request,
+                decision_id,
+                "denied",
+                message=f"guard failed while evaluating ({type(err).__name__})",
+            )
 
     # -- the steps --------------------------------------------------------------------------
 
@@ -257,11 +286,18 @@ class AdmissionEngine:
             digest = await self._digests.get(
                 ref.reference, lambda: self._call("resolve", self._verifier.resolve, ref.reference)
             )
+        # recalls are checked before the cache and on every cached verdict: they act at once
+        recalled = self._recalls.manifest(digest) if self._recalls else None
+        if recalled is not None:
+            raise recalled.error(digest)
         artifact = await self._verdicts.get(
             (digest, match.trust_hash),
             lambda: self._call("verify", self._verifier.verify, ref.reference, digest, match),
             keep_error=lambda err: isinstance(err, VerificationError),
         )
+        recalled = self._recalls.artifact(artifact) if self._recalls else None
+        if recalled is not None:
+            raise recalled.error(digest)
         return ArtifactVerdict(
             ref=ref,
             match=match,

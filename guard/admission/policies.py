@@ -134,6 +134,8 @@ class LibraryPolicyEvaluator:
                         severity=v.severity,
                         action=v.enforcement,
                         artifact=v.artifact,
+                        controls=v.controls,
+                        container=v.container,
                     ),
                 )
         return PolicyResult(violations=tuple(violations.values()), policies=tuple(policies))

@@ -47,6 +47,8 @@ class VerifiedArtifact:
     digest: str
     signers: tuple[SignerInfo, ...]
     facts: Mapping[str, Any] = field(default_factory=dict)
+    layers: tuple[str, ...] = ()  # layer digests of the manifest (recalls match them)
+    signatures: tuple[str, ...] = ()  # digests of the signature referrers that verified, per signer
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,8 @@ class Violation:
     severity: str = "high"
     action: EnforcementAction = "deny"
     artifact: str | None = None  # the reference it is about, when it is about one
+    controls: tuple[str, ...] = ()  # the controls the policy maps to (audits group by them)
+    container: str | None = None  # the container it is about, when the policy names one
 
 
 @dataclass(frozen=True)

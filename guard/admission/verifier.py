@@ -76,6 +76,18 @@ def _required_present(facts: Mapping[str, Any], required: str) -> tuple[bool, st
     return False, "; ".join(reasons) or None
 
 
+def _layers(store: Store, reference: str) -> tuple[str, ...]:
+    """The layer digests of the (already fetched) manifest; none for an index."""
+    layers = store.fetch_manifest(reference).json().get("layers")
+    if not isinstance(layers, list):
+        return ()
+    return tuple(
+        str(layer["digest"])
+        for layer in layers
+        if isinstance(layer, dict) and isinstance(layer.get("digest"), str)
+    )
+
+
 class _ReadOnce:
     """A read-only view of a store for one verification: each manifest and referrer list is
     fetched once (the signature and the attestations both read the referrers of the digest), so
@@ -179,7 +191,14 @@ class OciReferenceVerifier:
                     f"rule {config_rule.name!r} requires a valid {required} attestation attached to "
                     f"{digest}; " + (why or "none is attached")
                 )
-        return VerifiedArtifact(reference=reference, digest=digest, signers=tuple(signers), facts=facts)
+        return VerifiedArtifact(
+            reference=reference,
+            digest=digest,
+            signers=tuple(signers),
+            facts=facts,
+            layers=_layers(store, digest),
+            signatures=tuple(result.signature_digest for result in results),
+        )
 
     def _facts(
         self, store: Store, pinned: Reference, verifier: Verifier, signature: OciVerification

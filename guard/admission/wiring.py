@@ -24,6 +24,7 @@ from guard.admission.metrics import AdmissionMetrics
 from guard.admission.pipeline import AdmissionEngine
 from guard.admission.policies import LibraryPolicyEvaluator, policy_artifact
 from guard.admission.ports import RuleMatch
+from guard.admission.recalls import RecallIndex
 from guard.admission.verifier import (
     AnyOfVerifier,
     OciReferenceVerifier,
@@ -122,4 +123,5 @@ async def build_engine(config: GuardConfig, metrics: AdmissionMetrics | None = N
     policy = LibraryPolicyEvaluator(
         config, make_engine(config.policy), KindTable(config.admission.kinds), usage=usage_store(config)
     )
-    return AdmissionEngine(config.admission, rules, verifier, policy, metrics)
+    recalls = RecallIndex(config.recalls)
+    return AdmissionEngine(config.admission, rules, verifier, policy, metrics, recalls=recalls)
