@@ -201,7 +201,7 @@ def energy_command(  # noqa: PLR0917 (a typer command: one parameter per option)
     )
     window = window_from_options(period, since, until)
     section = run_energy_scan(cfg, settings, window, pods=pods, nodes=nodes)
-    text = section.model_dump_json(indent=2)
+    text = section.model_dump_json(by_alias=True, indent=2)
     if output is not None:
         try:
             output.write_text(text + "\n", encoding="utf-8")
@@ -219,3 +219,56 @@ def energy_command(  # noqa: PLR0917 (a typer command: one parameter per option)
 def register(app: typer.Typer) -> None:
     """Add this capability's commands to the CLI."""
     app.command("energy")(energy_command)
+
+
+class EnergyRequest:
+    """The energy part of `guard scan` (``--prometheus`` / ``--period`` / ``--since``): taps the
+    pods the scan lists, then fills the result's ``energy`` and publishes usage. Prometheus
+    unreachable makes the result partial (exit 3 unless --allow-partial), never a zero."""
+
+    def __init__(self, prometheus: str | None, window: Any, publish_usage: Path | None) -> None:
+        self.prometheus = prometheus
+        self.window = window
+        self.publish_usage = publish_usage
+
+    @classmethod
+    def from_options(
+        cls,
+        prometheus: str | None,
+        period: str | None,
+        since: str | None,
+        until: str | None,
+        publish_usage: Path | None,
+    ) -> EnergyRequest | None:
+        if prometheus is None and period is None and since is None and until is None:
+            if publish_usage is not None:
+                raise UsageError("--publish-usage needs --prometheus (or --period / --since for estimates)")
+            return None
+        return cls(prometheus, window_from_options(period, since, until), publish_usage)
+
+    def tap(self, source: Any, config: GuardConfig) -> Any:
+        from guard.energy.scan_link import PodTap  # noqa: PLC0415
+
+        return PodTap(source, config.cluster)
+
+    def attach(self, result: Any, config: GuardConfig, tap: Any) -> Any:
+        from guard.energy.collect import ScanInputs, scan_energy  # noqa: PLC0415
+        from guard.energy.prometheus import PrometheusClient, PrometheusError  # noqa: PLC0415
+        from guard.energy.usage import publish_usage  # noqa: PLC0415
+
+        settings = prometheus_settings(config, self.prometheus)
+        inputs = ScanInputs(pods=tap.pods)
+        try:
+            if settings is None:
+                section = scan_energy(config, None, self.window, inputs)
+            else:
+                with PrometheusClient(settings) as client:
+                    section = scan_energy(config, client, self.window, inputs)
+        except PrometheusError as err:
+            scan = result.scan.model_copy(
+                update={"partial": True, "partial_reasons": (*result.scan.partial_reasons, f"energy: {err}")}
+            )
+            return result.model_copy(update={"scan": scan})
+        if self.publish_usage is not None:
+            publish_usage(section, self.publish_usage)
+        return result.model_copy(update={"energy": section})

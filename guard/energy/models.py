@@ -2,7 +2,7 @@
 
 ``EnergySection`` is the ``energy`` part of the scan result document (``guard.scan.result``);
 ``guard energy`` prints it as JSON. Values are frozen pydantic models, so they serialise to JSON
-with their field names and cannot be changed after they are built.
+with camelCase names (as the rest of the scan result) and cannot be changed after they are built.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
 
 Method = Literal["measured", "apportioned", "estimated"]
 Component = Literal["gpu", "cpu"]
@@ -18,7 +19,9 @@ Severity = Literal["high", "medium", "low"]
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    """Frozen; camelCase on the wire (``kwhByMethod``), as the scan result document."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True, extra="forbid")
 
 
 class EnergyFigure(_Frozen):

@@ -233,3 +233,98 @@ def test_publish_usage_and_store_reloads_in_place(live: PrometheusServer, tmp_pa
     usage.write_text("{not json")
     fields = store.carbon_fields("team-a", 0)
     assert fields["usedKgCO2e"] == 12.5 and "not UTF-8 JSON" in fields["usageProblem"]
+
+
+def _pods_snapshot(path: Path) -> Path:
+    started = (datetime.now(UTC) - timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def pod(name: str, gpus: int) -> dict[str, object]:
+        return {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "namespace": "team-a", "uid": f"uid-{name}"},
+            "spec": {
+                "nodeName": "live",
+                "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-L4"},
+                "containers": [
+                    {
+                        "name": "main",
+                        "image": "registry.example.com/team-a/m@sha256:" + "b" * 64,
+                        "resources": {"limits": {"nvidia.com/gpu": str(gpus)}},
+                    }
+                ],
+            },
+            "status": {"phase": "Running", "startTime": started},
+        }
+
+    path.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "List",
+                "items": [pod("big", 1), pod("small", 1), pod("unmeasured", 2)],
+            }
+        )
+    )
+    return path
+
+
+def test_guard_scan_fills_energy_and_publishes_usage(
+    live: PrometheusServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out, usage = tmp_path / "scan.json", tmp_path / "usage.json"
+    code = run(
+        [
+            "scan",
+            "--snapshot",
+            str(_pods_snapshot(tmp_path / "pods.json")),
+            "--config",
+            str(_config(tmp_path)),
+            "--prometheus",
+            live.url,
+            "--since",
+            (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
+            "--publish-usage",
+            str(usage),
+            "-o",
+            str(out),
+            "--fail-on",
+            "critical",
+        ]
+    )
+    assert code == 0, capsys.readouterr()
+    energy = json.loads(out.read_text())["energy"]
+    by_pod = {w["pod"]: w for w in energy["workloads"]}
+    assert by_pod["big"]["kwhByMethod"].keys() == {"measured"}
+    # a pod with GPUs and no series: estimated from the scan's pod (2 x 72 W x 1 h)
+    assert by_pod["unmeasured"]["kwhByMethod"] == {"estimated": pytest.approx(2 * 72 / 1000, rel=0.01)}
+    assert energy["source"]["url"] == live.url and energy["tenants"][0]["budget"]["period"]
+    assert parse_usage(usage.read_bytes(), "usage").tenants["team-a"].used_kg_co2e > 0
+
+
+def test_guard_scan_with_prometheus_down_is_partial_exit_3(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    out = tmp_path / "scan.json"
+    code = run(
+        [
+            "scan",
+            "--snapshot",
+            str(_pods_snapshot(tmp_path / "pods.json")),
+            "--config",
+            str(_config(tmp_path)),
+            "--prometheus",
+            url,
+            "--period",
+            "2026-11",
+            "-o",
+            str(out),
+            "--fail-on",
+            "critical",
+        ]
+    )
+    assert code == 3
+    doc = json.loads(out.read_text())
+    assert doc["energy"] is None and doc["scan"]["partial"] is True
+    assert any(url in r and "unreachable" in r for r in doc["scan"]["partialReasons"])
