@@ -9,6 +9,7 @@ pods: Prometheus aggregates, guard does not ask pod by pod.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -242,10 +243,11 @@ def scan_energy(
             grouped[(r.namespace, r.pod)].append(_figure(r))
         else:
             unallocated.append(r)
-    util, util_q = _utilisation(client, window) if client is not None else ({}, None)
+    tenant_of = functools.cache(config.tenant_for)  # one lookup per namespace, not per pod
+    util, util_q = _utilisation(client, window) if client is not None and budgets else ({}, None)
     workloads = []
     for (ns, pod), figures in sorted(grouped.items()):
-        tenant = config.tenant_for(ns)
+        tenant = tenant_of(ns)
         workloads.append(
             WorkloadEnergy(
                 namespace=ns,
@@ -270,7 +272,7 @@ def scan_energy(
                     category="efficiency",
                     namespace=ns,
                     pod=pod,
-                    tenant=(t.name if (t := config.tenant_for(ns)) else None),
+                    tenant=(t.name if (t := tenant_of(ns)) else None),
                     message=f"pod {ns}/{pod} holds GPUs at {percent:.1f}% mean utilisation over the "
                     f"window (under {threshold:g}%; query: {util_q})",
                 )
@@ -278,11 +280,15 @@ def scan_energy(
 
     # 3. tenants and budgets (the budget covers the tenant's period up to the window's end)
     totals = _tenant_totals(config, workloads)
+    by_tenant: dict[str, list[WorkloadEnergy]] = defaultdict(list)
+    for w in workloads:
+        if w.tenant is not None:
+            by_tenant[w.tenant].append(w)
     period_totals = {window.since: totals}
     tenants = []
     for t in config.tenants:
         kwh_w, kg_w = totals.get(t.name, (0.0, 0.0))
-        ts = [w for w in workloads if w.tenant == t.name]
+        ts = by_tenant.get(t.name, [])
         embodied_values = [w.carbon.embodied_kg_co2e for w in ts if w.carbon.embodied_kg_co2e is not None]
         budget: Budget | None = None
         if t.carbon is not None and budgets:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict
+from collections.abc import Sequence
 
 from guard.energy.models import Method
 from guard.energy.prometheus import PrometheusClient, Sample
@@ -32,6 +33,13 @@ MJ_PER_KWH = 3.6e9
 JOULES_PER_KWH = 3.6e6
 SHARED_BELOW = 0.99  # a row whose shared figure is under 99% of its own was shared with others
 _MIG_SLICES = re.compile(r"^(\d+)g\.")
+
+
+def _promql_regex(value: str) -> str:
+    """``value`` matched literally inside a PromQL double-quoted regex (RE2): every character
+    that is not a letter or digit is escaped for RE2, then backslashes and quotes for PromQL."""
+    escaped = "".join(c if c.isalnum() else "\\" + c for c in value)
+    return escaped.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def step_seconds(window: Window, resolution_seconds: float) -> int:
@@ -75,13 +83,18 @@ class DcgmSource:
         sub, step = self._sub(window)
         return f"sum_over_time((max by ({GROUP}) ({POWER})){sub}) * {step} / {JOULES_PER_KWH:g}"
 
-    def shared_query(self, window: Window) -> str:
+    def shared_query(self, window: Window, devices: Sequence[str] = ()) -> str:
+        """Per-step shares on the devices given (all when none): only the devices that had more
+        than one pod are asked, so the cost follows the shared devices, not every GPU."""
         sub, step = self._sub(window)
+        selector = ""
+        if devices:
+            selector = '{UUID=~"' + "|".join(_promql_regex(d) for d in sorted(devices)) + '"}'
         if self.counter:
-            piece = f"increase({ENERGY}[{step}s])"
+            piece = f"increase({ENERGY}{selector}[{step}s])"
             scale = f"/ {MJ_PER_KWH:g}"
         else:
-            piece = POWER
+            piece = POWER + selector
             scale = f"* {step} / {JOULES_PER_KWH:g}"
         divided = f"{piece} / on({DEVICE}) group_left() count by ({DEVICE}) ({piece})"
         return f"sum by ({GROUP}) (sum_over_time(({divided}){sub})) {scale}"
@@ -110,10 +123,13 @@ class DcgmSource:
             by_device[label(s, "UUID")].append(s)
         shared: dict[tuple[str, str, str, str], float] = {}
         shared_q: str | None = None
-        if any(
-            len({self._key(s) for s in group if not label(s, "GPU_I_ID")}) > 1 for group in by_device.values()
-        ):
-            shared_q = self.shared_query(window)
+        shared_devices = [
+            uuid
+            for uuid, group in by_device.items()
+            if len({self._key(s) for s in group if not label(s, "GPU_I_ID")}) > 1
+        ]
+        if shared_devices:
+            shared_q = self.shared_query(window, shared_devices)
             shared = {self._key(s): s.value for s in client.query(shared_q, window.until)}
         out: list[Row] = []
         for uuid, group in by_device.items():
