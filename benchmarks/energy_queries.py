@@ -87,7 +87,7 @@ def main() -> int:
             server = PrometheusServer(Path(tmp))
             backfill(om, server.storage)  # type: ignore[arg-type]
             with server:
-                settings = PrometheusSettings(url=server.url, timeout_seconds=600)  # type: ignore[arg-type]
+                settings = PrometheusSettings(url=server.url, timeout_seconds=600)
                 with PrometheusClient(settings) as client:
                     at = window.until
                     client.query("vector(1)", at)  # warm
