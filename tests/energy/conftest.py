@@ -158,6 +158,11 @@ def dcgm_scenario() -> tuple[Scenario, dict[str, list[Series]]]:
         sc.counter(E, dcgm_labels(0, "GPU-x1", "n6"), 100, start=MOVE + 60),
         sc.counter(E, dcgm_labels(0, "GPU-x2", "n7"), 100, end=MOVE),
     ]
+    # time-sliced, sharers changing: join-1 alone for 15 days, then join-2 shares the GPU with it
+    named["joined"] = [
+        sc.counter(E, dcgm_labels(0, "GPU-j", "n8", "join-1", "team-c"), 400),
+        sc.counter(E, dcgm_labels(0, "GPU-j", "n8", "join-2", "team-c"), 400, start=MOVE),
+    ]
     # utilisation: train-a busy, infer pods idle
     sc.gauge("DCGM_FI_PROF_GR_ENGINE_ACTIVE", dcgm_labels(0, "GPU-a1", "n1", "train-a", "team-a"), 0.9)
     sc.gauge("DCGM_FI_PROF_GR_ENGINE_ACTIVE", dcgm_labels(0, "GPU-s", "n2", "infer-0", "team-b"), 0.01)

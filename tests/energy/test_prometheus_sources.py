@@ -210,3 +210,15 @@ def test_power_gauge_fallback_with_old_namespace_labels(prom_power: Backfilled, 
     assert close(solo.kwh, 72 * seconds / J) and solo.kwh_by_method.keys() == {"measured"}
     assert "--use-old-namespace" in section.source.schema_detected[0]
     assert "DCGM_FI_DEV_POWER_USAGE" in section.source.schema_detected[0]
+
+
+@pytest.mark.parametrize("seconds", [20 * DAY, 30 * DAY])
+def test_sharers_changing_in_the_window_split_per_step(prom_dcgm: Backfilled, seconds: float) -> None:
+    section, _ = scan(prom_dcgm, seconds)
+    alone = seconds - 15 * DAY  # join-1 held the GPU alone before join-2 came 15 days ago
+    one, two = workload(section, "join-1"), workload(section, "join-2")
+    assert close(one.kwh, 400 * (alone + 15 * DAY / 2) / J), one.kwh
+    assert close(two.kwh, 400 * (15 * DAY / 2) / J), two.kwh
+    device = expected(prom_dcgm.named["joined"][:1], seconds)
+    assert close(one.kwh + two.kwh, device)
+    assert one.kwh_by_method.keys() == two.kwh_by_method.keys() == {"apportioned"}
