@@ -964,5 +964,6 @@ def test_energy_usage_configmap_is_mounted_and_configured(chart: Any, default: R
     assert mounts["energy-usage"]["mountPath"] == "/etc/guard/usage" and mounts["energy-usage"]["readOnly"]
     config = parsed_config(rendered)
     assert str(config.energy.usage_file) == "/etc/guard/usage/usage.json"
-    with pytest.raises(Exception, match="conflicts with energyUsage.configMap"):
-        render(chart, {"energyUsage": {"configMap": "guard-usage"}, "config": {"energy": {"usage_file": "/x.json"}}})
+    both = {"energyUsage": {"configMap": "guard-usage"}, "config": {"energy": {"usage_file": "/x.json"}}}
+    with pytest.raises(Exception, match=r"conflicts with energyUsage\.configMap"):
+        render(chart, both)
