@@ -965,5 +965,5 @@ def test_energy_usage_configmap_is_mounted_and_configured(chart: Any, default: R
     config = parsed_config(rendered)
     assert str(config.energy.usage_file) == "/etc/guard/usage/usage.json"
     both = {"energyUsage": {"configMap": "guard-usage"}, "config": {"energy": {"usage_file": "/x.json"}}}
-    with pytest.raises(Exception, match=r"conflicts with energyUsage\.configMap"):
+    with pytest.raises(helm.HelmRenderError, match=r"conflicts with energyUsage\.configMap"):
         render(chart, both)
