@@ -18,10 +18,16 @@ Component = Literal["gpu", "cpu"]
 Severity = Literal["high", "medium", "low"]
 
 
-class _Frozen(BaseModel):
-    """Frozen; camelCase on the wire (``kwhByMethod``), as the scan result document."""
+def wire_name(field: str) -> str:
+    """camelCase as the scan result document (``kwhByMethod``), with CO2e spelled as in the policy
+    input (``operationalKgCO2e``, not ``operationalKgCo2E``)."""
+    return to_camel(field).replace("Co2E", "CO2e")
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True, extra="forbid")
+
+class _Frozen(BaseModel):
+    """Frozen; camelCase on the wire (see ``wire_name``)."""
+
+    model_config = ConfigDict(alias_generator=wire_name, populate_by_name=True, frozen=True, extra="forbid")
 
 
 class EnergyFigure(_Frozen):

@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from guard.config import GuardConfig
-from guard.energy.models import EnergySection
+from guard.energy.models import EnergySection, wire_name
 from guard.errors import UsageError
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,9 @@ MAX_BYTES = 4 * 1024 * 1024
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    """camelCase on the wire (``usedKgCO2e``, ``asOf``)."""
+
+    model_config = ConfigDict(alias_generator=wire_name, populate_by_name=True, frozen=True, extra="forbid")
 
 
 class TenantUsage(_Frozen):
@@ -51,8 +53,6 @@ class UsageDocument(_Frozen):
     generated_at: datetime
     source: str
     tenants: dict[str, TenantUsage]
-
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
 
 def usage_document(section: EnergySection, *, now: datetime | None = None) -> UsageDocument:

@@ -38,17 +38,17 @@ def _usage(path: Path, used: float, as_of: datetime) -> None:
         json.dumps(
             {
                 "apiVersion": "guard.cnai.dev/usage/v1",
-                "generated_at": as_of.isoformat(),
+                "generatedAt": as_of.isoformat(),
                 "source": "http://prometheus:9090",
                 "tenants": {
                     "team-a": {
                         "period": f"{start:%Y-%m}",
-                        "period_start": start.isoformat(),
-                        "period_end": end.isoformat(),
-                        "as_of": as_of.isoformat(),
-                        "used_kg_co2e": used,
-                        "used_kwh": used * 2,
-                        "forecast_kg_co2e": used,
+                        "periodStart": start.isoformat(),
+                        "periodEnd": end.isoformat(),
+                        "asOf": as_of.isoformat(),
+                        "usedKgCO2e": used,
+                        "usedKwh": used * 2,
+                        "forecastKgCO2e": used,
                     }
                 },
             }

@@ -227,7 +227,7 @@ def test_publish_usage_and_store_reloads_in_place(live: PrometheusServer, tmp_pa
     assert store.carbon_fields("team-a", 0, now=later)["usageStale"] is True
     # rewritten in place: read again; broken: the last good document stays and the problem is said
     raw = json.loads(usage.read_text())
-    raw["tenants"]["team-a"]["used_kg_co2e"] = 12.5
+    raw["tenants"]["team-a"]["usedKgCO2e"] = 12.5
     usage.write_text(json.dumps(raw))
     assert store.carbon_fields("team-a", 0)["usedKgCO2e"] == 12.5
     usage.write_text("{not json")
