@@ -175,6 +175,15 @@ class AdmissionEngine:
                 message=f"guard failed while evaluating ({type(err).__name__})",
             )
 
+    async def resolve(self, reference: str) -> str:
+        """The digest ``reference`` (an image reference, no scheme) names now, through the tag
+        cache (single-flight): for audits comparing it with what runs. Raises like the verifier."""
+        if "@" in reference:
+            return reference.rsplit("@", 1)[1]
+        return await self._digests.get(
+            reference, lambda: self._call("resolve", self._verifier.resolve, reference)
+        )
+
     # -- the steps --------------------------------------------------------------------------
 
     async def _decide(self, request: AdmissionRequest, decision_id: str) -> AdmissionOutcome:

@@ -8,6 +8,7 @@ could not be read, or the result is partial (something could not be looked at) a
 from __future__ import annotations
 
 import asyncio
+import gc
 import re
 import sys
 from pathlib import Path
@@ -54,11 +55,19 @@ def exit_code(result: ScanResult, fail_on: str, allow_partial: bool) -> int:
     return EXIT_OK
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _printable(text: str) -> str:
+    """Names in a cluster are untrusted: no control characters (terminal escapes) reach a log."""
+    return _CONTROL.sub("?", text)
+
+
 def summary_line(result: ScanResult) -> str:
     s = result.summary
     sev = ", ".join(f"{k} {v}" for k, v in s.by_severity.items() if v)
     partial = " PARTIAL: " + "; ".join(result.scan.partial_reasons[:3]) if result.scan.partial else ""
-    return (
+    return _printable(
         f"guard scan {result.scan.id}: {s.workloads} workloads ({s.ai_workloads} AI), {s.pods} pods, "
         f"{s.artifacts} artifacts, {s.findings} findings" + (f" ({sev})" if sev else "") + partial
     )
@@ -288,6 +297,9 @@ def _run(
         result = asyncio.run(run_scan(guard_config, tap or source, options, progress))
     finally:
         progress.close()
+        # the scan's engine is freed here, on the thread that ran it: the embedded policy engine
+        # (regorus) must not be dropped by a later collection on another thread
+        gc.collect()
     if energy is not None and tap is not None:
         result = energy.attach(result, guard_config, tap)
     return result, api

@@ -67,6 +67,7 @@ class ArtifactFacts:
     is_model: bool
     running: dict[str, Running] = field(default_factory=dict)  # by running digest
     recall: RecallMatch | None = None
+    resolved: str | None = None  # the digest the reference names now (also when verification failed)
 
 
 @dataclass
@@ -179,6 +180,14 @@ class Auditor:
         # 3. drift
         for group in unit.groups:
             self._running(facts, group)
+        for art in facts.artifacts.values():
+            art.resolved = art.verdict.digest
+            covered = art.verdict.match.rule is not None  # a reference no rule covers is never resolved
+            if art.resolved is None and art.running and art.verdict.ref.is_oci and covered:
+                try:  # verification failed after resolving: what does the tag name now?
+                    art.resolved = await self._engine.resolve(art.verdict.ref.reference)
+                except GuardError:
+                    art.resolved = None
         # 4. recalls
         if self._recalls:
             for art in facts.artifacts.values():

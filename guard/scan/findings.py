@@ -63,7 +63,7 @@ def _evidence(art: ArtifactFacts, running: str | None = None) -> Evidence:
     first = signers[0] if signers else None
     return Evidence(
         reference=verdict.ref.reference,
-        digest=verdict.digest,
+        digest=art.resolved or verdict.digest,
         running_digest=running,
         signer_identity=first.identity if first else None,
         signer_issuer=first.issuer if first else None,
@@ -142,7 +142,7 @@ def _verification_findings(facts: WorkloadFacts, builder: FindingBuilder, covere
                 evidence=_evidence(art),
             )
         for running in art.running.values():
-            if verdict.digest is not None and running.digest != verdict.digest:
+            if art.resolved is not None and running.digest != art.resolved:
                 builder.add(
                     facts,
                     resource,
@@ -153,8 +153,8 @@ def _verification_findings(facts: WorkloadFacts, builder: FindingBuilder, covere
                     rule="digest_drift",
                     policy="guard.drift",
                     severity="high",
-                    message=f"{running.pods} pod(s) run {ref} as {running.digest}, but guard verifies "
-                    f"{verdict.digest} for that reference (a tag moved, a node cache, or the image "
+                    message=f"{running.pods} pod(s) run {ref} as {running.digest}, but the reference "
+                    f"names {art.resolved} now (a tag moved, a node cache, or the image "
                     f"changed after admission)",
                     remediation="pin the reference by digest (image@sha256:...) and roll the workload out",
                     evidence=_evidence(art, running.digest),
@@ -269,8 +269,8 @@ def _artifact(art: ArtifactFacts) -> ArtifactResult:
         rule=verdict.match.rule,
         status=status,
         reason=reason,
-        digest=verdict.digest,
-        resolved_from_tag=verdict.resolved_from_tag,
+        digest=art.resolved or verdict.digest,
+        resolved_from_tag=verdict.resolved_from_tag or (art.resolved is not None and not verdict.ref.pinned),
         signers=_signers(verdict),
         layers=verdict.artifact.layers if verdict.artifact else (),
         running=tuple(

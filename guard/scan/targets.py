@@ -46,7 +46,7 @@ _RANK = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # hashed per object listed: by identity, not by its KindSpec
 class ScanTarget:
     group: str
     kind: str

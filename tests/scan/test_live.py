@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from guard.cli import run
+from guard.scan.sources.live import RateLimiter
 from guard.testing.admission_net import refused_address
 from guard.testing.kube import Pager, expired_status, forbidden_status, write_kubeconfig
 
@@ -272,3 +273,29 @@ async def test_write_reports_applies_one_report_per_namespace(kmock: Any, tmp_pa
     body = json.loads(request.data if isinstance(request.data, (bytes, str)) else json.dumps(request.data))
     assert body["metadata"]["labels"]["guard.cnai.dev/scan-id"] == result["scan"]["id"]
     assert body["summary"]["warn"] >= 1  # the unmatched image (warn) and the mutable tag
+
+
+def test_rate_limiter_allows_a_burst_then_holds_the_rate() -> None:
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    limiter = RateLimiter(20, 40, clock=lambda: now[0], sleep=sleep)
+    for _ in range(40):
+        limiter.acquire()
+    assert slept == []  # the burst
+    for _ in range(20):
+        limiter.acquire()
+    assert sum(slept) == pytest.approx(1.0, rel=0.01)  # 20 more at 20/s: one second
+
+
+def test_in_cluster_outside_a_cluster_is_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    assert run(["scan", "--config", str(config_file(tmp_path)), "--in-cluster"]) == 2
+    err = capsys.readouterr().err
+    assert "in-cluster service account" in err and "Traceback" not in err
