@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from guard.energy.models import EnergySection
 
 SEVERITIES = ("low", "medium", "high")
+REGION_LABEL = "topology.kubernetes.io/region"
 
 
 def _time(value: str, option: str) -> datetime:
@@ -96,16 +97,13 @@ def run_energy_scan(
 ) -> EnergySection:
     from guard.energy.collect import ScanInputs, scan_energy  # noqa: PLC0415
     from guard.energy.prometheus import PrometheusClient  # noqa: PLC0415
-    from guard.energy.sources.estimate import pod_records  # noqa: PLC0415
+    from guard.energy.sources.estimate import node_labels, pod_records  # noqa: PLC0415
 
     node_doc = _read_json(nodes, "nodes file") if nodes else None
     records = pod_records(_read_json(pods, "pods file"), config.cluster, node_doc) if pods else []
-    regions: dict[str, str] = {}
-    for node in (node_doc or {}).get("items", []) if isinstance(node_doc, dict) else []:
-        meta = (node or {}).get("metadata") or {}
-        region = (meta.get("labels") or {}).get("topology.kubernetes.io/region")
-        if region:
-            regions[str(meta.get("name", ""))] = str(region)
+    regions = {
+        n: labels[REGION_LABEL] for n, labels in node_labels(node_doc).items() if labels.get(REGION_LABEL)
+    }
     inputs = ScanInputs(pods=records, node_regions=regions)
     if settings is None:
         return scan_energy(config, None, window, inputs)

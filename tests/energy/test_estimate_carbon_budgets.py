@@ -167,3 +167,63 @@ def test_budget_80_percent_low_and_kwh_budget() -> None:
     b = budget_for(CarbonBudget(budget_kg_co2e=100, budget_kwh=1000), 85, 1500, end)
     found = {(f.rule, f.severity) for f in budget_findings("t", b)}
     assert found == {("carbon_budget_low", "low"), ("carbon_budget_exceeded_kwh", "high")}
+
+
+@pytest.mark.parametrize(
+    ("pods", "message"),
+    [
+        ("[1, 2]", "expected a PodList"),
+        (
+            '{"items": [{"metadata": {"name": "p"}, "spec": "x", "status": {}}]}',
+            "expected metadata, spec and status",
+        ),
+        (
+            '{"items": [{"metadata": {"name": "p"}, "spec": {"containers": []}, "status": {}}]}',
+            "at least one container",
+        ),
+        (
+            '{"items": [{"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]},'
+            ' "status": {"startTime": "yesterday"}}]}',
+            "expected an RFC 3339 time",
+        ),
+        (
+            '{"items": [{"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]},'
+            ' "status": {"phase": "Failed", "containerStatuses": 7}}]}',
+            None,
+        ),
+        ("{" * 100000, "not JSON"),
+    ],
+)
+def test_bad_pods_files_are_usage_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], pods: str, message: str | None
+) -> None:
+    from guard.cli import run
+
+    path = tmp_path / "pods.json"
+    path.write_text(pods)
+    code = run(["energy", "--pods", str(path), "--period", "2026-11"])
+    err = capsys.readouterr().err
+    if message is None:
+        assert code == 0, err
+    else:
+        assert code == 2 and message in err, err
+        assert "Traceback" not in err
+
+
+def test_bad_nodes_file_and_window_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from guard.cli import run
+
+    nodes = tmp_path / "nodes.json"
+    nodes.write_text('{"kind": "NodeList"}')
+    pods = tmp_path / "pods.json"
+    pods.write_text('{"items": []}')
+    assert run(["energy", "--pods", str(pods), "--nodes", str(nodes)]) == 2
+    assert "expected a NodeList" in capsys.readouterr().err
+    assert run(["energy", "--period", "2026-11", "--since", "2026-11-01T00:00:00Z"]) == 2
+    assert "not both" in capsys.readouterr().err
+    assert run(["energy", "--since", "2026-11-02T00:00:00Z", "--until", "2026-11-01T00:00:00Z"]) == 2
+    assert "is not before" in capsys.readouterr().err
+    assert run(["energy", "--period", "2999-01"]) == 2
+    assert "has not started" in capsys.readouterr().err
+    assert run(["energy", "--prometheus", "not a url"]) == 2
+    assert "--prometheus" in capsys.readouterr().err

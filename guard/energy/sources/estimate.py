@@ -35,6 +35,31 @@ class PodRecord:
     products: tuple[str, ...] = ()
 
 
+def _dig(value: Any, *keys: str) -> Any:
+    """``value[k1][k2]...`` through mappings only (None when a step is missing or not a mapping)."""
+    for key in keys:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value
+
+
+def node_labels(nodes: Any) -> dict[str, dict[str, str]]:
+    """Each node's labels from a NodeList (``kubectl get nodes -o json``); items that are not
+    nodes are skipped, a document that is not a list is a UsageError."""
+    if nodes is None:
+        return {}
+    items = nodes.get("items") if isinstance(nodes, Mapping) else None
+    if not isinstance(items, list):
+        raise UsageError("nodes: expected a NodeList (a JSON object with items), found something else")
+    out: dict[str, dict[str, str]] = {}
+    for node in items:
+        name, labels = _dig(node, "metadata", "name"), _dig(node, "metadata", "labels")
+        if isinstance(name, str) and name:
+            out[name] = {str(k): str(v) for k, v in labels.items()} if isinstance(labels, Mapping) else {}
+    return out
+
+
 def _time(value: Any, where: str) -> datetime | None:
     if value in (None, ""):
         return None
@@ -65,8 +90,9 @@ def pod_record(
     if node and node_products and node in node_products:
         products = (node_products[node],)
     ends = []
-    for cs in status.get("containerStatuses") or []:
-        terminated = ((cs or {}).get("state") or {}).get("terminated") if isinstance(cs, Mapping) else None
+    statuses = status.get("containerStatuses")
+    for cs in statuses if isinstance(statuses, list) else []:
+        terminated = _dig(cs, "state", "terminated")
         if isinstance(terminated, Mapping):
             ends.append(_time(terminated.get("finishedAt"), f"{where}: finishedAt"))
     end = None
@@ -90,12 +116,11 @@ def pod_records(doc: Any, cluster: ClusterFacts, nodes: Any = None) -> list[PodR
     items = doc.get("items") if isinstance(doc, Mapping) else None
     if not isinstance(items, list):
         raise UsageError("pods: expected a PodList (a JSON object with items), found something else")
-    node_products: dict[str, str] = {}
-    for node in (nodes or {}).get("items", []) if isinstance(nodes, Mapping) else []:
-        meta = (node or {}).get("metadata") or {}
-        product = (meta.get("labels") or {}).get(GPU_PRODUCT_LABEL)
-        if product:
-            node_products[str(meta.get("name", ""))] = str(product)
+    node_products = {
+        n: labels[GPU_PRODUCT_LABEL]
+        for n, labels in node_labels(nodes).items()
+        if labels.get(GPU_PRODUCT_LABEL)
+    }
     return [pod_record(p, cluster, node_products) for p in items if isinstance(p, Mapping)]
 
 
