@@ -269,4 +269,13 @@ class EnergyRequest:
             return result.model_copy(update={"scan": scan})
         if self.publish_usage is not None:
             publish_usage(section, self.publish_usage)
+        owners = {(w.namespace, pod): w.id for w in result.workloads for pod in w.pod_names}
+        section = section.model_copy(
+            update={
+                "workloads": tuple(
+                    w.model_copy(update={"workload_id": owners.get((w.namespace, w.pod))})
+                    for w in section.workloads
+                )
+            }
+        )
         return result.model_copy(update={"energy": section})

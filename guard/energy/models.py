@@ -58,9 +58,13 @@ class Carbon(_Frozen):
 
 
 class WorkloadEnergy(_Frozen):
+    """One pod's energy. In ``guard scan`` results ``workload_id`` names the scan's workload (its
+    top owner, ``workloads[].id``) that runs the pod."""
+
     namespace: str
     pod: str
     tenant: str | None
+    workload_id: str | None = None
     kwh: float = Field(ge=0)
     kwh_by_method: dict[str, float]
     figures: tuple[EnergyFigure, ...]

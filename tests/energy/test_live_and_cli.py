@@ -296,6 +296,7 @@ def test_guard_scan_fills_energy_and_publishes_usage(
     energy = json.loads(out.read_text())["energy"]
     by_pod = {w["pod"]: w for w in energy["workloads"]}
     assert by_pod["big"]["kwhByMethod"].keys() == {"measured"}
+    assert by_pod["big"]["workloadId"] == "v1/Pod/team-a/big"  # the scan's workload running the pod
     # a pod with GPUs and no series: estimated from the scan's pod (2 x 72 W x 1 h)
     assert by_pod["unmeasured"]["kwhByMethod"] == {"estimated": pytest.approx(2 * 72 / 1000, rel=0.01)}
     assert energy["source"]["url"] == live.url and energy["tenants"][0]["budget"]["period"]
