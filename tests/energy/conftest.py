@@ -54,13 +54,16 @@ class Scenario:
         start: float = START,
         end: float = END,
         resets: tuple[float, ...] = (),
+        gaps: tuple[tuple[float, float], ...] = (),
         offset_j: float = 5e6,
         unit: float = 1000.0,
     ) -> Series:
         """A counter growing at ``watts`` (in mJ with unit=1000, J with unit=1) from ``start``
-        to ``end``, falling to zero at each reset time."""
+        to ``end``, falling to zero at each reset time, with no samples in the ``gaps``."""
         points = []
         for t in sample_times(start, end):
+            if any(a <= t < b for a, b in gaps):  # the exporter was not scraped
+                continue
             last_reset = max((r for r in resets if r <= t), default=None)
             joules = watts * (t - last_reset) if last_reset is not None else offset_j + watts * (t - START)
             points.append((t, joules * unit))
@@ -130,7 +133,13 @@ def dcgm_scenario() -> tuple[Scenario, dict[str, list[Series]]]:
     # exclusive: one pod, two whole GPUs
     named["exclusive"] = [
         sc.counter(E, dcgm_labels(0, "GPU-a1", "n1", "train-a", "team-a"), 700),
-        sc.counter(E, dcgm_labels(1, "GPU-a2", "n1", "train-a", "team-a"), 650),
+        # two days without scrapes (20 to 18 days ago): the counter counted through them
+        sc.counter(
+            E,
+            dcgm_labels(1, "GPU-a2", "n1", "train-a", "team-a"),
+            650,
+            gaps=((END - 20 * DAY, END - 18 * DAY),),
+        ),
     ]
     # time-sliced: three pods on one GPU, the device counter repeated once per pod
     named["shared"] = [

@@ -16,6 +16,7 @@ from guard.energy.sources.base import Window
 from .conftest import DAY, END, Backfilled, Scenario, Series, at
 
 WINDOWS = [10.0, 60.0, 3600.0, DAY, 30 * DAY]
+GAP_WINDOWS = [19 * DAY, 25 * DAY]  # starting inside, and before, a two-day scrape gap of GPU-a2
 MJ = 3.6e9
 J = 3.6e6
 
@@ -58,7 +59,7 @@ def close(found: float, want: float, rel: float = 0.01) -> bool:
     return want > 0 and abs(found - want) <= rel * want
 
 
-@pytest.mark.parametrize("seconds", WINDOWS)
+@pytest.mark.parametrize("seconds", WINDOWS + GAP_WINDOWS)
 def test_exclusive_gpus_equal_the_counters(prom_dcgm: Backfilled, seconds: float) -> None:
     section, _ = scan(prom_dcgm, seconds)
     w = workload(section, "train-a")
