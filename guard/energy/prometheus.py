@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -58,7 +59,7 @@ class PrometheusClient:
             )
         if settings.username is not None and settings.password_file is not None:
             auth = httpx.BasicAuth(settings.username, _read_secret(settings.password_file, "password_file"))
-        verify: bool | str = True
+        verify: bool | ssl.SSLContext = True
         if settings.insecure_skip_tls_verify:
             log.warning(
                 "energy.prometheus.insecure_skip_tls_verify: TLS certificates of %s are NOT verified",
@@ -68,7 +69,12 @@ class PrometheusClient:
         elif settings.ca_file is not None:
             if not settings.ca_file.is_file():
                 raise ConfigError(f"energy.prometheus.ca_file: {settings.ca_file} does not exist")
-            verify = str(settings.ca_file)
+            try:
+                verify = ssl.create_default_context(cafile=str(settings.ca_file))
+            except (OSError, ssl.SSLError) as err:
+                raise ConfigError(
+                    f"energy.prometheus.ca_file: {settings.ca_file} is not a PEM CA bundle: {err}"
+                ) from err
         self._client = httpx.Client(headers=headers, auth=auth, verify=verify, transport=transport)
         self._deadline: float | None = None
         self.queries = 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import shutil
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -152,13 +153,25 @@ class PrometheusServer:
         targets: Sequence[str] = (),
         scrape_interval: float = 1.0,
         storage: Path | None = None,
+        web_config: str | None = None,
+        https: bool = False,
+        ca_file: Path | None = None,
+        auth: tuple[str, str] | None = None,
     ) -> None:
+        """``web_config``: Prometheus' ``--web.config.file`` content (``tls_server_config``,
+        ``basic_auth_users``); ``https``, ``ca_file`` and ``auth`` are what the readiness probe
+        then needs."""
+        self.web_config = web_config
+        self._verify: bool | ssl.SSLContext = (
+            ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
+        )
+        self._auth = auth
         self.workdir = workdir
         self.storage = storage or workdir / "data"
         self.targets = list(targets)
         self.scrape_interval = scrape_interval
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if https else 'http'}://127.0.0.1:{self.port}"
         self._proc: subprocess.Popen[bytes] | None = None
 
     def _config(self) -> Path:
@@ -177,6 +190,13 @@ class PrometheusServer:
         )
         return path
 
+    def _web_config_args(self) -> list[str]:
+        if self.web_config is None:
+            return []
+        path = self.workdir / "web.yml"
+        path.write_text(self.web_config, encoding="utf-8")
+        return [f"--web.config.file={path}"]
+
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.storage.mkdir(parents=True, exist_ok=True)
@@ -189,6 +209,7 @@ class PrometheusServer:
                 f"--web.listen-address=127.0.0.1:{self.port}",
                 "--storage.tsdb.retention.time=400d",
                 "--web.enable-lifecycle",
+                *self._web_config_args(),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -201,7 +222,8 @@ class PrometheusServer:
                     f"prometheus exited: {(self.workdir / 'prometheus.log').read_text()[-2000:]}"
                 )
             try:
-                if httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200:
+                ready = httpx.get(f"{self.url}/-/ready", timeout=1, verify=self._verify, auth=self._auth)
+                if ready.status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
