@@ -231,13 +231,22 @@ class PrometheusServer:
         self.stop()
         raise RuntimeError("prometheus did not become ready in 60 s")
 
-    def wait_for_samples(self, query: str, count: int, timeout: float = 30.0) -> None:
-        """Wait until ``count_over_time``-style ``query`` (an instant query) returns at least
-        ``count`` (e.g. ``count_over_time(up[1m])``)."""
+    def wait_for_samples(self, query: str, count: int, timeout: float = 90.0) -> None:
+        """Wait until the instant ``query`` (e.g. ``count_over_time(up[20s])``) returns at least
+        ``count`` for every series. A slow answer on a loaded machine is retried, not fatal."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            body = httpx.get(f"{self.url}/api/v1/query", params={"query": query}, timeout=5).json()
-            result = body.get("data", {}).get("result", [])
+            try:
+                body = httpx.get(
+                    f"{self.url}/api/v1/query",
+                    params={"query": query},
+                    timeout=10,
+                    verify=self._verify,
+                    auth=self._auth,
+                ).json()
+            except (httpx.HTTPError, ValueError):
+                body = {}
+            result = body.get("data", {}).get("result", []) if isinstance(body, dict) else []
             if result and min(float(r["value"][1]) for r in result) >= count:
                 return
             time.sleep(0.2)
