@@ -87,6 +87,12 @@ def _plain_help(command: Any, parent: Any = None) -> None:
             if shown is not None:
                 element = shown.group(1)
                 param.metavar = f"<{'path' if element == 'Path' else element}>"
+        elif getattr(param, "nargs", 1) == -1 and hasattr(param, "display_type"):
+            # a variadic argument (`guard scan merge RESULT...`): its element type, repeated
+            shown = re.fullmatch(r"<list\[(.+)\]>", str(param.display_type(ctx)))
+            if shown is not None:
+                element = "path" if shown.group(1) == "Path" else shown.group(1)
+                setattr(param, "display_type_rich", lambda ctx=None, text=f"<{element}>...": text)  # noqa: B010
     for sub in getattr(command, "commands", {}).values():
         _plain_help(sub, ctx)
 

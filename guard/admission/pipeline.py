@@ -24,7 +24,6 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from guard.admission import recalls as recall_of
 from guard.admission import verdicts as verdict_of
 from guard.admission.cache import SingleFlightCache
 from guard.admission.kinds import KindTable
@@ -38,6 +37,7 @@ from guard.admission.ports import (
     TrustRules,
     VerifiedArtifact,
 )
+from guard.admission.recalls import RecallIndex
 from guard.admission.references import ArtifactReference, extract_references, reference_keys
 from guard.admission.review import AdmissionRequest
 from guard.admission.settings import AdmissionSettings
@@ -79,7 +79,7 @@ class AdmissionEngine:
         metrics: AdmissionMetrics | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
-        recalls: recall_of.RecallIndex | None = None,
+        recalls: RecallIndex | None = None,
     ) -> None:
         self.settings = settings
         self.kinds = KindTable(settings.kinds)
@@ -275,7 +275,7 @@ class AdmissionEngine:
 
     async def _verify_one(self, ref: ArtifactReference, match: RuleMatch) -> ArtifactVerdict:
         try:
-            return await self._recall_checked(ref, match)
+            return await self._verify_checked(ref, match)
         except NotFoundError as err:
             return verdict_of.not_found(ref, match, err)
         except RegistryAuthError as err:
@@ -292,23 +292,6 @@ class AdmissionEngine:
             closed = dataclasses.replace(match, fail_open=False)
             return verdict_of.unverifiable(ref, closed, str(err) or type(err).__name__)
 
-    async def _recall_checked(self, ref: ArtifactReference, match: RuleMatch) -> ArtifactVerdict:
-        """Recalls act at once, whatever the cache TTL: the manifest digest is checked before the
-        verification cache (a pinned digest without any registry call; a tag through the tag
-        cache, which the verification then reuses), and every verdict, cached or not, on its
-        layers and signers. A match raises RecalledError (a verification failure: denied)."""
-        if self._recalls is None or match.rule is None or not ref.is_oci:
-            return await self._verify_checked(ref, match)
-        digest = await self.resolve(ref.reference)
-        found = self._recalls.manifest(digest)
-        if found is not None:
-            raise found.error(digest)
-        verdict = await self._verify_checked(ref, match)
-        found = self._recalls.artifact(verdict.artifact) if verdict.artifact is not None else None
-        if found is not None:
-            raise found.error(verdict.digest or digest)
-        return verdict
-
     async def _verify_checked(self, ref: ArtifactReference, match: RuleMatch) -> ArtifactVerdict:
         if match.rule is None:
             return verdict_of.unmatched(ref, match)
@@ -321,11 +304,18 @@ class AdmissionEngine:
             digest = await self._digests.get(
                 ref.reference, lambda: self._call("resolve", self._verifier.resolve, ref.reference)
             )
+        # recalls are checked before the cache and on every cached verdict: they act at once
+        recalled = self._recalls.manifest(digest) if self._recalls else None
+        if recalled is not None:
+            raise recalled.error(digest)
         artifact = await self._verdicts.get(
             (digest, match.trust_hash),
             lambda: self._call("verify", self._verifier.verify, ref.reference, digest, match),
             keep_error=lambda err: isinstance(err, VerificationError),
         )
+        recalled = self._recalls.artifact(artifact) if self._recalls else None
+        if recalled is not None:
+            raise recalled.error(digest)
         return ArtifactVerdict(
             ref=ref,
             match=match,

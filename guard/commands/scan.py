@@ -236,7 +236,10 @@ def register(app: typer.Typer) -> None:
 
     @scan_app.command("merge")
     def merge_command(
-        results: Annotated[list[Path], typer.Argument(help="Shard results (guard scan --shard I/N -o ...).")],
+        results: Annotated[
+            list[Path],
+            typer.Argument(help="Shard results (guard scan --shard I/N -o ...)."),
+        ],
         output: Annotated[
             Path | None,
             typer.Option("--output", "-o", help="Write the merged result here (default: stdout)."),
