@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from guard.admission.recalls import Recall
 from guard.admission.settings import AdmissionSettings
 from guard.configpath import BASE_DIR_CONTEXT, ConfigPath
+from guard.energy.settings import EnergySettings
 from guard.errors import ConfigError, GuardError
 from guard.policy.settings import PolicySettings
 from guard.textfile import read_user_text
@@ -170,10 +171,14 @@ class GpuQuota(FrozenModel):
 
 
 class CarbonBudget(FrozenModel):
-    """A tenant's carbon budget for the current period, in kg CO2e."""
+    """A tenant's carbon budget for the current period, in kg CO2e (and optionally kWh).
+    ``used_kg_co2e`` is the typed figure admission uses when no measured usage is published
+    (``energy.usage_file``, written by ``guard energy --publish-usage``)."""
 
     budget_kg_co2e: float = Field(ge=0)
     used_kg_co2e: float = Field(default=0.0, ge=0)
+    budget_kwh: float | None = Field(default=None, ge=0)
+    period: Literal["month", "quarter", "year"] = "month"
 
 
 class Tenant(FrozenModel):
@@ -189,8 +194,13 @@ class Tenant(FrozenModel):
 
 
 class GpuProduct(FrozenModel):
+    """A GPU product. ``embodied_kg_co2e`` (user-supplied; none shipped) and ``lifespan_years``
+    give SCI's embodied share M = TE x time reserved / lifespan x share reserved."""
+
     memory_gib: float = Field(gt=0)
     board_power_w: float = Field(gt=0)
+    embodied_kg_co2e: float | None = Field(default=None, ge=0)
+    lifespan_years: float = Field(default=4.0, gt=0)
 
 
 def _default_gpu_products() -> dict[str, GpuProduct]:
@@ -254,6 +264,7 @@ class GuardConfig(FrozenModel):
     recalls: tuple[Recall, ...] = Field(
         default=(), description="Recalled digests and signers: denied at admission, reported by guard scan."
     )
+    energy: EnergySettings = Field(default_factory=EnergySettings)
 
     def reference_errors(self) -> list[tuple[str, str]]:
         """Cross-references pydantic cannot check field by field: ``(path, problem)`` pairs."""

@@ -15,7 +15,7 @@ from guard.config import GuardConfig
 
 if TYPE_CHECKING:
     from guard.policy.engine import PolicyEngine
-    from guard.policy.input import Artifact
+    from guard.policy.input import Artifact, UsageLookup
 
 _SOURCES = (
     (".initContainers[", "initContainer"),
@@ -94,8 +94,11 @@ class LibraryPolicyEvaluator:
     """Evaluates the policy library once per pod spec of the object (a RayCluster's head and
     workers are judged separately) and merges the violations."""
 
-    def __init__(self, config: GuardConfig, engine: PolicyEngine, kinds: KindTable) -> None:
+    def __init__(
+        self, config: GuardConfig, engine: PolicyEngine, kinds: KindTable, usage: UsageLookup | None = None
+    ) -> None:
         self._config = config
+        self._usage = usage
         self._engine = engine
         self._kinds = kinds
         self._authorities = {rule.name: rule.authorities for rule in config.rules}
@@ -129,7 +132,7 @@ class LibraryPolicyEvaluator:
         policies: dict[str, None] = {}
         for pod_spec, meta in pod_specs:
             document = build_input_for_object(
-                obj, pod_spec, inputs, self._config, request=req, template_metadata=meta
+                obj, pod_spec, inputs, self._config, request=req, template_metadata=meta, usage=self._usage
             )
             decision = await self._engine.evaluate(document)
             policies.update(dict.fromkeys(decision.policies))

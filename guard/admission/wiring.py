@@ -32,6 +32,7 @@ from guard.admission.verifier import (
     oci_reference,
 )
 from guard.config import GuardConfig, Rule
+from guard.energy.usage import usage_store
 from guard.errors import ConfigError, UsageError
 from guard.policy.sources import allowed_by
 
@@ -126,6 +127,8 @@ async def build_engine(config: GuardConfig, metrics: AdmissionMetrics | None = N
     check_admission_config(config)
     rules = ConfigTrustRules(config)
     verifier = OciReferenceVerifier(config)
-    policy = LibraryPolicyEvaluator(config, make_engine(config.policy), KindTable(config.admission.kinds))
+    policy = LibraryPolicyEvaluator(
+        config, make_engine(config.policy), KindTable(config.admission.kinds), usage=usage_store(config)
+    )
     recalls = RecallIndex(config.recalls)
     return AdmissionEngine(config.admission, rules, verifier, policy, metrics, recalls=recalls)

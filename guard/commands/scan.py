@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
+from guard.commands.energy import EnergyRequest
 from guard.errors import EXIT_FAILED, EXIT_INFRA, EXIT_OK, UsageError
 
 if TYPE_CHECKING:
@@ -46,6 +47,10 @@ def exit_code(result: ScanResult, fail_on: str, allow_partial: bool) -> int:
         return EXIT_INFRA
     threshold = next(i for i, s in enumerate(SEVERITY_ORDER) if s == fail_on)
     if any(SEVERITY_ORDER.index(f.severity) <= threshold for f in result.findings):
+        return EXIT_FAILED
+    if result.energy is not None and any(  # budget and efficiency findings of the energy scan
+        SEVERITY_ORDER.index(f.severity) <= threshold for f in result.energy.findings
+    ):
         return EXIT_FAILED
     return EXIT_OK
 
@@ -173,6 +178,19 @@ def register(app: typer.Typer) -> None:
         schema: Annotated[
             bool, typer.Option("--schema", help="Print the result document's JSON Schema and exit.")
         ] = False,
+        prometheus: Annotated[
+            str | None,
+            typer.Option("--prometheus", help="Prometheus URL: measure energy, carbon and budgets (energy)."),
+        ] = None,
+        period: Annotated[
+            str | None, typer.Option("--period", help="Energy period: YYYY-MM, YYYY-Qn or YYYY.")
+        ] = None,
+        since: Annotated[str | None, typer.Option("--since", help="Energy window start (RFC 3339).")] = None,
+        until: Annotated[str | None, typer.Option("--until", help="Energy window end (default now).")] = None,
+        publish_usage: Annotated[
+            Path | None,
+            typer.Option("--publish-usage", help="Write each tenant's measured usage for admission."),
+        ] = None,
     ) -> None:
         """Audit running workloads with the webhook's own verification and policies."""
         if ctx.invoked_subcommand is not None:
@@ -205,6 +223,7 @@ def register(app: typer.Typer) -> None:
             qps=qps,
             page_size=page_size,
             deadline=deadline,
+            energy=EnergyRequest.from_options(prometheus, period, since, until, publish_usage),
         )
         _write(result, output)
         typer.echo(summary_line(result), err=True)
@@ -254,6 +273,7 @@ def _run(
     qps: float,
     page_size: int,
     deadline: float,
+    energy: EnergyRequest | None = None,
 ) -> tuple[ScanResult, KubeApi | None]:
     from guard.config import load_config  # noqa: PLC0415
     from guard.scan.merge import load_result  # noqa: PLC0415
@@ -274,12 +294,15 @@ def _run(
         api = KubeApi(kubeconfig=kubeconfig, context=context, in_cluster=in_cluster, qps=qps)
         source = LiveSource(api, page_size=page_size)
     options = ScanOptions(namespaces=namespaces, shard=shard, previous=prior, deadline_seconds=deadline)
+    tap = energy.tap(source, guard_config) if energy is not None else None
     progress = _Progress()
     try:
-        result = asyncio.run(run_scan(guard_config, source, options, progress))
+        result = asyncio.run(run_scan(guard_config, tap or source, options, progress))
     finally:
         progress.close()
         # the scan's engine is freed here, on the thread that ran it: the embedded policy engine
         # (regorus) must not be dropped by a later collection on another thread
         gc.collect()
+    if energy is not None and tap is not None:
+        result = energy.attach(result, guard_config, tap)
     return result, api

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from guard.attest.facts import ModelFacts
 from guard.config import ClusterFacts, GuardConfig, Tenant
@@ -128,7 +128,27 @@ def _artifact(artifact: Artifact, config: GuardConfig, namespace: str) -> dict[s
     }
 
 
-def tenant_input(tenant: Tenant, config: GuardConfig) -> dict[str, Any]:
+class UsageLookup(Protocol):
+    """Published measured usage (``guard.energy.usage.UsageStore``): the ``tenant.carbon`` fields
+    saying which used figure is in force (``usedKgCO2e``, ``usedSource``, ``usageAsOf``,
+    ``usageAgeSeconds``, ``usageStale``, ``usageProblem``)."""
+
+    def carbon_fields(self, tenant: str, typed_used: float) -> dict[str, Any]: ...
+
+
+def _carbon_input(tenant: Tenant, usage: UsageLookup | None) -> dict[str, Any] | None:
+    if tenant.carbon is None:
+        return None
+    carbon: dict[str, Any] = {
+        "budgetKgCO2e": tenant.carbon.budget_kg_co2e,
+        "usedKgCO2e": tenant.carbon.used_kg_co2e,
+    }
+    if usage is not None:
+        carbon.update(usage.carbon_fields(tenant.name, tenant.carbon.used_kg_co2e))
+    return carbon
+
+
+def tenant_input(tenant: Tenant, config: GuardConfig, usage: UsageLookup | None = None) -> dict[str, Any]:
     gpu = tenant.gpu
     return {
         "name": tenant.name,
@@ -154,12 +174,7 @@ def tenant_input(tenant: Tenant, config: GuardConfig) -> dict[str, Any]:
         },
         "licenses": list(tenant.licenses if tenant.licenses is not None else config.policy.default_licenses),
         "personalData": tenant.personal_data,
-        "carbon": None
-        if tenant.carbon is None
-        else {
-            "budgetKgCO2e": tenant.carbon.budget_kg_co2e,
-            "usedKgCO2e": tenant.carbon.used_kg_co2e,
-        },
+        "carbon": _carbon_input(tenant, usage),
     }
 
 
@@ -226,6 +241,7 @@ def build_input(
     workload: Mapping[str, Any],
     artifacts: Sequence[Artifact],
     config: GuardConfig,
+    usage: UsageLookup | None = None,
 ) -> dict[str, Any]:
     """The policy input for one admission request (see ``policies/input.schema.json``)."""
     req = request_input(request)
@@ -238,7 +254,7 @@ def build_input(
         "request": req,
         "workload": {**workload, "ai": gpu_total > 0 or any(a["isModel"] for a in arts)},
         "artifacts": arts,
-        "tenant": tenant_input(tenant, config) if tenant else None,
+        "tenant": tenant_input(tenant, config, usage) if tenant else None,
         "otherTenants": [
             {"name": t.name, "registries": list(t.registries)} for t in config.tenants if t is not tenant
         ],
@@ -256,6 +272,7 @@ def build_input_for_object(
     request: Mapping[str, Any] | None = None,
     resolved_claims: Mapping[str, Mapping[str, Any]] | None = None,
     template_metadata: Mapping[str, Any] | None = None,
+    usage: UsageLookup | None = None,
 ) -> dict[str, Any]:
     """Convenience: a Kubernetes object plus its PodSpec (found by the caller) to a policy input.
 
@@ -279,4 +296,4 @@ def build_input_for_object(
     api_version = str(obj.get("apiVersion", "v1"))
     group, _, version = api_version.rpartition("/")
     req.setdefault("kind", {"group": group, "version": version, "kind": str(obj.get("kind", "Pod"))})
-    return build_input(request=req, workload=workload, artifacts=artifacts, config=config)
+    return build_input(request=req, workload=workload, artifacts=artifacts, config=config, usage=usage)

@@ -71,11 +71,14 @@ class EnergyView(BaseModel):
     findings: tuple[EnergyFindingView, ...] = ()
 
 
-def read_energy(raw: dict[str, Any] | None) -> tuple[EnergyView | None, str | None]:
+def read_energy(raw: BaseModel | dict[str, Any] | None) -> tuple[EnergyView | None, str | None]:
+    """The report's view of the scan's energy section (the typed ``EnergySection``, or its JSON
+    as a result file has it), or why it was left out."""
     if raw is None:
         return None, None
+    data = raw.model_dump(mode="json", by_alias=True) if isinstance(raw, BaseModel) else raw
     try:
-        return EnergyView.model_validate(raw), None
+        return EnergyView.model_validate(data), None
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"])

@@ -20,7 +20,8 @@ Shape:
 - ``findings[]``: everything wrong, each with a stable ``fingerprint`` (same finding, same id on
   every run) and ``firstSeen`` (carried over from ``--previous``).
 - ``summary``: counts by severity, policy, tenant and namespace (always complete).
-- ``energy``: filled by the energy scan (issue 11); ``None`` here.
+- ``energy``: filled by the energy scan (``guard.energy``, ``EnergySection``) when ``guard scan``
+  is given ``--prometheus`` or ``--period`` / ``--since``; ``None`` otherwise.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+from guard.energy.models import EnergySection
 
 API_VERSION: Final = "guard.cnai.dev/scan-result/v1"
 SCHEMA_FILE = ("data", "scan", "result.schema.json")  # under the guard package (package data)
@@ -313,9 +316,10 @@ class ScanResult(_Doc):
     workloads: tuple[Workload, ...] = ()
     findings: tuple[Finding, ...] = ()
     summary: Summary
-    energy: dict[str, Any] | None = Field(
+    energy: EnergySection | None = Field(
         default=None,
-        description="Filled by the energy scan (measured / estimated energy and carbon); None otherwise.",
+        description="Filled by the energy scan (guard scan --prometheus / --period): energy per workload and "
+        "tenant by method, CO2e, budgets and forecasts, energy findings; None otherwise.",
     )
 
     def to_json(self) -> str:

@@ -964,3 +964,16 @@ def test_defaults_are_not_mutated_between_renders(chart: Any) -> None:
     assert render(chart, copy.deepcopy(values)).config_text == first
 
 
+
+
+def test_energy_usage_configmap_is_mounted_and_configured(chart: Any, default: Rendered) -> None:
+    assert "energy-usage" not in [v["name"] for v in default.pod["volumes"]]
+    rendered = render(chart, {"energyUsage": {"configMap": "guard-usage"}})
+    assert rendered.volume("energy-usage")["configMap"] == {"name": "guard-usage", "optional": True}
+    mounts = {m["name"]: m for m in rendered.container("guard")["volumeMounts"]}
+    assert mounts["energy-usage"]["mountPath"] == "/etc/guard/usage" and mounts["energy-usage"]["readOnly"]
+    config = parsed_config(rendered)
+    assert str(config.energy.usage_file) == "/etc/guard/usage/usage.json"
+    both = {"energyUsage": {"configMap": "guard-usage"}, "config": {"energy": {"usage_file": "/x.json"}}}
+    with pytest.raises(helm.HelmRenderError, match=r"conflicts with energyUsage\.configMap"):
+        render(chart, both)

@@ -272,12 +272,6 @@ def test_the_library_rego_tests_pass_on_opa(library: PolicyLibrary) -> None:
     assert failed == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known: carbon.budget compares co2e_kg > remaining_kg in float arithmetic (regorus) vs "
-    "exact decimals (OPA): a budget of 0.3 - 0.1 kg against an estimate of 0.2 kg is denied by "
-    "regorus, warned by OPA; the decision lines are the carbon policy owner's to change",
-)
 def test_a_decimal_tie_in_the_carbon_budget_decides_the_same(real_opa: Any, engine: EmbeddedEngine) -> None:
     document = json.loads(
         (default_library_dir() / "carbon/samples/denied/budget--carbon_budget_exceeded.json").read_text()

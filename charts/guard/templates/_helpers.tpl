@@ -101,6 +101,7 @@ app.kubernetes.io/part-of: guard
   "policies" "/etc/guard/policies"
   "registry" "/etc/guard/registry"
   "registryCa" "/etc/guard/registry-ca/ca.crt"
+  "usage" "/etc/guard/usage"
   "opaPolicies" "/policies") -}}
 {{- end -}}
 
@@ -156,6 +157,15 @@ app.kubernetes.io/part-of: guard
 {{- end -}}
 {{- if $policy -}}
 {{- $_ = set $config "policy" $policy -}}
+{{- end -}}
+{{- if .Values.energyUsage.configMap -}}
+{{- $energy := get $config "energy" | default dict -}}
+{{- $usageFile := printf "%s/%s" $paths.usage .Values.energyUsage.key -}}
+{{- if and (get $energy "usage_file") (ne (get $energy "usage_file") $usageFile) -}}
+{{- fail (printf "config.energy.usage_file (%s) conflicts with energyUsage.configMap (mounted at %s): give one of them" (get $energy "usage_file") $usageFile) -}}
+{{- end -}}
+{{- $_ = set $energy "usage_file" $usageFile -}}
+{{- $_ = set $config "energy" $energy -}}
 {{- end -}}
 {{- toYaml $config -}}
 {{- end -}}

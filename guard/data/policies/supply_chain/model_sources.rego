@@ -32,8 +32,8 @@ deny contains v if {
 		"severity": "high",
 		"controls": controls,
 		"artifact": a.ref,
-		"message": sprintf("%s: expected a signed OCI artifact (oci://) or a source allowed by policy.allowed_model_sources %v, found a %s:// source guard cannot verify", [
-			where(a), input.settings.allowedModelSources, a.scheme,
+		"message": sprintf("%s: expected a signed OCI artifact (oci://) or a source allowed by policy.allowed_model_sources %s, found a %s:// source guard cannot verify", [
+			where(a), data.guard.lib.fmt.value(input.settings.allowedModelSources), a.scheme,
 		]),
 	}
 }
@@ -48,8 +48,8 @@ warn contains v if {
 		"severity": "medium",
 		"controls": controls,
 		"artifact": a.ref,
-		"message": sprintf("%s: expected a Hugging Face revision pinned to a commit (hf://<org>/<model>:<40-hex commit>), found revision %v", [
-			where(a), a.tag,
+		"message": sprintf("%s: expected a Hugging Face revision pinned to a commit (hf://<org>/<model>:<40-hex commit>), found revision %s", [
+			where(a), data.guard.lib.fmt.value(a.tag),
 		]),
 	}
 }
