@@ -17,12 +17,14 @@ runs the mutator for millions of inputs.
 
 from __future__ import annotations
 
+import atexit
 import base64
 import copy
 import functools
 import hashlib
 import json
 import random
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
@@ -375,6 +377,7 @@ def _layout_dir() -> Path:
     from guard.oci.layout import LayoutStore  # noqa: PLC0415
 
     root = Path(tempfile.mkdtemp(prefix="guard-fuzz-layout-"))
+    atexit.register(shutil.rmtree, root, True)
     LayoutStore(root, create=True)
     return root
 
@@ -707,9 +710,8 @@ class Mutator:
             doc = None
         if doc is None or roll < 0.25:
             return self.mutate_bytes(seed)
-        mutated = self.mutate_tree(doc)
-        try:
-            text = json.dumps(mutated, separators=(",", ":"), allow_nan=True)
+        try:  # the generator's own walks recurse: a mutation nested too deep is not an input
+            text = json.dumps(self.mutate_tree(doc), separators=(",", ":"), allow_nan=True)
         except (RecursionError, ValueError):
             return self.mutate_bytes(seed)
         data = text.encode("utf-8", "surrogatepass")
