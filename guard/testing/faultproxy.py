@@ -9,6 +9,9 @@ e.g. to a restarted registry). ``mode`` applies at once, to new and open connect
 - ``drip``: answer one byte every ``drip_interval`` seconds (each read succeeds, so a per-read
   timeout never fires: only a total deadline does).
 
+A connection that dripped or stalled keeps doing so until it closes (``pass`` heals new
+connections only), as a bad path to a registry does.
+
 A stopped registry needs no mode: the upstream connection is refused and the client's is closed.
 """
 
@@ -87,13 +90,17 @@ class FaultProxy:
             sock.close()
         self._track(sock, add=False)
 
-    def _send(self, dst: socket.socket, data: bytes) -> None:
-        """Send ``data`` to the client as the mode says (re-read between pieces)."""
+    def _send(self, dst: socket.socket, data: bytes, stuck: list[Mode]) -> None:
+        """Send ``data`` to the client as the mode says (re-read between pieces). A connection
+        that once dripped or stalled keeps doing so (``stuck``) until it closes, as a bad path
+        to a registry does: the mode going back to ``pass`` heals new connections only."""
         view = memoryview(data)
         while view:
             if self._stopped.is_set():
                 raise OSError("stopped")
-            mode = self.mode
+            if not stuck and self.mode in ("drip", "stall"):
+                stuck.append(self.mode)
+            mode = stuck[0] if stuck else self.mode
             if mode == "stall":
                 time.sleep(0.05)
                 continue
@@ -112,10 +119,11 @@ class FaultProxy:
             return
 
     def _pump(self, src: socket.socket, dst: socket.socket, to_client: bool) -> None:
+        stuck: list[Mode] = []
         with contextlib.suppress(OSError):
             while data := src.recv(65536):
                 if to_client:
-                    self._send(dst, data)
+                    self._send(dst, data, stuck)
                 else:
                     dst.sendall(data)
         with contextlib.suppress(OSError):

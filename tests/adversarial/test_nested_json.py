@@ -193,3 +193,26 @@ def test_oci_layout_with_a_nested_index_is_exit_1(tmp_path: Path, capsys: pytest
     (tmp_path / "layout" / "index.json").write_bytes(NESTED_OBJECT)
     assert run(["discover", f"oci-layout:{tmp_path / 'layout'}:v1"]) == EXIT_FAILED
     assert "nested at most" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option", ["--signature", "--attestation"])
+@pytest.mark.xfail(
+    strict=True, reason="issue 9 item 8, lead: guard/oci/referrers.py load_attachment json.loads"
+)
+def test_attach_a_nested_file_is_exit_2(
+    option: str, tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import base64
+
+    store = f"oci-layout:{tmp_path / 'store'}:v1"
+    assert run(["push", str(model_dir), store]) == 0
+    path = tmp_path / "attachment.json"
+    if option == "--signature":
+        path.write_bytes(NESTED)
+    else:  # a DSSE envelope whose payload nests 100,000 levels
+        payload = base64.b64encode(NESTED).decode()
+        path.write_text(
+            json.dumps({"payloadType": "application/vnd.in-toto+json", "payload": payload, "signatures": []})
+        )
+    assert run(["attach", store, option, str(path)]) == EXIT_USAGE
+    assert "nested at most" in capsys.readouterr().err
