@@ -322,7 +322,10 @@ def _untrusted(data: bytes) -> object:
 
 def _review_target(data: bytes) -> object:
     from guard.admission.review import parse_review  # noqa: PLC0415
+    from guard.admission.settings import AdmissionSettings  # noqa: PLC0415
 
+    if len(data) > AdmissionSettings().max_body_bytes:  # the webhook answers 413 before parsing
+        return None
     return parse_review(data)
 
 
@@ -552,6 +555,10 @@ _JUNK: tuple[Any, ...] = (
 )
 
 
+MAX_INPUT_BYTES = 4 * 1024 * 1024  # above every reader's own cap: bigger inputs test nothing more
+MAX_PATHS = 20_000  # values of a document the mutator picks from
+
+
 class Mutator:
     """Structured mutations of seed documents, reproducible from ``seed``."""
 
@@ -608,7 +615,7 @@ class Mutator:
         while stack:
             prefix, value = stack.pop()
             paths.append(prefix)
-            if len(prefix) >= 40:
+            if len(prefix) >= 40 or len(paths) >= MAX_PATHS:
                 continue
             if isinstance(value, dict):
                 stack.extend(((*prefix, k), v) for k, v in value.items())
@@ -715,4 +722,6 @@ class Mutator:
         except (RecursionError, ValueError):
             return self.mutate_bytes(seed)
         data = text.encode("utf-8", "surrogatepass")
+        if len(data) > MAX_INPUT_BYTES:  # repeated copies of copies: bounded, as readers bound them
+            return self.mutate_bytes(seed)
         return self.mutate_bytes(data) if roll > 0.9 else data
