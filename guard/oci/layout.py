@@ -95,10 +95,11 @@ class LayoutStore:
         except OSError as err:
             raise RegistryError(f"{self.root}/index.json cannot be read: {err.strerror or err}") from err
         data = parse_object(body, f"{self.root}/index.json", max_bytes=MAX_INDEX_BYTES)
-        if not isinstance(data.get("manifests", []), list):
+        manifests = data.get("manifests", [])
+        if not isinstance(manifests, list):
             raise UntrustedContentError(
                 f"{self.root}/index.json: expected an image index with a manifests list, found "
-                f"manifests of another type",
+                f"manifests as {type(manifests).__name__}",
                 where="index.json manifests",
             )
         data.setdefault("manifests", [])
@@ -200,7 +201,10 @@ class LayoutStore:
                 continue
             subject = manifest.get("subject")
             if isinstance(subject, dict) and subject.get("digest") == digest:
-                found.append(self._referrer(entry, manifest))
+                try:
+                    found.append(self._referrer(entry, manifest))
+                except UntrustedContentError as err:
+                    log.warning("%s: skipping referrer %s: %s", self.describe(), entry.digest, err)
         return found
 
     @staticmethod

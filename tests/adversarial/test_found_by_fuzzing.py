@@ -91,3 +91,24 @@ def test_policy_input_of_an_object_with_malformed_metadata(metadata: Any, where:
     artifacts = [Artifact("registry.local/m:v1", "container", ("c",), Verification("verified"))]
     with pytest.raises(UsageError, match=f"{where}: expected an object"):
         build_input_for_object(obj, obj["spec"], artifacts, parse_config({}))
+
+
+def test_a_junk_manifest_in_a_layout_does_not_hide_the_other_referrers(tmp_path: Any) -> None:
+    import json
+
+    from guard.oci.layout import LayoutStore
+    from guard.oci.types import OCI_MANIFEST, Descriptor, sha256_digest
+
+    store = LayoutStore(tmp_path / "layout", create=True)
+    subject = store.push_manifest(b'{"schemaVersion": 2}', OCI_MANIFEST, "v1")
+    about = {"mediaType": OCI_MANIFEST, "digest": subject.digest, "size": subject.size}
+    good = store.push_manifest(json.dumps({"subject": about, "artifactType": "a/b"}).encode(), OCI_MANIFEST)
+    store.push_manifest(
+        json.dumps({"subject": about, "annotations": ["not", "a", "map"]}).encode(), OCI_MANIFEST
+    )
+    junk = b'{"subject": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    (tmp_path / "layout" / "blobs" / "sha256" / sha256_digest(junk).split(":")[1]).write_bytes(junk)
+    index = json.loads((tmp_path / "layout" / "index.json").read_text())
+    index["manifests"].append(Descriptor(OCI_MANIFEST, sha256_digest(junk), len(junk)).to_json())
+    (tmp_path / "layout" / "index.json").write_text(json.dumps(index))
+    assert [d.digest for d in store.referrers(subject.digest)] == [good.digest]
