@@ -8,8 +8,9 @@ serve` (the real wiring, fail-closed rules) with short cache TTLs so faults show
 Load: --concurrency threads, each with its own keep-alive HTTPS connection, send Pods naming the
 three models by tag in turn, for --phase seconds per phase and --max-requests in all.
 
-Phases: healthy, registry stopped, restarted (same storage, the proxy moves to it), healthy,
-slow (--slow-bps), healthy, drip (1 byte per --drip-interval s), healthy, stall, healthy.
+Phases: healthy, registry stopped, restarted (same storage, the proxy moves to it), healthy again,
+slow (--slow-bps), after slow, drip (1 byte per --drip-interval s), after drip, stall, after
+stall. A connection that dripped or stalled stays so until it closes (a bad path, not a blip).
 
 Figures (goals in brackets):
 - wrong decisions: an unsigned or tampered model allowed, at any time [0];
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import tempfile
 import threading
@@ -200,7 +202,7 @@ def main() -> int:
                 registry = RegistryServer.start(tmp / "registry")  # same storage, a new port
                 proxy.retarget(registry.host)
                 phase("restarted")
-                phase("healthy")
+                phase("healthy again")
                 faults: tuple[Mode, ...] = ("slow", "drip", "stall")
                 for fault in faults:
                     proxy.mode = fault
@@ -232,10 +234,12 @@ def main() -> int:
         in_phase = [a for a in answers if a.phase == name]
         signed_denied = sum(1 for a in in_phase if a.model == "signed" and a.allowed is False)
         late_here = sum(1 for a in in_phase if a.seconds > args.timeout)
-        line = f"  {name:<17} {len(in_phase):>5} requests, signed model denied {signed_denied:>4}"
-        line += f", late {late_here:>3}"
+        p50 = statistics.median(a.seconds for a in in_phase) * 1000 if in_phase else 0.0
+        line = f"  {name:<17} {len(in_phase):>5} requests, p50 {p50:6.0f} ms"
+        line += f", signed model denied {signed_denied:>4}, late {late_here:>3}"
         if name in ("restarted", "after slow", "after drip", "after stall"):
-            next_until = events[i + 2][1] if i + 2 < len(events) and names[i + 1] == "healthy" else until
+            again = i + 2 < len(events) and names[i + 1] == "healthy again"
+            next_until = events[i + 2][1] if again else until
             took = recovery(answers, at, next_until)
             shown = "never" if took is None else f"{took:.2f} s"
             goal = "ok" if took is not None and took <= args.tag_ttl else "MISSED"
