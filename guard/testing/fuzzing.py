@@ -192,7 +192,7 @@ def _index() -> dict[str, Any]:
 def _spec_example(spec: str) -> dict[str, Any]:
     from guard.attest.specs import load_spec_file  # noqa: PLC0415
 
-    return load_spec_file(spec, "example.json")
+    return copy.deepcopy(load_spec_file(spec, "example.json"))  # cached: never change the shared one
 
 
 def _oms_statement() -> dict[str, Any]:

@@ -4,6 +4,7 @@ KeyError / pydantic's ValidationError instead of guard's error."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -30,7 +31,8 @@ def test_an_unhashable_artifact_type_is_no_model_artifact(artifact_type: Any) ->
 
 
 def _example(spec: str) -> dict[str, Any]:
-    return load_spec_file(spec, "example.json")
+    # load_spec_file is cached: the tests below change their copy, never the shared one
+    return copy.deepcopy(load_spec_file(spec, "example.json"))
 
 
 def _slsa_source_is_a_number() -> None:
