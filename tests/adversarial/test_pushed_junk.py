@@ -75,12 +75,12 @@ CASES = [Case(j, False) for j in JUNK] + [Case(j, True) for j in JUNK if j.aims 
 
 # Cases whose fix the lead is still making (guard/oci/verify.py, referrers.py, attest/oci.py,
 # admission/pipeline.py, verifier.py): they flip to passing when it lands.
-PENDING: dict[tuple[str, str], str] = {
-    # every attestation referrer is still read: 300 junk ones run past the deadline, and the
-    # deadline counts as "registry unreachable", so a fail-open rule ALLOWS a model lacking the
-    # provenance its rule requires (measured: "allowed UNVERIFIED ... did not finish within 3 s")
-    ("attestation: a bomb of 300 junk attestations", "webhook"): "issue 9 item 4 (referrer caps), lead",
-}
+PENDING: dict[tuple[str, str], str] = {}
+# Seen, not marked (timing-dependent, so a strict xfail would be flaky): on a machine with load
+# average ~39 the "300 junk attestations" row hit the 3 s deadline and, the deadline counting as
+# "registry unreachable", its fail-open rule ALLOWED the model without the provenance its rule
+# requires ("allowed UNVERIFIED ... did not finish within guard's 3 s deadline"); unloaded, it
+# is denied in time. Issue 9 items 4 and 9 (the lead's): bound the work, reserve the time.
 
 
 @dataclass(frozen=True)
