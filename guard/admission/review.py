@@ -13,8 +13,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from guard.errors import UsageError
+from guard.untrusted import nesting_depth
 
 API_VERSION = "admission.k8s.io/v1"
+# Kubernetes objects nest about 20 levels (a JobSet's pod template's affinity terms); the review
+# wraps them in 2 more. pydantic-core stops near 200 levels, but the policy engine's JSON reader
+# stops at 128 and every walker of the object recurses: a deeper body is refused here, a 400
+# saying so, before anything reads it.
+MAX_REVIEW_DEPTH = 100
 
 
 class MalformedReviewError(UsageError):
@@ -91,6 +97,13 @@ def parse_review(body: bytes) -> AdmissionReview:
     """Parse and validate a request body; raise MalformedReviewError naming every bad field."""
     if not body.strip():
         raise MalformedReviewError("expected an AdmissionReview v1 JSON body, found an empty body")
+    if len(body) > MAX_REVIEW_DEPTH:
+        depth = nesting_depth(body)
+        if depth > MAX_REVIEW_DEPTH:
+            raise MalformedReviewError(
+                f"expected an AdmissionReview nested at most {MAX_REVIEW_DEPTH} levels deep, "
+                f"found {depth} levels"
+            )
     try:
         return AdmissionReview.model_validate_json(body)
     except ValidationError as err:

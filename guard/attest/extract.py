@@ -8,8 +8,9 @@ facts.
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,37 @@ class Extracted:
     datasets: tuple[DatasetFacts, ...] = ()
     provenance: Mapping[str, Any] = field(default_factory=dict)
     energy: Mapping[str, Any] = field(default_factory=dict)
+
+
+# What reading a field of an unexpected shape raises: a missing key, a string where an object is
+# expected, an unhashable key, a number out of range, a value the facts model refuses.
+_SHAPE_ERRORS = (KeyError, IndexError, TypeError, AttributeError, ValueError, ArithmeticError, StopIteration)
+
+
+_Reader = Callable[[Mapping[str, Any]], Extracted]
+
+
+def _shape_checked(what: str) -> Callable[[_Reader], _Reader]:
+    """A predicate is content its signer wrote: its schema leaves room for shapes the reader below
+    does not expect (a string where an object goes, a list as a key). Whatever reading it raises
+    besides guard's own errors becomes an AttestationError for that attestation, never a crash."""
+
+    def wrap(reader: _Reader) -> _Reader:
+        @functools.wraps(reader)
+        def checked(predicate: Mapping[str, Any]) -> Extracted:
+            if not isinstance(predicate, Mapping):
+                raise AttestationError(f"{what}: expected a JSON object, found {type(predicate).__name__}")
+            try:
+                return reader(predicate)
+            except _SHAPE_ERRORS as err:
+                detail = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+                raise AttestationError(
+                    f"{what}: a field guard reads has an unexpected shape ({type(err).__name__}: {detail})"
+                ) from err
+
+        return checked
+
+    return wrap
 
 
 def extract(name: FactsName, predicate: Mapping[str, Any]) -> Extracted:
@@ -143,6 +175,7 @@ def _int(value: str | None) -> int | None:
         return None
 
 
+@_shape_checked("CycloneDX predicate")
 def extract_cyclonedx(predicate: Mapping[str, Any]) -> Extracted:
     check_cyclonedx(predicate)
     model = _cdx_model(predicate)
@@ -191,6 +224,7 @@ def _split_source(uri: str) -> tuple[str, str | None]:
     return uri, None
 
 
+@_shape_checked("SLSA provenance predicate")
 def extract_slsa(predicate: Mapping[str, Any]) -> Extracted:
     validate_against("slsa-provenance/v1", predicate, what="SLSA provenance predicate")
     build = predicate["buildDefinition"]
@@ -227,6 +261,7 @@ def extract_slsa(predicate: Mapping[str, Any]) -> Extracted:
 # --- guard dataset provenance v1 ------------------------------------------------------------------
 
 
+@_shape_checked("dataset-provenance predicate")
 def extract_dataset_provenance(predicate: Mapping[str, Any]) -> Extracted:
     validate_against("dataset-provenance/v1", predicate, what="dataset-provenance predicate")
     out = []
@@ -257,6 +292,7 @@ SPDX_RELATION = {"trainedOn": "trainedOn", "testedOn": "evaluatedOn"}
 SPDX_PRESENCE = {"yes": True, "no": False}
 
 
+@_shape_checked("SPDX 3 predicate")
 def extract_spdx3(predicate: Mapping[str, Any]) -> Extracted:
     validate_against("spdx3-ai/v3", predicate, what="SPDX 3 predicate")
     graph = predicate["@graph"]

@@ -8,7 +8,6 @@ Every value that cannot be established stays ``None``: nothing is guessed.
 
 from __future__ import annotations
 
-import json
 import math
 import struct
 from collections import Counter
@@ -24,6 +23,7 @@ from pydantic.alias_generators import to_camel
 from guard.config import format_validation_error
 from guard.errors import UsageError
 from guard.textfile import read_user_text
+from guard.untrusted import parse_json
 
 MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024  # the format's own limit is 100 MB
 MODEL_CARD_NAMES = ("model_card.yaml", "model-card.yaml", "modelcard.yaml", "model_card.yml")
@@ -191,9 +191,10 @@ def read_config(model_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise UsageError(f"{path}: not a readable JSON file: {err}") from err
+        raw = path.read_bytes()
+    except OSError as err:
+        raise UsageError(f"{path}: not a readable JSON file: {err.strerror or err}") from err
+    data = parse_json(raw, str(path), error=UsageError)
     if not isinstance(data, dict):
         raise UsageError(f"{path}: expected a JSON object, found {type(data).__name__}")
     return data
@@ -209,11 +210,15 @@ def safetensors_header(path: Path) -> dict[str, Any]:
             (size,) = struct.unpack("<Q", raw)
             if size > MAX_SAFETENSORS_HEADER:
                 raise UsageError(f"{path}: not a safetensors file (header length {size} exceeds 100 MB)")
-            header = json.loads(fh.read(size))
+            raw_header = fh.read(size)
     except OSError as err:
         raise UsageError(f"cannot read {path}: {err.strerror or err}") from err
-    except ValueError as err:
-        raise UsageError(f"{path}: not a safetensors file (header is not JSON: {err})") from err
+    header = parse_json(
+        raw_header,
+        f"{path}: not a safetensors file: header",
+        max_bytes=MAX_SAFETENSORS_HEADER,
+        error=UsageError,
+    )
     if not isinstance(header, dict):
         raise UsageError(f"{path}: not a safetensors file (header is not a JSON object)")
     return header

@@ -7,7 +7,6 @@ guard never signs what ``guard facts`` would reject); the Statement is signed wi
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,22 +18,15 @@ from guard.attest.subject import ModelSubject
 from guard.errors import AttestationError, UsageError
 from guard.signing import IN_TOTO_STATEMENT_TYPE, Signer, sign_statement
 from guard.textfile import read_user_text
+from guard.untrusted import parse_json
 
 log = logging.getLogger(__name__)
-
-
-def _not_json(name: str) -> Any:
-    """``json.loads`` accepts NaN / Infinity, which are not JSON and would be signed as such."""
-    raise ValueError(f"{name} is not a JSON number")
 
 
 def load_predicate(path: Path) -> dict[str, Any]:
     """A predicate file: one JSON object."""
     text = read_user_text(path, what="predicate file", expected="a UTF-8 JSON predicate")
-    try:
-        data = json.loads(text, parse_constant=_not_json)
-    except ValueError as err:
-        raise UsageError(f"{path}: not JSON: {err}") from err
+    data = parse_json(text, str(path), error=UsageError)  # NaN / Infinity / deep nesting refused
     if not isinstance(data, dict):
         raise UsageError(f"{path}: expected a JSON object as predicate, found a JSON {type(data).__name__}")
     return data

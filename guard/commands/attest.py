@@ -36,6 +36,7 @@ from guard.commands.trust_options import (
     path_argument,
 )
 from guard.errors import AttestationError, UsageError
+from guard.untrusted import parse_json
 
 if TYPE_CHECKING:
     from guard.attest.facts import ModelFacts
@@ -86,8 +87,9 @@ def _refuse_replacing(output: Path, what: str, field: str, prefix: str) -> None:
     try:
         if not output.is_file() or output.stat().st_size == 0:
             return
-        data = json.loads(output.read_bytes()) if output.stat().st_size <= 64 << 20 else None
-    except (OSError, ValueError):
+        small = output.stat().st_size <= 64 << 20
+        data = parse_json(output.read_bytes(), str(output), error=UsageError) if small else None
+    except (OSError, UsageError):
         data = None
     if isinstance(data, dict) and str(data.get(field, "")).startswith(prefix):
         return

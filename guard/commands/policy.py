@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from guard.errors import ConfigError, PolicyViolation, UsageError, VerificationError
+from guard.untrusted import parse_json
 
 if TYPE_CHECKING:
     from guard.policy.decision import Decision
@@ -73,11 +74,13 @@ def test_command(
 
 def _read_input(path: Path) -> dict[str, Any]:
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
     except FileNotFoundError as err:
         raise UsageError(f"--input: {path} does not exist") from err
-    except (OSError, ValueError) as err:
-        raise UsageError(f"--input: {path} is not readable JSON: {err}") from err
+    except OSError as err:
+        raise UsageError(f"--input: {path} is not readable: {err.strerror or err}") from err
+    # the policy engine and the schema validator recurse per level: bounded here (exit 2)
+    document = parse_json(raw, f"--input: {path}", error=UsageError)
     if not isinstance(document, dict):
         raise UsageError(
             f"--input: expected a JSON object (a policy input document), found {type(document).__name__}"
@@ -98,9 +101,10 @@ def _check_input_schema(document: dict[str, Any], path: Path, library: Path) -> 
     if not schema_path.is_file():
         return
     try:
-        schema = json.loads(schema_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise ConfigError(f"{schema_path}: not a readable JSON schema: {err}") from err
+        raw = schema_path.read_bytes()
+    except OSError as err:
+        raise ConfigError(f"{schema_path}: not a readable JSON schema: {err.strerror or err}") from err
+    schema = parse_json(raw, f"{schema_path}: JSON schema", error=ConfigError)
     facts = load_spec_file("model-facts/v1")
     registry: Registry[Any] = Registry().with_resource(facts["$id"], Resource.from_contents(facts))
     validator = jsonschema.Draft202012Validator(schema, registry=registry)

@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Iterator
@@ -37,10 +38,15 @@ from guard.oci.types import (
     check_digest,
     sha256_digest,
 )
+from guard.untrusted import parse_object
 
 REF_NAME = "org.opencontainers.image.ref.name"
 READ_SIZE = 1024 * 1024
+MAX_INDEX_BYTES = 16 * 1024 * 1024  # index.json lists every manifest of the layout
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # as a registry's manifest (guard.oci.registry)
 LISTED_TAGS = 10  # a missing tag's error lists the layout's tags when there are at most this many
+
+log = logging.getLogger(__name__)
 
 
 class LayoutStore:
@@ -80,14 +86,23 @@ class LayoutStore:
                 fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
     def _read_index(self) -> dict[str, Any]:
+        # A layout can be a registry's mirror or a copy someone handed over: its files are
+        # content someone else wrote (UntrustedContentError, a verification failure, exit 1).
         try:
-            data = json.loads((self.root / "index.json").read_text(encoding="utf-8"))
+            body = (self.root / "index.json").read_bytes()
         except FileNotFoundError as err:
             raise NotFoundError(f"{self.root}/index.json does not exist") from err
-        except ValueError as err:
-            raise RegistryError(f"{self.root}/index.json is not valid JSON: {err}") from err
-        if not isinstance(data, dict) or not isinstance(data.get("manifests", []), list):
-            raise RegistryError(f"{self.root}/index.json: expected an image index with a manifests list")
+        except OSError as err:
+            raise RegistryError(f"{self.root}/index.json cannot be read: {err.strerror or err}") from err
+        data = parse_object(body, f"{self.root}/index.json", max_bytes=MAX_INDEX_BYTES)
+        manifests = data.get("manifests", [])
+        if not isinstance(manifests, list):
+            raise UntrustedContentError(
+                f"{self.root}/index.json: expected an image index with a manifests list, found "
+                f"manifests as {type(manifests).__name__}",
+                where="index.json manifests",
+            )
+        data.setdefault("manifests", [])
         return data
 
     def _write_index(self, index: dict[str, Any]) -> None:
@@ -134,19 +149,20 @@ class LayoutStore:
                 f"{self.describe()}: manifest blob {digest} holds bytes whose digest is {actual}",
                 changed=[digest],
             )
-        try:
-            media_type = json.loads(body).get("mediaType") or ""
-        except (ValueError, AttributeError) as err:
-            raise RegistryError(f"{self.describe()}@{digest} is not a JSON manifest") from err
-        return FetchedManifest(Descriptor(media_type, digest, len(body)), body)
+        manifest = parse_object(body, f"{self.describe()}@{digest}", max_bytes=MAX_MANIFEST_BYTES)
+        media_type = manifest.get("mediaType")
+        return FetchedManifest(
+            Descriptor(media_type if isinstance(media_type, str) else "", digest, len(body)), body
+        )
 
     def push_manifest(self, body: bytes, media_type: str, tag: str | None = None) -> Descriptor:
         digest = sha256_digest(body)
         self._write_blob_bytes(digest, body)
         try:
-            artifact_type = json.loads(body).get("artifactType")
-        except (ValueError, AttributeError):
-            artifact_type = None
+            declared = parse_object(body, "manifest", max_bytes=MAX_MANIFEST_BYTES).get("artifactType")
+        except UntrustedContentError:
+            declared = None
+        artifact_type = declared if isinstance(declared, str) else None
         annotations = {REF_NAME: tag} if tag else {}
         entry = Descriptor(media_type, digest, len(body), artifact_type, annotations)
         with self._locked():
@@ -177,21 +193,32 @@ class LayoutStore:
             seen.add(entry.digest)
             try:
                 manifest = self.fetch_manifest(entry.digest).json()
-            except (NotFoundError, UntrustedContentError):  # a junk manifest is no referrer
+            except NotFoundError:
+                continue
+            except (UntrustedContentError, IntegrityError) as err:
+                # one junk manifest must not hide the others (the Referrers API skips it too)
+                log.warning("%s: skipping manifest %s: %s", self.describe(), entry.digest, err)
                 continue
             subject = manifest.get("subject")
             if isinstance(subject, dict) and subject.get("digest") == digest:
-                config = manifest.get("config") if isinstance(manifest.get("config"), dict) else {}
-                raw = {
-                    **entry.to_json(),
-                    "artifactType": manifest.get("artifactType") or (config or {}).get("mediaType"),
-                    "annotations": manifest.get("annotations") or {},
-                }
-                try:  # what the pusher wrote (artifactType, annotations) is checked like a descriptor
-                    found.append(Descriptor.from_json(raw, f"referrer {entry.digest}"))
-                except UntrustedContentError:
-                    continue
+                try:
+                    found.append(self._referrer(entry, manifest))
+                except UntrustedContentError as err:
+                    log.warning("%s: skipping referrer %s: %s", self.describe(), entry.digest, err)
         return found
+
+    @staticmethod
+    def _referrer(entry: Descriptor, manifest: dict[str, Any]) -> Descriptor:
+        """The referrer descriptor of a listed manifest, as the Referrers API would give it
+        (its artifactType, else its config's media type; its annotations), validated."""
+        config = manifest.get("config")
+        artifact_type = manifest.get("artifactType") or (
+            config.get("mediaType") if isinstance(config, dict) else None
+        )
+        doc: dict[str, Any] = {**entry.to_json(), "annotations": manifest.get("annotations") or {}}
+        if artifact_type is not None:
+            doc["artifactType"] = artifact_type
+        return Descriptor.from_json(doc, f"referrer {entry.digest}")
 
     # -- blobs ----------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from guard.errors import UntrustedContentError
+from guard.errors import UntrustedContentError, UsageError
 from guard.oci.types import (
     CNAI_ARTIFACT,
     CNAI_CONFIG,
@@ -35,6 +35,7 @@ from guard.oci.types import (
     OCI_TITLE,
     Descriptor,
 )
+from guard.untrusted import parse_json
 
 WEIGHT_SUFFIXES = {
     ".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".ggml", ".onnx", ".h5", ".hdf5",
@@ -102,8 +103,8 @@ class ModelMetadata:
 
 def _read_json(path: Path) -> Mapping[str, Any]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError):
+        data = parse_json(path.read_bytes(), str(path), error=UsageError)
+    except (OSError, UsageError):
         return {}
     return data if isinstance(data, Mapping) else {}
 
@@ -228,9 +229,10 @@ def layer_is_executable(descriptor: Descriptor) -> bool:
     """True when the layer's file metadata gives the file an execute bit."""
     raw = descriptor.annotations.get(MODELPACK_FILE_METADATA)
     try:
-        mode = json.loads(raw).get("mode") if raw else None
-    except (ValueError, AttributeError):
+        metadata = parse_json(raw, MODELPACK_FILE_METADATA, max_bytes=64 * 1024) if raw else None
+    except UntrustedContentError:
         return False
+    mode = metadata.get("mode") if isinstance(metadata, dict) else None
     return isinstance(mode, int) and bool(mode & 0o111)
 
 
@@ -263,7 +265,8 @@ def _packing(media_type: str) -> str | None:
 def artifact_kind(manifest: Mapping[str, Any]) -> str:
     """``modelpack``, ``cnai``, ``kitops`` or ``other`` for a parsed image manifest."""
     config = manifest.get("config") if isinstance(manifest.get("config"), Mapping) else {}
-    types = {manifest.get("artifactType"), (config or {}).get("mediaType")}
+    # whoever pushed the manifest wrote these: only strings name a kind (a list is unhashable)
+    types = {t for t in (manifest.get("artifactType"), (config or {}).get("mediaType")) if isinstance(t, str)}
     if types & {MODELPACK_ARTIFACT, MODELPACK_CONFIG}:
         return "modelpack"
     if types & {CNAI_ARTIFACT, CNAI_CONFIG}:
@@ -278,9 +281,11 @@ def artifact_layers(manifest: Mapping[str, Any]) -> list[ArtifactLayer]:
     UntrustedContentError for other artifacts and for layers guard cannot place."""
     kind = artifact_kind(manifest)
     if kind == "other":
+        config = manifest.get("config")
+        config_type = config.get("mediaType") if isinstance(config, Mapping) else None
         raise UntrustedContentError(
             "not a model artifact: expected a ModelPack, cnai or KitOps manifest, found artifactType "
-            f"{manifest.get('artifactType')!r}, config {(manifest.get('config') or {}).get('mediaType')!r}"
+            f"{str(manifest.get('artifactType'))[:100]!r}, config {str(config_type)[:100]!r}"
         )
     raw_layers = manifest.get("layers")
     if not isinstance(raw_layers, list):

@@ -14,6 +14,7 @@ from typing import Any, Literal, Protocol
 
 from guard.attest.facts import ModelFacts
 from guard.config import ClusterFacts, GuardConfig, Tenant
+from guard.errors import UsageError
 from guard.policy.rules import parse_reference
 from guard.policy.sources import allowed_by, source_parts
 from guard.policy.workload import summarize_pod_spec
@@ -263,6 +264,16 @@ def build_input(
     }
 
 
+def _object_field(value: Any, where: str) -> Mapping[str, Any]:
+    """An object field of a Kubernetes object (whoever can reach the webhook wrote the bytes: the
+    API server validates what it sends, a direct client need not)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise UsageError(f"{where}: expected an object, found {type(value).__name__}")
+    return value
+
+
 def build_input_for_object(
     obj: Mapping[str, Any],
     pod_spec: Mapping[str, Any],
@@ -277,8 +288,16 @@ def build_input_for_object(
     """Convenience: a Kubernetes object plus its PodSpec (found by the caller) to a policy input.
 
     Annotations and labels of the pod template (``template_metadata``) override the object's own."""
-    meta = obj.get("metadata") or {}
-    tmeta = template_metadata or {}
+    meta = _object_field(obj.get("metadata"), "metadata")
+    tmeta = _object_field(template_metadata, "spec.template.metadata")
+    labels = {
+        **_object_field(meta.get("labels"), "metadata.labels"),
+        **_object_field(tmeta.get("labels"), "spec.template.metadata.labels"),
+    }
+    annotations = {
+        **_object_field(meta.get("annotations"), "metadata.annotations"),
+        **_object_field(tmeta.get("annotations"), "spec.template.metadata.annotations"),
+    }
     namespace = str((request or {}).get("namespace") or meta.get("namespace") or "default")
     workload = summarize_pod_spec(
         pod_spec,
@@ -286,8 +305,8 @@ def build_input_for_object(
         kind=str(obj.get("kind", "Pod")),
         name=str(meta.get("name") or meta.get("generateName") or ""),
         namespace=namespace,
-        labels={**(meta.get("labels") or {}), **(tmeta.get("labels") or {})},
-        annotations={**(meta.get("annotations") or {}), **(tmeta.get("annotations") or {})},
+        labels=labels,
+        annotations=annotations,
         resolved_claims=resolved_claims,
     )
     req = dict(request or {})

@@ -19,6 +19,7 @@ from typing import Any
 from guard.errors import PolicyLibraryError
 from guard.policy.embedded import new_regorus_engine, rust_error_text
 from guard.policy.library import Policy, PolicyLibrary, layout_problems, load_library
+from guard.untrusted import parse_json
 
 _TEST_RULE = re.compile(r"^(test_\w+)\s*(?:if\b|:=|=|\{)", re.MULTILINE)
 _RULE_NAME = re.compile(r'"rule":\s*"(\w+)"')
@@ -68,8 +69,8 @@ def _rego_tests(engine: Any, library: PolicyLibrary, pattern: re.Pattern[str] | 
 def _sample(engine: Any, policy: Policy, path: Path, outcome: str) -> TestResult:
     name = f"{policy.name} {outcome}/{path.name}"
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
+        document = parse_json(path.read_bytes(), "sample", error=PolicyLibraryError)
+    except (OSError, PolicyLibraryError) as err:
         return TestResult(name, False, f"cannot read the sample as JSON: {err}")
     if not isinstance(document, dict):
         return TestResult(name, False, f"a sample must be a JSON object, found {type(document).__name__}")

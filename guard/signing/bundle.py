@@ -26,6 +26,11 @@ from guard.signing.types import (
     VerifiedStatement,
     Verifier,
 )
+from guard.untrusted import parse_json
+
+# A bundle and the statement it carries are JSON whoever signed (or pushed) them wrote: parsed by
+# guard.untrusted within this size (the readers cap files and blobs before this) and its depth cap.
+MAX_BUNDLE_JSON_BYTES = 64 << 20  # as guard.signing.model.MAX_BUNDLE_BYTES
 
 # The same v0.3 bundle media type in its older spelling; sigstore-python accepts both.
 BUNDLE_MEDIA_TYPES = frozenset({BUNDLE_MEDIA_TYPE, "application/vnd.dev.sigstore.bundle+json;version=0.3"})
@@ -63,10 +68,7 @@ def parse_bundle(data: bytes | str | Mapping[str, Any], source: str = "signature
     if isinstance(data, Mapping):
         bundle: Any = dict(data)
     else:
-        try:
-            bundle = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise BundleFormatError(f"{source} is not JSON: {err}") from err
+        bundle = parse_json(data, source, max_bytes=MAX_BUNDLE_JSON_BYTES, error=BundleFormatError)
     if not isinstance(bundle, dict):
         raise BundleFormatError(
             f"{source}: expected a Sigstore bundle (a JSON object), found a JSON {type(bundle).__name__}"
@@ -165,12 +167,9 @@ def _subjects(statement: Mapping[str, Any]) -> tuple[Subject, ...]:
 
 def parse_statement(payload: bytes) -> dict[str, Any]:
     """Step 5: the DSSE payload as an in-toto Statement v1."""
-    try:
-        statement = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise BundleFormatError(
-            f"dsseEnvelope.payload is not JSON: {err}", field="dsseEnvelope.payload"
-        ) from err
+    statement = parse_json(
+        payload, "dsseEnvelope.payload", max_bytes=MAX_BUNDLE_JSON_BYTES, error=BundleFormatError
+    )
     if not isinstance(statement, dict):
         raise BundleFormatError(
             "dsseEnvelope.payload: expected an in-toto Statement object", field="dsseEnvelope.payload"

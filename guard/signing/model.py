@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import tempfile
 from collections.abc import Mapping
@@ -11,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from guard.errors import BundleFormatError, ModelDirectoryError, UsageError
+from guard.errors import BundleFormatError, GuardError, ModelDirectoryError, UsageError
 from guard.signing.bundle import sign_statement, verify_statement
 from guard.signing.cache import DigestCache
 from guard.signing.hashing import hash_model
@@ -27,6 +26,7 @@ from guard.signing.types import (
     SignerInfo,
     Verifier,
 )
+from guard.untrusted import parse_json
 
 MODEL_PREDICATE_TYPES = (OMS_PREDICATE_TYPE, LEGACY_PREDICATE_TYPE)
 
@@ -85,8 +85,8 @@ def _replaceable(target: Path) -> bool:
     try:
         if not target.is_file() or target.stat().st_size == 0:
             return not target.is_symlink() or target.is_file()
-        data = json.loads(read_bundle_file(target))
-    except (OSError, ValueError, UsageError):
+        data = parse_json(read_bundle_file(target), str(target), max_bytes=MAX_BUNDLE_BYTES)
+    except (OSError, GuardError):
         return False
     return isinstance(data, dict) and str(data.get("mediaType", "")).startswith(
         "application/vnd.dev.sigstore.bundle"

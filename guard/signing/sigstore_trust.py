@@ -21,6 +21,7 @@ from sigstore.models import ClientTrustConfig, TrustedRoot
 from sigstore_models.trustroot import v1 as trustroot_v1
 
 from guard.errors import ConfigError, InfrastructureError
+from guard.untrusted import parse_json
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +45,7 @@ def _read_json(path: Path) -> dict[str, Any]:
         raise ConfigError(f"trust config {path}: no such file") from err
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"trust config {path}: cannot be read: {err}") from err
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"trust config {path}: not JSON ({err})") from err
+    data = parse_json(text, f"trust config {path}", error=ConfigError)
     if not isinstance(data, dict):
         raise ConfigError(f"trust config {path}: expected a JSON object, found {type(data).__name__}")
     return data

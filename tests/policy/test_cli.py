@@ -58,7 +58,7 @@ def test_eval_custom_policies_dir(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 @pytest.mark.parametrize(
     ("content", "expected"),
-    [(None, "does not exist"), ("{not json", "is not readable JSON"), ("[1]", "expected a JSON object")],
+    [(None, "does not exist"), ("{not json", "expected JSON, found"), ("[1]", "expected a JSON object")],
 )
 def test_eval_bad_input(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None, expected: str

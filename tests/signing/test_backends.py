@@ -121,9 +121,9 @@ def test_malformed_bundle_names_the_field(keypair: KeyPair, edit: Edit, field: s
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        (b"not json at all", "is not JSON"),
+        (b"not json at all", "expected JSON, found something that is not"),
         (b"[1, 2]", "found a JSON list"),
-        (b"\xff\xfe", "is not JSON"),
+        (b"\xff\xfe", "expected UTF-8 JSON, found an invalid byte"),
     ],
 )
 def test_not_a_bundle(keypair: KeyPair, data: bytes, message: str) -> None:

@@ -102,7 +102,7 @@ def test_verify_key_mismatch(
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (b"garbage", "is not JSON"),
+        (b"garbage", "expected JSON, found something that is not"),
         (b'{"hello": "world"}', "mediaType: missing"),
         (
             b'{"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json", "verificationMaterial": {}}',

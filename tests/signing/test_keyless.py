@@ -288,7 +288,7 @@ def test_bad_verifier_options_are_usage_errors(
     ("content", "message"),
     [
         (None, "no such file"),
-        ("{not json", "not JSON"),
+        ("{not json", "expected JSON, found something that is not"),
         ('{"mediaType": "application/json"}', "expected application/vnd.dev.sigstore.clienttrustconfig"),
         (
             '{"mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1", "tlogs": []}',
