@@ -45,6 +45,7 @@ from guard.oci.types import (
     Store,
     sha256_digest,
 )
+from guard.untrusted import parse_json, parse_object
 
 log = logging.getLogger(__name__)
 
@@ -73,14 +74,18 @@ class Attachment:
     annotations: dict[str, str]
 
 
-def _bundle_predicate_type(doc: dict[str, Any]) -> str | None:
+def _bundle_predicate_type(doc: dict[str, Any], path: Path) -> str | None:
+    """The predicate type of the statement in a bundle or DSSE envelope the user attaches (to
+    annotate the referrer with it), or None when it has no payload. A payload that is not a
+    JSON statement is the user's mistake: UsageError, before anything is pushed."""
     envelope = doc.get("dsseEnvelope") if "dsseEnvelope" in doc else doc
     if not isinstance(envelope, dict) or not isinstance(envelope.get("payload"), str):
         return None
     try:
-        statement = json.loads(base64.b64decode(envelope["payload"]))
-    except ValueError:
-        return None
+        payload = base64.b64decode(envelope["payload"], validate=True)
+    except ValueError as err:
+        raise UsageError(f"{path}: the envelope's payload is not base64: {err}") from err
+    statement = parse_json(payload, f"{path}: the envelope's payload", error=UsageError)
     value = statement.get("predicateType") if isinstance(statement, dict) else None
     return value if isinstance(value, str) else None
 
@@ -93,12 +98,9 @@ def load_attachment(kind: AttachmentKind, path: Path) -> Attachment:
         data = path.read_bytes()
     except OSError as err:
         raise UsageError(f"cannot read {path}: {err.strerror}") from err
-    try:
-        doc = json.loads(data)
-    except ValueError as err:
-        raise UsageError(f"{path}: expected a JSON {kind}, found something that is not JSON: {err}") from err
-    if not isinstance(doc, dict):
-        raise UsageError(f"{path}: expected a JSON object, found {type(doc).__name__}")
+    doc = parse_object(
+        data, f"{path}: expected a JSON {kind}", max_bytes=MAX_ATTACHMENT_BYTES, error=UsageError
+    )
     annotations = {OCI_TITLE: path.name}
     media_type = str(doc.get("mediaType", ""))
     is_bundle = media_type.startswith("application/vnd.dev.sigstore.bundle")
@@ -108,7 +110,7 @@ def load_attachment(kind: AttachmentKind, path: Path) -> Attachment:
                 f"{path}: expected a Sigstore bundle (mediaType {SIGSTORE_BUNDLE}), found mediaType "
                 f"{media_type or '(none)'}"
             )
-        predicate = _bundle_predicate_type(doc)
+        predicate = _bundle_predicate_type(doc, path)
         if predicate:
             annotations[PREDICATE_ANNOTATION] = predicate
         return Attachment(kind, data, SIGSTORE_BUNDLE, media_type, path.name, annotations)
@@ -119,7 +121,7 @@ def load_attachment(kind: AttachmentKind, path: Path) -> Attachment:
             return Attachment(kind, data, SPDX_JSON, SPDX_JSON, path.name, annotations)
         raise UsageError(f"{path}: expected a CycloneDX (bomFormat: CycloneDX) or SPDX JSON SBOM")
     if is_bundle or ("payloadType" in doc and "signatures" in doc):
-        predicate = _bundle_predicate_type(doc)
+        predicate = _bundle_predicate_type(doc, path)
         if predicate:
             annotations[PREDICATE_ANNOTATION] = predicate
         layer_type = media_type if is_bundle else "application/vnd.dsse.envelope.v1+json"

@@ -196,9 +196,6 @@ def test_oci_layout_with_a_nested_index_is_exit_1(tmp_path: Path, capsys: pytest
 
 
 @pytest.mark.parametrize("option", ["--signature", "--attestation"])
-@pytest.mark.xfail(
-    strict=True, reason="issue 9 item 8, lead: guard/oci/referrers.py load_attachment json.loads"
-)
 def test_attach_a_nested_file_is_exit_2(
     option: str, tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
