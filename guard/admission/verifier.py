@@ -21,7 +21,7 @@ from guard.errors import (
     SignatureMismatch,
     UsageError,
 )
-from guard.signing.types import SignerInfo, SigningMethod, Verifier
+from guard.signing.types import SignerInfo, SigningMethod, SimpleSignature, SimpleSigningVerifier, Verifier
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
@@ -50,6 +50,24 @@ class AnyOfVerifier:
             raise errors[0]
         raise SignatureMismatch(
             "no trusted authority verified the signature: " + "; ".join(str(e) for e in errors)
+        ) from errors[0]
+
+    def verify_simple_signing(self, signature: SimpleSignature) -> SignerInfo:
+        """A cosign simple-signing signature one of the verifiers accepts."""
+        errors: list[GuardError] = []
+        for verifier in self._verifiers:
+            if not isinstance(verifier, SimpleSigningVerifier):
+                continue
+            try:
+                return verifier.verify_simple_signing(signature)
+            except GuardError as err:
+                errors.append(err)
+        if not errors:
+            raise SignatureMismatch("no authority of the rule can check cosign simple-signing signatures")
+        if len(errors) == 1:
+            raise errors[0]
+        raise SignatureMismatch(
+            "no trusted authority verified the cosign signature: " + "; ".join(str(e) for e in errors)
         ) from errors[0]
 
 

@@ -38,6 +38,8 @@ from cryptography.x509.verification import (
     ExtensionPolicy,
     PolicyBuilder,
     Store,
+)
+from cryptography.x509.verification import (
     VerificationError as X509VerificationError,
 )
 from sigstore._internal.sct import verify_sct
@@ -57,6 +59,7 @@ from guard.untrusted import parse_object
 
 if TYPE_CHECKING:
     from guard.signing.verify_sigstore import _IdentityPolicy
+
 
 def _field(doc: dict[str, Any], key: str, kind: type, where: str) -> Any:
     value = doc.get(key)
@@ -144,7 +147,9 @@ def _verify_set(rekor: _RekorBundle, root: TrustedRoot) -> None:
         try:
             Key(tlog.public_key).verify(rekor.set, rekor.canonical())
         except (SigstoreError, ValueError, TypeError) as err:
-            raise TransparencyLogError(f"transparency log key {rekor.log_id[:16]}... unusable: {err}") from err
+            raise TransparencyLogError(
+                f"transparency log key {rekor.log_id[:16]}... unusable: {err}"
+            ) from err
         except Exception as err:  # InvalidSignature
             raise TransparencyLogError(
                 "transparency log: the SignedEntryTimestamp is not the trusted log's signature over this "
@@ -156,6 +161,11 @@ def _verify_set(rekor: _RekorBundle, root: TrustedRoot) -> None:
     )
 
 
+def _object(doc: dict[str, Any], key: str) -> dict[str, Any]:
+    value = doc.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def _check_entry(rekor: _RekorBundle, sig: SimpleSignature, leaf: x509.Certificate) -> None:
     """Step 3: the logged entry is about this payload, this signature and this certificate."""
     kind, version = rekor.body.get("kind"), rekor.body.get("apiVersion")
@@ -164,12 +174,10 @@ def _check_entry(rekor: _RekorBundle, sig: SimpleSignature, leaf: x509.Certifica
             f"transparency log entry: expected kind hashedrekord apiVersion 0.0.1, found {str(kind)[:40]!r} "
             f"{str(version)[:20]!r}"
         )
-    spec = rekor.body.get("spec")
-    spec = spec if isinstance(spec, dict) else {}
-    data = spec.get("data") if isinstance(spec.get("data"), dict) else {}
-    hashed = data.get("hash") if isinstance(data.get("hash"), dict) else {}
-    signature = spec.get("signature") if isinstance(spec.get("signature"), dict) else {}
-    public_key = signature.get("publicKey") if isinstance(signature.get("publicKey"), dict) else {}
+    spec = _object(rekor.body, "spec")
+    hashed = _object(_object(spec, "data"), "hash")
+    signature = _object(spec, "signature")
+    public_key = _object(signature, "publicKey")
     expected_hash = hashlib.sha256(sig.payload).hexdigest()
     if hashed.get("algorithm") != "sha256" or hashed.get("value") != expected_hash:
         raise TransparencyLogError(
@@ -181,7 +189,11 @@ def _check_entry(rekor: _RekorBundle, sig: SimpleSignature, leaf: x509.Certifica
         raise TransparencyLogError("transparency log entry is for another signature than this layer's")
     pem = public_key.get("content")
     try:
-        logged = x509.load_pem_x509_certificate(_b64(pem, "entry publicKey.content")) if isinstance(pem, str) else None
+        logged = (
+            x509.load_pem_x509_certificate(_b64(pem, "entry publicKey.content"))
+            if isinstance(pem, str)
+            else None
+        )
     except ValueError:
         logged = None
     if logged is None or logged.public_bytes(serialization.Encoding.DER) != leaf.public_bytes(

@@ -176,5 +176,8 @@ class CertificateVerifier:
             identity=describe_certificate(leaf),
             issuer=leaf.issuer.rfc4514_string(),
             key_fingerprint=public_key_fingerprint(key),
-            details={"root": root.subject.rfc4514_string(), "certificate_sha256": leaf.fingerprint(hashes.SHA256()).hex()},
+            details={
+                "root": root.subject.rfc4514_string(),
+                "certificate_sha256": leaf.fingerprint(hashes.SHA256()).hex(),
+            },
         )
