@@ -97,6 +97,7 @@ class OciVerification:
     # the digest the signature names: ``digest`` itself, or the image index that lists it
     signed_digest: str = ""
     docker_reference: str | None = None  # a cosign simple-signing payload's claim (not enforced)
+    signature_layer: int | None = None  # cosign simple signing: which layer (signer) verified
 
     @property
     def via_index(self) -> bool:
@@ -122,6 +123,7 @@ class OciVerification:
             "signedDigest": self.signed_digest or self.digest,
             "signedVia": "index" if self.via_index else "manifest",
             **({"dockerReference": self.docker_reference} if self.docker_reference else {}),
+            **({"signatureLayer": self.signature_layer} if self.signature_layer is not None else {}),
         }
 
 
@@ -187,6 +189,7 @@ class _Verified:
     format: SignatureFormat
     signature: str
     docker_reference: str | None = None
+    layer: int | None = None
 
 
 def _verify_signature(
@@ -284,15 +287,15 @@ def _verify_digest(
             store, source, descriptor.digest, verifier, max_layers=limits.max_signatures
         ):
             if isinstance(outcome, LegacyVerified):
-                where = f"{outcome.manifest_digest} layers[{outcome.layer}]"
                 return _Verified(
                     "manifest-digest",
                     outcome.signer,
                     SIMPLE_SIGNING_TYPE,
                     (),
                     "cosign-legacy",
-                    where,
+                    outcome.manifest_digest,
                     outcome.docker_reference,
+                    outcome.layer,
                 )
             failures.append(outcome)
     raise _none_verified(failures, untried, len(listing.skipped), limits.max_signatures)
@@ -384,6 +387,7 @@ def verify_oci(
         format=verified.format,
         signed_digest=via.digest if via is not None else descriptor.digest,
         docker_reference=verified.docker_reference,
+        signature_layer=verified.layer,
     )
 
 
@@ -415,12 +419,18 @@ def format_verification(result: OciVerification) -> str:
     who = result.signer.identity + (f" (issuer {result.signer.issuer})" if result.signer.issuer else "")
     if result.mode == "layers":
         how = f"{len(result.files)} files match the layer digests (no weights fetched)"
+    elif result.via_index:
+        how = f"the signature names the image index {result.signed_digest}, which lists this manifest"
     else:
         how = "the signature's subject is the manifest digest"
+    where = result.signature_digest
+    if result.signature_layer is not None:
+        where += f" layers[{result.signature_layer}]"
     return (
         f"verified {result.reference}\n  digest: {result.digest}\n"
         f"  signed by: {who} [{result.signer.method}]\n"
-        f"  binding: {how}\n  signature: {result.signature_digest}"
+        f"  format: {result.format}\n"
+        f"  binding: {how}\n  signature: {where}"
     )
 
 
