@@ -10,7 +10,7 @@ import copy
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
@@ -78,7 +78,11 @@ def keyless(
 
 # --- where the fixtures are loaded: an OCI layout, or the registry --------------------------
 
-Loaded = tuple[Store, Callable[[cf.LegacyImage], str]]
+class Load(Protocol):
+    def __call__(self, image: cf.LegacyImage, *, with_sig: bool = True) -> str: ...
+
+
+Loaded = tuple[Store, Load]
 
 
 @pytest.fixture(params=["layout", "registry"])
