@@ -71,6 +71,20 @@ class AnyOfVerifier:
         ) from errors[0]
 
 
+def _with_format(result: OciVerification) -> SignerInfo:
+    """The verified signer, its details saying which signature format verified (``format``:
+    oms, cosign-bundle, cosign-legacy) and whether it names the digest or its index."""
+    from dataclasses import replace  # noqa: PLC0415
+
+    details = {
+        **result.signer.details,
+        "format": result.format,
+        "signed_via": "index" if result.via_index else "manifest",
+        "signed_digest": result.signed_digest or result.digest,
+    }
+    return replace(result.signer, details=details)
+
+
 def oci_reference(reference: str) -> str:
     """A Kubernetes image reference (``nginx``, ``host:5000/m:t``) as ``oci://host/repo[:tag][@digest]``."""
     from guard.policy.rules import parse_reference  # noqa: PLC0415
@@ -227,7 +241,8 @@ class OciReferenceVerifier:
             )
             for group in groups
         ]
-        signers = [result.signer for result in results]
+        # which format verified, and how it binds, travel with the signer (policy input, facts)
+        signers = [_with_format(result) for result in results]
         # 2. attestations attached to the digest, verified into facts (the attestations
         #    capability's own reading of referrers: subject checked, bundle layer, none skipped)
         facts = self._facts(store, pinned, AnyOfVerifier(verifiers), results[0])
