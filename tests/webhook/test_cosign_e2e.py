@@ -13,8 +13,11 @@ from typing import Any
 import httpx
 import pytest
 
+from guard.admission.ports import RuleMatch
+from guard.admission.verifier import OciReferenceVerifier
 from guard.config import parse_config
 from guard.oci.registry import RegistryAccess, RegistryStore
+from guard.policy.input import Signer
 from guard.testing import cosign_fixtures as cf
 from guard.testing.admission import admission_review, pod
 from webhook.server import WebhookServer, build_app
@@ -128,10 +131,6 @@ def test_keyless_image_admitted_and_wrong_identity_or_issuer_denied(
 def test_admission_verifier_and_policy_input_name_the_format(registry: Any, images: Any) -> None:
     """OciReferenceVerifier (the webhook's registry side) and the policy input it feeds say which
     signature format verified, so a policy can phase cosign's legacy format out."""
-    from guard.admission.ports import RuleMatch  # noqa: PLC0415
-    from guard.admission.verifier import OciReferenceVerifier  # noqa: PLC0415
-    from guard.policy.input import Signer  # noqa: PLC0415
-
     image = images["signed"]
     verifier = OciReferenceVerifier(parse_config(config(registry, keyless())))
     reference = f"{registry.host}/{REPO}:{image.tag}"
