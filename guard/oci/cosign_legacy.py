@@ -150,7 +150,9 @@ def _payload_binding(payload: bytes, where: str, subject: str) -> str | None:
     return reference if isinstance(reference, str) else None
 
 
-def _simple_signature(store: Store, layer: Descriptor, where: str) -> tuple[SimpleSignature, bytes]:
+def _simple_signature(
+    store: Store, layer: Descriptor, where: str, payloads: dict[str, bytes]
+) -> tuple[SimpleSignature, bytes]:
     encoded = _annotation(layer, SIGNATURE_ANNOTATION)
     if not encoded:
         raise BundleFormatError(f"cosign signature {where} has no {SIGNATURE_ANNOTATION} annotation")
@@ -160,7 +162,11 @@ def _simple_signature(store: Store, layer: Descriptor, where: str) -> tuple[Simp
         raise BundleFormatError(
             f"cosign signature {where}: {SIGNATURE_ANNOTATION} is not base64 ({err})"
         ) from err
-    payload = read_small_blob(store, layer, f"cosign payload {layer.digest}", limit=MAX_PAYLOAD_BYTES)
+    # signers of the same image share one payload blob: fetched (and digest-checked) once
+    payload = payloads.get(layer.digest)
+    if payload is None:
+        payload = read_small_blob(store, layer, f"cosign payload {layer.digest}", limit=MAX_PAYLOAD_BYTES)
+        payloads[layer.digest] = payload
     return (
         SimpleSignature(
             payload=payload,
@@ -191,10 +197,11 @@ def verify_legacy(
     except (VerificationError, NotFoundError) as err:
         yield err if isinstance(err, VerificationError) else VerificationError(str(err))
         return
+    payloads: dict[str, bytes] = {}
     for i, layer in enumerate(layers[:max_layers]):
         where = f"{source.where} ({manifest_digest}) layers[{i}]"
         try:
-            sig, payload = _simple_signature(store, layer, where)
+            sig, payload = _simple_signature(store, layer, where, payloads)
             reference = _payload_binding(payload, where, subject)
             signer = verifier.verify_simple_signing(sig)
         except VerificationError as err:
