@@ -18,7 +18,8 @@ from guard.oci.referrers import load_attachment
 def _nothing_pushed(layout: Path) -> bool:
     if not layout.exists():
         return True
-    return json.loads((layout / "index.json").read_text())["manifests"] == []
+    manifests: list[object] = json.loads((layout / "index.json").read_text())["manifests"]
+    return manifests == []
 
 
 @pytest.mark.parametrize("extra", [["--shard-size", "1M"], ["--hash", "blake3"]])
