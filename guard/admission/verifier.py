@@ -260,12 +260,16 @@ class OciReferenceVerifier:
         self, store: Store, pinned: Reference, verifier: Verifier, signature: OciVerification
     ) -> Mapping[str, Any]:
         from guard.attest.collect import SignatureOutcome, collect_facts  # noqa: PLC0415
-        from guard.attest.oci import oci_attestation_inputs, oci_subject  # noqa: PLC0415
+        from guard.attest.oci import oci_attestation_inputs, oci_packaging, oci_subject  # noqa: PLC0415
 
         target = oci_subject(pinned, store)  # the manifest and referrers come from the read-once view
         inputs, rejected = oci_attestation_inputs(target, self._limits)
         outcome = SignatureOutcome(
-            signature.signer, "present", None, f"referrer {signature.signature_digest}"
+            signature.signer, "present", None, f"referrer {signature.signature_digest}",
+            covers_manifest=signature.mode == "manifest-digest",
         )
         facts = collect_facts(target.subject, verifier, inputs, signature=outcome, rejected=rejected)
-        return facts.to_json()
+        # the packer's records (modctl Modelfile, KitOps Kitfile) from the manifest already read;
+        # trusted only when the signature covered the manifest digest (no extra round trip)
+        packed = oci_packaging(target, signed=signature.mode == "manifest-digest")
+        return facts.model_copy(update={"packaging": packed}).to_json()
