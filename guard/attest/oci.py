@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from guard.attest.collect import AttestationInput, SignatureOutcome, collect_facts
+from guard.attest.cosign_att import att_tag, dsse_inputs, dsse_layers
 from guard.attest.facts import ModelFacts, PackagingFacts
 from guard.attest.specs import CYCLONEDX_TYPE, SPDX3_TYPE
 from guard.attest.subject import ModelSubject
@@ -88,20 +89,42 @@ def _invalid(
     return AttestationOutcome(name or predicate_type, predicate_type, "invalid", reason, source)
 
 
-def _read_referrer(target: OciTarget, ref: Descriptor) -> AttestationInput | AttestationOutcome:
+def _read_referrer(
+    target: OciTarget, ref: Descriptor, limits: ReferrerLimits
+) -> list[AttestationInput | AttestationOutcome]:
     source = f"referrer {ref.digest}"
     referrer = target.store.fetch_manifest(ref.digest).json()
     subject = referrer.get("subject")
     bound = subject.get("digest") if isinstance(subject, dict) else None
     if bound != target.descriptor.digest:
-        return _invalid(source, f"referrer subject is {bound!r}, expected {target.descriptor.digest}")
+        return [_invalid(source, f"referrer subject is {bound!r}, expected {target.descriptor.digest}")]
     layers = [raw for raw in referrer.get("layers") or [] if isinstance(raw, dict)]
     bundles = [raw for raw in layers if str(raw.get("mediaType", "")).startswith(_BUNDLE_PREFIX)]
     if not bundles:
+        # cosign's legacy attestations: the same artifactType, DSSE envelope layers
+        envelopes = dsse_layers(referrer, source)
+        if envelopes:
+            return dsse_inputs(target.store, envelopes, ref.digest, max_layers=limits.max_per_predicate)
         found = ", ".join(str(raw.get("mediaType")) for raw in layers) or "no layers"
-        return _invalid(source, f"expected a Sigstore bundle layer, found {found} (unsigned or not a bundle)")
+        return [
+            _invalid(source, f"expected a Sigstore bundle layer, found {found} (unsigned or not a bundle)")
+        ]
     layer = Descriptor.from_json(bundles[0], f"{source} layers")
-    return AttestationInput(read_small_blob(target.store, layer, f"attestation {layer.digest}"), source)
+    return [AttestationInput(read_small_blob(target.store, layer, f"attestation {layer.digest}"), source)]
+
+
+def _att_tag_inputs(target: OciTarget, limits: ReferrerLimits) -> list[AttestationInput | AttestationOutcome]:
+    """cosign's ``sha256-<hex>.att`` tag: one DSSE attestation per layer (no subject field: each
+    statement's subject is checked against the digest when it is verified)."""
+    tag = att_tag(target.store, target.descriptor.digest)
+    if tag is None:
+        return []
+    try:
+        manifest = target.store.fetch_manifest(tag).json()
+        layers = dsse_layers(manifest, f"tag {tag}")
+    except (VerificationError, NotFoundError) as err:
+        return [_invalid(f"tag {tag}", f"cannot read cosign's attestation tag: {err}")]
+    return dsse_inputs(target.store, layers, f"tag {tag}", max_layers=limits.max_attestations)
 
 
 def _attestation_referrers(
@@ -145,11 +168,14 @@ def oci_attestation_inputs(
     inputs: list[AttestationInput] = []
     listing = read_referrers(target.store, target.descriptor.digest, limits)  # one listing
     chosen, failed = _attestation_referrers(listing, limits)
+    items: list[AttestationInput | AttestationOutcome] = []
     for ref in chosen:
         try:
-            item = _read_referrer(target, ref)
+            items += _read_referrer(target, ref, limits)
         except (VerificationError, NotFoundError) as err:
-            item = _invalid(f"referrer {ref.digest}", f"cannot read the referrer: {err}")
+            items.append(_invalid(f"referrer {ref.digest}", f"cannot read the referrer: {err}"))
+    items += _att_tag_inputs(target, limits)
+    for item in items:
         if isinstance(item, AttestationInput):
             inputs.append(item)
         else:
