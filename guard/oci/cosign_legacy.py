@@ -71,6 +71,13 @@ class LegacyVerified:
     docker_reference: str | None
 
 
+@dataclass(frozen=True)
+class LegacyUntried:
+    """How many signatures (layers) of a manifest the cap left untried."""
+
+    count: int
+
+
 def legacy_sources(store: Store, digest: str, referrers: list[Descriptor]) -> list[LegacySource]:
     """The places simple signatures of ``digest`` may be: OCI 1.1 referrers of the cosign
     signature artifactType (newest first, as listed), then the ``.sig`` tag if it exists."""
@@ -183,7 +190,7 @@ def _simple_signature(
 
 def verify_legacy(
     store: Store, source: LegacySource, subject: str, verifier: Verifier, *, max_layers: int
-) -> Iterator[VerificationError | LegacyVerified]:
+) -> Iterator[VerificationError | LegacyVerified | LegacyUntried]:
     """Try each signature (layer) of the manifest ``source`` names, in order, at most
     ``max_layers``: yield each failure, and the first success (then stop)."""
     if not isinstance(verifier, SimpleSigningVerifier):
@@ -213,7 +220,4 @@ def verify_legacy(
         yield LegacyVerified(signer, manifest_digest, i, reference)
         return
     if len(layers) > max_layers:
-        yield VerificationError(
-            f"cosign signature {source.where}: {len(layers) - max_layers} more signatures were not tried "
-            f"(cap {max_layers})"
-        )
+        yield LegacyUntried(len(layers) - max_layers)

@@ -45,7 +45,13 @@ from guard.errors import (
 )
 from guard.oci.blobs import read_small_blob
 from guard.oci.cosign_bundle import verify_cosign_bundle
-from guard.oci.cosign_legacy import COSIGN_SIG_ARTIFACT, LegacyVerified, legacy_sources, verify_legacy
+from guard.oci.cosign_legacy import (
+    COSIGN_SIG_ARTIFACT,
+    LegacyUntried,
+    LegacyVerified,
+    legacy_sources,
+    verify_legacy,
+)
 from guard.oci.modelpack import artifact_kind, artifact_layers
 from guard.oci.reference import Reference, parse_reference
 from guard.oci.referrers import (
@@ -281,11 +287,18 @@ def _verify_digest(
             return _verify_signature(store, sig, descriptor, manifest, verifier, predicates=predicates)
         except (VerificationError, NotFoundError) as err:
             failures.append(err)
-    # 6. cosign simple signing: each layer of each signature manifest is one signature
+    # 6. cosign simple signing: each layer of each signature manifest is one signature; the
+    #    layers tried across all of them share one cap (junk cannot multiply the work)
+    budget = limits.max_signatures
     for source in legacy:
-        for outcome in verify_legacy(
-            store, source, descriptor.digest, verifier, max_layers=limits.max_signatures
-        ):
+        if budget <= 0:
+            untried += 1
+            continue
+        for outcome in verify_legacy(store, source, descriptor.digest, verifier, max_layers=budget):
+            if isinstance(outcome, LegacyUntried):
+                untried += outcome.count
+                continue
+            budget -= 1
             if isinstance(outcome, LegacyVerified):
                 return _Verified(
                     "manifest-digest",
@@ -399,7 +412,7 @@ def _none_verified(failures: list[GuardError], untried: int, unparsed: int, cap:
     if unparsed:
         notes.append(f"{unparsed} referrer entries that do not parse were skipped")
     if untried:
-        notes.append(f"{untried} more signature referrers were not tried (cap {cap})")
+        notes.append(f"{untried} more signatures were not tried (cap {cap})")
     if len(failures) == 1 and not notes:
         return first
     junk = sum(isinstance(e, UntrustedContentError) for e in failures)

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import rfc8785
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -145,12 +146,14 @@ def _verify_set(rekor: _RekorBundle, root: TrustedRoot) -> None:
                 f"time {rekor.time.isoformat()}"
             )
         try:
-            Key(tlog.public_key).verify(rekor.set, rekor.canonical())
+            key = Key(tlog.public_key)
         except (SigstoreError, ValueError, TypeError) as err:
             raise TransparencyLogError(
                 f"transparency log key {rekor.log_id[:16]}... unusable: {err}"
             ) from err
-        except Exception as err:  # InvalidSignature
+        try:
+            key.verify(rekor.set, rekor.canonical())
+        except (InvalidSignature, ValueError) as err:
             raise TransparencyLogError(
                 "transparency log: the SignedEntryTimestamp is not the trusted log's signature over this "
                 f"entry (log index {rekor.log_index}): the entry or its time was altered"

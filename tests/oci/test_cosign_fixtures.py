@@ -78,6 +78,7 @@ def keyless(
 
 # --- where the fixtures are loaded: an OCI layout, or the registry --------------------------
 
+
 class Load(Protocol):
     def __call__(self, image: cf.LegacyImage, *, with_sig: bool = True) -> str: ...
 
@@ -461,3 +462,24 @@ def test_an_index_that_does_not_list_the_manifest_vouches_for_nothing(where: Loa
     load(index)
     with pytest.raises(VerificationError, match="no signature is attached"):
         verify_oci(f"{base}:multi@{platform.digest}", KeyVerifier.from_file(public), store)
+
+
+def test_junk_signature_layers_are_capped(tmp_path: Path) -> None:
+    """Whoever can push can append any number of layers to a .sig manifest: at most
+    max_signatures are tried in all, and the verdict says how many were left."""
+    three = images(cf.LEGACY_KEY)["multi-cosigned-alice-bob-charlie"]
+    layout = tmp_path / "layout"
+    store = LayoutStore(layout, create=True)
+    cf.load_into_store(store, three, with_sig=False)
+    cf.attach_as_referrer(store, three, three.layers()[:1] * 40)  # alice's signature, 40 times
+    with pytest.raises(
+        SignatureMismatch,
+        match=r"none of the 32 attached signatures verified \(8 more signatures were not tried \(cap 32\)\)",
+    ):
+        verify_oci(f"oci-layout:{layout}:{three.tag}", KeyVerifier.from_file(key("bob")), store)
+    assert (
+        verify_oci(
+            f"oci-layout:{layout}:{three.tag}", KeyVerifier.from_file(key("alice")), store
+        ).signature_layer
+        == 0
+    )
