@@ -377,7 +377,9 @@ def discover(
         typer.echo(json.dumps(doc, indent=2))
         return
     for tag, d in legacy:
-        typer.echo(f"cosign (pre-OCI 1.1) tag {tag}: {d.digest} ({d.artifact_type}; not verified by guard)")
+        uses = {"sig": "verified by guard verify", "att": "read into model facts"}
+        how = uses.get(tag.rsplit(".", 1)[-1], "listed only")
+        typer.echo(f"cosign (pre-OCI 1.1) tag {tag}: {d.digest} ({d.artifact_type}; {how})")
     from rich.console import Console
     from rich.table import Table
 
