@@ -56,7 +56,10 @@ def policy_artifact(verdict: ArtifactVerdict, authorities: Sequence[str] = ()) -
             reason=verdict.reason or verdict.message or None,
             rule=verdict.match.rule,
             authorities=tuple(authorities),
-            signers=tuple(Signer(method=s.method, identity=s.identity, issuer=s.issuer) for s in signers),
+            signers=tuple(
+                Signer(s.method, s.identity, s.issuer, s.details.get("format"), s.details.get("signed_via"))
+                for s in signers
+            ),
             fail_open=verdict.status == "error" and verdict.effect == "warn",
         ),
         facts=facts,

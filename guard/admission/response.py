@@ -74,6 +74,8 @@ def audit_annotations(outcome: AdmissionOutcome) -> dict[str, str]:
             "digest": v.digest,
             "rule": v.match.rule,
             "signers": [s.identity for s in v.artifact.signers],
+            # which signature format verified (oms, cosign-bundle, cosign-legacy), per signer
+            "formats": [s.details.get("format") for s in v.artifact.signers],
         }
         for v in outcome.artifacts
         if v.artifact is not None

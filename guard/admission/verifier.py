@@ -21,7 +21,7 @@ from guard.errors import (
     SignatureMismatch,
     UsageError,
 )
-from guard.signing.types import SignerInfo, SigningMethod, Verifier
+from guard.signing.types import SignerInfo, SigningMethod, SimpleSignature, SimpleSigningVerifier, Verifier
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
@@ -51,6 +51,38 @@ class AnyOfVerifier:
         raise SignatureMismatch(
             "no trusted authority verified the signature: " + "; ".join(str(e) for e in errors)
         ) from errors[0]
+
+    def verify_simple_signing(self, signature: SimpleSignature) -> SignerInfo:
+        """A cosign simple-signing signature one of the verifiers accepts."""
+        errors: list[GuardError] = []
+        for verifier in self._verifiers:
+            if not isinstance(verifier, SimpleSigningVerifier):
+                continue
+            try:
+                return verifier.verify_simple_signing(signature)
+            except GuardError as err:
+                errors.append(err)
+        if not errors:
+            raise SignatureMismatch("no authority of the rule can check cosign simple-signing signatures")
+        if len(errors) == 1:
+            raise errors[0]
+        raise SignatureMismatch(
+            "no trusted authority verified the cosign signature: " + "; ".join(str(e) for e in errors)
+        ) from errors[0]
+
+
+def _with_format(result: OciVerification) -> SignerInfo:
+    """The verified signer, its details saying which signature format verified (``format``:
+    oms, cosign-bundle, cosign-legacy) and whether it names the digest or its index."""
+    from dataclasses import replace  # noqa: PLC0415
+
+    details = {
+        **result.signer.details,
+        "format": result.format,
+        "signed_via": "index" if result.via_index else "manifest",
+        "signed_digest": result.signed_digest or result.digest,
+    }
+    return replace(result.signer, details=details)
 
 
 def oci_reference(reference: str) -> str:
@@ -245,7 +277,8 @@ class OciReferenceVerifier:
             )
             for group in groups
         ]
-        signers = [result.signer for result in results]
+        # which format verified, and how it binds, travel with the signer (policy input, facts)
+        signers = [_with_format(result) for result in results]
         # 2. attestations attached to the digest, verified into facts (the attestations
         #    capability's own reading of referrers: subject checked, bundle layer, none skipped)
         facts = self._facts(store, pinned, AnyOfVerifier(verifiers), results[0])
@@ -270,12 +303,16 @@ class OciReferenceVerifier:
         self, store: Store, pinned: Reference, verifier: Verifier, signature: OciVerification
     ) -> Mapping[str, Any]:
         from guard.attest.collect import SignatureOutcome, collect_facts  # noqa: PLC0415
-        from guard.attest.oci import oci_attestation_inputs, oci_subject  # noqa: PLC0415
+        from guard.attest.oci import oci_attestation_inputs, oci_packaging, oci_subject  # noqa: PLC0415
 
         target = oci_subject(pinned, store)  # the manifest and referrers come from the read-once view
         inputs, rejected = oci_attestation_inputs(target, self._limits)
         outcome = SignatureOutcome(
-            signature.signer, "present", None, f"referrer {signature.signature_digest}"
+            signature.signer, "present", None, f"referrer {signature.signature_digest}",
+            covers_manifest=signature.mode == "manifest-digest",
         )
         facts = collect_facts(target.subject, verifier, inputs, signature=outcome, rejected=rejected)
-        return facts.to_json()
+        # the packer's records (modctl Modelfile, KitOps Kitfile) from the manifest already read;
+        # trusted only when the signature covered the manifest digest (no extra round trip)
+        packed = oci_packaging(target, signed=signature.mode == "manifest-digest")
+        return facts.model_copy(update={"packaging": packed}).to_json()

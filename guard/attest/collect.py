@@ -48,6 +48,7 @@ class SignatureOutcome:
     status: AttestationStatus
     reason: str | None = None
     source: str | None = None
+    covers_manifest: bool = False  # OCI: the signature names the manifest digest (not only the files)
 
 
 def facts_signer(info: SignerInfo) -> FactsSigner:

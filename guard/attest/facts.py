@@ -106,6 +106,21 @@ class AttestationFacts(FactsModel):
     source: str | None = None  # the file or referrer it came from
 
 
+class PackagingFacts(FactsModel):
+    """How an OCI artifact was packed, as its manifest and config say (``guard.oci.packaging``):
+    the packer's own records, metadata only. ``signed``: a verified signature covered the
+    manifest digest (so these annotations and the config digest); false under a ``files``
+    signature, which covers the files only."""
+
+    kind: str  # modelpack | cnai | kitops | other
+    tool: str | None = None  # modctl | kitops
+    modelfile: str | None = None  # org.cncf.modctl.modelfile
+    kitfile: dict[str, Any] | None = None  # ml.kitops.modelkit.kitfile (JSON)
+    diff_ids: tuple[str, ...] | None = None  # config modelfs.diffIds (or diff_ids); null when not read
+    signed: bool = False
+    notes: tuple[str, ...] = ()
+
+
 class ModelFacts(FactsModel):
     """The facts document (``attestations/model-facts/v1``)."""
 
@@ -117,7 +132,11 @@ class ModelFacts(FactsModel):
     provenance: ProvenanceFacts = Field(default_factory=ProvenanceFacts)
     energy: EnergyFacts = Field(default_factory=EnergyFacts)
     attestations: tuple[AttestationFacts, ...] = ()
+    packaging: PackagingFacts | None = None  # OCI artifacts only
 
     def to_json(self) -> dict[str, Any]:
         """The JSON document policies read (camelCase keys, datetimes as RFC 3339 strings)."""
-        return self.model_dump(by_alias=True, mode="json")
+        doc = self.model_dump(by_alias=True, mode="json")
+        if doc.get("packaging") is None:  # directories: the key is left out, as before
+            doc.pop("packaging", None)
+        return doc

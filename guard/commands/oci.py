@@ -238,6 +238,7 @@ def push(
     """Push a model directory as a CNCF ModelPack artifact; print the manifest digest."""
     from guard.oci.modelpack import ModelMetadata
     from guard.oci.push import claimed_manifest, push_model
+    from guard.oci.push_checks import refuse_directory_bound, refuse_unbound, refuse_unverifiable_signature
     from guard.oci.reference import parse_reference
     from guard.oci.referrers import attach as do_attach
     from guard.oci.referrers import load_attachment
@@ -256,6 +257,12 @@ def push(
             exclude.append(path.resolve().relative_to(model_dir.resolve()).as_posix())
     exclude.append("model.sig")
     signed = claimed_manifest(attachments[0].data, str(signature)) if signature else None
+    # what could never verify in a registry is refused now, not at admission
+    refuse_unverifiable_signature(signed, str(signature))
+    if any(item.kind == "attestation" for item in attachments):
+        from guard.attest.subject import directory_subject
+
+        refuse_directory_bound(attachments, directory_subject(model_dir).sha256, target)
     access = registry_access(ca_file, insecure, username, password_stdin, docker_config)
     store = open_store(ref, access, create=True)
     meta = ModelMetadata(
@@ -272,6 +279,7 @@ def push(
         f"pushed {ref.base()}:{ref.tag or 'latest'}: {len(result.layers)} files, {result.uploaded} uploaded "
         f"({result.uploaded_bytes} bytes), {result.skipped} already present"
     )
+    refuse_unbound(attachments, result.descriptor.digest, f"{ref.base()}:{ref.tag or 'latest'}")
     for item in attachments:
         entry = do_attach(store, result.descriptor, item)
         _echo_err(f"attached {item.kind} {entry.digest} ({entry.artifact_type})")
@@ -412,7 +420,9 @@ def discover(
         typer.echo(json.dumps(doc, indent=2))
         return
     for tag, d in legacy:
-        typer.echo(f"cosign (pre-OCI 1.1) tag {tag}: {d.digest} ({d.artifact_type}; not verified by guard)")
+        uses = {"sig": "verified by guard verify", "att": "read into model facts"}
+        how = uses.get(tag.rsplit(".", 1)[-1], "listed only")
+        typer.echo(f"cosign (pre-OCI 1.1) tag {tag}: {d.digest} ({d.artifact_type}; {how})")
     from rich.console import Console
     from rich.table import Table
 

@@ -2,7 +2,8 @@
 
 One ``.raw`` layer per file, so a layer's digest is the file's sha256 and an OMS ``files``
 signature can be checked against the manifest without fetching a byte of weights. The config's
-``modelfs.diff_ids`` are the layers' uncompressed digests (the spec spells it ``diff_ids``).
+``modelfs.diffIds`` are the layers' uncompressed digests (model-spec v0.0.7 renamed ``diff_ids``
+to ``diffIds``; ``guard.oci.packaging`` reads both).
 """
 
 from __future__ import annotations
@@ -198,7 +199,7 @@ def build_config(meta: ModelMetadata, layers: Sequence[Descriptor], created: dat
     doc = {
         "descriptor": descriptor,
         "config": config,
-        "modelfs": {"type": "layers", "diff_ids": [layer.digest for layer in layers]},
+        "modelfs": {"type": "layers", "diffIds": [layer.digest for layer in layers]},
     }
     return json.dumps(doc, indent=2, sort_keys=True).encode()
 

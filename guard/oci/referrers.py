@@ -324,7 +324,8 @@ DSSE_ENVELOPE = "application/vnd.dsse.envelope.v1+json"
 def legacy_cosign(store: Store, digest: str) -> list[tuple[str, Descriptor]]:
     """Cosign's pre-OCI-1.1 storage: the tags ``sha256-<hex>.sig`` / ``.att`` / ``.sbom`` next to
     the artifact, as ``(tag, descriptor)`` (the descriptor's artifactType is what cosign stores in
-    such a tag). Listed by ``guard discover``; guard verifies OCI 1.1 referrers only."""
+    such a tag). Listed by ``guard discover``; ``.sig`` is verified by ``guard.oci.cosign_legacy``
+    and ``.att`` read by ``guard.attest.cosign_att``."""
     found = []
     for suffix, kind in (("sig", COSIGN_SIGNATURE), ("att", DSSE_ENVELOPE), ("sbom", "sbom")):
         tag = f"{fallback_tag(digest)}.{suffix}"

@@ -44,18 +44,40 @@ from guard.errors import (
     VerificationError,
 )
 from guard.oci.blobs import read_small_blob
+from guard.oci.cosign_bundle import verify_cosign_bundle
+from guard.oci.cosign_legacy import (
+    COSIGN_SIG_ARTIFACT,
+    LegacyUntried,
+    LegacyVerified,
+    legacy_sources,
+    verify_legacy,
+)
 from guard.oci.modelpack import artifact_kind, artifact_layers
 from guard.oci.reference import Reference, parse_reference
-from guard.oci.referrers import DEFAULT_LIMITS, PREDICATE_ANNOTATION, ReferrerLimits, read_referrers
+from guard.oci.referrers import (
+    DEFAULT_LIMITS,
+    PREDICATE_ANNOTATION,
+    ReferrerLimits,
+    fallback_tag,
+    read_referrers,
+)
 from guard.oci.registry import RegistryAccess
 from guard.oci.store import open_store, resolve_and_fetch
-from guard.oci.types import SIGSTORE_BUNDLE, Descriptor, Store
-from guard.signing import Manifest, Resource, compare_manifests, verify_model_bundle, verify_statement
-from guard.signing.types import LEGACY_PREDICATE_TYPE, OMS_PREDICATE_TYPE, SignerInfo, Verifier
+from guard.oci.types import DOCKER_MANIFEST_LIST, OCI_INDEX, SIGSTORE_BUNDLE, Descriptor, Store
+from guard.signing import Manifest, Resource, compare_manifests, verify_model_bundle
+from guard.signing.types import (
+    LEGACY_PREDICATE_TYPE,
+    OMS_PREDICATE_TYPE,
+    SIMPLE_SIGNING_TYPE,
+    SignerInfo,
+    Verifier,
+)
 from guard.untrusted import parse_object
 
 _BUNDLE_PREFIX = "application/vnd.dev.sigstore.bundle"
 Mode = Literal["layers", "manifest-digest"]
+# Which signature format verified: OMS model signatures, cosign v3 bundles, cosign simple signing.
+SignatureFormat = Literal["oms", "cosign-bundle", "cosign-legacy"]
 MODEL_PREDICATES = (OMS_PREDICATE_TYPE, LEGACY_PREDICATE_TYPE)
 COSIGN_SIGN_PREDICATE = "https://sigstore.dev/cosign/sign/v1"
 # What counts as a signature: OMS model signatures, and cosign's signature predicate for images.
@@ -77,6 +99,15 @@ class OciVerification:
     predicate_type: str
     signer: SignerInfo
     files: tuple[str, ...]
+    format: SignatureFormat = "oms"
+    # the digest the signature names: ``digest`` itself, or the image index that lists it
+    signed_digest: str = ""
+    docker_reference: str | None = None  # a cosign simple-signing payload's claim (not enforced)
+    signature_layer: int | None = None  # cosign simple signing: which layer (signer) verified
+
+    @property
+    def via_index(self) -> bool:
+        return bool(self.signed_digest) and self.signed_digest != self.digest
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -94,6 +125,11 @@ class OciVerification:
                 "keyFingerprint": self.signer.key_fingerprint,
             },
             "files": list(self.files),
+            "format": self.format,
+            "signedDigest": self.signed_digest or self.digest,
+            "signedVia": "index" if self.via_index else "manifest",
+            **({"dockerReference": self.docker_reference} if self.docker_reference else {}),
+            **({"signatureLayer": self.signature_layer} if self.signature_layer is not None else {}),
         }
 
 
@@ -150,6 +186,18 @@ def _check_layers(manifest: Mapping[str, Any], signed: Any, digest: str) -> tupl
     return tuple(sorted(seen))
 
 
+@dataclass(frozen=True)
+class _Verified:
+    mode: Mode
+    signer: SignerInfo
+    predicate: str
+    files: tuple[str, ...]
+    format: SignatureFormat
+    signature: str
+    docker_reference: str | None = None
+    layer: int | None = None
+
+
 def _verify_signature(
     store: Store,
     sig: Descriptor,
@@ -158,7 +206,7 @@ def _verify_signature(
     verifier: Verifier,
     *,
     predicates: Collection[str],
-) -> tuple[Mode, SignerInfo, str, tuple[str, ...]]:
+) -> _Verified:
     referrer = store.fetch_manifest(sig.digest).json()
     subject_field = referrer.get("subject")
     bound = subject_field.get("digest") if isinstance(subject_field, dict) else None
@@ -195,20 +243,101 @@ def _verify_signature(
         oms = verified.statement.get("predicateType") == OMS_PREDICATE_TYPE
         subjects = (verified.statement.get("subject") or []) if oms else []
         if any(isinstance(s, dict) and (s.get("digest") or {}).get("sha256") == hexdigest for s in subjects):
-            return "manifest-digest", verified.signer, str(claimed), ()
+            return _Verified("manifest-digest", verified.signer, str(claimed), (), "oms", sig.digest)
         files = _check_layers(manifest, verified.manifest, subject.digest)
-        return "layers", verified.signer, str(claimed), files
-    statement = verify_statement(bundle, verifier)
-    if statement.predicate_type not in predicates:  # the verified value, not the peeked one
-        raise BundleFormatError(
-            f"referrer {sig.digest} is not a signature: predicate type {statement.predicate_type!r}"
+        return _Verified("layers", verified.signer, str(claimed), files, "oms", sig.digest)
+    # 5. cosign v3 (or a predicate the rule adds): the statement's subject is the manifest
+    signer, predicate = verify_cosign_bundle(bundle, verifier, subject.digest, predicates, sig.digest)
+    return _Verified("manifest-digest", signer, predicate, (), "cosign-bundle", sig.digest)
+
+
+def _verify_digest(
+    store: Store,
+    descriptor: Descriptor,
+    manifest: Mapping[str, Any],
+    verifier: Verifier,
+    *,
+    limits: ReferrerLimits,
+    predicates: Collection[str],
+    label: str,
+) -> _Verified:
+    """Steps 2-6 for one digest: the first signature of any format that verifies."""
+    # 2. find signatures: registry order, attestations left out unfetched, capped
+    listing = read_referrers(store, descriptor.digest, limits)
+    bundles = listing.of_type(SIGSTORE_BUNDLE)
+    signatures = [d for d in bundles if _may_be_signature(d, predicates)]
+    not_signatures = len(bundles) - len(signatures)
+    legacy = legacy_sources(store, descriptor.digest, list(listing.referrers))
+    if not signatures and not legacy:
+        why = f" ({not_signatures} attestation referrers are not signatures)" if not_signatures else ""
+        raise VerificationError(
+            f"no signature is attached to {label} (no referrer with artifactType {SIGSTORE_BUNDLE} and a "
+            f"signature predicate{why}, no cosign {COSIGN_SIG_ARTIFACT} referrer, no tag "
+            f"{fallback_tag(descriptor.digest)}.sig); attach one with `guard attach --signature` or "
+            "`cosign sign`"
         )
-    if not any(s.digest.get("sha256") == hexdigest for s in statement.subjects):
-        found = [dict(s.digest) for s in statement.subjects]
-        raise IntegrityError(
-            f"the signature's subject is {found}, not the manifest {subject.digest}", changed=[subject.digest]
-        )
-    return "manifest-digest", statement.signer, statement.predicate_type, ()
+    untried = max(0, len(signatures) - limits.max_signatures)
+    signatures = signatures[: limits.max_signatures]  # bound the work junk referrers can cause
+    untried += max(0, len(legacy) - limits.max_signatures)
+    legacy = legacy[: limits.max_signatures]
+    # 3.-5. verify each bundle, newest first, until one holds
+    failures: list[GuardError] = []
+    for sig in signatures:
+        try:
+            return _verify_signature(store, sig, descriptor, manifest, verifier, predicates=predicates)
+        except (VerificationError, NotFoundError) as err:
+            failures.append(err)
+    # 6. cosign simple signing: each layer of each signature manifest is one signature; the
+    #    layers tried across all of them share one cap (junk cannot multiply the work)
+    budget = limits.max_signatures
+    for source in legacy:
+        if budget <= 0:
+            untried += 1
+            continue
+        for outcome in verify_legacy(store, source, descriptor.digest, verifier, max_layers=budget):
+            if isinstance(outcome, LegacyUntried):
+                untried += outcome.count
+                continue
+            budget -= 1
+            if isinstance(outcome, LegacyVerified):
+                return _Verified(
+                    "manifest-digest",
+                    outcome.signer,
+                    SIMPLE_SIGNING_TYPE,
+                    (),
+                    "cosign-legacy",
+                    outcome.manifest_digest,
+                    outcome.docker_reference,
+                    outcome.layer,
+                )
+            failures.append(outcome)
+    raise _none_verified(failures, untried, len(listing.skipped), limits.max_signatures)
+
+
+def _index_listing(
+    store: Store, reference: Reference, index: str | None, platform: Descriptor
+) -> Descriptor | None:
+    """The image index (``index``, else the reference's tag when it pins a digest too) that
+    lists ``platform``, or None: a platform manifest may be admitted on a signature of the index
+    that lists it (cosign signs what it is given, usually the index)."""
+    name = index or (reference.tag if reference.digest is not None else None)
+    if not name:
+        return None
+    try:
+        resolved = store.resolve(name)
+        if resolved.digest == platform.digest:
+            return None
+        fetched = store.fetch_manifest(resolved.digest)
+    except NotFoundError:
+        return None
+    doc = fetched.json()
+    if doc.get("mediaType", fetched.descriptor.media_type) not in (OCI_INDEX, DOCKER_MANIFEST_LIST):
+        return None
+    entries = doc.get("manifests")
+    listed = isinstance(entries, list) and any(
+        isinstance(e, dict) and e.get("digest") == platform.digest for e in entries
+    )
+    return fetched.descriptor if listed else None
 
 
 def verify_oci(
@@ -219,51 +348,60 @@ def verify_oci(
     access: RegistryAccess | None = None,
     limits: ReferrerLimits = DEFAULT_LIMITS,
     extra_predicates: Collection[str] = (),
+    index: str | None = None,
 ) -> OciVerification:
     """Verify the artifact ``ref`` names against ``verifier`` without fetching any weight blob.
-    Only signature predicates count (``SIGNATURE_PREDICATES`` plus ``extra_predicates``)."""
+    Only signature predicates count (``SIGNATURE_PREDICATES`` plus ``extra_predicates``).
+    A platform manifest whose own signatures do not verify is accepted on a signature of the
+    image index that lists it: ``index`` (a tag or digest), else the reference's tag when the
+    reference also pins a digest (``repo:tag@sha256:...``)."""
     reference = parse_reference(ref) if isinstance(ref, str) else ref
     store = store or open_store(reference, access)
     predicates = frozenset((*SIGNATURE_PREDICATES, *extra_predicates))
     # 1. resolve and fetch
     descriptor, fetched = resolve_and_fetch(store, reference)
     manifest = fetched.json()
-    # 2. find signatures: registry order, attestations left out unfetched, capped
-    listing = read_referrers(store, descriptor.digest, limits)
-    bundles = listing.of_type(SIGSTORE_BUNDLE)
-    signatures = [d for d in bundles if _may_be_signature(d, predicates)]
-    not_signatures = len(bundles) - len(signatures)
-    if not signatures:
-        why = f" ({not_signatures} attestation referrers are not signatures)" if not_signatures else ""
-        raise VerificationError(
-            f"no signature is attached to {reference.base()}@{descriptor.digest} (no referrer with "
-            f"artifactType {SIGSTORE_BUNDLE} and a signature predicate{why}); attach one with "
-            "`guard attach --signature`"
+    label = f"{reference.base()}@{descriptor.digest}"
+    via: Descriptor | None = None
+    try:
+        verified = _verify_digest(
+            store, descriptor, manifest, verifier, limits=limits, predicates=predicates, label=label
         )
-    untried = max(0, len(signatures) - limits.max_signatures)
-    signatures = signatures[: limits.max_signatures]  # bound the work junk referrers can cause
-    # 3.-5. verify each, newest first, until one holds
-    failures: list[GuardError] = []
-    for sig in signatures:
+    except VerificationError as direct:
+        # 7. a platform manifest: a signature on the index that lists it
+        via = _index_listing(store, reference, index, descriptor)
+        if via is None:
+            raise
         try:
-            mode, signer, predicate, files = _verify_signature(
-                store, sig, descriptor, manifest, verifier, predicates=predicates
+            verified = _verify_digest(
+                store,
+                via,
+                store.fetch_manifest(via.digest).json(),
+                verifier,
+                limits=limits,
+                predicates=predicates,
+                label=f"{reference.base()}@{via.digest} (the index listing {descriptor.digest})",
             )
-        except (VerificationError, NotFoundError) as err:
-            failures.append(err)
-            continue
-        return OciVerification(
-            reference=str(ref),
-            digest=descriptor.digest,
-            store=store.describe(),
-            artifact_kind=artifact_kind(manifest),
-            mode=mode,
-            signature_digest=sig.digest,
-            predicate_type=predicate,
-            signer=signer,
-            files=files,
-        )
-    raise _none_verified(failures, untried, len(listing.skipped), limits.max_signatures)
+        except VerificationError as err:
+            error = type(direct)(
+                f"{direct}; nor does a signature of the image index {via.digest} that lists it: {err}"
+            )
+            raise error from direct
+    return OciVerification(
+        reference=str(ref),
+        digest=descriptor.digest,
+        store=store.describe(),
+        artifact_kind=artifact_kind(manifest),
+        mode=verified.mode,
+        signature_digest=verified.signature,
+        predicate_type=verified.predicate,
+        signer=verified.signer,
+        files=verified.files,
+        format=verified.format,
+        signed_digest=via.digest if via is not None else descriptor.digest,
+        docker_reference=verified.docker_reference,
+        signature_layer=verified.layer,
+    )
 
 
 def _none_verified(failures: list[GuardError], untried: int, unparsed: int, cap: int) -> GuardError:
@@ -274,7 +412,7 @@ def _none_verified(failures: list[GuardError], untried: int, unparsed: int, cap:
     if unparsed:
         notes.append(f"{unparsed} referrer entries that do not parse were skipped")
     if untried:
-        notes.append(f"{untried} more signature referrers were not tried (cap {cap})")
+        notes.append(f"{untried} more signatures were not tried (cap {cap})")
     if len(failures) == 1 and not notes:
         return first
     junk = sum(isinstance(e, UntrustedContentError) for e in failures)
@@ -294,12 +432,18 @@ def format_verification(result: OciVerification) -> str:
     who = result.signer.identity + (f" (issuer {result.signer.issuer})" if result.signer.issuer else "")
     if result.mode == "layers":
         how = f"{len(result.files)} files match the layer digests (no weights fetched)"
+    elif result.via_index:
+        how = f"the signature names the image index {result.signed_digest}, which lists this manifest"
     else:
         how = "the signature's subject is the manifest digest"
+    where = result.signature_digest
+    if result.signature_layer is not None:
+        where += f" layers[{result.signature_layer}]"
     return (
         f"verified {result.reference}\n  digest: {result.digest}\n"
         f"  signed by: {who} [{result.signer.method}]\n"
-        f"  binding: {how}\n  signature: {result.signature_digest}"
+        f"  format: {result.format}\n"
+        f"  binding: {how}\n  signature: {where}"
     )
 
 

@@ -40,6 +40,18 @@ class Signer:
     method: Literal["key", "certificate", "keyless"]
     identity: str
     issuer: str | None = None
+    # which signature format verified (oms, cosign-bundle, cosign-legacy), and whether the
+    # signature names the digest itself or the image index listing it; None when not known
+    format: str | None = None
+    signed_via: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"method": self.method, "identity": self.identity, "issuer": self.issuer}
+        if self.format:
+            out["format"] = self.format
+        if self.signed_via:
+            out["signedVia"] = self.signed_via
+        return out
 
 
 @dataclass(frozen=True)
@@ -121,7 +133,7 @@ def _artifact(artifact: Artifact, config: GuardConfig, namespace: str) -> dict[s
             "reason": v.reason,
             "rule": v.rule,
             "authorities": list(v.authorities),
-            "signers": [{"method": s.method, "identity": s.identity, "issuer": s.issuer} for s in v.signers],
+            "signers": [s.to_json() for s in v.signers],
             **({"failOpen": True} if v.fail_open else {}),
         },
         "facts": dict(facts) if facts is not None else None,

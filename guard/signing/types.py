@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 HashType = Literal["sha256", "blake2b", "blake3"]
 SerializationMethod = Literal["files", "shards"]
@@ -122,3 +122,38 @@ class Verifier(Protocol):
     method: SigningMethod
 
     def verify_bundle(self, bundle: Mapping[str, Any]) -> tuple[bytes, SignerInfo]: ...
+
+
+# --- cosign "simple signing" (the legacy ``sha256-<hex>.sig`` format) -----------------------
+
+SIMPLE_SIGNING_TYPE = "cosign container image signature"  # the payload's critical.type
+
+
+@dataclass(frozen=True)
+class SimpleSignature:
+    """One cosign legacy signature, as its layer carries it: the payload blob's exact bytes
+    (digest already checked against the layer descriptor) and the layer's annotations
+    (``dev.cosignproject.cosign/signature`` decoded; the others verbatim, still untrusted).
+
+    ``certificate`` / ``chain``: PEM (keyless or certificate-signed); ``rekor_bundle``: the
+    ``dev.sigstore.cosign/bundle`` JSON (Rekor SignedEntryTimestamp and entry, no inclusion proof);
+    ``where``: a label for messages (``<manifest digest> layers[i]``)."""
+
+    payload: bytes
+    signature: bytes
+    where: str
+    certificate: str | None = None
+    chain: str | None = None
+    rekor_bundle: str | None = None
+    rfc3161_timestamp: str | None = None
+
+
+@runtime_checkable
+class SimpleSigningVerifier(Protocol):
+    """A verifying backend that can also check a cosign simple-signing signature: the
+    cryptography and identity over the payload bytes (the caller binds the payload to the
+    admitted digest). Raises the same errors as ``Verifier.verify_bundle``."""
+
+    method: SigningMethod
+
+    def verify_simple_signing(self, signature: SimpleSignature) -> SignerInfo: ...

@@ -20,12 +20,18 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from OpenSSL import crypto
 
-from guard.errors import BundleFormatError, KeyMaterialError, UntrustedCertificate, VerificationError
+from guard.errors import (
+    BundleFormatError,
+    KeyMaterialError,
+    SignatureMismatch,
+    UntrustedCertificate,
+    VerificationError,
+)
 from guard.signing.bundle import envelope_of
 from guard.signing.certificates import describe_certificate, load_pem_certificates, signing_usage_problem
 from guard.signing.dsse import b64decode
 from guard.signing.keys import SUPPORTED_CURVES, describe_key, public_key_fingerprint
-from guard.signing.types import SignerInfo, SigningMethod
+from guard.signing.types import SignerInfo, SigningMethod, SimpleSignature
 from guard.signing.verify_key import verify_dsse_signature
 
 _FIELD = "verificationMaterial.x509CertificateChain"
@@ -127,6 +133,50 @@ class CertificateVerifier:
                 "serial": format(leaf.serial_number, "x"),
                 "not_before": leaf.not_valid_before_utc.isoformat(),
                 "not_after": leaf.not_valid_after_utc.isoformat(),
+                "root": root.subject.rfc4514_string(),
+                "certificate_sha256": leaf.fingerprint(hashes.SHA256()).hex(),
+            },
+        )
+
+    def verify_simple_signing(self, signature: SimpleSignature) -> SignerInfo:
+        """A cosign simple-signing signature made with a certificate (``cosign sign
+        --certificate --certificate-chain``): the certificate and chain annotations lead to one of
+        the roots now, the leaf may sign, and the signature over the payload verifies."""
+        from guard.signing.cosign_key import verify_payload_signature  # noqa: PLC0415
+
+        if not signature.certificate:
+            raise BundleFormatError(
+                f"cosign signature {signature.where} carries no dev.sigstore.cosign/certificate: it was "
+                "signed with a bare key (verify it with a key authority)",
+                field="dev.sigstore.cosign/certificate",
+            )
+        pem = (signature.certificate + "\n" + (signature.chain or "")).encode()
+        try:
+            chain = x509.load_pem_x509_certificates(pem)
+        except ValueError as err:
+            raise BundleFormatError(
+                f"cosign signature {signature.where}: the certificate annotations are not PEM ({err})"
+            ) from err
+        leaf = chain[0]
+        root = self._verify_path(leaf, chain[1:])
+        problem = signing_usage_problem(leaf)
+        if problem:
+            raise UntrustedCertificate(
+                f"the signing certificate {describe_certificate(leaf)} may not sign: {problem}"
+            )
+        key = leaf.public_key()
+        if not isinstance(key, ec.EllipticCurvePublicKey) or not verify_payload_signature(
+            key, signature.signature, signature.payload
+        ):
+            raise SignatureMismatch(
+                f"cosign signature {signature.where} does not verify with its certificate's key"
+            )
+        return SignerInfo(
+            method="certificate",
+            identity=describe_certificate(leaf),
+            issuer=leaf.issuer.rfc4514_string(),
+            key_fingerprint=public_key_fingerprint(key),
+            details={
                 "root": root.subject.rfc4514_string(),
                 "certificate_sha256": leaf.fingerprint(hashes.SHA256()).hex(),
             },

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
 from collections.abc import Mapping
@@ -22,7 +23,7 @@ from guard.signing.keys import (
     public_key_fingerprint,
     public_key_hint,
 )
-from guard.signing.types import SignerInfo, SigningMethod
+from guard.signing.types import SignerInfo, SigningMethod, SimpleSignature
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,8 @@ class KeyVerifier:
         self._der = public_key.public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
+        # cosign writes publicKey.hint as base64 of SHA-256 over the DER SubjectPublicKeyInfo
+        self._cosign_hint = base64.b64encode(hashlib.sha256(self._der).digest()).decode()
 
     @classmethod
     def from_file(cls, path: Path) -> KeyVerifier:
@@ -101,7 +104,7 @@ class KeyVerifier:
             )
         public_key = material["publicKey"]
         hint = public_key.get("hint") if isinstance(public_key, Mapping) else None
-        if hint and hint != self._hint:
+        if hint and hint not in (self._hint, self._cosign_hint):
             raise SignatureMismatch(
                 f"key mismatch: the model was signed with another key (the signature names key hint "
                 f"{hint}; the given key {self.fingerprint} has hint {self._hint})"
@@ -122,3 +125,9 @@ class KeyVerifier:
         return envelope.payload, SignerInfo(
             method="key", identity=self.fingerprint, key_fingerprint=self.fingerprint
         )
+
+    def verify_simple_signing(self, signature: SimpleSignature) -> SignerInfo:
+        """A cosign simple-signing signature (ECDSA over the payload bytes) by this key."""
+        from guard.signing.cosign_key import verify_simple_key  # noqa: PLC0415
+
+        return verify_simple_key(self._key, self.fingerprint, signature)

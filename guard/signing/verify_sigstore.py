@@ -42,7 +42,7 @@ from guard.errors import (
     VerificationError,
 )
 from guard.signing.sigstore_trust import load_trusted_root, public_good_trust_config
-from guard.signing.types import IN_TOTO_PAYLOAD_TYPE, SignerInfo, SigningMethod
+from guard.signing.types import IN_TOTO_PAYLOAD_TYPE, SignerInfo, SigningMethod, SimpleSignature
 
 log = logging.getLogger(__name__)
 
@@ -288,12 +288,13 @@ class SigstoreVerifier:
         self._lock = threading.Lock()
         self._pattern = pattern
 
+    def _root(self) -> TrustedRoot:
+        return self._trusted_root or public_good_trust_config(offline=self.offline).trusted_root
+
     def _sigstore_verifier(self) -> Verifier:
         with self._lock:
             if self._verifier is None:
-                root = self._trusted_root
-                if root is None:
-                    root = public_good_trust_config(offline=self.offline).trusted_root
+                root = self._root()
                 try:
                     self._verifier = Verifier(trusted_root=root)
                 except SigstoreError as err:
@@ -339,3 +340,11 @@ class SigstoreVerifier:
         return payload, SignerInfo(
             method="keyless", identity=identity, issuer=certificate_issuer(cert), details=details
         )
+
+    def verify_simple_signing(self, signature: SimpleSignature) -> SignerInfo:
+        """A keyless cosign simple-signing signature (Fulcio certificate, Rekor SET): see
+        guard.signing.cosign_keyless."""
+        from guard.signing.cosign_keyless import verify_simple_keyless  # noqa: PLC0415
+
+        policy = _IdentityPolicy(self.issuer, self.identity, self._pattern)
+        return verify_simple_keyless(signature, self._root(), policy)

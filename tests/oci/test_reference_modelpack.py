@@ -99,7 +99,7 @@ def test_config_is_filled_from_config_json_and_model_card(tmp_path: Path) -> Non
         "architecture": "LlamaForCausalLM", "format": "safetensors", "paramSize": "7B",
         "precision": "bfloat16", "quantization": "gptq",
     }
-    assert doc["modelfs"] == {"type": "layers", "diff_ids": [D, D, D]}
+    assert doc["modelfs"] == {"type": "layers", "diffIds": [D, D, D]}
     # CLI options win over what the files say
     meta = infer_metadata(tmp_path, names, ModelMetadata(name="given", licenses=("apache-2.0",)))
     assert (meta.name, meta.licenses) == ("given", ("apache-2.0",))

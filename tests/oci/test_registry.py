@@ -80,7 +80,7 @@ def test_manifest_is_a_modelpack_artifact(registry: RegistryServer, repo: str, m
                     "size": len(weights), "mtime": "1970-01-01T00:00:00Z", "typeflag": 48}
     config = json.loads(b"".join(_blob(store, manifest["config"]["digest"])))
     assert config["config"]["architecture"] == "LlamaForCausalLM"
-    assert config["modelfs"]["diff_ids"] == [layer["digest"] for layer in manifest["layers"]]
+    assert config["modelfs"]["diffIds"] == [layer["digest"] for layer in manifest["layers"]]
 
 
 def _blob(store: Store, digest: str) -> list[bytes]:
