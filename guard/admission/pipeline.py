@@ -130,13 +130,15 @@ class AdmissionEngine:
 
     # -- entry point ------------------------------------------------------------------------
 
-    async def review(self, request: AdmissionRequest) -> AdmissionOutcome:
-        """Decide ``request``. Never raises for a request: errors become a deny outcome."""
+    async def review(self, request: AdmissionRequest, *, large: bool = False) -> AdmissionOutcome:
+        """Decide ``request``. Never raises for a request: errors become a deny outcome.
+        ``large``: walk the object for references on a worker thread (a big object must not hold
+        the event loop while other requests wait)."""
         started = self._clock()
         decision_id = uuid.uuid4().hex
         self.metrics.in_flight.inc()
         try:
-            outcome = await self._decide(request, decision_id)
+            outcome = await self._decide(request, decision_id, large=large)
         except Exception as err:  # fail closed on anything unforeseen, and say so
             log.exception(
                 "admission failed unexpectedly; denying",
@@ -199,7 +201,9 @@ class AdmissionEngine:
 
     # -- the steps --------------------------------------------------------------------------
 
-    async def _decide(self, request: AdmissionRequest, decision_id: str) -> AdmissionOutcome:
+    async def _decide(
+        self, request: AdmissionRequest, decision_id: str, *, large: bool = False
+    ) -> AdmissionOutcome:
         deadline = _Deadline(self.settings.deadline_seconds, self._clock)
         namespace = request.namespace or ""
         # 1. what carries nothing new
@@ -226,7 +230,12 @@ class AdmissionEngine:
                 request, decision_id, "skipped", notes={"skipped": "the object is being deleted"}
             )
         # 2. references
-        refs = extract_references(request.object, spec, self.settings.annotations)
+        if large:
+            refs = await asyncio.to_thread(
+                extract_references, request.object, spec, self.settings.annotations
+            )
+        else:
+            refs = extract_references(request.object, spec, self.settings.annotations)
         if len(refs) > self.settings.max_references:
             return self._too_many_references(request, decision_id, len(refs))
         # 3.-4. rules, resolution, verification, all at once (an UPDATE whose references did not
@@ -288,8 +297,18 @@ class AdmissionEngine:
                 f"its verification did not finish within guard's {self.settings.verification_seconds:g} s "
                 f"verification deadline (is the registry slow or unreachable?)"
             )
-            found.append(verdict_of.unverifiable(ref, match, reason))
+            found.append(verdict_of.unverifiable(ref, self._fail_open_if_unreachable(ref, match), reason))
         return tuple(found)
+
+    def _fail_open_if_unreachable(self, ref: ArtifactReference, match: RuleMatch) -> RuleMatch:
+        """A fail-open rule covers a registry guard cannot reach. One that answered within the
+        deadline is reachable: time that ran out there went on what a pusher attached (or a
+        drip), so the reference fails closed whatever its rule says."""
+        if match.fail_open and self._verifier.answered_recently(
+            ref.reference, self.settings.deadline_seconds
+        ):
+            return dataclasses.replace(match, fail_open=False)
+        return match
 
     async def _verify_one(self, ref: ArtifactReference, match: RuleMatch) -> ArtifactVerdict:
         try:
@@ -305,6 +324,9 @@ class AdmissionEngine:
             # controls the registry or its content chose it, so a fail-open rule does not cover it
             closed = dataclasses.replace(match, fail_open=False)
             return verdict_of.unverifiable(ref, closed, str(err), "the registry's answer was refused")
+        except DeadlineExceeded as err:  # fail open only if the registry gave no answer at all
+            closed = self._fail_open_if_unreachable(ref, match)
+            return verdict_of.unverifiable(ref, closed, str(err) or type(err).__name__)
         except InfrastructureError as err:  # the registry could not answer: the rule may fail open
             return verdict_of.unverifiable(ref, match, str(err) or type(err).__name__)
         except Exception as err:
@@ -331,10 +353,11 @@ class AdmissionEngine:
         recalled = self._recalls.manifest(digest) if self._recalls else None
         if recalled is not None:
             raise recalled.error(digest)
-        # keyed by registry too: the same digest behind a stuck registry must not hold up (or
-        # answer for) the same digest through a healthy one
+        # keyed by repository too: signatures and attestations are attached per repository, and
+        # the same digest behind a stuck registry must not hold up (or answer for) the same
+        # digest through a healthy one
         artifact = await self._verdicts.get(
-            (registry_of(ref.reference), digest, match.trust_hash),
+            (repository_of(ref.reference), digest, match.trust_hash),
             lambda: self._call("verify", self._verifier.verify, ref.reference, digest, match),
             keep_error=lambda err: isinstance(err, VerificationError),
         )
@@ -486,12 +509,18 @@ def _being_deleted(obj: Mapping[str, Any] | None) -> bool:
 
 def registry_of(reference: str) -> str:
     """The registry host of an image reference (normalised as the trust rules see it)."""
+    return repository_of(reference).split("/", 1)[0]
+
+
+def repository_of(reference: str) -> str:
+    """``registry/repository`` of an image reference, normalised (no tag or digest)."""
     from guard.policy.rules import parse_reference  # noqa: PLC0415
 
     try:
-        return parse_reference(reference).registry
+        parsed = parse_reference(reference)
     except GuardError:
-        return reference.split("/", 1)[0]
+        return reference.split("@", 1)[0]
+    return f"{parsed.registry}/{parsed.repository}"
 
 
 def _generate_name(obj: Mapping[str, Any] | None) -> str | None:

@@ -94,6 +94,13 @@ class ReferenceVerifier(Protocol):
         or InfrastructureError (could not find out)."""
         ...
 
+    def answered_recently(self, reference: str, seconds: float) -> bool:
+        """Whether the registry of ``reference`` answered any request within the last
+        ``seconds``. A fail-open rule covers a registry that cannot be reached; when it is
+        answering and a verification still runs out of time, the time went on content a pusher
+        chose (thousands of referrers) or on a drip, and the reference is denied."""
+        ...
+
 
 class PolicyEvaluator(Protocol):
     async def evaluate(

@@ -153,11 +153,20 @@ class _ReadOnce:
     checked, so a verification that passed its deadline stops at its next round trip instead of
     holding a worker thread (and the single-flight slot) for as long as a registry drips."""
 
-    def __init__(self, store: Store, *, deadline: float, budget: float, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        deadline: float,
+        budget: float,
+        clock: Callable[[], float],
+        answered: Callable[[], None] = lambda: None,
+    ) -> None:
         self._store = store
         self._deadline = deadline
         self._budget = budget
         self._clock = clock
+        self._answered = answered  # told after each answer the registry gave
         self._manifests: dict[str, FetchedManifest] = {}
         self._referrers: dict[str, list[Descriptor] | None] = {}
 
@@ -173,24 +182,30 @@ class _ReadOnce:
 
     def resolve(self, reference: str) -> Descriptor:
         self._check(f"resolving {reference}")
-        return self._store.resolve(reference)
+        found = self._store.resolve(reference)
+        self._answered()
+        return found
 
     def fetch_manifest(self, reference: str) -> FetchedManifest:
         if reference not in self._manifests:
             self._check(f"fetching manifest {reference}")
             self._manifests[reference] = self._store.fetch_manifest(reference)
+            self._answered()
         return self._manifests[reference]
 
     def referrers(self, digest: str) -> list[Descriptor] | None:
         if digest not in self._referrers:
             self._check(f"listing the referrers of {digest}")
             self._referrers[digest] = self._store.referrers(digest)
+            self._answered()
         found = self._referrers[digest]
         return None if found is None else list(found)
 
     def blob_exists(self, digest: str) -> bool:
         self._check(f"checking blob {digest}")
-        return self._store.blob_exists(digest)
+        found = self._store.blob_exists(digest)
+        self._answered()
+        return found
 
     def fetch_blob(self, digest: str) -> AbstractContextManager[Iterator[bytes]]:
         self._check(f"fetching blob {digest}")
@@ -235,6 +250,22 @@ class OciReferenceVerifier:
             allowed_networks=registry.allowed_networks,
         )
         self._local = threading.local()
+        self._answers: dict[str, float] = {}  # registry host -> when it last answered
+
+    def _answered_by(self, host: str) -> Callable[[], None]:
+        def mark() -> None:
+            self._answers[host] = self._clock()  # one assignment: atomic under the GIL
+
+        return mark
+
+    def answered_recently(self, reference: str, seconds: float) -> bool:
+        """True when the registry of ``reference`` answered a request of guard's within the last
+        ``seconds``: it is reachable, so a verification that ran out of time there was slowed by
+        what it had to read (or a registry that drips), which a fail-open rule does not cover."""
+        from guard.admission.pipeline import registry_of  # noqa: PLC0415
+
+        when = self._answers.get(registry_of(reference))
+        return when is not None and self._clock() - when <= seconds
 
     def _store(self, oci_ref: str) -> tuple[Store, Any]:
         from guard.oci.reference import parse_reference  # noqa: PLC0415
@@ -249,8 +280,12 @@ class OciReferenceVerifier:
         return store, parsed
 
     def resolve(self, reference: str) -> str:
+        from guard.admission.pipeline import registry_of  # noqa: PLC0415
+
         store, parsed = self._store(oci_reference(reference))
-        return store.resolve(parsed.reference).digest
+        digest = store.resolve(parsed.reference).digest
+        self._answered_by(registry_of(reference))()
+        return digest
 
     def verify(self, reference: str, digest: str, rule: RuleMatch) -> VerifiedArtifact:
         from guard.oci.verify import verify_oci  # noqa: PLC0415
@@ -260,8 +295,14 @@ class OciReferenceVerifier:
             raise ConfigError(f"rule {rule.rule!r} is not in the config")
         verifiers = [self._verifiers[name] for name in config_rule.authorities]
         shared, parsed = self._store(oci_reference(reference))
+        from guard.admission.pipeline import registry_of  # noqa: PLC0415
+
         store = _ReadOnce(
-            shared, deadline=self._clock() + self._budget, budget=self._budget, clock=self._clock
+            shared,
+            deadline=self._clock() + self._budget,
+            budget=self._budget,
+            clock=self._clock,
+            answered=self._answered_by(registry_of(reference)),
         )
         pinned = parsed.with_digest(digest)
         # 1. the signature(s): one of the authorities (any), or each of them (all); only
@@ -308,7 +349,10 @@ class OciReferenceVerifier:
         target = oci_subject(pinned, store)  # the manifest and referrers come from the read-once view
         inputs, rejected = oci_attestation_inputs(target, self._limits)
         outcome = SignatureOutcome(
-            signature.signer, "present", None, f"referrer {signature.signature_digest}",
+            signature.signer,
+            "present",
+            None,
+            f"referrer {signature.signature_digest}",
             covers_manifest=signature.mode == "manifest-digest",
         )
         facts = collect_facts(target.subject, verifier, inputs, signature=outcome, rejected=rejected)

@@ -210,6 +210,12 @@ class ReferrerListing:
     def of_type(self, artifact_type: str) -> list[Descriptor]:
         return [d for d in self.referrers if d.artifact_type == artifact_type]
 
+    def skipped_summary(self) -> list[str]:
+        """What was not read, in a few words: the junk count and what the cap left out."""
+        capped = [s for s in self.skipped if "past the cap" in s]
+        junk = len(self.skipped) - len(capped)
+        return ([f"{junk} junk referrer entries skipped"] if junk else []) + capped
+
 
 def _listing(entries: list[Any], where: str, max_listed: int) -> ReferrerListing:
     """Parse listing entries (oldest first, as registries list them) into a newest-first

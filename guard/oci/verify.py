@@ -269,7 +269,9 @@ def _verify_digest(
     not_signatures = len(bundles) - len(signatures)
     legacy = legacy_sources(store, descriptor.digest, list(listing.referrers))
     if not signatures and not legacy:
-        why = f" ({not_signatures} attestation referrers are not signatures)" if not_signatures else ""
+        notes = [f"{not_signatures} attestation referrers are not signatures"] if not_signatures else []
+        notes += listing.skipped_summary()  # junk entries, and older entries past the listing cap
+        why = f" ({'; '.join(notes)})" if notes else ""
         raise VerificationError(
             f"no signature is attached to {label} (no referrer with artifactType {SIGSTORE_BUNDLE} and a "
             f"signature predicate{why}, no cosign {COSIGN_SIG_ARTIFACT} referrer, no tag "

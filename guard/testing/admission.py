@@ -79,7 +79,8 @@ class FakeVerifier:
     """A registry in memory. ``tags`` maps ``repo:tag`` to digests; ``signed`` holds the digests
     that verify (with their signer); ``tampered`` those whose signature does not match;
     ``down`` makes every call fail like an unreachable registry; ``gate``, when set, makes every
-    call wait for it (at most ``gate_timeout`` seconds) so tests can pile up concurrent requests."""
+    call wait for it (at most ``gate_timeout`` seconds) so tests can pile up concurrent requests;
+    ``answering`` says the registry answers (a slow one, not an unreachable one)."""
 
     tags: dict[str, str] = field(default_factory=dict)
     signed: dict[str, str] = field(default_factory=dict)
@@ -90,7 +91,11 @@ class FakeVerifier:
     gate_timeout: float = 30.0
     resolve_calls: int = 0
     verify_calls: int = 0
+    answering: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def answered_recently(self, reference: str, seconds: float) -> bool:
+        return self.answering and not self.down
 
     def add(self, reference: str, *, signer: str | None = "ci@example.com", tampered: bool = False) -> str:
         """Register ``repo:tag``; returns its digest. ``signer=None``: unsigned."""

@@ -442,3 +442,29 @@ async def test_fail_open_rule_covers_only_an_unreachable_registry(error: Excepti
     assert response.allowed is False
     assert response.status is not None
     assert "fails closed" in response.status.message or "failed verification" in response.status.message
+
+
+async def test_a_deadline_at_a_registry_that_answers_never_fails_open() -> None:
+    # issue 9 (siblings of items 4 and 9): junk referrers that make a verification run out of
+    # time at a registry that answers must not let a fail-open rule allow the model unverified
+    gate = threading.Event()
+    slow = FakeVerifier(gate=gate, gate_timeout=10, answering=True)
+    slow.add("registry.local/lenient/m:v1")
+    engine, _, _ = make(
+        verifier=slow, timeout_seconds=1.0, deadline_margin_seconds=0.2, policy_budget_seconds=0.3
+    )
+    outcome = await engine.review(req(pod("registry.local/lenient/m:v1")))
+    gate.set()
+    await engine.aclose()
+    assert not outcome.allowed
+    assert "fails closed" in (build_response(outcome).response.status.message or "")  # type: ignore[union-attr]
+
+
+async def test_a_large_object_is_walked_off_the_event_loop_with_the_same_decision() -> None:
+    engine, _, _ = make()
+    big = pod(UNSIGNED)
+    big["metadata"]["annotations"] = {f"k{i}": "x" * 1000 for i in range(300)}  # ~300 KB
+    small = await engine.review(req(pod(UNSIGNED)))
+    large = await engine.review(req(big), large=True)
+    await engine.aclose()
+    assert (small.decision, small.allowed) == (large.decision, large.allowed) == ("denied", False)
