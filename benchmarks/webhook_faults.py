@@ -130,7 +130,7 @@ def main() -> int:
     )
     parser.add_argument("--phase", type=float, default=8.0, help="seconds per phase (default 8)")
     parser.add_argument("--concurrency", type=int, default=4, help="load threads (default 4)")
-    parser.add_argument("--max-requests", type=int, default=20_000, help="requests in all, at most")
+    parser.add_argument("--max-requests", type=int, default=80_000, help="requests in all, at most")
     parser.add_argument("--timeout", type=float, default=3.0, help="the webhook's timeoutSeconds (default 3)")
     parser.add_argument("--tag-ttl", type=float, default=5.0, help="cache.tag_ttl_seconds (default 5)")
     parser.add_argument("--slow-bps", type=int, default=2000, help="bytes/s in the slow phase (default 2000)")
