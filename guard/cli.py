@@ -21,9 +21,11 @@ from rich.markup import escape
 
 from guard import __version__
 from guard.commands import attest, demo, oci, policy, serve, signing
+from guard.commands import check as check_commands
 from guard.commands import energy as energy_commands
 from guard.commands import report as report_commands
 from guard.commands import scan as scan_commands
+from guard.commands import version as version_commands
 from guard.errors import EXIT_FAILED, EXIT_INFRA, EXIT_USAGE, GuardError
 
 try:  # typer >= 0.26 vendors click as typer._click, whose exceptions are not click's
@@ -46,6 +48,8 @@ for _module in (signing, oci, attest, policy, serve, demo):
 energy_commands.register(app)
 scan_commands.register(app)
 report_commands.register(app)
+check_commands.register(app)
+version_commands.register(app)
 
 
 def _version(value: bool) -> None:
