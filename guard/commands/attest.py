@@ -17,6 +17,7 @@ from guard.commands.oci import (
     UsernameOption,
     registry_access,
 )
+from guard.commands.targets import artifact_target, is_artifact
 from guard.commands.trust_options import (
     CertificateChainOption,
     CertificateOption,
@@ -44,11 +45,14 @@ if TYPE_CHECKING:
     from guard.attest.subject import ModelSubject
     from guard.oci.registry import RegistryAccess
 
-_TARGET = "A model directory, oci://HOST/REPO[:TAG|@DIGEST] or oci-layout:PATH[:TAG|@DIGEST]."
+_TARGET = (
+    "A model directory, oci://HOST/REPO[:TAG|@DIGEST] (or HOST/REPO:TAG as in a Pod spec) "
+    "or oci-layout:PATH[:TAG|@DIGEST]."
+)
 
 
 def _is_oci(target: str) -> bool:
-    return target.startswith(("oci://", "oci-layout:"))
+    return is_artifact(target)
 
 
 def _subject(target: str, access: RegistryAccess | None) -> tuple[ModelSubject, OciTarget | None]:
@@ -189,6 +193,7 @@ def attest(  # noqa: PLR0917 (a typer command: one parameter per option)
             f"--provenance or --datasets (found {len(chosen)})"
         )
     path_argument(target, "MODEL")
+    target = artifact_target(target)
     if passphrase_stdin and password_stdin:
         raise UsageError(
             "--passphrase-stdin and --password-stdin both read standard input: give the key's "
@@ -288,6 +293,7 @@ def facts(  # noqa: PLR0917
             f"--require: unknown kind {', '.join(unknown)} (expected one of {', '.join(sorted(known))})"
         )
     path_argument(target, "MODEL")
+    target = artifact_target(target)
     _check_registry_options(target, ca_file, insecure, username, password_stdin, docker_config)
     verifier = build_verifier(
         key=key,

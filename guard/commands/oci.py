@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from guard.commands.targets import artifact_target
 from guard.commands.trust_options import (
     CertificateRootsOption,
     IdentityOption,
@@ -39,7 +40,10 @@ log = logging.getLogger(__name__)
 _ACCESS = "Registry access"
 _META = "ModelPack metadata (default: read from config.json and the model card)"
 _ATTACH = "Attach in the same command"
-_TARGET_HELP = "The artifact: oci://HOST/REPO[:TAG|@DIGEST] or oci-layout:PATH[:TAG|@DIGEST]."
+_TARGET_HELP = (
+    "The artifact: oci://HOST/REPO[:TAG|@DIGEST], HOST/REPO[:TAG|@DIGEST] as in a Pod spec, "
+    "or oci-layout:PATH[:TAG|@DIGEST]."
+)
 
 CaFileOption = Annotated[
     Path | None,
@@ -245,7 +249,7 @@ def push(
     from guard.oci.store import open_store
 
     model_dir = path_argument(model_dir_text, "MODEL_DIR")
-    ref = parse_reference(target)
+    ref = parse_reference(artifact_target(target))
     if ref.digest is not None:
         raise UsageError(f"{target}: push takes a tag, not a digest (the digest is the result)")
     attachments = [load_attachment("signature", signature)] if signature else []
@@ -332,7 +336,7 @@ def pull(
 
     directory = path_argument(directory_text, "DIRECTORY")
     check_pull_target(directory, force=force)  # before any registry call
-    ref = parse_reference(source)
+    ref = parse_reference(artifact_target(source))
     store = open_store(ref, registry_access(ca_file, insecure, username, password_stdin, docker_config))
     if any((key, certificate_roots, identity, identity_regex, issuer, trust_config, offline)):
         verifier = build_verifier(
@@ -372,7 +376,7 @@ def attach(
     items += [load_attachment("attestation", p) for p in attestation or []]
     if not items:
         raise UsageError("nothing to attach: give --signature, --sbom or --attestation")
-    ref = parse_reference(target)
+    ref = parse_reference(artifact_target(target))
     store = open_store(ref, registry_access(ca_file, insecure, username, password_stdin, docker_config))
     subject = store.resolve(ref.reference)
     for item in items:
@@ -406,7 +410,7 @@ def discover(
     from guard.oci.referrers import legacy_cosign, list_referrers
     from guard.oci.store import open_store
 
-    ref = parse_reference(target)
+    ref = parse_reference(artifact_target(target))
     store = open_store(ref, registry_access(ca_file, insecure, username, password_stdin, docker_config))
     subject = store.resolve(ref.reference)
     found = list_referrers(store, subject.digest, artifact_type)

@@ -18,6 +18,7 @@ from guard.commands.oci import (
     PasswordStdinOption,
     UsernameOption,
 )
+from guard.commands.targets import artifact_target, is_artifact
 from guard.commands.trust_options import (
     CertificateChainOption,
     CertificateOption,
@@ -39,7 +40,7 @@ from guard.commands.trust_options import (
     path_argument,
     read_passphrase,
 )
-from guard.errors import IntegrityError, UsageError, VerificationError
+from guard.errors import GuardError, IntegrityError, UsageError
 
 if TYPE_CHECKING:
     from guard.signing.model import VerifiedModel
@@ -275,42 +276,91 @@ def sign(  # noqa: PLR0917 (a typer command: options are parameters)
     typer.echo(f"signature: {signed.signature_path}")
 
 
-def _verified_json(target: str, model: VerifiedModel) -> dict[str, Any]:
-    s = model.signer
+# ``guard verify --json``: one document for a directory and an artifact, every key always present
+# (null where it does not apply), on success and on failure (``verified: false``, ``error``,
+# ``reason``). Documented in docs/reference/json.md.
+VERIFY_KEYS = (
+    "verified", "target", "kind", "reference", "digest", "store", "artifactKind", "mode",
+    "format", "signature", "signatureLayer", "signedDigest", "signedVia", "dockerReference",
+    "predicateType", "signer", "files", "fileCount", "serialization", "hash", "error", "reason",
+    "added", "removed", "changed",
+)  # fmt: skip
+
+
+def verify_document(target: str, **fields: Any) -> dict[str, Any]:
+    """The verify document with ``fields`` set and every other key null (lists empty)."""
+    doc: dict[str, Any] = dict.fromkeys(VERIFY_KEYS)
+    doc.update(target=target, kind="oci" if is_artifact(target) else "directory")
+    doc.update(added=[], removed=[], changed=[], files=[])
+    unknown = set(fields) - set(VERIFY_KEYS)
+    if unknown:  # pragma: no cover - a programming error, caught by the tests
+        raise AssertionError(f"verify JSON keys not in the schema: {sorted(unknown)}")
+    doc.update(fields)
+    return doc
+
+
+def _signer_json(s: Any) -> dict[str, Any]:
     return {
-        "verified": True,
-        "model": target,
-        "signer": {
-            "method": s.method,
-            "identity": s.identity,
-            "issuer": s.issuer,
-            "key_fingerprint": s.key_fingerprint,
-            **({"details": dict(s.details)} if s.details else {}),
-        },
-        "predicateType": model.statement.get("predicateType"),
-        "serialization": model.manifest.serialization.method,
-        "hash": model.manifest.serialization.hash_type,
-        "files": _file_count(model.manifest),
+        "method": s.method,
+        "identity": s.identity,
+        "issuer": s.issuer,
+        "keyFingerprint": s.key_fingerprint,
+        "details": dict(s.details) if getattr(s, "details", None) else {},
     }
 
 
-def _failed_json(target: str, err: VerificationError) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "verified": False,
-        "model": target,
-        "error": type(err).__name__,
-        "message": str(err),
-    }
+def _verified_json(target: str, model: VerifiedModel, signature: Path) -> dict[str, Any]:
+    files = [r.name for r in model.manifest.resources]
+    return verify_document(
+        target,
+        verified=True,
+        format="oms",
+        signature=str(signature),
+        signer=_signer_json(model.signer),
+        predicateType=model.statement.get("predicateType"),
+        serialization=model.manifest.serialization.method,
+        hash=model.manifest.serialization.hash_type,
+        files=files,
+        fileCount=_file_count(model.manifest),
+    )
+
+
+def _verified_oci_json(target: str, result: Any) -> dict[str, Any]:
+    raw = result.to_json()
+    return verify_document(
+        target,
+        verified=True,
+        reference=result.reference,
+        digest=result.digest,
+        store=result.store,
+        artifactKind=result.artifact_kind,
+        mode=result.mode,
+        format=result.format,
+        signature=result.signature_digest,
+        signatureLayer=result.signature_layer,
+        signedDigest=raw["signedDigest"],
+        signedVia=raw["signedVia"],
+        dockerReference=result.docker_reference,
+        predicateType=result.predicate_type,
+        signer=_signer_json(result.signer),
+        files=list(result.files),
+        fileCount=len(result.files),
+    )
+
+
+def _failed_json(target: str, err: GuardError) -> dict[str, Any]:
+    fields: dict[str, Any] = {"verified": False, "error": type(err).__name__, "reason": str(err)}
     if isinstance(err, IntegrityError):
-        out.update(added=list(err.added), removed=list(err.removed), changed=list(err.changed))
-    return out
+        fields.update(added=list(err.added), removed=list(err.removed), changed=list(err.changed))
+    return verify_document(target, **fields)
 
 
 def verify(  # noqa: PLR0917 (a typer command: options are parameters)
     target: Annotated[
         str,
         typer.Argument(
-            help="Model directory, or oci://HOST/REPO[:TAG|@DIGEST] / oci-layout:PATH[:TAG|@DIGEST].",
+            help="Model directory, oci://HOST/REPO[:TAG|@DIGEST] (or HOST/REPO:TAG, repo@sha256:... "
+            "as in a Pod spec) or oci-layout:PATH[:TAG|@DIGEST].",
             show_default=False,
             metavar="MODEL_DIR|OCI_REF",
         ),
@@ -338,6 +388,7 @@ def verify(  # noqa: PLR0917 (a typer command: options are parameters)
     """Verify a signed model: the signature, the signer, and every file. Exit 0 verified,
     1 verification failed (says which files / identity / key), 2 usage error, 3 infrastructure."""
     path_argument(target, "MODEL_DIR|OCI_REF")
+    target = artifact_target(target)
     verifier = build_verifier(
         key=key,
         certificate_roots=certificate_roots,
@@ -358,18 +409,26 @@ def verify(  # noqa: PLR0917 (a typer command: options are parameters)
         )
         if on
     ]
-    if target.startswith(("oci://", "oci-layout:")):
+    if is_artifact(target):
         if signature is not None:
             raise UsageError(
                 "--signature applies to model directories; OCI signatures are found as referrers"
             )
         try:
             from guard.commands.oci import registry_access  # noqa: PLC0415
-            from guard.oci.verify import verify_oci_command  # noqa: PLC0415
+            from guard.oci.verify import verify_oci, verify_oci_command  # noqa: PLC0415
         except ImportError as err:  # pragma: no cover - while the OCI capability is being built
             raise UsageError(f"verifying OCI artifacts is not available in this build: {err}") from err
         access = registry_access(ca_file, insecure, username, password_stdin, docker_config)
-        verify_oci_command(target, verifier, access, json_output=json_output)
+        if not json_output:
+            verify_oci_command(target, verifier, access)
+            return
+        try:
+            result = verify_oci(target, verifier, access=access)
+        except GuardError as err:  # the verdict on stdout too; the exit code stays the error's
+            typer.echo(json.dumps(_failed_json(target, err), indent=2))
+            raise
+        typer.echo(json.dumps(_verified_oci_json(target, result), indent=2))
         return
     if registry_options:
         raise UsageError(f"{', '.join(registry_options)} only apply to oci:// targets")
@@ -380,12 +439,12 @@ def verify(  # noqa: PLR0917 (a typer command: options are parameters)
     sig_path = signature if signature is not None else model_dir / DEFAULT_SIGNATURE_NAME
     try:
         model = verify_model(model_dir, sig_path, verifier, progress=not json_output)
-    except VerificationError as err:
-        if json_output:  # machine readers get the verdict on stdout too; the exit code stays 1
+    except GuardError as err:
+        if json_output:  # machine readers get the verdict on stdout too; the exit code stays
             typer.echo(json.dumps(_failed_json(target, err), indent=2))
         raise
     if json_output:
-        typer.echo(json.dumps(_verified_json(target, model), indent=2))
+        typer.echo(json.dumps(_verified_json(target, model, sig_path), indent=2))
         return
     typer.echo(f"verified {target}: {_file_count(model.manifest)} files match the signature")
     typer.echo(f"signed by: {_signer_text(model)}")
