@@ -32,7 +32,11 @@ def report(  # noqa: PLR0917 (a typer command: options are parameters)
     format_name: Annotated[
         str | None,
         typer.Option(
-            "--format", "-f", help="html, pdf, md, csv, json, sarif, junit or oscal.", show_default=False
+            "--format",
+            "-f",
+            help="Report format.",
+            metavar="<html|pdf|md|csv|json|sarif|junit|oscal>",
+            show_default=False,
         ),
     ] = None,
     output: Annotated[

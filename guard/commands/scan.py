@@ -153,7 +153,7 @@ def register(app: typer.Typer) -> None:
             Path | None, typer.Option("--output", "-o", help="Write the result here (default: stdout).")
         ] = None,
         fail_on: Annotated[
-            str, typer.Option("--fail-on", help="Exit 1 when a finding has this severity or higher.")
+            FailOn, typer.Option("--fail-on", help="Exit 1 when a finding has this severity or higher.")
         ] = "high",
         allow_partial: Annotated[
             bool,

@@ -7,7 +7,7 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -126,7 +126,9 @@ def keygen(  # noqa: PLR0917 (a typer command: options are parameters)
     out: Annotated[
         Path, typer.Option("--out", help="Directory to write the key pair in.", show_default=False)
     ],
-    algorithm: Annotated[str, typer.Option("--algorithm", help="ecdsa-p256 or ecdsa-p384.")] = "ecdsa-p256",
+    algorithm: Annotated[
+        Literal["ecdsa-p256", "ecdsa-p384"], typer.Option("--algorithm", help="Key algorithm.")
+    ] = "ecdsa-p256",
     name: Annotated[
         str, typer.Option("--name", help="File name stem: NAME.pem and NAME.pub.pem.")
     ] = "signing-key",
@@ -171,7 +173,9 @@ def sign(  # noqa: PLR0917 (a typer command: options are parameters)
             show_default=False,
         ),
     ] = None,
-    hash_type: Annotated[str, typer.Option("--hash", help="sha256, blake3 or blake2b.")] = "sha256",
+    hash_type: Annotated[
+        Literal["sha256", "blake3", "blake2b"], typer.Option("--hash", help="File digest algorithm.")
+    ] = "sha256",
     shard_size: Annotated[
         str | None,
         typer.Option(
@@ -236,7 +240,7 @@ def sign(  # noqa: PLR0917 (a typer command: options are parameters)
     )
     serialization = Serialization(
         method="shards" if shard_size is not None else "files",
-        hash_type=hash_type,  # type: ignore[arg-type]  # checked against _HASHES above
+        hash_type=hash_type,
         allow_symlinks=allow_symlinks,
         ignore_paths=_ignore_paths(model_dir, ignore or [], default_ignores),
         shard_size=parse_size(shard_size) if shard_size is not None else DEFAULT_SHARD_SIZE,
