@@ -26,6 +26,7 @@ from guard.commands import energy as energy_commands
 from guard.commands import report as report_commands
 from guard.commands import scan as scan_commands
 from guard.commands import version as version_commands
+from guard.commands.examples import add_examples
 from guard.errors import EXIT_FAILED, EXIT_INFRA, EXIT_USAGE, GuardError
 
 try:  # typer >= 0.26 vendors click as typer._click, whose exceptions are not click's
@@ -108,6 +109,7 @@ def run(argv: list[str] | None = None) -> int:
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     command = typer.main.get_command(app)
     _plain_help(command)
+    add_examples(command)
     try:
         result = command.main(args=argv, prog_name="guard", standalone_mode=False)
     except GuardError as exc:
