@@ -238,6 +238,7 @@ def push(
     username: UsernameOption = None,
     password_stdin: PasswordStdinOption = False,
     docker_config: DockerConfigOption = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Push a model directory as a CNCF ModelPack artifact; print the manifest digest."""
     from guard.oci.modelpack import ModelMetadata
@@ -284,9 +285,23 @@ def push(
         f"({result.uploaded_bytes} bytes), {result.skipped} already present"
     )
     refuse_unbound(attachments, result.descriptor.digest, f"{ref.base()}:{ref.tag or 'latest'}")
+    attached = []
     for item in attachments:
         entry = do_attach(store, result.descriptor, item)
         _echo_err(f"attached {item.kind} {entry.digest} ({entry.artifact_type})")
+        attached.append({"kind": item.kind, "digest": entry.digest, "artifactType": entry.artifact_type})
+    if json_output:
+        doc = {
+            "reference": f"{ref.base()}:{ref.tag or 'latest'}",
+            "digest": result.descriptor.digest,
+            "files": len(result.layers),
+            "uploaded": result.uploaded,
+            "uploadedBytes": result.uploaded_bytes,
+            "skipped": result.skipped,
+            "attached": attached,
+        }
+        typer.echo(json.dumps(doc, indent=2))
+        return
     typer.echo(result.descriptor.digest)
 
 
@@ -322,6 +337,7 @@ def pull(
             "name, other files stay.",
         ),
     ] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Pull a ModelPack / cnai / KitOps artifact into DIRECTORY (new or empty, unless --force),
     verifying every blob. With trust options (as for `guard verify`), the signature is verified
@@ -338,6 +354,7 @@ def pull(
     check_pull_target(directory, force=force)  # before any registry call
     ref = parse_reference(artifact_target(source))
     store = open_store(ref, registry_access(ca_file, insecure, username, password_stdin, docker_config))
+    verified_digest: str | None = None
     if any((key, certificate_roots, identity, identity_regex, issuer, trust_config, offline)):
         verifier = build_verifier(
             key=key, certificate_roots=certificate_roots, identity=identity,
@@ -346,9 +363,22 @@ def pull(
         verified = verify_oci(ref, verifier, store)
         _echo_err(format_verification(verified))
         ref = ref.with_digest(verified.digest)  # pull exactly what was verified
+        verified_digest = verified.digest
     with _progress(f"pulling {ref.base()}") as (advance, set_total):
         result = do_pull(store, ref, directory, progress=advance, on_total=set_total, force=force)
     _echo_err(f"pulled {len(result.files)} files ({result.bytes} bytes, {result.kind}) into {directory}")
+    if json_output:
+        doc = {
+            "reference": str(ref),
+            "digest": result.digest,
+            "directory": str(directory),
+            "artifactKind": result.kind,
+            "files": sorted(str(f) for f in result.files),
+            "bytes": result.bytes,
+            "verified": verified_digest is not None,
+        }
+        typer.echo(json.dumps(doc, indent=2))
+        return
     typer.echo(result.digest)
 
 
@@ -364,6 +394,7 @@ def attach(
     username: UsernameOption = None,
     password_stdin: PasswordStdinOption = False,
     docker_config: DockerConfigOption = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Attach a signature, SBOM or attestation to an artifact as an OCI referrer."""
     from guard.oci.reference import parse_reference
@@ -379,10 +410,16 @@ def attach(
     ref = parse_reference(artifact_target(target))
     store = open_store(ref, registry_access(ca_file, insecure, username, password_stdin, docker_config))
     subject = store.resolve(ref.reference)
+    attached = []
     for item in items:
         entry = do_attach(store, subject, item)
         _echo_err(f"attached {item.kind} to {subject.digest} ({entry.artifact_type})")
-        typer.echo(entry.digest)
+        attached.append({"kind": item.kind, "digest": entry.digest, "artifactType": entry.artifact_type})
+        if not json_output:
+            typer.echo(entry.digest)
+    if json_output:
+        doc = {"reference": str(ref), "subject": subject.digest, "attached": attached}
+        typer.echo(json.dumps(doc, indent=2))
 
 
 def _descriptor_row(d: Descriptor) -> dict[str, object]:

@@ -135,6 +135,7 @@ def keygen(  # noqa: PLR0917 (a typer command: options are parameters)
     passphrase_env: PassphraseEnvOption = None,
     passphrase_stdin: PassphraseStdinOption = False,
     force: Annotated[bool, typer.Option("--force", help="Replace existing key files.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Generate an ECDSA signing key pair: NAME.pem (private, mode 0600, encrypted when a passphrase
     is given) and NAME.pub.pem (public, to hand to verifiers)."""
@@ -146,9 +147,19 @@ def keygen(  # noqa: PLR0917 (a typer command: options are parameters)
         raise UsageError(f"--name: expected a plain file name stem, found {name!r}")
     passphrase = read_passphrase(passphrase_env, passphrase_stdin)
     pair = generate_keypair(out, algorithm, passphrase, name=name, force=force)
-    typer.echo(f"private key: {pair.private_key} (mode 0600{', encrypted' if pair.encrypted else ''})")
-    typer.echo(f"public key:  {pair.public_key}")
-    typer.echo(f"fingerprint: {pair.fingerprint}")
+    if json_output:
+        doc = {
+            "privateKey": str(pair.private_key),
+            "publicKey": str(pair.public_key),
+            "fingerprint": pair.fingerprint,
+            "algorithm": algorithm,
+            "encrypted": pair.encrypted,
+        }
+        typer.echo(json.dumps(doc, indent=2))
+    else:
+        typer.echo(f"private key: {pair.private_key} (mode 0600{', encrypted' if pair.encrypted else ''})")
+        typer.echo(f"public key:  {pair.public_key}")
+        typer.echo(f"fingerprint: {pair.fingerprint}")
     if not pair.encrypted:
         log.warning("the private key is not encrypted; use --passphrase-env VAR to encrypt it")
 

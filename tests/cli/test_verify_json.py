@@ -60,3 +60,30 @@ def test_a_registry_that_does_not_answer_is_exit_3_with_the_document(
     assert code == 3
     assert doc["verified"] is False and doc["target"] == "oci://127.0.0.1:9/team/m:v1"
     assert "127.0.0.1:9" in doc["reason"]
+
+
+def test_keygen_push_pull_attach_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert run(["keygen", "--out", str(tmp_path), "--name", "k", "--json"]) == 0
+    key = json.loads(capsys.readouterr().out)
+    assert key["publicKey"].endswith("k.pub.pem") and key["encrypted"] is False
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    assert run(["sign", str(model), "--key", key["privateKey"], "--no-cache"]) == 0
+    layout = f"oci-layout:{tmp_path / 'layout'}:v1"
+    capsys.readouterr()
+    assert run(["push", str(model), layout, "--signature", str(model / "model.sig"), "--json"]) == 0
+    pushed = json.loads(capsys.readouterr().out)
+    assert pushed["digest"].startswith("sha256:") and pushed["attached"][0]["kind"] == "signature"
+    out = tmp_path / "pulled"
+    assert run(["pull", layout, str(out), "--key", key["publicKey"], "--json"]) == 0
+    pulled = json.loads(capsys.readouterr().out)
+    assert pulled["digest"] == pushed["digest"] and pulled["verified"] is True
+    assert "config.json" in pulled["files"]
+    bom = tmp_path / "bom.json"
+    assert run(["sbom", str(model), "-o", str(bom)]) == 0
+    capsys.readouterr()
+    assert run(["attach", layout, "--sbom", str(bom), "--json"]) == 0
+    attached = json.loads(capsys.readouterr().out)
+    assert attached["subject"] == pushed["digest"] and attached["attached"][0]["kind"] == "sbom"
