@@ -115,6 +115,7 @@ def sbom(
             show_default=False,
         ),
     ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Write a CycloneDX 1.6 ML-BOM of a model directory (validated against the 1.6 schema)."""
     from guard.attest.modelcard import load_metadata  # noqa: PLC0415
@@ -130,7 +131,12 @@ def sbom(
     with DigestCache.default() as cache:
         document = build_sbom(model_dir, meta, cache=cache)
     write_atomic(output, (json.dumps(document, indent=2) + "\n").encode())
-    typer.echo(f"wrote {output} (CycloneDX 1.6 ML-BOM, {len(document.get('components', []))} components)")
+    components = len(document.get("components", []))
+    if json_output:
+        doc = {"output": str(output), "format": "CycloneDX 1.6", "components": components}
+        typer.echo(json.dumps(doc, indent=2))
+        return
+    typer.echo(f"wrote {output} (CycloneDX 1.6 ML-BOM, {components} components)")
 
 
 def attest(  # noqa: PLR0917 (a typer command: one parameter per option)
@@ -171,6 +177,7 @@ def attest(  # noqa: PLR0917 (a typer command: one parameter per option)
     username: UsernameOption = None,
     password_stdin: PasswordStdinOption = False,
     docker_config: DockerConfigOption = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Sign an attestation (in-toto Statement in a Sigstore bundle) about one model."""
     from guard.attest.sign import load_predicate, sign_attestation  # noqa: PLC0415
@@ -225,13 +232,25 @@ def attest(  # noqa: PLR0917 (a typer command: one parameter per option)
     subject, oci = _subject(target, access)
     bundle = sign_attestation(subject, ptype, body, signer)
     write_atomic(output, bundle)
-    typer.echo(f"wrote {output}: {ptype} attestation for {subject.name} (sha256:{subject.sha256})")
+    if not json_output:
+        typer.echo(f"wrote {output}: {ptype} attestation for {subject.name} (sha256:{subject.sha256})")
+    attached: str | None = None
     if attach and oci is not None:
         from guard.oci.referrers import attach as do_attach  # noqa: PLC0415
         from guard.oci.referrers import load_attachment  # noqa: PLC0415
 
         entry = do_attach(oci.store, oci.descriptor, load_attachment("attestation", output))
-        typer.echo(f"attached to {oci.descriptor.digest} as {entry.digest}")
+        attached = entry.digest
+        if not json_output:
+            typer.echo(f"attached to {oci.descriptor.digest} as {entry.digest}")
+    if json_output:
+        doc = {
+            "output": str(output),
+            "predicateType": ptype,
+            "subject": {"name": subject.name, "digest": f"sha256:{subject.sha256}"},
+            "attached": attached,
+        }
+        typer.echo(json.dumps(doc, indent=2))
 
 
 def _check_registry_options(target: str, *options: object) -> None:

@@ -45,6 +45,7 @@ def test_command(
         Path | None,
         typer.Option("--policies", "-p", help="The library directory, as for policy eval (or give DIR)."),
     ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
     """Run every test_* rule and replay samples/allowed and samples/denied of every policy."""
     from guard.policy.library import default_library_dir, source_library_dir  # noqa: PLC0415
@@ -59,12 +60,25 @@ def test_command(
             "directory of a policy library checkout (guard policy test DIR)"
         )
     report = run_library_tests(directory, match=run)
-    for result in report.results:
+    if json_output:
+        doc = {
+            "library": str(report.root),
+            "passed": report.passed,
+            "failed": len(report.failed),
+            "seconds": round(report.seconds, 3),
+            "results": [
+                {"name": r.name, "passed": r.passed, "detail": r.detail or None}
+                for r in report.results
+            ],
+        }
+        typer.echo(json.dumps(doc, indent=2))
+    for result in report.results if not json_output else ():
         if verbose or not result.passed:
             mark = "PASS" if result.passed else "FAIL"
             typer.echo(f"{mark} {result.name}" + (f": {result.detail}" if result.detail else ""))
     failed = report.failed
-    typer.echo(f"{report.root}: {report.passed} passed, {len(failed)} failed ({report.seconds:.2f}s)")
+    if not json_output:
+        typer.echo(f"{report.root}: {report.passed} passed, {len(failed)} failed ({report.seconds:.2f}s)")
     if not report.results:
         raise UsageError(f"no tests matched in {report.root}" + (f" (--run {run!r})" if run else ""))
     if failed:

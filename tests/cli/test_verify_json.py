@@ -87,3 +87,23 @@ def test_keygen_push_pull_attach_json(tmp_path: Path, capsys: pytest.CaptureFixt
     assert run(["attach", layout, "--sbom", str(bom), "--json"]) == 0
     attached = json.loads(capsys.readouterr().out)
     assert attached["subject"] == pushed["digest"] and attached["attached"][0]["kind"] == "sbom"
+
+
+def test_sbom_attest_and_policy_test_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["keygen", "--out", str(tmp_path), "--name", "k"]) == 0
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    bom = tmp_path / "bom.json"
+    capsys.readouterr()
+    assert run(["sbom", str(model), "-o", str(bom), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["output"] == str(bom)
+    att = tmp_path / "bom.att.json"
+    argv = ["attest", str(model), "--sbom", str(bom), "--key", str(tmp_path / "k.pem"), "-o", str(att)]
+    assert run([*argv, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["output"] == str(att) and doc["subject"]["digest"].startswith("sha256:")
+    assert doc["attached"] is None
+    assert run(["policy", "test", "--json", "--run", "mutable_tags"]) == 0
+    tests = json.loads(capsys.readouterr().out)
+    assert tests["failed"] == 0 and tests["passed"] == len(tests["results"]) > 0
