@@ -43,9 +43,19 @@ def epilog(path: str) -> str | None:
     return "Example" + ("s" if len(found) > 1 else "") + ":\n\n" + "\n\n".join(f"  {e}" for e in found)
 
 
+def summary(help_text: str) -> str:
+    """The first sentence of a command's help: its one line in ``guard --help``."""
+    first = " ".join(help_text.strip().split("\n\n", 1)[0].split())
+    end = first.find(". ")
+    return first[: end + 1] if end >= 0 else first
+
+
 def add_examples(command: Any, path: str = "") -> None:
-    """Set each command's epilog from ``EXAMPLES`` (one kept in its docstring is not repeated)."""
+    """Set each command's epilog from ``EXAMPLES`` (one kept in its docstring is not repeated),
+    and its one-line summary (the first sentence of its help)."""
     if path and not getattr(command, "epilog", None) and "Example" not in (command.help or ""):
         command.epilog = epilog(path)
+    if path and command.help and not getattr(command, "short_help", None):
+        command.short_help = summary(command.help)
     for name, sub in getattr(command, "commands", {}).items():
         add_examples(sub, f"{path} {name}".strip())

@@ -200,7 +200,9 @@ def push(
     target: Annotated[
         str,
         typer.Argument(
-            metavar="REF", help="oci://HOST/REPO[:TAG] or oci-layout:PATH[:TAG].", show_default=False
+            metavar="REF",
+            help="oci://HOST/REPO[:TAG], HOST/REPO[:TAG] as in a Pod spec, or oci-layout:PATH[:TAG].",
+            show_default=False,
         ),
     ],
     name: Annotated[str | None, typer.Option(help="Model name.", rich_help_panel=_META)] = None,
@@ -310,7 +312,7 @@ def pull(
         str,
         typer.Argument(
             metavar="REF",
-            help="oci://HOST/REPO[:TAG|@DIGEST] or oci-layout:PATH[:TAG|@DIGEST].",
+            help=_TARGET_HELP,
             show_default=False,
         ),
     ],
