@@ -29,6 +29,7 @@ import typer
 from guard.errors import EXIT_FAILED, EXIT_INFRA, EXIT_OK, InfrastructureError, UsageError
 
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
+MAX_MANIFEST_NODES = 5_000_000  # values after YAML aliases are expanded, over all documents of a file
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 OFFLINE_REASON = "not verified: guard check --offline contacts no registry"
 
@@ -88,10 +89,33 @@ def _documents(label: str, text: str) -> Iterator[ManifestObject]:
         documents = list(yaml.safe_load_all(text))
     except yaml.YAMLError as err:
         raise UsageError(f"{label}: expected YAML or JSON manifests, found a syntax error: {err}") from err
+    except RecursionError as err:
+        raise UsageError(f"{label}: expected manifests, found nesting too deep to read") from err
+    _check_expanded_size(label, documents)
     numbered = [(i, doc) for i, doc in enumerate(documents) if doc is not None]
     for index, doc in numbered:
         where = label if len(numbered) == 1 else f"{label}#{index}"
         yield from _objects(where, doc)
+
+
+def _check_expanded_size(label: str, documents: list[Any]) -> None:
+    """YAML aliases share nodes: a few kilobytes can expand to billions of values (an alias
+    bomb) once the engine walks them. Count the nodes as they would be walked, up to a cap."""
+    budget = MAX_MANIFEST_NODES
+    stack: list[Any] = list(documents)
+    while stack:
+        node = stack.pop()
+        budget -= 1
+        if budget < 0:
+            raise UsageError(
+                f"{label}: expected at most {MAX_MANIFEST_NODES} values once YAML aliases are "
+                "expanded, found more (an alias bomb?)"
+            )
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
 
 
 def _objects(where: str, doc: object) -> Iterator[ManifestObject]:

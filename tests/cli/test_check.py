@@ -139,3 +139,18 @@ def test_online_unreachable_registry_is_exit_3(tmp_path: Path, capsys: pytest.Ca
     assert code == 3, json.dumps(doc["objects"][0], indent=1)
     assert doc["objects"][0]["registryUnavailable"] is True
     assert doc["objects"][0]["artifacts"][0]["status"] == "error"
+
+
+def test_an_alias_bomb_and_deep_nesting_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("\n".join(lines) + "\n")
+    assert run(["check", "-f", str(bomb), "--offline"]) == 2
+    assert "alias bomb" in capsys.readouterr().err
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    assert run(["check", "-f", str(deep), "--offline"]) == 2
+    assert "expected" in capsys.readouterr().err
