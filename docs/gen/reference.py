@@ -219,8 +219,8 @@ def json_page() -> str:
             "| `attest` | `output`, `predicateType`, `subject` (`name`, `digest`), `attached` |",
             "| `policy eval` | the decision: `allowed`, `violations`, ... |",
             "| `policy test` | `library`, `passed`, `failed`, `seconds`, `results` |",
-            "| `report` | `output`, `format`, `bytes`, `findings` (with `--bundle`: `bundle`, `files`, `signed`) |
-| `version` | `version`, `python`, `platform` |",
+            "| `report` | `output`, `format`, `bytes`, `findings` (with `--bundle`: `bundle`, `files`, `signed`) |",
+            "| `version` | `version`, `python`, `platform` |",
             "",
         ]
     )
