@@ -115,9 +115,10 @@ def config_page() -> str:
     out = ["# Configuration", "", GENERATED.strip(), ""]
     out += [
         "guard's YAML config (`--config FILE`), read by `guard serve`, `guard check`, `guard scan`,",
-        "`guard energy` and `guard policy eval`. Keys are snake_case, as Kubernetes-adjacent YAML",
-        "configs written by hand usually are; JSON *output* documents are camelCase (see",
-        "[JSON output](json.md)). An unknown key is an error naming its dotted path.",
+        "`guard energy` and `guard policy eval`. Its keys are snake_case (the pydantic models' field",
+        "names; the chart embeds this file as is under `config`). Everything guard *writes* as JSON",
+        "is camelCase (see [JSON output](json.md)), and so are the chart's own values, as Helm",
+        "charts' are. An unknown key is an error naming its dotted path.",
         "",
     ]
 
