@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench clean fuzz
+.PHONY: demo test test-tools lint typecheck bench clean fuzz docs
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "guard needs Python >= 3.11")'
@@ -18,10 +18,34 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --ignore-requires-python "opa-golib-python-bindings==0.4.4"
 	touch $(STAMP)
 
-demo: $(STAMP)
-	$(BIN)/guard demo
+# `make demo` needs the runtime only (the test extra is large): its own stamp.
+RUNTIME_STAMP := $(VENV)/.installed-runtime
+$(RUNTIME_STAMP): pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "guard needs Python >= 3.11")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(RUNTIME_STAMP)
 
-test: $(STAMP)
+demo: $(RUNTIME_STAMP)
+	$(BIN)/guard demo $(DEMO_ARGS)
+
+# What the tests start for real: installed when root with apt, else the one line to run.
+TEST_PACKAGES := docker-registry apache2-utils prometheus chromium
+TEST_COMMANDS := docker-registry htpasswd prometheus chromium
+test-tools:
+	@missing=""; for c in $(TEST_COMMANDS); do command -v $$c >/dev/null || missing="$$missing $$c"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing what the tests need:$$missing"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TEST_PACKAGES) >/dev/null \
+			|| { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TEST_PACKAGES) >/dev/null; }; \
+	else \
+		echo "missing:$$missing; the tests that need them are skipped (see the summary). To run them:"; \
+		echo "  sudo apt-get install $(TEST_PACKAGES)"; \
+	fi
+
+test: $(STAMP) test-tools
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP)

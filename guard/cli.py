@@ -21,9 +21,12 @@ from rich.markup import escape
 
 from guard import __version__
 from guard.commands import attest, demo, oci, policy, serve, signing
+from guard.commands import check as check_commands
 from guard.commands import energy as energy_commands
 from guard.commands import report as report_commands
 from guard.commands import scan as scan_commands
+from guard.commands import version as version_commands
+from guard.commands.examples import add_examples
 from guard.errors import EXIT_FAILED, EXIT_INFRA, EXIT_USAGE, GuardError
 
 try:  # typer >= 0.26 vendors click as typer._click, whose exceptions are not click's
@@ -46,6 +49,8 @@ for _module in (signing, oci, attest, policy, serve, demo):
 energy_commands.register(app)
 scan_commands.register(app)
 report_commands.register(app)
+check_commands.register(app)
+version_commands.register(app)
 
 
 def _version(value: bool) -> None:
@@ -104,6 +109,7 @@ def run(argv: list[str] | None = None) -> int:
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     command = typer.main.get_command(app)
     _plain_help(command)
+    add_examples(command)
     try:
         result = command.main(args=argv, prog_name="guard", standalone_mode=False)
     except GuardError as exc:

@@ -248,10 +248,17 @@ def run_demo(
         for step in STEPS if steps is None else steps:
             resolve_step(step)(ctx)
         console.print()
-        console.print(
-            "[bold green]demo complete[/]: every step behaved as expected: what was signed verified; "
-            "what was changed, unsigned or against policy was refused."
-        )
+        not_shown = ctx.extras.get("not_shown", [])
+        if not_shown:  # the final line tells the truth: what could not be shown here, and why
+            console.print(
+                "[bold yellow]demo complete, but not everything could be shown[/]: "
+                + escape("; ".join(not_shown))
+            )
+        else:
+            console.print(
+                "[bold green]demo complete[/]: every step behaved as expected: what was signed "
+                "verified; what was changed, unsigned or against policy was refused."
+            )
     finally:
         if own and not keep:
             shutil.rmtree(root, ignore_errors=True)

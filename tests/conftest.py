@@ -69,3 +69,18 @@ def registry_tls(registry_factory: Callable[..., RegistryServer]) -> RegistrySer
 @pytest.fixture(scope="session")
 def registry_token(registry_factory: Callable[..., RegistryServer]) -> RegistryServer:
     return registry_factory(auth=("guard", "guard-secret"), token=True)
+
+
+# --- what was skipped, and why (so that "N skipped" never hides a missing part) ---------------
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    reasons: dict[str, int] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        reasons[reason] = reasons.get(reason, 0) + 1
+    if not reasons:
+        return
+    terminalreporter.section("skipped, by reason")
+    for reason, count in sorted(reasons.items(), key=lambda item: -item[1]):
+        terminalreporter.write_line(f"{count:5d}  {reason}")

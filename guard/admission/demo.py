@@ -143,6 +143,7 @@ def _registry(ctx: DemoContext) -> Iterator[tuple[dict[str, Any], str, str | Non
         f"[yellow]note:[/] {escape(reason)}: with no registry to verify against, every model is "
         "denied (guard fails closed); install it to see models verified"
     )
+    ctx.extras.setdefault("not_shown", []).append(f"the webhook verifying a signed model ({reason})")
     host = refused_address()
     config = {
         "authorities": {"ci": {"kind": "key", "public_key": str(ctx.public_key)}},

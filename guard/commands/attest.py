@@ -17,6 +17,7 @@ from guard.commands.oci import (
     UsernameOption,
     registry_access,
 )
+from guard.commands.targets import artifact_target, is_artifact
 from guard.commands.trust_options import (
     CertificateChainOption,
     CertificateOption,
@@ -44,11 +45,14 @@ if TYPE_CHECKING:
     from guard.attest.subject import ModelSubject
     from guard.oci.registry import RegistryAccess
 
-_TARGET = "A model directory, oci://HOST/REPO[:TAG|@DIGEST] or oci-layout:PATH[:TAG|@DIGEST]."
+_TARGET = (
+    "A model directory, oci://HOST/REPO[:TAG|@DIGEST] (or HOST/REPO:TAG as in a Pod spec) "
+    "or oci-layout:PATH[:TAG|@DIGEST]."
+)
 
 
 def _is_oci(target: str) -> bool:
-    return target.startswith(("oci://", "oci-layout:"))
+    return is_artifact(target)
 
 
 def _subject(target: str, access: RegistryAccess | None) -> tuple[ModelSubject, OciTarget | None]:
@@ -111,6 +115,7 @@ def sbom(
             show_default=False,
         ),
     ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Write a CycloneDX 1.6 ML-BOM of a model directory (validated against the 1.6 schema)."""
     from guard.attest.modelcard import load_metadata  # noqa: PLC0415
@@ -126,7 +131,12 @@ def sbom(
     with DigestCache.default() as cache:
         document = build_sbom(model_dir, meta, cache=cache)
     write_atomic(output, (json.dumps(document, indent=2) + "\n").encode())
-    typer.echo(f"wrote {output} (CycloneDX 1.6 ML-BOM, {len(document.get('components', []))} components)")
+    components = len(document.get("components", []))
+    if json_output:
+        doc = {"output": str(output), "format": "CycloneDX 1.6", "components": components}
+        typer.echo(json.dumps(doc, indent=2))
+        return
+    typer.echo(f"wrote {output} (CycloneDX 1.6 ML-BOM, {components} components)")
 
 
 def attest(  # noqa: PLR0917 (a typer command: one parameter per option)
@@ -167,6 +177,7 @@ def attest(  # noqa: PLR0917 (a typer command: one parameter per option)
     username: UsernameOption = None,
     password_stdin: PasswordStdinOption = False,
     docker_config: DockerConfigOption = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Sign an attestation (in-toto Statement in a Sigstore bundle) about one model."""
     from guard.attest.sign import load_predicate, sign_attestation  # noqa: PLC0415
@@ -189,6 +200,7 @@ def attest(  # noqa: PLR0917 (a typer command: one parameter per option)
             f"--provenance or --datasets (found {len(chosen)})"
         )
     path_argument(target, "MODEL")
+    target = artifact_target(target)
     if passphrase_stdin and password_stdin:
         raise UsageError(
             "--passphrase-stdin and --password-stdin both read standard input: give the key's "
@@ -220,13 +232,25 @@ def attest(  # noqa: PLR0917 (a typer command: one parameter per option)
     subject, oci = _subject(target, access)
     bundle = sign_attestation(subject, ptype, body, signer)
     write_atomic(output, bundle)
-    typer.echo(f"wrote {output}: {ptype} attestation for {subject.name} (sha256:{subject.sha256})")
+    if not json_output:
+        typer.echo(f"wrote {output}: {ptype} attestation for {subject.name} (sha256:{subject.sha256})")
+    attached: str | None = None
     if attach and oci is not None:
         from guard.oci.referrers import attach as do_attach  # noqa: PLC0415
         from guard.oci.referrers import load_attachment  # noqa: PLC0415
 
         entry = do_attach(oci.store, oci.descriptor, load_attachment("attestation", output))
-        typer.echo(f"attached to {oci.descriptor.digest} as {entry.digest}")
+        attached = entry.digest
+        if not json_output:
+            typer.echo(f"attached to {oci.descriptor.digest} as {entry.digest}")
+    if json_output:
+        doc = {
+            "output": str(output),
+            "predicateType": ptype,
+            "subject": {"name": subject.name, "digest": f"sha256:{subject.sha256}"},
+            "attached": attached,
+        }
+        typer.echo(json.dumps(doc, indent=2))
 
 
 def _check_registry_options(target: str, *options: object) -> None:
@@ -288,6 +312,7 @@ def facts(  # noqa: PLR0917
             f"--require: unknown kind {', '.join(unknown)} (expected one of {', '.join(sorted(known))})"
         )
     path_argument(target, "MODEL")
+    target = artifact_target(target)
     _check_registry_options(target, ca_file, insecure, username, password_stdin, docker_config)
     verifier = build_verifier(
         key=key,

@@ -169,7 +169,9 @@ def energy_command(  # noqa: PLR0917 (a typer command: one parameter per option)
     timeout: Annotated[
         float | None, typer.Option("--timeout", help="Total seconds for all queries (default 60).")
     ] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the JSON result here.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write the JSON result to ('-': stdout).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON result.")] = False,
     publish_usage: Annotated[
         Path | None,
@@ -200,14 +202,15 @@ def energy_command(  # noqa: PLR0917 (a typer command: one parameter per option)
     window = window_from_options(period, since, until)
     section = run_energy_scan(cfg, settings, window, pods=pods, nodes=nodes)
     text = section.model_dump_json(by_alias=True, indent=2)
-    if output is not None:
+    to_stdout = output is not None and str(output) == "-"
+    if output is not None and not to_stdout:
         try:
             output.write_text(text + "\n", encoding="utf-8")
         except OSError as err:
             raise UsageError(f"--output {output}: cannot write it: {err.strerror or err}") from err
     if publish_usage is not None:
         publish(section, publish_usage)
-    typer.echo(text if as_json else _summary(section))
+    typer.echo(text if as_json or to_stdout else _summary(section))
     if fail_on is not None:
         worst = [f for f in section.findings if SEVERITIES.index(f.severity) >= SEVERITIES.index(fail_on)]
         if worst:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from guard.commands.targets import artifact_target
 from guard.commands.trust_options import (
     CertificateRootsOption,
     IdentityOption,
@@ -39,7 +40,10 @@ log = logging.getLogger(__name__)
 _ACCESS = "Registry access"
 _META = "ModelPack metadata (default: read from config.json and the model card)"
 _ATTACH = "Attach in the same command"
-_TARGET_HELP = "The artifact: oci://HOST/REPO[:TAG|@DIGEST] or oci-layout:PATH[:TAG|@DIGEST]."
+_TARGET_HELP = (
+    "The artifact: oci://HOST/REPO[:TAG|@DIGEST], HOST/REPO[:TAG|@DIGEST] as in a Pod spec, "
+    "or oci-layout:PATH[:TAG|@DIGEST]."
+)
 
 CaFileOption = Annotated[
     Path | None,
@@ -196,7 +200,9 @@ def push(
     target: Annotated[
         str,
         typer.Argument(
-            metavar="REF", help="oci://HOST/REPO[:TAG] or oci-layout:PATH[:TAG].", show_default=False
+            metavar="REF",
+            help="oci://HOST/REPO[:TAG], HOST/REPO[:TAG] as in a Pod spec, or oci-layout:PATH[:TAG].",
+            show_default=False,
         ),
     ],
     name: Annotated[str | None, typer.Option(help="Model name.", rich_help_panel=_META)] = None,
@@ -234,6 +240,7 @@ def push(
     username: UsernameOption = None,
     password_stdin: PasswordStdinOption = False,
     docker_config: DockerConfigOption = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Push a model directory as a CNCF ModelPack artifact; print the manifest digest."""
     from guard.oci.modelpack import ModelMetadata
@@ -245,7 +252,7 @@ def push(
     from guard.oci.store import open_store
 
     model_dir = path_argument(model_dir_text, "MODEL_DIR")
-    ref = parse_reference(target)
+    ref = parse_reference(artifact_target(target))
     if ref.digest is not None:
         raise UsageError(f"{target}: push takes a tag, not a digest (the digest is the result)")
     attachments = [load_attachment("signature", signature)] if signature else []
@@ -280,9 +287,23 @@ def push(
         f"({result.uploaded_bytes} bytes), {result.skipped} already present"
     )
     refuse_unbound(attachments, result.descriptor.digest, f"{ref.base()}:{ref.tag or 'latest'}")
+    attached = []
     for item in attachments:
         entry = do_attach(store, result.descriptor, item)
         _echo_err(f"attached {item.kind} {entry.digest} ({entry.artifact_type})")
+        attached.append({"kind": item.kind, "digest": entry.digest, "artifactType": entry.artifact_type})
+    if json_output:
+        doc = {
+            "reference": f"{ref.base()}:{ref.tag or 'latest'}",
+            "digest": result.descriptor.digest,
+            "files": len(result.layers),
+            "uploaded": result.uploaded,
+            "uploadedBytes": result.uploaded_bytes,
+            "skipped": result.skipped,
+            "attached": attached,
+        }
+        typer.echo(json.dumps(doc, indent=2))
+        return
     typer.echo(result.descriptor.digest)
 
 
@@ -291,7 +312,7 @@ def pull(
         str,
         typer.Argument(
             metavar="REF",
-            help="oci://HOST/REPO[:TAG|@DIGEST] or oci-layout:PATH[:TAG|@DIGEST].",
+            help=_TARGET_HELP,
             show_default=False,
         ),
     ],
@@ -318,6 +339,7 @@ def pull(
             "name, other files stay.",
         ),
     ] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Pull a ModelPack / cnai / KitOps artifact into DIRECTORY (new or empty, unless --force),
     verifying every blob. With trust options (as for `guard verify`), the signature is verified
@@ -332,8 +354,9 @@ def pull(
 
     directory = path_argument(directory_text, "DIRECTORY")
     check_pull_target(directory, force=force)  # before any registry call
-    ref = parse_reference(source)
+    ref = parse_reference(artifact_target(source))
     store = open_store(ref, registry_access(ca_file, insecure, username, password_stdin, docker_config))
+    verified_digest: str | None = None
     if any((key, certificate_roots, identity, identity_regex, issuer, trust_config, offline)):
         verifier = build_verifier(
             key=key, certificate_roots=certificate_roots, identity=identity,
@@ -342,9 +365,22 @@ def pull(
         verified = verify_oci(ref, verifier, store)
         _echo_err(format_verification(verified))
         ref = ref.with_digest(verified.digest)  # pull exactly what was verified
+        verified_digest = verified.digest
     with _progress(f"pulling {ref.base()}") as (advance, set_total):
         result = do_pull(store, ref, directory, progress=advance, on_total=set_total, force=force)
     _echo_err(f"pulled {len(result.files)} files ({result.bytes} bytes, {result.kind}) into {directory}")
+    if json_output:
+        doc = {
+            "reference": str(ref),
+            "digest": result.digest,
+            "directory": str(directory),
+            "artifactKind": result.kind,
+            "files": sorted(str(f) for f in result.files),
+            "bytes": result.bytes,
+            "verified": verified_digest is not None,
+        }
+        typer.echo(json.dumps(doc, indent=2))
+        return
     typer.echo(result.digest)
 
 
@@ -360,6 +396,7 @@ def attach(
     username: UsernameOption = None,
     password_stdin: PasswordStdinOption = False,
     docker_config: DockerConfigOption = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Attach a signature, SBOM or attestation to an artifact as an OCI referrer."""
     from guard.oci.reference import parse_reference
@@ -372,13 +409,19 @@ def attach(
     items += [load_attachment("attestation", p) for p in attestation or []]
     if not items:
         raise UsageError("nothing to attach: give --signature, --sbom or --attestation")
-    ref = parse_reference(target)
+    ref = parse_reference(artifact_target(target))
     store = open_store(ref, registry_access(ca_file, insecure, username, password_stdin, docker_config))
     subject = store.resolve(ref.reference)
+    attached = []
     for item in items:
         entry = do_attach(store, subject, item)
         _echo_err(f"attached {item.kind} to {subject.digest} ({entry.artifact_type})")
-        typer.echo(entry.digest)
+        attached.append({"kind": item.kind, "digest": entry.digest, "artifactType": entry.artifact_type})
+        if not json_output:
+            typer.echo(entry.digest)
+    if json_output:
+        doc = {"reference": str(ref), "subject": subject.digest, "attached": attached}
+        typer.echo(json.dumps(doc, indent=2))
 
 
 def _descriptor_row(d: Descriptor) -> dict[str, object]:
@@ -406,7 +449,7 @@ def discover(
     from guard.oci.referrers import legacy_cosign, list_referrers
     from guard.oci.store import open_store
 
-    ref = parse_reference(target)
+    ref = parse_reference(artifact_target(target))
     store = open_store(ref, registry_access(ca_file, insecure, username, password_stdin, docker_config))
     subject = store.resolve(ref.reference)
     found = list_referrers(store, subject.digest, artifact_type)

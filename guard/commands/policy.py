@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -45,6 +45,7 @@ def test_command(
         Path | None,
         typer.Option("--policies", "-p", help="The library directory, as for policy eval (or give DIR)."),
     ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
     """Run every test_* rule and replay samples/allowed and samples/denied of every policy."""
     from guard.policy.library import default_library_dir, source_library_dir  # noqa: PLC0415
@@ -59,12 +60,25 @@ def test_command(
             "directory of a policy library checkout (guard policy test DIR)"
         )
     report = run_library_tests(directory, match=run)
-    for result in report.results:
+    if json_output:
+        doc = {
+            "library": str(report.root),
+            "passed": report.passed,
+            "failed": len(report.failed),
+            "seconds": round(report.seconds, 3),
+            "results": [
+                {"name": r.name, "passed": r.passed, "detail": r.detail or None}
+                for r in report.results
+            ],
+        }
+        typer.echo(json.dumps(doc, indent=2))
+    for result in report.results if not json_output else ():
         if verbose or not result.passed:
             mark = "PASS" if result.passed else "FAIL"
             typer.echo(f"{mark} {result.name}" + (f": {result.detail}" if result.detail else ""))
     failed = report.failed
-    typer.echo(f"{report.root}: {report.passed} passed, {len(failed)} failed ({report.seconds:.2f}s)")
+    if not json_output:
+        typer.echo(f"{report.root}: {report.passed} passed, {len(failed)} failed ({report.seconds:.2f}s)")
     if not report.results:
         raise UsageError(f"no tests matched in {report.root}" + (f" (--run {run!r})" if run else ""))
     if failed:
@@ -118,7 +132,11 @@ def _check_input_schema(document: dict[str, Any], path: Path, library: Path) -> 
 
 
 def print_decision(decision: Decision) -> None:
-    typer.echo("ALLOWED" if decision.allowed else "DENIED")
+    typer.echo(decision_text(decision), nl=False)
+
+
+def decision_text(decision: Decision) -> str:
+    lines = ["ALLOWED" if decision.allowed else "DENIED"]
     for v in decision.violations:
         where = " ".join(
             x
@@ -128,32 +146,59 @@ def print_decision(decision: Decision) -> None:
             )
             if x
         )
-        typer.echo(f"  {v.enforcement.upper():6} [{v.severity}] {v.policy}/{v.rule}: {v.message}")
-        typer.echo(f"         controls: {', '.join(v.controls) or '-'}" + (f"; {where}" if where else ""))
+        lines.append(f"  {v.enforcement.upper():6} [{v.severity}] {v.policy}/{v.rule}: {v.message}")
+        lines.append(f"         controls: {', '.join(v.controls) or '-'}" + (f"; {where}" if where else ""))
+    return "\n".join(lines) + "\n"
 
 
 @policy_app.command("eval")
-def eval_command(
+def eval_command(  # noqa: PLR0917 (a typer command: options are parameters)
     input_file: Annotated[
         Path,
         typer.Option("--input", "-i", help="Policy input document (JSON), see policies/input.schema.json."),
     ],
     policies: PoliciesOption = None,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="guard config file (YAML).")] = None,
-    output: Annotated[str, typer.Option("--output", "-o", help="text or json.")] = "text",
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--output", "-o", help="File to write the decision to ('-': standard output).", metavar="FILE"
+        ),
+    ] = None,
+    format_name: Annotated[
+        Literal["text", "json"] | None,
+        typer.Option("--format", help="Decision format (default: text).", show_default=False),
+    ] = None,
     as_json: Annotated[
-        bool, typer.Option("--json", help="Print the decision as JSON (same as --output json).")
+        bool, typer.Option("--json", help="Print the decision as JSON (same as --format json).")
     ] = False,
 ) -> None:
-    """Evaluate the library on one input and print the decision (exit 1 when denied)."""
+    """Evaluate the library on one input and print the decision (exit 1 when denied).
+
+    Example:
+
+      guard policy eval -i policies/gpu/samples/denied/fit--model_exceeds_gpu_memory.json --json
+    """
     from guard.config import load_config  # noqa: PLC0415
     from guard.policy.engine import make_engine  # noqa: PLC0415
     from guard.policy.library import default_library_dir  # noqa: PLC0415
 
+    if output in ("text", "json"):  # -o used to name the format: that spelling is kept, with a warning
+        typer.echo(
+            f"warning: -o {output} is deprecated: -o/--output names a file now; use --format {output} "
+            f"(to write a file called {output}, write -o ./{output})",
+            err=True,
+        )
+        if format_name is not None and format_name != output:
+            raise UsageError(
+                f"-o {output} (deprecated spelling of --format) contradicts --format {format_name}"
+            )
+        format_name, output = output, None  # type: ignore[assignment]
     if as_json:
-        output = "json"
-    if output not in ("text", "json"):
-        raise UsageError(f"--output: expected text or json, found {output!r}")
+        if format_name == "text":
+            raise UsageError("--json contradicts --format text")
+        format_name = "json"
+    fmt = format_name or "text"
     document = _read_input(input_file)
     settings = load_config(config).policy
     if policies is not None:
@@ -168,10 +213,17 @@ def eval_command(
             await engine.aclose()
 
     decision = asyncio.run(evaluate())
-    if output == "json":
-        typer.echo(json.dumps(decision.to_json(), indent=2))
+    if output is None or output == "-":
+        if fmt == "json":
+            typer.echo(json.dumps(decision.to_json(), indent=2))
+        else:
+            print_decision(decision)
     else:
-        print_decision(decision)
+        text = json.dumps(decision.to_json(), indent=2) + "\n" if fmt == "json" else decision_text(decision)
+        try:
+            Path(output).write_text(text, encoding="utf-8")
+        except OSError as err:
+            raise UsageError(f"--output {output}: cannot write it ({err.strerror or err})") from err
     if not decision.allowed:
         raise PolicyViolation(f"denied by {len(decision.denials)} violation(s):\n{decision.message()}")
 

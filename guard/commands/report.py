@@ -32,7 +32,11 @@ def report(  # noqa: PLR0917 (a typer command: options are parameters)
     format_name: Annotated[
         str | None,
         typer.Option(
-            "--format", "-f", help="html, pdf, md, csv, json, sarif, junit or oscal.", show_default=False
+            "--format",
+            "-f",
+            help="Report format.",
+            metavar="<html|pdf|md|csv|json|sarif|junit|oscal>",
+            show_default=False,
         ),
     ] = None,
     output: Annotated[
@@ -87,6 +91,9 @@ def report(  # noqa: PLR0917 (a typer command: options are parameters)
     trust_config: SignTrustConfigOption = None,
     passphrase_env: PassphraseEnvOption = None,
     passphrase_stdin: PassphraseStdinOption = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print what was written as JSON (not with -o -).")
+    ] = False,
 ) -> None:
     """Render a scan result as an audit report (html, pdf, md, csv, json, sarif, junit, oscal), or
     write a signed bundle of all of them with --bundle DIR."""
@@ -142,12 +149,17 @@ def report(  # noqa: PLR0917 (a typer command: options are parameters)
             created=now,
             previous_bundle=previous_bundle,
         )
-        typer.echo(
-            f"wrote {len(manifest.files)} files to {bundle}, signed ({signer.method}): guard verify {bundle}"
+        _written(
+            json_output,
+            {"bundle": str(bundle), "files": len(manifest.files), "signed": signer.method},
+            f"wrote {len(manifest.files)} files to {bundle}, signed ({signer.method}): guard verify {bundle}",
+            err=False,
         )
         return
 
     assert format_name is not None and output is not None
+    if json_output and str(output) == "-":
+        raise UsageError("--json describes the file written; with -o - the report itself is the output")
     data = renderer(format_name).render(model)
     if str(output) == "-":
         sys.stdout.buffer.write(data)
@@ -159,10 +171,23 @@ def report(  # noqa: PLR0917 (a typer command: options are parameters)
         output.write_bytes(data)
     except OSError as err:
         raise ReportError(f"cannot write {output}: {err.strerror or err}") from err
-    typer.echo(
-        f"wrote {format_name} report to {output} ({len(data)} bytes, {len(model.findings)} findings)",
+    findings = len(model.findings)
+    _written(
+        json_output,
+        {"output": str(output), "format": format_name, "bytes": len(data), "findings": findings},
+        f"wrote {format_name} report to {output} ({len(data)} bytes, {findings} findings)",
         err=True,
     )
+
+
+def _written(json_output: bool, doc: dict[str, object], message: str, *, err: bool) -> None:
+    """What was written: the ``--json`` document on stdout, else the message."""
+    import json  # noqa: PLC0415
+
+    if json_output:
+        typer.echo(json.dumps(doc, indent=2))
+    else:
+        typer.echo(message, err=err)
 
 
 def register(app: typer.Typer) -> None:

@@ -99,7 +99,7 @@ class _Progress:
 
 def _write(result: ScanResult, output: Path | None) -> None:
     text = result.to_json()
-    if output is None:
+    if output is None or str(output) == "-":
         typer.echo(text, nl=False)
         return
     try:
@@ -150,10 +150,10 @@ def register(app: typer.Typer) -> None:
             typer.Option("--previous", help="An earlier result: first-seen times are carried over."),
         ] = None,
         output: Annotated[
-            Path | None, typer.Option("--output", "-o", help="Write the result here (default: stdout).")
+            Path | None, typer.Option("--output", "-o", help="Result file ('-', default: stdout).")
         ] = None,
         fail_on: Annotated[
-            str, typer.Option("--fail-on", help="Exit 1 when a finding has this severity or higher.")
+            FailOn, typer.Option("--fail-on", help="Exit 1 when a finding has this severity or higher.")
         ] = "high",
         allow_partial: Annotated[
             bool,
@@ -242,7 +242,7 @@ def register(app: typer.Typer) -> None:
         ],
         output: Annotated[
             Path | None,
-            typer.Option("--output", "-o", help="Write the merged result here (default: stdout)."),
+            typer.Option("--output", "-o", help="File for the merged result ('-', default: stdout)."),
         ] = None,
         fail_on: Annotated[str, typer.Option("--fail-on", help="As for guard scan.")] = "high",
         allow_partial: Annotated[bool, typer.Option("--allow-partial", help="As for guard scan.")] = False,

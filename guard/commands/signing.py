@@ -7,7 +7,7 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -18,6 +18,7 @@ from guard.commands.oci import (
     PasswordStdinOption,
     UsernameOption,
 )
+from guard.commands.targets import artifact_target, is_artifact
 from guard.commands.trust_options import (
     CertificateChainOption,
     CertificateOption,
@@ -39,7 +40,7 @@ from guard.commands.trust_options import (
     path_argument,
     read_passphrase,
 )
-from guard.errors import IntegrityError, UsageError, VerificationError
+from guard.errors import GuardError, IntegrityError, UsageError
 
 if TYPE_CHECKING:
     from guard.signing.model import VerifiedModel
@@ -125,13 +126,16 @@ def keygen(  # noqa: PLR0917 (a typer command: options are parameters)
     out: Annotated[
         Path, typer.Option("--out", help="Directory to write the key pair in.", show_default=False)
     ],
-    algorithm: Annotated[str, typer.Option("--algorithm", help="ecdsa-p256 or ecdsa-p384.")] = "ecdsa-p256",
+    algorithm: Annotated[
+        Literal["ecdsa-p256", "ecdsa-p384"], typer.Option("--algorithm", help="Key algorithm.")
+    ] = "ecdsa-p256",
     name: Annotated[
         str, typer.Option("--name", help="File name stem: NAME.pem and NAME.pub.pem.")
     ] = "signing-key",
     passphrase_env: PassphraseEnvOption = None,
     passphrase_stdin: PassphraseStdinOption = False,
     force: Annotated[bool, typer.Option("--force", help="Replace existing key files.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Generate an ECDSA signing key pair: NAME.pem (private, mode 0600, encrypted when a passphrase
     is given) and NAME.pub.pem (public, to hand to verifiers)."""
@@ -143,9 +147,19 @@ def keygen(  # noqa: PLR0917 (a typer command: options are parameters)
         raise UsageError(f"--name: expected a plain file name stem, found {name!r}")
     passphrase = read_passphrase(passphrase_env, passphrase_stdin)
     pair = generate_keypair(out, algorithm, passphrase, name=name, force=force)
-    typer.echo(f"private key: {pair.private_key} (mode 0600{', encrypted' if pair.encrypted else ''})")
-    typer.echo(f"public key:  {pair.public_key}")
-    typer.echo(f"fingerprint: {pair.fingerprint}")
+    if json_output:
+        doc = {
+            "privateKey": str(pair.private_key),
+            "publicKey": str(pair.public_key),
+            "fingerprint": pair.fingerprint,
+            "algorithm": algorithm,
+            "encrypted": pair.encrypted,
+        }
+        typer.echo(json.dumps(doc, indent=2))
+    else:
+        typer.echo(f"private key: {pair.private_key} (mode 0600{', encrypted' if pair.encrypted else ''})")
+        typer.echo(f"public key:  {pair.public_key}")
+        typer.echo(f"fingerprint: {pair.fingerprint}")
     if not pair.encrypted:
         log.warning("the private key is not encrypted; use --passphrase-env VAR to encrypt it")
 
@@ -170,7 +184,9 @@ def sign(  # noqa: PLR0917 (a typer command: options are parameters)
             show_default=False,
         ),
     ] = None,
-    hash_type: Annotated[str, typer.Option("--hash", help="sha256, blake3 or blake2b.")] = "sha256",
+    hash_type: Annotated[
+        Literal["sha256", "blake3", "blake2b"], typer.Option("--hash", help="File digest algorithm.")
+    ] = "sha256",
     shard_size: Annotated[
         str | None,
         typer.Option(
@@ -235,7 +251,7 @@ def sign(  # noqa: PLR0917 (a typer command: options are parameters)
     )
     serialization = Serialization(
         method="shards" if shard_size is not None else "files",
-        hash_type=hash_type,  # type: ignore[arg-type]  # checked against _HASHES above
+        hash_type=hash_type,
         allow_symlinks=allow_symlinks,
         ignore_paths=_ignore_paths(model_dir, ignore or [], default_ignores),
         shard_size=parse_size(shard_size) if shard_size is not None else DEFAULT_SHARD_SIZE,
@@ -275,42 +291,91 @@ def sign(  # noqa: PLR0917 (a typer command: options are parameters)
     typer.echo(f"signature: {signed.signature_path}")
 
 
-def _verified_json(target: str, model: VerifiedModel) -> dict[str, Any]:
-    s = model.signer
+# ``guard verify --json``: one document for a directory and an artifact, every key always present
+# (null where it does not apply), on success and on failure (``verified: false``, ``error``,
+# ``reason``). Documented in docs/reference/json.md.
+VERIFY_KEYS = (
+    "verified", "target", "kind", "reference", "digest", "store", "artifactKind", "mode",
+    "format", "signature", "signatureLayer", "signedDigest", "signedVia", "dockerReference",
+    "predicateType", "signer", "files", "fileCount", "serialization", "hash", "error", "reason",
+    "added", "removed", "changed",
+)  # fmt: skip
+
+
+def verify_document(target: str, **fields: Any) -> dict[str, Any]:
+    """The verify document with ``fields`` set and every other key null (lists empty)."""
+    doc: dict[str, Any] = dict.fromkeys(VERIFY_KEYS)
+    doc.update(target=target, kind="oci" if is_artifact(target) else "directory")
+    doc.update(added=[], removed=[], changed=[], files=[])
+    unknown = set(fields) - set(VERIFY_KEYS)
+    if unknown:  # pragma: no cover - a programming error, caught by the tests
+        raise AssertionError(f"verify JSON keys not in the schema: {sorted(unknown)}")
+    doc.update(fields)
+    return doc
+
+
+def _signer_json(s: Any) -> dict[str, Any]:
     return {
-        "verified": True,
-        "model": target,
-        "signer": {
-            "method": s.method,
-            "identity": s.identity,
-            "issuer": s.issuer,
-            "key_fingerprint": s.key_fingerprint,
-            **({"details": dict(s.details)} if s.details else {}),
-        },
-        "predicateType": model.statement.get("predicateType"),
-        "serialization": model.manifest.serialization.method,
-        "hash": model.manifest.serialization.hash_type,
-        "files": _file_count(model.manifest),
+        "method": s.method,
+        "identity": s.identity,
+        "issuer": s.issuer,
+        "keyFingerprint": s.key_fingerprint,
+        "details": dict(s.details) if getattr(s, "details", None) else {},
     }
 
 
-def _failed_json(target: str, err: VerificationError) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "verified": False,
-        "model": target,
-        "error": type(err).__name__,
-        "message": str(err),
-    }
+def _verified_json(target: str, model: VerifiedModel, signature: Path) -> dict[str, Any]:
+    files = [r.name for r in model.manifest.resources]
+    return verify_document(
+        target,
+        verified=True,
+        format="oms",
+        signature=str(signature),
+        signer=_signer_json(model.signer),
+        predicateType=model.statement.get("predicateType"),
+        serialization=model.manifest.serialization.method,
+        hash=model.manifest.serialization.hash_type,
+        files=files,
+        fileCount=_file_count(model.manifest),
+    )
+
+
+def _verified_oci_json(target: str, result: Any) -> dict[str, Any]:
+    raw = result.to_json()
+    return verify_document(
+        target,
+        verified=True,
+        reference=result.reference,
+        digest=result.digest,
+        store=result.store,
+        artifactKind=result.artifact_kind,
+        mode=result.mode,
+        format=result.format,
+        signature=result.signature_digest,
+        signatureLayer=result.signature_layer,
+        signedDigest=raw["signedDigest"],
+        signedVia=raw["signedVia"],
+        dockerReference=result.docker_reference,
+        predicateType=result.predicate_type,
+        signer=_signer_json(result.signer),
+        files=list(result.files),
+        fileCount=len(result.files),
+    )
+
+
+def _failed_json(target: str, err: GuardError) -> dict[str, Any]:
+    fields: dict[str, Any] = {"verified": False, "error": type(err).__name__, "reason": str(err)}
     if isinstance(err, IntegrityError):
-        out.update(added=list(err.added), removed=list(err.removed), changed=list(err.changed))
-    return out
+        fields.update(added=list(err.added), removed=list(err.removed), changed=list(err.changed))
+    return verify_document(target, **fields)
 
 
 def verify(  # noqa: PLR0917 (a typer command: options are parameters)
     target: Annotated[
         str,
         typer.Argument(
-            help="Model directory, or oci://HOST/REPO[:TAG|@DIGEST] / oci-layout:PATH[:TAG|@DIGEST].",
+            help="Model directory, oci://HOST/REPO[:TAG|@DIGEST] (or HOST/REPO:TAG, repo@sha256:... "
+            "as in a Pod spec) or oci-layout:PATH[:TAG|@DIGEST].",
             show_default=False,
             metavar="MODEL_DIR|OCI_REF",
         ),
@@ -338,6 +403,7 @@ def verify(  # noqa: PLR0917 (a typer command: options are parameters)
     """Verify a signed model: the signature, the signer, and every file. Exit 0 verified,
     1 verification failed (says which files / identity / key), 2 usage error, 3 infrastructure."""
     path_argument(target, "MODEL_DIR|OCI_REF")
+    target = artifact_target(target)
     verifier = build_verifier(
         key=key,
         certificate_roots=certificate_roots,
@@ -358,18 +424,26 @@ def verify(  # noqa: PLR0917 (a typer command: options are parameters)
         )
         if on
     ]
-    if target.startswith(("oci://", "oci-layout:")):
+    if is_artifact(target):
         if signature is not None:
             raise UsageError(
                 "--signature applies to model directories; OCI signatures are found as referrers"
             )
         try:
             from guard.commands.oci import registry_access  # noqa: PLC0415
-            from guard.oci.verify import verify_oci_command  # noqa: PLC0415
+            from guard.oci.verify import verify_oci, verify_oci_command  # noqa: PLC0415
         except ImportError as err:  # pragma: no cover - while the OCI capability is being built
             raise UsageError(f"verifying OCI artifacts is not available in this build: {err}") from err
         access = registry_access(ca_file, insecure, username, password_stdin, docker_config)
-        verify_oci_command(target, verifier, access, json_output=json_output)
+        if not json_output:
+            verify_oci_command(target, verifier, access)
+            return
+        try:
+            result = verify_oci(target, verifier, access=access)
+        except GuardError as err:  # the verdict on stdout too; the exit code stays the error's
+            typer.echo(json.dumps(_failed_json(target, err), indent=2))
+            raise
+        typer.echo(json.dumps(_verified_oci_json(target, result), indent=2))
         return
     if registry_options:
         raise UsageError(f"{', '.join(registry_options)} only apply to oci:// targets")
@@ -380,12 +454,12 @@ def verify(  # noqa: PLR0917 (a typer command: options are parameters)
     sig_path = signature if signature is not None else model_dir / DEFAULT_SIGNATURE_NAME
     try:
         model = verify_model(model_dir, sig_path, verifier, progress=not json_output)
-    except VerificationError as err:
-        if json_output:  # machine readers get the verdict on stdout too; the exit code stays 1
+    except GuardError as err:
+        if json_output:  # machine readers get the verdict on stdout too; the exit code stays
             typer.echo(json.dumps(_failed_json(target, err), indent=2))
         raise
     if json_output:
-        typer.echo(json.dumps(_verified_json(target, model), indent=2))
+        typer.echo(json.dumps(_verified_json(target, model, sig_path), indent=2))
         return
     typer.echo(f"verified {target}: {_file_count(model.manifest)} files match the signature")
     typer.echo(f"signed by: {_signer_text(model)}")

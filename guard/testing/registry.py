@@ -33,15 +33,30 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 
-REGISTRY_BINARY = Path("/usr/bin/docker-registry")
+# Debian's name for CNCF distribution, then upstream's; found on PATH (GUARD_REGISTRY_BINARY wins)
+REGISTRY_NAMES = ("docker-registry", "registry")
+
+
+def registry_binary() -> Path | None:
+    """The registry executable: $GUARD_REGISTRY_BINARY, else the first of REGISTRY_NAMES on PATH."""
+    explicit = os.environ.get("GUARD_REGISTRY_BINARY")
+    if explicit:
+        return Path(explicit) if Path(explicit).is_file() else None
+    for name in REGISTRY_NAMES:
+        found = shutil.which(name)
+        if found is not None:
+            return Path(found)
+    return None
+
+
 HTPASSWD_BINARY = "htpasswd"
 _START_TIMEOUT_S = 20.0
 
 
 def registry_available(*, auth: bool = False) -> str | None:
     """None when a registry (with basic auth if asked) can be started here, else the reason."""
-    if not REGISTRY_BINARY.is_file():
-        return f"{REGISTRY_BINARY} is not installed (apt-get install docker-registry)"
+    if registry_binary() is None:
+        return "docker-registry is not on PATH (apt-get install docker-registry)"
     if auth and shutil.which(HTPASSWD_BINARY) is None:
         return "htpasswd is not installed (apt-get install apache2-utils)"
     return None
@@ -152,7 +167,7 @@ class RegistryServer:
         env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
         with log_path.open("wb") as log:
             process = subprocess.Popen(  # noqa: S603 - fixed binary and generated config
-                [str(REGISTRY_BINARY), "serve", str(config)],
+                [str(registry_binary() or "docker-registry"), "serve", str(config)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,

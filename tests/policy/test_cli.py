@@ -120,3 +120,24 @@ def test_demo_step_prints_decisions_with_reasons(tmp_path: Path) -> None:
     assert "gpu.fit/model_exceeds_gpu_memory" in text
     assert "controls: NIST-AI-RMF MEASURE-2.12" in text
     assert len(list((tmp_path / "policy-inputs").glob("*.json"))) == len(SCENARIOS)
+
+
+def test_eval_format_and_output_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "decision.json"
+    assert run(["policy", "eval", "-i", str(DENIED), "--format", "json", "-o", str(out)]) == 1
+    assert json.loads(out.read_text())["allowed"] is False
+    assert capsys.readouterr().out == ""  # the decision went to the file
+    text = tmp_path / "decision.txt"
+    assert run(["policy", "eval", "-i", str(DENIED), "-o", str(text)]) == 1
+    assert text.read_text().startswith("DENIED")
+    assert run(["policy", "eval", "-i", str(DENIED), "--format", "json", "-o", "-"]) == 1
+    assert json.loads(capsys.readouterr().out)["allowed"] is False
+
+
+def test_eval_old_output_spelling_warns(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["policy", "eval", "-i", str(DENIED), "-o", "json"]) == 1
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["allowed"] is False
+    assert "-o json is deprecated" in captured.err and "--format json" in captured.err
+    assert run(["policy", "eval", "-i", str(DENIED), "-o", "json", "--format", "text"]) == 2
+    assert run(["policy", "eval", "-i", str(DENIED), "--format", "yaml"]) == 2

@@ -234,3 +234,13 @@ def test_bundle_signed_with_a_certificate(
     assert "CN=model signer" in capsys.readouterr().out
     other = make_pki(tmp_path / "other", prefix="other ")
     assert run(["verify", str(bundle), "--certificate-roots", str(other.root)]) == 1
+
+
+def test_json_describes_the_file_written(
+    result_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "r.sarif"
+    assert run(["report", str(result_file), "--format", "sarif", "-o", str(out), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["output"] == str(out) and doc["format"] == "sarif" and doc["bytes"] == out.stat().st_size
+    assert run(["report", str(result_file), "--format", "json", "-o", "-", "--json"]) == 2

@@ -60,7 +60,7 @@ def test_keygen_passphrase_from_env_and_stdin(
 
 def test_keygen_bad_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["keygen", "--out", str(tmp_path), "--algorithm", "rsa"]) == 2
-    assert "expected one of ecdsa-p256, ecdsa-p384" in capsys.readouterr().err
+    assert "'rsa' is not one of 'ecdsa-p256', 'ecdsa-p384'" in capsys.readouterr().err
     assert run(["keygen", "--out", str(tmp_path)]) == 0
     assert run(["keygen", "--out", str(tmp_path)]) == 2
     assert "already exists" in capsys.readouterr().err
