@@ -362,7 +362,13 @@ class GuardAdapter(HTTPAdapter):
 
     A CA bundle given as a path (``--ca-file``, ``REQUESTS_CA_BUNDLE``) becomes one shared
     ``ssl.SSLContext`` per file (``verify_context``), so a new connection pool (a new registry
-    client, a repository not seen before) does not parse the bundle again."""
+    client, a repository not seen before) does not parse the bundle again.
+
+    ``https_answered``: a registry client sharing this adapter found the host speaking verified
+    TLS, so the others skip their scheme probe (plain HTTP is never shared: each client that
+    may fall back to it probes for itself)."""
+
+    https_answered = False
 
     def build_connection_pool_key_attributes(
         self, request: requests.PreparedRequest, verify: bool | str, cert: str | tuple[str, str] | None = None

@@ -88,3 +88,42 @@ def test_a_replaced_bundle_is_loaded_again(registry_tls: RegistryServer, tmp_pat
     os.utime(bundle, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
     assert _reach(registry_tls, "tls-ctx/d", bundle) == "ok"
     assert verify_context(str(bundle)) is not before
+
+
+def test_clients_of_one_host_and_access_share_connections(registry_tls: RegistryServer) -> None:
+    assert registry_tls.ca_file is not None
+    access = _access(registry_tls.ca_file)
+    first = RegistryStore.open(registry_tls.host, "tls-pool/a", access, loopback=True)
+    with pytest.raises(NotFoundError):
+        first.resolve("absent")
+    second = RegistryStore.open(registry_tls.host, "tls-pool/b", access, loopback=True)
+    adapter = first.client.session.get_adapter("https://")
+    assert second.client.session.get_adapter("https://") is adapter
+    assert isinstance(adapter, GuardAdapter) and adapter.https_answered  # the second skips the probe
+    with pytest.raises(NotFoundError):
+        second.resolve("absent")
+    # other access settings (another target policy, other credentials) never share connections
+    other = RegistryAccess(ca_file=registry_tls.ca_file, username="guard", password="guard-secret",
+                           allowed_networks=("10.0.0.0/8",))
+    third = RegistryStore.open(registry_tls.host, "tls-pool/a", other, loopback=True)
+    assert third.client.session.get_adapter("https://") is not adapter
+    anonymous_access = RegistryAccess(ca_file=registry_tls.ca_file)
+    anonymous = RegistryStore.open(registry_tls.host, "tls-pool/a", anonymous_access, loopback=True)
+    assert anonymous.client.session.get_adapter("https://") is not adapter
+
+
+def test_warm_up_loads_the_bundle_before_the_first_request(
+    tmp_path: Path, registry_tls: RegistryServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from guard.oci.client import warm_up
+
+    assert registry_tls.ca_file is not None
+    bundle = tmp_path / "warm.pem"
+    bundle.write_bytes(registry_tls.ca_file.read_bytes())
+    assert warm_up(RegistryAccess(ca_file=bundle)) is verify_context(str(bundle))
+    # without --ca-file: the bundle variable requests honours, else nothing to load
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    assert warm_up(RegistryAccess()) is verify_context(str(bundle))
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE")
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    assert warm_up(RegistryAccess()) is None
