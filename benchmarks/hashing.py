@@ -22,6 +22,7 @@ vars). Prints figures only; never asserts on time.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import re
 import shutil
@@ -141,8 +142,9 @@ def main() -> None:
             total = write_files(root, count, size)
             warm(root)
             contenders: dict[str, Callable[[], object]] = {
-                "guard in process": lambda root=root: hash_model(root, Serialization()),
-                "guard sign (CLI, end to end)": lambda root=root: subprocess.run(
+                "guard in process": functools.partial(hash_model, root, Serialization()),
+                "guard sign (CLI, end to end)": functools.partial(
+                    subprocess.run,
                     [
                         *GUARD,
                         "sign",
@@ -159,8 +161,8 @@ def main() -> None:
                 ),
             }
             if have_ms:
-                contenders["model-signing (files sha256)"] = lambda root=root: (
-                    model_signing.hashing.Config().hash(root)
+                contenders["model-signing (files sha256)"] = functools.partial(
+                    model_signing.hashing.Config().hash, root
                 )
             ratios: dict[str, list[float]] = {name: [] for name in contenders}
             rates: dict[str, list[float]] = {name: [] for name in contenders}
