@@ -1,24 +1,32 @@
 # ruff: noqa: PLC0415 - imports after argument parsing keep --help fast
-"""Hashing throughput of guard against the machine's limit, measured in the same run.
+"""Hashing throughput of guard against the machine's true SHA-256 limit, measured in the same run.
 
-A model of several files (default 4 x 512 MiB; smaller with --files / --file-mb or the env vars
-GUARD_BENCH_FILES / GUARD_BENCH_FILE_MB) is written to a temporary directory and read once so it
-sits in the page cache. Then:
+The limit is `openssl speed -multi CORES -bytes 16384 sha256`: every core hashing 16 KiB blocks in
+memory, no I/O and no small reads (`openssl dgst` reads in small chunks and reaches only ~75% of it,
+so it is not a limit). Three model shapes are written to a temporary directory and read once so
+they sit in the page cache:
 
-- the SHA-256 limit: `openssl dgst -sha256` on one file (single core), times the number of cores;
-- guard `files` and `shards` serializations (sha256), and model-signing's default hashing
-  (files, sha256), each as a ratio to that limit (goal for guard files mode: >= 0.95);
-- blake3: guard against blake3's own limit (hashing an in-memory buffer with all its threads).
+- several large files (default 4 x 512 MiB),
+- one huge file (default 2 GiB),
+- many small files (default 2,000 x 64 KiB: tokenizer shards, a diffusers tree).
 
-Contenders run interleaved, --repeat rounds; each figure is a contender's best round.
-Prints figures only; never asserts on time.
+For each shape: guard in process (`hash_model`, files mode, sha256), guard end to end through the
+CLI (`guard sign --key --no-cache`, which hashes, builds and signs the manifest), and model-signing's default
+hashing (files, sha256) when it is installed. Each round measures the limit and every contender
+back to back (paired), so a neighbour's burst of CPU use hits them alike; a contender's figure is
+the median over rounds of its ratio to that round's limit, with the spread (min-max) beside it.
+Sizes: --large-files / --large-mb / --huge-mb / --small-files / --small-kb (or GUARD_BENCH_* env
+vars). Prints figures only; never asserts on time.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
+import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,15 +35,25 @@ from collections.abc import Callable
 from pathlib import Path
 
 MIB = 1 << 20
+GUARD = [sys.executable, "-c", "from guard.cli import main; main()"]
 
 
-def make_model(root: Path, files: int, file_mb: int) -> int:
-    block = os.urandom(MIB)
-    for i in range(files):
-        with open(root / f"model-{i:05d}-of-{files:05d}.safetensors", "wb") as f:
-            for j in range(file_mb):
+def _env(name: str, default: int) -> int:
+    return int(os.environ.get(f"GUARD_BENCH_{name}", str(default)))
+
+
+def write_files(root: Path, count: int, size: int) -> int:
+    root.mkdir(parents=True)
+    block = os.urandom(min(size, MIB))
+    for i in range(count):
+        with open(root / f"part-{i:05d}-of-{count:05d}.bin", "wb") as f:
+            left, j = size, 0
+            while left > 0:
                 # vary each block so no layer can deduplicate
-                f.write(j.to_bytes(8, "little") + block[8:])
+                chunk = (i.to_bytes(4, "little") + j.to_bytes(4, "little") + block[8:])[:left]
+                f.write(chunk)
+                left -= len(chunk)
+                j += 1
     (root / "config.json").write_text('{"architectures": ["BenchModel"]}\n')
     return sum(p.stat().st_size for p in root.iterdir())
 
@@ -48,87 +66,125 @@ def warm(root: Path) -> None:
                 pass
 
 
+def openssl_limit(cores: int, seconds: int) -> float:
+    """Bytes per second of `openssl speed -multi CORES` on 16 KiB blocks (all cores together)."""
+    out = subprocess.run(
+        ["openssl", "speed", "-multi", str(cores), "-seconds", str(seconds), "-bytes", "16384", "sha256"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    match = re.search(r"^sha256\s+([0-9.]+)k", out, re.MULTILINE)
+    if match is None:
+        sys.exit(f"openssl speed: expected a 'sha256 <rate>k' line, found:\n{out}")
+    return float(match.group(1)) * 1000  # openssl's k is 1000 bytes
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--files", type=int, default=int(os.environ.get("GUARD_BENCH_FILES", "4")))
-    parser.add_argument("--file-mb", type=int, default=int(os.environ.get("GUARD_BENCH_FILE_MB", "512")))
-    parser.add_argument("--repeat", type=int, default=int(os.environ.get("GUARD_BENCH_REPEAT", "3")))
-    parser.add_argument("--shard-mb", type=int, default=128)
+    parser.add_argument("--large-files", type=int, default=_env("LARGE_FILES", 4))
+    parser.add_argument("--large-mb", type=int, default=_env("LARGE_MB", 512))
+    parser.add_argument("--huge-mb", type=int, default=_env("HUGE_MB", 2048))
+    parser.add_argument("--small-files", type=int, default=_env("SMALL_FILES", 2000))
+    parser.add_argument("--small-kb", type=int, default=_env("SMALL_KB", 64))
+    parser.add_argument("--repeat", type=int, default=_env("REPEAT", 3))
+    parser.add_argument("--speed-seconds", type=int, default=1, help="seconds per openssl speed run")
     parser.add_argument(
-        "--dir", type=Path, default=None, help="where to write the model (default: a temp dir)"
+        "--dir", type=Path, default=None, help="where to write the models (default: a temp dir)"
     )
     args = parser.parse_args()
-
-    import blake3
+    if shutil.which("openssl") is None:
+        sys.exit("openssl not found: its `speed` is the limit of this benchmark")
 
     from guard.signing.hashing import hash_model
     from guard.signing.types import Serialization
 
+    try:
+        import model_signing
+
+        have_ms = True
+    except ImportError:
+        have_ms = False
+        print("model-signing not installed: skipping its rows")
+
     cores = os.cpu_count() or 1
     tmp = Path(tempfile.mkdtemp(prefix="guard-bench-", dir=args.dir))
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH")])
+        ),
+    }
     try:
-        total = make_model(tmp, args.files, args.file_mb)
-        warm(tmp)
-        gib = total / (1 << 30)
-        print(
-            f"model: {args.files} x {args.file_mb} MiB (+ config.json) = {gib:.2f} GiB in page cache; "
-            f"{cores} cores; best of {args.repeat}"
-        )
-
-        # Interleaved rounds: every contender runs once per round, and each keeps its best time, so
-        # a neighbour's burst of CPU use (the cores may be shared) hits all of them alike.
-        sample = next(tmp.glob("*.safetensors"))
-        if shutil.which("openssl") is None:
-            sys.exit("openssl not found: it is the baseline of this benchmark")
-        data = os.urandom(256 * MIB)
-        shards = Serialization(method="shards", shard_size=args.shard_mb * MIB)
-        contenders: dict[str, Callable[[], object]] = {
-            "openssl": lambda: subprocess.run(
-                ["openssl", "dgst", "-sha256", str(sample)], check=True, stdout=subprocess.DEVNULL
-            ),
-            "guard files sha256": lambda: hash_model(tmp, Serialization()),
-            "guard shards sha256": lambda: hash_model(tmp, shards),
-            "guard files blake3": lambda: hash_model(tmp, Serialization(hash_type="blake3")),
-            "blake3 limit": lambda: blake3.blake3(data, max_threads=blake3.blake3.AUTO),
+        keys = tmp / "keys"
+        sig = tmp / "bench.sig"
+        subprocess.run([*GUARD, "keygen", "--out", str(keys)], check=True, capture_output=True, env=env)
+        shapes = {
+            f"{args.large_files} x {args.large_mb} MiB": (args.large_files, args.large_mb * MIB),
+            f"1 x {args.huge_mb} MiB": (1, args.huge_mb * MIB),
+            f"{args.small_files} x {args.small_kb} KiB": (args.small_files, args.small_kb * 1024),
         }
-        try:
-            import model_signing
-
-            contenders["model-signing default (files sha256)"] = lambda: model_signing.hashing.Config().hash(
-                tmp
-            )
-        except ImportError:
-            print("model-signing not installed: skipping its row")
-        best = dict.fromkeys(contenders, float("inf"))
-        spread: dict[str, list[float]] = {name: [] for name in contenders}
-        for _ in range(args.repeat):
-            for name, fn in contenders.items():
-                t0 = time.perf_counter()
-                fn()
-                elapsed = time.perf_counter() - t0
-                best[name] = min(best[name], elapsed)
-                spread[name].append(elapsed)
-
-        single = sample.stat().st_size / best["openssl"]
-        limit = cores * single
-        b3_limit = len(data) / best["blake3 limit"]
         print(
-            f"openssl dgst -sha256, one core: {single / MIB:8.0f} MiB/s; "
-            f"limit {cores} x = {limit / MIB:.0f} MiB/s"
+            f"{cores} cores; limit: openssl speed -multi {cores} sha256 (16 KiB blocks), "
+            f"measured before every round; {args.repeat} paired rounds; median ratio [min-max]"
         )
-        rows: list[tuple[str, float, float]] = [
-            (name, total / best[name], b3_limit if "blake3" in name else limit)
-            for name in contenders
-            if name not in ("openssl", "blake3 limit")
-        ]
-        noise = max((max(v) / min(v)) for v in spread.values())
-        print(f"noise: the slowest run of a contender took up to {noise:.2f} x its fastest")
-        print(f"{'what':40} {'MiB/s':>8} {'ratio to limit':>15}")
-        for name, value, ref in rows:
-            print(f"{name:40} {value / MIB:8.0f} {value / ref:15.2f}")
-        print(f"(blake3's own limit, in-memory with all threads: {b3_limit / MIB:.0f} MiB/s)")
+        print(f"{'shape':22} {'contender':34} {'MiB/s':>7} {'ratio to limit':>22}")
+        for label, (count, size) in shapes.items():
+            root = tmp / re.sub(r"\W+", "_", label)
+            total = write_files(root, count, size)
+            warm(root)
+            contenders: dict[str, Callable[[], object]] = {
+                "guard in process": functools.partial(hash_model, root, Serialization()),
+                "guard sign (CLI, end to end)": functools.partial(
+                    subprocess.run,
+                    [
+                        *GUARD,
+                        "sign",
+                        str(root),
+                        "--key",
+                        str(keys / "signing-key.pem"),
+                        "--signature",
+                        str(sig),
+                        "--no-cache",  # the digest cache would skip hashing after the first round
+                    ],
+                    check=True,
+                    capture_output=True,
+                    env=env,
+                ),
+            }
+            if have_ms:
+                contenders["model-signing (files sha256)"] = functools.partial(
+                    model_signing.hashing.Config().hash, root
+                )
+            ratios: dict[str, list[float]] = {name: [] for name in contenders}
+            rates: dict[str, list[float]] = {name: [] for name in contenders}
+            limits: list[float] = []
+            for _ in range(args.repeat):
+                limit = openssl_limit(cores, args.speed_seconds)
+                limits.append(limit)
+                for name, fn in contenders.items():
+                    rate = total / _timed(fn)
+                    rates[name].append(rate)
+                    ratios[name].append(rate / limit)
+            print(
+                f"{label:22} {'limit (openssl speed)':34} {statistics.median(limits) / MIB:7.0f} "
+                f"{'':>8}[{min(limits) / MIB:.0f}-{max(limits) / MIB:.0f} MiB/s]"
+            )
+            for name in contenders:
+                r = ratios[name]
+                print(
+                    f"{'':22} {name:34} {statistics.median(rates[name]) / MIB:7.0f} "
+                    f"{statistics.median(r):8.2f} [{min(r):.2f}-{max(r):.2f}]"
+                )
+            shutil.rmtree(root, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

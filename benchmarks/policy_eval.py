@@ -10,6 +10,8 @@ input, load it into regorus, one query, build the Decision), then, in the same r
   and the library's *floor*: a library with the same packages and the same number of ``deny`` /
   ``warn`` bodies, each failing on its first expression (what the interpreter costs before any
   policy does work), evaluated rule by rule as the engine does and as one aggregated query;
+- real OPA (OPA's Go library in process, opa-golib-python-bindings) on the same library and inputs,
+  when installed: the side-by-side figure;
 - for information, regorus's compiled path (RVM: ``Program.compile_from_modules`` + ``Rvm``),
   which guard does NOT use: it disagrees with the interpreter on some samples (counted here) and
   stops after 25,000 instructions, a limit the Python bindings cannot raise.
@@ -161,6 +163,7 @@ def main() -> None:
     floor_vm.set_input_json(texts[id(inputs[0])])
     floor_rvm_us = _time(lambda _: floor_vm.execute(), inputs, args.rounds)
     bad, total = _rvm_disagreements(full, vm)
+    opa_us = _opa_in_process(library, inputs, args.rounds)
 
     print(f"policy library: {len(library.policies)} policies; {len(inputs)} typical inputs "
           f"(~{size / 1024:.1f} KiB JSON each); {args.rounds} rounds")
@@ -174,6 +177,7 @@ def main() -> None:
         ("  same, as one query", floor_agg_us),
         ("RVM: load + execute", rvm_us),
         ("RVM: library floor", floor_rvm_us),
+        *((("real OPA in process, library", opa_us),) if opa_us else ()),
     )
     for label, values in rows:
         print(f"  {label:27} p50 {_pct(values, 50):8.1f} us   p99 {_pct(values, 99):8.1f} us"
@@ -184,6 +188,27 @@ def main() -> None:
     verdict = "meets" if _pct(full_us, 50) <= goal else "misses"
     print(f"  goal p50 <= {goal:.0f} us: {verdict}")
     print(f"  RVM (not used by guard) disagrees with the interpreter on {bad} of {total} samples")
+    if opa_us:
+        print(f"  real OPA / guard (p50): {_pct(opa_us, 50) / _pct(full_us, 50):.2f}x   "
+              f"(p99): {_pct(opa_us, 99) / _pct(full_us, 99):.2f}x   (OPA: evaluation of data.guard only, "
+              "no Decision built)")
+    else:
+        print("  real OPA in process: opa-golib-python-bindings not available, row skipped")
+
+
+def _opa_in_process(library: PolicyLibrary, inputs: Sequence[Input], rounds: int) -> list[float]:
+    """Real OPA (its Go library in process, guard.testing.opa) evaluating the same library on the
+    same inputs: the document query guard's OPA engine sends. Empty when the bindings are absent."""
+    from guard.testing.opa import OpaUnavailableError, evaluate_raw, new_opa  # noqa: PLC0415
+
+    try:
+        opa = new_opa(library.modules())
+    except (ImportError, OpaUnavailableError):
+        return []
+    try:
+        return _time(lambda d: evaluate_raw(opa, d), inputs, rounds)
+    finally:
+        opa.close()
 
 
 if __name__ == "__main__":

@@ -249,6 +249,9 @@ class OciReferenceVerifier:
             trusted_hosts=rule_hosts(config),
             allowed_networks=registry.allowed_networks,
         )
+        from guard.oci.client import warm_up  # noqa: PLC0415
+
+        warm_up(self._access)  # the CA bundle is parsed now, not in the first admission's time
         self._local = threading.local()
         self._answers: dict[str, float] = {}  # registry host -> when it last answered
 

@@ -48,7 +48,7 @@ from guard.errors import (
 from guard.oci.answers import MAX_RESPONSE_BYTES, MAX_TOKEN_BYTES, oci_error, parse_challenge, read_capped
 from guard.oci.reference import DOCKER_HUB_ENDPOINT
 from guard.oci.targets import TargetPolicy
-from guard.oci.transport import GuardAdapter, Operation, hand_over
+from guard.oci.transport import GuardAdapter, Operation, hand_over, verify_context
 from guard.oci.types import Opener, ProgressCallback
 
 log = logging.getLogger(__name__)
@@ -137,6 +137,16 @@ def _environment_ca_bundle() -> str | bool:
     return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
 
 
+def warm_up(access: RegistryAccess) -> ssl.SSLContext | None:
+    """Load the CA bundle ``access`` verifies with (``ca_file``, else the bundle variables) now,
+    at start-up, so the first registry request of the process does not pay for parsing it.
+    None when there is no bundle file (requests' own default context)."""
+    verify = str(access.ca_file) if access.ca_file else _environment_ca_bundle()
+    if isinstance(verify, str) and os.path.isfile(verify):
+        return verify_context(verify)
+    return None
+
+
 class ProxySession(requests.Session):
     """A requests Session that reads the environment once, not on every request.
 
@@ -194,6 +204,27 @@ def _netloc(url: str) -> tuple[str, int]:
         return "", -1
 
 
+_ADAPTERS: dict[tuple[str, RegistryAccess, bool], GuardAdapter] = {}
+_ADAPTERS_LOCK = threading.Lock()
+_MAX_ADAPTERS = 256  # distinct (registry host, access settings) pairs kept; the oldest is dropped
+
+
+def _shared_adapter(host: str, access: RegistryAccess, loopback: bool) -> GuardAdapter:
+    """The connection pools of one registry host, shared by every client of it with the same
+    access settings (so the same target policy): a repository not seen before reuses the host's
+    keep-alive connections instead of a new TCP connection and TLS handshake. Every connection
+    was opened to an address that policy allowed; credentials are per request, never per
+    connection, and each request still runs under its own client's operation and deadline."""
+    key = (host, access, loopback)
+    with _ADAPTERS_LOCK:
+        adapter = _ADAPTERS.get(key)
+        if adapter is None:
+            if len(_ADAPTERS) >= _MAX_ADAPTERS:
+                del _ADAPTERS[next(iter(_ADAPTERS))]
+            adapter = _ADAPTERS[key] = GuardAdapter()
+        return adapter
+
+
 class RegistryClient:
     """The HTTP layer for one registry host: scheme choice, auth challenges, error mapping.
     Thread-safe: the auth state is guarded by a lock; requests' Session is shared.
@@ -233,8 +264,9 @@ class RegistryClient:
         # jsonschema's format checkers, seconds of start-up for nothing we use). Only its
         # credential lookup is used; the token exchange is ours (bounded, realm checked).
         self.session = ProxySession()
+        self._adapter = _shared_adapter(host, access, loopback)
         for prefix in ("https://", "http://"):
-            self.session.mount(prefix, GuardAdapter())
+            self.session.mount(prefix, self._adapter)
         self.session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
         self._auth = oras.auth.get_auth_backend("token", self.session, False, tls_verify=self._verify)
         self._lock = threading.Lock()
@@ -277,6 +309,8 @@ class RegistryClient:
 
     def _scheme_for(self, operation: Operation) -> str:
         with self._lock:
+            if self._scheme is None and self._adapter.https_answered:
+                self._scheme = "https"  # another client of this host and access probed it
             if self._scheme is not None:
                 return self._scheme
         scheme = "https"
@@ -311,6 +345,8 @@ class RegistryClient:
                 log.info("registry %s is loopback and speaks plain HTTP", self.host)
         with self._lock:
             self._scheme = scheme
+        if scheme == "https":
+            self._adapter.https_answered = True
         return scheme
 
     def url(self, path: str) -> str:

@@ -21,7 +21,9 @@ import contextvars
 import heapq
 import itertools
 import logging
+import os
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -35,6 +37,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.poolmanager import PoolManager
+from urllib3.util.ssl_ import create_urllib3_context
 
 from guard.errors import DeadlineExceeded, RegistryError
 from guard.oci.targets import TargetPolicy
@@ -320,8 +323,68 @@ def hand_over(response: requests.Response, operation: Operation) -> None:
         response.guard_owner = True
 
 
+# --- TLS: one context per CA bundle ------------------------------------------------------------
+
+_CONTEXTS: dict[str, tuple[tuple[int, int], ssl.SSLContext]] = {}
+_CONTEXTS_LOCK = threading.Lock()
+
+
+def verify_context(ca_file: str) -> ssl.SSLContext:
+    """The TLS context that verifies against the CA bundle file ``ca_file``, its certificates
+    parsed once per process (a system bundle takes ~20 ms to load; urllib3 loads it again for
+    every new connection when it is given the path). A file replaced on disk (another size or
+    modification time: a rotated Secret) is loaded again. The context is urllib3's own default
+    (``create_urllib3_context``, certificates and host names verified), shared by all threads."""
+    path = os.path.abspath(ca_file)
+    stat = os.stat(path)
+    version = (stat.st_size, stat.st_mtime_ns)
+    with _CONTEXTS_LOCK:
+        found = _CONTEXTS.get(path)
+    if found is not None and found[0] == version:
+        return found[1]
+    context = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)
+    context.load_verify_locations(cafile=path)
+    with _CONTEXTS_LOCK:
+        _CONTEXTS[path] = (version, context)
+    return context
+
+
+def _shared_context_for(verify: object) -> ssl.SSLContext | None:
+    """The shared context for requests' ``verify`` when it names a CA bundle file, else None
+    (True: requests' own preloaded default context; False: no verification; a directory)."""
+    if isinstance(verify, str) and os.path.isfile(verify):
+        return verify_context(verify)
+    return None
+
+
 class GuardAdapter(HTTPAdapter):
-    """requests' adapter with guard's connection classes (direct and through a proxy)."""
+    """requests' adapter with guard's connection classes (direct and through a proxy).
+
+    A CA bundle given as a path (``--ca-file``, ``REQUESTS_CA_BUNDLE``) becomes one shared
+    ``ssl.SSLContext`` per file (``verify_context``), so a new connection pool (a new registry
+    client, a repository not seen before) does not parse the bundle again.
+
+    ``https_answered``: a registry client sharing this adapter found the host speaking verified
+    TLS, so the others skip their scheme probe (plain HTTP is never shared: each client that
+    may fall back to it probes for itself)."""
+
+    https_answered = False
+
+    def build_connection_pool_key_attributes(
+        self, request: requests.PreparedRequest, verify: bool | str, cert: str | tuple[str, str] | None = None
+    ) -> Any:
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
+        context = _shared_context_for(verify) if host_params["scheme"] == "https" else None
+        if context is not None and pool_kwargs.get("ca_certs") == verify:
+            del pool_kwargs["ca_certs"]
+            pool_kwargs["ssl_context"] = context
+        return host_params, pool_kwargs
+
+    def cert_verify(self, conn: Any, url: str, verify: bool | str, cert: Any) -> None:
+        super().cert_verify(conn, url, verify, cert)  # type: ignore[no-untyped-call]
+        # requests sets the path on the pool too; the pool's context already holds those CAs
+        if getattr(conn, "conn_kw", {}).get("ssl_context") is not None and conn.ca_certs == verify:
+            conn.ca_certs = None
 
     def build_response(self, req: requests.PreparedRequest, resp: Any) -> requests.Response:
         response = super().build_response(req, resp)
