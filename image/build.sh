@@ -39,6 +39,10 @@ make_base() {
         local root mirror start
         root=$(mktemp -d "${TMPDIR:-/tmp}/guard-base.XXXXXX")
         mirror=$(debian_mirror)
+        if ! python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + "/dists/bookworm/Release", timeout=20)' "$mirror" 2>/dev/null; then
+            echo "image: infrastructure: the Debian mirror $mirror (from /etc/apt) is unreachable; the base image cannot be made (not a defect of guard)" >&2
+            exit 3
+        fi
         start=$(date +%s)
         echo "image: debootstrap --variant=minbase bookworm from $mirror" >&2
         debootstrap --variant=minbase bookworm "$root" "$mirror" >"$IMAGE_CACHE/debootstrap.log" 2>&1 \

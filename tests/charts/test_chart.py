@@ -191,7 +191,9 @@ EVERYTHING_ON: dict[str, Any] = {
 
 
 @pytest.mark.parametrize(
-    "values", [{}, *TLS_MODES.values(), EVERYTHING_ON], ids=["default", *TLS_MODES, "all-on"]
+    "values",
+    [{}, {"mode": "deny"}, {"webhook": {"clusterWide": True}}, *TLS_MODES.values(), EVERYTHING_ON],
+    ids=["default", "deny", "cluster-wide", *TLS_MODES, "all-on"],
 )
 def test_lint_is_clean(values: dict[str, Any]) -> None:
     report = helm.lint(CHART_DIR, values, strict=True, namespace=NAMESPACE, kube_version="v1.30.0")
@@ -327,11 +329,60 @@ def test_namespace_selector_excludes_system_release_and_exempt_namespaces(chart:
         namespace="security",
     )
     excluded = _excluded_namespaces(rendered.webhook)
-    assert excluded == ["kube-system", "security", "monitoring", "ci"]
+    assert excluded == ["kube-system", "kube-public", "kube-node-lease", "security", "monitoring", "ci"]
     # the user's own expressions are kept beside it
     assert {"key": "team", "operator": "Exists"} in rendered.webhook["namespaceSelector"]["matchExpressions"]
     # guard's config exempts exactly the namespaces the API server does not send
     assert list(parsed_config(rendered).admission.exempt_namespaces) == excluded
+
+
+SYSTEM_NAMESPACES = ["kube-system", "kube-public", "kube-node-lease"]
+
+
+def test_default_values_require_the_opt_in_label_and_exclude_system_namespaces(default: Rendered) -> None:
+    selector = default.webhook["namespaceSelector"]
+    assert selector["matchLabels"] == {"guard.cnai.dev/enforce": "true"}
+    assert _excluded_namespaces(default.webhook) == [*SYSTEM_NAMESPACES, NAMESPACE]
+    assert list(parsed_config(default).admission.exempt_namespaces) == [*SYSTEM_NAMESPACES, NAMESPACE]
+    assert "guard.cnai.dev/enforce=true are checked" in default.notes
+
+
+def test_cluster_wide_drops_the_label_but_never_the_system_namespaces(chart: Any) -> None:
+    webhook = {"clusterWide": True, "namespaceSelector": {"matchLabels": {"tier": "ml"}}}
+    rendered = render(chart, {"webhook": webhook})
+    selector = rendered.webhook["namespaceSelector"]
+    assert selector["matchLabels"] == {"tier": "ml"}
+    assert _excluded_namespaces(rendered.webhook) == [*SYSTEM_NAMESPACES, NAMESPACE]
+    assert "Every namespace is checked" in rendered.notes
+
+
+def test_custom_opt_in_label(chart: Any) -> None:
+    rendered = render(chart, {"webhook": {"optInLabel": {"key": "example.com/guarded", "value": "yes"}}})
+    assert rendered.webhook["namespaceSelector"]["matchLabels"] == {"example.com/guarded": "yes"}
+
+
+def test_default_mode_is_warn_and_turns_every_deny_into_a_warning(chart: Any, default: Rendered) -> None:
+    config = parsed_config(default)
+    assert config.unmatched_artifacts == "warn"
+    assert config.policy.default_enforcement == "warn"
+    assert "MODE WARN" in default.notes
+    enforcement = {"supply_chain": "deny", "gpu": "dryrun"}
+    rendered = render(
+        chart, {"config": {"unmatched_artifacts": "allow", "policy": {"enforcement": enforcement}}}
+    )
+    config = parsed_config(rendered)
+    assert config.unmatched_artifacts == "allow"  # never made stricter
+    assert dict(config.policy.enforcement) == {"supply_chain": "warn", "gpu": "dryrun"}
+
+
+def test_deny_mode_keeps_the_config_as_given(chart: Any) -> None:
+    config_values = {"policy": {"enforcement": {"supply_chain": "deny"}}}
+    rendered = render(chart, {"mode": "deny", "config": config_values})
+    config = parsed_config(rendered)
+    assert config.unmatched_artifacts == "deny"
+    assert config.policy.default_enforcement == "deny"
+    assert dict(config.policy.enforcement) == {"supply_chain": "deny"}
+    assert "MODE WARN" not in rendered.notes
 
 
 # kinds of the table that are cluster-scoped (their webhook rule must say so)
@@ -371,7 +422,8 @@ def test_webhook_rules_match_the_kinds_table(default: Rendered) -> None:
 def test_config_follows_the_webhook(default: Rendered) -> None:
     config = parsed_config(default)
     assert config.admission.timeout_seconds == default.webhook["timeoutSeconds"]
-    assert config.unmatched_artifacts == "deny"
+    # the default mode is warn (test_default_mode_is_warn...): deny mode keeps the fail-closed default
+    assert config.unmatched_artifacts == "warn"
 
 
 # --- the Deployment ---------------------------------------------------------------------------
@@ -665,6 +717,7 @@ def test_the_rendered_pod_serves_the_api_server(chart: Any, tmp_path: Path) -> N
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     values = {
+        "mode": "deny",
         "webhook": {"exemptNamespaces": ["monitoring"]},
         "trustFiles": {"release.pub": public_key.decode()},
         "config": {
@@ -742,6 +795,7 @@ def test_the_rendered_pod_serves_the_api_server(chart: Any, tmp_path: Path) -> N
 
 def test_user_config_renders_and_parses(chart: Any) -> None:
     values: dict[str, Any] = {
+        "mode": "deny",
         "trustFiles": {"release.pub": "-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----\n"},
         "registry": {"credentialsSecret": "regcred", "caBundle": "-----BEGIN CERTIFICATE-----\n"},
         "config": {

@@ -15,6 +15,7 @@ import ssl
 import subprocess
 import time
 from collections.abc import Iterator
+from email.parser import HeaderParser
 from pathlib import Path
 from typing import Any
 
@@ -59,11 +60,26 @@ class Image:
 
     def command(self, *args: str, files: Path | None = None) -> list[str]:
         return [
-            "unshare", "--mount", "--fork", "--", "sh", "-c", RUNNER, "runner",
-            str(self.root), str(files or ""), "/usr/bin/env", "-i", *self.env, *self.entrypoint, *args,
+            "unshare",
+            "--mount",
+            "--fork",
+            "--",
+            "sh",
+            "-c",
+            RUNNER,
+            "runner",
+            str(self.root),
+            str(files or ""),
+            "/usr/bin/env",
+            "-i",
+            *self.env,
+            *self.entrypoint,
+            *args,
         ]
 
-    def run(self, *args: str, files: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, files: Path | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             self.command(*args, files=files), capture_output=True, text=True, timeout=timeout, check=False
         )
@@ -107,6 +123,24 @@ def test_no_compilers_or_pip_in_final_image(image: Image) -> None:
     assert not list((image.root / "opt/guard/lib").glob("python3*/site-packages/pip"))
 
 
+def test_installed_distributions_are_exactly_the_pinned_ones(image: Image) -> None:
+    from packaging.utils import canonicalize_name
+
+    site = next((image.root / "opt/guard/lib").glob("python3.11/site-packages"))
+    installed: dict[str, str] = {}
+    for dist in site.glob("*.dist-info"):
+        fields = HeaderParser().parsestr((dist / "METADATA").read_text(encoding="utf-8"))
+        installed[canonicalize_name(fields["Name"])] = fields["Version"]
+    pinned: dict[str, str] = {}
+    for raw in (Path(__file__).resolve().parents[2] / "image/constraints.txt").read_text().splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            pinned[canonicalize_name(name)] = version
+    assert installed.pop("cnai-guard") == "0.1.0"
+    assert installed == pinned
+
+
 def test_size_and_file_count(image: Image) -> None:
     size = 0
     files = 0
@@ -124,10 +158,31 @@ def test_version_as_nonroot_on_read_only_root(image: Image) -> None:
     assert "0.1.0" in result.stdout
     # the root filesystem really is read-only to the process, /tmp is writable
     probe = subprocess.run(
-        image.command()[:10] + ["/bin/sh", "-c", "touch /opt/x 2>/dev/null && echo rw || echo ro; id -u; touch /tmp/x && echo tmp-ok"],
-        capture_output=True, text=True, check=False, timeout=60,
+        [
+            *image.command()[:10],
+            "/bin/sh",
+            "-c",
+            "touch /opt/x 2>/dev/null && echo rw || echo ro; id -u; touch /tmp/x && echo tmp-ok",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
     )
     assert probe.stdout.split() == ["ro", "65532", "tmp-ok"], probe
+
+
+def test_scanner_cluster_client_imports(image: Image) -> None:
+    # guard scan --in-cluster's client, with kubernetes/aio removed from the image
+    script = "import kubernetes.client, kubernetes.config; import guard.scan.sources.live; print('ok')"
+    result = subprocess.run(
+        [*image.command()[:10], "/usr/bin/env", "-i", *image.env, "python", "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.stdout.strip() == "ok", result.stderr
 
 
 def test_policy_library_tests_pass_inside(image: Image) -> None:
@@ -166,10 +221,21 @@ def test_serve_answers_readyz_and_reviews_over_tls(
     port = _free_port()
     process = subprocess.Popen(
         image.command(
-            "serve", "--config", "/tmp/config.yaml", "--tls-cert", "/tmp/tls.crt", "--tls-key", "/tmp/tls.key",
-            "--host", "127.0.0.1", "--port", str(port), files=files,
+            "serve",
+            "--config",
+            "/tmp/config.yaml",
+            "--tls-cert",
+            "/tmp/tls.crt",
+            "--tls-key",
+            "/tmp/tls.key",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            files=files,
         ),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     try:
         with httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=context, timeout=30) as client:
@@ -186,7 +252,9 @@ def test_serve_answers_readyz_and_reviews_over_tls(
             signed = client.post("/validate", json=admission_review(pod(models.signed))).json()["response"]
             assert signed["allowed"] is True, signed
             assert json.loads(signed["auditAnnotations"]["verified"])[0]["digest"] == models.signed_digest
-            unsigned = client.post("/validate", json=admission_review(pod(models.unsigned))).json()["response"]
+            unsigned = client.post("/validate", json=admission_review(pod(models.unsigned))).json()[
+                "response"
+            ]
             assert unsigned["allowed"] is False, unsigned
     finally:
         process.terminate()
