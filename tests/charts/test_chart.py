@@ -178,6 +178,8 @@ TLS_MODES: dict[str, dict[str, Any]] = {
     "secret": {"tls": {"mode": "secret", "secret": {"name": "my-tls", "caBundle": "Q0EK"}}},
 }
 
+PINNING_ON: dict[str, Any] = {"mode": "deny", "pinning": {"enabled": True}}
+
 EVERYTHING_ON: dict[str, Any] = {
     "opa": {"enabled": True},
     "metrics": {"serviceMonitor": {"enabled": True}},
@@ -192,8 +194,9 @@ EVERYTHING_ON: dict[str, Any] = {
 
 @pytest.mark.parametrize(
     "values",
-    [{}, {"mode": "deny"}, {"webhook": {"clusterWide": True}}, *TLS_MODES.values(), EVERYTHING_ON],
-    ids=["default", "deny", "cluster-wide", *TLS_MODES, "all-on"],
+    [{}, {"mode": "deny"}, {"webhook": {"clusterWide": True}}, PINNING_ON, *TLS_MODES.values(),
+     EVERYTHING_ON],
+    ids=["default", "deny", "cluster-wide", "pinning", *TLS_MODES, "all-on"],
 )
 def test_lint_is_clean(values: dict[str, Any]) -> None:
     report = helm.lint(CHART_DIR, values, strict=True, namespace=NAMESPACE, kube_version="v1.30.0")
@@ -960,7 +963,9 @@ def _kube_versions() -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "values", [{}, TLS_MODES["cert-manager"], EVERYTHING_ON], ids=["default", "cert-manager", "all-on"]
+    "values",
+    [{}, TLS_MODES["cert-manager"], EVERYTHING_ON, PINNING_ON],
+    ids=["default", "cert-manager", "all-on", "pinning"],
 )
 def test_manifests_match_the_kubernetes_api(chart: Any, values: dict[str, Any]) -> None:
     # Strict: an unknown or misplaced field is an error (the API server would drop or refuse it).
@@ -980,6 +985,29 @@ def test_manifests_match_the_kubernetes_api(chart: Any, values: dict[str, Any]) 
             checked.add(obj["kind"])
     core = {"ConfigMap", "Deployment", "Service", "ServiceAccount", "PodDisruptionBudget"}
     assert core | {"ValidatingWebhookConfiguration"} <= checked
+    if values.get("pinning"):
+        assert "MutatingWebhookConfiguration" in checked
+
+
+def test_pinning_webhook_mirrors_the_validating_one(chart: Any) -> None:
+    rendered = render(chart, PINNING_ON)
+    (hook,) = rendered.one("MutatingWebhookConfiguration")["webhooks"]
+    assert hook["reinvocationPolicy"] == "IfNeeded"
+    assert hook["sideEffects"] == "None"
+    assert hook["failurePolicy"] == "Fail"
+    assert hook["clientConfig"]["service"]["path"] == "/mutate"
+    validating = rendered.webhook
+    for key in ("namespaceSelector", "rules", "timeoutSeconds"):
+        assert hook[key] == validating[key], key
+    assert hook["clientConfig"]["caBundle"] == validating["clientConfig"]["caBundle"]
+    assert hook["namespaceSelector"]["matchLabels"] == {"guard.cnai.dev/enforce": "true"}
+
+
+def test_pinning_is_never_installed_in_warn_mode(chart: Any, default: Rendered) -> None:
+    assert default.all("MutatingWebhookConfiguration") == []
+    rendered = render(chart, {"pinning": {"enabled": True}})
+    assert rendered.all("MutatingWebhookConfiguration") == []
+    assert "digest-pinning webhook is installed with mode=deny only" in rendered.notes
 
 
 def test_extra_kinds_without_a_webhook_rule_are_warned(chart: Any) -> None:
