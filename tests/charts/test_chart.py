@@ -179,6 +179,8 @@ TLS_MODES: dict[str, dict[str, Any]] = {
 }
 
 PINNING_ON: dict[str, Any] = {"mode": "deny", "pinning": {"enabled": True}}
+SCANNER_ON: dict[str, Any] = {"scanner": {"enabled": True}}
+SCANNER_SHARDED: dict[str, Any] = {"scanner": {"enabled": True, "shards": 4, "writeReports": "openreports"}}
 
 EVERYTHING_ON: dict[str, Any] = {
     "opa": {"enabled": True},
@@ -194,9 +196,9 @@ EVERYTHING_ON: dict[str, Any] = {
 
 @pytest.mark.parametrize(
     "values",
-    [{}, {"mode": "deny"}, {"webhook": {"clusterWide": True}}, PINNING_ON, *TLS_MODES.values(),
-     EVERYTHING_ON],
-    ids=["default", "deny", "cluster-wide", "pinning", *TLS_MODES, "all-on"],
+    [{}, {"mode": "deny"}, {"webhook": {"clusterWide": True}}, PINNING_ON, SCANNER_ON, SCANNER_SHARDED,
+     *TLS_MODES.values(), EVERYTHING_ON],
+    ids=["default", "deny", "cluster-wide", "pinning", "scanner", "scanner-sharded", *TLS_MODES, "all-on"],
 )
 def test_lint_is_clean(values: dict[str, Any]) -> None:
     report = helm.lint(CHART_DIR, values, strict=True, namespace=NAMESPACE, kube_version="v1.30.0")
@@ -964,8 +966,8 @@ def _kube_versions() -> list[str]:
 
 @pytest.mark.parametrize(
     "values",
-    [{}, TLS_MODES["cert-manager"], EVERYTHING_ON, PINNING_ON],
-    ids=["default", "cert-manager", "all-on", "pinning"],
+    [{}, TLS_MODES["cert-manager"], EVERYTHING_ON, PINNING_ON, SCANNER_ON, SCANNER_SHARDED],
+    ids=["default", "cert-manager", "all-on", "pinning", "scanner", "scanner-sharded"],
 )
 def test_manifests_match_the_kubernetes_api(chart: Any, values: dict[str, Any]) -> None:
     # Strict: an unknown or misplaced field is an error (the API server would drop or refuse it).
@@ -987,6 +989,100 @@ def test_manifests_match_the_kubernetes_api(chart: Any, values: dict[str, Any]) 
     assert core | {"ValidatingWebhookConfiguration"} <= checked
     if values.get("pinning"):
         assert "MutatingWebhookConfiguration" in checked
+    if values.get("scanner"):
+        assert {"CronJob", "ClusterRole", "ClusterRoleBinding", "PersistentVolumeClaim"} <= checked
+
+
+def _scanner_rules(rendered: Rendered) -> list[dict[str, Any]]:
+    rules: list[dict[str, Any]] = rendered.one("ClusterRole")["rules"]
+    return rules
+
+
+def test_scanner_rbac_is_read_only_over_the_kinds_table(chart: Any, default: Rendered) -> None:
+    assert default.all("CronJob") == [] and default.all("ClusterRole") == []
+    rendered = render(chart, SCANNER_ON)
+    rules = _scanner_rules(rendered)
+    assert {verb for rule in rules for verb in rule["verbs"]} == {"get", "list"}
+    granted = {(g, r) for rule in rules for g in rule["apiGroups"] for r in rule["resources"]}
+    wanted = {
+        (group, resource)
+        for rule in chart.values["webhook"]["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        if "/" not in resource
+    }
+    assert granted == wanted | {("", "namespaces"), ("", "nodes")}
+    assert ("", "pods") in granted
+    assert not {r for _, r in granted} & {"secrets", "configmaps", "*"}
+    binding = rendered.one("ClusterRoleBinding")
+    (subject,) = binding["subjects"]
+    cron = rendered.one("CronJob")
+    pod_spec = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert subject["name"] == pod_spec["serviceAccountName"] != rendered.pod.get("serviceAccountName")
+    (container,) = pod_spec["containers"]
+    _assert_restricted(container, pod_spec)
+    script = container["args"][0]
+    assert "guard scan --in-cluster --config /etc/guard/config/config.yaml" in script
+    assert "--shard" not in script
+    # results on a PVC, never in a ConfigMap
+    claim = {v["name"]: v for v in pod_spec["volumes"]}["results"]["persistentVolumeClaim"]["claimName"]
+    assert rendered.one("PersistentVolumeClaim", claim)["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert "configmaps" not in json.dumps(rules)
+
+
+def test_scanner_sharded_is_an_indexed_job_merged_by_index_zero(chart: Any) -> None:
+    rendered = render(chart, SCANNER_SHARDED)
+    job = rendered.one("CronJob")["spec"]["jobTemplate"]["spec"]
+    assert job["completionMode"] == "Indexed"
+    assert job["completions"] == job["parallelism"] == 4
+    script = job["template"]["spec"]["containers"][0]["args"][0]
+    assert '--shard "$JOB_COMPLETION_INDEX/4"' in script
+    assert "--write-reports openreports" in script
+    assert 'guard scan merge "$run"/shard-*.json' in script
+    (pvc,) = rendered.all("PersistentVolumeClaim")
+    assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
+    reports = [r for r in _scanner_rules(rendered) if r["apiGroups"] == ["openreports.io"]]
+    verbs = ["get", "create", "patch"]
+    assert reports == [{"apiGroups": ["openreports.io"], "resources": ["reports"], "verbs": verbs}]
+
+
+def test_scanner_script_runs_under_sh(chart: Any, tmp_path: Path) -> None:
+    """The rendered shell script, run by a real sh with a stand-in guard: shards write their
+    result, index 0 waits for all and merges, findings (exit 1) do not fail the Job."""
+    rendered = render(chart, {"scanner": {"enabled": True, "shards": 3}})
+    job = rendered.one("CronJob")["spec"]["jobTemplate"]["spec"]
+    script = job["template"]["spec"]["containers"][0]["args"][0]
+    results = tmp_path / "results"
+    results.mkdir()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "guard"
+    fake.write_text(
+        "#!/bin/sh\n"
+        'out=""; prev=""; for a in "$@"; do [ "$prev" = -o ] && out=$a; prev=$a; done\n'
+        'if [ "$2" = merge ]; then echo merged > "$out"; exit 1; fi\n'
+        'echo "$*" > "$out"; exit 1\n'
+    )
+    fake.chmod(0o755)
+    script = script.replace("/results", str(results))
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "JOB_NAME": "scan-1"}
+    for index in (2, 1):
+        shard_env = {**env, "JOB_COMPLETION_INDEX": str(index)}
+        done = subprocess.run(["sh", "-c", script], env=shard_env, check=False)
+        assert done.returncode == 0
+    done = subprocess.run(["sh", "-c", script], env={**env, "JOB_COMPLETION_INDEX": "0"}, check=False)
+    assert done.returncode == 0
+    written = (results / "scan-1" / "shard-1.json").read_text().split()[-3:]
+    assert written == ["1/3", "-o", f"{results}/scan-1/shard-1.json"]
+    assert (results / "latest.json").read_text() == "merged\n"
+
+
+def test_scanner_refuses_opa_sidecar_and_unknown_report_flavor(chart: Any) -> None:
+    with pytest.raises(helm.HelmRenderError) as err:
+        render(chart, {"scanner": {"enabled": True}, "opa": {"enabled": True}})
+    assert "no OPA sidecar" in str(err.value)
+    with pytest.raises(helm.HelmValuesError):
+        render(chart, {"scanner": {"enabled": True, "writeReports": "configmap"}})
 
 
 def test_pinning_webhook_mirrors_the_validating_one(chart: Any) -> None:
