@@ -22,6 +22,7 @@ from rich.markup import escape
 from guard import __version__
 from guard.commands import attest, demo, oci, policy, serve, signing
 from guard.commands import energy as energy_commands
+from guard.commands import pin as pin_commands
 from guard.commands import report as report_commands
 from guard.commands import scan as scan_commands
 from guard.errors import EXIT_FAILED, EXIT_INFRA, EXIT_USAGE, GuardError
@@ -46,6 +47,7 @@ for _module in (signing, oci, attest, policy, serve, demo):
 energy_commands.register(app)
 scan_commands.register(app)
 report_commands.register(app)
+pin_commands.register(app)
 
 
 def _version(value: bool) -> None:
