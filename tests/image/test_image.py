@@ -116,7 +116,7 @@ def test_image_metadata(image: Image) -> None:
 def test_no_compilers_or_pip_in_final_image(image: Image) -> None:
     present = [
         name
-        for name in ("gcc", "cc", "g++", "make", "pip", "pip3", "apt-get-nonexistent")
+        for name in ("gcc", "cc", "g++", "make", "pip", "pip3")
         if any((image.root / d / name).exists() for d in ("usr/bin", "usr/local/bin", "opt/guard/bin"))
     ]
     assert present == []
@@ -149,7 +149,8 @@ def test_size_and_file_count(image: Image) -> None:
             files += 1
             size += path.stat().st_size
     print(f"\nimage {IMAGE}: {size / 1e6:.1f} MB in {files} files")
-    assert files > 0
+    # measured 340 MB (goal 250 MB, docs/guides/deploy.md): a bound against regressions
+    assert size < 400e6, f"the image grew to {size / 1e6:.1f} MB (expected under 400 MB)"
 
 
 def test_version_as_nonroot_on_read_only_root(image: Image) -> None:
