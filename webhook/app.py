@@ -141,7 +141,8 @@ def create_app(
             log.warning("refused a malformed AdmissionReview: %s", err)
             return _error(400, str(err))
         outcome = await engine.review(review.request, large=large)
-        return Response(build_response(outcome).to_json(), media_type=_JSON)
+        warn_only = engine.settings.mode == "warn"
+        return Response(build_response(outcome, warn_only=warn_only).to_json(), media_type=_JSON)
 
     async def healthz(_request: Request) -> Response:
         return Response("ok\n", media_type="text/plain")

@@ -174,8 +174,9 @@ class DigestPinner:
         self.kinds = kinds if kinds is not None else KindTable(config.admission.kinds)
 
     def enforcing(self) -> bool:
-        """Pinning runs only when the policy denies: in warn or dryrun nothing is mutated."""
-        return self._config.policy.default_enforcement == "deny"
+        """Pinning runs only when guard denies: in warn (admission.mode or the policy's default
+        enforcement) or dryrun nothing is mutated."""
+        return self._config.admission.mode == "enforce" and self._config.policy.default_enforcement == "deny"
 
     def _mode(self, reference: str, namespace: str) -> PinMode:
         try:
@@ -201,7 +202,9 @@ class DigestPinner:
         if spec is None:
             return result
         if not self.enforcing():
-            result.notes.append(f"not pinned: the policy runs in {self._config.policy.default_enforcement}")
+            policy = self._config.policy.default_enforcement
+            running = "warn" if self._config.admission.mode == "warn" else policy
+            result.notes.append(f"not pinned: the policy runs in {running}")
             return result
         if operation == "UPDATE" and group == "batch" and kind == "Job":
             result.notes.append("not pinned: a Job's pod template is immutable on UPDATE")

@@ -326,3 +326,12 @@ async def test_mutation_answer_sends_patch_type_only_with_a_patch() -> None:
     exempt = await mutation_answer(p, _review(pod(f"{REG}/app:1")), frozenset({"team-a"}))
     assert "patch" not in exempt
     assert "patchType" not in exempt
+
+
+async def test_never_when_admission_mode_is_warn() -> None:
+    resolver = Resolver()
+    p = DigestPinner(config(admission={"mode": "warn"}), resolver, TABLE)
+    result = await pin({"spec": pod_spec(f"{REG}/app:1")}, "", "Pod", p)
+    assert result.operations == []
+    assert resolver.calls == []
+    assert result.notes == ["not pinned: the policy runs in warn"]

@@ -368,6 +368,7 @@ def test_custom_opt_in_label(chart: Any) -> None:
 
 def test_default_mode_is_warn_and_turns_every_deny_into_a_warning(chart: Any, default: Rendered) -> None:
     config = parsed_config(default)
+    assert config.admission.mode == "warn"  # the webhook admits what it would deny, with a warning
     assert config.unmatched_artifacts == "warn"
     assert config.policy.default_enforcement == "warn"
     assert "MODE WARN" in default.notes
@@ -384,6 +385,7 @@ def test_deny_mode_keeps_the_config_as_given(chart: Any) -> None:
     config_values = {"policy": {"enforcement": {"supply_chain": "deny"}}}
     rendered = render(chart, {"mode": "deny", "config": config_values})
     config = parsed_config(rendered)
+    assert config.admission.mode == "enforce"
     assert config.unmatched_artifacts == "deny"
     assert config.policy.default_enforcement == "deny"
     assert dict(config.policy.enforcement) == {"supply_chain": "deny"}

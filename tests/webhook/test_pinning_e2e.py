@@ -79,3 +79,26 @@ def test_a_malformed_review_is_a_400_at_mutate(client: httpx.Client) -> None:
     response = client.post("/mutate", content=b"{not json")
     assert response.status_code == 400
     assert "error" in response.json()
+
+
+def test_warn_mode_config_admits_unsigned_with_a_warning_and_never_pins(
+    models: PublishedModels, tls_files: tuple[Path, Path], client_context: ssl.SSLContext
+) -> None:
+    """What the chart's default mode: warn renders (admission.mode warn, policy enforcement and
+    unmatched_artifacts warn): an unsigned model is admitted with the would-be denial as a warning
+    and an audit annotation; nothing is pinned."""
+    config = models.config(unmatched_artifacts="warn", admission={"mode": "warn"})
+    config["policy"]["default_enforcement"] = "warn"
+    config["policy"]["enforcement"] = {k: "warn" for k in config["policy"]["enforcement"]}
+    app = build_app(parse_config(config), ReloadingCertificate(*tls_files))
+    server = WebhookServer(app, ReloadingCertificate(*tls_files)).start()
+    try:
+        with httpx.Client(base_url=server.url, verify=client_context, timeout=30) as http:
+            unsigned = _post(http, "/validate", pod(models.unsigned))
+            assert unsigned["allowed"] is True, unsigned
+            assert unsigned["warnings"][0].startswith("guard (mode warn) would deny: ")
+            assert "no signature is attached" in unsigned["auditAnnotations"]["would-deny"]
+            assert "status" not in unsigned
+            assert "patch" not in _post(http, "/mutate", pod(models.signed))
+    finally:
+        server.stop()

@@ -139,6 +139,9 @@ app.kubernetes.io/part-of: guard
 {{- end -}}
 {{- $_ := set $admission "timeout_seconds" .Values.webhook.timeoutSeconds -}}
 {{- if eq .Values.mode "warn" -}}
+{{- $_ = set $admission "mode" "warn" -}}
+{{- end -}}
+{{- if eq .Values.mode "warn" -}}
 {{- /* warn: every deny becomes a warning (policies, unmatched artifacts); nothing is refused
        for its content. Malformed requests are still refused. */ -}}
 {{- $policyWarn := get $config "policy" | default dict -}}
