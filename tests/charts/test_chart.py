@@ -1101,6 +1101,53 @@ def test_pinning_webhook_mirrors_the_validating_one(chart: Any) -> None:
     assert hook["namespaceSelector"]["matchLabels"] == {"guard.cnai.dev/enforce": "true"}
 
 
+def test_deployment_replicasets_are_not_sent_twice_but_pods_are(chart: Any, default: Rendered) -> None:
+    (condition,) = default.webhook["matchConditions"]
+    assert condition["name"] == "not-a-deployments-replicaset"
+    assert "request.resource.resource == 'replicasets'" in condition["expression"]
+    assert "o.kind == 'Deployment'" in condition["expression"]
+    resources = {r for rule in default.webhook["rules"] for r in rule["resources"]}
+    assert {"pods", "replicasets", "deployments"} <= resources
+    user = {"name": "no-dry-run", "expression": "!request.dryRun"}
+    rendered = render(chart, {"webhook": {"skipDeploymentReplicaSets": False, "matchConditions": [user]}})
+    assert rendered.webhook["matchConditions"] == [user]
+    values = {"mode": "deny", "pinning": {"enabled": True}, "webhook": {"matchConditions": [user]}}
+    both = render(chart, values)
+    (hook,) = both.one("MutatingWebhookConfiguration")["webhooks"]
+    assert [c["name"] for c in hook["matchConditions"]] == ["not-a-deployments-replicaset", "no-dry-run"]
+
+
+@pytest.mark.parametrize(
+    ("resource", "owners", "sent"),
+    [
+        (("apps", "replicasets"), [{"apiVersion": "apps/v1", "kind": "Deployment", "controller": True}],
+         False),
+        (("apps", "replicasets"), [{"apiVersion": "apps/v1", "kind": "Deployment"}], True),  # not controller
+        (("apps", "replicasets"), None, True),  # a bare ReplicaSet
+        (("apps", "replicasets"), [{"apiVersion": "x.io/v1", "kind": "Deployment", "controller": True}],
+         True),
+        (("", "pods"), [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "controller": True}], True),
+        (("apps", "deployments"), None, True),
+    ],
+    ids=["deployment-rs", "non-controller", "bare-rs", "foreign-deployment", "owned-pod", "deployment"],
+)
+def test_the_replicaset_condition_evaluates_as_cel(
+    default: Rendered, resource: tuple[str, str], owners: list[dict[str, Any]] | None, sent: bool
+) -> None:
+    celpy = pytest.importorskip("celpy", reason="cel-python (a CEL evaluator) is not installed")
+    (condition,) = default.webhook["matchConditions"]
+    env = celpy.Environment()
+    program = env.program(env.compile(condition["expression"]))
+    metadata: dict[str, Any] = {"name": "x"} if owners is None else {"name": "x", "ownerReferences": owners}
+    activation = {
+        "request": celpy.json_to_cel(
+            {"resource": {"group": resource[0], "version": "v1", "resource": resource[1]}}
+        ),
+        "object": celpy.json_to_cel({"metadata": metadata}),
+    }
+    assert bool(program.evaluate(activation)) is sent
+
+
 def test_pinning_is_never_installed_in_warn_mode(chart: Any, default: Rendered) -> None:
     assert default.all("MutatingWebhookConfiguration") == []
     rendered = render(chart, {"pinning": {"enabled": True}})

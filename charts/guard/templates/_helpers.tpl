@@ -107,6 +107,19 @@ app.kubernetes.io/part-of: guard
 {{- toYaml $selector -}}
 {{- end -}}
 
+{{/* matchConditions of guard's webhooks: the values' own, plus (webhook.skipDeploymentReplicaSets)
+     one that does not send a ReplicaSet a Deployment controls: its template is the Deployment's,
+     already checked, and its Pods are still sent (a forged ownerReference skips nothing). */}}
+{{- define "guard.matchConditions" -}}
+{{- $conditions := list -}}
+{{- if .Values.webhook.skipDeploymentReplicaSets -}}
+{{- $expression := "!(request.resource.group == 'apps' && request.resource.resource == 'replicasets' && has(object.metadata.ownerReferences) && object.metadata.ownerReferences.exists(o, has(o.controller) && o.controller && o.kind == 'Deployment' && o.apiVersion.startsWith('apps/')))" -}}
+{{- $conditions = append $conditions (dict "name" "not-a-deployments-replicaset" "expression" $expression) -}}
+{{- end -}}
+{{- $conditions = concat $conditions (.Values.webhook.matchConditions | default list) -}}
+{{- toJson (dict "items" $conditions) -}}
+{{- end -}}
+
 {{/* Paths inside the container ---------------------------------------------------------- */}}
 
 {{- define "guard.paths" -}}
