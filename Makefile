@@ -61,3 +61,22 @@ fuzz: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# ---- container image (Containerfile, image/build.sh; buildah, no daemon) ----
+IMAGE ?= localhost/guard:$(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+.PHONY: image image-test image-constraints
+
+image: $(STAMP)
+	PYTHON=$(BIN)/python IMAGE=$(IMAGE) ./image/build.sh
+
+# Builds the image (base made by debootstrap when it is not in local storage: CI cannot pull
+# public images) and runs it read-only as uid 65532: tests/image.
+image-test: $(STAMP)
+	PYTHON=$(BIN)/python IMAGE=$(IMAGE) BOOTSTRAP_BASE=1 ./image/build.sh
+	GUARD_IMAGE=$(IMAGE) $(BIN)/python -m pytest -q -s -p no:cacheprovider tests/image
+
+# Re-resolve image/constraints.txt from pyproject.toml's dependencies (newest allowed versions).
+image-constraints: $(STAMP)
+	rm -rf build/constraints-wheels
+	$(BIN)/python -m pip wheel --quiet --wheel-dir build/constraints-wheels .
+	$(BIN)/python image/constraints.py build/constraints-wheels

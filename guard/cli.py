@@ -23,6 +23,7 @@ from guard import __version__
 from guard.commands import attest, demo, oci, policy, serve, signing
 from guard.commands import check as check_commands
 from guard.commands import energy as energy_commands
+from guard.commands import pin as pin_commands
 from guard.commands import report as report_commands
 from guard.commands import scan as scan_commands
 from guard.commands import version as version_commands
@@ -51,6 +52,7 @@ scan_commands.register(app)
 report_commands.register(app)
 check_commands.register(app)
 version_commands.register(app)
+pin_commands.register(app)
 
 
 def _version(value: bool) -> None:

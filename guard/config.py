@@ -133,6 +133,10 @@ class Rule(FrozenModel):
     # cosign's https://sigstore.dev/cosign/sign/v1. Any other statement is an attestation, never
     # a signature, whoever signed it.
     signature_predicates: tuple[str, ...] = ()
+    # Digest pinning by the mutating webhook (/mutate) and `guard pin`: top-level pins references
+    # by tag in the object guard sees unless a controller of the kind table owns it; pods-only pins
+    # them in Pods only (owned or not); off leaves them as written.
+    pin: Literal["off", "pods-only", "top-level"] = "top-level"
 
 
 # --- tenants and cluster facts ----------------------------------------------------------------

@@ -1,6 +1,8 @@
 """The ASGI app: parse the AdmissionReview, ask guard.admission, answer.
 
-Routes: ``POST /validate`` (AdmissionReview v1), ``GET /healthz`` (the process answers),
+Routes: ``POST /validate`` (AdmissionReview v1), ``POST /mutate`` (digest pinning, a JSON Patch:
+guard.admission.pinning; always allowed, the validating webhook decides), ``GET /healthz``
+(the process answers),
 ``GET /readyz`` (config, policies and trust roots are loaded and the server is not draining),
 ``GET /metrics`` (Prometheus text format).
 
@@ -25,6 +27,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from guard.admission.metrics import AdmissionMetrics
+from guard.admission.pinning import DigestPinner, mutation_answer
 from guard.admission.pipeline import AdmissionEngine
 from guard.admission.response import build_response
 from guard.admission.review import MalformedReviewError, parse_review
@@ -33,6 +36,7 @@ from webhook.tls import ReloadingCertificate
 log = logging.getLogger("webhook")
 
 EngineLoader = Callable[[], Awaitable[AdmissionEngine]]
+PinnerFactory = Callable[[AdmissionEngine], DigestPinner]
 
 _JSON = "application/json"
 # Bodies larger than this are parsed, and their references extracted, on a worker thread: a
@@ -66,6 +70,42 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
+def _mutate_route(
+    state: WebhookState, pinner: PinnerFactory | None, metrics: AdmissionMetrics, max_body_bytes: int
+) -> Callable[[Request], Awaitable[Response]]:
+    """``POST /mutate``: the digest-pinning JSON Patch of guard.admission.pinning."""
+    pinners: dict[int, DigestPinner] = {}
+
+    async def mutate(request: Request) -> Response:
+        engine = state.engine
+        if engine is None:
+            return _error(503, "guard is not ready: config, policies and trust roots are loading")
+        if pinner is None:
+            return _error(404, "digest pinning is not configured in this server")
+        try:
+            body = await _read_body(request, max_body_bytes)
+        except _TooLarge:
+            metrics.malformed.labels(reason="too_large").inc()
+            return _error(
+                413, f"expected an AdmissionReview of at most {max_body_bytes} bytes, found a larger body"
+            )
+        large = len(body) > _OFF_LOOP_BYTES
+        try:
+            review = await asyncio.to_thread(parse_review, body) if large else parse_review(body)
+        except MalformedReviewError as err:
+            metrics.malformed.labels(reason="malformed").inc()
+            return _error(400, str(err))
+        pins = pinners.get(id(engine))
+        if pins is None:
+            pinners.clear()
+            pins = pinners[id(engine)] = pinner(engine)
+        answer = await mutation_answer(pins, review.request, frozenset(engine.settings.exempt_namespaces))
+        document = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": answer}
+        return Response(json.dumps(document), media_type=_JSON)
+
+    return mutate
+
+
 def create_app(
     load_engine: EngineLoader,
     *,
@@ -73,6 +113,7 @@ def create_app(
     max_body_bytes: int,
     certificate: ReloadingCertificate | None = None,
     startup_errors: list[BaseException] | None = None,
+    pinner: PinnerFactory | None = None,
 ) -> Starlette:
     """The webhook app. ``load_engine`` runs at startup on the server's event loop (it loads the
     config's policies and trust roots); the app is ready once it returns. If it raises, the error
@@ -100,7 +141,8 @@ def create_app(
             log.warning("refused a malformed AdmissionReview: %s", err)
             return _error(400, str(err))
         outcome = await engine.review(review.request, large=large)
-        return Response(build_response(outcome).to_json(), media_type=_JSON)
+        warn_only = engine.settings.mode == "warn"
+        return Response(build_response(outcome, warn_only=warn_only).to_json(), media_type=_JSON)
 
     async def healthz(_request: Request) -> Response:
         return Response("ok\n", media_type="text/plain")
@@ -148,6 +190,7 @@ def create_app(
     return Starlette(
         routes=[
             Route("/validate", validate, methods=["POST"]),
+            Route("/mutate", _mutate_route(state, pinner, metrics, max_body_bytes), methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),

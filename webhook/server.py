@@ -26,6 +26,7 @@ from starlette.types import ASGIApp
 from uvicorn.supervisors import Multiprocess
 
 from guard.admission.metrics import AdmissionMetrics
+from guard.admission.pinning import DigestPinner
 from guard.admission.pipeline import AdmissionEngine
 from guard.config import GuardConfig, load_config
 from guard.errors import GuardError, InfrastructureError
@@ -63,6 +64,7 @@ def build_app(
         max_body_bytes=config.admission.max_body_bytes,
         certificate=certificate,
         startup_errors=startup_errors,
+        pinner=lambda engine: DigestPinner(config, engine.resolve, engine.kinds),
     )
 
 

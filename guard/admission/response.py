@@ -102,9 +102,22 @@ def audit_annotations(outcome: AdmissionOutcome) -> dict[str, str]:
     return notes
 
 
-def build_response(outcome: AdmissionOutcome) -> AdmissionReviewResponse:
-    """The AdmissionReview response for ``outcome`` (the uid is echoed)."""
+def build_response(outcome: AdmissionOutcome, *, warn_only: bool = False) -> AdmissionReviewResponse:
+    """The AdmissionReview response for ``outcome`` (the uid is echoed). ``warn_only``
+    (admission.mode warn): a denial is admitted, its message the first warning."""
     warnings = warnings_of(outcome)
+    if warn_only and not outcome.allowed:
+        message = _clip(f"guard (mode warn) would deny: {deny_message(outcome)}", MAX_WARNING_CHARS)
+        annotations = dict(audit_annotations(outcome) or {})
+        annotations["would-deny"] = _clip(deny_message(outcome), MAX_ANNOTATION_CHARS)
+        return AdmissionReviewResponse(
+            response=AdmissionResponse(
+                uid=outcome.uid,
+                allowed=True,
+                warnings=(message, *warnings)[:MAX_WARNINGS],
+                audit_annotations=annotations,
+            )
+        )
     if outcome.allowed:
         status = Status(code=200, message=outcome.message) if outcome.message else None
     else:

@@ -188,6 +188,12 @@ class ReferrerSettings(_Frozen):
 class AdmissionSettings(_Frozen):
     """How the admission webhook decides."""
 
+    mode: Literal["enforce", "warn"] = Field(
+        default="enforce",
+        description="warn: a request guard would deny is admitted, the reason sent as a warning and an "
+        "audit annotation (a first install; metrics still count it denied). enforce: denials are refused.",
+    )
+
     timeout_seconds: float = Field(
         default=10.0,
         gt=0,

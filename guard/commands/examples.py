@@ -33,6 +33,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "helm template charts/serving | guard check -f - --offline --json",
     ),
     "version": ("guard version --json",),
+    "pin": ("guard pin deploy/ --config guard.yaml --check",),
 }
 
 

@@ -178,6 +178,10 @@ TLS_MODES: dict[str, dict[str, Any]] = {
     "secret": {"tls": {"mode": "secret", "secret": {"name": "my-tls", "caBundle": "Q0EK"}}},
 }
 
+PINNING_ON: dict[str, Any] = {"mode": "deny", "pinning": {"enabled": True}}
+SCANNER_ON: dict[str, Any] = {"scanner": {"enabled": True}}
+SCANNER_SHARDED: dict[str, Any] = {"scanner": {"enabled": True, "shards": 4, "writeReports": "openreports"}}
+
 EVERYTHING_ON: dict[str, Any] = {
     "opa": {"enabled": True},
     "metrics": {"serviceMonitor": {"enabled": True}},
@@ -191,7 +195,10 @@ EVERYTHING_ON: dict[str, Any] = {
 
 
 @pytest.mark.parametrize(
-    "values", [{}, *TLS_MODES.values(), EVERYTHING_ON], ids=["default", *TLS_MODES, "all-on"]
+    "values",
+    [{}, {"mode": "deny"}, {"webhook": {"clusterWide": True}}, PINNING_ON, SCANNER_ON, SCANNER_SHARDED,
+     *TLS_MODES.values(), EVERYTHING_ON],
+    ids=["default", "deny", "cluster-wide", "pinning", "scanner", "scanner-sharded", *TLS_MODES, "all-on"],
 )
 def test_lint_is_clean(values: dict[str, Any]) -> None:
     report = helm.lint(CHART_DIR, values, strict=True, namespace=NAMESPACE, kube_version="v1.30.0")
@@ -327,11 +334,62 @@ def test_namespace_selector_excludes_system_release_and_exempt_namespaces(chart:
         namespace="security",
     )
     excluded = _excluded_namespaces(rendered.webhook)
-    assert excluded == ["kube-system", "security", "monitoring", "ci"]
+    assert excluded == ["kube-system", "kube-public", "kube-node-lease", "security", "monitoring", "ci"]
     # the user's own expressions are kept beside it
     assert {"key": "team", "operator": "Exists"} in rendered.webhook["namespaceSelector"]["matchExpressions"]
     # guard's config exempts exactly the namespaces the API server does not send
     assert list(parsed_config(rendered).admission.exempt_namespaces) == excluded
+
+
+SYSTEM_NAMESPACES = ["kube-system", "kube-public", "kube-node-lease"]
+
+
+def test_default_values_require_the_opt_in_label_and_exclude_system_namespaces(default: Rendered) -> None:
+    selector = default.webhook["namespaceSelector"]
+    assert selector["matchLabels"] == {"guard.cnai.dev/enforce": "true"}
+    assert _excluded_namespaces(default.webhook) == [*SYSTEM_NAMESPACES, NAMESPACE]
+    assert list(parsed_config(default).admission.exempt_namespaces) == [*SYSTEM_NAMESPACES, NAMESPACE]
+    assert "guard.cnai.dev/enforce=true are checked" in default.notes
+
+
+def test_cluster_wide_drops_the_label_but_never_the_system_namespaces(chart: Any) -> None:
+    webhook = {"clusterWide": True, "namespaceSelector": {"matchLabels": {"tier": "ml"}}}
+    rendered = render(chart, {"webhook": webhook})
+    selector = rendered.webhook["namespaceSelector"]
+    assert selector["matchLabels"] == {"tier": "ml"}
+    assert _excluded_namespaces(rendered.webhook) == [*SYSTEM_NAMESPACES, NAMESPACE]
+    assert "Every namespace is checked" in rendered.notes
+
+
+def test_custom_opt_in_label(chart: Any) -> None:
+    rendered = render(chart, {"webhook": {"optInLabel": {"key": "example.com/guarded", "value": "yes"}}})
+    assert rendered.webhook["namespaceSelector"]["matchLabels"] == {"example.com/guarded": "yes"}
+
+
+def test_default_mode_is_warn_and_turns_every_deny_into_a_warning(chart: Any, default: Rendered) -> None:
+    config = parsed_config(default)
+    assert config.admission.mode == "warn"  # the webhook admits what it would deny, with a warning
+    assert config.unmatched_artifacts == "warn"
+    assert config.policy.default_enforcement == "warn"
+    assert "MODE WARN" in default.notes
+    enforcement = {"supply_chain": "deny", "gpu": "dryrun"}
+    rendered = render(
+        chart, {"config": {"unmatched_artifacts": "allow", "policy": {"enforcement": enforcement}}}
+    )
+    config = parsed_config(rendered)
+    assert config.unmatched_artifacts == "allow"  # never made stricter
+    assert dict(config.policy.enforcement) == {"supply_chain": "warn", "gpu": "dryrun"}
+
+
+def test_deny_mode_keeps_the_config_as_given(chart: Any) -> None:
+    config_values = {"policy": {"enforcement": {"supply_chain": "deny"}}}
+    rendered = render(chart, {"mode": "deny", "config": config_values})
+    config = parsed_config(rendered)
+    assert config.admission.mode == "enforce"
+    assert config.unmatched_artifacts == "deny"
+    assert config.policy.default_enforcement == "deny"
+    assert dict(config.policy.enforcement) == {"supply_chain": "deny"}
+    assert "MODE WARN" not in rendered.notes
 
 
 # kinds of the table that are cluster-scoped (their webhook rule must say so)
@@ -371,7 +429,8 @@ def test_webhook_rules_match_the_kinds_table(default: Rendered) -> None:
 def test_config_follows_the_webhook(default: Rendered) -> None:
     config = parsed_config(default)
     assert config.admission.timeout_seconds == default.webhook["timeoutSeconds"]
-    assert config.unmatched_artifacts == "deny"
+    # the default mode is warn (test_default_mode_is_warn...): deny mode keeps the fail-closed default
+    assert config.unmatched_artifacts == "warn"
 
 
 # --- the Deployment ---------------------------------------------------------------------------
@@ -665,6 +724,7 @@ def test_the_rendered_pod_serves_the_api_server(chart: Any, tmp_path: Path) -> N
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     values = {
+        "mode": "deny",
         "webhook": {"exemptNamespaces": ["monitoring"]},
         "trustFiles": {"release.pub": public_key.decode()},
         "config": {
@@ -742,6 +802,7 @@ def test_the_rendered_pod_serves_the_api_server(chart: Any, tmp_path: Path) -> N
 
 def test_user_config_renders_and_parses(chart: Any) -> None:
     values: dict[str, Any] = {
+        "mode": "deny",
         "trustFiles": {"release.pub": "-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----\n"},
         "registry": {"credentialsSecret": "regcred", "caBundle": "-----BEGIN CERTIFICATE-----\n"},
         "config": {
@@ -906,7 +967,9 @@ def _kube_versions() -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "values", [{}, TLS_MODES["cert-manager"], EVERYTHING_ON], ids=["default", "cert-manager", "all-on"]
+    "values",
+    [{}, TLS_MODES["cert-manager"], EVERYTHING_ON, PINNING_ON, SCANNER_ON, SCANNER_SHARDED],
+    ids=["default", "cert-manager", "all-on", "pinning", "scanner", "scanner-sharded"],
 )
 def test_manifests_match_the_kubernetes_api(chart: Any, values: dict[str, Any]) -> None:
     # Strict: an unknown or misplaced field is an error (the API server would drop or refuse it).
@@ -926,6 +989,170 @@ def test_manifests_match_the_kubernetes_api(chart: Any, values: dict[str, Any]) 
             checked.add(obj["kind"])
     core = {"ConfigMap", "Deployment", "Service", "ServiceAccount", "PodDisruptionBudget"}
     assert core | {"ValidatingWebhookConfiguration"} <= checked
+    if values.get("pinning"):
+        assert "MutatingWebhookConfiguration" in checked
+    if values.get("scanner"):
+        assert {"CronJob", "ClusterRole", "ClusterRoleBinding", "PersistentVolumeClaim"} <= checked
+
+
+def _scanner_rules(rendered: Rendered) -> list[dict[str, Any]]:
+    rules: list[dict[str, Any]] = rendered.one("ClusterRole")["rules"]
+    return rules
+
+
+def test_scanner_rbac_is_read_only_over_the_kinds_table(chart: Any, default: Rendered) -> None:
+    assert default.all("CronJob") == [] and default.all("ClusterRole") == []
+    rendered = render(chart, SCANNER_ON)
+    rules = _scanner_rules(rendered)
+    assert {verb for rule in rules for verb in rule["verbs"]} == {"get", "list"}
+    granted = {(g, r) for rule in rules for g in rule["apiGroups"] for r in rule["resources"]}
+    wanted = {
+        (group, resource)
+        for rule in chart.values["webhook"]["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        if "/" not in resource
+    }
+    assert granted == wanted | {("", "namespaces"), ("", "nodes")}
+    assert ("", "pods") in granted
+    assert not {r for _, r in granted} & {"secrets", "configmaps", "*"}
+    binding = rendered.one("ClusterRoleBinding")
+    (subject,) = binding["subjects"]
+    cron = rendered.one("CronJob")
+    pod_spec = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert subject["name"] == pod_spec["serviceAccountName"] != rendered.pod.get("serviceAccountName")
+    (container,) = pod_spec["containers"]
+    _assert_restricted(container, pod_spec)
+    script = container["args"][0]
+    assert "guard scan --in-cluster --config /etc/guard/config/config.yaml" in script
+    assert "--shard" not in script
+    # results on a PVC, never in a ConfigMap
+    claim = {v["name"]: v for v in pod_spec["volumes"]}["results"]["persistentVolumeClaim"]["claimName"]
+    assert rendered.one("PersistentVolumeClaim", claim)["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert "configmaps" not in json.dumps(rules)
+
+
+def test_scanner_sharded_is_an_indexed_job_merged_by_index_zero(chart: Any) -> None:
+    rendered = render(chart, SCANNER_SHARDED)
+    job = rendered.one("CronJob")["spec"]["jobTemplate"]["spec"]
+    assert job["completionMode"] == "Indexed"
+    assert job["completions"] == job["parallelism"] == 4
+    script = job["template"]["spec"]["containers"][0]["args"][0]
+    assert '--shard "$JOB_COMPLETION_INDEX/4"' in script
+    assert "--write-reports openreports" in script
+    assert 'guard scan merge "$run"/shard-*.json' in script
+    (pvc,) = rendered.all("PersistentVolumeClaim")
+    assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
+    reports = [r for r in _scanner_rules(rendered) if r["apiGroups"] == ["openreports.io"]]
+    verbs = ["get", "create", "patch"]
+    assert reports == [{"apiGroups": ["openreports.io"], "resources": ["reports"], "verbs": verbs}]
+
+
+def test_scanner_script_runs_under_sh(chart: Any, tmp_path: Path) -> None:
+    """The rendered shell script, run by a real sh with a stand-in guard: shards write their
+    result, index 0 waits for all and merges, findings (exit 1) do not fail the Job."""
+    rendered = render(chart, {"scanner": {"enabled": True, "shards": 3}})
+    job = rendered.one("CronJob")["spec"]["jobTemplate"]["spec"]
+    script = job["template"]["spec"]["containers"][0]["args"][0]
+    results = tmp_path / "results"
+    results.mkdir()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "guard"
+    fake.write_text(
+        "#!/bin/sh\n"
+        'out=""; prev=""; for a in "$@"; do [ "$prev" = -o ] && out=$a; prev=$a; done\n'
+        'if [ "$2" = merge ]; then echo merged > "$out"; exit 1; fi\n'
+        'echo "$*" > "$out"; exit 1\n'
+    )
+    fake.chmod(0o755)
+    script = script.replace("/results", str(results))
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "JOB_NAME": "scan-1"}
+    for index in (2, 1):
+        shard_env = {**env, "JOB_COMPLETION_INDEX": str(index)}
+        done = subprocess.run(["sh", "-c", script], env=shard_env, check=False)
+        assert done.returncode == 0
+    done = subprocess.run(["sh", "-c", script], env={**env, "JOB_COMPLETION_INDEX": "0"}, check=False)
+    assert done.returncode == 0
+    written = (results / "scan-1" / "shard-1.json").read_text().split()[-3:]
+    assert written == ["1/3", "-o", f"{results}/scan-1/shard-1.json"]
+    assert (results / "latest.json").read_text() == "merged\n"
+
+
+def test_scanner_refuses_opa_sidecar_and_unknown_report_flavor(chart: Any) -> None:
+    with pytest.raises(helm.HelmRenderError) as err:
+        render(chart, {"scanner": {"enabled": True}, "opa": {"enabled": True}})
+    assert "no OPA sidecar" in str(err.value)
+    with pytest.raises(helm.HelmValuesError):
+        render(chart, {"scanner": {"enabled": True, "writeReports": "configmap"}})
+
+
+def test_pinning_webhook_mirrors_the_validating_one(chart: Any) -> None:
+    rendered = render(chart, PINNING_ON)
+    (hook,) = rendered.one("MutatingWebhookConfiguration")["webhooks"]
+    assert hook["reinvocationPolicy"] == "IfNeeded"
+    assert hook["sideEffects"] == "None"
+    assert hook["failurePolicy"] == "Fail"
+    assert hook["clientConfig"]["service"]["path"] == "/mutate"
+    validating = rendered.webhook
+    for key in ("namespaceSelector", "rules", "timeoutSeconds"):
+        assert hook[key] == validating[key], key
+    assert hook["clientConfig"]["caBundle"] == validating["clientConfig"]["caBundle"]
+    assert hook["namespaceSelector"]["matchLabels"] == {"guard.cnai.dev/enforce": "true"}
+
+
+def test_deployment_replicasets_are_not_sent_twice_but_pods_are(chart: Any, default: Rendered) -> None:
+    (condition,) = default.webhook["matchConditions"]
+    assert condition["name"] == "not-a-deployments-replicaset"
+    assert "request.resource.resource == 'replicasets'" in condition["expression"]
+    assert "o.kind == 'Deployment'" in condition["expression"]
+    resources = {r for rule in default.webhook["rules"] for r in rule["resources"]}
+    assert {"pods", "replicasets", "deployments"} <= resources
+    user = {"name": "no-dry-run", "expression": "!request.dryRun"}
+    rendered = render(chart, {"webhook": {"skipDeploymentReplicaSets": False, "matchConditions": [user]}})
+    assert rendered.webhook["matchConditions"] == [user]
+    values = {"mode": "deny", "pinning": {"enabled": True}, "webhook": {"matchConditions": [user]}}
+    both = render(chart, values)
+    (hook,) = both.one("MutatingWebhookConfiguration")["webhooks"]
+    assert [c["name"] for c in hook["matchConditions"]] == ["not-a-deployments-replicaset", "no-dry-run"]
+
+
+@pytest.mark.parametrize(
+    ("resource", "owners", "sent"),
+    [
+        (("apps", "replicasets"), [{"apiVersion": "apps/v1", "kind": "Deployment", "controller": True}],
+         False),
+        (("apps", "replicasets"), [{"apiVersion": "apps/v1", "kind": "Deployment"}], True),  # not controller
+        (("apps", "replicasets"), None, True),  # a bare ReplicaSet
+        (("apps", "replicasets"), [{"apiVersion": "x.io/v1", "kind": "Deployment", "controller": True}],
+         True),
+        (("", "pods"), [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "controller": True}], True),
+        (("apps", "deployments"), None, True),
+    ],
+    ids=["deployment-rs", "non-controller", "bare-rs", "foreign-deployment", "owned-pod", "deployment"],
+)
+def test_the_replicaset_condition_evaluates_as_cel(
+    default: Rendered, resource: tuple[str, str], owners: list[dict[str, Any]] | None, sent: bool
+) -> None:
+    celpy = pytest.importorskip("celpy", reason="cel-python (a CEL evaluator) is not installed")
+    (condition,) = default.webhook["matchConditions"]
+    env = celpy.Environment()
+    program = env.program(env.compile(condition["expression"]))
+    metadata: dict[str, Any] = {"name": "x"} if owners is None else {"name": "x", "ownerReferences": owners}
+    activation = {
+        "request": celpy.json_to_cel(
+            {"resource": {"group": resource[0], "version": "v1", "resource": resource[1]}}
+        ),
+        "object": celpy.json_to_cel({"metadata": metadata}),
+    }
+    assert bool(program.evaluate(activation)) is sent
+
+
+def test_pinning_is_never_installed_in_warn_mode(chart: Any, default: Rendered) -> None:
+    assert default.all("MutatingWebhookConfiguration") == []
+    rendered = render(chart, {"pinning": {"enabled": True}})
+    assert rendered.all("MutatingWebhookConfiguration") == []
+    assert "digest-pinning webhook is installed with mode=deny only" in rendered.notes
 
 
 def test_extra_kinds_without_a_webhook_rule_are_warned(chart: Any) -> None:

@@ -86,9 +86,38 @@ app.kubernetes.io/part-of: guard
 {{- define "guard.exemptNamespaces" -}}
 {{- $config := .Values.config | default dict -}}
 {{- $admission := get $config "admission" | default dict -}}
-{{- $names := list "kube-system" .Release.Namespace -}}
+{{- $names := list "kube-system" "kube-public" "kube-node-lease" .Release.Namespace -}}
 {{- $names = concat $names (.Values.webhook.exemptNamespaces | default list) (get $admission "exempt_namespaces" | default list) -}}
 {{- toJson (dict "names" ($names | uniq)) -}}
+{{- end -}}
+
+{{/* The namespaceSelector of guard's webhooks: opt-in label (unless clusterWide), the user's
+     selector, and the always-excluded namespaces. */}}
+{{- define "guard.namespaceSelector" -}}
+{{- $labels := deepCopy (.Values.webhook.namespaceSelector.matchLabels | default dict) -}}
+{{- if not .Values.webhook.clusterWide -}}
+{{- $_ := set $labels .Values.webhook.optInLabel.key .Values.webhook.optInLabel.value -}}
+{{- end -}}
+{{- $expressions := list (dict "key" "kubernetes.io/metadata.name" "operator" "NotIn" "values" (include "guard.exemptNamespaces" . | fromJson).names) -}}
+{{- $expressions = concat $expressions (.Values.webhook.namespaceSelector.matchExpressions | default list) -}}
+{{- $selector := dict "matchExpressions" $expressions -}}
+{{- if $labels -}}
+{{- $_ := set $selector "matchLabels" $labels -}}
+{{- end -}}
+{{- toYaml $selector -}}
+{{- end -}}
+
+{{/* matchConditions of guard's webhooks: the values' own, plus (webhook.skipDeploymentReplicaSets)
+     one that does not send a ReplicaSet a Deployment controls: its template is the Deployment's,
+     already checked, and its Pods are still sent (a forged ownerReference skips nothing). */}}
+{{- define "guard.matchConditions" -}}
+{{- $conditions := list -}}
+{{- if .Values.webhook.skipDeploymentReplicaSets -}}
+{{- $expression := "!(request.resource.group == 'apps' && request.resource.resource == 'replicasets' && has(object.metadata.ownerReferences) && object.metadata.ownerReferences.exists(o, has(o.controller) && o.controller && o.kind == 'Deployment' && o.apiVersion.startsWith('apps/')))" -}}
+{{- $conditions = append $conditions (dict "name" "not-a-deployments-replicaset" "expression" $expression) -}}
+{{- end -}}
+{{- $conditions = concat $conditions (.Values.webhook.matchConditions | default list) -}}
+{{- toJson (dict "items" $conditions) -}}
 {{- end -}}
 
 {{/* Paths inside the container ---------------------------------------------------------- */}}
@@ -122,6 +151,26 @@ app.kubernetes.io/part-of: guard
 {{- fail (printf "webhook.timeoutSeconds (%v) leaves guard less than 0.2 s to decide after config.admission.deadline_margin_seconds (%v): raise the timeout or lower the margin" .Values.webhook.timeoutSeconds $margin) -}}
 {{- end -}}
 {{- $_ := set $admission "timeout_seconds" .Values.webhook.timeoutSeconds -}}
+{{- if eq .Values.mode "warn" -}}
+{{- $_ = set $admission "mode" "warn" -}}
+{{- end -}}
+{{- if eq .Values.mode "warn" -}}
+{{- /* warn: every deny becomes a warning (policies, unmatched artifacts); nothing is refused
+       for its content. Malformed requests are still refused. */ -}}
+{{- $policyWarn := get $config "policy" | default dict -}}
+{{- $_ = set $policyWarn "default_enforcement" "warn" -}}
+{{- $enforcement := dict -}}
+{{- range $name, $action := (get $policyWarn "enforcement" | default dict) -}}
+{{- $_ = set $enforcement $name (ternary "warn" $action (eq $action "deny")) -}}
+{{- end -}}
+{{- if $enforcement -}}
+{{- $_ = set $policyWarn "enforcement" $enforcement -}}
+{{- end -}}
+{{- $_ = set $config "policy" $policyWarn -}}
+{{- if eq (get $config "unmatched_artifacts" | default "deny") "deny" -}}
+{{- $_ = set $config "unmatched_artifacts" "warn" -}}
+{{- end -}}
+{{- end -}}
 {{- $_ = set $admission "exempt_namespaces" (include "guard.exemptNamespaces" . | fromJson).names -}}
 {{- $registry := get $admission "registry" | default dict -}}
 {{- if .Values.registry.credentialsSecret -}}
