@@ -14,6 +14,8 @@ from typing import Protocol
 from guard.energy.models import Component, Method
 from guard.energy.prometheus import Sample
 
+JOULES_PER_KWH = 3.6e6
+
 
 @dataclass(frozen=True)
 class Window:
@@ -60,6 +62,12 @@ class EnergySource(Protocol):
     def rows(self, window: Window) -> list[Row]:
         """Energy per pod and device (or node) over the window."""
         ...
+
+
+def increase_kwh(metric: str, by: str, window: Window) -> str:
+    """PromQL: a joules counter's increase over the window, summed ``by`` the labels, in kWh
+    (``increase`` handles counter resets and gaps)."""
+    return f"sum by ({by}) (increase({metric}[{window.range()}])) / {JOULES_PER_KWH:g}"
 
 
 def label(sample: Sample, *names: str) -> str:

@@ -23,14 +23,13 @@ from collections.abc import Sequence
 
 from guard.energy.models import Method
 from guard.energy.prometheus import PrometheusClient, Sample
-from guard.energy.sources.base import Row, Window, label
+from guard.energy.sources.base import JOULES_PER_KWH, Row, Window, label
 
 ENERGY = "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"
 POWER = "DCGM_FI_DEV_POWER_USAGE"
 GROUP = "namespace, pod, pod_namespace, pod_name, Hostname, UUID, GPU_I_ID, GPU_I_PROFILE"
 DEVICE = "UUID, GPU_I_ID"
 MJ_PER_KWH = 3.6e9
-JOULES_PER_KWH = 3.6e6
 SHARED_BELOW = 0.99  # a row whose shared figure is under 99% of its own was shared with others
 _MIG_SLICES = re.compile(r"^(\d+)g\.")
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 from collections import defaultdict
 
 from guard.energy.prometheus import PrometheusClient
-from guard.energy.sources.base import Row, Window, label
+from guard.energy.sources.base import Row, Window, increase_kwh, label
 
 POD_GPU = "kepler_pod_gpu_joules_total"
 NODE_GPU = "kepler_node_gpu_joules_total"
 POD_CPU = 'kepler_pod_cpu_joules_total{zone="package"}'
-JOULES_PER_KWH = 3.6e6
 NOTE = "attributed to the pod by Kepler"
 
 
@@ -29,12 +28,11 @@ class KeplerSource:
 
     @staticmethod
     def pod_query(metric: str, window: Window) -> str:
-        by = "pod_namespace, pod_name, node_name"
-        return f"sum by ({by}) (increase({metric}[{window.range()}])) / {JOULES_PER_KWH:g}"
+        return increase_kwh(metric, "pod_namespace, pod_name, node_name", window)
 
     @staticmethod
     def node_query(window: Window) -> str:
-        return f"sum by (node_name) (increase({NODE_GPU}[{window.range()}])) / {JOULES_PER_KWH:g}"
+        return increase_kwh(NODE_GPU, "node_name", window)
 
     def rows(self, window: Window) -> list[Row]:
         client = self.client

@@ -8,11 +8,10 @@ is not measured with it (the result says so).
 from __future__ import annotations
 
 from guard.energy.prometheus import PrometheusClient
-from guard.energy.sources.base import Row, Window, label
+from guard.energy.sources.base import Row, Window, increase_kwh, label
 
 CONTAINER_GPU = "kepler_container_gpu_joules_total"
 CONTAINER_CPU = "kepler_container_package_joules_total"
-JOULES_PER_KWH = 3.6e6
 NOTE = "attributed to the pod's containers by Kepler (pre-0.10 schema, modes dynamic + idle)"
 
 
@@ -26,8 +25,7 @@ class KeplerLegacySource:
 
     @staticmethod
     def query(metric: str, window: Window) -> str:
-        by = "container_namespace, pod_name"
-        return f"sum by ({by}) (increase({metric}[{window.range()}])) / {JOULES_PER_KWH:g}"
+        return increase_kwh(metric, "container_namespace, pod_name", window)
 
     def rows(self, window: Window) -> list[Row]:
         client = self.client
