@@ -214,7 +214,11 @@ def json_page() -> str:
             "| `keygen` | `privateKey`, `publicKey`, `fingerprint`, `algorithm`, `encrypted` |",
             "| `sign` | `signature`, `method`, `files`, `resources`, `serialization`, `hash` |",
             "| `push` | `reference`, `digest`, `files`, `uploaded`, `uploadedBytes`, `skipped`, `attached` |",
-            "| `pull` | `reference`, `digest`, `directory`, `artifactKind`, `files`, `bytes`, `verified` |",
+            "| `pull` | `reference`, `digest`, `directory`, `artifactKind`, `files`, `bytes`, `verified`, "
+            "`signature` (the restored `model.sig`, or null), `signatureVerified`, `signatureNote` |",
+            "| `download` | `kind`, `reference`, `subject`, `output`, `written` (the referrer written), "
+            "`verified`, `found` (`kind`, `referrer`, `artifactType`, `mediaType`, `predicateType`, "
+            "`bytes`, `verified`) |",
             "| `attach` | `reference`, `subject`, `attached` (`kind`, `digest`, `artifactType`) |",
             "| `sbom` | `output`, `format`, `components` |",
             "| `attest` | `output`, `predicateType`, `subject` (`name`, `digest`), `attached` |",

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -24,6 +24,7 @@ from guard.commands.trust_options import NO_TRUST, TrustOptions, path_argument
 from guard.errors import UsageError
 
 if TYPE_CHECKING:
+    from guard.oci.download import Restored
     from guard.oci.types import Descriptor
 
 log = logging.getLogger(__name__)
@@ -200,12 +201,20 @@ def pull(
             "name, other files stay.",
         ),
     ] = False,
+    restore_signature: Annotated[
+        bool,
+        typer.Option(
+            "--signature/--no-signature",
+            help="Restore the model's signature as DIRECTORY/model.sig, so that `guard verify "
+            "DIRECTORY` works offline: the one that verified, else the only one attached.",
+        ),
+    ] = True,
     json_output: JsonOption = False,
 ) -> None:
     """Pull a ModelPack / cnai / KitOps artifact into DIRECTORY (new or empty, unless --force),
     verifying every blob. With trust options (as for `guard verify`), the signature is verified
     first (no weights fetched) and exactly the verified digest is pulled; nothing is written if it
-    does not verify."""
+    does not verify. The model's OMS signature is restored beside the files."""
     from guard.oci.pull import check_pull_target
     from guard.oci.pull import pull as do_pull
     from guard.oci.reference import parse_reference
@@ -217,15 +226,21 @@ def pull(
     ref = parse_reference(artifact_target(source))
     store = open_store(ref, registry.access())
     verified_digest: str | None = None
+    verified_signature: tuple[str, str] | None = None  # (the signed digest, its signature referrer)
     if trust.given():
         verifier = trust.verifier()
         verified = verify_oci(ref, verifier, store)
         _echo_err(format_verification(verified))
         ref = ref.with_digest(verified.digest)  # pull exactly what was verified
         verified_digest = verified.digest
+        if verified.format != "cosign-legacy":
+            verified_signature = (verified.signed_digest or verified.digest, verified.signature_digest)
     with _progress(f"pulling {ref.base()}") as (advance, set_total):
         result = do_pull(store, ref, directory, progress=advance, on_total=set_total, force=force)
     _echo_err(f"pulled {len(result.files)} files ({result.bytes} bytes, {result.kind}) into {directory}")
+    restored = None
+    if restore_signature:
+        restored = _restore_signature(store, result.digest, directory, verified_signature)
     if json_output:
         doc = {
             "reference": str(ref),
@@ -235,10 +250,32 @@ def pull(
             "files": sorted(str(f) for f in result.files),
             "bytes": result.bytes,
             "verified": verified_digest is not None,
+            "signature": str(restored.path) if restored and restored.path else None,
+            "signatureVerified": bool(restored and restored.path and restored.verified),
+            "signatureNote": restored.note if restored else "not restored (--no-signature)",
         }
         typer.echo(json.dumps(doc, indent=2))
         return
     typer.echo(result.digest)
+
+
+def _restore_signature(
+    store: Any, digest: str, directory: Path, verified: tuple[str, str] | None
+) -> Restored:
+    """Write the model's signature beside the pulled files and say what was done."""
+    from guard.oci.download import model_signature, restore_signature
+    from guard.signing.types import DEFAULT_SIGNATURE_NAME
+
+    if verified is not None:
+        found = model_signature(store, verified[0], verified[1])
+    else:
+        found = model_signature(store, digest)
+    restored = restore_signature(found, directory, DEFAULT_SIGNATURE_NAME)
+    if restored.path is not None:
+        _echo_err(f"restored the model signature: {restored.path} ({restored.note})")
+    else:
+        _echo_err(f"no signature restored: {restored.note}")
+    return restored
 
 
 @grouped
