@@ -144,7 +144,7 @@ class AdmissionEngine:
         except Exception as err:  # fail closed on anything unforeseen, and say so
             log.exception(
                 "admission failed unexpectedly; denying",
-                extra={"fields": {"uid": request.uid, "decision_id": decision_id}},
+                extra={"fields": {"uid": request.uid, "decisionId": decision_id}},
             )
             outcome = self._outcome(
                 request,
@@ -489,15 +489,15 @@ class AdmissionEngine:
     def _log(self, request: AdmissionRequest, outcome: AdmissionOutcome, elapsed: float) -> None:
         fields: dict[str, Any] = {
             "uid": request.uid,
-            "decision_id": outcome.decision_id,
+            "decisionId": outcome.decision_id,
             "decision": outcome.decision,
             "kind": outcome.kind,
             "namespace": request.namespace,
             "name": request.name or _generate_name(request.object),
             "operation": request.operation,
             "user": request.user_info.username,
-            "dry_run": request.dry_run,
-            "duration_ms": round(elapsed * 1000, 3),
+            "dryRun": request.dry_run,
+            "durationMs": round(elapsed * 1000, 3),
             "artifacts": [
                 {"reference": v.ref.reference, "digest": v.digest, "status": v.status, "effect": v.effect}
                 for v in outcome.artifacts

@@ -498,7 +498,7 @@ def test_admission_settings_reach_the_registry_client(keypair: tuple[Path, Path]
 
     config = parse_config(
         {
-            "authorities": {"ci": {"kind": "key", "public_key": str(keypair[1])}},
+            "authorities": {"ci": {"kind": "key", "key": str(keypair[1])}},
             "rules": [
                 {"name": "a", "artifacts": ["Registry.Example.com:443/models/**"], "authorities": ["ci"]},
                 {

@@ -113,7 +113,7 @@ def test_invalid_yaml_file_names_path_and_field(tmp_path: Path) -> None:
 
 
 def test_duplicate_rule_names_are_refused() -> None:
-    key = {"kind": "key", "public_key": "k.pem"}
+    key = {"kind": "key", "key": "k.pem"}
     rules = [{"name": "models", "artifacts": [glob], "authorities": ["k"]} for glob in ("a/**", "b/**")]
     with pytest.raises(ConfigError, match=r"g.yaml: rules.1.name: rule 'models' is defined more than once"):
         parse_config({"authorities": {"k": key}, "rules": rules}, "g.yaml")
@@ -243,11 +243,11 @@ def test_authorities_map_to_signing_verifiers(tmp_path: Path) -> None:
     config = parse_config(
         {
             "authorities": {
-                "key": {"kind": "key", "public_key": str(pair.public_key)},
+                "key": {"kind": "key", "key": str(pair.public_key)},
                 "ci": {
                     "kind": "keyless",
                     "issuer": "https://token.actions.githubusercontent.com",
-                    "subject_regex": r"https://github\.com/example/.+",
+                    "identity_regex": r"https://github\.com/example/.+",
                 },
             }
         }
@@ -279,7 +279,7 @@ def test_relative_paths_are_relative_to_the_config_file(
         yaml.safe_dump(
             {
                 "authorities": {
-                    "release": {"kind": "key", "public_key": "keys/release.pub"},
+                    "release": {"kind": "key", "key": "keys/release.pub"},
                     "roots": {"kind": "certificate", "roots": "/abs/roots.pem"},
                 },
                 "policy": {"directory": "policies"},
@@ -296,5 +296,5 @@ def test_relative_paths_are_relative_to_the_config_file(
     assert config.policy.directory == conf_dir / "policies"
     assert config.admission.registry.docker_config == conf_dir / "../docker/config.json"
     # A document validated without a file keeps its relative paths as given.
-    bare = parse_config({"authorities": {"k": {"kind": "key", "public_key": "k.pub"}}}).authorities["k"]
+    bare = parse_config({"authorities": {"k": {"kind": "key", "key": "k.pub"}}}).authorities["k"]
     assert isinstance(bare, KeyAuthority) and bare.key == Path("k.pub")
