@@ -195,7 +195,8 @@ def restore_signature(found: Restored, directory: Path, name: str) -> Restored:
     from guard.signing.model import write_atomic  # noqa: PLC0415
 
     path = directory / name
-    if path.is_symlink() or (path.exists() and path.read_bytes() != found.attached.data):
+    taken = path.exists() and (not path.is_file() or path.read_bytes() != found.attached.data)
+    if path.is_symlink() or taken:
         return Restored(None, found.attached, f"{path} exists with other content; left as it is")
     write_atomic(path, found.attached.data)
     return Restored(path, found.attached, found.note)

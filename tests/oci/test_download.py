@@ -138,3 +138,17 @@ def test_download_of_what_is_not_attached_exits_1(
     refused = ["download", "signature", target, "--key", str(wrong.public_key), "-o", str(tmp_path / "x")]
     assert run(refused) == 1
     assert not (tmp_path / "x").exists()  # nothing written when it does not verify
+
+
+def test_an_existing_signature_file_is_never_replaced(
+    tmp_path: Path, model_dir: Path, keypair: tuple[Path, Path], target: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _published(tmp_path, model_dir, keypair, target)
+    pulled = tmp_path / "pulled"
+    pulled.mkdir()
+    (pulled / "model.sig").write_text("the user's own file")
+    capsys.readouterr()
+    assert run(["pull", target, str(pulled), "--force", "--key", str(keypair[1])]) == 0
+    assert "exists with other content; left as it is" in capsys.readouterr().err
+    assert (pulled / "model.sig").read_text() == "the user's own file"
