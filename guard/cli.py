@@ -22,6 +22,7 @@ from rich.markup import escape
 from guard import __version__
 from guard.commands import attest, demo, oci, policy, serve, signing
 from guard.commands import check as check_commands
+from guard.commands import download as download_commands
 from guard.commands import energy as energy_commands
 from guard.commands import pin as pin_commands
 from guard.commands import report as report_commands
@@ -53,6 +54,7 @@ report_commands.register(app)
 check_commands.register(app)
 version_commands.register(app)
 pin_commands.register(app)
+download_commands.register(app)
 
 
 def _version(value: bool) -> None:

@@ -7,8 +7,10 @@ load with the dotted path of the bad field.
 
 from __future__ import annotations
 
+import logging
 import re
 from abc import abstractmethod
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -25,6 +27,45 @@ from guard.textfile import read_user_text
 
 if TYPE_CHECKING:
     from guard.signing.types import Verifier
+
+
+log = logging.getLogger(__name__)
+
+
+def renamed_keys(data: Any, renames: Mapping[str, str], where: str) -> Any:
+    """Read deprecated config keys as their new names, with a warning. Both spellings of one key
+    are an error even with the same value (one key, one answer: never pick one of two)."""
+    if not isinstance(data, Mapping):
+        return data
+    out = dict(data)
+    for old, new in renames.items():
+        if old not in out:
+            continue
+        if new in out:
+            raise ValueError(f"give {new} only: {old} is its deprecated spelling, and both are set")
+        log.warning("config: %s.%s is deprecated; write %s (the same meaning)", where, old, new)
+        out[new] = out.pop(old)
+    return out
+
+
+def deprecated_in_schema(renames: Mapping[str, str]) -> ConfigDict:
+    """A model config whose JSON Schema (the chart's values.schema.json) still accepts the old
+    spellings, marked ``deprecated``: a chart upgrade must not reject values that load."""
+
+    def extra(schema: dict[str, Any]) -> None:
+        properties = schema.setdefault("properties", {})
+        required = schema.get("required", [])
+        for old, new in renames.items():
+            deprecated = {"deprecated": True, "description": f"Deprecated: write {new}."}
+            properties[old] = {**properties[new], **deprecated}
+            if new in required:
+                required.remove(new)
+                schema.setdefault("allOf", []).append({"oneOf": [{"required": [new]}, {"required": [old]}]})
+
+    return ConfigDict(json_schema_extra=extra)
+
+
+_IDENTITY_RENAMES = {"subject": "identity", "subject_regex": "identity_regex"}
 
 
 class FrozenModel(BaseModel):
@@ -56,13 +97,19 @@ class _AuthorityBase(FrozenModel):
 class KeyAuthority(_AuthorityBase):
     """A public key (PEM file). Signatures made with the matching private key are trusted."""
 
+    model_config = deprecated_in_schema({"public_key": "key"})
     kind: Literal["key"]
-    public_key: ConfigPath
+    key: ConfigPath = Field(description="The public key (PEM file); `public_key` is its deprecated spelling.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_keys(cls, data: Any) -> Any:
+        return renamed_keys(data, {"public_key": "key"}, "authority")
 
     def to_verifier(self) -> Verifier:
         from guard.signing import KeyVerifier  # noqa: PLC0415
 
-        verifier: Verifier = KeyVerifier.from_file(self.public_key)
+        verifier: Verifier = KeyVerifier.from_file(self.key)
         return verifier
 
 
@@ -80,30 +127,37 @@ class CertificateAuthority(_AuthorityBase):
 
 
 class KeylessAuthority(_AuthorityBase):
-    """A Sigstore keyless identity: the OIDC issuer plus the subject, exact or as a regex."""
+    """A Sigstore keyless identity: the OIDC issuer plus the signer identity (the certificate's
+    SAN), exact or as a regex (``subject`` / ``subject_regex`` are the deprecated spellings)."""
 
+    model_config = deprecated_in_schema(_IDENTITY_RENAMES)
     kind: Literal["keyless"]
     issuer: str = Field(min_length=1)
-    subject: str | None = None
-    subject_regex: str | None = None
+    identity: str | None = None
+    identity_regex: str | None = None
     trust_config: ConfigPath | None = None
     offline: bool = False
 
+    @model_validator(mode="before")
+    @classmethod
+    def _old_keys(cls, data: Any) -> Any:
+        return renamed_keys(data, _IDENTITY_RENAMES, "authority")
+
     @model_validator(mode="after")
-    def _one_subject(self) -> KeylessAuthority:
-        if (self.subject is None) == (self.subject_regex is None):
-            raise ValueError("give exactly one of subject or subject_regex")
+    def _one_identity(self) -> KeylessAuthority:
+        if (self.identity is None) == (self.identity_regex is None):
+            raise ValueError("give exactly one of identity or identity_regex")
         return self
 
-    _check_regex = field_validator("subject_regex")(_valid_regex)
+    _check_regex = field_validator("identity_regex")(_valid_regex)
 
     def to_verifier(self) -> Verifier:
         from guard.signing import SigstoreVerifier  # noqa: PLC0415
 
         verifier: Verifier = SigstoreVerifier(
             issuer=self.issuer,
-            identity=self.subject,
-            identity_regex=self.subject_regex,
+            identity=self.identity,
+            identity_regex=self.identity_regex,
             trust_config=self.trust_config,
             offline=self.offline,
         )
@@ -143,23 +197,30 @@ class Rule(FrozenModel):
 
 
 class TenantIdentity(FrozenModel):
-    """A signer a tenant owns: a keyless issuer plus subject / subject regex, or a key fingerprint."""
+    """A signer a tenant owns: a keyless issuer plus identity / identity regex, or a key
+    fingerprint (``subject`` / ``subject_regex`` are the deprecated spellings)."""
 
+    model_config = deprecated_in_schema(_IDENTITY_RENAMES)
     issuer: str | None = None
-    subject: str | None = None
-    subject_regex: str | None = None
+    identity: str | None = None
+    identity_regex: str | None = None
     key_fingerprint: str | None = Field(default=None, pattern=r"^sha256:[0-9a-f]{64}$")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_keys(cls, data: Any) -> Any:
+        return renamed_keys(data, _IDENTITY_RENAMES, "identities[]")
 
     @model_validator(mode="after")
     def _shape(self) -> TenantIdentity:
-        keyless = self.subject is not None or self.subject_regex is not None
+        keyless = self.identity is not None or self.identity_regex is not None
         if keyless == (self.key_fingerprint is not None):
-            raise ValueError("give either key_fingerprint, or issuer with subject or subject_regex")
-        if keyless and (self.issuer is None or (self.subject is None) == (self.subject_regex is None)):
-            raise ValueError("a keyless identity needs issuer and exactly one of subject or subject_regex")
+            raise ValueError("give either key_fingerprint, or issuer with identity or identity_regex")
+        if keyless and (self.issuer is None or (self.identity is None) == (self.identity_regex is None)):
+            raise ValueError("a keyless identity needs issuer and exactly one of identity or identity_regex")
         return self
 
-    _check_regex = field_validator("subject_regex")(_valid_regex)
+    _check_regex = field_validator("identity_regex")(_valid_regex)
 
 
 class GpuQuota(FrozenModel):

@@ -120,6 +120,10 @@ def config_page() -> str:
         "is camelCase (see [JSON output](json.md)), and so are the chart's own values, as Helm",
         "charts' are. An unknown key is an error naming its dotted path.",
         "",
+        "The names are the CLI's: `key` is `--key`, `identity` / `identity_regex` are `--identity` /",
+        "`--identity-regex`. The older spellings `public_key`, `subject` and `subject_regex` still",
+        "load, with a warning; giving both spellings of one key is an error.",
+        "",
     ]
 
     def table(title: str, node: dict[str, Any]) -> None:
@@ -184,6 +188,13 @@ def json_page() -> str:
             "spelling runs from the cluster to the report. A document goes to standard output; logs",
             "and progress go to standard error, so `guard ... --json | jq` always reads one document.",
             "",
+            "Why camelCase: it is what most of guard's keys already were, and what everything around",
+            "them is (Kubernetes objects, AdmissionReview, the chart's values, OCI and in-toto",
+            "documents), so a key keeps its spelling from the cluster to `jq` to the report. The",
+            "admission decision log uses it too (`decisionId`, `dryRun`, `durationMs`). Two places",
+            "keep snake_case: the config file (see [Configuration](config.md)) and a verified",
+            "signer's free-form `details` (`integrated_time`, `log_index`, ...).",
+            "",
             "## `guard verify --json`",
             "",
             "The same keys for a directory and for `oci://` / `oci-layout:` / Pod-spec references,",
@@ -214,7 +225,11 @@ def json_page() -> str:
             "| `keygen` | `privateKey`, `publicKey`, `fingerprint`, `algorithm`, `encrypted` |",
             "| `sign` | `signature`, `method`, `files`, `resources`, `serialization`, `hash` |",
             "| `push` | `reference`, `digest`, `files`, `uploaded`, `uploadedBytes`, `skipped`, `attached` |",
-            "| `pull` | `reference`, `digest`, `directory`, `artifactKind`, `files`, `bytes`, `verified` |",
+            "| `pull` | `reference`, `digest`, `directory`, `artifactKind`, `files`, `bytes`, `verified`, "
+            "`signature` (the restored `model.sig`, or null), `signatureVerified`, `signatureNote` |",
+            "| `download` | `kind`, `reference`, `subject`, `output`, `written` (the referrer written), "
+            "`verified`, `found` (`kind`, `referrer`, `artifactType`, `mediaType`, `predicateType`, "
+            "`bytes`, `verified`) |",
             "| `attach` | `reference`, `subject`, `attached` (`kind`, `digest`, `artifactType`) |",
             "| `sbom` | `output`, `format`, `components` |",
             "| `attest` | `output`, `predicateType`, `subject` (`name`, `digest`), `attached` |",
@@ -222,6 +237,13 @@ def json_page() -> str:
             "| `policy test` | `library`, `passed`, `failed`, `seconds`, `results` |",
             "| `report` | `output`, `format`, `bytes`, `findings` (with `--bundle`: `bundle`, `files`, `signed`) |",
             "| `version` | `version`, `python`, `platform` |",
+            "| `pin` | `check`, `files`, `references`, `pins` (`file`, `kind`, `location`: a JSON pointer, "
+            "`pinned`: the new reference, null with `--check`), `unresolved` (`file`, `note`); printed "
+            "with `--check` too, also when it exits 1 |",
+            "| `discover` | `subject`, `referrers` (`artifactType`, `digest`, `mediaType`, `size`, "
+            "`annotations`), `cosignLegacyTags` (the same, with `tag`) |",
+            "| `facts` | the model facts document (`attestations/model-facts/v1/schema.json`) |",
+            "| `energy` | the scan result's `energy` section (its JSON Schema: `guard scan --schema`) |",
             "",
         ]
     )

@@ -146,7 +146,7 @@ def _registry(ctx: DemoContext) -> Iterator[tuple[dict[str, Any], str, str | Non
     ctx.extras.setdefault("not_shown", []).append(f"the webhook verifying a signed model ({reason})")
     host = refused_address()
     config = {
-        "authorities": {"ci": {"kind": "key", "public_key": str(ctx.public_key)}},
+        "authorities": {"ci": {"kind": "key", "key": str(ctx.public_key)}},
         "rules": [{"name": "models", "artifacts": [f"{host}/demo/**"], "authorities": ["ci"]}],
     }
     yield config, host, None, f"{host} (nothing listens there)"

@@ -47,6 +47,7 @@ from guard.admission.recalls import RecallIndex
 from guard.admission.references import ArtifactReference, extract_references
 from guard.admission.review import AdmissionRequest
 from guard.admission.settings import AdmissionSettings
+from guard.admission.spellings import check_spellings, with_deprecated
 from guard.errors import (
     AnswerTooLargeError,
     DeadlineExceeded,
@@ -99,6 +100,7 @@ class AdmissionEngine:
         self._clock = clock
         self._recalls = recalls if recalls else None
         self._exempt = frozenset(settings.exempt_namespaces)
+        self._annotation_keys = with_deprecated(settings.annotations)  # old spellings read too
         self._pool = ThreadPoolExecutor(
             max_workers=settings.max_concurrent_verifications, thread_name_prefix="guard-verify"
         )
@@ -142,7 +144,7 @@ class AdmissionEngine:
         except Exception as err:  # fail closed on anything unforeseen, and say so
             log.exception(
                 "admission failed unexpectedly; denying",
-                extra={"fields": {"uid": request.uid, "decision_id": decision_id}},
+                extra={"fields": {"uid": request.uid, "decisionId": decision_id}},
             )
             outcome = self._outcome(
                 request,
@@ -175,12 +177,15 @@ class AdmissionEngine:
             if spec is None:
                 return self._unknown_kind(request, decision_id)
             deadline = _Deadline(deadline_seconds or self.settings.deadline_seconds, self._clock)
-            refs = extract_references(request.object, spec, self.settings.annotations)
+            refs = extract_references(request.object, spec, self._annotation_keys)
+            spelling = check_spellings(request.object, spec, self.settings.annotations)
+            if spelling.conflicts:
+                return self._outcome(request, decision_id, "denied", message="; ".join(spelling.conflicts))
             if len(refs) > self.settings.max_references:
                 return self._too_many_references(request, decision_id, len(refs))
             verdicts = await self._verify_all(refs, request.namespace or "", deadline)
             policy, policy_error = await self._evaluate(request, verdicts, deadline)
-            return self._decision(request, decision_id, verdicts, policy, policy_error)
+            return self._decision(request, decision_id, verdicts, policy, policy_error, *spelling.warnings)
         except Exception as err:  # an audit records the failure; it never stops the scan
             log.exception("evaluating %s/%s failed unexpectedly", request.namespace, request.name)
             return self._outcome(
@@ -232,10 +237,13 @@ class AdmissionEngine:
         # 2. references
         if large:
             refs = await asyncio.to_thread(
-                extract_references, request.object, spec, self.settings.annotations
+                extract_references, request.object, spec, self._annotation_keys
             )
         else:
-            refs = extract_references(request.object, spec, self.settings.annotations)
+            refs = extract_references(request.object, spec, self._annotation_keys)
+        spelling = check_spellings(request.object, spec, self.settings.annotations)
+        if spelling.conflicts:  # two answers to "which models does this run": deny, never pick one
+            return self._outcome(request, decision_id, "denied", message="; ".join(spelling.conflicts))
         if len(refs) > self.settings.max_references:
             return self._too_many_references(request, decision_id, len(refs))
         # 3.-4. rules, resolution, verification, all at once (an UPDATE whose references did not
@@ -244,7 +252,7 @@ class AdmissionEngine:
         # 5. policies
         policy, policy_error = await self._evaluate(request, verdicts, deadline)
         # 6. decision
-        return self._decision(request, decision_id, verdicts, policy, policy_error)
+        return self._decision(request, decision_id, verdicts, policy, policy_error, *spelling.warnings)
 
     def _too_many_references(
         self, request: AdmissionRequest, decision_id: str, found: int
@@ -427,6 +435,7 @@ class AdmissionEngine:
         verdicts: tuple[ArtifactVerdict, ...],
         policy: PolicyResult,
         policy_error: str | None,
+        *warnings: str,
     ) -> AdmissionOutcome:
         actions: dict[str, set[str]] = {}
         for violation in policy.violations:  # one pass: this runs for every request
@@ -442,7 +451,7 @@ class AdmissionEngine:
         )
         if denied:  # nothing was "allowed UNVERIFIED": say what the fail-open rule did not change
             verdicts = tuple(verdict_of.fail_open_overruled(v) for v in verdicts)
-        warned = any(v.effect == "warn" or v.resolved_from_tag for v in verdicts) or any(
+        warned = bool(warnings) or any(v.effect == "warn" or v.resolved_from_tag for v in verdicts) or any(
             v.action == "warn" for v in policy.violations
         )
         decision: DecisionKind = "denied" if denied else "warned" if warned else "allowed"
@@ -456,6 +465,7 @@ class AdmissionEngine:
             artifacts=verdicts,
             violations=policy.violations,
             policies=policy.policies,
+            warnings=tuple(warnings),
         )
 
     # -- helpers ----------------------------------------------------------------------------
@@ -479,15 +489,15 @@ class AdmissionEngine:
     def _log(self, request: AdmissionRequest, outcome: AdmissionOutcome, elapsed: float) -> None:
         fields: dict[str, Any] = {
             "uid": request.uid,
-            "decision_id": outcome.decision_id,
+            "decisionId": outcome.decision_id,
             "decision": outcome.decision,
             "kind": outcome.kind,
             "namespace": request.namespace,
             "name": request.name or _generate_name(request.object),
             "operation": request.operation,
             "user": request.user_info.username,
-            "dry_run": request.dry_run,
-            "duration_ms": round(elapsed * 1000, 3),
+            "dryRun": request.dry_run,
+            "durationMs": round(elapsed * 1000, 3),
             "artifacts": [
                 {"reference": v.ref.reference, "digest": v.digest, "status": v.status, "effect": v.effect}
                 for v in outcome.artifacts

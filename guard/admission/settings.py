@@ -214,8 +214,9 @@ class AdmissionSettings(_Frozen):
         default=("kube-system",), description="Namespaces whose requests are allowed without checks."
     )
     annotations: tuple[str, ...] = Field(
-        default=("models.guard.cnai.io/references",),
-        description="Annotation keys whose values list model references (comma or whitespace separated).",
+        default=("models.guard.cnai.dev/references",),
+        description="Annotation keys whose values list model references (comma or whitespace separated). "
+        "The deprecated spelling models.guard.cnai.io/references is read too, with a warning.",
     )
     max_concurrent_verifications: int = Field(
         default=16, gt=0, description="Registry verifications run at once (per process)."

@@ -9,31 +9,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from guard.commands.oci import (
-    CaFileOption,
-    DockerConfigOption,
-    InsecureOption,
-    PasswordStdinOption,
-    UsernameOption,
-    registry_access,
-)
+from guard.commands.option_groups import JsonOption, grouped
+from guard.commands.registry_options import NO_REGISTRY, RegistryOptions
 from guard.commands.targets import artifact_target, is_artifact
 from guard.commands.trust_options import (
-    CertificateChainOption,
-    CertificateOption,
-    CertificateRootsOption,
-    IdentityOption,
-    IdentityRegexOption,
-    IdentityTokenOption,
-    IssuerOption,
-    KeylessOption,
-    OfflineOption,
-    PassphraseEnvOption,
-    PassphraseStdinOption,
-    SignKeyOption,
-    SignTrustConfigOption,
-    TrustConfigOption,
-    VerifyKeyOption,
+    NO_SIGNING,
+    NO_TRUST,
+    SigningOptions,
+    TrustOptions,
     path_argument,
 )
 from guard.errors import AttestationError, UsageError
@@ -100,6 +83,7 @@ def _refuse_replacing(output: Path, what: str, field: str, prefix: str) -> None:
     raise UsageError(f"--output {output}: an existing file that is not {what}; refusing to replace it")
 
 
+@grouped
 def sbom(
     model_dir_text: Annotated[
         str, typer.Argument(metavar="MODEL_DIR", help="The model directory.", show_default=False)
@@ -115,7 +99,7 @@ def sbom(
             show_default=False,
         ),
     ] = None,
-    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    json_output: JsonOption = False,
 ) -> None:
     """Write a CycloneDX 1.6 ML-BOM of a model directory (validated against the 1.6 schema)."""
     from guard.attest.modelcard import load_metadata  # noqa: PLC0415
@@ -139,6 +123,7 @@ def sbom(
     typer.echo(f"wrote {output} (CycloneDX 1.6 ML-BOM, {components} components)")
 
 
+@grouped
 def attest(  # noqa: PLR0917 (a typer command: one parameter per option)
     target: Annotated[str, typer.Argument(metavar="MODEL", help=_TARGET, show_default=False)],
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the attestation bundle.")],
@@ -161,28 +146,16 @@ def attest(  # noqa: PLR0917 (a typer command: one parameter per option)
             "--datasets", help="Shortcut: a guard dataset-provenance v1 predicate.", show_default=False
         ),
     ] = None,
-    key: SignKeyOption = None,
-    certificate: CertificateOption = None,
-    certificate_chain: CertificateChainOption = None,
-    keyless: KeylessOption = False,
-    identity_token: IdentityTokenOption = None,
-    trust_config: SignTrustConfigOption = None,
-    passphrase_env: PassphraseEnvOption = None,
-    passphrase_stdin: PassphraseStdinOption = False,
+    signing: SigningOptions = NO_SIGNING,
     attach: Annotated[
         bool, typer.Option("--attach", help="OCI: also attach the bundle to the artifact as a referrer.")
     ] = False,
-    ca_file: CaFileOption = None,
-    insecure: InsecureOption = False,
-    username: UsernameOption = None,
-    password_stdin: PasswordStdinOption = False,
-    docker_config: DockerConfigOption = None,
-    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    registry: RegistryOptions = NO_REGISTRY,
+    json_output: JsonOption = False,
 ) -> None:
     """Sign an attestation (in-toto Statement in a Sigstore bundle) about one model."""
     from guard.attest.sign import load_predicate, sign_attestation  # noqa: PLC0415
     from guard.attest.specs import SHORTCUT_TYPES  # noqa: PLC0415
-    from guard.commands.trust_options import build_signer  # noqa: PLC0415
     from guard.signing.model import write_atomic  # noqa: PLC0415
 
     chosen = [
@@ -201,34 +174,21 @@ def attest(  # noqa: PLR0917 (a typer command: one parameter per option)
         )
     path_argument(target, "MODEL")
     target = artifact_target(target)
-    if passphrase_stdin and password_stdin:
+    if signing.passphrase_stdin and registry.password_stdin:
         raise UsageError(
             "--passphrase-stdin and --password-stdin both read standard input: give the key's "
             "passphrase with --passphrase-env VAR instead"
         )
-    _check_registry_options(target, ca_file, insecure, username, password_stdin, docker_config)
+    _check_registry_options(target, registry)
     if not _is_oci(target):
         _refuse_output_inside(Path(target), output, "attestation")
     _refuse_replacing(output, "a Sigstore bundle", "mediaType", "application/vnd.dev.sigstore.bundle")
     ptype, path = chosen[0]
     body = load_predicate(path)
-    signer = build_signer(
-        key=key,
-        certificate=certificate,
-        certificate_chain=certificate_chain,
-        keyless=keyless,
-        identity_token=identity_token,
-        trust_config=trust_config,
-        passphrase_env=passphrase_env,
-        passphrase_stdin=passphrase_stdin,
-    )
+    signer = signing.signer()
     if attach and not _is_oci(target):
         raise UsageError("--attach needs an OCI target (oci://... or oci-layout:...)")
-    access = (
-        registry_access(ca_file, insecure, username, password_stdin, docker_config)
-        if _is_oci(target)
-        else None
-    )
+    access = registry.access() if _is_oci(target) else None
     subject, oci = _subject(target, access)
     bundle = sign_attestation(subject, ptype, body, signer)
     write_atomic(output, bundle)
@@ -253,15 +213,16 @@ def attest(  # noqa: PLR0917 (a typer command: one parameter per option)
         typer.echo(json.dumps(doc, indent=2))
 
 
-def _check_registry_options(target: str, *options: object) -> None:
+def _check_registry_options(target: str, registry: RegistryOptions) -> None:
     """Registry options given for a model directory are a mistake, not something to ignore."""
-    if not _is_oci(target) and any(options):
+    if not _is_oci(target) and registry.given():
         raise UsageError(
             "--ca-file, --insecure, --username, --password-stdin and --docker-config apply to OCI "
             f"targets (oci://... or oci-layout:...), not to the directory {target}"
         )
 
 
+@grouped
 def facts(  # noqa: PLR0917
     target: Annotated[str, typer.Argument(metavar="MODEL", help=_TARGET, show_default=False)],
     attestation: Annotated[
@@ -285,25 +246,14 @@ def facts(  # noqa: PLR0917
             show_default=False,
         ),
     ] = None,
-    key: VerifyKeyOption = None,
-    certificate_roots: CertificateRootsOption = None,
-    identity: IdentityOption = None,
-    identity_regex: IdentityRegexOption = None,
-    issuer: IssuerOption = None,
-    trust_config: TrustConfigOption = None,
-    offline: OfflineOption = False,
-    ca_file: CaFileOption = None,
-    insecure: InsecureOption = False,
-    username: UsernameOption = None,
-    password_stdin: PasswordStdinOption = False,
-    docker_config: DockerConfigOption = None,
+    trust: TrustOptions = NO_TRUST,
+    registry: RegistryOptions = NO_REGISTRY,
 ) -> None:
     """Verify a model's signature and attestations and print its model facts.
 
     For an OCI artifact, attestations attached as referrers are found and verified too."""
     from guard.attest.collect import AttestationInput, directory_facts  # noqa: PLC0415
     from guard.attest.render import render_facts  # noqa: PLC0415
-    from guard.commands.trust_options import build_verifier  # noqa: PLC0415
 
     known = {"signature", "sbom", "spdx", "provenance", "datasets"}
     unknown = sorted(set(require or []) - known)
@@ -313,16 +263,8 @@ def facts(  # noqa: PLR0917
         )
     path_argument(target, "MODEL")
     target = artifact_target(target)
-    _check_registry_options(target, ca_file, insecure, username, password_stdin, docker_config)
-    verifier = build_verifier(
-        key=key,
-        certificate_roots=certificate_roots,
-        identity=identity,
-        identity_regex=identity_regex,
-        issuer=issuer,
-        trust_config=trust_config,
-        offline=offline,
-    )
+    _check_registry_options(target, registry)
+    verifier = trust.verifier()
     from guard.signing.model import read_bundle_file  # noqa: PLC0415
 
     inputs = []
@@ -338,7 +280,7 @@ def facts(  # noqa: PLR0917
             raise UsageError(
                 "--signature is for model directories; an OCI artifact's signature is a referrer"
             )
-        access = registry_access(ca_file, insecure, username, password_stdin, docker_config)
+        access = registry.access()
         result = oci_facts(target, verifier, access=access, attestations=inputs)
     else:
         from guard.signing import DigestCache  # noqa: PLC0415

@@ -13,7 +13,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "guard verify registry.example.com/models/llama:v1 --key keys/release.pub.pem --json",
     ),
     "push": ("guard push ./model oci://registry.example.com/models/llama:v1 --signature ./model/model.sig",),
-    "pull": ("guard pull registry.example.com/models/llama:v1 ./llama --key keys/release.pub.pem",),
+    "pull": (
+        "guard pull registry.example.com/models/llama:v1 ./llama --key keys/release.pub.pem",
+        "guard verify ./llama --key keys/release.pub.pem",
+    ),
     "attach": ("guard attach oci://registry.example.com/models/llama:v1 --sbom bom.json",),
     "discover": ("guard discover oci://registry.example.com/models/llama:v1 --json",),
     "sbom": ("guard sbom ./model --metadata model-meta.yaml -o bom.json",),
@@ -33,6 +36,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "helm template charts/serving | guard check -f - --offline --json",
     ),
     "version": ("guard version --json",),
+    "download": (
+        "guard download signature registry.example.com/llama:v1 --key release.pub.pem",
+        "guard download sbom registry.example.com/models/llama:v1 -o bom.json",
+    ),
     "pin": ("guard pin deploy/ --config guard.yaml --check",),
 }
 

@@ -1,165 +1,39 @@
 # ruff: noqa: PLC0415, PLR0917 - typer commands take their options as parameters; imports stay lazy
 """`guard` commands for the oci capability: push, pull, attach, discover (see guard.cli).
 
-``guard verify oci://...`` lives with the signing commands and delegates to
-``guard.oci.verify.verify_oci_command``; it declares the registry options with the aliases below
-(``CaFileOption`` ... ``DockerConfigOption``) and builds access with ``registry_access(...)``.
+Registry options are the ``RegistryOptions`` group (``guard.commands.registry_options``), trust
+options the ``TrustOptions`` group (``guard.commands.trust_options``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from guard.commands.option_groups import JsonOption, grouped
+from guard.commands.registry_options import NO_REGISTRY, RegistryOptions
 from guard.commands.targets import artifact_target
-from guard.commands.trust_options import (
-    CertificateRootsOption,
-    IdentityOption,
-    IdentityRegexOption,
-    IssuerOption,
-    OfflineOption,
-    TrustConfigOption,
-    VerifyKeyOption,
-    path_argument,
-)
+from guard.commands.trust_options import NO_TRUST, TrustOptions, path_argument
 from guard.errors import UsageError
 
 if TYPE_CHECKING:
-    from guard.oci.registry import RegistryAccess
+    from guard.oci.download import Restored
     from guard.oci.types import Descriptor
 
 log = logging.getLogger(__name__)
-_ACCESS = "Registry access"
 _META = "ModelPack metadata (default: read from config.json and the model card)"
 _ATTACH = "Attach in the same command"
 _TARGET_HELP = (
     "The artifact: oci://HOST/REPO[:TAG|@DIGEST], HOST/REPO[:TAG|@DIGEST] as in a Pod spec, "
     "or oci-layout:PATH[:TAG|@DIGEST]."
 )
-
-CaFileOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--ca-file",
-        help="PEM bundle of CAs to trust for the registry's TLS certificate (always used, "
-        "whatever REQUESTS_CA_BUNDLE says).",
-        rich_help_panel=_ACCESS,
-        show_default=False,
-    ),
-]
-InsecureOption = Annotated[
-    bool,
-    typer.Option(
-        "--insecure",
-        help="INSECURE: allow plain HTTP to a registry that is not on loopback (logged as a "
-        "warning). TLS, when used, is still verified.",
-        rich_help_panel=_ACCESS,
-    ),
-]
-UsernameOption = Annotated[
-    str | None,
-    typer.Option(
-        "--username", help="Registry user name (with --password-stdin).", rich_help_panel=_ACCESS,
-        show_default=False,
-    ),
-]
-PasswordStdinOption = Annotated[
-    bool,
-    typer.Option(
-        "--password-stdin",
-        help="Read the registry password or token from standard input.",
-        rich_help_panel=_ACCESS,
-    ),
-]
-DockerConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--docker-config",
-        help="Docker config.json with auths / credHelpers "
-        "(default: $DOCKER_CONFIG/config.json, else ~/.docker/config.json).",
-        rich_help_panel=_ACCESS,
-        show_default=False,
-    ),
-]
-
-
-def registry_access(
-    ca_file: Path | None,
-    insecure: bool,
-    username: str | None,
-    password_stdin: bool,
-    docker_config: Path | None,
-) -> RegistryAccess:
-    """Build RegistryAccess from the CLI options (reads the password from stdin when asked)."""
-    from guard.oci.registry import RegistryAccess
-
-    password: str | None = None
-    if password_stdin:
-        if username is None:
-            raise UsageError("--password-stdin needs --username")
-        password = sys.stdin.readline().rstrip("\r\n")
-        if not password:
-            raise UsageError("--password-stdin: expected a password on standard input, found nothing")
-    elif username is not None:
-        raise UsageError("--username needs --password-stdin (passwords are never taken as arguments)")
-    if ca_file is not None and not ca_file.is_file():
-        raise UsageError(f"--ca-file {ca_file} does not exist")
-    if insecure:
-        log.warning("--insecure: plain HTTP may be used for non-loopback registries")
-    return RegistryAccess(
-        ca_file=ca_file,
-        insecure=insecure,
-        username=username,
-        password=password,
-        docker_config=docker_config,
-        **registry_network_environment(os.environ),
-    )
-
-
-def registry_network_environment(environ: Mapping[str, str]) -> dict[str, Any]:
-    """The registry network settings a CLI user gives in the environment (CI-friendly):
-    ``GUARD_REGISTRY_DEADLINE`` (seconds, the total of one registry operation),
-    ``GUARD_REGISTRY_REDIRECT_HOSTS`` / ``GUARD_REGISTRY_TOKEN_HOSTS`` (comma-separated host globs)
-    and ``GUARD_REGISTRY_ALLOWED_NETWORKS`` (comma-separated CIDRs)."""
-    import ipaddress
-
-    found: dict[str, Any] = {}
-    deadline = environ.get("GUARD_REGISTRY_DEADLINE", "").strip()
-    if deadline:
-        try:
-            seconds = float(deadline)
-        except ValueError:
-            seconds = -1.0
-        if not 0 < seconds < float("inf"):
-            raise UsageError(
-                f"GUARD_REGISTRY_DEADLINE: expected a number of seconds above 0, found {deadline!r}"
-            )
-        found["deadline"] = seconds
-    for variable, key in (
-        ("GUARD_REGISTRY_REDIRECT_HOSTS", "redirect_hosts"),
-        ("GUARD_REGISTRY_TOKEN_HOSTS", "token_hosts"),
-        ("GUARD_REGISTRY_ALLOWED_NETWORKS", "allowed_networks"),
-    ):
-        items = tuple(item.strip() for item in environ.get(variable, "").split(",") if item.strip())
-        if key == "allowed_networks":
-            for item in items:
-                try:
-                    ipaddress.ip_network(item, strict=False)
-                except ValueError:
-                    problem = f"{variable}: expected CIDRs such as 10.0.0.0/8, found {item!r}"
-                    raise UsageError(problem) from None
-        if items:
-            found[key] = items
-    return found
-
 
 @contextmanager
 def _progress(label: str) -> Iterator[tuple[Callable[[int], None] | None, Callable[[int], None] | None]]:
@@ -193,6 +67,7 @@ def _echo_err(message: str) -> None:
     typer.echo(message, err=True)
 
 
+@grouped
 def push(
     model_dir_text: Annotated[
         str, typer.Argument(metavar="MODEL_DIR", help="The model directory.", show_default=False)
@@ -235,12 +110,8 @@ def push(
         list[Path] | None,
         typer.Option(help="in-toto attestation to attach (repeatable).", rich_help_panel=_ATTACH),
     ] = None,
-    ca_file: CaFileOption = None,
-    insecure: InsecureOption = False,
-    username: UsernameOption = None,
-    password_stdin: PasswordStdinOption = False,
-    docker_config: DockerConfigOption = None,
-    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    registry: RegistryOptions = NO_REGISTRY,
+    json_output: JsonOption = False,
 ) -> None:
     """Push a model directory as a CNCF ModelPack artifact; print the manifest digest."""
     from guard.oci.modelpack import ModelMetadata
@@ -270,7 +141,7 @@ def push(
         from guard.attest.subject import directory_subject
 
         refuse_directory_bound(attachments, directory_subject(model_dir).sha256, target)
-    access = registry_access(ca_file, insecure, username, password_stdin, docker_config)
+    access = registry.access()
     store = open_store(ref, access, create=True)
     meta = ModelMetadata(
         name=name, version=version, authors=tuple(author or ()), licenses=tuple(license_ or ()),
@@ -307,6 +178,7 @@ def push(
     typer.echo(result.descriptor.digest)
 
 
+@grouped
 def pull(
     source: Annotated[
         str,
@@ -319,18 +191,8 @@ def pull(
     directory_text: Annotated[
         str, typer.Argument(metavar="DIRECTORY", help="Where to restore the model.", show_default=False)
     ],
-    key: VerifyKeyOption = None,
-    certificate_roots: CertificateRootsOption = None,
-    identity: IdentityOption = None,
-    identity_regex: IdentityRegexOption = None,
-    issuer: IssuerOption = None,
-    trust_config: TrustConfigOption = None,
-    offline: OfflineOption = False,
-    ca_file: CaFileOption = None,
-    insecure: InsecureOption = False,
-    username: UsernameOption = None,
-    password_stdin: PasswordStdinOption = False,
-    docker_config: DockerConfigOption = None,
+    trust: TrustOptions = NO_TRUST,
+    registry: RegistryOptions = NO_REGISTRY,
     force: Annotated[
         bool,
         typer.Option(
@@ -339,13 +201,20 @@ def pull(
             "name, other files stay.",
         ),
     ] = False,
-    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    restore_signature: Annotated[
+        bool,
+        typer.Option(
+            "--signature/--no-signature",
+            help="Restore the model's signature as DIRECTORY/model.sig, so that `guard verify "
+            "DIRECTORY` works offline: the one that verified, else the only one attached.",
+        ),
+    ] = True,
+    json_output: JsonOption = False,
 ) -> None:
     """Pull a ModelPack / cnai / KitOps artifact into DIRECTORY (new or empty, unless --force),
     verifying every blob. With trust options (as for `guard verify`), the signature is verified
     first (no weights fetched) and exactly the verified digest is pulled; nothing is written if it
-    does not verify."""
-    from guard.commands.trust_options import build_verifier
+    does not verify. The model's OMS signature is restored beside the files."""
     from guard.oci.pull import check_pull_target
     from guard.oci.pull import pull as do_pull
     from guard.oci.reference import parse_reference
@@ -355,20 +224,23 @@ def pull(
     directory = path_argument(directory_text, "DIRECTORY")
     check_pull_target(directory, force=force)  # before any registry call
     ref = parse_reference(artifact_target(source))
-    store = open_store(ref, registry_access(ca_file, insecure, username, password_stdin, docker_config))
+    store = open_store(ref, registry.access())
     verified_digest: str | None = None
-    if any((key, certificate_roots, identity, identity_regex, issuer, trust_config, offline)):
-        verifier = build_verifier(
-            key=key, certificate_roots=certificate_roots, identity=identity,
-            identity_regex=identity_regex, issuer=issuer, trust_config=trust_config, offline=offline,
-        )
+    verified_signature: tuple[str, str] | None = None  # (the signed digest, its signature referrer)
+    if trust.given():
+        verifier = trust.verifier()
         verified = verify_oci(ref, verifier, store)
         _echo_err(format_verification(verified))
         ref = ref.with_digest(verified.digest)  # pull exactly what was verified
         verified_digest = verified.digest
+        if verified.format != "cosign-legacy":
+            verified_signature = (verified.signed_digest or verified.digest, verified.signature_digest)
     with _progress(f"pulling {ref.base()}") as (advance, set_total):
         result = do_pull(store, ref, directory, progress=advance, on_total=set_total, force=force)
     _echo_err(f"pulled {len(result.files)} files ({result.bytes} bytes, {result.kind}) into {directory}")
+    restored = None
+    if restore_signature:
+        restored = _restore_signature(store, result.digest, directory, verified_signature)
     if json_output:
         doc = {
             "reference": str(ref),
@@ -378,12 +250,35 @@ def pull(
             "files": sorted(str(f) for f in result.files),
             "bytes": result.bytes,
             "verified": verified_digest is not None,
+            "signature": str(restored.path) if restored and restored.path else None,
+            "signatureVerified": bool(restored and restored.path and restored.verified),
+            "signatureNote": restored.note if restored else "not restored (--no-signature)",
         }
         typer.echo(json.dumps(doc, indent=2))
         return
     typer.echo(result.digest)
 
 
+def _restore_signature(
+    store: Any, digest: str, directory: Path, verified: tuple[str, str] | None
+) -> Restored:
+    """Write the model's signature beside the pulled files and say what was done."""
+    from guard.oci.download import model_signature, restore_signature
+    from guard.signing.types import DEFAULT_SIGNATURE_NAME
+
+    if verified is not None:
+        found = model_signature(store, verified[0], verified[1])
+    else:
+        found = model_signature(store, digest)
+    restored = restore_signature(found, directory, DEFAULT_SIGNATURE_NAME)
+    if restored.path is not None:
+        _echo_err(f"restored the model signature: {restored.path} ({restored.note})")
+    else:
+        _echo_err(f"no signature restored: {restored.note}")
+    return restored
+
+
+@grouped
 def attach(
     target: Annotated[str, typer.Argument(metavar="REF", help=_TARGET_HELP, show_default=False)],
     signature: Annotated[Path | None, typer.Option(help="Sigstore bundle (model.sig).")] = None,
@@ -391,12 +286,8 @@ def attach(
     attestation: Annotated[
         list[Path] | None, typer.Option(help="in-toto attestation (bundle, DSSE or statement); repeatable.")
     ] = None,
-    ca_file: CaFileOption = None,
-    insecure: InsecureOption = False,
-    username: UsernameOption = None,
-    password_stdin: PasswordStdinOption = False,
-    docker_config: DockerConfigOption = None,
-    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    registry: RegistryOptions = NO_REGISTRY,
+    json_output: JsonOption = False,
 ) -> None:
     """Attach a signature, SBOM or attestation to an artifact as an OCI referrer."""
     from guard.oci.reference import parse_reference
@@ -410,7 +301,7 @@ def attach(
     if not items:
         raise UsageError("nothing to attach: give --signature, --sbom or --attestation")
     ref = parse_reference(artifact_target(target))
-    store = open_store(ref, registry_access(ca_file, insecure, username, password_stdin, docker_config))
+    store = open_store(ref, registry.access())
     subject = store.resolve(ref.reference)
     attached = []
     for item in items:
@@ -434,15 +325,12 @@ def _descriptor_row(d: Descriptor) -> dict[str, object]:
     }
 
 
+@grouped
 def discover(
     target: Annotated[str, typer.Argument(metavar="REF", help=_TARGET_HELP, show_default=False)],
     artifact_type: Annotated[str | None, typer.Option(help="Only referrers of this artifactType.")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    ca_file: CaFileOption = None,
-    insecure: InsecureOption = False,
-    username: UsernameOption = None,
-    password_stdin: PasswordStdinOption = False,
-    docker_config: DockerConfigOption = None,
+    registry: RegistryOptions = NO_REGISTRY,
 ) -> None:
     """List what is attached to an artifact (signatures, SBOMs, attestations)."""
     from guard.oci.reference import parse_reference
@@ -450,7 +338,7 @@ def discover(
     from guard.oci.store import open_store
 
     ref = parse_reference(artifact_target(target))
-    store = open_store(ref, registry_access(ca_file, insecure, username, password_stdin, docker_config))
+    store = open_store(ref, registry.access())
     subject = store.resolve(ref.reference)
     found = list_referrers(store, subject.digest, artifact_type)
     legacy = legacy_cosign(store, subject.digest)

@@ -5,6 +5,7 @@ source, the webhook then only verifies). The same fields and rules as the mutati
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -128,6 +129,9 @@ def register(app: typer.Typer) -> None:
         every: Annotated[
             bool, typer.Option("--all", help="Pin every OCI reference by tag, not only the rules' ones.")
         ] = False,
+        json_output: Annotated[
+            bool, typer.Option("--json", help="Print the result as JSON (with --check too).")
+        ] = False,
     ) -> None:
         """Pin image and model references by tag to repo:tag@sha256:... in manifests."""
         from guard.config import load_config  # noqa: PLC0415
@@ -135,23 +139,40 @@ def register(app: typer.Typer) -> None:
         config = _pinning_config(load_config(config_path), every)
         files = _manifest_files(paths)
         found = asyncio.run(_pin_all(config, files, check))
-        count = 0
+        doc = pin_document(found, check, len(files))
+        count = doc["references"]
         for path, result, replacements in found:
             for note in result.notes:
                 if "did not resolve" in note:
                     typer.echo(f"{path}: {note}", err=True)
-            if not replacements:
-                continue
-            count += len(result.pinned)
-            if check:
-                for where in result.pinned:
-                    kind, pointer = where.split(" ", 1)
-                    typer.echo(f"{path}: {kind} {pointer} is not pinned")
+            if not replacements or check:
                 continue
             path.write_text(_rewrite(path.read_text(encoding="utf-8"), replacements), encoding="utf-8")
-            for old, new in replacements.items():
-                typer.echo(f"{path}: {old} -> {new}")
+        if json_output:
+            typer.echo(json.dumps(doc, indent=2))
+        else:
+            for item in doc["pins"]:
+                where = f"{item['file']}: {item['kind']} {item['location']}"
+                typer.echo(f"{where} is not pinned" if check else f"{where} -> {item['pinned']}")
         if check and count:
             raise VerificationError(f"{count} reference(s) by tag in {len(files)} file(s): run guard pin")
         done = "to pin" if check else "pinned"
         typer.echo(f"guard pin: {len(files)} file(s), {count} reference(s) {done}", err=True)
+
+
+def pin_document(
+    found: list[tuple[Path, PinResult, dict[str, str]]], check: bool, files: int
+) -> dict[str, Any]:
+    """``guard pin --json``: ``{check, files, references, pins: [{file, kind, location, pinned}],
+    unresolved: [{file, note}]}``; ``pinned`` (the new reference) is null with ``--check``."""
+    pins: list[dict[str, Any]] = []
+    unresolved: list[dict[str, str]] = []
+    for path, result, replacements in found:
+        unresolved += [{"file": str(path), "note": n} for n in result.notes if "did not resolve" in n]
+        if not replacements:
+            continue
+        for where, value in result.pinned.items():
+            kind, pointer = where.split(" ", 1)
+            pinned = None if check else value
+            pins.append({"file": str(path), "kind": kind, "location": pointer, "pinned": pinned})
+    return {"check": check, "files": files, "references": len(pins), "pins": pins, "unresolved": unresolved}

@@ -9,21 +9,12 @@ from typing import Annotated
 
 import typer
 
-from guard.commands.trust_options import (
-    CertificateChainOption,
-    CertificateOption,
-    IdentityTokenOption,
-    KeylessOption,
-    PassphraseEnvOption,
-    PassphraseStdinOption,
-    SignKeyOption,
-    SignTrustConfigOption,
-    build_signer,
-    path_argument,
-)
+from guard.commands.option_groups import grouped
+from guard.commands.trust_options import NO_SIGNING, SigningOptions, path_argument
 from guard.errors import ReportError, UsageError
 
 
+@grouped
 def report(  # noqa: PLR0917 (a typer command: options are parameters)
     result_text: Annotated[
         str | None,
@@ -83,14 +74,7 @@ def report(  # noqa: PLR0917 (a typer command: options are parameters)
     schema: Annotated[
         bool, typer.Option("--schema", help="Print the json format's JSON Schema and exit.")
     ] = False,
-    key: SignKeyOption = None,
-    certificate: CertificateOption = None,
-    certificate_chain: CertificateChainOption = None,
-    keyless: KeylessOption = False,
-    identity_token: IdentityTokenOption = None,
-    trust_config: SignTrustConfigOption = None,
-    passphrase_env: PassphraseEnvOption = None,
-    passphrase_stdin: PassphraseStdinOption = False,
+    signing: SigningOptions = NO_SIGNING,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print what was written as JSON (not with -o -).")
     ] = False,
@@ -115,7 +99,7 @@ def report(  # noqa: PLR0917 (a typer command: options are parameters)
         raise UsageError("give --format F and -o FILE, or --bundle DIR")
     if bundle is not None and (format_name is not None or output is not None):
         raise UsageError("--bundle writes every format; drop --format / -o (choose formats with --formats)")
-    if bundle is None and (formats or previous_bundle or key or certificate or keyless):
+    if bundle is None and (formats or previous_bundle or signing.given()):
         raise UsageError("--formats, --previous-bundle and signing options apply to --bundle only")
     scope_filter = ScopeFilter.parse(scope) if scope is not None else None
     result, digest = read_result(result_path)
@@ -127,16 +111,7 @@ def report(  # noqa: PLR0917 (a typer command: options are parameters)
         chosen = tuple(f.strip() for f in (formats or ",".join(FORMATS)).split(",") if f.strip())
         for name in chosen:
             renderer(name)  # an unknown name fails before signing is set up
-        signer = build_signer(
-            key=key,
-            certificate=certificate,
-            certificate_chain=certificate_chain,
-            keyless=keyless,
-            identity_token=identity_token,
-            trust_config=trust_config,
-            passphrase_env=passphrase_env,
-            passphrase_stdin=passphrase_stdin,
-        )
+        signer = signing.signer()
         from guard.report.bundle import write_bundle  # noqa: PLC0415
 
         manifest = write_bundle(

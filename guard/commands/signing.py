@@ -11,32 +11,16 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from guard.commands.oci import (
-    CaFileOption,
-    DockerConfigOption,
-    InsecureOption,
-    PasswordStdinOption,
-    UsernameOption,
-)
+from guard.commands.option_groups import JsonOption, grouped
+from guard.commands.registry_options import NO_REGISTRY, RegistryOptions
 from guard.commands.targets import artifact_target, is_artifact
 from guard.commands.trust_options import (
-    CertificateChainOption,
-    CertificateOption,
-    CertificateRootsOption,
-    IdentityOption,
-    IdentityRegexOption,
-    IdentityTokenOption,
-    IssuerOption,
-    KeylessOption,
-    OfflineOption,
+    NO_SIGNING,
+    NO_TRUST,
     PassphraseEnvOption,
     PassphraseStdinOption,
-    SignKeyOption,
-    SignTrustConfigOption,
-    TrustConfigOption,
-    VerifyKeyOption,
-    build_signer,
-    build_verifier,
+    SigningOptions,
+    TrustOptions,
     path_argument,
     read_passphrase,
 )
@@ -135,7 +119,7 @@ def keygen(  # noqa: PLR0917 (a typer command: options are parameters)
     passphrase_env: PassphraseEnvOption = None,
     passphrase_stdin: PassphraseStdinOption = False,
     force: Annotated[bool, typer.Option("--force", help="Replace existing key files.")] = False,
-    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    json_output: JsonOption = False,
 ) -> None:
     """Generate an ECDSA signing key pair: NAME.pem (private, mode 0600, encrypted when a passphrase
     is given) and NAME.pub.pem (public, to hand to verifiers)."""
@@ -164,18 +148,12 @@ def keygen(  # noqa: PLR0917 (a typer command: options are parameters)
         log.warning("the private key is not encrypted; use --passphrase-env VAR to encrypt it")
 
 
+@grouped
 def sign(  # noqa: PLR0917 (a typer command: options are parameters)
     model_dir_text: Annotated[
         str, typer.Argument(metavar="MODEL_DIR", help="The model directory to sign.", show_default=False)
     ],
-    key: SignKeyOption = None,
-    certificate: CertificateOption = None,
-    certificate_chain: CertificateChainOption = None,
-    keyless: KeylessOption = False,
-    identity_token: IdentityTokenOption = None,
-    trust_config: SignTrustConfigOption = None,
-    passphrase_env: PassphraseEnvOption = None,
-    passphrase_stdin: PassphraseStdinOption = False,
+    signing: SigningOptions = NO_SIGNING,
     signature: Annotated[
         Path | None,
         typer.Option(
@@ -222,7 +200,7 @@ def sign(  # noqa: PLR0917 (a typer command: options are parameters)
     cache: Annotated[
         bool, typer.Option("--cache/--no-cache", help="Use the digest cache (each byte hashed once).")
     ] = True,
-    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    json_output: JsonOption = False,
 ) -> None:
     """Sign a model directory (OpenSSF Model Signing v1.0). Choose exactly one method: --key;
     --certificate with --certificate-chain and --key; or --keyless."""
@@ -239,16 +217,7 @@ def sign(  # noqa: PLR0917 (a typer command: options are parameters)
             "model-signing verifies blake3 signatures per file only; drop --shard-size"
         )
     # Build the signer first: a bad key fails before minutes of hashing.
-    signer = build_signer(
-        key=key,
-        certificate=certificate,
-        certificate_chain=certificate_chain,
-        keyless=keyless,
-        identity_token=identity_token,
-        trust_config=trust_config,
-        passphrase_env=passphrase_env,
-        passphrase_stdin=passphrase_stdin,
-    )
+    signer = signing.signer()
     serialization = Serialization(
         method="shards" if shard_size is not None else "files",
         hash_type=hash_type,
@@ -370,7 +339,8 @@ def _failed_json(target: str, err: GuardError) -> dict[str, Any]:
     return verify_document(target, **fields)
 
 
-def verify(  # noqa: PLR0917 (a typer command: options are parameters)
+@grouped
+def verify(
     target: Annotated[
         str,
         typer.Argument(
@@ -386,55 +356,26 @@ def verify(  # noqa: PLR0917 (a typer command: options are parameters)
             "--signature", help="The signature file (default: MODEL_DIR/model.sig).", show_default=False
         ),
     ] = None,
-    key: VerifyKeyOption = None,
-    certificate_roots: CertificateRootsOption = None,
-    identity: IdentityOption = None,
-    identity_regex: IdentityRegexOption = None,
-    issuer: IssuerOption = None,
-    trust_config: TrustConfigOption = None,
-    offline: OfflineOption = False,
-    ca_file: CaFileOption = None,
-    insecure: InsecureOption = False,
-    username: UsernameOption = None,
-    password_stdin: PasswordStdinOption = False,
-    docker_config: DockerConfigOption = None,
-    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    trust: TrustOptions = NO_TRUST,
+    registry: RegistryOptions = NO_REGISTRY,
+    json_output: JsonOption = False,
 ) -> None:
     """Verify a signed model: the signature, the signer, and every file. Exit 0 verified,
     1 verification failed (says which files / identity / key), 2 usage error, 3 infrastructure."""
     path_argument(target, "MODEL_DIR|OCI_REF")
     target = artifact_target(target)
-    verifier = build_verifier(
-        key=key,
-        certificate_roots=certificate_roots,
-        identity=identity,
-        identity_regex=identity_regex,
-        issuer=issuer,
-        trust_config=trust_config,
-        offline=offline,
-    )
-    registry_options = [
-        name
-        for name, on in (
-            ("--ca-file", ca_file),
-            ("--insecure", insecure),
-            ("--username", username),
-            ("--password-stdin", password_stdin),
-            ("--docker-config", docker_config),
-        )
-        if on
-    ]
+    verifier = trust.verifier()
+    registry_options = registry.given()
     if is_artifact(target):
         if signature is not None:
             raise UsageError(
                 "--signature applies to model directories; OCI signatures are found as referrers"
             )
         try:
-            from guard.commands.oci import registry_access  # noqa: PLC0415
             from guard.oci.verify import verify_oci, verify_oci_command  # noqa: PLC0415
         except ImportError as err:  # pragma: no cover - while the OCI capability is being built
             raise UsageError(f"verifying OCI artifacts is not available in this build: {err}") from err
-        access = registry_access(ca_file, insecure, username, password_stdin, docker_config)
+        access = registry.access()
         if not json_output:
             verify_oci_command(target, verifier, access)
             return

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Annotated, cast
 
@@ -306,3 +307,49 @@ def build_verifier(
         offline=offline,
     )
     return cast(Verifier, verifier)
+
+
+# --- option groups (see guard.commands.option_groups) ----------------------------------------
+@dataclass(frozen=True)
+class SigningOptions:
+    """How a command signs: a key, a certificate with its chain and key, or keyless."""
+
+    key: SignKeyOption = None
+    certificate: CertificateOption = None
+    certificate_chain: CertificateChainOption = None
+    keyless: KeylessOption = False
+    identity_token: IdentityTokenOption = None
+    trust_config: SignTrustConfigOption = None
+    passphrase_env: PassphraseEnvOption = None
+    passphrase_stdin: PassphraseStdinOption = False
+
+    def given(self) -> bool:
+        """Whether a signing method was chosen."""
+        return bool(self.key or self.certificate or self.certificate_chain or self.keyless)
+
+    def signer(self) -> Signer:
+        return build_signer(**{f.name: getattr(self, f.name) for f in fields(self)})
+
+
+@dataclass(frozen=True)
+class TrustOptions:
+    """Whom to trust when verifying: a key, certificate roots, or a keyless identity."""
+
+    key: VerifyKeyOption = None
+    certificate_roots: CertificateRootsOption = None
+    identity: IdentityOption = None
+    identity_regex: IdentityRegexOption = None
+    issuer: IssuerOption = None
+    trust_config: TrustConfigOption = None
+    offline: OfflineOption = False
+
+    def given(self) -> bool:
+        """Whether any trust option was given."""
+        return any(getattr(self, f.name) for f in fields(self))
+
+    def verifier(self) -> Verifier:
+        return build_verifier(**{f.name: getattr(self, f.name) for f in fields(self)})
+
+
+NO_SIGNING = SigningOptions()
+NO_TRUST = TrustOptions()

@@ -133,7 +133,7 @@ class OciVerification:
         }
 
 
-def _peek_predicate_type(bundle: bytes) -> str | None:
+def peek_predicate_type(bundle: bytes) -> str | None:
     """The bundle's claimed predicate type, only to choose the verifying path (never trusted).
     Bytes that are not a JSON object are junk: UntrustedContentError says what they are."""
     doc = parse_object(bundle, "signature bundle")
@@ -228,7 +228,7 @@ def _verify_signature(
     if not bundle_layers:
         raise BundleFormatError(f"signature referrer {sig.digest} holds no Sigstore bundle layer")
     bundle = read_small_blob(store, bundle_layers[0], f"signature {bundle_layers[0].digest}")
-    claimed = _peek_predicate_type(bundle)
+    claimed = peek_predicate_type(bundle)
     if claimed not in predicates:
         raise BundleFormatError(
             f"referrer {sig.digest} is not a signature: its statement's predicate type is {claimed!r} "

@@ -30,16 +30,16 @@ POOL = "guard.cnai.dev/pool"
 
 CONFIG: dict[str, Any] = {
     "authorities": {
-        "platform-key": {"kind": "key", "public_key": "keys/platform.pub"},
+        "platform-key": {"kind": "key", "key": "keys/platform.pub"},
         "team-a-ci": {
             "kind": "keyless",
             "issuer": CI_ISSUER,
-            "subject_regex": r"https://github\.com/example/ml-pipelines/.+",
+            "identity_regex": r"https://github\.com/example/ml-pipelines/.+",
         },
         "vendor": {
             "kind": "keyless",
             "issuer": "https://accounts.google.com",
-            "subject": "release@vendor.example",
+            "identity": "release@vendor.example",
         },
     },
     "rules": [
@@ -65,7 +65,7 @@ CONFIG: dict[str, Any] = {
             "namespaces": ["team-a", "team-a-*"],
             "registries": ["registry.example.com/team-a"],
             "identities": [
-                {"issuer": CI_ISSUER, "subject_regex": r"https://github\.com/example/ml-pipelines/.+"}
+                {"issuer": CI_ISSUER, "identity_regex": r"https://github\.com/example/ml-pipelines/.+"}
             ],
             "authorities": ["team-a-ci"],
             "gpu": {

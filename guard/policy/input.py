@@ -170,8 +170,8 @@ def tenant_input(tenant: Tenant, config: GuardConfig, usage: UsageLookup | None 
         "identities": [
             {
                 "issuer": i.issuer,
-                "subject": i.subject,
-                "subjectRegex": i.subject_regex,
+                "subject": i.identity,  # the policy input's names (policies read them)
+                "subjectRegex": i.identity_regex,
                 "keyFingerprint": i.key_fingerprint,
             }
             for i in tenant.identities

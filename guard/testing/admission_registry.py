@@ -34,7 +34,7 @@ class PublishedModels:
         provenance and tenancy bundles, so a signed model without attestations is allowed)."""
         prefix = self.signed.split("/", 2)[1]
         doc: dict[str, Any] = {
-            "authorities": {"ci": {"kind": "key", "public_key": str(self.public_key)}},
+            "authorities": {"ci": {"kind": "key", "key": str(self.public_key)}},
             "rules": [{"name": "models", "artifacts": [f"{self.host}/{prefix}/**"], "authorities": ["ci"]}],
             "policy": {
                 "require_sbom": False,

@@ -228,7 +228,7 @@ class _Recording:
 def _config(**extra: Any) -> GuardConfig:
     return parse_config(
         {
-            "authorities": {"ci": {"kind": "key", "public_key": "/nonexistent/ci.pub"}},
+            "authorities": {"ci": {"kind": "key", "key": "/nonexistent/ci.pub"}},
             "rules": [{"name": "models", "artifacts": ["registry.local/models/**"], "authorities": ["ci"]}],
             **extra,
         }

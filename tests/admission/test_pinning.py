@@ -39,7 +39,7 @@ class Resolver:
 def config(pin: str = "top-level", enforcement: str = "deny", **extra: Any) -> GuardConfig:
     return parse_config(
         {
-            "authorities": {"ci": {"kind": "key", "public_key": "/etc/guard/trust/ci.pub"}},
+            "authorities": {"ci": {"kind": "key", "key": "/etc/guard/trust/ci.pub"}},
             "rules": [{"name": "models", "artifacts": [f"{REG}/**"], "authorities": ["ci"], "pin": pin}],
             "policy": {"default_enforcement": enforcement},
             **extra,

@@ -66,7 +66,7 @@ def test_every_object_gets_a_decision_and_unverifiable_references_are_never_allo
     body = {"apiVersion": f"{kind.group}/v1" if kind.group else "v1", "kind": kind.kind}
     if isinstance(obj, dict):
         body.update({k: v for k, v in obj.items() if k not in ("apiVersion", "kind")})
-    refs = extract_references(body, kind, ("models.guard.cnai.io/references",))
+    refs = extract_references(body, kind, ("models.guard.cnai.dev/references",))
     request = AdmissionReview.model_validate(admission_review(body)).request
     # an empty registry, and no rule covers anything: every reference must be denied
     engine = AdmissionEngine(AdmissionSettings(), FakeRules(), FakeVerifier(), FakePolicy())

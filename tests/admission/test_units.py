@@ -193,7 +193,7 @@ def test_a_policy_restating_a_verification_failure_is_not_repeated() -> None:
 
 def test_required_attestations_must_be_known() -> None:
     base = {
-        "authorities": {"ci": {"kind": "key", "public_key": "/k.pub"}},
+        "authorities": {"ci": {"kind": "key", "key": "/k.pub"}},
         "rules": [{"name": "m", "artifacts": ["r/**"], "authorities": ["ci"]}],
     }
     for ok in (["provenance"], ["datasets", "sbom"], ["https://example.com/custom/v1"]):

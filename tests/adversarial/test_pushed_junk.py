@@ -132,7 +132,7 @@ def published(registry: Any, tmp_path_factory: pytest.TempPathFactory) -> Publis
 def _config(published: Published) -> dict[str, Any]:
     host = published.host
     return {
-        "authorities": {"ci": {"kind": "key", "public_key": str(published.public_key)}},
+        "authorities": {"ci": {"kind": "key", "key": str(published.public_key)}},
         "rules": [
             {"name": "adv-sig", "artifacts": [f"{host}/adv-sig/**"], "authorities": ["ci"]},
             {

@@ -195,8 +195,8 @@ def test_oci11_dsse_referrer_satisfies_required_attestations(registry: Any, tmp_
     def config(builder: Path) -> dict[str, Any]:
         return {
             "authorities": {
-                "alice": {"kind": "key", "public_key": str(FIXTURES / cf.LEGACY_KEY / "alice.pub")},
-                "builder": {"kind": "key", "public_key": str(builder)},
+                "alice": {"kind": "key", "key": str(FIXTURES / cf.LEGACY_KEY / "alice.pub")},
+                "builder": {"kind": "key", "key": str(builder)},
             },
             "rules": [
                 {

@@ -240,7 +240,7 @@ BAD_VALUES = [
     # the config part comes from GuardConfig's own schema
     ({"config": {"unmatched_artifacts": "perhaps"}}, "unmatched_artifacts"),
     ({"config": {"admission": {"cache": {"ttl_seconds": 0}}}}, "ttl_seconds"),
-    ({"config": {"authorities": {"k": {"kind": "key"}}}}, "public_key"),
+    ({"config": {"authorities": {"k": {"kind": "key"}}}}, "key"),
     ({"config": {"typo_key": 1}}, "typo_key"),
 ]
 
@@ -832,7 +832,7 @@ def test_user_config_renders_and_parses(chart: Any) -> None:
 
     release = config.authorities["release"]
     assert isinstance(release, KeyAuthority)
-    mount = _mount_for(guard, str(release.public_key))
+    mount = _mount_for(guard, str(release.key))
     trust = rendered.one("ConfigMap", rendered.volume(mount["name"])["configMap"]["name"])
     assert "release.pub" in trust["data"]
     # registry credentials and CA are wired into admission.registry

@@ -44,7 +44,7 @@ def config(tmp_path: Path) -> Path:
     assert run(["keygen", "--out", str(tmp_path / "keys"), "--name", "k"]) == 0
     path = tmp_path / "guard.yaml"
     path.write_text(
-        "authorities:\n  k: {kind: key, public_key: keys/k.pub.pem}\n"
+        "authorities:\n  k: {kind: key, key: keys/k.pub.pem}\n"
         "rules:\n  - name: apps\n    artifacts: ['registry.example.com/**']\n    authorities: [k]\n"
     )
     return path
@@ -129,7 +129,7 @@ def test_online_unreachable_registry_is_exit_3(tmp_path: Path, capsys: pytest.Ca
     assert run(["keygen", "--out", str(tmp_path / "keys"), "--name", "k"]) == 0
     config = tmp_path / "guard.yaml"
     config.write_text(
-        "authorities:\n  k: {kind: key, public_key: keys/k.pub.pem}\n"
+        "authorities:\n  k: {kind: key, key: keys/k.pub.pem}\n"
         "rules:\n  - name: local\n    artifacts: ['127.0.0.1:9/**']\n    authorities: [k]\n"
     )
     manifest = tmp_path / "m.yaml"

@@ -66,7 +66,7 @@ def test_cli_and_policy_read_one_grammar() -> None:
 
 
 _CONFIG = {
-    "authorities": {"ci": {"kind": "key", "public_key": "/dev/null"}},
+    "authorities": {"ci": {"kind": "key", "key": "/dev/null"}},
     "rules": [
         {"name": "corp", "artifacts": ["registry.example.com/models/**"], "authorities": ["ci"]},
         {"name": "hub", "artifacts": ["docker.io/library/*"], "authorities": ["ci"]},

@@ -498,7 +498,7 @@ def test_admission_settings_reach_the_registry_client(keypair: tuple[Path, Path]
 
     config = parse_config(
         {
-            "authorities": {"ci": {"kind": "key", "public_key": str(keypair[1])}},
+            "authorities": {"ci": {"kind": "key", "key": str(keypair[1])}},
             "rules": [
                 {"name": "a", "artifacts": ["Registry.Example.com:443/models/**"], "authorities": ["ci"]},
                 {
@@ -584,7 +584,7 @@ def test_cli_a_dripping_registry_exits_3_at_the_deadline(
     ],
 )
 def test_cli_network_environment_is_checked(variable: str, value: str, needle: str) -> None:
-    from guard.commands.oci import registry_network_environment
+    from guard.commands.registry_options import registry_network_environment
     from guard.errors import UsageError
 
     with pytest.raises(UsageError, match=needle):
@@ -592,7 +592,7 @@ def test_cli_network_environment_is_checked(variable: str, value: str, needle: s
 
 
 def test_cli_network_environment_is_read() -> None:
-    from guard.commands.oci import registry_network_environment
+    from guard.commands.registry_options import registry_network_environment
 
     found = registry_network_environment(
         {"GUARD_REGISTRY_DEADLINE": "7.5", "GUARD_REGISTRY_TOKEN_HOSTS": "auth.example, ", "OTHER": "x"}

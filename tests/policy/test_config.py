@@ -50,15 +50,15 @@ def test_defaults_are_secure() -> None:
         (
             {
                 "authorities": {
-                    "k": {"kind": "keyless", "issuer": "https://i", "subject": "a", "subject_regex": "b"}
+                    "k": {"kind": "keyless", "issuer": "https://i", "identity": "a", "identity_regex": "b"}
                 }
             },
-            "authorities.k.keyless: Value error, give exactly one of subject or subject_regex",
+            "authorities.k.keyless: Value error, give exactly one of identity or identity_regex",
         ),
         ({"authorities": {"k": {"kind": "pgp", "key": "x"}}}, "authorities.k: Input tag 'pgp' found"),
         (
-            {"authorities": {"k": {"kind": "keyless", "issuer": "https://i", "subject_regex": "("}}},
-            "authorities.k.keyless.subject_regex: Value error, not a valid regular expression",
+            {"authorities": {"k": {"kind": "keyless", "issuer": "https://i", "identity_regex": "("}}},
+            "authorities.k.keyless.identity_regex: Value error, not a valid regular expression",
         ),
         (
             {"tenants": [{"name": "a", "namespaces": ["a"], "gpu": {"max_per_pod": -1}}]},
@@ -113,7 +113,7 @@ def test_invalid_yaml_file_names_path_and_field(tmp_path: Path) -> None:
 
 
 def test_duplicate_rule_names_are_refused() -> None:
-    key = {"kind": "key", "public_key": "k.pem"}
+    key = {"kind": "key", "key": "k.pem"}
     rules = [{"name": "models", "artifacts": [glob], "authorities": ["k"]} for glob in ("a/**", "b/**")]
     with pytest.raises(ConfigError, match=r"g.yaml: rules.1.name: rule 'models' is defined more than once"):
         parse_config({"authorities": {"k": key}, "rules": rules}, "g.yaml")
@@ -243,11 +243,11 @@ def test_authorities_map_to_signing_verifiers(tmp_path: Path) -> None:
     config = parse_config(
         {
             "authorities": {
-                "key": {"kind": "key", "public_key": str(pair.public_key)},
+                "key": {"kind": "key", "key": str(pair.public_key)},
                 "ci": {
                     "kind": "keyless",
                     "issuer": "https://token.actions.githubusercontent.com",
-                    "subject_regex": r"https://github\.com/example/.+",
+                    "identity_regex": r"https://github\.com/example/.+",
                 },
             }
         }
@@ -279,7 +279,7 @@ def test_relative_paths_are_relative_to_the_config_file(
         yaml.safe_dump(
             {
                 "authorities": {
-                    "release": {"kind": "key", "public_key": "keys/release.pub"},
+                    "release": {"kind": "key", "key": "keys/release.pub"},
                     "roots": {"kind": "certificate", "roots": "/abs/roots.pem"},
                 },
                 "policy": {"directory": "policies"},
@@ -291,10 +291,10 @@ def test_relative_paths_are_relative_to_the_config_file(
     config = load_config(conf_dir / "guard.yaml")
     release, roots = config.authorities["release"], config.authorities["roots"]
     assert isinstance(release, KeyAuthority) and isinstance(roots, CertificateAuthority)
-    assert release.public_key == conf_dir / "keys/release.pub"
+    assert release.key == conf_dir / "keys/release.pub"
     assert roots.roots == Path("/abs/roots.pem")  # absolute: kept
     assert config.policy.directory == conf_dir / "policies"
     assert config.admission.registry.docker_config == conf_dir / "../docker/config.json"
     # A document validated without a file keeps its relative paths as given.
-    bare = parse_config({"authorities": {"k": {"kind": "key", "public_key": "k.pub"}}}).authorities["k"]
-    assert isinstance(bare, KeyAuthority) and bare.public_key == Path("k.pub")
+    bare = parse_config({"authorities": {"k": {"kind": "key", "key": "k.pub"}}}).authorities["k"]
+    assert isinstance(bare, KeyAuthority) and bare.key == Path("k.pub")

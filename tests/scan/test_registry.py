@@ -146,7 +146,7 @@ def test_a_key_removed_from_the_config_fails_what_verified_before(
     assert by_name(before, "good").artifacts[0].status == "verified"
     other = generate_keypair(tmp_path / "other", force=True)
     after = scan(
-        models, tmp_path, *objects, authorities={"ci": {"kind": "key", "public_key": str(other.public_key)}}
+        models, tmp_path, *objects, authorities={"ci": {"kind": "key", "key": str(other.public_key)}}
     )
     assert by_name(after, "good").artifacts[0].status == "failed"
 

@@ -64,7 +64,7 @@ def keyless(identity: str = KEYLESS_IDENTITY, issuer: str = KEYLESS_ISSUER) -> d
     return {
         "kind": "keyless",
         "issuer": issuer,
-        "subject": identity,
+        "identity": identity,
         "trust_config": str(FIXTURES / cf.LEGACY_KEYLESS / "trusted_root.json"),
         "offline": True,
     }
@@ -97,7 +97,7 @@ def answer(client: httpx.Client, image: str) -> dict[str, Any]:
 def test_key_signed_image_admitted_and_wrong_key_denied(registry: Any, images: Any, serve: Any) -> None:
     three = images["multi-cosigned-alice-bob-charlie"]
     ref = f"{registry.host}/{REPO}@{three.digest}"
-    bob = serve(config(registry, {"kind": "key", "public_key": str(FIXTURES / cf.LEGACY_KEY / "bob.pub")}))
+    bob = serve(config(registry, {"kind": "key", "key": str(FIXTURES / cf.LEGACY_KEY / "bob.pub")}))
     allowed = answer(bob, ref)
     assert allowed["allowed"] is True, allowed["status"]["message"]
     verified = json.loads(allowed["auditAnnotations"]["verified"])
@@ -107,7 +107,7 @@ def test_key_signed_image_admitted_and_wrong_key_denied(registry: Any, images: A
     assert denied["allowed"] is False
     assert "does not verify with key" in denied["status"]["message"]
     other = serve(
-        config(registry, {"kind": "key", "public_key": str(FIXTURES / cf.LEGACY_KEY / "default.pub")})
+        config(registry, {"kind": "key", "key": str(FIXTURES / cf.LEGACY_KEY / "default.pub")})
     )
     assert answer(other, ref)["allowed"] is False
 

@@ -84,3 +84,27 @@ def test_pin_refuses_a_missing_path_and_bad_yaml(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("kind: [unclosed\n")
     assert run(["pin", str(bad)]) == 2
+
+
+def test_pin_json_the_same_document_with_and_without_check(
+    models: PublishedModels, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    config = tmp_path / "guard.yaml"
+    config.write_text(yaml.safe_dump(models.config()))
+    manifest = tmp_path / "server.yaml"
+    manifest.write_text(MANIFEST.format(signed=models.signed))
+    capsys.readouterr()
+    assert run(["pin", str(manifest), "--config", str(config), "--check", "--json"]) == 1
+    checked = json.loads(capsys.readouterr().out)  # printed on failure too
+    assert checked["check"] is True and checked["files"] == 1 and checked["references"] == 2
+    assert {p["location"] for p in checked["pins"]} == {
+        "/spec/template/spec/containers/0/image",
+        "/spec/template/spec/volumes/0/image/reference",
+    }
+    assert all(p["pinned"] is None and p["kind"] == "Deployment" for p in checked["pins"])
+    assert run(["pin", str(manifest), "--config", str(config), "--json"]) == 0
+    pinned = json.loads(capsys.readouterr().out)
+    assert set(pinned) == set(checked) and pinned["references"] == 2
+    assert {p["pinned"] for p in pinned["pins"]} == {f"{models.signed}@{models.signed_digest}"}

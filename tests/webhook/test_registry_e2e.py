@@ -191,7 +191,7 @@ def test_rule_requiring_any_or_all_of_two_authorities(
 
     other = generate_keypair(tmp_path / "other")
     config = models.config()
-    config["authorities"]["release"] = {"kind": "key", "public_key": str(other.public_key)}
+    config["authorities"]["release"] = {"kind": "key", "key": str(other.public_key)}
     config["rules"][0]["authorities"] = ["release", "ci"]
     any_of = serve(config)
     assert answer(any_of, pod(models.signed))["allowed"] is True

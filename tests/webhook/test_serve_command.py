@@ -106,7 +106,7 @@ def test_guard_serve_reports_a_bad_trust_root_as_a_config_error(
     tmp_path: Path, tls_files: tuple[Path, Path]
 ) -> None:
     config = tmp_path / "guard.yaml"
-    config.write_text(f"authorities:\n  ci: {{kind: key, public_key: {tmp_path / 'missing.pub'}}}\n")
+    config.write_text(f"authorities:\n  ci: {{kind: key, key: {tmp_path / 'missing.pub'}}}\n")
     cert, key = tls_files
     result = subprocess.run(
         [
@@ -160,7 +160,7 @@ def test_guard_serve_checks_every_authority_before_starting(
     if problem == "garbage":
         path.write_text("not a PEM file, not JSON\n")
     authority = {
-        "key": f"{{kind: key, public_key: {path}}}",
+        "key": f"{{kind: key, key: {path}}}",
         "certificate": f"{{kind: certificate, roots: {path}}}",
         "keyless": "{kind: keyless, issuer: https://issuer, subject: me@example.com, "
         f"trust_config: {path}}}",

@@ -1,0 +1,65 @@
+"""The config says what the CLI says: ``key`` (``--key``), ``identity`` / ``identity_regex``
+(``--identity`` / ``--identity-regex``). The old spellings (``public_key``, ``subject``,
+``subject_regex``) still load, with a warning; both spellings of one key at once are an error."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from guard.config import KeyAuthority, KeylessAuthority, parse_config
+from guard.errors import ConfigError
+
+ISSUER = "https://token.actions.githubusercontent.com"
+
+
+def _authority(tmp_path: Path, **fields: str) -> object:
+    return parse_config({"authorities": {"a": fields}}, base_dir=tmp_path).authorities["a"]
+
+
+def test_key_and_its_old_spelling(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    new = _authority(tmp_path, kind="key", key="release.pub.pem")
+    with caplog.at_level(logging.WARNING, logger="guard.config"):
+        old = _authority(tmp_path, kind="key", public_key="release.pub.pem")
+    assert isinstance(new, KeyAuthority) and isinstance(old, KeyAuthority)
+    assert new.key == old.key == tmp_path / "release.pub.pem"
+    assert "authority.public_key is deprecated; write key" in caplog.text
+
+
+def test_identity_and_its_old_spellings(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="guard.config"):
+        old = _authority(tmp_path, kind="keyless", issuer=ISSUER, subject="ci@example.com")
+        old_re = _authority(tmp_path, kind="keyless", issuer=ISSUER, subject_regex=r".+@example\.com")
+    assert isinstance(old, KeylessAuthority) and old.identity == "ci@example.com"
+    assert isinstance(old_re, KeylessAuthority) and old_re.identity_regex == r".+@example\.com"
+    assert "authority.subject is deprecated; write identity" in caplog.text
+    assert "authority.subject_regex is deprecated; write identity_regex" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"kind": "key", "key": "a.pub", "public_key": "b.pub"},
+        {"kind": "key", "key": "a.pub", "public_key": "a.pub"},  # even equal: one key, one spelling
+        {"kind": "keyless", "issuer": ISSUER, "identity": "a@x", "subject": "b@x"},
+    ],
+)
+def test_both_spellings_at_once_are_an_error(tmp_path: Path, fields: dict[str, str]) -> None:
+    with pytest.raises(ConfigError, match="deprecated spelling, and both are set"):
+        _authority(tmp_path, **fields)
+
+
+def test_tenant_identities_take_both_spellings(caplog: pytest.LogCaptureFixture) -> None:
+    tenant = {"name": "a", "namespaces": ["a"]}
+    with caplog.at_level(logging.WARNING, logger="guard.config"):
+        config = parse_config(
+            {"tenants": [{**tenant, "identities": [{"issuer": ISSUER, "subject_regex": ".+"}]}]}
+        )
+    assert config.tenants[0].identities[0].identity_regex == ".+"
+    assert "identities[].subject_regex is deprecated" in caplog.text
+    with pytest.raises(ConfigError, match="both are set"):
+        parse_config(
+            {"tenants": [{**tenant, "identities": [{"issuer": ISSUER, "subject": "x", "identity": "y"}]}]}
+        )
