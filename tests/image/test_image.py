@@ -10,99 +10,24 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import ssl
 import subprocess
-import time
-from collections.abc import Iterator
 from email.parser import HeaderParser
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import trustme
 import yaml
 
-from guard.testing.admission import admission_review, pod
 from guard.testing.admission_registry import PublishedModels, publish_models
+from guard.testing.image_rootfs import Image, review, serving
 
 IMAGE = os.environ.get("GUARD_IMAGE", "")
-STORAGE = ["--storage-driver", os.environ.get("STORAGE_DRIVER", "vfs")]
 
 pytestmark = [
     pytest.mark.skipif(not IMAGE, reason="GUARD_IMAGE is not set (make image-test builds and sets it)"),
     pytest.mark.skipif(shutil.which("buildah") is None, reason="buildah is not installed"),
 ]
 
-# Mount the image's root read-only with a tmpfs /tmp (files copied in, owned by 65532), /dev and
-# /proc, then run the entrypoint as 65532:65532 with exactly the image's environment.
-RUNNER = r"""
-set -eu
-root=$1; files=$2; shift 2
-mount --bind "$root" "$root"
-mount -t tmpfs -o size=64m,mode=1777 tmpfs "$root/tmp"
-mount --rbind /dev "$root/dev"
-mount -t proc proc "$root/proc"
-if [ -n "$files" ]; then cp -r "$files"/. "$root/tmp/"; chown -R 65532:65532 "$root/tmp"; fi
-mount -o remount,bind,ro "$root"
-exec chroot --userspec=65532:65532 "$root" "$@"
-"""
-
-
-class Image:
-    def __init__(self, root: Path, config: dict[str, Any]) -> None:
-        self.root = root
-        self.env = list(config.get("Env") or [])
-        self.entrypoint = list(config.get("Entrypoint") or [])
-        self.user = str(config.get("User", ""))
-        self.labels = dict(config.get("Labels") or {})
-
-    def command(self, *args: str, files: Path | None = None) -> list[str]:
-        return [
-            "unshare",
-            "--mount",
-            "--fork",
-            "--",
-            "sh",
-            "-c",
-            RUNNER,
-            "runner",
-            str(self.root),
-            str(files or ""),
-            "/usr/bin/env",
-            "-i",
-            *self.env,
-            *self.entrypoint,
-            *args,
-        ]
-
-    def run(
-        self, *args: str, files: Path | None = None, timeout: float = 120
-    ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            self.command(*args, files=files), capture_output=True, text=True, timeout=timeout, check=False
-        )
-
-
-@pytest.fixture(scope="module")
-def image() -> Iterator[Image]:
-    if os.geteuid() != 0:
-        pytest.skip("running the image's root filesystem needs root (mount namespaces, chroot)")
-    inspect = subprocess.run(
-        ["buildah", *STORAGE, "inspect", "--type", "image", IMAGE], capture_output=True, text=True, check=True
-    )
-    config = json.loads(inspect.stdout)["OCIv1"]["config"]
-    container = subprocess.run(
-        ["buildah", *STORAGE, "from", "--pull=never", IMAGE], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    try:
-        root = subprocess.run(
-            ["buildah", *STORAGE, "mount", container], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        yield Image(Path(root), config)
-    finally:
-        subprocess.run(["buildah", *STORAGE, "rm", container], capture_output=True, check=False)
 
 
 def test_image_metadata(image: Image) -> None:
@@ -191,12 +116,6 @@ def test_policy_library_tests_pass_inside(image: Image) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def models(registry: Any, tmp_path_factory: pytest.TempPathFactory) -> PublishedModels:
     return publish_models(registry.host, tmp_path_factory.mktemp("image-models"), prefix="image-e2e")
@@ -206,61 +125,15 @@ def models(registry: Any, tmp_path_factory: pytest.TempPathFactory) -> Published
 def test_serve_answers_readyz_and_reviews_over_tls(
     image: Image, models: PublishedModels, tmp_path: Path
 ) -> None:
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1", "localhost")
     files = tmp_path / "files"
     files.mkdir()
-    cert.private_key_and_cert_chain_pem.write_to_path(str(files / "tls.pem"))
-    cert.private_key_pem.write_to_path(str(files / "tls.key"))
-    cert.cert_chain_pems[0].write_to_path(str(files / "tls.crt"))
     shutil.copy(models.public_key, files / "key.pub")
     config = models.config()
     config["authorities"]["ci"]["public_key"] = "/tmp/key.pub"
     (files / "config.yaml").write_text(yaml.safe_dump(config))
-    context = ssl.create_default_context()
-    ca.configure_trust(context)
-    port = _free_port()
-    process = subprocess.Popen(
-        image.command(
-            "serve",
-            "--config",
-            "/tmp/config.yaml",
-            "--tls-cert",
-            "/tmp/tls.crt",
-            "--tls-key",
-            "/tmp/tls.key",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            files=files,
-        ),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        with httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=context, timeout=30) as client:
-            deadline = time.monotonic() + 90
-            while True:
-                assert process.poll() is None, process.communicate()[1].decode()
-                try:
-                    if client.get("/readyz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "guard serve in the image did not become ready"
-                time.sleep(0.2)
-            signed = client.post("/validate", json=admission_review(pod(models.signed))).json()["response"]
-            assert signed["allowed"] is True, signed
-            assert json.loads(signed["auditAnnotations"]["verified"])[0]["digest"] == models.signed_digest
-            unsigned = client.post("/validate", json=admission_review(pod(models.unsigned))).json()[
-                "response"
-            ]
-            assert unsigned["allowed"] is False, unsigned
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with serving(image, files) as client:
+        signed = review(client, models.signed)
+        assert signed["allowed"] is True, signed
+        assert json.loads(signed["auditAnnotations"]["verified"])[0]["digest"] == models.signed_digest
+        unsigned = review(client, models.unsigned)
+        assert unsigned["allowed"] is False, unsigned
