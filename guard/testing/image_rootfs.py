@@ -126,6 +126,3 @@ def review(client: httpx.Client, *images: str) -> dict[str, Any]:
     answer = client.post("/validate", json=admission_review(pod(*images)))
     response: dict[str, Any] = answer.json()["response"]
     return response
-
-
-

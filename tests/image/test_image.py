@@ -29,7 +29,6 @@ pytestmark = [
 ]
 
 
-
 def test_image_metadata(image: Image) -> None:
     assert image.user == "65532:65532"
     assert image.entrypoint == ["guard"]
