@@ -20,6 +20,7 @@ from guard.oci.registry import RegistryAccess, RegistryStore
 from guard.signing.keys import generate_keypair
 from guard.testing.image_rootfs import Image, review, serving
 from guard.testing.registry import push_test_image
+from guard.testing.sigstore import TestSigstore
 
 IMAGE = os.environ.get("GUARD_IMAGE", "")
 STORAGE = ["--storage-driver", os.environ.get("STORAGE_DRIVER", "vfs")]
@@ -30,6 +31,8 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("buildah") is None, reason="buildah is not installed"),
 ]
 REPO = "guard/guard"
+GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
+WORKFLOW = "https://github.com/cnai/guard/.github/workflows/release-image.yml@refs/tags/v0.1.0"
 
 
 @pytest.fixture(scope="module")
@@ -98,3 +101,23 @@ def test_webhook_admits_guards_signed_image_and_denies_others(
         for denied_image in (unsigned, other):
             denied = review(client, denied_image)
             assert denied["allowed"] is False, denied
+
+
+def test_guard_signs_its_own_image_keyless(image: Image, pushed: str, tmp_path: Path) -> None:
+    # the release workflow's keyless variant, against the test Sigstore instance on 127.0.0.1
+    sigstore = TestSigstore.create(tmp_path / "sigstore", issuer=GITHUB_ISSUER)
+    files = tmp_path / "keyless"
+    files.mkdir()
+    with sigstore.serve():
+        shutil.copy(sigstore.trust_config_path, files / "trust.json")
+        token = sigstore.identity_token(WORKFLOW)
+        trust = ["--trust-config", "/tmp/trust.json"]
+        signed = image.run(
+            "sign", f"oci://{pushed}", "--keyless", "--identity-token", token, *trust, files=files
+        )
+        assert signed.returncode == 0, signed.stderr
+    verify = ["verify", f"oci://{pushed}", "--issuer", GITHUB_ISSUER, *trust]
+    verified = image.run(*verify, "--identity", WORKFLOW, files=files)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    other = image.run(*verify, "--identity", WORKFLOW.replace("v0.1.0", "v0.0.1"), files=files)
+    assert other.returncode == 1, other.stdout + other.stderr
