@@ -5,9 +5,9 @@
 #
 #  1. strip shared objects of their symbol tables (--strip-unneeded: the dynamic symbols stay);
 #  2. third-party packages: bytecode only, next to where the source was (compileall -b, which
-#     Python loads without the .py); the kubernetes client with -OO (its generated docstrings
-#     are half its size; nothing reads them); guard itself keeps its sources (tracebacks show
-#     guard's lines) and their __pycache__;
+#     Python loads without the .py); guard itself keeps its sources (tracebacks show guard's
+#     lines) and their __pycache__. Not -O/-OO: it would drop the libraries' asserts (the
+#     kubernetes client checks responses with them) to save 6 MB of docstrings;
 #  3. tests and the zstandard cffi backend (the C backend is the one imported).
 set -eu
 venv=$1
@@ -20,7 +20,6 @@ find "$site" -depth -type d \( -name tests -o -name test \) -path "$site/*/*" ! 
     -exec rm -rf {} +
 
 find "$site" -type d -name __pycache__ ! -path "$site/guard/*" -exec rm -rf {} +
-python3 -m compileall -q -b -j 0 -o 2 "$site/kubernetes"
-python3 -m compileall -q -b -j 0 -x '/site-packages/(guard|kubernetes)/' "$site"
+python3 -m compileall -q -b -j 0 -x '/site-packages/guard/' "$site"
 find "$site" -name '*.py' ! -path "$site/guard/*" -exec sh -c 'for f; do [ -f "${f}c" ] && rm "$f"; done' sh {} +
 python3 -m compileall -q -j 0 "$site/guard"
