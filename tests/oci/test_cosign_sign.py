@@ -15,7 +15,7 @@ import pytest
 
 from guard.cli import run
 from guard.oci.cosign_sign import COSIGN_SIGN_PREDICATE, cosign_key_hint, cosign_statement
-from guard.oci.referrers import fallback_tag, list_referrers
+from guard.oci.referrers import Attachment, attach, fallback_tag, list_referrers
 from guard.oci.registry import RegistryAccess, RegistryStore
 from guard.oci.types import OCI_EMPTY, OCI_MANIFEST, SIGSTORE_BUNDLE
 from guard.signing.keys import KeyPair, generate_keypair
@@ -124,3 +124,42 @@ def test_keyless_signature_verifies_with_identity_and_issuer(
     verify: list[Any] = ["verify", ref, "--issuer", DEFAULT_ISSUER, *trust]
     assert run([*verify, "--identity", WORKFLOW]) == 0
     assert run([*verify, "--identity", WORKFLOW.replace("v0.1.0", "v0.0.9")]) == 1
+
+
+def test_replayed_and_tampered_bundles_are_refused(
+    image: tuple[RegistryStore, str, str],
+    keys: tuple[KeyPair, KeyPair],
+    registry: RegistryServer,
+    repo: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    store, ref, _ = image
+    copy = Path(registry.root) / f"{repo.replace('/', '-')}.sigstore.json"
+    assert run(["sign", ref, "--key", str(keys[0].private_key), "--signature", str(copy)]) == 0
+    bundle = json.loads(copy.read_bytes())
+    # the valid bundle of one image attached to another: its subject names the first image
+    replay = push_test_image(store, "replay", b"an image the bundle does not name")
+    attach(store, store.resolve(replay), _signature(bundle))
+    target = f"oci://{registry.host}/{repo}@{replay}"
+    capsys.readouterr()
+    assert run(["verify", target, "--key", str(keys[0].public_key)]) == 1
+    assert f"not the manifest {replay}" in capsys.readouterr().err
+    # a statement rewritten to name the other image, the signature kept
+    forged = json.loads(json.dumps(bundle))
+    other = push_test_image(store, "forged", b"an image with a forged statement")
+    statement = cosign_statement(other)
+    forged["dsseEnvelope"]["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
+    attach(store, store.resolve(other), _signature(forged))
+    assert run(["verify", f"oci://{registry.host}/{repo}@{other}", "--key", str(keys[0].public_key)]) == 1
+    assert "the signature does not verify with the given key" in capsys.readouterr().err
+
+
+def _signature(bundle: dict[str, Any]) -> Attachment:
+    return Attachment(
+        kind="signature",
+        data=json.dumps(bundle).encode(),
+        artifact_type=SIGSTORE_BUNDLE,
+        layer_media_type=SIGSTORE_BUNDLE,
+        filename="",
+        annotations={"dev.sigstore.bundle.predicateType": COSIGN_SIGN_PREDICATE},
+    )
