@@ -151,14 +151,20 @@ def keygen(  # noqa: PLR0917 (a typer command: options are parameters)
 @grouped
 def sign(  # noqa: PLR0917 (a typer command: options are parameters)
     model_dir_text: Annotated[
-        str, typer.Argument(metavar="MODEL_DIR", help="The model directory to sign.", show_default=False)
+        str,
+        typer.Argument(
+            metavar="MODEL_DIR|OCI_REF",
+            help="The model directory to sign, or oci://HOST/REPO@sha256:... (an image or artifact).",
+            show_default=False,
+        ),
     ],
     signing: SigningOptions = NO_SIGNING,
     signature: Annotated[
         Path | None,
         typer.Option(
             "--signature",
-            help="Where to write the signature (default: MODEL_DIR/model.sig).",
+            help="Where to write the signature (default: MODEL_DIR/model.sig; for an OCI "
+            "target: a copy of the attached bundle, none by default).",
             show_default=False,
         ),
     ] = None,
@@ -200,14 +206,38 @@ def sign(  # noqa: PLR0917 (a typer command: options are parameters)
     cache: Annotated[
         bool, typer.Option("--cache/--no-cache", help="Use the digest cache (each byte hashed once).")
     ] = True,
+    registry: RegistryOptions = NO_REGISTRY,
     json_output: JsonOption = False,
 ) -> None:
-    """Sign a model directory (OpenSSF Model Signing v1.0). Choose exactly one method: --key;
-    --certificate with --certificate-chain and --key; or --keyless."""
+    """Sign a model directory (OpenSSF Model Signing v1.0), or an image or other OCI artifact
+    (oci://REPO@sha256:...: a cosign v3 signature, a Sigstore bundle attached as an OCI 1.1
+    referrer, as `cosign sign` writes it). Choose exactly one method: --key; --certificate with
+    --certificate-chain and --key; or --keyless."""
     from guard.signing.cache import DigestCache  # noqa: PLC0415
     from guard.signing.model import sign_model  # noqa: PLC0415
     from guard.signing.types import DEFAULT_SHARD_SIZE, Serialization  # noqa: PLC0415
 
+    path_argument(model_dir_text, "MODEL_DIR")
+    if is_artifact(artifact_target(model_dir_text)):
+        from guard.commands.sign_oci import refuse_directory_options, sign_oci_target  # noqa: PLC0415
+
+        refuse_directory_options(shard_size=shard_size, ignore=ignore, allow_symlinks=allow_symlinks)
+        if signing.passphrase_stdin and registry.password_stdin:
+            raise UsageError(
+                "--passphrase-stdin and --password-stdin both read standard input: give the key's "
+                "passphrase with --passphrase-env VAR instead"
+            )
+        oci_signer = signing.signer()
+        sign_oci_target(
+            artifact_target(model_dir_text),
+            oci_signer,
+            signature=signature,
+            registry=registry.access(),
+            json_output=json_output,
+        )
+        return
+    if registry.given():
+        raise UsageError(f"{', '.join(registry.given())} only apply to oci:// targets")
     model_dir = path_argument(model_dir_text, "MODEL_DIR")
     if hash_type not in _HASHES:
         raise UsageError(f"--hash: expected one of {', '.join(_HASHES)}, found {hash_type!r}")

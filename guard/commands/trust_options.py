@@ -77,6 +77,7 @@ SignTrustConfigOption = Annotated[
     Path | None,
     typer.Option(
         "--trust-config",
+        envvar="GUARD_SIGSTORE_TRUST_CONFIG",
         help="Keyless: a Sigstore ClientTrustConfig JSON for a private instance "
         "(default: the public-good instance).",
         rich_help_panel=_SIGN,
@@ -150,6 +151,7 @@ TrustConfigOption = Annotated[
     Path | None,
     typer.Option(
         "--trust-config",
+        envvar="GUARD_SIGSTORE_TRUST_CONFIG",
         help="Keyless: a Sigstore ClientTrustConfig (or TrustedRoot for "
         "verifying) JSON for a private Sigstore instance (default: the public-good instance).",
         rich_help_panel=_TRUST,
@@ -198,6 +200,15 @@ def path_argument(text: str, what: str) -> Path:
     return Path(text)
 
 
+def _unless_from_environment(trust_config: Path | None) -> Path | None:
+    """``--trust-config`` unless it came from GUARD_SIGSTORE_TRUST_CONFIG (a private Sigstore
+    instance set for a whole CI job also runs key-based steps, where it does not apply)."""
+    from_env = os.environ.get("GUARD_SIGSTORE_TRUST_CONFIG")
+    if trust_config is not None and from_env and trust_config == Path(from_env):
+        return None
+    return trust_config
+
+
 def _given(**options: object) -> list[str]:
     return ["--" + name.replace("_", "-") for name, value in options.items() if value]
 
@@ -226,6 +237,7 @@ def build_signer(
         return cast(Signer, SigstoreSigner(identity_token=identity_token, trust_config=trust_config))
     if identity_token is not None and identity_token == os.environ.get("SIGSTORE_ID_TOKEN"):
         identity_token = None  # from the environment (e.g. GitLab's id_tokens), not an option given
+    trust_config = _unless_from_environment(trust_config)
     extra = _given(identity_token=identity_token, trust_config=trust_config)
     if extra:
         raise UsageError(f"{', '.join(extra)} only applies to --keyless signing")
@@ -278,7 +290,7 @@ def build_verifier(
             "--identity-regex RE with --issuer URL"
         )
     if not keyless:
-        extra = _given(trust_config=trust_config, offline=offline)
+        extra = _given(trust_config=_unless_from_environment(trust_config), offline=offline)
         if extra:
             raise UsageError(
                 f"{', '.join(extra)} only applies to keyless verification (--identity, --issuer)"

@@ -154,7 +154,7 @@ def referrer_manifest(
                 "mediaType": attachment.layer_media_type,
                 "digest": layer_digest,
                 "size": len(attachment.data),
-                "annotations": {OCI_TITLE: attachment.filename},
+                **({"annotations": {OCI_TITLE: attachment.filename}} if attachment.filename else {}),
             }
         ],
         "subject": {"mediaType": subject.media_type, "digest": subject.digest, "size": subject.size},

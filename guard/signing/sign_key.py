@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from guard.signing.dsse import b64encode, pae
@@ -42,6 +43,11 @@ class KeySigner:
     @classmethod
     def from_file(cls, path: Path, passphrase: bytes | None = None) -> KeySigner:
         return cls(load_private_key(path, passphrase))
+
+    def public_key_pem(self) -> bytes:
+        return self._key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
 
     def sign_payload(self, payload: bytes) -> dict[str, Any]:
         material = {"publicKey": {"hint": public_key_hint(self._key.public_key())}, "tlogEntries": []}

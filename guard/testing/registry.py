@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 # Debian's name for CNCF distribution, then upstream's; found on PATH (GUARD_REGISTRY_BINARY wins)
 REGISTRY_NAMES = ("docker-registry", "registry")
@@ -342,3 +343,30 @@ class TokenServer:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def push_test_image(store: Any, tag: str, content: bytes) -> str:
+    """Push a small container image (an OCI config and one layer of ``content``) to ``store``
+    (a ``guard.oci.types.Store``) under ``tag``; return its manifest digest."""
+    from guard.oci.push import push_bytes  # noqa: PLC0415
+    from guard.oci.types import OCI_MANIFEST  # noqa: PLC0415
+
+    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers"}}).encode()
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": push_bytes(store, config),
+            "size": len(config),
+        },
+        "layers": [
+            {
+                "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                "digest": push_bytes(store, content),
+                "size": len(content),
+            }
+        ],
+    }
+    digest: str = store.push_manifest(json.dumps(manifest).encode(), OCI_MANIFEST, tag).digest
+    return digest

@@ -183,6 +183,7 @@ app.kubernetes.io/part-of: guard
 {{- $_ = set $admission "registry" $registry -}}
 {{- end -}}
 {{- $_ = set $config "admission" $admission -}}
+{{- include "guard.selfVerify" (dict "config" $config "root" .) -}}
 {{- $policy := get $config "policy" | default dict -}}
 {{- if .Values.policies.files -}}
 {{- if and (get $policy "directory") (ne (get $policy "directory") $paths.policies) -}}
