@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.verification import (
     Criticality,
     ExtensionPolicy,
+    Policy,
     PolicyBuilder,
     Store,
 )
@@ -56,17 +57,24 @@ def _self_signed(cert: x509.Certificate) -> bool:
     return True
 
 
-def _relaxed(policy: ExtensionPolicy) -> ExtensionPolicy:
-    """The Web PKI profile (CA basicConstraints and keyCertSign, path length, name constraints...)
-    without what code-signing PKIs need not have: the clientAuth EKU a client verifier demands
-    (codeSigning is checked by ``signing_usage_problem``), a subjectAltName (a signer may be named by
-    its subject alone) and the authorityKeyIdentifier (OpenSSL's path building, which guard used
-    before, requires neither)."""
-    return (
+def _ca_key_usage(_policy: Policy, _cert: x509.Certificate, usage: x509.KeyUsage | None) -> None:
+    if usage is not None and not usage.key_cert_sign:
+        raise ValueError("a CA's KeyUsage must allow keyCertSign")
+
+
+def _relaxed(policy: ExtensionPolicy, *, ca: bool) -> ExtensionPolicy:
+    """The Web PKI profile (CA basicConstraints, path length, name constraints...) without what
+    code-signing PKIs need not have, as OpenSSL's path building (which guard used before) does not
+    require it: the clientAuth EKU a client verifier demands (codeSigning is checked by
+    ``signing_usage_problem``), a subjectAltName (a signer may be named by its subject alone), the
+    authorityKeyIdentifier, and a CA's KeyUsage (``openssl req -x509`` makes roots without one; when
+    present it must allow keyCertSign)."""
+    policy = (
         policy.may_be_present(x509.ExtendedKeyUsage, Criticality.AGNOSTIC, None)
         .may_be_present(x509.AuthorityKeyIdentifier, Criticality.NON_CRITICAL, None)
         .may_be_present(x509.SubjectAlternativeName, Criticality.AGNOSTIC, None)
     )
+    return policy.may_be_present(x509.KeyUsage, Criticality.AGNOSTIC, _ca_key_usage) if ca else policy
 
 
 def _reason(leaf: x509.Certificate, err: Exception) -> str:
@@ -76,7 +84,7 @@ def _reason(leaf: x509.Certificate, err: Exception) -> str:
         return f"the certificate has expired (on {leaf.not_valid_after_utc.isoformat()}; {err})"
     if leaf.not_valid_before_utc > now:
         return f"the certificate is not yet valid (from {leaf.not_valid_before_utc.isoformat()}; {err})"
-    if "candidates exhausted" in str(err):
+    if str(err).endswith("no interior errors"):
         return (
             "no chain from it to a trusted root (an intermediate missing from the bundle, or issued "
             f"by another CA; {err})"
@@ -142,8 +150,10 @@ class CertificateVerifier:
             PolicyBuilder()
             .store(Store(self._anchors))
             .time(datetime.datetime.now(datetime.UTC))
-            .extension_policies(ca_policy=_relaxed(ExtensionPolicy.webpki_defaults_ca()),
-                                ee_policy=_relaxed(ExtensionPolicy.webpki_defaults_ee()))
+            .extension_policies(
+                ca_policy=_relaxed(ExtensionPolicy.webpki_defaults_ca(), ca=True),
+                ee_policy=_relaxed(ExtensionPolicy.webpki_defaults_ee(), ca=False),
+            )
             .build_client_verifier()
         )
         try:
