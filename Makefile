@@ -3,14 +3,17 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# CI and `make demo` install the runtime dependencies at the versions the image ships
+# (image/constraints.txt); test-extra packages not pinned there resolve freely.
+CONSTRAINTS := image/constraints.txt
 
 .PHONY: demo test test-tools lint typecheck bench clean fuzz docs
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "guard needs Python >= 3.11")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e ".[test]"
 # OPA's Go library (the OPA engine tests evaluate with it): its wheel declares Requires-Python >=3.14,
 # so pip's resolver refuses it as a dependency of guard (Python >=3.11), yet it runs on 3.11 (a ctypes
 # wrapper of a Go c-shared library, manylinux_2_34 x86_64). Installed on its own, the check skipped
@@ -20,11 +23,11 @@ $(STAMP): pyproject.toml
 
 # `make demo` needs the runtime only (the test extra is large): its own stamp.
 RUNTIME_STAMP := $(VENV)/.installed-runtime
-$(RUNTIME_STAMP): pyproject.toml
+$(RUNTIME_STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "guard needs Python >= 3.11")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e .
 	touch $(RUNTIME_STAMP)
 
 demo: $(RUNTIME_STAMP)

@@ -1,9 +1,9 @@
 """The predicates guard knows, and their schemas (shipped as package data, used at run time).
 
-The canonical spec files live in the repository's top-level ``attestations/<name>/<version>/``;
-the wheel carries a byte-identical copy under ``guard/data/attestations/`` (``tests/attest/
-test_specs.py`` fails when the two differ, and prints the one command that syncs them). A predicate
-is valid when it validates against its schema; the error names the JSON path of the first bad field.
+The spec files live in the repository's top-level ``attestations/<name>/<version>/``, read there
+from a source checkout; the wheel carries them as ``guard/data/attestations/`` (``guard.shipped``).
+A predicate is valid when it validates against its schema; the error names the JSON path of the
+first bad field.
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from typing import Any, Literal
 
 import jsonschema
 
 from guard.errors import AttestationError
+from guard.shipped import shipped_dir
 
 DATASET_PROVENANCE_TYPE = "https://guard.cnai.dev/dataset-provenance/v1"
 SLSA_PROVENANCE_TYPE = "https://slsa.dev/provenance/v1"
@@ -71,7 +71,7 @@ def spec_named(name: str) -> PredicateSpec:
 @cache
 def load_spec_file(spec: str, filename: str = "schema.json") -> dict[str, Any]:
     """A spec file (``schema.json`` / ``example.json``) of ``attestations/<spec>`` from package data."""
-    path = resources.files("guard").joinpath("data", "attestations", *spec.split("/"), filename)
+    path = shipped_dir("attestations").joinpath(*spec.split("/"), filename)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:  # a broken installation, not bad user input

@@ -26,6 +26,12 @@ def demo(
     workloads against the policy library, and send workloads to the webhook over HTTPS."""
     from rich.console import Console  # noqa: PLC0415
 
+    from guard.errors import UsageError  # noqa: PLC0415
+    from guard.shipped import test_doubles_missing  # noqa: PLC0415
+
+    missing = test_doubles_missing("guard demo")  # before importing the demo, which uses them
+    if missing:
+        raise UsageError(missing)
     from guard.demo import run_demo  # noqa: PLC0415
 
     if workdir is not None:

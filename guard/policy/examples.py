@@ -735,11 +735,5 @@ def write_fixtures(root: Path) -> Path:
 
 if __name__ == "__main__":  # pragma: no cover
     target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("policies")
-    from guard.policy.library import packaged_library_dir, write_packaged_copy
-
-    for p in [
-        *write_samples(target),
-        write_fixtures(target),
-        *write_packaged_copy(target, packaged_library_dir()),
-    ]:
+    for p in [*write_samples(target), write_fixtures(target)]:
         print(p)

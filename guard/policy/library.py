@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from guard.errors import PolicyLibraryError
+from guard.shipped import shipped_dir
 
 _PACKAGE = re.compile(r"^package\s+([A-Za-z_][\w.]*)\s*$", re.MULTILINE)
 _DECISION_RULE = re.compile(r"^(deny|warn)\s+(?:contains|if|:=|=|\[)", re.MULTILINE)
@@ -68,45 +69,10 @@ class PolicyLibrary:
         )
 
 
-def source_library_dir() -> Path:
-    """``policies/`` at the top of a source checkout (with tests and samples)."""
-    return Path(__file__).resolve().parents[2] / "policies"
-
-
-def packaged_library_dir() -> Path:
-    """The copy installed with the package: policies and helpers only (no tests, no samples)."""
-    return Path(__file__).resolve().parents[1] / "data" / "policies"
-
-
 def default_library_dir() -> Path:
-    """The library shipped with guard: the source tree's ``policies/`` when running from a
-    checkout, else the copy installed in ``guard/data/policies``."""
-    source = source_library_dir()
-    return source if source.is_dir() else packaged_library_dir()
-
-
-def runtime_files(root: Path) -> list[Path]:
-    """What an engine needs from a library directory: the policies, helpers, input schema and
-    control catalogue (not tests, samples or docs), relative to ``root``."""
-    files = [p for p in root.rglob("*.rego") if not p.stem.endswith("_test")]
-    files += (root / "controls").glob("*.yaml")  # the control catalogue (guard.report.catalogue)
-    return sorted(p.relative_to(root) for p in [*files, root / "input.schema.json"] if p.is_file())
-
-
-def write_packaged_copy(source: Path, target: Path) -> list[Path]:
-    """Refresh ``target`` (``guard/data/policies``) from ``source`` (``policies/``)."""
-    if target.is_dir():
-        for old in sorted(target.rglob("*"), reverse=True):
-            if old.is_file():
-                old.unlink()
-            else:
-                old.rmdir()
-    written = []
-    for rel in runtime_files(source):
-        (target / rel).parent.mkdir(parents=True, exist_ok=True)
-        (target / rel).write_bytes((source / rel).read_bytes())
-        written.append(target / rel)
-    return written
+    """The library shipped with guard, with its tests and samples: ``policies/`` of the source tree
+    when running from a checkout, else the copy the wheel installs (``guard.shipped``)."""
+    return shipped_dir("policies")
 
 
 def _read(path: Path) -> RegoFile:

@@ -1,4 +1,4 @@
-"""The control catalogue shipped with guard: ``policies/controls/*.yaml`` (installed as
+"""The control catalogue shipped with guard: ``policies/controls/*.yaml`` (in a wheel:
 ``guard/data/policies/controls``), one file per framework, each control with id, title, framework
 and family; and which policies of a library cite which controls.
 

@@ -1,9 +1,11 @@
 """Verifying backend: a certificate chain to trusted roots (OMS "certificate" method).
 
 1. Read the leaf and intermediates from ``verificationMaterial.x509CertificateChain``.
-2. Build and verify the path from the leaf to one of the given roots (OpenSSL, via pyOpenSSL,
-   as model-signing does), at the current time: there is no trusted timestamp in such a bundle,
-   so an expired certificate is refused.
+2. Build and verify the path from the leaf to one of the given roots (``cryptography.x509.
+   verification``, the RFC 5280 path builder sigstore-python uses), at the current time: there is no
+   trusted timestamp in such a bundle, so an expired certificate is refused. The Web PKI extension
+   profile applies (CA basicConstraints and keyCertSign, AKI...), except that the client-auth EKU a
+   client verifier demands by default is not: code signing is what step 3 requires.
 3. Check the leaf may sign code (KeyUsage digitalSignature / ExtendedKeyUsage codeSigning).
 4. Check the DSSE signature with the leaf's ECDSA key.
 """
@@ -16,9 +18,17 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from OpenSSL import crypto
+from cryptography.x509.verification import (
+    Criticality,
+    ExtensionPolicy,
+    Policy,
+    PolicyBuilder,
+    Store,
+)
+from cryptography.x509.verification import VerificationError as PathError
 
 from guard.errors import (
     BundleFormatError,
@@ -37,6 +47,51 @@ from guard.signing.verify_key import verify_dsse_signature
 _FIELD = "verificationMaterial.x509CertificateChain"
 
 
+def _self_signed(cert: x509.Certificate) -> bool:
+    if cert.subject != cert.issuer:
+        return False
+    try:
+        cert.verify_directly_issued_by(cert)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def _ca_key_usage(_policy: Policy, _cert: x509.Certificate, usage: x509.KeyUsage | None) -> None:
+    if usage is not None and not usage.key_cert_sign:
+        raise ValueError("a CA's KeyUsage must allow keyCertSign")
+
+
+def _relaxed(policy: ExtensionPolicy, *, ca: bool) -> ExtensionPolicy:
+    """The Web PKI profile (CA basicConstraints, path length, name constraints...) without what
+    code-signing PKIs need not have, as OpenSSL's path building (which guard used before) does not
+    require it: the clientAuth EKU a client verifier demands (codeSigning is checked by
+    ``signing_usage_problem``), a subjectAltName (a signer may be named by its subject alone), the
+    authorityKeyIdentifier, and a CA's KeyUsage (``openssl req -x509`` makes roots without one; when
+    present it must allow keyCertSign)."""
+    policy = (
+        policy.may_be_present(x509.ExtendedKeyUsage, Criticality.AGNOSTIC, None)
+        .may_be_present(x509.AuthorityKeyIdentifier, Criticality.NON_CRITICAL, None)
+        .may_be_present(x509.SubjectAlternativeName, Criticality.AGNOSTIC, None)
+    )
+    return policy.may_be_present(x509.KeyUsage, Criticality.AGNOSTIC, _ca_key_usage) if ca else policy
+
+
+def _reason(leaf: x509.Certificate, err: Exception) -> str:
+    """The path builder's error, led by what a user can act on."""
+    now = datetime.datetime.now(datetime.UTC)
+    if leaf.not_valid_after_utc < now:
+        return f"the certificate has expired (on {leaf.not_valid_after_utc.isoformat()}; {err})"
+    if leaf.not_valid_before_utc > now:
+        return f"the certificate is not yet valid (from {leaf.not_valid_before_utc.isoformat()}; {err})"
+    if str(err).endswith("no interior errors"):
+        return (
+            "no chain from it to a trusted root (an intermediate missing from the bundle, or issued "
+            f"by another CA; {err})"
+        )
+    return str(err)
+
+
 class CertificateVerifier:
     """Trusts signatures whose certificate chains to one of ``roots``."""
 
@@ -46,6 +101,10 @@ class CertificateVerifier:
         if not roots:
             raise KeyMaterialError("no trusted root certificate given")
         self._roots = roots
+        # As OpenSSL's store without PARTIAL_CHAIN: only self-signed certificates anchor trust; an
+        # intermediate given among the roots may complete a path but is no trust anchor itself.
+        self._anchors = [c for c in roots if _self_signed(c)]
+        self._extra = [c for c in roots if not _self_signed(c)]
 
     @classmethod
     def from_file(cls, roots_pem_path: Path) -> CertificateVerifier:
@@ -81,25 +140,30 @@ class CertificateVerifier:
         return out
 
     def _verify_path(self, leaf: x509.Certificate, intermediates: list[x509.Certificate]) -> x509.Certificate:
-        store = crypto.X509Store()
-        for root in self._roots:
-            store.add_cert(crypto.X509.from_cryptography(root))
-        store.set_time(datetime.datetime.now(datetime.UTC).replace(tzinfo=None))
-        ctx = crypto.X509StoreContext(
-            store,
-            crypto.X509.from_cryptography(leaf),
-            [crypto.X509.from_cryptography(c) for c in intermediates],
+        if not self._anchors:
+            raise UntrustedCertificate(
+                f"the signing certificate {describe_certificate(leaf)} is not trusted: none of the given "
+                "roots is self-signed (an intermediate CA is no trust anchor: give its root): "
+                f"{', '.join(r.subject.rfc4514_string() for r in self._roots)}"
+            )
+        verifier = (
+            PolicyBuilder()
+            .store(Store(self._anchors))
+            .time(datetime.datetime.now(datetime.UTC))
+            .extension_policies(
+                ca_policy=_relaxed(ExtensionPolicy.webpki_defaults_ca(), ca=True),
+                ee_policy=_relaxed(ExtensionPolicy.webpki_defaults_ee(), ca=False),
+            )
+            .build_client_verifier()
         )
         try:
-            verified = ctx.get_verified_chain()
-        except crypto.X509StoreContextError as err:
-            where = err.certificate.to_cryptography() if err.certificate is not None else leaf
+            verified = verifier.verify(leaf, [*intermediates, *self._extra])
+        except (PathError, x509.UnsupportedGeneralNameType) as err:
             raise UntrustedCertificate(
-                f"the signing certificate {describe_certificate(leaf)} is not trusted: {err} (at "
-                f"{where.subject.rfc4514_string()}; trusted roots: "
-                f"{', '.join(r.subject.rfc4514_string() for r in self._roots)})"
+                f"the signing certificate {describe_certificate(leaf)} is not trusted: {_reason(leaf, err)} "
+                f"(trusted roots: {', '.join(r.subject.rfc4514_string() for r in self._roots)})"
             ) from err
-        return verified[-1].to_cryptography()
+        return verified.chain[-1]
 
     def verify_bundle(self, bundle: Mapping[str, Any]) -> tuple[bytes, SignerInfo]:
         # 1. The chain the bundle carries.

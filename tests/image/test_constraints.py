@@ -6,6 +6,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
+import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -47,3 +48,40 @@ def test_every_runtime_dependency_is_pinned_and_satisfies_pyproject() -> None:
 
 def test_guard_itself_is_not_pinned() -> None:
     assert "cnai-guard" not in _pins()
+
+
+def _closure() -> set[str]:
+    """The runtime dependencies of cnai-guard and theirs, by the installed distributions' metadata
+    (extras followed, markers evaluated here)."""
+    from importlib.metadata import PackageNotFoundError, requires
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    todo = [(Requirement(spec), "") for spec in project["dependencies"]]
+    seen: set[tuple[str, str]] = set()
+    names: set[str] = set()
+    while todo:
+        requirement, extra = todo.pop()
+        if requirement.marker is not None and not requirement.marker.evaluate({"extra": extra}):
+            continue
+        key = canonicalize_name(requirement.name)
+        names.add(key)
+        for wanted in requirement.extras or {""}:
+            if (key, wanted) in seen:
+                continue
+            seen.add((key, wanted))
+            try:
+                specs = requires(requirement.name) or []
+            except PackageNotFoundError:
+                pytest.fail(f"{requirement.name} is not installed: install guard first (make test does)")
+            todo += [(Requirement(s), wanted) for s in specs]
+    return names
+
+
+def test_the_constraints_pin_the_runtime_closure_and_nothing_else() -> None:
+    """What pip wheel resolves for the image is what the runtime needs: no package left over from a
+    removed dependency (model-signing, fastapi, pyopenssl), none missing."""
+    closure, pins = _closure(), set(_pins())
+    assert not closure - pins, f"runtime dependencies not pinned: {sorted(closure - pins)}"
+    assert not pins - closure, (
+        f"pinned but not a runtime dependency (run make image-constraints): {sorted(pins - closure)}"
+    )

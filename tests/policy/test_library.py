@@ -153,15 +153,3 @@ def test_missing_directory(tmp_path: Path) -> None:
     with pytest.raises(PolicyLibraryError, match="does not exist"):
         load_library(tmp_path / "nope")
 
-
-def test_packaged_copy_matches_the_source_library() -> None:
-    """guard/data/policies (installed with the package) is policies/ without tests and samples."""
-    from guard.policy.library import packaged_library_dir, runtime_files, source_library_dir
-
-    source, packaged = source_library_dir(), packaged_library_dir()
-    assert runtime_files(packaged) == runtime_files(source)
-    for rel in runtime_files(source):
-        assert (packaged / rel).read_bytes() == (source / rel).read_bytes(), (
-            f"{rel}: run python -m guard.policy.examples"
-        )
-    assert len(load_library(packaged).policies) == len(load_library(source).policies)

@@ -137,3 +137,32 @@ def test_key_bundle_with_cosign_hint_verifies(keypair: KeyPair) -> None:
     bundle["verificationMaterial"]["publicKey"]["hint"] = base64.b64encode(b"\0" * 32).decode()
     with pytest.raises(SignatureMismatch, match="key mismatch"):
         verify_statement(bundle, KeyVerifier.from_file(public))
+
+
+def test_certificate_issued_by_a_non_ca_or_anchored_at_an_intermediate_is_refused(
+    pki: tuple[Path, ec.EllipticCurvePrivateKey, x509.Certificate, x509.Certificate], tmp_path: Path
+) -> None:
+    """Path validation (cryptography.x509.verification): an end-entity certificate cannot issue
+    (basicConstraints CA:FALSE), and an intermediate given as the root anchors nothing."""
+    roots, leaf_key, leaf, root = pki
+    signer_key = ec.generate_private_key(ec.SECP256R1())
+    forged = _cert("forged signer", signer_key, (leaf.subject, leaf_key), ca=False)
+    sig = SimpleSignature(
+        PAYLOAD, signer_key.sign(PAYLOAD, ec.ECDSA(hashes.SHA256())), "t", _pem(forged), _pem(leaf)
+    )
+    with pytest.raises(UntrustedCertificate, match="is not trusted"):
+        CertificateVerifier.from_file(roots).verify_simple_signing(sig)
+    root_key = ec.generate_private_key(ec.SECP256R1())
+    intermediate_key = ec.generate_private_key(ec.SECP256R1())
+    root = _cert("second root", root_key, None, ca=True)
+    intermediate = _cert("intermediate", intermediate_key, (root.subject, root_key), ca=True)
+    (tmp_path / "intermediate.pem").write_text(_pem(intermediate))
+    below = _cert("below", signer_key, (intermediate.subject, intermediate_key), ca=False)
+    sig = SimpleSignature(
+        PAYLOAD, signer_key.sign(PAYLOAD, ec.ECDSA(hashes.SHA256())), "t", _pem(below), _pem(intermediate)
+    )
+    with pytest.raises(UntrustedCertificate, match="none of the given roots is self-signed"):
+        CertificateVerifier.from_file(tmp_path / "intermediate.pem").verify_simple_signing(sig)
+    (tmp_path / "both.pem").write_text(_pem(intermediate) + _pem(root))
+    signer = CertificateVerifier.from_file(tmp_path / "both.pem").verify_simple_signing(sig)
+    assert signer.details["root"] == "CN=second root"
