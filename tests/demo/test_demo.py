@@ -27,11 +27,32 @@ def _last_line(text: str) -> str:
     return [line for line in text.splitlines() if line.strip()][-1]
 
 
-def test_make_demo_without_docker_registry_uses_the_mirror(tmp_path: Path) -> None:
-    """What `make demo` runs on a fresh machine: the `guard` process, docker-registry not on PATH."""
+BLOCK_TESTING = """\
+import importlib.abc
+import sys
+
+
+class _NoTesting(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "guard.testing" or name.startswith("guard.testing."):
+            raise ModuleNotFoundError(f"No module named {name!r} (a runtime-only install)", name=name)
+        return None
+
+
+sys.meta_path.insert(0, _NoTesting())
+"""
+
+
+def test_make_demo_on_a_runtime_only_install_without_docker_registry(tmp_path: Path) -> None:
+    """What `make demo` runs on a fresh machine: the `guard` process, docker-registry not on PATH
+    and guard.testing not importable (in this process, every guard command and guard serve)."""
     empty = tmp_path / "bin"
     empty.mkdir()
-    env = {**os.environ, "PATH": str(empty), "COLUMNS": "200"}
+    blocker = tmp_path / "site"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(BLOCK_TESTING)
+    pythonpath = os.pathsep.join(p for p in (str(blocker), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "PATH": str(empty), "COLUMNS": "200", "PYTHONPATH": pythonpath}
     workdir = tmp_path / "demo"
     done = subprocess.run(
         [sys.executable, "-c", "from guard.cli import main; main()", "demo", "--workdir", str(workdir)],
@@ -45,7 +66,8 @@ def test_make_demo_without_docker_registry_uses_the_mirror(tmp_path: Path) -> No
     out = done.stdout
     final = _last_line(out)
     assert final.startswith("demo complete: every step behaved as shown"), final
-    assert "local OCI layout mirror, as docker-registry is not on PATH" in final
+    assert "local OCI layout mirror, as guard.testing (the registry fixture" in final
+    assert "is not installed" in final
     assert "$ guard push webhook-models/signed oci-layout:mirror/demo/signed:v1" in out
     assert out.count("✓ allowed; verified registry.guard-demo.invalid/demo/signed") == 2
     assert "files changed (1): model.safetensors" in out  # the tampered model, denied
@@ -69,6 +91,13 @@ def test_demo_with_docker_registry(
     final = _last_line(out)
     assert final.startswith("demo complete: every step behaved as shown"), final
     assert "Note:" not in final
+
+
+def test_without_docker_registry_on_path_the_reason_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert registry_unavailable() == "docker-registry is not on PATH (apt-get install docker-registry)"
 
 
 def test_without_guard_testing_the_reason_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
