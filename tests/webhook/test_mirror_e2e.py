@@ -161,3 +161,25 @@ def test_config_errors_name_the_field(tmp_path: Path) -> None:
     )
     mirror = relative.registries[0].mirror
     assert mirror is not None and mirror.oci_layout == tmp_path
+
+
+def test_guard_check_reads_the_mirror(
+    mirror: tuple[PublishedModels, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import yaml
+
+    from guard.cli import run
+
+    models, root = mirror
+    config = tmp_path / "guard.yaml"
+    config.write_text(yaml.safe_dump(_config(models, root)))
+    manifests = tmp_path / "pods.yaml"
+    manifests.write_text(
+        yaml.safe_dump_all([pod(models.signed, name="ok"), pod(models.tampered, name="bad")])
+    )
+    assert run(["check", "-f", str(manifests), "--config", str(config)]) == 1
+    out = capsys.readouterr().out
+    assert f"verified     {models.signed}" in out
+    assert "DENIED   Pod/bad" in out and models.tampered_file in out
+    manifests.write_text(yaml.safe_dump(pod(models.signed, name="ok")))
+    assert run(["check", "-f", str(manifests), "--config", str(config)]) == 0
