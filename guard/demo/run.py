@@ -95,9 +95,9 @@ def _run_step(ctx: DemoContext, step: DemoStep | str) -> None:
     before = ctx.sections
     try:
         resolve_step(step)(ctx)
-    except GuardError as err:
+    except Exception as err:  # any failure of a section is the demo's failure, said as such
         where = f"section {ctx.sections}" if ctx.sections > before else f"step {step}"
-        reason = str(err)
+        reason = str(err) if isinstance(err, GuardError) else f"{type(err).__name__}: {err}"
         raise DemoFailed(f"demo failed in {where}: a step did not behave as shown: {reason}") from err
 
 
