@@ -22,6 +22,7 @@ from guard.admission.settings import AdmissionSettings
 from guard.configpath import BASE_DIR_CONTEXT, ConfigPath
 from guard.energy.settings import EnergySettings
 from guard.errors import ConfigError, GuardError
+from guard.oci.settings import RegistryHost, registry_problems
 from guard.policy.settings import PolicySettings
 from guard.textfile import read_user_text
 
@@ -330,6 +331,11 @@ class GuardConfig(FrozenModel):
         default=(), description="Recalled digests and signers: denied at admission, reported by guard scan."
     )
     energy: EnergySettings = Field(default_factory=EnergySettings)
+    registries: tuple[RegistryHost, ...] = Field(
+        default=(),
+        description="Per registry host: a local mirror (an OCI layout directory per repository) "
+        "read instead of the registry, e.g. in an air-gapped cluster.",
+    )
 
     def reference_errors(self) -> list[tuple[str, str]]:
         """Cross-references pydantic cannot check field by field: ``(path, problem)`` pairs."""
@@ -346,6 +352,7 @@ class GuardConfig(FrozenModel):
             for j, name in enumerate(rule.authorities):
                 if name not in self.authorities:
                     problems.append((f"rules.{i}.authorities.{j}", unknown(name)))
+        problems.extend(registry_problems(self.registries))
         tenant_names = [t.name for t in self.tenants]
         pools = {p.name for p in self.cluster.node_pools}
         for i, tenant in enumerate(self.tenants):

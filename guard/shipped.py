@@ -37,17 +37,3 @@ def shipped_dir(name: Shipped) -> Path:
     """The directory of ``name`` this guard runs with: the checkout's, else the wheel's."""
     checkout = checkout_dir(name)
     return checkout if in_checkout() and checkout.is_dir() else installed_dir(name)
-
-
-def test_doubles_missing(command: str) -> str | None:
-    """Why ``command`` cannot run here, or None: it needs ``guard.testing`` (the fake Sigstore
-    instance, the registry fixture...), which a source checkout has and the wheel does not ship."""
-    import importlib.util  # noqa: PLC0415
-
-    if importlib.util.find_spec("guard.testing") is not None:
-        return None
-    return (
-        f"{command} needs guard.testing (its local registry and test doubles), which the installed "
-        "wheel does not ship: run it from a source checkout of guard (`make demo`, or "
-        "`pip install -e .` there)"
-    )

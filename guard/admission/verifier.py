@@ -229,6 +229,7 @@ class OciReferenceVerifier:
 
     def __init__(self, config: GuardConfig, *, clock: Callable[[], float] = time.monotonic) -> None:
         from guard.oci.registry import RegistryAccess  # noqa: PLC0415
+        from guard.oci.settings import mirrors_of  # noqa: PLC0415
 
         self._config = config
         self._clock = clock
@@ -248,6 +249,7 @@ class OciReferenceVerifier:
             token_hosts=registry.token_hosts,
             trusted_hosts=rule_hosts(config),
             allowed_networks=registry.allowed_networks,
+            mirrors=mirrors_of(config.registries),
         )
         from guard.oci.client import warm_up  # noqa: PLC0415
 

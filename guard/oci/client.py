@@ -79,6 +79,7 @@ class RegistryAccess:
     token_hosts: tuple[str, ...] = ()  # token servers a bearer realm may name besides the registry
     trusted_hosts: tuple[str, ...] = ()  # registries the trust rules name (both of the above)
     allowed_networks: tuple[str, ...] = ()  # CIDRs allowed although private / link-local
+    mirrors: tuple[tuple[str, str], ...] = ()  # (host, directory): read from OCI layouts there
 
     def __repr__(self) -> str:  # keep secrets out of logs and tracebacks
         return (

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
-from guard.errors import ReferenceChangedError
+from guard.errors import ReferenceChangedError, UsageError
 from guard.oci.layout import LayoutStore
+from guard.oci.mirror import MirrorStore, mirror_root
 from guard.oci.reference import Reference
 from guard.oci.registry import RegistryAccess, RegistryStore
 from guard.oci.types import Descriptor, FetchedManifest, Store
 
 
 def open_store(ref: Reference, access: RegistryAccess | None = None, *, create: bool = False) -> Store:
-    """The store holding ``ref``: a layout directory (``create`` makes one) or a registry repo."""
+    """The store holding ``ref``: a layout directory (``create`` makes one), a registry repo, or
+    the mirror ``access.mirrors`` names for its host (guard.oci.mirror)."""
     if ref.layout is not None:
         return LayoutStore(ref.layout, create=create)
     assert ref.host is not None and ref.repository is not None
     access = access or RegistryAccess()
+    mirror = mirror_root(access.mirrors, ref.host)
+    if mirror is not None:  # the registry is never contacted: what the mirror lacks is not found
+        if create:
+            raise UsageError(
+                f"{ref.host} is read from the mirror {mirror}: push to the layout itself "
+                f"(oci-layout:{mirror / ref.repository})"
+            )
+        return MirrorStore(ref.host, ref.repository, mirror)
     return RegistryStore.open(ref.endpoint, ref.repository, access, loopback=ref.is_loopback)
 
 

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from guard.oci.layout import LayoutStore
 from guard.oci.push import push_model
 from guard.oci.referrers import attach, load_attachment
 from guard.oci.registry import RegistryAccess, RegistryStore
-from guard.oci.types import Descriptor
+from guard.oci.types import Descriptor, Store
 from guard.signing import KeySigner, sign_model
 from guard.signing.keys import generate_keypair
 
@@ -78,15 +79,23 @@ def _model(path: Path, weights: bytes) -> Path:
 
 
 def publish_models(
-    host: str, workdir: Path, prefix: str = "models", access: RegistryAccess | None = None
+    host: str,
+    workdir: Path,
+    prefix: str = "models",
+    access: RegistryAccess | None = None,
+    *,
+    mirror: Path | None = None,
 ) -> PublishedModels:
     """Push ``<prefix>/signed:v1`` (signed), ``<prefix>/unsigned:v1`` and ``<prefix>/tampered:v1``
-    (its weights changed after signing) to the loopback registry at ``host``."""
+    (its weights changed after signing) to the loopback registry at ``host``, or with ``mirror``
+    into the mirror directory of ``host`` (one OCI layout per repository, guard.oci.mirror)."""
     keys = generate_keypair(workdir / "keys", force=True)
     signer = KeySigner.from_file(keys.private_key)
     access = access or RegistryAccess()
 
-    def store(repo: str) -> RegistryStore:
+    def store(repo: str) -> Store:
+        if mirror is not None:
+            return LayoutStore(mirror / prefix / repo, create=True)
         return RegistryStore.open(host, f"{prefix}/{repo}", access, loopback=True)
 
     def push(repo: str, model_dir: Path, signature: Path | None) -> Descriptor:

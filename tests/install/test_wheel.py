@@ -234,8 +234,11 @@ def test_check_offline_on_a_manifest(installed: Installed) -> None:
     assert done.returncode == 0, done
 
 
-def test_the_demo_says_what_a_wheel_lacks(installed: Installed) -> None:
-    """guard demo uses guard.testing (local registry, test doubles): a source checkout has it."""
+def test_the_demo_runs_from_the_wheel(installed: Installed) -> None:
+    """The wheel lacks guard.testing (the registry fixture): the demo reads its models from a local
+    OCI layout mirror instead, every section still shows a real result, and its final line says so."""
     done = installed.run("guard", "demo")
-    assert done.returncode == 2, done
-    assert "guard.testing" in done.stderr and "source checkout" in done.stderr, done.stderr
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    final = done.stdout.strip().splitlines()[-1]
+    assert final.startswith("demo complete: every step behaved as shown"), final
+    assert "local OCI layout mirror" in final and "is not installed" in final, final

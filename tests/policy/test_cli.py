@@ -106,22 +106,6 @@ def test_eval_bad_config_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "policy.engine.opa.url: Field required" in capsys.readouterr().err
 
 
-def test_demo_step_prints_decisions_with_reasons(tmp_path: Path) -> None:
-    from rich.console import Console
-
-    from guard.demo import DemoContext
-    from guard.policy.demo import SCENARIOS, step_policies
-
-    console = Console(record=True, width=200)
-    ctx = DemoContext(tmp_path, tmp_path / "m", tmp_path / "k", tmp_path / "p", tmp_path / "s", console)
-    step_policies(ctx)
-    text = console.export_text()
-    assert text.count("denied by") == sum(not allowed for *_, allowed in SCENARIOS)
-    assert "gpu.fit/model_exceeds_gpu_memory" in text
-    assert "controls: NIST-AI-RMF MEASURE-2.12" in text
-    assert len(list((tmp_path / "policy-inputs").glob("*.json"))) == len(SCENARIOS)
-
-
 def test_eval_format_and_output_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "decision.json"
     assert run(["policy", "eval", "-i", str(DENIED), "--format", "json", "-o", str(out)]) == 1

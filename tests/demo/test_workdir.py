@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from guard.commands.demo import MARKER, prepare_workdir
+from guard.demo.run import MARKER, prepare_workdir
 from guard.errors import UsageError
 
 
