@@ -47,7 +47,9 @@ def engine_loader(
     async def load() -> AdmissionEngine:
         from guard.admission.wiring import build_engine  # noqa: PLC0415 - heavy: policies, trust roots
 
-        return await build_engine(config, metrics)
+        engine = await build_engine(config, metrics)
+        await engine.warm_up()  # before /readyz says ready: the first admission pays for nothing
+        return engine
 
     return load
 
