@@ -15,9 +15,9 @@ Figures, each level sampled --samples times, guard and bare app interleaved, med
   concurrency (--concurrency, default 1,8,32): server CPU per request (the server process tree's
   own CPU time, /proc, over the requests it answered) as the headline, with the bare app's
   (webhook - bare: goal <= 0.4 ms), p50 / p99 latency and throughput;
-- cold path: the first request of a fresh server process, then first-seen models (a new signed
-  tag: resolve, fetch manifest and signature referrer, verify, collect attestations, evaluate)
-  one at a time: p50 / p99, and first / p50 (goal <= 2).
+- cold path, in --fresh server processes (default 3): the first request of the process, then
+  first-seen models (a new signed tag: resolve, fetch manifest and signature referrer, verify,
+  collect attestations, evaluate) one at a time: p50 / p99, and first / p50 per process (goal <= 2).
 
 Prints figures only; never asserts on time.
 """
@@ -314,6 +314,9 @@ def main() -> int:
     parser.add_argument("--workers", default="1", help="comma-separated worker counts (default 1)")
     parser.add_argument("--seconds", type=float, default=3.0, help="duration of each load phase")
     parser.add_argument("--cold", type=int, default=30, help="first-seen models for the cold path")
+    parser.add_argument(
+        "--fresh", type=int, default=3, help="fresh server processes for the cold path (default 3)"
+    )
     args = parser.parse_args()
     levels, worker_counts = _ints(args.concurrency), _ints(args.workers)
 
@@ -329,7 +332,7 @@ def main() -> int:
         print(f"skipped: {reason}")
         return 0
     samples: dict[tuple[int, int], list[tuple[dict[str, float], dict[str, float]]]] = {}
-    cold: list[float] = []
+    cold: list[list[float]] = []
     with tempfile.TemporaryDirectory(prefix="guard-bench-") as tmp_name:
         tmp = Path(tmp_name)
         ca = trustme.CA()
@@ -346,12 +349,13 @@ def main() -> int:
             pinned = models.signed.rsplit(":", 1)[0] + "@" + models.signed_digest
             review = json.dumps(admission_review(ai_pod(pinned))).encode()
             fixed = tmp / "fixed.json"
+            for _ in range(args.fresh):
+                # the first request of a fresh process (in a repository it has not seen), then
+                # first-seen models one at a time: every process starts with nothing cached
+                with guard_serve(config, cert, key, worker_counts[0], ca_pem) as server:
+                    cold.append(cold_path(server.url, ca_pem, cold_refs))
             for workers in worker_counts:
                 with guard_serve(config, cert, key, workers, ca_pem) as server:
-                    if workers == worker_counts[0]:
-                        # the first request of a fresh process (in a repository it has not seen),
-                        # then first-seen models one at a time
-                        cold = cold_path(server.url, ca_pem, cold_refs)
                     first = httpx.post(
                         f"{server.url}/validate", content=review, verify=_client_context(ca_pem), timeout=30
                     ).json()["response"]
@@ -409,12 +413,19 @@ def main() -> int:
             f"webhook / bare {g_cpu / b_cpu:.1f} x"
         )
     if cold:
-        first, rest = cold[0], cold[1:]
-        print(f"  cold path, {len(cold)} first-seen models one at a time (resolve, verify, facts, policies):")
+        firsts = [run[0] for run in cold]
+        rests = [run[1:] for run in cold]
+        ratios = [run[0] / statistics.median(run[1:]) for run in cold]
+        others = [t for rest in rests for t in rest]
         print(
-            f"    first request of the process {first * 1000:.1f} ms; the others p50 "
-            f"{statistics.median(rest) * 1000:.1f} ms   p99 {percentile(rest, 99) * 1000:.1f} ms   "
-            f"first / p50 {first / statistics.median(rest):.2f} (goal <= 2)"
+            f"  cold path, {len(cold[0])} first-seen models one at a time (resolve, verify, facts, "
+            f"policies), in {len(cold)} fresh server processes (after `guard serve`'s start-up warm-up):"
+        )
+        print(
+            f"    first request of a process {statistics.median(firsts) * 1000:.1f} ms "
+            f"[{min(firsts) * 1000:.1f}-{max(firsts) * 1000:.1f}]; the others p50 "
+            f"{statistics.median(others) * 1000:.1f} ms   p99 {percentile(others, 99) * 1000:.1f} ms   "
+            f"first / p50 {statistics.median(ratios):.2f} [{min(ratios):.2f}-{max(ratios):.2f}] (goal <= 2)"
         )
     return 0
 

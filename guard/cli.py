@@ -3,8 +3,9 @@
 This module (with ``webhook``) is the only place that turns errors into exit codes:
 0 ok, 1 verification or policy failure, 2 usage or configuration error, 3 infrastructure error.
 Commands are defined per capability in ``guard.commands.*``; each module's ``register(app)``
-adds its commands. Command bodies import their heavy dependencies lazily so ``guard --help``
-stays fast.
+adds its commands. ``COMMANDS`` names them, with their line in ``guard --help``: a command's
+module is imported only when that command runs or shows its help (``guard.commands.lazy``), and
+command bodies import their heavy dependencies lazily, so ``guard --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -14,29 +15,70 @@ import re
 import sys
 from typing import Any
 
-import click
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from guard import __version__
-from guard.commands import attest, demo, oci, policy, serve, signing
-from guard.commands import check as check_commands
-from guard.commands import download as download_commands
-from guard.commands import energy as energy_commands
-from guard.commands import pin as pin_commands
-from guard.commands import report as report_commands
-from guard.commands import scan as scan_commands
-from guard.commands import version as version_commands
 from guard.commands.examples import add_examples
+from guard.commands.lazy import CommandTable, LazyGroup
 from guard.errors import EXIT_FAILED, EXIT_INFRA, EXIT_USAGE, GuardError
 
 try:  # typer >= 0.26 vendors click as typer._click, whose exceptions are not click's
-    from typer._click.exceptions import ClickException as _TyperClickException
+    from typer._click.exceptions import ClickException
+except ImportError:  # older typer: click's own classes (importing click costs 12 ms: not otherwise)
+    from click import ClickException  # type: ignore[assignment]
 
-    _CLICK_ERRORS: tuple[type[Exception], ...] = (click.ClickException, _TyperClickException)
-except ImportError:  # older typer: click's own classes
-    _CLICK_ERRORS = (click.ClickException,)
+# Every command: its module in guard.commands (whose register() adds it) and its line in
+# `guard --help` (the first sentence of its help; tests/cli/test_lazy_commands.py checks both).
+COMMANDS: CommandTable = {
+    "keygen": (
+        "signing",
+        "Generate an ECDSA signing key pair: NAME.pem (private, mode 0600, encrypted when a passphrase "
+        "is given) and NAME.pub.pem (public, to hand to verifiers).",
+    ),
+    "sign": ("signing", "Sign a model directory (OpenSSF Model Signing v1.0) or an OCI image (cosign v3)."),
+    "verify": ("signing", "Verify a signed model: the signature, the signer, and every file."),
+    "push": ("oci", "Push a model directory as a CNCF ModelPack artifact; print the manifest digest."),
+    "pull": (
+        "oci",
+        "Pull a ModelPack / cnai / KitOps artifact into DIRECTORY (new or empty, unless --force), "
+        "verifying every blob.",
+    ),
+    "attach": ("oci", "Attach a signature, SBOM or attestation to an artifact as an OCI referrer."),
+    "download": ("download", "Fetch an artifact's signature, attestation or SBOM and write its raw content."),
+    "discover": ("oci", "List what is attached to an artifact (signatures, SBOMs, attestations)."),
+    "sbom": (
+        "attest",
+        "Write a CycloneDX 1.6 ML-BOM of a model directory (validated against the 1.6 schema).",
+    ),
+    "attest": ("attest", "Sign an attestation (in-toto Statement in a Sigstore bundle) about one model."),
+    "facts": ("attest", "Verify a model's signature and attestations and print its model facts."),
+    "serve": ("serve", "Serve the admission webhook: POST /validate, GET /healthz, /readyz, /metrics."),
+    "demo": ("demo", "Walk through guard end to end: sign, verify, push, attest, evaluate policies, admit."),
+    "energy": ("energy", "Measure energy per workload and tenant, turn it into CO2e and track budgets."),
+    "report": (
+        "report",
+        "Render a scan result as an audit report (html, pdf, md, csv, json, sarif, junit, oscal), or "
+        "write a signed bundle of all of them with --bundle DIR.",
+    ),
+    "check": ("check", "Evaluate Kubernetes manifests exactly as the admission webhook would."),
+    "version": ("version", "Print guard's version."),
+    "pin": ("pin", "Pin image and model references by tag to repo:tag@sha256:..."),
+    "policy": ("policy", "Test and evaluate the Rego policy library."),
+    "scan": ("scan", "Audit the AI workloads running in a cluster (or a snapshot of one)."),
+}
+
+
+class _Commands(LazyGroup):
+    table = COMMANDS
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        _plain_params(self)  # the root's own options
+
+    def prepare(self, command: Any, name: str) -> None:
+        _plain_help(command)
+        add_examples(command, name)
+
 
 app = typer.Typer(
     name="guard",
@@ -44,17 +86,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=_Commands,
 )
-
-for _module in (signing, oci, attest, policy, serve, demo):
-    _module.register(app)
-energy_commands.register(app)
-scan_commands.register(app)
-report_commands.register(app)
-check_commands.register(app)
-version_commands.register(app)
-pin_commands.register(app)
-download_commands.register(app)
 
 
 def _version(value: bool) -> None:
@@ -83,6 +116,13 @@ def _plain_help(command: Any, parent: Any = None) -> None:
     (``--ignore <list[str]>``). typer has no setting for this; its help shows an option's metavar
     when one is set. So: a flag gets an empty one (it takes no value), a repeatable option the type
     of the one value each occurrence takes (``--ignore <str>``). Metavars set by commands stay."""
+    ctx = _plain_params(command, parent)
+    for sub in getattr(command, "commands", {}).values():
+        _plain_help(sub, ctx)
+
+
+def _plain_params(command: Any, parent: Any = None) -> Any:
+    """``_plain_help`` of one command's own parameters; returns the context it made."""
     ctx = command.context_class(command, info_name=command.name, parent=parent)
     params = list(command.params)
     get_help_option = getattr(command, "get_help_option", None)
@@ -104,39 +144,47 @@ def _plain_help(command: Any, parent: Any = None) -> None:
             if shown is not None:
                 element = "path" if shown.group(1) == "Path" else shown.group(1)
                 setattr(param, "display_type_rich", lambda ctx=None, text=f"<{element}>...": text)  # noqa: B010
-    for sub in getattr(command, "commands", {}).values():
-        _plain_help(sub, ctx)
+    return ctx
 
 
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code instead of exiting (used by tests and ``main``)."""
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
     command = typer.main.get_command(app)
-    _plain_help(command)
-    add_examples(command)
     try:
         result = command.main(args=argv, prog_name="guard", standalone_mode=False)
     except GuardError as exc:
         label = "error" if exc.exit_code != EXIT_FAILED else "verification failed"
-        err.print(f"[bold red]{label}:[/] {escape(str(exc))}", markup=True)
+        _print_error(f"[bold red]{label}:[/] {_escape(str(exc))}")
         return exc.exit_code
-    except (click.exceptions.Exit, typer.Exit) as exc:
+    except typer.Exit as exc:  # click's Exit in older typer
         return int(exc.exit_code)
-    except _CLICK_ERRORS as exc:
-        exc.show()  # type: ignore[attr-defined]
+    except ClickException as exc:
+        exc.show()
         code = int(getattr(exc, "exit_code", EXIT_USAGE))
         return EXIT_USAGE if code == 2 else code
-    except (click.exceptions.Abort, typer.Abort):
-        err.print("aborted")
+    except typer.Abort:
+        _print_error("aborted")
         return EXIT_FAILED
     except KeyboardInterrupt:
-        err.print("interrupted")
+        _print_error("interrupted")
         return 130
     except OSError as exc:
         # An OS failure that no capability turned into a GuardError: infrastructure.
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True)
+        _print_error(f"[bold red]error:[/] {_escape(str(exc))}")
         return EXIT_INFRA
     return int(result) if isinstance(result, int) else 0
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape  # noqa: PLC0415 - rich's console only when there is an error
+
+    return escape(text)
+
+
+def _print_error(markup: str) -> None:
+    from rich.console import Console  # noqa: PLC0415
+
+    Console(stderr=True, highlight=False, soft_wrap=True).print(markup, markup=True)
 
 
 def main() -> None:

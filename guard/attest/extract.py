@@ -98,7 +98,7 @@ def check_cyclonedx(document: Any, *, what: str = "predicate") -> None:
         raise AttestationError(
             f"{what}: $.specVersion: expected CycloneDX '1.6', found {document.get('specVersion')!r}"
         )
-    from guard.attest.sbom import validate_cyclonedx  # noqa: PLC0415 (heavy: the CycloneDX library)
+    from guard.attest.cyclonedx_schema import validate_cyclonedx  # noqa: PLC0415 (jsonschema: ~80 ms)
 
     try:
         validate_cyclonedx(json.dumps(document), source=what, fast=True)

@@ -9,10 +9,8 @@ a document guard writes always validates.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable
 from dataclasses import replace
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +23,9 @@ from cyclonedx.model.contact import OrganizationalEntity
 from cyclonedx.model.license import License
 from cyclonedx.model.tool import Tool
 from cyclonedx.output.json import JsonV1Dot6
-from cyclonedx.schema import SchemaVersion
-from cyclonedx.validation.json import JsonStrictValidator
-from jsonschema import FormatChecker
 
 from guard import __version__
+from guard.attest.cyclonedx_schema import validate_cyclonedx
 from guard.attest.modelcard import DatasetInput, ModelDescription, ModelMetadata, describe_model
 from guard.attest.subject import ModelSubject, directory_subject
 from guard.errors import UsageError
@@ -209,63 +205,6 @@ def _component_data(dataset: DatasetInput, index: int) -> list[dict[str, Any]]:
     if dataset.source:
         data["governance"] = {"owners": [{"organization": {"name": dataset.source}}]}
     return [data]
-
-
-@cache
-def _validator() -> JsonStrictValidator:
-    """One validator per process: building it (schema + referenced schemas) costs ~200 ms."""
-    return JsonStrictValidator(SchemaVersion.V1_6)
-
-
-_IRI_BAD = re.compile(r'[\x00-\x20<>"{}|\\^`\x7f]|%(?![0-9A-Fa-f]{2})')
-_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
-
-
-def _iri_reference(value: object) -> bool:
-    return not isinstance(value, str) or _IRI_BAD.search(value) is None
-
-
-def _iri(value: object) -> bool:
-    return not isinstance(value, str) or (_iri_reference(value) and _SCHEME.match(value) is not None)
-
-
-@cache
-def _fast_validator() -> Any:
-    """The library's 1.6 schema validator with linear-time ``iri`` / ``iri-reference`` checks.
-
-    The library checks those formats with an Earley parser (rfc3987-syntax): ~220 ms per URL
-    measured here, cubic in the length; on the verifying path (``guard facts``, the webhook) a
-    BOM full of long URLs would be a denial of service. Everything else is the library's
-    validator unchanged; ``guard sbom`` validates what it writes with the library's own."""
-    from jsonschema import Draft7Validator  # noqa: PLC0415
-
-    base = _validator()._validator  # the library's jsonschema validator (schema + registry)
-    checker = FormatChecker(formats=())
-    checker.checkers = dict(Draft7Validator.FORMAT_CHECKER.checkers)
-    checker.checks("iri-reference")(_iri_reference)
-    checker.checks("iri")(_iri)
-    return base.evolve(format_checker=checker)
-
-
-def _raise_first(error: Any, source: str) -> None:
-    path = "$" + "".join(
-        f"[{p}]" if isinstance(p, int) else f".{p}" for p in getattr(error, "absolute_path", ())
-    )
-    message = getattr(error, "message", str(error))
-    raise UsageError(f"{source}: not valid CycloneDX 1.6: {path}: {message}")
-
-
-def validate_cyclonedx(text: str, *, source: str, fast: bool = False) -> None:
-    """Strict CycloneDX 1.6 JSON schema validation (the library's); UsageError naming the path.
-    ``fast``: the same schema with linear-time IRI format checks (see ``_fast_validator``)."""
-    if fast:
-        error = next(iter(_fast_validator().iter_errors(json.loads(text))), None)
-        if error is not None:
-            _raise_first(error, source)
-        return
-    found = _validator().validate_str(text)
-    if found is not None:
-        _raise_first(found.data, source)
 
 
 def build_sbom(

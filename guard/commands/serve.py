@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import gc
 import socket
 from collections.abc import Callable
 from importlib.metadata import entry_points
@@ -41,17 +42,25 @@ def register(app: typer.Typer) -> None:
         ] = 1,
     ) -> None:
         """Serve the admission webhook: POST /validate, GET /healthz, /readyz, /metrics."""
-        if not 0 < port < 65536:
-            raise UsageError(f"--port: expected 1-65535, found {port}")
-        if workers < 1:
-            raise UsageError(f"--workers: expected at least 1, found {workers}")
-        for option, path in (("--tls-cert", tls_cert), ("--tls-key", tls_key)):
-            if not path.is_file():
-                raise UsageError(f"{option}: expected a PEM file, found no file at {path}")
-        check_host(host)
-        check_config(config)
-        serve = _transport("https")
-        serve(config, tls_cert, tls_key, host=host, port=port, workers=workers)
+        gc.disable()  # for start-up: the webhook's lifespan turns it back on (webhook.server)
+        try:
+            _serve(config, tls_cert, tls_key, host=host, port=port, workers=workers)
+        finally:
+            gc.enable()
+
+
+def _serve(config: Path | None, tls_cert: Path, tls_key: Path, *, host: str, port: int, workers: int) -> None:
+    if not 0 < port < 65536:
+        raise UsageError(f"--port: expected 1-65535, found {port}")
+    if workers < 1:
+        raise UsageError(f"--workers: expected at least 1, found {workers}")
+    for option, path in (("--tls-cert", tls_cert), ("--tls-key", tls_key)):
+        if not path.is_file():
+            raise UsageError(f"{option}: expected a PEM file, found no file at {path}")
+    check_host(host)
+    check_config(config)
+    serve = _transport("https")
+    serve(config, tls_cert, tls_key, host=host, port=port, workers=workers)
 
 
 def check_host(host: str) -> None:

@@ -209,9 +209,9 @@ def sign(  # noqa: PLR0917 (a typer command: options are parameters)
     registry: RegistryOptions = NO_REGISTRY,
     json_output: JsonOption = False,
 ) -> None:
-    """Sign a model directory (OpenSSF Model Signing v1.0), or an image or other OCI artifact
-    (oci://REPO@sha256:...: a cosign v3 signature, a Sigstore bundle attached as an OCI 1.1
-    referrer, as `cosign sign` writes it). Choose exactly one method: --key; --certificate with
+    """Sign a model directory (OpenSSF Model Signing v1.0) or an OCI image (cosign v3). An
+    oci://REPO@sha256:... target gets a Sigstore bundle attached as an OCI 1.1 referrer, as
+    `cosign sign` writes it. Choose exactly one method: --key; --certificate with
     --certificate-chain and --key; or --keyless."""
     from guard.signing.cache import DigestCache  # noqa: PLC0415
     from guard.signing.model import sign_model  # noqa: PLC0415

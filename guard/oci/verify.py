@@ -32,8 +32,6 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import typer
-
 from guard.errors import (
     BundleFormatError,
     GuardError,
@@ -458,6 +456,8 @@ def verify_oci_command(
 ) -> OciVerification:
     """The body of ``guard verify oci://...`` / ``oci-layout:...``: verify and print the result
     (JSON with ``json_output``). Raises GuardError on failure; the CLI maps it to an exit code."""
+    import typer  # noqa: PLC0415 - the CLI's printer: the webhook's verification path imports this module
+
     result = verify_oci(target, verifier, access=access)
     if json_output:
         typer.echo(json.dumps(result.to_json(), indent=2))

@@ -5,9 +5,9 @@ largest first, over a pool of threads; each thread reuses one ~1 MiB buffer (``r
 hashlib / blake3 release the GIL while hashing, so threads use every core. A single big file
 only spreads over cores with ``shards`` (or blake3, which is internally parallel).
 
-Safety: symlinks are refused unless allowed, and even then never followed outside the model
-directory (nor to directories); FIFOs, sockets and devices are refused; every failure to read is a
-ModelDirectoryError naming the file.
+Safety: the files come from ``guard.signing.listing`` (symlink and ignore rules); a file swapped for
+a FIFO, socket or device after the listing is refused when opened, one that changes while it is
+read is refused; every failure to read is a ModelDirectoryError naming the file.
 """
 
 from __future__ import annotations
@@ -28,11 +28,28 @@ import blake3
 
 from guard.errors import ModelDirectoryError, UsageError
 from guard.signing.cache import DigestCache, cache_key
+from guard.signing.listing import ListedFile, file_kind, list_files
 from guard.signing.manifest import make_manifest
 from guard.signing.oms import resource_algorithm
 from guard.signing.types import Manifest, Resource, Serialization
 
+__all__ = [
+    "ALGORITHMS",
+    "BATCH_BYTES",
+    "BLAKE3_MMAP_THRESHOLD",
+    "CHUNK_SIZE",
+    "MAX_SHARDS",
+    "default_workers",
+    "file_digest",
+    "hash_model",
+    "list_files",
+    "new_hasher",
+]
+
 CHUNK_SIZE = 1 << 20
+# Files smaller than CHUNK_SIZE are read whole with one call and handed to the pool in batches of
+# about this many bytes (see _batches).
+BATCH_BYTES = 8 << 20
 # blake3 hashes big files with its own threads (update_mmap); below this a plain read is faster.
 BLAKE3_MMAP_THRESHOLD = 64 << 20
 # A statement of more shards than this is refused before any hashing: `--shard-size 1` on a 2 MB
@@ -69,15 +86,8 @@ def _buffer() -> memoryview:
 
 
 @dataclass(frozen=True)
-class _File:
-    name: str  # relative POSIX path inside the model (the link's name for an allowed symlink)
-    path: Path  # what is read (the resolved target for an allowed symlink)
-    st: os.stat_result
-
-
-@dataclass(frozen=True)
 class _Unit:
-    file: _File
+    file: ListedFile
     start: int
     end: int | None  # None: the whole file (files serialization)
 
@@ -90,108 +100,7 @@ class _Unit:
         return self.file.name if self.end is None else f"{self.file.name}:{self.start}:{self.end}"
 
 
-def _kind(mode: int) -> str:
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    return "not a regular file"
-
-
-def is_ignored(name: str, ignore: Collection[str]) -> bool:
-    """An ignored path covers itself and everything below it."""
-    return any(name == p or name.startswith(p + "/") for p in ignore)
-
-
-def _normalize_ignore(paths: Collection[str]) -> set[str]:
-    out = set()
-    for p in paths:
-        norm = os.path.normpath(p.replace("\\", "/")).lstrip("/")
-        if norm and norm != "." and not norm.startswith(".."):
-            out.add(norm.replace(os.sep, "/"))
-    return out
-
-
-def _resolve_link(root_real: str, entry_path: str, name: str) -> tuple[Path, os.stat_result]:
-    target = os.readlink(entry_path)
-    try:
-        real = os.path.realpath(entry_path, strict=True)
-    except (OSError, RuntimeError) as err:
-        raise ModelDirectoryError(f"{name} is a symbolic link to {target}, which does not resolve") from err
-    if os.path.commonpath([root_real, real]) != root_real:
-        raise ModelDirectoryError(
-            f"{name} is a symbolic link to {target}, outside the model directory; guard never follows "
-            "links out of the model, even with --allow-symlinks"
-        )
-    st = os.stat(real)
-    if stat.S_ISDIR(st.st_mode):
-        raise ModelDirectoryError(
-            f"{name} is a symbolic link to a directory ({target}); only links to files can be signed"
-        )
-    if not stat.S_ISREG(st.st_mode):
-        raise ModelDirectoryError(
-            f"{name} is a symbolic link to {_kind(st.st_mode)}; expected a regular file"
-        )
-    return Path(real), st
-
-
-def list_files(model_dir: Path, serialization: Serialization, exclude: Collection[str] = ()) -> list[_File]:
-    """Every file to hash, by relative POSIX name (sorted), applying the ignore and symlink rules."""
-    if not model_dir.exists():
-        raise ModelDirectoryError(f"model directory {model_dir} does not exist")
-    if not model_dir.is_dir():
-        raise ModelDirectoryError(f"{model_dir} is not a directory: expected a model directory")
-    root_real = os.path.realpath(model_dir)
-    ignore = _normalize_ignore([*serialization.ignore_paths, *exclude])
-    files: list[_File] = []
-
-    def walk(directory: str, prefix: str) -> None:
-        try:
-            entries = sorted(os.scandir(directory), key=lambda e: e.name)
-        except PermissionError as err:
-            raise ModelDirectoryError(f"cannot read directory {prefix or '.'}: permission denied") from err
-        except OSError as err:
-            raise ModelDirectoryError(f"cannot read directory {prefix or '.'}: {err.strerror}") from err
-        for entry in entries:
-            name = f"{prefix}{entry.name}"
-            try:
-                name.encode("utf-8")
-            except UnicodeEncodeError as err:
-                shown = name.encode("utf-8", "backslashreplace").decode()
-                raise ModelDirectoryError(
-                    f"file name {shown} is not valid UTF-8; OMS names files in UTF-8: rename it"
-                ) from err
-            if is_ignored(name, ignore):
-                continue
-            if entry.is_symlink():
-                if not serialization.allow_symlinks:
-                    raise ModelDirectoryError(
-                        f"{name} is a symbolic link (to {os.readlink(entry.path)}); symlinks are refused "
-                        "unless --allow-symlinks is given"
-                    )
-                real, st = _resolve_link(root_real, entry.path, name)
-                files.append(_File(name, real, st))
-                continue
-            st = entry.stat(follow_symlinks=False)
-            if stat.S_ISDIR(st.st_mode):
-                walk(entry.path, name + "/")
-            elif stat.S_ISREG(st.st_mode):
-                files.append(_File(name, Path(entry.path), st))
-            else:
-                raise ModelDirectoryError(f"{name} is {_kind(st.st_mode)}; a model holds only regular files")
-
-    walk(str(model_dir), "")
-    if not files:
-        raise ModelDirectoryError(
-            f"model directory {model_dir} holds no files to sign"
-            + (f" (ignored: {', '.join(sorted(ignore))})" if ignore else "")
-        )
-    return files
-
-
-def _units(files: list[_File], serialization: Serialization) -> list[_Unit]:
+def _units(files: list[ListedFile], serialization: Serialization) -> list[_Unit]:
     if serialization.method == "shards":
         step = serialization.shard_size
         count = sum(-(-f.st.st_size // step) for f in files)
@@ -212,7 +121,7 @@ def _units(files: list[_File], serialization: Serialization) -> list[_Unit]:
     return units
 
 
-def _open(path: Path, name: str) -> int:
+def _open(path: str, name: str) -> int:
     try:
         # O_NONBLOCK: a FIFO swapped in after the walk must not hang us.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
@@ -223,7 +132,7 @@ def _open(path: Path, name: str) -> int:
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
         os.close(fd)
-        raise ModelDirectoryError(f"{name} is {_kind(st.st_mode)}; a model holds only regular files")
+        raise ModelDirectoryError(f"{name} is {file_kind(st.st_mode)}; a model holds only regular files")
     return fd
 
 
@@ -240,6 +149,8 @@ def _hash_unit(unit: _Unit, algorithm: str, progress: Callable[[int], None] | No
         if progress:
             progress(unit.size)
         return digest
+    if unit.end is None and unit.file.st.st_size < CHUNK_SIZE:
+        return _hash_small(unit.file, algorithm, progress)
     hasher = new_hasher(algorithm)
     view = _buffer()
     fd = _open(unit.file.path, name)
@@ -263,6 +174,38 @@ def _hash_unit(unit: _Unit, algorithm: str, progress: Callable[[int], None] | No
     finally:
         os.close(fd)
     _check_unchanged(name, unit.file.st, after)
+    return hasher.hexdigest()
+
+
+def _hash_small(file: ListedFile, algorithm: str, progress: Callable[[int], None] | None) -> str:
+    """A file smaller than the buffer: read whole with one ``readv`` into this thread's buffer (one
+    byte more than its listed size, so growth shows) and hashed with one call; no file object."""
+    view = _buffer()
+    size = file.st.st_size
+    fd = _open(file.path, file.name)
+    try:
+        got = os.readv(fd, [view[: size + 1]])
+        while 0 < got < size:  # a short read (network filesystems): read on
+            more = os.readv(fd, [view[got : size + 1]])
+            if not more:
+                break
+            got += more
+        after = os.fstat(fd)
+    except OSError as err:
+        raise ModelDirectoryError(f"cannot read {file.name}: {err.strerror or err}") from err
+    finally:
+        os.close(fd)
+    if got < size:
+        raise ModelDirectoryError(f"{file.name} shrank while it was being hashed")
+    if got > size:
+        raise ModelDirectoryError(
+            f"{file.name} changed while it was being hashed; sign it once it is complete"
+        )
+    _check_unchanged(file.name, file.st, after)
+    hasher = new_hasher(algorithm)
+    hasher.update(view[:got])
+    if progress:
+        progress(got)
     return hasher.hexdigest()
 
 
@@ -335,7 +278,7 @@ def hash_model(
     for unit in units:
         if cache is not None and cache.enabled:
             key = cache_key(
-                str(unit.file.path.resolve()), unit.file.st, serialization.hash_type, unit.start, unit.end
+                os.path.realpath(unit.file.path), unit.file.st, serialization.hash_type, unit.start, unit.end
             )
             keys[unit.name] = key
             hit = cache.get(key)
@@ -344,29 +287,62 @@ def hash_model(
                 continue
         todo.append(unit)
     total = sum(u.size for u in todo)
-    n_workers = workers or default_workers()
     with _progress_bar(progress, total, f"hashing {model_dir.name or model_dir}") as advance:
-        if n_workers == 1 or len(todo) <= 1:
-            for unit in todo:
-                digests[unit.name] = _hash_unit(unit, serialization.hash_type, advance)
-        else:
-            with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="guard-hash") as pool:
-                futures: dict[Future[str], _Unit] = {
-                    pool.submit(_hash_unit, unit, serialization.hash_type, advance): unit for unit in todo
-                }
-                done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-                for future in done:
-                    if future.exception() is not None:
-                        for other in futures:
-                            other.cancel()
-                        future.result()
-                for future, unit in futures.items():
-                    digests[unit.name] = future.result()
+        digests.update(_hash_all(todo, serialization.hash_type, workers or default_workers(), advance))
     if cache is not None and cache.enabled:
         cache.put_many([(keys[u.name], digests[u.name]) for u in todo])
     return make_manifest(
         serialization, (Resource(name, algorithm, digest) for name, digest in digests.items())
     )
+
+
+def _batches(units: list[_Unit], workers: int) -> list[list[_Unit]]:
+    """The pool's tasks: a unit of a buffer or more alone; smaller files (a tokenizer's shards, a
+    diffusers tree) grouped, so a task's bookkeeping (a future, a queue hand-off, the GIL passing
+    between threads) is paid per batch, not per 64 KiB file. Batches stay small enough (a quarter
+    of each worker's share of those bytes, at most BATCH_BYTES) for the threads to finish together."""
+    large = [[u] for u in units if u.end is not None or u.file.st.st_size >= CHUNK_SIZE]
+    small = [u for u in units if u.end is None and u.file.st.st_size < CHUNK_SIZE]
+    limit = max(CHUNK_SIZE, min(BATCH_BYTES, sum(u.size for u in small) // (4 * workers)))
+    batches: list[list[_Unit]] = []
+    current: list[_Unit] = []
+    held = 0
+    for unit in small:
+        current.append(unit)
+        held += unit.size + 4096  # a file's open/stat/close counts as some bytes
+        if held >= limit:
+            batches.append(current)
+            current, held = [], 0
+    if current:
+        batches.append(current)
+    return large + batches
+
+
+def _hash_batch(units: list[_Unit], algorithm: str, progress: Callable[[int], None] | None) -> list[str]:
+    return [_hash_unit(unit, algorithm, progress) for unit in units]
+
+
+def _hash_all(
+    units: list[_Unit], algorithm: str, workers: int, progress: Callable[[int], None] | None
+) -> dict[str, str]:
+    """Every unit's digest by name: on this thread for one worker or unit, else on a pool (the
+    first failure cancels what has not started and is raised)."""
+    if workers == 1 or len(units) <= 1:
+        return {unit.name: _hash_unit(unit, algorithm, progress) for unit in units}
+    digests: dict[str, str] = {}
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="guard-hash") as pool:
+        futures: dict[Future[list[str]], list[_Unit]] = {
+            pool.submit(_hash_batch, batch, algorithm, progress): batch for batch in _batches(units, workers)
+        }
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        for future in done:
+            if future.exception() is not None:
+                for other in futures:
+                    other.cancel()
+                future.result()
+        for future, batch in futures.items():
+            digests.update(zip((u.name for u in batch), future.result(), strict=True))
+    return digests
 
 
 def file_digest(path: Path, algorithm: str = "sha256", *, cache: DigestCache | None = None) -> str:
@@ -376,14 +352,14 @@ def file_digest(path: Path, algorithm: str = "sha256", *, cache: DigestCache | N
     except OSError as err:
         raise ModelDirectoryError(f"cannot read {path}: {err.strerror}") from err
     if not stat.S_ISREG(st.st_mode):
-        raise ModelDirectoryError(f"{path} is {_kind(st.st_mode)}; expected a regular file")
+        raise ModelDirectoryError(f"{path} is {file_kind(st.st_mode)}; expected a regular file")
     new_hasher(algorithm)  # validates the name
     key = cache_key(str(path.resolve()), st, algorithm, 0, None)
     if cache is not None:
         hit = cache.get(key)
         if hit is not None:
             return hit
-    digest = _hash_unit(_Unit(_File(str(path), path, st), 0, None), algorithm, None)
+    digest = _hash_unit(_Unit(ListedFile(str(path), os.fspath(path), st), 0, None), algorithm, None)
     if cache is not None:
         cache.put(key, digest)
     return digest

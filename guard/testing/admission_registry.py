@@ -50,6 +50,29 @@ class PublishedModels:
 def attach_provenance(host: str, reference: str, digest: str, private_key: Path, workdir: Path) -> None:
     """Sign the SLSA provenance example of ``attestations/`` for the artifact at ``digest`` and
     attach it (artifactType in-toto), as ``guard attest`` + ``guard attach`` would."""
+    attach_example(
+        host,
+        reference,
+        digest,
+        private_key,
+        workdir,
+        spec="slsa-provenance/v1",
+        predicate_type=SLSA_PROVENANCE,
+    )
+
+
+def attach_example(
+    host: str,
+    reference: str,
+    digest: str,
+    private_key: Path,
+    workdir: Path,
+    *,
+    spec: str,
+    predicate_type: str,
+) -> None:
+    """Sign the example of ``attestations/<spec>`` as a ``predicate_type`` statement about the
+    artifact at ``digest`` and attach it, as ``guard attest`` + ``guard attach`` would."""
     from guard.attest.sign import sign_attestation  # noqa: PLC0415
     from guard.attest.specs import load_spec_file  # noqa: PLC0415
     from guard.attest.subject import ModelSubject  # noqa: PLC0415
@@ -57,9 +80,9 @@ def attach_provenance(host: str, reference: str, digest: str, private_key: Path,
     repository = reference.split("/", 1)[1].rsplit(":", 1)[0]
     store = RegistryStore.open(host, repository, RegistryAccess(), loopback=True)
     subject = ModelSubject(name=reference, sha256=digest.split(":", 1)[1], kind="oci", reference=reference)
-    predicate = load_spec_file("slsa-provenance/v1", "example.json")
-    bundle = sign_attestation(subject, SLSA_PROVENANCE, predicate, KeySigner.from_file(private_key))
-    path = workdir / "provenance.intoto.json"
+    predicate = load_spec_file(spec, "example.json")
+    bundle = sign_attestation(subject, predicate_type, predicate, KeySigner.from_file(private_key))
+    path = workdir / f"{spec.replace('/', '-')}.intoto.json"
     path.write_bytes(bundle)
     attach(store, store.resolve(digest), load_attachment("attestation", path))
 

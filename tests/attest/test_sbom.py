@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from guard.attest.cyclonedx_schema import validate_cyclonedx
 from guard.attest.extract import check_cyclonedx, extract_cyclonedx
 from guard.attest.modelcard import config_parameter_count, load_metadata
-from guard.attest.sbom import build_sbom, validate_cyclonedx
+from guard.attest.sbom import build_sbom
 from guard.cli import run
 from guard.errors import AttestationError, UsageError
 from guard.signing import KeySigner, sign_model

@@ -249,3 +249,66 @@ def test_too_many_shards_are_refused_before_hashing(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match=r"shard size 1 cuts the model's 100001 bytes into 100001 shards"):
         hash_model(tmp_path, Serialization(method="shards", shard_size=1))
     assert len(hash_model(tmp_path, Serialization(method="shards", shard_size=2)).resources) == 50001
+
+
+def test_many_small_files_in_batches_and_sizes_around_the_buffer(tmp_path: Path) -> None:
+    """Small files go to the pool in batches and are read with one call: every digest is still the
+    file's, at every size around the buffer (one byte under, at, over) and for empty files."""
+    model = tmp_path / "many"
+    (model / "shards").mkdir(parents=True)
+    sizes = {f"shards/{i:04d}.bin": (i * 7919) % 70_000 for i in range(300)}
+    chunk = hashing.CHUNK_SIZE
+    sizes |= {"empty": 0, "under": chunk - 1, "at": chunk, "over": chunk + 1, "big": 3 * chunk + 5}
+    for name, size in sizes.items():
+        (model / name).write_bytes(os.urandom(size))
+    expected = {name: hashlib.sha256((model / name).read_bytes()).hexdigest() for name in sizes}
+    for workers in (1, 2, 3):
+        algorithms: tuple[HashType, ...] = ("sha256", "blake3")
+        for algorithm in algorithms:
+            manifest = hash_model(model, Serialization(hash_type=algorithm), workers=workers)
+            got = {r.name: r.digest for r in manifest.resources}
+            if algorithm == "sha256":
+                assert got == expected
+            else:
+                assert got == {n: blake3.blake3((model / n).read_bytes()).hexdigest() for n in sizes}
+    batches = hashing._batches(
+        sorted(
+            hashing._units(hashing.list_files(model, Serialization()), Serialization()),
+            key=lambda u: u.size,
+            reverse=True,
+        ),
+        2,
+    )
+    assert len(batches) < len(sizes) and sorted(u.name for b in batches for u in b) == sorted(sizes)
+
+
+def test_small_file_that_shrank_or_grew_after_listing(
+    model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = hashing.list_files
+
+    def list_then(change: Callable[[Path], object]) -> Callable[..., object]:
+        def listed(*args: Any, **kw: Any) -> object:
+            files = real(*args, **kw)
+            change(model_dir / "config.json")
+            return files
+
+        return listed
+
+    monkeypatch.setattr(hashing, "list_files", list_then(lambda p: p.write_bytes(b"{}")))
+    with pytest.raises(ModelDirectoryError, match=r"config\.json shrank while it was being hashed"):
+        hash_model(model_dir, workers=1)
+    monkeypatch.setattr(hashing, "list_files", list_then(lambda p: p.write_bytes(p.read_bytes() * 2)))
+    with pytest.raises(ModelDirectoryError, match=r"config\.json changed while it was being hashed"):
+        hash_model(model_dir, workers=2)
+
+
+@pytest.mark.parametrize(
+    "name", ["a/b", "a.b/c-d", "a//b", "./a", "a/./b", "/abs/x", "a/", "", ".", "..", "a/../b", "x:0:10"]
+)
+def test_path_parts_is_pure_posix_path_parts(name: str) -> None:
+    from pathlib import PurePosixPath
+
+    from guard.signing.manifest import path_parts
+
+    assert path_parts(name) == PurePosixPath(name).parts
