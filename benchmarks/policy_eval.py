@@ -13,6 +13,8 @@ input, load it into regorus, one query, build the Decision), then, in the same r
 - scaling: the library with every policy twice and four times (copies under other package names,
   doing the same work), and the marginal cost of one policy from it; each policy's own cost (its
   ``deny`` and ``warn`` rules on an input already loaded), the dearest first;
+- the policy part of the per-container cost: the compliant example with 8 sidecars more (the same
+  signed image, no GPU), (p50 with 9 containers - p50 with 1) / 8;
 - a decision from the engine's decision cache (the same input again, another request uid);
 - real OPA (OPA's Go library in process, opa-golib-python-bindings) on the same library and inputs,
   when installed: the side-by-side figure;
@@ -156,6 +158,8 @@ def main() -> None:
     cached = EmbeddedEngine(library, lambda _: "deny")
     cached_us = _time(lambda d: cached.evaluate_sync(_new_uid(d)), inputs, args.rounds)
     each_us = _per_policy(full, inputs, args.rounds // 4)
+    one_us = _time(full.evaluate_sync, [example_input()], args.rounds)
+    nine_us = _time(full.evaluate_sync, [_with_sidecars(example_input(), 8)], args.rounds)
     serialize_us = _time(lambda d: pydantic_core.to_json(d).decode(), inputs, args.rounds)
     regorus = full._engine()
     load_us = _time(lambda d: regorus.set_input_json(texts[id(d)]), inputs, args.rounds)
@@ -200,6 +204,9 @@ def main() -> None:
         one = (stat(scaled_us[4]) - stat(full_us)) / (3 * len(library.policies))
         x2, x4 = (stat(scaled_us[n]) / stat(full_us) for n in (2, 4))
         print(f"  one policy more (x1 -> x4, {label}): {one:.1f} us; x2 / x1 {x2:.2f}, x4 / x1 {x4:.2f}")
+    per_container = (_pct(nine_us, 50) - _pct(one_us, 50)) / 8
+    print(f"  one container more (policies only, 1 -> 9 containers, p50): {per_container:.1f} us "
+          f"({_pct(one_us, 50):.0f} -> {_pct(nine_us, 50):.0f} us)")
     dearest = sorted(each_us.items(), key=lambda item: -item[1])
     print("  each policy's own rules, p50 over the typical inputs (the dearest first):")
     for name, cost in dearest:
@@ -239,6 +246,22 @@ def _multiplied(library: PolicyLibrary, tmp: Path, times: int) -> PolicyLibrary:
     if len(multiplied.policies) != expected:
         raise SystemExit(f"expected {expected} policies, found {len(multiplied.policies)}")
     return multiplied
+
+
+def _with_sidecars(document: Input, count: int) -> Input:
+    """``document`` with ``count`` CPU-only containers more, running its first container's image."""
+    first = document["workload"]["containers"][0]
+    sidecars = [
+        {**first, "name": f"sidecar-{i}", "volumeMounts": [],
+         "gpu": {"requests": {}, "limits": {}, "count": 0, "migProfiles": [], "shared": False}}
+        for i in range(count)
+    ]
+    workload = {**document["workload"], "containers": [*document["workload"]["containers"], *sidecars]}
+    artifacts = [
+        {**a, "usedBy": [*a["usedBy"], *(c["name"] for c in sidecars)]} if a["ref"] == first["image"] else a
+        for a in document["artifacts"]
+    ]
+    return {**document, "workload": workload, "artifacts": artifacts}
 
 
 def _new_uid(document: Input) -> Input:
