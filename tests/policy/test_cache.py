@@ -12,7 +12,7 @@ from guard.policy.cache import DecisionCache, cacheable, reads_uid, without_comm
 from guard.policy.decision import Decision, Enforcement
 from guard.policy.embedded import EmbeddedEngine
 from guard.policy.examples import example_input
-from guard.policy.library import load_library
+from guard.policy.library import load_library, source_library_dir
 
 
 def _deny(policy: str) -> Enforcement:
@@ -42,10 +42,12 @@ def test_a_repeated_input_under_another_uid_is_a_hit_with_the_same_decision() ->
 
 
 def test_every_sample_decides_the_same_with_and_without_the_cache() -> None:
-    library = load_library()
+    library = load_library(source_library_dir())
+    samples = sorted(library.root.rglob("samples/*/*.json"))
+    assert len(samples) > 40  # the library's allowed and denied samples
     cached, uncached = EmbeddedEngine(library, _deny), EmbeddedEngine(library, _deny, cache_size=0)
     assert uncached.cache is None
-    for path in sorted(library.root.rglob("samples/*/*.json")):
+    for path in samples:
         document = _sample(path)
         expected = uncached.evaluate_sync(document)
         assert cached.evaluate_sync(document) == expected, path
