@@ -10,6 +10,12 @@ input, load it into regorus, one query, build the Decision), then, in the same r
   and the library's *floor*: a library with the same packages and the same number of ``deny`` /
   ``warn`` bodies, each failing on its first expression (what the interpreter costs before any
   policy does work), evaluated rule by rule as the engine does and as one aggregated query;
+- scaling: the library with every policy twice and four times (copies under other package names,
+  doing the same work), and the marginal cost of one policy from it; each policy's own cost (its
+  ``deny`` and ``warn`` rules on an input already loaded), the dearest first;
+- the policy part of the per-container cost: the compliant example with 8 sidecars more (the same
+  signed image, no GPU), (p50 with 9 containers - p50 with 1) / 8;
+- a decision from the engine's decision cache (the same input again, another request uid);
 - real OPA (OPA's Go library in process, opa-golib-python-bindings) on the same library and inputs,
   when installed: the side-by-side figure;
 - for information, regorus's compiled path (RVM: ``Program.compile_from_modules`` + ``Rvm``),
@@ -132,11 +138,14 @@ def main() -> None:
     args = parser.parse_args()
 
     library = load_library()
-    full = EmbeddedEngine(library, lambda _: "deny")
+    # no decision cache: every round evaluates (the cache has its own row)
+    full = EmbeddedEngine(library, lambda _: "deny", cache_size=0)
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "bench").mkdir()
         (Path(tmp) / "bench" / "trivial.rego").write_text(TRIVIAL)
-        trivial = EmbeddedEngine(load_library(Path(tmp)), lambda _: "deny")
+        trivial = EmbeddedEngine(load_library(Path(tmp)), lambda _: "deny", cache_size=0)
+        scaled = {n: EmbeddedEngine(_multiplied(library, Path(tmp), n), lambda _: "deny", cache_size=0)
+                  for n in (2, 4)}
     inputs = _inputs()
     plain = [_plain_pod()]
     size = sum(len(json.dumps(d)) for d in inputs) / len(inputs)
@@ -145,6 +154,12 @@ def main() -> None:
     full_us = _time(full.evaluate_sync, inputs, args.rounds)
     trivial_us = _time(trivial.evaluate_sync, inputs, args.rounds)
     plain_us = _time(full.evaluate_sync, plain, args.rounds * len(inputs))
+    scaled_us = {n: _time(e.evaluate_sync, inputs, args.rounds // 2) for n, e in scaled.items()}
+    cached = EmbeddedEngine(library, lambda _: "deny")
+    cached_us = _time(lambda d: cached.evaluate_sync(_new_uid(d)), inputs, args.rounds)
+    each_us = _per_policy(full, inputs, args.rounds // 4)
+    one_us = _time(full.evaluate_sync, [example_input()], args.rounds)
+    nine_us = _time(full.evaluate_sync, [_with_sidecars(example_input(), 8)], args.rounds)
     serialize_us = _time(lambda d: pydantic_core.to_json(d).decode(), inputs, args.rounds)
     regorus = full._engine()
     load_us = _time(lambda d: regorus.set_input_json(texts[id(d)]), inputs, args.rounds)
@@ -171,6 +186,9 @@ def main() -> None:
         ("whole library, decision", full_us),
         ("plain pod (no GPU/model)", plain_us),
         ("trivial one-rule policy", trivial_us),
+        (f"library x2 ({2 * len(library.policies)} policies)", scaled_us[2]),
+        (f"library x4 ({4 * len(library.policies)} policies)", scaled_us[4]),
+        ("decision cache hit", cached_us),
         ("  serialize input", serialize_us),
         ("  load input (regorus)", load_us),
         ("  library floor (no work)", floor_us),
@@ -182,6 +200,17 @@ def main() -> None:
     for label, values in rows:
         print(f"  {label:27} p50 {_pct(values, 50):8.1f} us   p99 {_pct(values, 99):8.1f} us"
               f"   min {min(values):8.1f} us")
+    for label, stat in (("p50", lambda v: _pct(v, 50)), ("min", min)):
+        one = (stat(scaled_us[4]) - stat(full_us)) / (3 * len(library.policies))
+        x2, x4 = (stat(scaled_us[n]) / stat(full_us) for n in (2, 4))
+        print(f"  one policy more (x1 -> x4, {label}): {one:.1f} us; x2 / x1 {x2:.2f}, x4 / x1 {x4:.2f}")
+    per_container = (_pct(nine_us, 50) - _pct(one_us, 50)) / 8
+    print(f"  one container more (policies only, 1 -> 9 containers, p50): {per_container:.1f} us "
+          f"({_pct(one_us, 50):.0f} -> {_pct(nine_us, 50):.0f} us)")
+    dearest = sorted(each_us.items(), key=lambda item: -item[1])
+    print("  each policy's own rules, p50 over the typical inputs (the dearest first):")
+    for name, cost in dearest:
+        print(f"    {name:32} {cost:7.1f} us")
     ratio = _pct(full_us, 50) / _pct(trivial_us, 50)
     print(f"  ratio whole library / trivial (p50): {ratio:.1f}x")
     goal = 150.0
@@ -194,6 +223,65 @@ def main() -> None:
               "no Decision built)")
     else:
         print("  real OPA in process: opa-golib-python-bindings not available, row skipped")
+
+
+def _multiplied(library: PolicyLibrary, tmp: Path, times: int) -> PolicyLibrary:
+    """The library with every policy ``times`` times: copies under other package names (the same
+    rules, the same work), beside the same helpers."""
+    root = tmp / f"x{times}"
+    for module in library.helpers:
+        target = root / module.path.relative_to(library.root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(module.text)
+    for p in library.policies:
+        path = p.file.path.relative_to(library.root)
+        for i in range(times):
+            name = path.stem if i == 0 else f"{path.stem}_copy{i}"
+            target = root / path.parent / f"{name}.rego"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            package = f"{p.package.rsplit('.', 1)[0]}.{name}"
+            target.write_text(p.file.text.replace(f"package {p.package}\n", f"package {package}\n", 1))
+    multiplied = load_library(root)
+    expected = times * len(library.policies)
+    if len(multiplied.policies) != expected:
+        raise SystemExit(f"expected {expected} policies, found {len(multiplied.policies)}")
+    return multiplied
+
+
+def _with_sidecars(document: Input, count: int) -> Input:
+    """``document`` with ``count`` CPU-only containers more, running its first container's image."""
+    first = document["workload"]["containers"][0]
+    sidecars = [
+        {**first, "name": f"sidecar-{i}", "volumeMounts": [],
+         "gpu": {"requests": {}, "limits": {}, "count": 0, "migProfiles": [], "shared": False}}
+        for i in range(count)
+    ]
+    workload = {**document["workload"], "containers": [*document["workload"]["containers"], *sidecars]}
+    artifacts = [
+        {**a, "usedBy": [*a["usedBy"], *(c["name"] for c in sidecars)]} if a["ref"] == first["image"] else a
+        for a in document["artifacts"]
+    ]
+    return {**document, "workload": workload, "artifacts": artifacts}
+
+
+def _new_uid(document: Input) -> Input:
+    return {**document, "request": {**document["request"], "uid": str(time.perf_counter_ns())}}
+
+
+def _per_policy(engine: EmbeddedEngine, inputs: Sequence[Input], rounds: int) -> dict[str, float]:
+    """Each policy's ``deny`` and ``warn`` rules evaluated on an input already loaded: p50 in us."""
+    regorus = engine._engine()
+    out: dict[str, list[float]] = {}
+    for doc in inputs:
+        regorus.set_input_json(pydantic_core.to_json(doc).decode())
+        for p in engine.library.policies:
+            paths = [f"data.{p.package}.{r}" for r in p.rules]
+
+            def rules(_: Input, paths: list[str] = paths) -> object:
+                return [regorus.eval_rule_as_json(q) for q in paths]
+
+            out.setdefault(p.name, []).extend(_time(rules, [doc], rounds))
+    return {name: statistics.median(values) for name, values in out.items()}
 
 
 def _opa_in_process(library: PolicyLibrary, inputs: Sequence[Input], rounds: int) -> list[float]:

@@ -11,10 +11,11 @@ TCP_NODELAY) in its own process; its CPU per request is reported apart. (An http
 
 Figures, each level sampled --samples times, guard and bare app interleaved, medians:
 - warm path (a realistic AI pod: a GPU request and a signed model with facts; the model's verdict
-  cached, policies evaluated every time), for each worker count (--workers, default 1) and
-  concurrency (--concurrency, default 1,8,32): server CPU per request (the server process tree's
-  own CPU time, /proc, over the requests it answered) as the headline, with the bare app's
-  (webhook - bare: goal <= 0.4 ms), p50 / p99 latency and throughput;
+  cached; every request its own uid), as distinct pods (each its own name: policies evaluated every
+  time) and as the same pod repeated (the decision cache answers), for each worker count
+  (--workers, default 1) and concurrency (--concurrency, default 1,8,32): server CPU per request
+  (the server process tree's own CPU time, /proc, over the requests it answered) as the headline,
+  with the bare app's (webhook - bare: goal <= 0.4 ms), p50 / p99 latency and throughput;
 - cold path, in --fresh server processes (default 3): the first request of the process, then
   first-seen models (a new signed tag: resolve, fetch manifest and signature referrer, verify,
   collect attestations, evaluate) one at a time: p50 / p99, and first / p50 per process (goal <= 2).
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import multiprocessing
 import os
@@ -80,19 +82,30 @@ async def _exchange(reader: Any, writer: Any, request: bytes) -> bytes:
         del body[-2:]
 
 
-def _load(url: str, ca_pem: bytes, body: bytes, concurrency: int, seconds: float, out: Any) -> None:
+def _load(
+    url: str, ca_pem: bytes, template: bytes, start: int, concurrency: int, seconds: float, out: Any
+) -> None:
     """The load generator (a child process): ``concurrency`` raw keep-alive TLS connections (HTTP/1.1,
     TCP_NODELAY, as the API server's calls), one request in flight on each, for ``seconds``. A
     request is one precomputed write and a Content-Length read: ~20x less client CPU than httpx
     (which spent more per request than guard's whole server cost, so the bare-app baseline
-    measured the client). The child's own CPU time is sent back and reported apart."""
+    measured the client). Every request is ``template`` with a number never sent before (from
+    ``start`` on) in place of ``UID_MARK`` (and ``NAME_MARK``, when the template has it).
+    The child's own CPU time is sent back and reported apart."""
     import gc
     import ssl
     from urllib.parse import urlparse
 
     ctx = ssl.create_default_context(cadata=ca_pem.decode())
     parsed = urlparse(url)
-    request = _request_bytes("/validate", body)
+    head = _request_bytes("/validate", template)[: -len(template)]
+    sent = start
+
+    def next_request() -> bytes:
+        nonlocal sent
+        sent += 1
+        number = f"{sent:012x}".encode()
+        return head + template.replace(UID_MARK, number).replace(NAME_MARK, number)
 
     async def main() -> tuple[list[float], float, float]:
         connections = []
@@ -102,7 +115,7 @@ def _load(url: str, ca_pem: bytes, body: bytes, concurrency: int, seconds: float
             connections.append((reader, writer))
         for reader, writer in connections:  # warm up: every connection open, caches filled
             for _ in range(5):
-                await _exchange(reader, writer, request)
+                await _exchange(reader, writer, next_request())
         latencies: list[float] = []
         gc.collect()  # the load generator's own collector pauses are not the server's latency
         gc.freeze()
@@ -112,7 +125,7 @@ def _load(url: str, ca_pem: bytes, body: bytes, concurrency: int, seconds: float
             clock = time.perf_counter
             while clock() < stop:
                 t0 = clock()
-                await _exchange(reader, writer, request)
+                await _exchange(reader, writer, next_request())
                 latencies.append(clock() - t0)
 
         cpu0 = time.process_time()
@@ -149,10 +162,14 @@ def tree_cpu(pid: int) -> float:
     return total
 
 
-def measure(server: Served, ca_pem: bytes, body: bytes, concurrency: int, seconds: float) -> dict[str, float]:
+def measure(
+    server: Served, ca_pem: bytes, template: bytes, concurrency: int, seconds: float
+) -> dict[str, float]:
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe(duplex=False)
-    process = ctx.Process(target=_load, args=(server.url, ca_pem, body, concurrency, seconds, child))
+    start = next(_PHASES) * 10**9  # numbers no earlier phase sent
+    args = (server.url, ca_pem, template, start, concurrency, seconds, child)
+    process = ctx.Process(target=_load, args=args)
     process.start()
     child.close()  # a load generator that fails ends the phase (EOFError), it does not hang it
     # the server's CPU is read around the whole phase (warm-up requests of the client included:
@@ -331,7 +348,7 @@ def main() -> int:
     if reason is not None:
         print(f"skipped: {reason}")
         return 0
-    samples: dict[tuple[int, int], list[tuple[dict[str, float], dict[str, float]]]] = {}
+    samples: dict[tuple[int, str, int], list[tuple[dict[str, float], dict[str, float]]]] = {}
     cold: list[list[float]] = []
     with tempfile.TemporaryDirectory(prefix="guard-bench-") as tmp_name:
         tmp = Path(tmp_name)
@@ -348,6 +365,7 @@ def main() -> int:
             config.write_text(json.dumps(models.config()))  # JSON is YAML
             pinned = models.signed.rsplit(":", 1)[0] + "@" + models.signed_digest
             review = json.dumps(admission_review(ai_pod(pinned))).encode()
+            workloads = warm_workloads(pinned)
             fixed = tmp / "fixed.json"
             for _ in range(args.fresh):
                 # the first request of a fresh process (in a repository it has not seen), then
@@ -375,12 +393,13 @@ def main() -> int:
                         # neighbour's burst of CPU use hits both alike
                         for c in levels:
                             for _ in range(args.samples):
-                                samples.setdefault((workers, c), []).append(
-                                    (
-                                        measure(server, ca_pem, review, c, args.seconds),
-                                        measure(bare_server, ca_pem, review, c, args.seconds),
+                                for variant, template in workloads.items():
+                                    samples.setdefault((workers, variant, c), []).append(
+                                        (
+                                            measure(server, ca_pem, template, c, args.seconds),
+                                            measure(bare_server, ca_pem, template, c, args.seconds),
+                                        )
                                     )
-                                )
 
     def med(pairs: list[tuple[dict[str, float], dict[str, float]]], side: int, key: str) -> float:
         return statistics.median(pair[side][key] for pair in pairs)
@@ -390,14 +409,19 @@ def main() -> int:
         f"{args.samples} interleaved samples (medians), raw keep-alive TLS client in its own process"
     )
     print(
-        "  warm path: an AI pod (GPU request, a signed model with facts), its verdict cached, the whole "
-        "policy library evaluated every time"
+        "  warm path: an AI pod (GPU request, a signed model with facts), its verdict cached; "
+        "every request with its own uid:"
     )
+    print(
+        "    distinct pods: each its own name, as a ReplicaSet's pods (the library evaluated every "
+        "time: no pod is sent twice)"
+    )
+    print("    repeated pod: the same pod again (a retry, a re-applied object: the decision cache answers)")
     print("  server CPU per request: the server process tree's own CPU time / requests it answered")
-    for (workers, c), pairs in samples.items():
+    for (workers, variant, c), pairs in samples.items():
         g_cpu, b_cpu = med(pairs, 0, "server_cpu_ms"), med(pairs, 1, "server_cpu_ms")
         spread = [pair[0]["server_cpu_ms"] for pair in pairs]
-        print(f"  {workers} worker(s), concurrency {c}:")
+        print(f"  {variant}, {workers} worker(s), concurrency {c}:")
         print(
             f"    webhook  server CPU {g_cpu:6.3f} ms/req [{min(spread):.3f}-{max(spread):.3f}]  "
             f"p50 {med(pairs, 0, 'p50_ms'):6.2f} ms  p99 {med(pairs, 0, 'p99_ms'):6.2f} ms  "
@@ -430,11 +454,27 @@ def main() -> int:
     return 0
 
 
-def ai_pod(image: str) -> dict[str, Any]:
+# replaced by a number no earlier request had (12 hex digits: the length stays the same)
+UID_MARK, NAME_MARK = b"uuuuuuuuuuuu", b"nnnnnnnnnnnn"
+_PHASES = itertools.count()
+
+
+def warm_workloads(image: str) -> dict[str, bytes]:
+    """The warm path's request templates: distinct pods (each its own name, as a ReplicaSet's
+    pods), and the same pod again; every request with its own uid, as the API server sends them."""
+    from guard.testing.admission import admission_review
+
+    uid = "00000000-0000-4000-8000-" + UID_MARK.decode()
+    distinct = admission_review(ai_pod(image, "llm-serve-" + NAME_MARK.decode()), uid=uid)
+    repeated = admission_review(ai_pod(image, "llm-serve-7d9f8c6b5-x2x4q"), uid=uid)
+    return {"distinct pods": json.dumps(distinct).encode(), "repeated pod": json.dumps(repeated).encode()}
+
+
+def ai_pod(image: str, name: str = "llm-serve") -> dict[str, Any]:
     """A realistic AI pod: one container asking for a GPU, with the usual resource requests."""
     from guard.testing.admission import pod
 
-    spec = pod(image, name="llm-serve")
+    spec = pod(image, name=name)
     spec["spec"]["containers"][0]["resources"] = {
         "requests": {"cpu": "4", "memory": "32Gi", "nvidia.com/gpu": "1"},
         "limits": {"memory": "32Gi", "nvidia.com/gpu": "1"},

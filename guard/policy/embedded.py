@@ -6,10 +6,14 @@ input once, then evaluates each policy's ``deny`` and ``warn`` rules with one ``
 Measured with regorus 0.13 (benchmarks/policy_eval.py): a reference to a rule of another package
 costs ~8 us in a library this size, so one query gathering all 29 sets through a generated module
 (``aggregate_module``, kept for the benchmark) cost more: the library's floor (rule sets that do
-nothing) is 0.16 ms this way, 0.30 ms that way, and a plain pod went from ~0.55 to ~0.44 ms. The
-price: helper rules read by both ``deny`` and ``warn`` of a policy are computed twice. One query
-per policy (a generated ``{"deny": deny, "warn": warn}`` rule in its package) avoids that but
-measured ~6% faster on AI pods and ~12% slower on plain pods, the common case.
+nothing) is 0.16 ms this way, 0.30 ms that way, and a plain pod went from ~0.55 to ~0.44 ms.
+Helper rules read by both ``deny`` and ``warn`` of a policy would be computed twice: a policy
+whose two sets share helpers that read the input is asked once, through a generated
+``{"deny": deny, "warn": warn}`` rule in its package (``guard.policy.queries``); the others keep one
+query per set (one query per policy for all of them measured ~12% slower on plain pods).
+
+Decisions are cached (``guard.policy.cache``): an input the library has judged is not evaluated
+again (a re-applied Deployment, a retried request, an identical object under another uid).
 """
 
 from __future__ import annotations
@@ -23,8 +27,10 @@ from typing import Any
 import pydantic_core
 
 from guard.errors import PolicyEngineError, PolicyLibraryError
+from guard.policy.cache import DecisionCache, cacheable, reads_uid
 from guard.policy.decision import Decision, Enforcement, decide
 from guard.policy.library import PolicyLibrary, RegoFile
+from guard.policy.queries import COMBINED_RULE, combined_module, plan
 
 AGGREGATE_QUERY = "data.guard_engine.result"
 
@@ -67,18 +73,39 @@ def new_regorus_engine(modules: Sequence[RegoFile], extra: Sequence[tuple[str, s
 class EmbeddedEngine:
     """Evaluates the library with regorus; one regorus Engine per thread."""
 
-    def __init__(self, library: PolicyLibrary, enforcement_for: Callable[[str], Enforcement]) -> None:
+    def __init__(
+        self,
+        library: PolicyLibrary,
+        enforcement_for: Callable[[str], Enforcement],
+        *,
+        cache_size: int = 4096,
+    ) -> None:
         self.library = library
         self._enforcement_for = enforcement_for
-        # (policy, rule, path) of every deny / warn set, evaluated one by one (see the module doc)
+        # (policy, rule, path) of every deny / warn set (see the module doc); a policy whose deny
+        # and warn share helpers is asked once for both (guard.policy.queries)
         self._rules = [(p.name, r, f"data.{p.package}.{r}") for p in library.policies for r in p.rules]
+        planned = plan(library.policies)
+        self._combined = [combined_module(p) for p, together in planned if together]
+        self._queries: list[tuple[str, tuple[str, ...], str]] = []
+        for p, together in planned:
+            if together:
+                self._queries.append((p.name, p.rules, f"data.{p.package}.{COMBINED_RULE}"))
+            else:
+                self._queries += [(p.name, (r,), f"data.{p.package}.{r}") for r in p.rules]
         self._local = threading.local()
+        texts = [m.text for m in library.modules()]
+        self.cache = (
+            DecisionCache(cache_size, ignore_uid=not reads_uid(texts))
+            if cache_size > 0 and cacheable(texts)
+            else None
+        )
         self._engine()  # load now, so a broken library fails at start-up, not on the first request
 
     def _engine(self) -> Any:
         engine = getattr(self._local, "engine", None)
         if engine is None:
-            engine = new_regorus_engine(self.library.modules())
+            engine = new_regorus_engine(self.library.modules(), self._combined)
             self._local.engine = engine
         return engine
 
@@ -90,9 +117,16 @@ class EmbeddedEngine:
             # pydantic-core's serializer: ~4x faster than json.dumps on an 8 KiB input (same
             # text for our values: NaN / Infinity stay constants, so regorus still refuses them).
             engine.set_input_json(pydantic_core.to_json(document).decode())
-            for policy, rule, path in self._rules:
+            for policy, rules, path in self._queries:
                 text = engine.eval_rule_as_json(path)
-                raw.setdefault(policy, {})[rule] = [] if text == "[]" else json.loads(text)
+                if len(rules) == 1:
+                    raw.setdefault(policy, {})[rules[0]] = [] if text == "[]" else json.loads(text)
+                    continue
+                both = json.loads(text)
+                if not isinstance(both, dict) or set(both) != set(rules):  # say which rule is amiss
+                    package = path.rsplit(".", 1)[0]
+                    both = {r: json.loads(engine.eval_rule_as_json(f"{package}.{r}")) for r in rules}
+                raw[policy] = both
         except (RuntimeError, TypeError, ValueError) as err:
             raise PolicyEngineError(f"embedded policy evaluation failed: {rust_error_text(err)}") from err
         for policy, rule, _ in self._rules:
@@ -105,7 +139,18 @@ class EmbeddedEngine:
         return raw
 
     def evaluate_sync(self, document: Mapping[str, Any]) -> Decision:
-        return decide(self.evaluate_raw(document), self._enforcement_for)
+        cache = self.cache
+        if cache is None:
+            return decide(self.evaluate_raw(document), self._enforcement_for)
+        try:
+            key = cache.key(document)
+        except (TypeError, ValueError, pydantic_core.PydanticSerializationError):
+            return decide(self.evaluate_raw(document), self._enforcement_for)  # raises the clear error
+        found = cache.get(key)
+        if found is None:
+            found = decide(self.evaluate_raw(document), self._enforcement_for)
+            cache.put(key, found)
+        return found
 
     async def evaluate(self, document: Mapping[str, Any]) -> Decision:
         return self.evaluate_sync(document)

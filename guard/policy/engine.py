@@ -59,7 +59,7 @@ def make_engine(settings: PolicySettings, library: PolicyLibrary | None = None) 
 
         library = library or load_library(settings.directory)
         check_enforcement_keys(settings, library)
-        return EmbeddedEngine(library, settings.enforcement_for)
+        return EmbeddedEngine(library, settings.enforcement_for, cache_size=engine.decision_cache_size)
     if isinstance(engine, OpaEngineSettings):
         from guard.policy.opa import OpaEngine  # noqa: PLC0415
 

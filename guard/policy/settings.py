@@ -38,9 +38,13 @@ class _Frozen(BaseModel):
 
 
 class EmbeddedEngineSettings(_Frozen):
-    """Evaluate in-process with regorus (the default)."""
+    """Evaluate in-process with regorus (the default).
+
+    ``decision_cache_size``: decisions kept for inputs already judged, keyed by the whole input
+    (less the request uid when no policy reads it); 0 turns the cache off."""
 
     kind: Literal["embedded"] = "embedded"
+    decision_cache_size: int = Field(default=4096, ge=0, le=1_000_000)
 
 
 class OpaEngineSettings(_Frozen):

@@ -115,9 +115,10 @@ def test_each_thread_gets_its_own_regorus_engine(engine: EmbeddedEngine) -> None
     lock = threading.Lock()
     together = threading.Barrier(3)  # three evaluations at once, on three threads
 
-    def work(_: int) -> bool:
+    def work(i: int) -> bool:
         together.wait(timeout=30)
-        decision = engine.evaluate_sync(document)
+        # a document of its own each: a decision the cache holds would skip the engine
+        decision = engine.evaluate_sync({**document, "workload": {**document["workload"], "name": f"w{i}"}})
         with lock:
             seen.add(id(engine._local.engine))
         return decision.allowed

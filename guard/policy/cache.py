@@ -1,0 +1,129 @@
+"""The embedded engine's decision cache: a decision reused for an input the library has judged.
+
+Sound because the key is everything the policies can read: the whole input document as sent to
+the engine (time-dependent fields included, such as a budget's ``usageAgeSeconds``), less only
+``request.uid``, and that only when the library provably never reads it. Rego is deterministic
+apart from a few builtins (time, randomness, network, the runtime): a library calling any of
+them gets no cache at all. What the library reads is decided from its text, conservatively: any
+use of ``input`` or ``input.request`` as a whole (``walk(input)``, ``input[k]``, ``r := input.request``,
+``import input.request``) counts as reading the uid, and so does the word ``uid`` anywhere outside
+comments; ``object.get(input, ["tenant", ...], d)`` with a literal first key other than
+``request`` does not.
+
+The cache is per engine, so a reloaded config or library (a new engine) starts empty; entries are
+evicted least recently used. Keys are BLAKE2b-256 digests of the serialized document.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pydantic_core
+
+from guard.policy.decision import Decision
+
+# builtins whose value is not a function of input and data alone
+NON_DETERMINISTIC = (
+    "time.now_ns",
+    "rand.",
+    "uuid.rfc4122",
+    "uuid.v4",
+    "http.send",
+    "opa.runtime",
+    "net.lookup_ip_addr",
+    "io.jwt.decode_verify",
+    "crypto.x509.parse_and_verify_certificates",
+    "trace(",
+)
+_INPUT_PATH = re.compile(r"\binput((?:\s*\.\s*[A-Za-z_][A-Za-z0-9_]*)*)")
+_GET_INPUT = re.compile(r'object\.get\(\s*$')
+_LITERAL_KEY = re.compile(r'^\s*,\s*\[?\s*"([A-Za-z_][A-Za-z0-9_]*)"')
+
+
+def without_comments(text: str) -> str:
+    """Rego source without its ``#`` comments (``#`` inside "..." or `...` strings kept)."""
+    out, quote, i = [], "", 0
+    while i < len(text):
+        c = text[i]
+        if quote:
+            if c == "\\" and quote == '"':
+                out.append(text[i : i + 2])
+                i += 2
+                continue
+            quote = "" if c == quote else quote
+        elif c in "\"`":
+            quote = c
+        elif c == "#":
+            end = text.find("\n", i)
+            i = len(text) if end < 0 else end
+            continue
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def _whole_input_read(text: str, match: re.Match[str]) -> bool:
+    """A use of ``input`` or ``input.request`` as a whole, except ``object.get(input, ["k", ...])``
+    with a literal first key other than ``request``."""
+    path = [part.strip() for part in match.group(1).split(".")[1:]]
+    if path not in ([], ["request"]):
+        return False
+    if path == [] and _GET_INPUT.search(text[max(0, match.start() - 40) : match.start()]):
+        key = _LITERAL_KEY.match(text[match.end() : match.end() + 80])
+        return key is None or key.group(1) == "request"
+    return True
+
+
+def cacheable(texts: Iterable[str]) -> bool:
+    """Whether decisions of a library made of ``texts`` are a function of its input alone."""
+    return not any(name in text for text in texts for name in NON_DETERMINISTIC)
+
+
+def reads_uid(texts: Iterable[str]) -> bool:
+    """Whether a library may read ``input.request.uid`` (conservatively: when in doubt, yes)."""
+    for text in map(without_comments, texts):
+        if re.search(r"\buid\b", text) or any(
+            _whole_input_read(text, m) for m in _INPUT_PATH.finditer(text)
+        ):
+            return True
+    return False
+
+
+class DecisionCache:
+    """A bounded LRU of decisions keyed by the input document (thread-safe)."""
+
+    def __init__(self, size: int, *, ignore_uid: bool) -> None:
+        self.size = size
+        self.ignore_uid = ignore_uid
+        self.hits = 0
+        self.misses = 0
+        self._entries: OrderedDict[bytes, Decision] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def key(self, document: Mapping[str, Any]) -> bytes:
+        request = document.get("request")
+        if self.ignore_uid and isinstance(request, Mapping) and "uid" in request:
+            document = {**document, "request": {**request, "uid": ""}}
+        return hashlib.blake2b(pydantic_core.to_json(document), digest_size=32).digest()
+
+    def get(self, key: bytes) -> Decision | None:
+        with self._lock:
+            found = self._entries.get(key)
+            if found is None:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return found
+
+    def put(self, key: bytes, decision: Decision) -> None:
+        with self._lock:
+            self._entries[key] = decision
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)

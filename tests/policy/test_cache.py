@@ -1,0 +1,136 @@
+"""The embedded engine's decision cache: reused only for an input the library cannot tell apart."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from guard.policy.cache import DecisionCache, cacheable, reads_uid, without_comments
+from guard.policy.decision import Decision, Enforcement
+from guard.policy.embedded import EmbeddedEngine
+from guard.policy.examples import example_input
+from guard.policy.library import load_library, source_library_dir
+
+
+def _deny(policy: str) -> Enforcement:
+    return "deny"
+
+
+def _library(tmp_path: Path, body: str) -> Path:
+    root = tmp_path / "lib"
+    (root / "x").mkdir(parents=True)
+    (root / "x/p.rego").write_text("package guard.x.p\n\n" + body)
+    return root
+
+
+def test_a_repeated_input_under_another_uid_is_a_hit_with_the_same_decision() -> None:
+    engine = EmbeddedEngine(load_library(), _deny)
+    assert engine.cache is not None and engine.cache.ignore_uid  # the library never reads the uid
+    document = example_input()
+    first = engine.evaluate_sync(document)
+    again = copy.deepcopy(document)
+    again["request"]["uid"] = "another-uid"
+    assert engine.evaluate_sync(again) is first
+    assert (engine.cache.hits, engine.cache.misses) == (1, 1)
+    renamed = copy.deepcopy(document)
+    renamed["workload"]["name"] = "another-pod"
+    assert engine.evaluate_sync(renamed) is not first
+    assert engine.cache.misses == 2
+
+
+def test_every_sample_decides_the_same_with_and_without_the_cache() -> None:
+    library = load_library(source_library_dir())
+    samples = sorted(library.root.rglob("samples/*/*.json"))
+    assert len(samples) > 40  # the library's allowed and denied samples
+    cached, uncached = EmbeddedEngine(library, _deny), EmbeddedEngine(library, _deny, cache_size=0)
+    assert uncached.cache is None
+    for path in samples:
+        document = _sample(path)
+        expected = uncached.evaluate_sync(document)
+        assert cached.evaluate_sync(document) == expected, path
+        assert cached.evaluate_sync(copy.deepcopy(document)) == expected, path  # from the cache
+
+
+def _sample(path: Path) -> dict[str, Any]:
+    import json
+
+    loaded: dict[str, Any] = json.loads(path.read_text())
+    return loaded
+
+
+def test_a_library_reading_the_uid_keeps_it_in_the_key(tmp_path: Path) -> None:
+    root = _library(
+        tmp_path,
+        'deny contains {"rule": "r", "message": sprintf("uid %s", [input.request.uid])} if true\n',
+    )
+    engine = EmbeddedEngine(load_library(root), _deny)
+    assert engine.cache is not None and not engine.cache.ignore_uid
+    first = engine.evaluate_sync({"request": {"uid": "a"}})
+    second = engine.evaluate_sync({"request": {"uid": "b"}})
+    assert [v.message for v in first.violations] == ["uid a"]
+    assert [v.message for v in second.violations] == ["uid b"]
+
+
+def test_a_time_dependent_input_is_part_of_the_key(tmp_path: Path) -> None:
+    root = _library(
+        tmp_path,
+        'deny contains {"rule": "stale", "message": "stale usage"} if '
+        "input.tenant.carbon.usageAgeSeconds > 3600\n",
+    )
+    engine = EmbeddedEngine(load_library(root), _deny)
+    fresh = {"request": {"uid": "1"}, "tenant": {"carbon": {"usageAgeSeconds": 3599}}}
+    stale = {"request": {"uid": "2"}, "tenant": {"carbon": {"usageAgeSeconds": 3601}}}
+    assert engine.evaluate_sync(fresh).allowed
+    assert not engine.evaluate_sync(stale).allowed
+    assert engine.evaluate_sync(fresh).allowed
+
+
+def test_a_library_calling_a_clock_gets_no_cache(tmp_path: Path) -> None:
+    root = _library(
+        tmp_path, 'deny contains {"rule": "r", "message": "late"} if time.now_ns() > input.deadline\n'
+    )
+    assert EmbeddedEngine(load_library(root), _deny).cache is None
+
+
+@pytest.mark.parametrize(
+    ("text", "reads"),
+    [
+        ("x := input.request.namespace", False),
+        ("x := input.request.uid", True),
+        ("x := input . request . uid", True),
+        ("x := input", True),
+        ("walk(input, [p, v])", True),
+        ("r := input.request\ny := r[k]", True),
+        ("import input.request", True),
+        ('x := input.request["u" + "id"]', True),
+        ('x := object.get(input, ["tenant", "name"], "")', False),
+        ('x := object.get(input, ["request", "uid"], "")', True),
+        ("# the input as a whole, its uid\nx := input.workload.name", False),
+        ('x := "#"; y := input.request', True),
+        ('msg := "uid"', True),  # the word anywhere outside comments: conservative
+    ],
+)
+def test_what_counts_as_reading_the_uid(text: str, reads: bool) -> None:
+    assert reads_uid([text]) is reads
+
+
+def test_comments_are_removed_outside_strings_only() -> None:
+    assert without_comments('a := "x # y" # note\nb := `r#` # c\n') == 'a := "x # y" \nb := `r#` \n'
+    assert without_comments('a := "q\\" # still a string"') == 'a := "q\\" # still a string"'
+    assert not cacheable(["x := rand.intn(\"k\", 10)"]) and cacheable(["x := input.a"])
+
+
+def test_the_cache_is_bounded_and_evicts_the_least_recently_used() -> None:
+    cache = DecisionCache(2, ignore_uid=True)
+    keys = [cache.key({"request": {"uid": str(i)}, "n": i}) for i in range(3)]
+    assert cache.key({"request": {"uid": "x"}, "n": 0}) == keys[0]
+    decisions = [Decision(violations=(), policies=(str(i),)) for i in range(3)]
+    cache.put(keys[0], decisions[0])
+    cache.put(keys[1], decisions[1])
+    assert cache.get(keys[0]) is decisions[0]  # 0 is now the most recent
+    cache.put(keys[2], decisions[2])
+    assert cache.get(keys[1]) is None
+    assert cache.get(keys[0]) is decisions[0] and cache.get(keys[2]) is decisions[2]
