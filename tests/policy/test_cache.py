@@ -12,7 +12,7 @@ from guard.policy.cache import DecisionCache, cacheable, reads_uid, without_comm
 from guard.policy.decision import Decision, Enforcement
 from guard.policy.embedded import EmbeddedEngine
 from guard.policy.examples import example_input
-from guard.policy.library import load_library, source_library_dir
+from guard.policy.library import default_library_dir, load_library
 
 
 def _deny(policy: str) -> Enforcement:
@@ -42,7 +42,7 @@ def test_a_repeated_input_under_another_uid_is_a_hit_with_the_same_decision() ->
 
 
 def test_every_sample_decides_the_same_with_and_without_the_cache() -> None:
-    library = load_library(source_library_dir())
+    library = load_library(default_library_dir())
     samples = sorted(library.root.rglob("samples/*/*.json"))
     assert len(samples) > 40  # the library's allowed and denied samples
     cached, uncached = EmbeddedEngine(library, _deny), EmbeddedEngine(library, _deny, cache_size=0)
