@@ -14,7 +14,7 @@ Every spelling of one registry is normalised to one name, so that another spelli
 a reference to another trust rule:
 
 - host names are lower-cased and lose a trailing dot (``Registry.Example.COM.`` ->
-  ``registry.example.com``); IPv6 literals are written compressed (``[0:0::1]`` -> ``[::1]``);
+  ``registry.example.com``) unless the dot is what makes them a host (``registry./m``); IPv6 literals are written compressed (``[0:0::1]`` -> ``[::1]``);
 - the HTTPS default port is dropped (``registry.example.com:443`` -> ``registry.example.com``);
 - Docker Hub's aliases (``docker.io``, ``index.docker.io``, ``registry-1.docker.io``,
   ``registry.hub.docker.com``, with or without ``:443``) are ``docker.io``, and a one-component
@@ -178,6 +178,10 @@ def normalize_host(host: str, text: str) -> str:
         # a host any more (a one-label name without dot), so the text stays a parse of itself
         if port_part == ":443" and (name.startswith("[") or "." in name or name == "localhost"):
             port_part = ""
+    if not port_part and not name.startswith("[") and "." not in name and name != "localhost":
+        # a one-label name with its trailing dot (``registry.``): without the dot it would no
+        # longer read as a host (the text would name Docker Hub), so the dot stays
+        name += "."
     canonical = name + port_part
     if canonical in DOCKER_HUB_ALIASES:
         return DOCKER_HUB

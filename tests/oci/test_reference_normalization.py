@@ -41,6 +41,10 @@ D = "sha256:" + "b" * 64
         ("[::1]:443/m", "[::1]/m"),
         ("localhost:443/m", "localhost/m"),
         ("localhost:05000/m", "localhost:5000/m"),
+        # found by the idempotence fuzz: "2./2" read as host "2" re-parsed as Docker Hub's 2/2
+        ("Registry./m", "registry./m"),
+        ("2./2", "2./2"),
+        ("registry.:5000/m", "registry:5000/m"),
     ],
 )
 def test_every_spelling_of_a_registry_is_one_name(spelling: str, name: str) -> None:
