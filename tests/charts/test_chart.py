@@ -178,7 +178,8 @@ TLS_MODES: dict[str, dict[str, Any]] = {
     "secret": {"tls": {"mode": "secret", "secret": {"name": "my-tls", "caBundle": "Q0EK"}}},
 }
 
-PINNING_ON: dict[str, Any] = {"mode": "deny", "pinning": {"enabled": True}}
+WARN_FIRST: dict[str, Any] = {"mode": "warn"}
+PINNING_ON: dict[str, Any] = {"pinning": {"enabled": True}}
 SCANNER_ON: dict[str, Any] = {"scanner": {"enabled": True}}
 SCANNER_SHARDED: dict[str, Any] = {"scanner": {"enabled": True, "shards": 4, "writeReports": "openreports"}}
 
@@ -196,9 +197,10 @@ EVERYTHING_ON: dict[str, Any] = {
 
 @pytest.mark.parametrize(
     "values",
-    [{}, {"mode": "deny"}, {"webhook": {"clusterWide": True}}, PINNING_ON, SCANNER_ON, SCANNER_SHARDED,
+    [{}, WARN_FIRST, {"webhook": {"clusterWide": True}}, PINNING_ON, SCANNER_ON, SCANNER_SHARDED,
      *TLS_MODES.values(), EVERYTHING_ON],
-    ids=["default", "deny", "cluster-wide", "pinning", "scanner", "scanner-sharded", *TLS_MODES, "all-on"],
+    ids=["default", "warn-first", "cluster-wide", "pinning", "scanner", "scanner-sharded",
+         *TLS_MODES, "all-on"],
 )
 def test_lint_is_clean(values: dict[str, Any]) -> None:
     report = helm.lint(CHART_DIR, values, strict=True, namespace=NAMESPACE, kube_version="v1.30.0")
@@ -366,15 +368,30 @@ def test_custom_opt_in_label(chart: Any) -> None:
     assert rendered.webhook["namespaceSelector"]["matchLabels"] == {"example.com/guarded": "yes"}
 
 
-def test_default_mode_is_warn_and_turns_every_deny_into_a_warning(chart: Any, default: Rendered) -> None:
+def test_default_mode_is_deny_in_opted_in_namespaces_only(default: Rendered) -> None:
     config = parsed_config(default)
+    assert config.admission.mode == "enforce"
+    assert config.unmatched_artifacts == "deny"
+    assert config.policy.default_enforcement == "deny"
+    assert "MODE WARN" not in default.notes
+    hook = default.webhook
+    assert hook["failurePolicy"] == "Fail"
+    assert hook["namespaceSelector"]["matchLabels"] == {"guard.cnai.dev/enforce": "true"}
+    assert {"kube-system", "kube-public", "kube-node-lease", NAMESPACE} <= set(_excluded_namespaces(hook))
+
+
+def test_warn_first_is_one_value_and_turns_every_deny_into_a_warning(chart: Any) -> None:
+    warned = render(chart, WARN_FIRST)
+    config = parsed_config(warned)
     assert config.admission.mode == "warn"  # the webhook admits what it would deny, with a warning
     assert config.unmatched_artifacts == "warn"
     assert config.policy.default_enforcement == "warn"
-    assert "MODE WARN" in default.notes
+    assert "MODE WARN" in warned.notes
+    assert warned.webhook["namespaceSelector"]["matchLabels"] == {"guard.cnai.dev/enforce": "true"}
     enforcement = {"supply_chain": "deny", "gpu": "dryrun"}
     rendered = render(
-        chart, {"config": {"unmatched_artifacts": "allow", "policy": {"enforcement": enforcement}}}
+        chart,
+        {"mode": "warn", "config": {"unmatched_artifacts": "allow", "policy": {"enforcement": enforcement}}},
     )
     config = parsed_config(rendered)
     assert config.unmatched_artifacts == "allow"  # never made stricter
@@ -429,8 +446,7 @@ def test_webhook_rules_match_the_kinds_table(default: Rendered) -> None:
 def test_config_follows_the_webhook(default: Rendered) -> None:
     config = parsed_config(default)
     assert config.admission.timeout_seconds == default.webhook["timeoutSeconds"]
-    # the default mode is warn (test_default_mode_is_warn...): deny mode keeps the fail-closed default
-    assert config.unmatched_artifacts == "warn"
+    assert config.unmatched_artifacts == "deny"
 
 
 # --- the Deployment ---------------------------------------------------------------------------
@@ -968,8 +984,8 @@ def _kube_versions() -> list[str]:
 
 @pytest.mark.parametrize(
     "values",
-    [{}, TLS_MODES["cert-manager"], EVERYTHING_ON, PINNING_ON, SCANNER_ON, SCANNER_SHARDED],
-    ids=["default", "cert-manager", "all-on", "pinning", "scanner", "scanner-sharded"],
+    [{}, WARN_FIRST, TLS_MODES["cert-manager"], EVERYTHING_ON, PINNING_ON, SCANNER_ON, SCANNER_SHARDED],
+    ids=["default", "warn-first", "cert-manager", "all-on", "pinning", "scanner", "scanner-sharded"],
 )
 def test_manifests_match_the_kubernetes_api(chart: Any, values: dict[str, Any]) -> None:
     # Strict: an unknown or misplaced field is an error (the API server would drop or refuse it).
@@ -1150,7 +1166,7 @@ def test_the_replicaset_condition_evaluates_as_cel(
 
 def test_pinning_is_never_installed_in_warn_mode(chart: Any, default: Rendered) -> None:
     assert default.all("MutatingWebhookConfiguration") == []
-    rendered = render(chart, {"pinning": {"enabled": True}})
+    rendered = render(chart, {"mode": "warn", "pinning": {"enabled": True}})
     assert rendered.all("MutatingWebhookConfiguration") == []
     assert "digest-pinning webhook is installed with mode=deny only" in rendered.notes
 
