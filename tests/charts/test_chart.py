@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
+import functools
 import json
 import os
 import re
@@ -27,7 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -97,6 +98,7 @@ class Rendered:
     """The manifests of one offline render, parsed."""
 
     def __init__(self, manifests: dict[str, str]) -> None:
+        self.manifests = dict(manifests)
         self.notes = ""
         self.objects: list[dict[str, Any]] = []
         for path, text in manifests.items():
@@ -154,8 +156,54 @@ def default(chart: Any) -> Rendered:
     return render(chart)
 
 
+@functools.cache
+def offline_ca() -> dict[str, str]:
+    """A CA for rendering ``tls.mode: helm`` without a cluster (tls.helm.ca), made once per run."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "guard test CA")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+                encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return {"cert": cert.public_bytes(serialization.Encoding.PEM).decode(), "key": key_pem.decode()}
+
+
+def offline(values: dict[str, Any] | None) -> dict[str, Any]:
+    """``values`` renderable without a cluster: in tls.mode helm, with the test CA in tls.helm.ca."""
+    values = copy.deepcopy(values or {})
+    tls = values.setdefault("tls", {})
+    if tls.get("mode", "helm") == "helm":
+        tls.setdefault("helm", {}).setdefault("ca", offline_ca())
+    return values
+
+
 def render(chart: Any, values: dict[str, Any] | None = None, namespace: str = NAMESPACE) -> Rendered:
-    return Rendered(chart.render(values, name=RELEASE, namespace=namespace, is_install=True))
+    """Render offline (as helm template does); helm mode gets the test CA (see ``offline``)."""
+    return Rendered(chart.render(offline(values), name=RELEASE, namespace=namespace, is_install=True))
+
+
+def render_as_is(chart: Any, values: dict[str, Any] | None = None) -> Rendered:
+    return Rendered(chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True))
 
 
 def parsed_config(rendered: Rendered) -> GuardConfig:
@@ -203,7 +251,7 @@ EVERYTHING_ON: dict[str, Any] = {
          *TLS_MODES, "all-on"],
 )
 def test_lint_is_clean(values: dict[str, Any]) -> None:
-    report = helm.lint(CHART_DIR, values, strict=True, namespace=NAMESPACE, kube_version="v1.30.0")
+    report = helm.lint(CHART_DIR, offline(values), strict=True, namespace=NAMESPACE, kube_version="v1.30.0")
     assert report["errors"] == []
     # severity 2 = warning, 3 = error; only the info "icon is recommended" may remain
     assert [m for m in report["messages"] if m["severity"] >= 2] == []
@@ -637,8 +685,18 @@ async def _render_live(kmock: Any, **options: Any) -> Rendered:
     return Rendered(await asyncio.wait_for(asyncio.to_thread(run), timeout=60))
 
 
-async def test_helm_mode_keeps_the_certificate_on_upgrade(kmock: Any) -> None:
+def _a_cluster(kmock: Any) -> None:
+    """kmock as a cluster: namespace kube-system exists (the chart's test for a reachable API)."""
     kmock.resources["v1/secrets"] = {"kind": "Secret", "namespaced": True}
+    kmock.resources["v1/namespaces"] = {"kind": "Namespace", "namespaced": False}
+    # kmock 0.8 parses /api/v1/namespaces/<name> as a namespace prefix, not a Namespace: serve it
+    kmock["get /api/v1/namespaces/kube-system"] << {
+        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-system"},
+    }
+
+
+async def test_helm_mode_keeps_the_certificate_on_upgrade(kmock: Any) -> None:
+    _a_cluster(kmock)
     installed = await _render_live(kmock, is_install=True)  # nothing in the cluster yet: generated
     secret = installed.one("Secret")
     kmock.objects["v1/secrets", NAMESPACE, secret["metadata"]["name"]] = secret
@@ -648,7 +706,7 @@ async def test_helm_mode_keeps_the_certificate_on_upgrade(kmock: Any) -> None:
 
 
 async def test_helm_mode_replaces_an_incomplete_secret(kmock: Any) -> None:
-    kmock.resources["v1/secrets"] = {"kind": "Secret", "namespaced": True}
+    _a_cluster(kmock)
     stale = {"tls.crt": "Q1JU", "tls.key": "S0VZ"}  # no ca.crt: the caBundle cannot be known
     kmock.objects["v1/secrets", NAMESPACE, f"{RELEASE}-tls"] = {
         "apiVersion": "v1",
@@ -660,6 +718,49 @@ async def test_helm_mode_replaces_an_incomplete_secret(kmock: Any) -> None:
     data = upgraded.one("Secret")["data"]
     assert data["tls.crt"] != stale["tls.crt"]
     assert upgraded.webhook["clientConfig"]["caBundle"] == data["ca.crt"]
+
+
+NO_CLUSTER = "tls.mode helm has no cluster to read its Secret from"
+
+
+def test_helm_mode_without_a_cluster_fails_pointing_to_gitops(chart: Any) -> None:
+    # helm template / --dry-run=client: lookup sees nothing. A new CA on every render would rotate
+    # the caBundle at each GitOps sync: the chart fails instead, naming the ways out.
+    with pytest.raises(helm.errors.HelmRenderError) as failed:
+        render_as_is(chart)
+    for named in (NO_CLUSTER, "tls.mode=cert-manager", "tls.mode=secret", "tls.helm.ca.cert"):
+        assert named in str(failed.value)
+    # helm lint does not stop at fail (it logs it): the defaults still lint clean
+    report = helm.lint(CHART_DIR, {}, strict=True, namespace=NAMESPACE, kube_version="v1.30.0")
+    assert report["errors"] == []
+    with pytest.raises(helm.errors.HelmRenderError, match="needs both cert and key"):
+        render_as_is(chart, {"tls": {"helm": {"ca": {"cert": offline_ca()["cert"]}}}})
+
+
+def test_helm_mode_with_a_given_ca_keeps_the_ca_bundle_across_renders(chart: Any) -> None:
+    from cryptography import x509
+
+    first, second = render(chart), render(chart)
+    bundle = first.webhook["clientConfig"]["caBundle"]
+    assert second.webhook["clientConfig"]["caBundle"] == bundle
+    assert base64.b64decode(bundle).decode() == offline_ca()["cert"]
+    leaf = x509.load_pem_x509_certificate(base64.b64decode(second.one("Secret")["data"]["tls.crt"]))
+    leaf.verify_directly_issued_by(x509.load_pem_x509_certificate(base64.b64decode(bundle)))
+
+
+@pytest.mark.parametrize("mode", ["cert-manager", "cert-manager-issuer", "secret"])
+def test_gitops_tls_modes_render_byte_identical(chart: Any, mode: str) -> None:
+    # what Argo CD does on every sync: helm template, twice; nothing may differ (no diff, no rotation)
+    values = {**TLS_MODES[mode], "pinning": {"enabled": True}}
+    first, second = render_as_is(chart, values), render_as_is(chart, values)
+    assert first.manifests == second.manifests
+    assert "caBundle: Q0EK" in first.manifests["guard/templates/webhook.yaml"] or mode != "secret"
+
+
+async def test_helm_mode_in_a_cluster_generates_then_keeps_the_ca(kmock: Any) -> None:
+    _a_cluster(kmock)
+    installed = await _render_live(kmock, is_install=True)  # no Secret yet, but a cluster: generated
+    assert installed.webhook["clientConfig"]["caBundle"] == installed.one("Secret")["data"]["ca.crt"]
 
 
 def test_cert_manager_mode(chart: Any) -> None:
