@@ -327,6 +327,9 @@ def test_bad_values_are_rejected_with_the_path(chart: Any, values: dict[str, Any
             "conflicts with policies.files",
         ),
         ({"podDisruptionBudget": {"minAvailable": 1, "maxUnavailable": 1}}, "not both"),
+        ({"server": {"workers": 2}}, "metrics.port (9090) needs server.workers 1"),
+        ({"metrics": {"port": 8443}}, "must differ from server.port"),
+        ({"metrics": {"port": 0, "serviceMonitor": {"enabled": True}}}, "needs metrics.port"),
     ],
 )
 def test_inconsistent_values_fail_the_render(chart: Any, values: dict[str, Any], message: str) -> None:
@@ -562,9 +565,15 @@ def test_probes_use_https_health_endpoints(default: Rendered) -> None:
         get = guard[probe]["httpGet"]
         assert (get["scheme"], get["path"]) == ("HTTPS", path)
         assert get["port"] in port_names
-    service = default.one("Service")
+    service = default.one("Service", RELEASE)
     assert service["spec"]["ports"][0]["targetPort"] == "https"
     assert service["spec"]["ports"][0]["port"] == default.webhook["clientConfig"]["service"]["port"]
+    assert [p["name"] for p in service["spec"]["ports"]] == ["https"]  # no /metrics on it
+    metrics = default.one("Service", f"{RELEASE}-metrics")
+    expected_port = {"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"}
+    assert metrics["spec"]["ports"] == [expected_port]
+    assert port_names["metrics"] == 9090
+    assert _serve_options(guard["args"])["metrics_port"] == 9090
 
 
 def _serve_options(args: list[str]) -> dict[str, Any]:
@@ -867,6 +876,8 @@ def test_the_rendered_pod_serves_the_api_server(chart: Any, tmp_path: Path) -> N
     args = [rooted(a) for a in guard["args"]]
     args[args.index("--host") + 1] = "127.0.0.1"
     args[args.index("--port") + 1] = str(port)
+    metrics_port = _free_port()
+    args[args.index("--metrics-port") + 1] = str(metrics_port)
     env = {**os.environ, **{e["name"]: rooted(e["value"]) for e in guard["env"]}}
     process = subprocess.Popen(
         [str(Path(sys.executable).with_name("guard")), *args],
@@ -904,7 +915,12 @@ def test_the_rendered_pod_serves_the_api_server(chart: Any, tmp_path: Path) -> N
             review = admission_review(pod("docker.io/library/busybox:1.36", namespace="monitoring"))
             exempt = client.post(path, json=review, extensions=sni)
             assert exempt.json()["response"]["allowed"] is True
-            assert client.get("/metrics", extensions=sni).status_code == 200
+            # /metrics: not on the admission port; in plain HTTP on the metrics port
+            assert client.get("/metrics", extensions=sni).status_code == 404
+            scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10)
+            assert scraped.status_code == 200
+            counted = 'guard_admission_request_duration_seconds_count{decision="denied",kind="Pod"} 1.0'
+            assert counted in scraped.text
     finally:
         process.terminate()
         try:
@@ -1051,11 +1067,16 @@ def test_optional_objects(chart: Any, default: Rendered) -> None:
     rendered = render(chart, EVERYTHING_ON)
     monitor = rendered.one("ServiceMonitor")
     endpoint = monitor["spec"]["endpoints"][0]
-    assert (endpoint["scheme"], endpoint["path"], endpoint["port"]) == ("https", "/metrics", "https")
-    assert endpoint["tlsConfig"]["serverName"] == f"{RELEASE}.{NAMESPACE}.svc"
-    assert "insecureSkipVerify" not in endpoint["tlsConfig"]
+    assert (endpoint["scheme"], endpoint["path"], endpoint["port"]) == ("http", "/metrics", "metrics")
+    # it selects the metrics Service only
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    selected = [s for s in rendered.all("Service") if selector.items() <= s["metadata"]["labels"].items()]
+    assert [s["metadata"]["name"] for s in selected] == [f"{RELEASE}-metrics"]
     policy = rendered.one("NetworkPolicy")
-    assert policy["spec"]["ingress"] == [{"ports": [{"port": "https", "protocol": "TCP"}]}]
+    assert policy["spec"]["ingress"] == [
+        {"ports": [{"port": "https", "protocol": "TCP"}]},
+        {"ports": [{"port": "metrics", "protocol": "TCP"}]},
+    ]
     assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
 
 

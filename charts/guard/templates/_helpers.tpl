@@ -224,3 +224,15 @@ app.kubernetes.io/part-of: guard
 {{- define "guard.policyKey" -}}
 {{- . | replace "/" "." -}}
 {{- end -}}
+
+{{/* --metrics-port: plain HTTP /metrics, apart from the admission port; one worker only. */}}
+{{- define "guard.metricsPort" -}}
+{{- $port := int .Values.metrics.port -}}
+{{- if and $port (gt (int .Values.server.workers) 1) -}}
+{{- fail (printf "metrics.port (%d) needs server.workers 1 (each worker counts apart); set metrics.port 0 to run %d workers without metrics" $port (int .Values.server.workers)) -}}
+{{- end -}}
+{{- if eq $port (int .Values.server.port) -}}
+{{- fail (printf "metrics.port (%d) must differ from server.port: the admission port never serves /metrics" $port) -}}
+{{- end -}}
+{{- $port -}}
+{{- end -}}
