@@ -151,7 +151,7 @@ def metrics_page() -> str:
 
     metrics = AdmissionMetrics()
     out = ["# Metrics", "", GENERATED.strip(), ""]
-    out += ["`guard serve` exposes these at `GET /metrics` in plain HTTP on `--metrics-port` (default 9090; "
+    out += ["`guard serve` exposes these at `GET /metrics` in plain HTTP on `--metrics-port` (the chart sets 9090; "
             "never on the admission port), in Prometheus text format.", ""]
     out += ["| metric | type | labels | meaning |", "| --- | --- | --- | --- |"]
     for family in sorted(metrics.registry.collect(), key=lambda f: f.name):

@@ -44,9 +44,9 @@ def register(app: typer.Typer) -> None:
             typer.Option(
                 "--metrics-port",
                 help="Serve GET /metrics in plain HTTP on this port (same --host), never on the "
-                "admission port; 0: no metrics. One worker only.",
+                "admission port (the chart sets 9090); 0: no metrics. One worker only.",
             ),
-        ] = 9090,
+        ] = 0,
     ) -> None:
         """Serve the admission webhook: POST /validate, /mutate, GET /healthz, /readyz over TLS;
         GET /metrics in plain HTTP on --metrics-port."""

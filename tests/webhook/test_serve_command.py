@@ -109,7 +109,8 @@ def test_guard_serve_refuses_bad_tls_material(tmp_path: Path, tls_files: tuple[P
     wrong.write_text("not a key")
     assert run(["serve", "--tls-cert", str(cert), "--tls-key", str(wrong), "--port", "1"]) == 2
     assert run(["serve", "--tls-cert", str(cert), "--tls-key", str(cert), "--workers", "0"]) == 2
-    assert run(["serve", "--tls-cert", str(cert), "--tls-key", str(cert), "--workers", "2"]) == 2
+    two_workers = ["--workers", "2", "--metrics-port", "9090"]
+    assert run(["serve", "--tls-cert", str(cert), "--tls-key", str(cert), *two_workers]) == 2
     assert run(["serve", "--tls-cert", str(cert), "--tls-key", str(cert), "--metrics-port", "8443"]) == 2
 
 
