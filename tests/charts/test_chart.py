@@ -233,7 +233,7 @@ SCANNER_SHARDED: dict[str, Any] = {"scanner": {"enabled": True, "shards": 4, "wr
 
 EVERYTHING_ON: dict[str, Any] = {
     "opa": {"enabled": True},
-    "metrics": {"serviceMonitor": {"enabled": True}},
+    "metrics": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}},
     "networkPolicy": {
         "enabled": True,
         "egress": [{"ports": [{"port": 53, "protocol": "UDP"}, {"port": 443, "protocol": "TCP"}]}],
