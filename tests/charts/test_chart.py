@@ -253,7 +253,7 @@ EVERYTHING_ON: dict[str, Any] = {
 def test_lint_is_clean(values: dict[str, Any]) -> None:
     report = helm.lint(CHART_DIR, offline(values), strict=True, namespace=NAMESPACE, kube_version="v1.30.0")
     assert report["errors"] == []
-    # severity 2 = warning, 3 = error; only the info "icon is recommended" may remain
+    # severity 2 = warning, 3 = error: none (and the chart has an icon, so no info either)
     assert [m for m in report["messages"] if m["severity"] >= 2] == []
 
 
@@ -1318,8 +1318,39 @@ def test_single_replica_is_warned(chart: Any) -> None:
 def test_image_pinned_by_digest(chart: Any, default: Rendered) -> None:
     assert default.container("guard")["image"] == "ghcr.io/cnai/guard:0.1.0"
     digest = "sha256:" + "a" * 64
-    rendered = render(chart, {"image": {"digest": digest}})
-    assert rendered.container("guard")["image"] == f"ghcr.io/cnai/guard@{digest}"
+    rendered = render(chart, {"image": {"digest": digest, "tag": "1.2.3"}, "scanner": {"enabled": True}})
+    assert rendered.container("guard")["image"] == f"ghcr.io/cnai/guard@{digest}"  # the digest wins
+    scanner = rendered.one("CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    assert scanner["image"] == f"ghcr.io/cnai/guard@{digest}"
+    # values.schema.json refuses a malformed digest with its path (the template's own fail, for
+    # installs that skip the schema, says the same)
+    for bad in ("sha256:abc", "a" * 64, "sha512:" + "a" * 128, "sha256:" + "A" * 64):
+        with pytest.raises(helm.errors.HelmValuesError, match="at '/image/digest'"):
+            render(chart, {"image": {"digest": bad}})
+    with pytest.raises(helm.errors.HelmValuesError, match="at '/opa/image/digest'"):
+        render(chart, {"opa": {"enabled": True, "image": {"digest": "latest"}}})
+
+
+def test_a_malformed_digest_fails_the_render_without_the_schema(tmp_path: Path) -> None:
+    import shutil
+
+    copy_dir = tmp_path / "guard"
+    shutil.copytree(CHART_DIR, copy_dir)
+    (copy_dir / "values.schema.json").unlink()  # as --skip-schema-validation would
+    with helm.Chart.load(copy_dir) as loaded:
+        with pytest.raises(helm.errors.HelmRenderError, match=r'image\.digest: expected sha256: and 64'):
+            render(loaded, {"image": {"digest": "sha256:abc"}})
+        with pytest.raises(helm.errors.HelmRenderError, match=r"opa\.image\.digest: expected"):
+            render(loaded, {"opa": {"enabled": True, "image": {"digest": "latest"}}})
+
+
+def test_chart_metadata_is_complete() -> None:
+    meta = yaml.safe_load((CHART_DIR / "Chart.yaml").read_text(encoding="utf-8"))
+    for key in ("home", "icon", "kubeVersion", "appVersion"):
+        assert meta[key]
+    assert meta["sources"] and meta["maintainers"]
+    icon = meta["icon"].removeprefix("https://raw.githubusercontent.com/cnai/guard/main/")
+    assert (ROOT / icon).is_file()  # the icon it names is in the repository
 
 
 def test_defaults_are_not_mutated_between_renders(chart: Any) -> None:

@@ -66,6 +66,9 @@ app.kubernetes.io/part-of: guard
 
 {{- define "guard.imageRef" -}}
 {{- $image := .image -}}
+{{- if and $image.digest (not (regexMatch "^sha256:[a-f0-9]{64}$" $image.digest)) -}}
+{{- fail (printf "%s.digest: expected sha256: and 64 lowercase hex digits, found %q" .path $image.digest) -}}
+{{- end -}}
 {{- if $image.digest -}}
 {{- printf "%s@%s" $image.repository $image.digest -}}
 {{- else -}}
@@ -74,11 +77,11 @@ app.kubernetes.io/part-of: guard
 {{- end -}}
 
 {{- define "guard.image" -}}
-{{- include "guard.imageRef" (dict "image" .Values.image "default" .Chart.AppVersion) -}}
+{{- include "guard.imageRef" (dict "image" .Values.image "default" .Chart.AppVersion "path" "image") -}}
 {{- end -}}
 
 {{- define "guard.opaImage" -}}
-{{- include "guard.imageRef" (dict "image" .Values.opa.image "default" "latest-static") -}}
+{{- include "guard.imageRef" (dict "image" .Values.opa.image "default" "latest-static" "path" "opa.image") -}}
 {{- end -}}
 
 {{/* Exempt namespaces: never sent by the API server, and exempt in guard's own config. ---- */}}
