@@ -106,6 +106,9 @@ class Rendered:
                 self.notes = text
                 continue
             self.objects.extend(doc for doc in yaml.safe_load_all(text) if doc)
+        # helm hooks (uninstall cleanup, helm test) apart: they are not part of the release
+        self.hooks = [o for o in self.objects if "helm.sh/hook" in (o["metadata"].get("annotations") or {})]
+        self.objects = [o for o in self.objects if o not in self.hooks]
 
     def all(self, kind: str) -> list[dict[str, Any]]:
         return [o for o in self.objects if o["kind"] == kind]
@@ -125,6 +128,10 @@ class Rendered:
             if c["name"] == name:
                 return dict(c)
         raise AssertionError(f"no container {name!r}")
+
+    @property
+    def webhook_name(self) -> str:
+        return str(self.one("ValidatingWebhookConfiguration")["metadata"]["name"])
 
     @property
     def webhook(self) -> dict[str, Any]:
@@ -555,6 +562,76 @@ def test_no_rbac_is_granted(default: Rendered) -> None:
     for kind in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"):
         assert default.all(kind) == []
     assert default.one("ServiceAccount")["automountServiceAccountToken"] is False
+
+
+def _hook(rendered: Rendered, kind: str, component: str = "cleanup") -> dict[str, Any]:
+    found = [h for h in rendered.hooks if h["kind"] == kind and h["metadata"]["name"].find(component) > 0]
+    assert len(found) == 1, (kind, component, [h["metadata"]["name"] for h in rendered.hooks])
+    return found[0]
+
+
+def test_uninstall_cleanup_hook_deletes_only_guards_webhooks(chart: Any, default: Rendered) -> None:
+    webhook = default.webhook_name
+    for kind in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ConfigMap", "Job"):
+        annotations = _hook(default, kind)["metadata"]["annotations"]
+        assert annotations["helm.sh/hook"] == "pre-delete"
+        assert annotations["helm.sh/hook-delete-policy"] == "before-hook-creation,hook-succeeded"
+    # RBAC before the Job
+    assert int(_hook(default, "ClusterRole")["metadata"]["annotations"]["helm.sh/hook-weight"]) < int(
+        _hook(default, "Job")["metadata"]["annotations"]["helm.sh/hook-weight"]
+    )
+    rules = _hook(default, "ClusterRole")["rules"]
+    assert rules == [
+        {"apiGroups": ["admissionregistration.k8s.io"], "resources": ["validatingwebhookconfigurations"],
+         "resourceNames": [webhook], "verbs": ["get", "delete"]},
+        {"apiGroups": ["admissionregistration.k8s.io"], "resources": ["mutatingwebhookconfigurations"],
+         "resourceNames": [f"{webhook}-pin"], "verbs": ["get", "delete"]},
+    ]
+    binding = _hook(default, "ClusterRoleBinding")
+    job = _hook(default, "Job")
+    pod = job["spec"]["template"]["spec"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": pod["serviceAccountName"], "namespace": NAMESPACE}
+    ]
+    assert binding["roleRef"]["name"] == _hook(default, "ClusterRole")["metadata"]["name"]
+    (container,) = pod["containers"]
+    _assert_restricted(container, pod)
+    assert container["command"][2:] == [webhook, f"{webhook}-pin"]
+    # the script it runs is the chart's file
+    script = _hook(default, "ConfigMap")["data"]["cleanup_webhooks.py"]
+    assert script == (CHART_DIR / "files" / "cleanup_webhooks.py").read_text(encoding="utf-8")
+    assert render(chart, {"cleanupHook": {"enabled": False}}).hooks == []
+
+
+async def test_cleanup_script_deletes_the_webhooks_against_an_api_server(kmock: Any, tmp_path: Path) -> None:
+    # the hook's command, run here against kmock's Kubernetes API (kubeconfig: no in-cluster token)
+    for plural, kind in (("validatingwebhookconfigurations", "ValidatingWebhookConfiguration"),
+                         ("mutatingwebhookconfigurations", "MutatingWebhookConfiguration")):
+        kmock.resources[f"admissionregistration.k8s.io/v1/{plural}"] = {"kind": kind, "namespaced": False}
+    name = f"{RELEASE}.{NAMESPACE}.guard.cnai.io"
+    kmock.objects["admissionregistration.k8s.io/v1/validatingwebhookconfigurations", None, name] = {
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": name}, "webhooks": [],
+    }
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "k",
+        "clusters": [{"name": "k", "cluster": {"server": str(kmock.url).rstrip("/")}}],
+        "users": [{"name": "k", "user": {"token": "test"}}],
+        "contexts": [{"name": "k", "context": {"cluster": "k", "user": "k"}}],
+    }))
+    script = CHART_DIR / "files" / "cleanup_webhooks.py"
+    env = {k: v for k, v in os.environ.items() if k != "KUBERNETES_SERVICE_HOST"}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(script), name, f"{name}-pin",
+        env={**env, "KUBECONFIG": str(kubeconfig)},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 0, err.decode()
+    assert f"deleted {name}" in out.decode() and f"{name}-pin: already gone" in out.decode()
+    deletes = [r for r in kmock if r.method == "DELETE"]
+    assert [r.url.path.rsplit("/", 1)[-1] for r in deletes] == [name, f"{name}-pin"]
 
 
 def test_probes_use_https_health_endpoints(default: Rendered) -> None:
@@ -1116,7 +1193,7 @@ def test_manifests_match_the_kubernetes_api(chart: Any, values: dict[str, Any]) 
     values.setdefault("webhook", {})["matchConditions"] = [{"name": "not-dry-run", "expression": "true"}]
     rendered = render(chart, values)
     checked: set[str] = set()
-    for obj in rendered.objects:
+    for obj in rendered.objects + rendered.hooks:
         for version in _kube_versions():
             try:
                 kubernetes_validate.validate(obj, version, strict=True)
@@ -1126,7 +1203,7 @@ def test_manifests_match_the_kubernetes_api(chart: Any, values: dict[str, Any]) 
                 break
             checked.add(obj["kind"])
     core = {"ConfigMap", "Deployment", "Service", "ServiceAccount", "PodDisruptionBudget"}
-    assert core | {"ValidatingWebhookConfiguration"} <= checked
+    assert core | {"ValidatingWebhookConfiguration", "Job", "ClusterRole", "ClusterRoleBinding"} <= checked
     if values.get("pinning"):
         assert "MutatingWebhookConfiguration" in checked
     if values.get("scanner"):
