@@ -570,6 +570,66 @@ def _hook(rendered: Rendered, kind: str, component: str = "cleanup") -> dict[str
     return found[0]
 
 
+def _run_the_helm_test(rendered: Rendered, port: int, tmp_path: Path) -> None:
+    """The helm test Pod's command, run here against the real server (its Service name verified)."""
+    pod = _hook(rendered, "Pod", "test")
+    (container,) = pod["spec"]["containers"]
+    files = _hook(rendered, "ConfigMap", "test")["data"]
+    script = tmp_path / "helm_test.py"
+    script.write_text(files["helm_test.py"], encoding="utf-8")
+    assert container["command"][:2] == ["python", "/test/helm_test.py"]
+    url, namespace, mode = container["command"][2:]
+    assert url == f"https://{RELEASE}.{NAMESPACE}.svc:443/validate" and namespace == NAMESPACE
+    ca = tmp_path / "ca.crt"
+    ca.write_bytes(base64.b64decode(rendered.webhook["clientConfig"]["caBundle"]))
+    env = {**os.environ, "GUARD_TEST_CONNECT": f"127.0.0.1:{port}"}
+    done = subprocess.run(
+        [sys.executable, str(script), url, namespace, mode, str(ca)],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "ok: unsigned model denied" in done.stdout
+    assert f"ok: the release namespace {NAMESPACE} is excluded (allowed)" in done.stdout
+
+
+def test_helm_test_hook_posts_reviews_over_verified_tls(chart: Any, default: Rendered) -> None:
+    pod = _hook(default, "Pod", "test")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    policy = pod["metadata"]["annotations"]["helm.sh/hook-delete-policy"]
+    assert policy == "before-hook-creation,hook-succeeded"
+    (container,) = pod["spec"]["containers"]
+    _assert_restricted(container, pod["spec"])
+    assert pod["spec"]["automountServiceAccountToken"] is False
+    (ca,) = [v for v in pod["spec"]["volumes"] if v["name"] == "ca"]
+    # only the CA of the TLS Secret, never its key
+    assert ca["secret"] == {"secretName": f"{RELEASE}-tls", "items": [{"key": "ca.crt", "path": "ca.crt"}]}
+    assert container["command"][-1] == "deny"
+    warned = _hook(render(chart, {"mode": "warn"}), "Pod", "test")
+    assert warned["spec"]["containers"][0]["command"][-1] == "warn"
+    secret_mode = render(chart, TLS_MODES["secret"])
+    assert _hook(secret_mode, "ConfigMap", "test")["data"]["ca.crt"] == "CA\n"
+
+
+def test_helm_test_script_expects_a_warning_in_warn_mode(chart: Any, tmp_path: Path) -> None:
+    # the script's own judgement, on answers a warn-mode and a broken release would give
+    script = _hook(render(chart), "ConfigMap", "test")["data"]["helm_test.py"]
+    namespace: dict[str, Any] = {"__name__": "helm_test"}
+    exec(compile(script, "helm_test.py", "exec"), namespace)
+    answers: list[dict[str, Any]] = []
+
+    def fake_post(_url: str, body: dict[str, Any], _ca: str) -> dict[str, Any]:
+        return answers.pop(0)
+
+    namespace["post"] = fake_post
+    main = namespace["main"]
+    answers[:] = [{"allowed": True, "warnings": ["guard (mode warn) would deny: x"]}, {"allowed": True}]
+    assert main("https://x/validate", NAMESPACE, "warn") == 0
+    answers[:] = [{"allowed": True}, {"allowed": True}]  # a release admitting what it must deny
+    assert main("https://x/validate", NAMESPACE, "deny") == 1
+    answers[:] = [{"allowed": False, "status": {"message": "no"}}, {"allowed": False}]  # exclusion broken
+    assert main("https://x/validate", NAMESPACE, "deny") == 1
+
+
 def test_uninstall_cleanup_hook_deletes_only_guards_webhooks(chart: Any, default: Rendered) -> None:
     webhook = default.webhook_name
     for kind in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ConfigMap", "Job"):
@@ -600,7 +660,8 @@ def test_uninstall_cleanup_hook_deletes_only_guards_webhooks(chart: Any, default
     # the script it runs is the chart's file
     script = _hook(default, "ConfigMap")["data"]["cleanup_webhooks.py"]
     assert script == (CHART_DIR / "files" / "cleanup_webhooks.py").read_text(encoding="utf-8")
-    assert render(chart, {"cleanupHook": {"enabled": False}}).hooks == []
+    kept = render(chart, {"cleanupHook": {"enabled": False}}).hooks
+    assert [h for h in kept if "cleanup" in h["metadata"]["name"]] == []
 
 
 async def test_cleanup_script_deletes_the_webhooks_against_an_api_server(kmock: Any, tmp_path: Path) -> None:
@@ -998,6 +1059,8 @@ def test_the_rendered_pod_serves_the_api_server(chart: Any, tmp_path: Path) -> N
             assert scraped.status_code == 200
             counted = 'guard_admission_request_duration_seconds_count{decision="denied",kind="Pod"} 1.0'
             assert counted in scraped.text
+            # what `helm test` runs, against this server
+            _run_the_helm_test(rendered, port, tmp_path)
     finally:
         process.terminate()
         try:
