@@ -94,6 +94,20 @@ helm = pytest.importorskip("helm_python", reason="helm-python-sdk (embedded Helm
 # --- rendering --------------------------------------------------------------------------------
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """Refuses a mapping with a key twice (Kubernetes' YAML parsers refuse or drop one)."""
+
+
+def _no_duplicates(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    keys = [loader.construct_object(k) for k, _ in node.value]
+    duplicated = {k for k in keys if keys.count(k) > 1}
+    assert not duplicated, f"duplicate keys {duplicated} at {node.start_mark}"
+    return dict(loader.construct_pairs(node))
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
+
+
 class Rendered:
     """The manifests of one offline render, parsed."""
 
@@ -105,7 +119,7 @@ class Rendered:
             if path.endswith("NOTES.txt"):
                 self.notes = text
                 continue
-            self.objects.extend(doc for doc in yaml.safe_load_all(text) if doc)
+            self.objects.extend(doc for doc in yaml.load_all(text, Loader=_StrictLoader) if doc)
         # helm hooks (uninstall cleanup, helm test) apart: they are not part of the release
         self.hooks = [o for o in self.objects if "helm.sh/hook" in (o["metadata"].get("annotations") or {})]
         self.objects = [o for o in self.objects if o not in self.hooks]

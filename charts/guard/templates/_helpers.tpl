@@ -62,6 +62,13 @@ app.kubernetes.io/component: admission-webhook
 app.kubernetes.io/part-of: guard
 {{- end -}}
 
+{{/* guard.labels with another component (each key once: a duplicate key is invalid YAML). */}}
+{{- define "guard.componentLabels" -}}
+{{- $labels := include "guard.labels" .ctx | fromYaml -}}
+{{- $_ := set $labels "app.kubernetes.io/component" .component -}}
+{{- toYaml $labels -}}
+{{- end -}}
+
 {{/* Images ------------------------------------------------------------------------------ */}}
 
 {{- define "guard.imageRef" -}}
