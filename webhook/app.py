@@ -114,8 +114,11 @@ def create_app(
     certificate: ReloadingCertificate | None = None,
     startup_errors: list[BaseException] | None = None,
     pinner: PinnerFactory | None = None,
+    metrics_route: bool = True,
 ) -> Starlette:
-    """The webhook app. ``load_engine`` runs at startup on the server's event loop (it loads the
+    """The webhook app. ``metrics_route``: also serve ``GET /metrics`` here (in-process use:
+    tests, the demo); ``guard serve`` serves it on its own plain-HTTP port instead.
+    ``load_engine`` runs at startup on the server's event loop (it loads the
     config's policies and trust roots); the app is ready once it returns. If it raises, the error
     is appended to ``startup_errors`` (so the caller can report it with the right exit code) and
     the server does not start."""
@@ -190,13 +193,11 @@ def create_app(
             if engine is not None:
                 await engine.aclose()
 
-    return Starlette(
-        routes=[
-            Route("/validate", validate, methods=["POST"]),
-            Route("/mutate", _mutate_route(state, pinner, metrics, max_body_bytes), methods=["POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/readyz", readyz, methods=["GET"]),
-            Route("/metrics", metrics_endpoint, methods=["GET"]),
-        ],
-        lifespan=lifespan,
-    )
+    routes = [
+        Route("/validate", validate, methods=["POST"]),
+        Route("/mutate", _mutate_route(state, pinner, metrics, max_body_bytes), methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        *([Route("/metrics", metrics_endpoint, methods=["GET"])] if metrics_route else []),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)

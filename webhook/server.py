@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import Any
 
 import uvicorn
+from prometheus_client import start_http_server
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 from uvicorn.supervisors import Multiprocess
@@ -59,8 +60,11 @@ def build_app(
     config: GuardConfig,
     certificate: ReloadingCertificate | None,
     startup_errors: list[BaseException] | None = None,
+    metrics: AdmissionMetrics | None = None,
 ) -> Starlette:
-    metrics = AdmissionMetrics()
+    """The webhook app; given ``metrics``, they are served elsewhere (not on this app's port)."""
+    metrics_route = metrics is None
+    metrics = metrics or AdmissionMetrics()
     return create_app(
         engine_loader(config, metrics),
         metrics=metrics,
@@ -68,6 +72,7 @@ def build_app(
         certificate=certificate,
         startup_errors=startup_errors,
         pinner=lambda engine: DigestPinner(config, engine.resolve, engine.kinds),
+        metrics_route=metrics_route,
     )
 
 
@@ -78,13 +83,29 @@ def start_up_without_gc() -> None:
     gc.disable()
 
 
+def start_metrics_listener(metrics: AdmissionMetrics, host: str, port: int) -> Callable[[], None]:
+    """``GET /metrics`` in plain HTTP on its own port (prometheus_client's server, in a daemon
+    thread), apart from the admission port. Returns the function that stops it."""
+    try:
+        server, thread = start_http_server(port, addr=host, registry=metrics.registry)
+    except OSError as err:
+        raise InfrastructureError(f"the metrics listener could not bind {host}:{port}: {err}") from err
+
+    def stop() -> None:
+        server.shutdown()
+        thread.join(10)
+
+    return stop
+
+
 def app_from_environment() -> Starlette:
     """uvicorn factory for worker processes: config and TLS files from the environment."""
     start_up_without_gc()
     configure_json_logging()
     config = load_config(Path(os.environ[ENV_CONFIG])) if os.environ.get(ENV_CONFIG) else GuardConfig()
     certificate = process_certificate(Path(os.environ[ENV_CERT]), Path(os.environ[ENV_KEY]))
-    return build_app(config, certificate)
+    # no /metrics on the admission port: one worker's counters would pass for the whole server's
+    return build_app(config, certificate, metrics=AdmissionMetrics())
 
 
 def context_from_environment(
@@ -114,16 +135,21 @@ def serve(
     host: str = "0.0.0.0",  # noqa: S104 - a webhook must be reachable by the API server
     port: int = 8443,
     workers: int = 1,
+    metrics_port: int = 0,
 ) -> None:
-    """Serve until interrupted. Raises ConfigError for a bad config or TLS pair."""
+    """Serve until interrupted. Raises ConfigError for a bad config or TLS pair. ``metrics_port``
+    (not 0): ``/metrics`` in plain HTTP on that port (one worker only); the admission port never
+    serves it."""
     start_up_without_gc()
     configure_json_logging()
     config = load_config(config_path)
     certificate = process_certificate(tls_cert, tls_key)  # fail before binding if the pair is bad
     if workers == 1:
         errors: list[BaseException] = []
+        metrics = AdmissionMetrics()
+        stop_metrics = start_metrics_listener(metrics, host, metrics_port) if metrics_port else None
         uv_config = uvicorn.Config(
-            build_app(config, certificate, errors),
+            build_app(config, certificate, errors, metrics),
             ssl_context_factory=lambda _c, _d: certificate.context,
             **_uvicorn_options(host, port),
         )
@@ -136,6 +162,9 @@ def serve(
             raise InfrastructureError(
                 f"the webhook could not start on {host}:{port} (see the log above)"
             ) from exit_
+        finally:
+            if stop_metrics is not None:
+                stop_metrics()
         if not server.started:
             raise InfrastructureError(f"the webhook could not start on {host}:{port} (see the log above)")
         return

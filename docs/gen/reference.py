@@ -155,7 +155,8 @@ def metrics_page() -> str:
 
     metrics = AdmissionMetrics()
     out = ["# Metrics", "", GENERATED.strip(), ""]
-    out += ["`guard serve` exposes these at `GET /metrics` (Prometheus text format).", ""]
+    out += ["`guard serve` exposes these at `GET /metrics` in plain HTTP on `--metrics-port` (the chart sets 9090; "
+            "never on the admission port), in Prometheus text format.", ""]
     out += ["| metric | type | labels | meaning |", "| --- | --- | --- | --- |"]
     for family in sorted(metrics.registry.collect(), key=lambda f: f.name):
         labels = sorted({k for s in family.samples for k in s.labels if k != "le"})

@@ -50,6 +50,13 @@ class AdmissionMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.deadline_exceeded = Counter(
+            "guard_admission_deadline_exceeded",
+            "Admission work cut off by guard's deadline (denied unless failing open), by stage "
+            "(verification, policy).",
+            ("stage",),
+            registry=r,
+        )
         self.malformed = Counter(
             "guard_admission_malformed_requests",
             "Requests refused before a decision (malformed, too large), by reason.",

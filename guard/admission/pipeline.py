@@ -308,6 +308,7 @@ class AdmissionEngine:
                 found.append(task.result())
                 continue
             task.cancel()
+            self.metrics.deadline_exceeded.labels(stage="verification").inc()
             reason = (
                 f"its verification did not finish within guard's {self.settings.verification_seconds:g} s "
                 f"verification deadline (is the registry slow or unreachable?)"
@@ -419,6 +420,7 @@ class AdmissionEngine:
     ) -> tuple[PolicyResult, str | None]:
         remaining = deadline.remaining()
         if remaining <= 0:
+            self.metrics.deadline_exceeded.labels(stage="policy").inc()
             return (
                 PolicyResult(),
                 f"policies were not evaluated: guard's {deadline.seconds:g} s deadline passed",
@@ -426,6 +428,7 @@ class AdmissionEngine:
         try:
             result = await _within(self._policy.evaluate(request, verdicts), remaining)
         except TimeoutError:
+            self.metrics.deadline_exceeded.labels(stage="policy").inc()
             return PolicyResult(), (
                 f"policy evaluation did not finish within guard's {deadline.seconds:g} s deadline"
             )

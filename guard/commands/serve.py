@@ -40,27 +40,56 @@ def register(app: typer.Typer) -> None:
                 "--workers", help="Worker processes (each loads the config and caches on its own)."
             ),
         ] = 1,
+        metrics_port: Annotated[
+            int,
+            typer.Option(
+                "--metrics-port",
+                help="Serve GET /metrics in plain HTTP on this port (same --host), never on the "
+                "admission port (the chart sets 9090); 0: no metrics. One worker only.",
+            ),
+        ] = 0,
     ) -> None:
-        """Serve the admission webhook: POST /validate, GET /healthz, /readyz, /metrics."""
+        """Serve the admission webhook: POST /validate, /mutate, GET /healthz, /readyz over TLS;
+        GET /metrics in plain HTTP on --metrics-port."""
         gc.disable()  # for start-up: the webhook's lifespan turns it back on (webhook.server)
         try:
-            _serve(config, tls_cert, tls_key, host=host, port=port, workers=workers)
+            _serve(
+                config, tls_cert, tls_key, host=host, port=port, workers=workers, metrics_port=metrics_port
+            )
         finally:
             gc.enable()
 
 
-def _serve(config: Path | None, tls_cert: Path, tls_key: Path, *, host: str, port: int, workers: int) -> None:
+def _serve(
+    config: Path | None,
+    tls_cert: Path,
+    tls_key: Path,
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    metrics_port: int,
+) -> None:
     if not 0 < port < 65536:
         raise UsageError(f"--port: expected 1-65535, found {port}")
     if workers < 1:
         raise UsageError(f"--workers: expected at least 1, found {workers}")
+    if not 0 <= metrics_port < 65536 or metrics_port == port:
+        raise UsageError(
+            f"--metrics-port: expected 0 or a port 1-65535 other than --port {port}, found {metrics_port}"
+        )
+    if metrics_port and workers > 1:
+        raise UsageError(
+            f"--metrics-port {metrics_port} with --workers {workers}: each worker counts apart, so "
+            f"the metrics listener runs with one worker only; give --metrics-port 0 or --workers 1"
+        )
     for option, path in (("--tls-cert", tls_cert), ("--tls-key", tls_key)):
         if not path.is_file():
             raise UsageError(f"{option}: expected a PEM file, found no file at {path}")
     check_host(host)
     check_config(config)
     serve = _transport("https")
-    serve(config, tls_cert, tls_key, host=host, port=port, workers=workers)
+    serve(config, tls_cert, tls_key, host=host, port=port, workers=workers, metrics_port=metrics_port)
 
 
 def check_host(host: str) -> None:

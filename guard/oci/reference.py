@@ -14,7 +14,8 @@ Every spelling of one registry is normalised to one name, so that another spelli
 a reference to another trust rule:
 
 - host names are lower-cased and lose a trailing dot (``Registry.Example.COM.`` ->
-  ``registry.example.com``) unless the dot is what makes them a host (``registry./m``); IPv6 literals are written compressed (``[0:0::1]`` -> ``[::1]``);
+  ``registry.example.com``) unless the dot is what makes them a host (``registry./m``); IPv6
+  literals are written compressed (``[0:0::1]`` -> ``[::1]``);
 - the HTTPS default port is dropped (``registry.example.com:443`` -> ``registry.example.com``);
 - Docker Hub's aliases (``docker.io``, ``index.docker.io``, ``registry-1.docker.io``,
   ``registry.hub.docker.com``, with or without ``:443``) are ``docker.io``, and a one-component

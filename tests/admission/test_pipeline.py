@@ -129,6 +129,10 @@ async def test_deadline_denies_and_says_so() -> None:
     await engine.aclose()
     assert not outcome.allowed
     assert "deadline" in build_response(outcome).response.status.message  # type: ignore[union-attr]
+    counted = engine.metrics.registry.get_sample_value(
+        "guard_admission_deadline_exceeded_total", {"stage": "verification"}
+    )
+    assert counted == 1.0  # what the chart's GuardDeadlineExceeded alert watches
 
 
 async def test_concurrent_pods_with_the_same_model_verify_once() -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
+import functools
 import json
 import os
 import re
@@ -27,7 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -93,17 +94,35 @@ helm = pytest.importorskip("helm_python", reason="helm-python-sdk (embedded Helm
 # --- rendering --------------------------------------------------------------------------------
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """Refuses a mapping with a key twice (Kubernetes' YAML parsers refuse or drop one)."""
+
+
+def _no_duplicates(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    keys = [loader.construct_object(k) for k, _ in node.value]
+    duplicated = {k for k in keys if keys.count(k) > 1}
+    assert not duplicated, f"duplicate keys {duplicated} at {node.start_mark}"
+    return dict(loader.construct_pairs(node))
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
+
+
 class Rendered:
     """The manifests of one offline render, parsed."""
 
     def __init__(self, manifests: dict[str, str]) -> None:
+        self.manifests = dict(manifests)
         self.notes = ""
         self.objects: list[dict[str, Any]] = []
         for path, text in manifests.items():
             if path.endswith("NOTES.txt"):
                 self.notes = text
                 continue
-            self.objects.extend(doc for doc in yaml.safe_load_all(text) if doc)
+            self.objects.extend(doc for doc in yaml.load_all(text, Loader=_StrictLoader) if doc)
+        # helm hooks (uninstall cleanup, helm test) apart: they are not part of the release
+        self.hooks = [o for o in self.objects if "helm.sh/hook" in (o["metadata"].get("annotations") or {})]
+        self.objects = [o for o in self.objects if o not in self.hooks]
 
     def all(self, kind: str) -> list[dict[str, Any]]:
         return [o for o in self.objects if o["kind"] == kind]
@@ -123,6 +142,10 @@ class Rendered:
             if c["name"] == name:
                 return dict(c)
         raise AssertionError(f"no container {name!r}")
+
+    @property
+    def webhook_name(self) -> str:
+        return str(self.one("ValidatingWebhookConfiguration")["metadata"]["name"])
 
     @property
     def webhook(self) -> dict[str, Any]:
@@ -154,8 +177,54 @@ def default(chart: Any) -> Rendered:
     return render(chart)
 
 
+@functools.cache
+def offline_ca() -> dict[str, str]:
+    """A CA for rendering ``tls.mode: helm`` without a cluster (tls.helm.ca), made once per run."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "guard test CA")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+                encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return {"cert": cert.public_bytes(serialization.Encoding.PEM).decode(), "key": key_pem.decode()}
+
+
+def offline(values: dict[str, Any] | None) -> dict[str, Any]:
+    """``values`` renderable without a cluster: in tls.mode helm, with the test CA in tls.helm.ca."""
+    values = copy.deepcopy(values or {})
+    tls = values.setdefault("tls", {})
+    if tls.get("mode", "helm") == "helm":
+        tls.setdefault("helm", {}).setdefault("ca", offline_ca())
+    return values
+
+
 def render(chart: Any, values: dict[str, Any] | None = None, namespace: str = NAMESPACE) -> Rendered:
-    return Rendered(chart.render(values, name=RELEASE, namespace=namespace, is_install=True))
+    """Render offline (as helm template does); helm mode gets the test CA (see ``offline``)."""
+    return Rendered(chart.render(offline(values), name=RELEASE, namespace=namespace, is_install=True))
+
+
+def render_as_is(chart: Any, values: dict[str, Any] | None = None) -> Rendered:
+    return Rendered(chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True))
 
 
 def parsed_config(rendered: Rendered) -> GuardConfig:
@@ -178,13 +247,14 @@ TLS_MODES: dict[str, dict[str, Any]] = {
     "secret": {"tls": {"mode": "secret", "secret": {"name": "my-tls", "caBundle": "Q0EK"}}},
 }
 
-PINNING_ON: dict[str, Any] = {"mode": "deny", "pinning": {"enabled": True}}
+WARN_FIRST: dict[str, Any] = {"mode": "warn"}
+PINNING_ON: dict[str, Any] = {"pinning": {"enabled": True}}
 SCANNER_ON: dict[str, Any] = {"scanner": {"enabled": True}}
 SCANNER_SHARDED: dict[str, Any] = {"scanner": {"enabled": True, "shards": 4, "writeReports": "openreports"}}
 
 EVERYTHING_ON: dict[str, Any] = {
     "opa": {"enabled": True},
-    "metrics": {"serviceMonitor": {"enabled": True}},
+    "metrics": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}},
     "networkPolicy": {
         "enabled": True,
         "egress": [{"ports": [{"port": 53, "protocol": "UDP"}, {"port": 443, "protocol": "TCP"}]}],
@@ -196,14 +266,15 @@ EVERYTHING_ON: dict[str, Any] = {
 
 @pytest.mark.parametrize(
     "values",
-    [{}, {"mode": "deny"}, {"webhook": {"clusterWide": True}}, PINNING_ON, SCANNER_ON, SCANNER_SHARDED,
+    [{}, WARN_FIRST, {"webhook": {"clusterWide": True}}, PINNING_ON, SCANNER_ON, SCANNER_SHARDED,
      *TLS_MODES.values(), EVERYTHING_ON],
-    ids=["default", "deny", "cluster-wide", "pinning", "scanner", "scanner-sharded", *TLS_MODES, "all-on"],
+    ids=["default", "warn-first", "cluster-wide", "pinning", "scanner", "scanner-sharded",
+         *TLS_MODES, "all-on"],
 )
 def test_lint_is_clean(values: dict[str, Any]) -> None:
-    report = helm.lint(CHART_DIR, values, strict=True, namespace=NAMESPACE, kube_version="v1.30.0")
+    report = helm.lint(CHART_DIR, offline(values), strict=True, namespace=NAMESPACE, kube_version="v1.30.0")
     assert report["errors"] == []
-    # severity 2 = warning, 3 = error; only the info "icon is recommended" may remain
+    # severity 2 = warning, 3 = error: none (and the chart has an icon, so no info either)
     assert [m for m in report["messages"] if m["severity"] >= 2] == []
 
 
@@ -277,6 +348,9 @@ def test_bad_values_are_rejected_with_the_path(chart: Any, values: dict[str, Any
             "conflicts with policies.files",
         ),
         ({"podDisruptionBudget": {"minAvailable": 1, "maxUnavailable": 1}}, "not both"),
+        ({"server": {"workers": 2}}, "metrics.port (9090) needs server.workers 1"),
+        ({"metrics": {"port": 8443}}, "must differ from server.port"),
+        ({"metrics": {"port": 0, "serviceMonitor": {"enabled": True}}}, "needs metrics.port"),
     ],
 )
 def test_inconsistent_values_fail_the_render(chart: Any, values: dict[str, Any], message: str) -> None:
@@ -366,15 +440,30 @@ def test_custom_opt_in_label(chart: Any) -> None:
     assert rendered.webhook["namespaceSelector"]["matchLabels"] == {"example.com/guarded": "yes"}
 
 
-def test_default_mode_is_warn_and_turns_every_deny_into_a_warning(chart: Any, default: Rendered) -> None:
+def test_default_mode_is_deny_in_opted_in_namespaces_only(default: Rendered) -> None:
     config = parsed_config(default)
+    assert config.admission.mode == "enforce"
+    assert config.unmatched_artifacts == "deny"
+    assert config.policy.default_enforcement == "deny"
+    assert "MODE WARN" not in default.notes
+    hook = default.webhook
+    assert hook["failurePolicy"] == "Fail"
+    assert hook["namespaceSelector"]["matchLabels"] == {"guard.cnai.dev/enforce": "true"}
+    assert {"kube-system", "kube-public", "kube-node-lease", NAMESPACE} <= set(_excluded_namespaces(hook))
+
+
+def test_warn_first_is_one_value_and_turns_every_deny_into_a_warning(chart: Any) -> None:
+    warned = render(chart, WARN_FIRST)
+    config = parsed_config(warned)
     assert config.admission.mode == "warn"  # the webhook admits what it would deny, with a warning
     assert config.unmatched_artifacts == "warn"
     assert config.policy.default_enforcement == "warn"
-    assert "MODE WARN" in default.notes
+    assert "MODE WARN" in warned.notes
+    assert warned.webhook["namespaceSelector"]["matchLabels"] == {"guard.cnai.dev/enforce": "true"}
     enforcement = {"supply_chain": "deny", "gpu": "dryrun"}
     rendered = render(
-        chart, {"config": {"unmatched_artifacts": "allow", "policy": {"enforcement": enforcement}}}
+        chart,
+        {"mode": "warn", "config": {"unmatched_artifacts": "allow", "policy": {"enforcement": enforcement}}},
     )
     config = parsed_config(rendered)
     assert config.unmatched_artifacts == "allow"  # never made stricter
@@ -429,8 +518,7 @@ def test_webhook_rules_match_the_kinds_table(default: Rendered) -> None:
 def test_config_follows_the_webhook(default: Rendered) -> None:
     config = parsed_config(default)
     assert config.admission.timeout_seconds == default.webhook["timeoutSeconds"]
-    # the default mode is warn (test_default_mode_is_warn...): deny mode keeps the fail-closed default
-    assert config.unmatched_artifacts == "warn"
+    assert config.unmatched_artifacts == "deny"
 
 
 # --- the Deployment ---------------------------------------------------------------------------
@@ -490,6 +578,137 @@ def test_no_rbac_is_granted(default: Rendered) -> None:
     assert default.one("ServiceAccount")["automountServiceAccountToken"] is False
 
 
+def _hook(rendered: Rendered, kind: str, component: str = "cleanup") -> dict[str, Any]:
+    found = [h for h in rendered.hooks if h["kind"] == kind and h["metadata"]["name"].find(component) > 0]
+    assert len(found) == 1, (kind, component, [h["metadata"]["name"] for h in rendered.hooks])
+    return found[0]
+
+
+def _run_the_helm_test(rendered: Rendered, port: int, tmp_path: Path) -> None:
+    """The helm test Pod's command, run here against the real server (its Service name verified)."""
+    pod = _hook(rendered, "Pod", "test")
+    (container,) = pod["spec"]["containers"]
+    files = _hook(rendered, "ConfigMap", "test")["data"]
+    script = tmp_path / "helm_test.py"
+    script.write_text(files["helm_test.py"], encoding="utf-8")
+    assert container["command"][:2] == ["python", "/test/helm_test.py"]
+    url, namespace, mode = container["command"][2:]
+    assert url == f"https://{RELEASE}.{NAMESPACE}.svc:443/validate" and namespace == NAMESPACE
+    ca = tmp_path / "ca.crt"
+    ca.write_bytes(base64.b64decode(rendered.webhook["clientConfig"]["caBundle"]))
+    env = {**os.environ, "GUARD_TEST_CONNECT": f"127.0.0.1:{port}"}
+    done = subprocess.run(
+        [sys.executable, str(script), url, namespace, mode, str(ca)],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "ok: unsigned model denied" in done.stdout
+    assert f"ok: the release namespace {NAMESPACE} is excluded (allowed)" in done.stdout
+
+
+def test_helm_test_hook_posts_reviews_over_verified_tls(chart: Any, default: Rendered) -> None:
+    pod = _hook(default, "Pod", "test")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    policy = pod["metadata"]["annotations"]["helm.sh/hook-delete-policy"]
+    assert policy == "before-hook-creation,hook-succeeded"
+    (container,) = pod["spec"]["containers"]
+    _assert_restricted(container, pod["spec"])
+    assert pod["spec"]["automountServiceAccountToken"] is False
+    (ca,) = [v for v in pod["spec"]["volumes"] if v["name"] == "ca"]
+    # only the CA of the TLS Secret, never its key
+    assert ca["secret"] == {"secretName": f"{RELEASE}-tls", "items": [{"key": "ca.crt", "path": "ca.crt"}]}
+    assert container["command"][-1] == "deny"
+    warned = _hook(render(chart, {"mode": "warn"}), "Pod", "test")
+    assert warned["spec"]["containers"][0]["command"][-1] == "warn"
+    secret_mode = render(chart, TLS_MODES["secret"])
+    assert _hook(secret_mode, "ConfigMap", "test")["data"]["ca.crt"] == "CA\n"
+
+
+def test_helm_test_script_expects_a_warning_in_warn_mode(chart: Any, tmp_path: Path) -> None:
+    # the script's own judgement, on answers a warn-mode and a broken release would give
+    script = _hook(render(chart), "ConfigMap", "test")["data"]["helm_test.py"]
+    namespace: dict[str, Any] = {"__name__": "helm_test"}
+    exec(compile(script, "helm_test.py", "exec"), namespace)
+    answers: list[dict[str, Any]] = []
+
+    def fake_post(_url: str, body: dict[str, Any], _ca: str) -> dict[str, Any]:
+        return answers.pop(0)
+
+    namespace["post"] = fake_post
+    main = namespace["main"]
+    answers[:] = [{"allowed": True, "warnings": ["guard (mode warn) would deny: x"]}, {"allowed": True}]
+    assert main("https://x/validate", NAMESPACE, "warn") == 0
+    answers[:] = [{"allowed": True}, {"allowed": True}]  # a release admitting what it must deny
+    assert main("https://x/validate", NAMESPACE, "deny") == 1
+    answers[:] = [{"allowed": False, "status": {"message": "no"}}, {"allowed": False}]  # exclusion broken
+    assert main("https://x/validate", NAMESPACE, "deny") == 1
+
+
+def test_uninstall_cleanup_hook_deletes_only_guards_webhooks(chart: Any, default: Rendered) -> None:
+    webhook = default.webhook_name
+    for kind in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ConfigMap", "Job"):
+        annotations = _hook(default, kind)["metadata"]["annotations"]
+        assert annotations["helm.sh/hook"] == "pre-delete"
+        assert annotations["helm.sh/hook-delete-policy"] == "before-hook-creation,hook-succeeded"
+    # RBAC before the Job
+    assert int(_hook(default, "ClusterRole")["metadata"]["annotations"]["helm.sh/hook-weight"]) < int(
+        _hook(default, "Job")["metadata"]["annotations"]["helm.sh/hook-weight"]
+    )
+    rules = _hook(default, "ClusterRole")["rules"]
+    assert rules == [
+        {"apiGroups": ["admissionregistration.k8s.io"], "resources": ["validatingwebhookconfigurations"],
+         "resourceNames": [webhook], "verbs": ["get", "delete"]},
+        {"apiGroups": ["admissionregistration.k8s.io"], "resources": ["mutatingwebhookconfigurations"],
+         "resourceNames": [f"{webhook}-pin"], "verbs": ["get", "delete"]},
+    ]
+    binding = _hook(default, "ClusterRoleBinding")
+    job = _hook(default, "Job")
+    pod = job["spec"]["template"]["spec"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": pod["serviceAccountName"], "namespace": NAMESPACE}
+    ]
+    assert binding["roleRef"]["name"] == _hook(default, "ClusterRole")["metadata"]["name"]
+    (container,) = pod["containers"]
+    _assert_restricted(container, pod)
+    assert container["command"][2:] == [webhook, f"{webhook}-pin"]
+    # the script it runs is the chart's file
+    script = _hook(default, "ConfigMap")["data"]["cleanup_webhooks.py"]
+    assert script == (CHART_DIR / "files" / "cleanup_webhooks.py").read_text(encoding="utf-8")
+    kept = render(chart, {"cleanupHook": {"enabled": False}}).hooks
+    assert [h for h in kept if "cleanup" in h["metadata"]["name"]] == []
+
+
+async def test_cleanup_script_deletes_the_webhooks_against_an_api_server(kmock: Any, tmp_path: Path) -> None:
+    # the hook's command, run here against kmock's Kubernetes API (kubeconfig: no in-cluster token)
+    for plural, kind in (("validatingwebhookconfigurations", "ValidatingWebhookConfiguration"),
+                         ("mutatingwebhookconfigurations", "MutatingWebhookConfiguration")):
+        kmock.resources[f"admissionregistration.k8s.io/v1/{plural}"] = {"kind": kind, "namespaced": False}
+    name = f"{RELEASE}.{NAMESPACE}.guard.cnai.io"
+    kmock.objects["admissionregistration.k8s.io/v1/validatingwebhookconfigurations", None, name] = {
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": name}, "webhooks": [],
+    }
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "k",
+        "clusters": [{"name": "k", "cluster": {"server": str(kmock.url).rstrip("/")}}],
+        "users": [{"name": "k", "user": {"token": "test"}}],
+        "contexts": [{"name": "k", "context": {"cluster": "k", "user": "k"}}],
+    }))
+    script = CHART_DIR / "files" / "cleanup_webhooks.py"
+    env = {k: v for k, v in os.environ.items() if k != "KUBERNETES_SERVICE_HOST"}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(script), name, f"{name}-pin",
+        env={**env, "KUBECONFIG": str(kubeconfig)},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 0, err.decode()
+    assert f"deleted {name}" in out.decode() and f"{name}-pin: already gone" in out.decode()
+    deletes = [r for r in kmock if r.method == "DELETE"]
+    assert [r.url.path.rsplit("/", 1)[-1] for r in deletes] == [name, f"{name}-pin"]
+
+
 def test_probes_use_https_health_endpoints(default: Rendered) -> None:
     guard = default.container("guard")
     port_names = {p["name"]: p["containerPort"] for p in guard["ports"]}
@@ -498,9 +717,15 @@ def test_probes_use_https_health_endpoints(default: Rendered) -> None:
         get = guard[probe]["httpGet"]
         assert (get["scheme"], get["path"]) == ("HTTPS", path)
         assert get["port"] in port_names
-    service = default.one("Service")
+    service = default.one("Service", RELEASE)
     assert service["spec"]["ports"][0]["targetPort"] == "https"
     assert service["spec"]["ports"][0]["port"] == default.webhook["clientConfig"]["service"]["port"]
+    assert [p["name"] for p in service["spec"]["ports"]] == ["https"]  # no /metrics on it
+    metrics = default.one("Service", f"{RELEASE}-metrics")
+    expected_port = {"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"}
+    assert metrics["spec"]["ports"] == [expected_port]
+    assert port_names["metrics"] == 9090
+    assert _serve_options(guard["args"])["metrics_port"] == 9090
 
 
 def _serve_options(args: list[str]) -> dict[str, Any]:
@@ -621,8 +846,18 @@ async def _render_live(kmock: Any, **options: Any) -> Rendered:
     return Rendered(await asyncio.wait_for(asyncio.to_thread(run), timeout=60))
 
 
-async def test_helm_mode_keeps_the_certificate_on_upgrade(kmock: Any) -> None:
+def _a_cluster(kmock: Any) -> None:
+    """kmock as a cluster: namespace kube-system exists (the chart's test for a reachable API)."""
     kmock.resources["v1/secrets"] = {"kind": "Secret", "namespaced": True}
+    kmock.resources["v1/namespaces"] = {"kind": "Namespace", "namespaced": False}
+    # kmock 0.8 parses /api/v1/namespaces/<name> as a namespace prefix, not a Namespace: serve it
+    kmock["get /api/v1/namespaces/kube-system"] << {
+        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-system"},
+    }
+
+
+async def test_helm_mode_keeps_the_certificate_on_upgrade(kmock: Any) -> None:
+    _a_cluster(kmock)
     installed = await _render_live(kmock, is_install=True)  # nothing in the cluster yet: generated
     secret = installed.one("Secret")
     kmock.objects["v1/secrets", NAMESPACE, secret["metadata"]["name"]] = secret
@@ -632,7 +867,7 @@ async def test_helm_mode_keeps_the_certificate_on_upgrade(kmock: Any) -> None:
 
 
 async def test_helm_mode_replaces_an_incomplete_secret(kmock: Any) -> None:
-    kmock.resources["v1/secrets"] = {"kind": "Secret", "namespaced": True}
+    _a_cluster(kmock)
     stale = {"tls.crt": "Q1JU", "tls.key": "S0VZ"}  # no ca.crt: the caBundle cannot be known
     kmock.objects["v1/secrets", NAMESPACE, f"{RELEASE}-tls"] = {
         "apiVersion": "v1",
@@ -644,6 +879,49 @@ async def test_helm_mode_replaces_an_incomplete_secret(kmock: Any) -> None:
     data = upgraded.one("Secret")["data"]
     assert data["tls.crt"] != stale["tls.crt"]
     assert upgraded.webhook["clientConfig"]["caBundle"] == data["ca.crt"]
+
+
+NO_CLUSTER = "tls.mode helm has no cluster to read its Secret from"
+
+
+def test_helm_mode_without_a_cluster_fails_pointing_to_gitops(chart: Any) -> None:
+    # helm template / --dry-run=client: lookup sees nothing. A new CA on every render would rotate
+    # the caBundle at each GitOps sync: the chart fails instead, naming the ways out.
+    with pytest.raises(helm.errors.HelmRenderError) as failed:
+        render_as_is(chart)
+    for named in (NO_CLUSTER, "tls.mode=cert-manager", "tls.mode=secret", "tls.helm.ca.cert"):
+        assert named in str(failed.value)
+    # helm lint does not stop at fail (it logs it): the defaults still lint clean
+    report = helm.lint(CHART_DIR, {}, strict=True, namespace=NAMESPACE, kube_version="v1.30.0")
+    assert report["errors"] == []
+    with pytest.raises(helm.errors.HelmRenderError, match="needs both cert and key"):
+        render_as_is(chart, {"tls": {"helm": {"ca": {"cert": offline_ca()["cert"]}}}})
+
+
+def test_helm_mode_with_a_given_ca_keeps_the_ca_bundle_across_renders(chart: Any) -> None:
+    from cryptography import x509
+
+    first, second = render(chart), render(chart)
+    bundle = first.webhook["clientConfig"]["caBundle"]
+    assert second.webhook["clientConfig"]["caBundle"] == bundle
+    assert base64.b64decode(bundle).decode() == offline_ca()["cert"]
+    leaf = x509.load_pem_x509_certificate(base64.b64decode(second.one("Secret")["data"]["tls.crt"]))
+    leaf.verify_directly_issued_by(x509.load_pem_x509_certificate(base64.b64decode(bundle)))
+
+
+@pytest.mark.parametrize("mode", ["cert-manager", "cert-manager-issuer", "secret"])
+def test_gitops_tls_modes_render_byte_identical(chart: Any, mode: str) -> None:
+    # what Argo CD does on every sync: helm template, twice; nothing may differ (no diff, no rotation)
+    values = {**TLS_MODES[mode], "pinning": {"enabled": True}}
+    first, second = render_as_is(chart, values), render_as_is(chart, values)
+    assert first.manifests == second.manifests
+    assert "caBundle: Q0EK" in first.manifests["guard/templates/webhook.yaml"] or mode != "secret"
+
+
+async def test_helm_mode_in_a_cluster_generates_then_keeps_the_ca(kmock: Any) -> None:
+    _a_cluster(kmock)
+    installed = await _render_live(kmock, is_install=True)  # no Secret yet, but a cluster: generated
+    assert installed.webhook["clientConfig"]["caBundle"] == installed.one("Secret")["data"]["ca.crt"]
 
 
 def test_cert_manager_mode(chart: Any) -> None:
@@ -750,6 +1028,8 @@ def test_the_rendered_pod_serves_the_api_server(chart: Any, tmp_path: Path) -> N
     args = [rooted(a) for a in guard["args"]]
     args[args.index("--host") + 1] = "127.0.0.1"
     args[args.index("--port") + 1] = str(port)
+    metrics_port = _free_port()
+    args[args.index("--metrics-port") + 1] = str(metrics_port)
     env = {**os.environ, **{e["name"]: rooted(e["value"]) for e in guard["env"]}}
     process = subprocess.Popen(
         [str(Path(sys.executable).with_name("guard")), *args],
@@ -787,7 +1067,14 @@ def test_the_rendered_pod_serves_the_api_server(chart: Any, tmp_path: Path) -> N
             review = admission_review(pod("docker.io/library/busybox:1.36", namespace="monitoring"))
             exempt = client.post(path, json=review, extensions=sni)
             assert exempt.json()["response"]["allowed"] is True
-            assert client.get("/metrics", extensions=sni).status_code == 200
+            # /metrics: not on the admission port; in plain HTTP on the metrics port
+            assert client.get("/metrics", extensions=sni).status_code == 404
+            scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10)
+            assert scraped.status_code == 200
+            counted = 'guard_admission_request_duration_seconds_count{decision="denied",kind="Pod"} 1.0'
+            assert counted in scraped.text
+            # what `helm test` runs, against this server
+            _run_the_helm_test(rendered, port, tmp_path)
     finally:
         process.terminate()
         try:
@@ -934,11 +1221,16 @@ def test_optional_objects(chart: Any, default: Rendered) -> None:
     rendered = render(chart, EVERYTHING_ON)
     monitor = rendered.one("ServiceMonitor")
     endpoint = monitor["spec"]["endpoints"][0]
-    assert (endpoint["scheme"], endpoint["path"], endpoint["port"]) == ("https", "/metrics", "https")
-    assert endpoint["tlsConfig"]["serverName"] == f"{RELEASE}.{NAMESPACE}.svc"
-    assert "insecureSkipVerify" not in endpoint["tlsConfig"]
+    assert (endpoint["scheme"], endpoint["path"], endpoint["port"]) == ("http", "/metrics", "metrics")
+    # it selects the metrics Service only
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    selected = [s for s in rendered.all("Service") if selector.items() <= s["metadata"]["labels"].items()]
+    assert [s["metadata"]["name"] for s in selected] == [f"{RELEASE}-metrics"]
     policy = rendered.one("NetworkPolicy")
-    assert policy["spec"]["ingress"] == [{"ports": [{"port": "https", "protocol": "TCP"}]}]
+    assert policy["spec"]["ingress"] == [
+        {"ports": [{"port": "https", "protocol": "TCP"}]},
+        {"ports": [{"port": "metrics", "protocol": "TCP"}]},
+    ]
     assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
 
 
@@ -968,8 +1260,8 @@ def _kube_versions() -> list[str]:
 
 @pytest.mark.parametrize(
     "values",
-    [{}, TLS_MODES["cert-manager"], EVERYTHING_ON, PINNING_ON, SCANNER_ON, SCANNER_SHARDED],
-    ids=["default", "cert-manager", "all-on", "pinning", "scanner", "scanner-sharded"],
+    [{}, WARN_FIRST, TLS_MODES["cert-manager"], EVERYTHING_ON, PINNING_ON, SCANNER_ON, SCANNER_SHARDED],
+    ids=["default", "warn-first", "cert-manager", "all-on", "pinning", "scanner", "scanner-sharded"],
 )
 def test_manifests_match_the_kubernetes_api(chart: Any, values: dict[str, Any]) -> None:
     # Strict: an unknown or misplaced field is an error (the API server would drop or refuse it).
@@ -978,7 +1270,7 @@ def test_manifests_match_the_kubernetes_api(chart: Any, values: dict[str, Any]) 
     values.setdefault("webhook", {})["matchConditions"] = [{"name": "not-dry-run", "expression": "true"}]
     rendered = render(chart, values)
     checked: set[str] = set()
-    for obj in rendered.objects:
+    for obj in rendered.objects + rendered.hooks:
         for version in _kube_versions():
             try:
                 kubernetes_validate.validate(obj, version, strict=True)
@@ -988,7 +1280,7 @@ def test_manifests_match_the_kubernetes_api(chart: Any, values: dict[str, Any]) 
                 break
             checked.add(obj["kind"])
     core = {"ConfigMap", "Deployment", "Service", "ServiceAccount", "PodDisruptionBudget"}
-    assert core | {"ValidatingWebhookConfiguration"} <= checked
+    assert core | {"ValidatingWebhookConfiguration", "Job", "ClusterRole", "ClusterRoleBinding"} <= checked
     if values.get("pinning"):
         assert "MutatingWebhookConfiguration" in checked
     if values.get("scanner"):
@@ -1150,7 +1442,7 @@ def test_the_replicaset_condition_evaluates_as_cel(
 
 def test_pinning_is_never_installed_in_warn_mode(chart: Any, default: Rendered) -> None:
     assert default.all("MutatingWebhookConfiguration") == []
-    rendered = render(chart, {"pinning": {"enabled": True}})
+    rendered = render(chart, {"mode": "warn", "pinning": {"enabled": True}})
     assert rendered.all("MutatingWebhookConfiguration") == []
     assert "digest-pinning webhook is installed with mode=deny only" in rendered.notes
 
@@ -1180,8 +1472,39 @@ def test_single_replica_is_warned(chart: Any) -> None:
 def test_image_pinned_by_digest(chart: Any, default: Rendered) -> None:
     assert default.container("guard")["image"] == "ghcr.io/cnai/guard:0.1.0"
     digest = "sha256:" + "a" * 64
-    rendered = render(chart, {"image": {"digest": digest}})
-    assert rendered.container("guard")["image"] == f"ghcr.io/cnai/guard@{digest}"
+    rendered = render(chart, {"image": {"digest": digest, "tag": "1.2.3"}, "scanner": {"enabled": True}})
+    assert rendered.container("guard")["image"] == f"ghcr.io/cnai/guard@{digest}"  # the digest wins
+    scanner = rendered.one("CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    assert scanner["image"] == f"ghcr.io/cnai/guard@{digest}"
+    # values.schema.json refuses a malformed digest with its path (the template's own fail, for
+    # installs that skip the schema, says the same)
+    for bad in ("sha256:abc", "a" * 64, "sha512:" + "a" * 128, "sha256:" + "A" * 64):
+        with pytest.raises(helm.errors.HelmValuesError, match="at '/image/digest'"):
+            render(chart, {"image": {"digest": bad}})
+    with pytest.raises(helm.errors.HelmValuesError, match="at '/opa/image/digest'"):
+        render(chart, {"opa": {"enabled": True, "image": {"digest": "latest"}}})
+
+
+def test_a_malformed_digest_fails_the_render_without_the_schema(tmp_path: Path) -> None:
+    import shutil
+
+    copy_dir = tmp_path / "guard"
+    shutil.copytree(CHART_DIR, copy_dir)
+    (copy_dir / "values.schema.json").unlink()  # as --skip-schema-validation would
+    with helm.Chart.load(copy_dir) as loaded:
+        with pytest.raises(helm.errors.HelmRenderError, match=r'image\.digest: expected sha256: and 64'):
+            render(loaded, {"image": {"digest": "sha256:abc"}})
+        with pytest.raises(helm.errors.HelmRenderError, match=r"opa\.image\.digest: expected"):
+            render(loaded, {"opa": {"enabled": True, "image": {"digest": "latest"}}})
+
+
+def test_chart_metadata_is_complete() -> None:
+    meta = yaml.safe_load((CHART_DIR / "Chart.yaml").read_text(encoding="utf-8"))
+    for key in ("home", "icon", "kubeVersion", "appVersion"):
+        assert meta[key]
+    assert meta["sources"] and meta["maintainers"]
+    icon = meta["icon"].removeprefix("https://raw.githubusercontent.com/cnai/guard/main/")
+    assert (ROOT / icon).is_file()  # the icon it names is in the repository
 
 
 def test_defaults_are_not_mutated_between_renders(chart: Any) -> None:

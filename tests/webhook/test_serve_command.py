@@ -45,6 +45,7 @@ def test_guard_serve_answers_over_tls_and_stops_on_sigterm(
     config = tmp_path / "guard.yaml"
     config.write_text("admission:\n  exempt_namespaces: [kube-system, guard-system]\n")
     port = _free_port()
+    metrics_port = _free_port() if workers == 1 else 0  # the metrics listener needs one worker
     cert, key = tls_files
     process = subprocess.Popen(
         [
@@ -62,6 +63,8 @@ def test_guard_serve_answers_over_tls_and_stops_on_sigterm(
             str(port),
             "--workers",
             str(workers),
+            "--metrics-port",
+            str(metrics_port),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -82,6 +85,12 @@ def test_guard_serve_answers_over_tls_and_stops_on_sigterm(
                 "/validate", json=admission_review(pod("busybox"), namespace="guard-system")
             ).json()["response"]
             assert exempt["allowed"] is True
+            # the admission port never serves /metrics; the metrics port does, in plain HTTP
+            assert client.get("/metrics").status_code == 404
+            if metrics_port:
+                metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+                counted = 'guard_admission_request_duration_seconds_count{decision="denied",kind="Pod"} 1.0'
+                assert counted in metrics
     finally:
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=30)
@@ -100,6 +109,9 @@ def test_guard_serve_refuses_bad_tls_material(tmp_path: Path, tls_files: tuple[P
     wrong.write_text("not a key")
     assert run(["serve", "--tls-cert", str(cert), "--tls-key", str(wrong), "--port", "1"]) == 2
     assert run(["serve", "--tls-cert", str(cert), "--tls-key", str(cert), "--workers", "0"]) == 2
+    two_workers = ["--workers", "2", "--metrics-port", "9090"]
+    assert run(["serve", "--tls-cert", str(cert), "--tls-key", str(cert), *two_workers]) == 2
+    assert run(["serve", "--tls-cert", str(cert), "--tls-key", str(cert), "--metrics-port", "8443"]) == 2
 
 
 def test_guard_serve_reports_a_bad_trust_root_as_a_config_error(

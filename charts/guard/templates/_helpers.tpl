@@ -62,10 +62,20 @@ app.kubernetes.io/component: admission-webhook
 app.kubernetes.io/part-of: guard
 {{- end -}}
 
+{{/* guard.labels with another component (each key once: a duplicate key is invalid YAML). */}}
+{{- define "guard.componentLabels" -}}
+{{- $labels := include "guard.labels" .ctx | fromYaml -}}
+{{- $_ := set $labels "app.kubernetes.io/component" .component -}}
+{{- toYaml $labels -}}
+{{- end -}}
+
 {{/* Images ------------------------------------------------------------------------------ */}}
 
 {{- define "guard.imageRef" -}}
 {{- $image := .image -}}
+{{- if and $image.digest (not (regexMatch "^sha256:[a-f0-9]{64}$" $image.digest)) -}}
+{{- fail (printf "%s.digest: expected sha256: and 64 lowercase hex digits, found %q" .path $image.digest) -}}
+{{- end -}}
 {{- if $image.digest -}}
 {{- printf "%s@%s" $image.repository $image.digest -}}
 {{- else -}}
@@ -74,11 +84,11 @@ app.kubernetes.io/part-of: guard
 {{- end -}}
 
 {{- define "guard.image" -}}
-{{- include "guard.imageRef" (dict "image" .Values.image "default" .Chart.AppVersion) -}}
+{{- include "guard.imageRef" (dict "image" .Values.image "default" .Chart.AppVersion "path" "image") -}}
 {{- end -}}
 
 {{- define "guard.opaImage" -}}
-{{- include "guard.imageRef" (dict "image" .Values.opa.image "default" "latest-static") -}}
+{{- include "guard.imageRef" (dict "image" .Values.opa.image "default" "latest-static" "path" "opa.image") -}}
 {{- end -}}
 
 {{/* Exempt namespaces: never sent by the API server, and exempt in guard's own config. ---- */}}
@@ -224,4 +234,16 @@ app.kubernetes.io/part-of: guard
      (bundle names hold no dots, so the mapping is one-to-one). */}}
 {{- define "guard.policyKey" -}}
 {{- . | replace "/" "." -}}
+{{- end -}}
+
+{{/* --metrics-port: plain HTTP /metrics, apart from the admission port; one worker only. */}}
+{{- define "guard.metricsPort" -}}
+{{- $port := int .Values.metrics.port -}}
+{{- if and $port (gt (int .Values.server.workers) 1) -}}
+{{- fail (printf "metrics.port (%d) needs server.workers 1 (each worker counts apart); set metrics.port 0 to run %d workers without metrics" $port (int .Values.server.workers)) -}}
+{{- end -}}
+{{- if eq $port (int .Values.server.port) -}}
+{{- fail (printf "metrics.port (%d) must differ from server.port: the admission port never serves /metrics" $port) -}}
+{{- end -}}
+{{- $port -}}
 {{- end -}}
