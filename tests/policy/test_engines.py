@@ -119,7 +119,7 @@ def test_each_thread_gets_its_own_regorus_engine(engine: EmbeddedEngine) -> None
         together.wait(timeout=30)
         decision = engine.evaluate_sync(document)
         with lock:
-            seen.add(id(engine._local.engine))
+            seen.add(id(engine._engine()))  # this thread's regorus engine
         return decision.allowed
 
     with ThreadPoolExecutor(max_workers=3) as pool:
