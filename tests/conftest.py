@@ -87,7 +87,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         reasons[reason] = reasons.get(reason, 0) + 1
     if not reasons and not collect_ignore:
         return
-    terminalreporter.section("skipped, by reason")
+    terminalreporter.section("skipped or not collected, by reason")
     for reason, count in sorted(reasons.items(), key=lambda item: -item[1]):
         terminalreporter.write_line(f"{count:5d}  {reason}")
     if collect_ignore:
