@@ -6,6 +6,8 @@ import os
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
+import pytest
+
 if TYPE_CHECKING:
     from guard.testing.registry import RegistryServer
 
@@ -13,6 +15,12 @@ if TYPE_CHECKING:
 os.environ.pop("REQUESTS_CA_BUNDLE", None)
 os.environ.pop("CURL_CA_BUNDLE", None)
 os.environ["RUST_BACKTRACE"] = "0"
+
+# The built image's tests need the image: `make image-test` builds it and runs them with
+# GUARD_IMAGE set. Without it they are not collected (not skipped), and the summary says so.
+# the tests that run the built image (tests/image/conftest.py finds it through GUARD_IMAGE)
+IMAGE_TESTS = ("image/test_image.py", "image/test_self_signed.py")
+collect_ignore = [] if os.environ.get("GUARD_IMAGE") else list(IMAGE_TESTS)
 
 
 # --- OCI registry (Debian's docker-registry, CNCF distribution 2.8) --------------------------
@@ -22,7 +30,6 @@ os.environ["RUST_BACKTRACE"] = "0"
 # (user "guard", password "guard-secret"), `registry_token` (bearer-token flow, same user; the
 # token server is `.token_server`) and `registry_tls` (TLS + htpasswd, CA in `.ca_file`).
 # Tests that use them should be marked `@pytest.mark.registry`.
-import pytest
 
 
 @pytest.fixture(scope="session")
@@ -79,8 +86,13 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
         reason = reason.removeprefix("Skipped: ")
         reasons[reason] = reasons.get(reason, 0) + 1
-    if not reasons:
+    if not reasons and not collect_ignore:
         return
-    terminalreporter.section("skipped, by reason")
+    terminalreporter.section("skipped or not collected, by reason")
     for reason, count in sorted(reasons.items(), key=lambda item: -item[1]):
         terminalreporter.write_line(f"{count:5d}  {reason}")
+    if collect_ignore:
+        for path in collect_ignore:
+            terminalreporter.write_line(
+                f"    -  tests/{path} not collected (GUARD_IMAGE unset): it runs under `make image-test`"
+            )

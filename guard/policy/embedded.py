@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -33,6 +34,12 @@ from guard.policy.library import PolicyLibrary, RegoFile
 from guard.policy.queries import COMBINED_RULE, combined_module, plan
 
 AGGREGATE_QUERY = "data.guard_engine.result"
+
+# Per thread: id(EmbeddedEngine) -> (a weak reference to it, its regorus Engine on this thread).
+# A regorus Engine is unsendable (dropped on another thread than its own, it raises): kept here,
+# not on the EmbeddedEngine, it is dropped on its own thread, when the thread ends or when that
+# thread next makes an engine after its EmbeddedEngine is gone, wherever that one was dropped.
+_THREAD_ENGINES = threading.local()
 
 
 def rust_error_text(err: BaseException) -> str:
@@ -93,7 +100,6 @@ class EmbeddedEngine:
                 self._queries.append((p.name, p.rules, f"data.{p.package}.{COMBINED_RULE}"))
             else:
                 self._queries += [(p.name, (r,), f"data.{p.package}.{r}") for r in p.rules]
-        self._local = threading.local()
         texts = [m.text for m in library.modules()]
         self.cache = (
             DecisionCache(cache_size, ignore_uid=not reads_uid(texts))
@@ -103,10 +109,17 @@ class EmbeddedEngine:
         self._engine()  # load now, so a broken library fails at start-up, not on the first request
 
     def _engine(self) -> Any:
-        engine = getattr(self._local, "engine", None)
-        if engine is None:
-            engine = new_regorus_engine(self.library.modules(), self._combined)
-            self._local.engine = engine
+        engines: dict[int, tuple[weakref.ref[EmbeddedEngine], Any]] | None
+        engines = getattr(_THREAD_ENGINES, "engines", None)
+        if engines is None:
+            engines = _THREAD_ENGINES.engines = {}
+        entry = engines.get(id(self))
+        if entry is not None and entry[0]() is self:
+            return entry[1]
+        for key in [key for key, (owner, _) in engines.items() if owner() is None]:
+            del engines[key]  # engines of EmbeddedEngines gone: dropped here, on their thread
+        engine = new_regorus_engine(self.library.modules(), self._combined)
+        engines[id(self)] = (weakref.ref(self), engine)
         return engine
 
     def evaluate_raw(self, document: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""A TCP proxy on 127.0.0.1 that makes the registry behind it misbehave, for fault benchmarks.
+"""A TCP proxy on 127.0.0.1 that makes the registry behind it misbehave, for fault tests and benchmarks.
 
 ``FaultProxy(target)`` forwards connections to ``target`` (``host:port``; ``retarget`` moves it,
 e.g. to a restarted registry). ``mode`` applies at once, to new and open connections alike:

@@ -120,7 +120,7 @@ def test_each_thread_gets_its_own_regorus_engine(engine: EmbeddedEngine) -> None
         # a document of its own each: a decision the cache holds would skip the engine
         decision = engine.evaluate_sync({**document, "workload": {**document["workload"], "name": f"w{i}"}})
         with lock:
-            seen.add(id(engine._local.engine))
+            seen.add(id(engine._engine()))  # this thread's regorus engine
         return decision.allowed
 
     with ThreadPoolExecutor(max_workers=3) as pool:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -159,11 +163,51 @@ def test_unreadable_file_named(model_dir: Path, monkeypatch: pytest.MonkeyPatch)
         hash_model(model_dir)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
-def test_unreadable_file_by_mode(model_dir: Path) -> None:  # pragma: no cover - non-root only
+# Root reads any file whatever its mode through CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH: as root the
+# hashing runs in a child with both capabilities dropped (setpriv, util-linux), where the kernel
+# applies the mode to root as to anyone, and mode 000 gives EACCES on open.
+NO_DAC_OVERRIDE = [f"--{caps}=-dac_override,-dac_read_search" for caps in ("inh-caps", "bounding-set")]
+HASH_AND_REPORT = """
+import sys
+from pathlib import Path
+from guard.errors import ModelDirectoryError
+from guard.signing.hashing import hash_model
+try:
+    hash_model(Path(sys.argv[1]))
+except ModelDirectoryError as err:
+    print(err)
+    sys.exit(1)
+"""
+
+
+def _hashing_error_under_file_modes(model: Path) -> str | None:
+    """What hashing ``model`` raises where file modes apply to the caller (None: it hashed)."""
+    if os.geteuid() != 0:
+        try:
+            hash_model(model)
+        except ModelDirectoryError as err:
+            return str(err)
+        return None
+    setpriv = shutil.which("setpriv")
+    assert setpriv is not None, "setpriv (util-linux) is needed to drop root's DAC capabilities"
+    child = subprocess.run(
+        [setpriv, *NO_DAC_OVERRIDE, "--", sys.executable, "-c", HASH_AND_REPORT, str(model)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert child.returncode in (0, 1), child.stdout + child.stderr
+    return child.stdout.strip() if child.returncode == 1 else None
+
+
+def test_unreadable_file_by_mode(model_dir: Path) -> None:
     (model_dir / "config.json").chmod(0)
-    with pytest.raises(ModelDirectoryError, match=r"cannot read config\.json"):
-        hash_model(model_dir)
+    error = _hashing_error_under_file_modes(model_dir)
+    assert error is not None and re.search(r"cannot read config\.json: permission denied", error), error
+    (model_dir / "config.json").chmod(0o644)  # the same caller hashes it once the mode allows
+    assert _hashing_error_under_file_modes(model_dir) is None
 
 
 def test_digest_cache_hits_and_invalidates(

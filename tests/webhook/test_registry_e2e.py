@@ -15,8 +15,9 @@ import pytest
 
 from guard.config import parse_config
 from guard.testing.admission import admission_review, pod
-from guard.testing.admission_net import StallingProxy, refused_address
+from guard.testing.admission_net import refused_address
 from guard.testing.admission_registry import PublishedModels, publish_models
+from guard.testing.faultproxy import FaultProxy
 from webhook.server import WebhookServer, build_app
 from webhook.tls import ReloadingCertificate
 
@@ -102,7 +103,8 @@ def test_kserve_oci_storage_uri_and_modelcar(models: PublishedModels, serve: Any
 
 
 def test_slow_registry_is_denied_within_the_deadline(models: PublishedModels, serve: Any) -> None:
-    with StallingProxy(models.host) as proxy:
+    with FaultProxy(models.host) as proxy:
+        proxy.mode = "stall"  # connections accepted and forwarded, no answer ever comes back
         config = models.config(admission={"timeout_seconds": 2, "deadline_margin_seconds": 1.2})
         config["rules"][0]["artifacts"].append(f"{proxy.address}/**")
         client = serve(config)
