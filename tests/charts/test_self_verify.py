@@ -28,6 +28,9 @@ def chart() -> Iterator[Any]:
 
 
 def rendered_config(chart: Any, values: dict[str, Any]) -> dict[str, Any]:
+    # rendered offline, as helm template does: the cert-manager TLS path (tls.mode helm refuses to
+    # make a CA without a cluster)
+    values = {"tls": {"mode": "cert-manager"}, **values}
     manifests = chart.render(values, name="guard", namespace="guard-system", is_install=True)
     for path, text in manifests.items():
         if path.endswith("NOTES.txt"):
