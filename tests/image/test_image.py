@@ -161,7 +161,7 @@ def test_serve_answers_readyz_and_reviews_over_tls(
     files.mkdir()
     shutil.copy(models.public_key, files / "key.pub")
     config = models.config()
-    config["authorities"]["ci"]["public_key"] = "/tmp/key.pub"
+    config["authorities"]["ci"]["key"] = "/tmp/key.pub"
     (files / "config.yaml").write_text(yaml.safe_dump(config))
     with serving(image, files) as client:
         signed = review(client, models.signed)

@@ -84,7 +84,7 @@ def test_webhook_admits_guards_signed_image_and_denies_others(
     served = tmp_path / "served"
     shutil.copytree(files, served)
     config = {
-        "authorities": {"guard-ci": {"kind": "key", "public_key": "/tmp/ci.pub.pem"}},
+        "authorities": {"guard-ci": {"kind": "key", "key": "/tmp/ci.pub.pem"}},
         "rules": [{"name": "guard", "artifacts": [f"{registry.host}/guard/**"], "authorities": ["guard-ci"]}],
         "policy": {
             "require_sbom": False,
