@@ -89,9 +89,8 @@ class EmbeddedEngine:
     ) -> None:
         self.library = library
         self._enforcement_for = enforcement_for
-        # (policy, rule, path) of every deny / warn set (see the module doc); a policy whose deny
-        # and warn share helpers is asked once for both (guard.policy.queries)
-        self._rules = [(p.name, r, f"data.{p.package}.{r}") for p in library.policies for r in p.rules]
+        # (policy, rules, path) of every query: one per deny / warn set (see the module doc), and
+        # one for both where a policy's deny and warn share helpers (guard.policy.queries)
         planned = plan(library.policies)
         self._combined = [combined_module(p) for p, together in planned if together]
         self._queries: list[tuple[str, tuple[str, ...], str]] = []
@@ -142,13 +141,14 @@ class EmbeddedEngine:
                 raw[policy] = both
         except (RuntimeError, TypeError, ValueError) as err:
             raise PolicyEngineError(f"embedded policy evaluation failed: {rust_error_text(err)}") from err
-        for policy, rule, _ in self._rules:
-            value = raw[policy][rule]
-            if not isinstance(value, list):
-                raise PolicyEngineError(
-                    f"embedded policy evaluation: {rule} of policy {policy} gave no set of violations "
-                    f"(found {value!r}): expected '{rule} contains ...' rules"
-                )
+        for policy, rules, _ in self._queries:
+            for rule in rules:
+                value = raw[policy][rule]
+                if not isinstance(value, list):
+                    raise PolicyEngineError(
+                        f"embedded policy evaluation: {rule} of policy {policy} gave no set of "
+                        f"violations (found {value!r}): expected '{rule} contains ...' rules"
+                    )
         return raw
 
     def evaluate_sync(self, document: Mapping[str, Any]) -> Decision:

@@ -59,7 +59,8 @@ def _engines(tmp_path: Path) -> tuple[EmbeddedEngine, EmbeddedEngine]:
     library = load_library(root)
     combined = EmbeddedEngine(library, _deny, cache_size=0)
     apart = EmbeddedEngine(library, _deny, cache_size=0)
-    apart._queries = [(n, (r,), path) for n, r, path in apart._rules]  # every set on its own
+    # every set on its own
+    apart._queries = [(p.name, (r,), f"data.{p.package}.{r}") for p in library.policies for r in p.rules]
     return combined, apart
 
 
