@@ -23,6 +23,7 @@ from typing import Any
 import websocket
 
 from guard.report.pdf import chromium_flags, find_chromium
+from guard.testing.processes import stop_process
 
 
 @dataclass
@@ -144,10 +145,5 @@ def chromium_page() -> Iterator[Browser]:
         finally:
             browser.close()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
         shutil.rmtree(profile, ignore_errors=True)

@@ -18,6 +18,7 @@ import httpx
 import trustme
 
 from guard.testing.admission import admission_review, pod
+from guard.testing.processes import stop_process
 
 # Mount the image's root read-only with a tmpfs /tmp (files copied in, owned by 65532), /dev and
 # /proc, then run the entrypoint as 65532:65532 with exactly the image's environment.
@@ -114,12 +115,7 @@ def serving(image: Image, files: Path) -> Iterator[httpx.Client]:
                 time.sleep(0.2)
             yield client
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, grace=20)
 
 
 def review(client: httpx.Client, *images: str) -> dict[str, Any]:

@@ -24,6 +24,8 @@ from types import TracebackType
 
 import httpx
 
+from guard.testing.processes import stop_process
+
 PROMETHEUS = "prometheus"
 PROMTOOL = "promtool"
 
@@ -256,12 +258,7 @@ class PrometheusServer:
         proc, self._proc = self._proc, None
         if proc is None:
             return
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc)
 
     def __enter__(self) -> PrometheusServer:
         self.start()

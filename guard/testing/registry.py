@@ -19,7 +19,6 @@ import http.server
 import json
 import os
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -33,6 +32,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+from guard.testing.processes import stop_process
 
 # Debian's name for CNCF distribution, then upstream's; found on PATH (GUARD_REGISTRY_BINARY wins)
 REGISTRY_NAMES = ("docker-registry", "registry")
@@ -214,13 +215,7 @@ class RegistryServer:
         self._stopped = True
         if self.token_server is not None:
             self.token_server.stop()
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
 
     def blob_path(self, repository: str, digest: str) -> Path:
         """Where the registry keeps a blob's bytes (for tests that tamper with storage)."""

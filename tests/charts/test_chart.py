@@ -997,6 +997,7 @@ def test_the_rendered_pod_serves_the_api_server(chart: Any, tmp_path: Path) -> N
     from cryptography.hazmat.primitives.asymmetric import ec
 
     from guard.testing.admission import admission_review, pod
+    from guard.testing.processes import stop_process
 
     public_key = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -1076,12 +1077,7 @@ def test_the_rendered_pod_serves_the_api_server(chart: Any, tmp_path: Path) -> N
             # what `helm test` runs, against this server
             _run_the_helm_test(rendered, port, tmp_path)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(process, grace=20)
 
 
 # --- config, trust files, policies, OPA --------------------------------------------------------
