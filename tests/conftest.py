@@ -33,6 +33,24 @@ collect_ignore = [] if os.environ.get("GUARD_IMAGE") else list(IMAGE_TESTS)
 
 
 @pytest.fixture(scope="session")
+def command_paths() -> list[list[str]]:
+    """Every guard command path: [] (guard itself), ["sign"], ["policy", "eval"], ... (from the
+    click tree, so a command added to the CLI is covered by the tests that walk it)."""
+    import typer
+
+    from guard.cli import app
+
+    found: list[list[str]] = [[]]
+    pending: list[tuple[list[str], object]] = [([], typer.main.get_command(app))]
+    while pending:
+        path, command = pending.pop()
+        for name, sub in sorted(getattr(command, "commands", {}).items()):
+            found.append([*path, name])
+            pending.append(([*path, name], sub))
+    return found
+
+
+@pytest.fixture(scope="session")
 def registry_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., RegistryServer]]:
     from guard.testing.registry import RegistryServer, registry_available
 

@@ -5,21 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
-import typer
 
-from guard.cli import app, run
-
-
-def _commands() -> list[list[str]]:
-    """Every command path: ["sign"], ["policy", "eval"], ... (from the click tree)."""
-    found: list[list[str]] = [[]]
-    pending: list[tuple[list[str], object]] = [([], typer.main.get_command(app))]
-    while pending:
-        path, command = pending.pop()
-        for name, sub in sorted(getattr(command, "commands", {}).items()):
-            found.append([*path, name])
-            pending.append(([*path, name], sub))
-    return found
+from guard.cli import run
 
 
 def _help(argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> str:
@@ -30,9 +17,9 @@ def _help(argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.Captu
 
 
 def test_flags_show_no_value_and_repeatable_options_their_element_type(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    command_paths: list[list[str]], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    commands = _commands()
+    commands = command_paths
     assert ["verify"] in commands and ["push"] in commands and len(commands) > 10
     for argv in commands:
         out = _help(argv, monkeypatch, capsys)

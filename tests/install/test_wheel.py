@@ -17,9 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import typer
-
-from guard.cli import app
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -154,19 +151,8 @@ def test_it_runs_from_site_packages_without_the_test_extra(installed: Installed)
     assert out[1] == "[]", f"installed without the test extra, yet importable: {out[1]}"
 
 
-def _commands() -> list[list[str]]:
-    found: list[list[str]] = [[]]
-    pending: list[tuple[list[str], object]] = [([], typer.main.get_command(app))]
-    while pending:
-        path, command = pending.pop()
-        for name, sub in sorted(getattr(command, "commands", {}).items()):
-            found.append([*path, name])
-            pending.append(([*path, name], sub))
-    return found
-
-
-def test_every_command_helps(installed: Installed) -> None:
-    commands = _commands()
+def test_every_command_helps(installed: Installed, command_paths: list[list[str]]) -> None:
+    commands = command_paths
     assert len(commands) > 15
     for argv in commands:
         done = installed.run("guard", *argv, "--help")
