@@ -217,8 +217,9 @@ def sign(  # noqa: PLR0917 (a typer command: options are parameters)
     from guard.signing.model import sign_model  # noqa: PLC0415
     from guard.signing.types import DEFAULT_SHARD_SIZE, Serialization  # noqa: PLC0415
 
-    path_argument(model_dir_text, "MODEL_DIR")
-    if is_artifact(artifact_target(model_dir_text)):
+    model_dir = path_argument(model_dir_text, "MODEL_DIR")
+    target = artifact_target(model_dir_text)
+    if is_artifact(target):
         from guard.commands.sign_oci import refuse_directory_options, sign_oci_target  # noqa: PLC0415
 
         refuse_directory_options(shard_size=shard_size, ignore=ignore, allow_symlinks=allow_symlinks)
@@ -227,18 +228,16 @@ def sign(  # noqa: PLR0917 (a typer command: options are parameters)
                 "--passphrase-stdin and --password-stdin both read standard input: give the key's "
                 "passphrase with --passphrase-env VAR instead"
             )
-        oci_signer = signing.signer()
         sign_oci_target(
-            artifact_target(model_dir_text),
-            oci_signer,
+            target,
+            signing.signer(),
             signature=signature,
             registry=registry.access(),
             json_output=json_output,
         )
         return
-    if registry.given():
-        raise UsageError(f"{', '.join(registry.given())} only apply to oci:// targets")
-    model_dir = path_argument(model_dir_text, "MODEL_DIR")
+    if registry_given := registry.given():
+        raise UsageError(f"{', '.join(registry_given)} only apply to oci:// targets")
     if hash_type not in _HASHES:
         raise UsageError(f"--hash: expected one of {', '.join(_HASHES)}, found {hash_type!r}")
     if hash_type == "blake3" and shard_size is not None:
