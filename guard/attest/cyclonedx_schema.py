@@ -13,6 +13,7 @@ import re
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from guard.attest.specs import json_path
 from guard.errors import UsageError
 
 if TYPE_CHECKING:
@@ -61,9 +62,7 @@ def _fast_validator() -> Any:
 
 
 def _raise_first(error: Any, source: str) -> None:
-    path = "$" + "".join(
-        f"[{p}]" if isinstance(p, int) else f".{p}" for p in getattr(error, "absolute_path", ())
-    )
+    path = json_path(getattr(error, "absolute_path", ()))
     message = getattr(error, "message", str(error))
     raise UsageError(f"{source}: not valid CycloneDX 1.6: {path}: {message}")
 
