@@ -42,6 +42,7 @@ from guard.oci.types import (
     SIGSTORE_BUNDLE,
     Descriptor,
     Store,
+    subject_digest,
 )
 from guard.oci.verify import verify_oci
 from guard.signing import Verifier
@@ -94,8 +95,7 @@ def _read_referrer(
 ) -> list[AttestationInput | AttestationOutcome]:
     source = f"referrer {ref.digest}"
     referrer = target.store.fetch_manifest(ref.digest).json()
-    subject = referrer.get("subject")
-    bound = subject.get("digest") if isinstance(subject, dict) else None
+    bound = subject_digest(referrer)
     if bound != target.descriptor.digest:
         return [_invalid(source, f"referrer subject is {bound!r}, expected {target.descriptor.digest}")]
     layers = [raw for raw in referrer.get("layers") or [] if isinstance(raw, dict)]

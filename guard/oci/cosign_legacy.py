@@ -34,7 +34,7 @@ from guard.errors import (
 )
 from guard.oci.blobs import read_small_blob
 from guard.oci.referrers import COSIGN_SIGNATURE, fallback_tag
-from guard.oci.types import Descriptor, Store
+from guard.oci.types import Descriptor, Store, subject_digest
 from guard.signing.types import (
     SIMPLE_SIGNING_TYPE,
     SignerInfo,
@@ -107,8 +107,7 @@ def _layers(store: Store, source: LegacySource, subject: str) -> tuple[str, list
     fetched = store.fetch_manifest(source.reference)
     manifest = fetched.json()
     if source.referrer:
-        subject_field = manifest.get("subject")
-        bound = subject_field.get("digest") if isinstance(subject_field, dict) else None
+        bound = subject_digest(manifest)
         if bound != subject:
             raise VerificationError(
                 f"cosign signature {source.where} is listed for {subject} but its subject is "

@@ -25,7 +25,15 @@ from guard.oci.referrers import (
     ReferrerLimits,
     read_referrers,
 )
-from guard.oci.types import CYCLONEDX_JSON, IN_TOTO_JSON, OCI_MANIFEST, SIGSTORE_BUNDLE, Descriptor, Store
+from guard.oci.types import (
+    CYCLONEDX_JSON,
+    IN_TOTO_JSON,
+    OCI_MANIFEST,
+    SIGSTORE_BUNDLE,
+    Descriptor,
+    Store,
+    subject_digest,
+)
 from guard.oci.verify import MODEL_PREDICATES, SIGNATURE_PREDICATES, peek_predicate_type
 
 DownloadKind = Literal["signature", "attestation", "sbom"]
@@ -62,9 +70,8 @@ def referrer_content(store: Store, subject: str, referrer: Descriptor) -> tuple[
     """The first layer of ``referrer`` (digest-checked, at most MAX_ATTACHMENT_BYTES) and its
     media type; the referrer must name ``subject`` as its subject."""
     manifest = store.fetch_manifest(referrer.digest).json()
-    bound = manifest.get("subject") if isinstance(manifest, dict) else None
-    if not isinstance(bound, dict) or bound.get("digest") != subject:
-        found = bound.get("digest") if isinstance(bound, dict) else None
+    found = subject_digest(manifest)
+    if found != subject:
         raise BundleFormatError(
             f"referrer {referrer.digest} is listed for {subject} but its subject is {found!r}"
         )

@@ -37,6 +37,7 @@ from guard.oci.types import (
     ProgressCallback,
     check_digest,
     sha256_digest,
+    subject_digest,
 )
 from guard.untrusted import parse_object
 
@@ -199,8 +200,7 @@ class LayoutStore:
                 # one junk manifest must not hide the others (the Referrers API skips it too)
                 log.warning("%s: skipping manifest %s: %s", self.describe(), entry.digest, err)
                 continue
-            subject = manifest.get("subject")
-            if isinstance(subject, dict) and subject.get("digest") == digest:
+            if subject_digest(manifest) == digest:
                 try:
                     found.append(self._referrer(entry, manifest))
                 except UntrustedContentError as err:

@@ -64,6 +64,13 @@ def check_digest(digest: Any, what: str = "digest", error: type[GuardError] = Re
     return digest
 
 
+def subject_digest(manifest: Any) -> Any:
+    """The digest a manifest names as its ``subject`` (what a referrer is bound to), else None.
+    Whatever the pusher wrote: compare it, never trust its type."""
+    subject = manifest.get("subject") if isinstance(manifest, dict) else None
+    return subject.get("digest") if isinstance(subject, dict) else None
+
+
 def _short(value: Any, limit: int = 120) -> str:
     """``repr(value)`` cut to ``limit`` characters: values from content someone pushed are
     quoted in messages, never at any length."""

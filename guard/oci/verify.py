@@ -61,7 +61,14 @@ from guard.oci.referrers import (
 )
 from guard.oci.registry import RegistryAccess
 from guard.oci.store import open_store, resolve_and_fetch
-from guard.oci.types import DOCKER_MANIFEST_LIST, OCI_INDEX, SIGSTORE_BUNDLE, Descriptor, Store
+from guard.oci.types import (
+    DOCKER_MANIFEST_LIST,
+    OCI_INDEX,
+    SIGSTORE_BUNDLE,
+    Descriptor,
+    Store,
+    subject_digest,
+)
 from guard.signing import Manifest, Resource, compare_manifests, verify_model_bundle
 from guard.signing.types import (
     LEGACY_PREDICATE_TYPE,
@@ -206,8 +213,7 @@ def _verify_signature(
     predicates: Collection[str],
 ) -> _Verified:
     referrer = store.fetch_manifest(sig.digest).json()
-    subject_field = referrer.get("subject")
-    bound = subject_field.get("digest") if isinstance(subject_field, dict) else None
+    bound = subject_digest(referrer)
     if bound != subject.digest:
         raise VerificationError(
             f"signature referrer {sig.digest} is listed for {subject.digest} but its subject is {bound!r}"
