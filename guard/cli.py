@@ -20,7 +20,7 @@ import typer
 from guard import __version__
 from guard.commands.examples import add_examples
 from guard.commands.lazy import CommandTable, LazyGroup
-from guard.errors import EXIT_FAILED, EXIT_INFRA, EXIT_USAGE, GuardError
+from guard.errors import EXIT_FAILED, EXIT_INFRA, EXIT_USAGE, GuardError, PolicyViolation
 
 try:  # typer >= 0.26 vendors click as typer._click, whose exceptions are not click's
     from typer._click.exceptions import ClickException
@@ -156,7 +156,10 @@ def run(argv: list[str] | None = None) -> int:
     try:
         result = command.main(args=argv, prog_name="guard", standalone_mode=False)
     except GuardError as exc:
-        label = "error" if exc.exit_code != EXIT_FAILED else "verification failed"
+        if isinstance(exc, PolicyViolation):  # a policy said no: nothing failed to verify
+            label = "denied"
+        else:
+            label = "error" if exc.exit_code != EXIT_FAILED else "verification failed"
         _print_error(f"[bold red]{label}:[/] {_escape(str(exc))}")
         return exc.exit_code
     except typer.Exit as exc:  # click's Exit in older typer

@@ -219,7 +219,10 @@ def eval_command(  # noqa: PLR0917 (a typer command: options are parameters)
         except OSError as err:
             raise UsageError(f"--output {output}: cannot write it ({err.strerror or err})") from err
     if not decision.allowed:
-        raise PolicyViolation(f"denied by {len(decision.denials)} violation(s):\n{decision.message()}")
+        # the decision itself was printed (or written) above: the error line only sums it up
+        rules = ", ".join(dict.fromkeys(f"{v.policy}/{v.rule}" for v in decision.denials))
+        shown = "" if output is None or output == "-" else f" (written to {output})"
+        raise PolicyViolation(f"denied by {len(decision.denials)} violation(s){shown}: {rules}")
 
 
 def register(app: typer.Typer) -> None:
