@@ -18,6 +18,7 @@ from typing import Any
 import typer
 
 from guard import __version__
+from guard.commands import coercion
 from guard.commands.examples import add_examples
 from guard.commands.lazy import CommandTable, LazyGroup
 from guard.errors import EXIT_FAILED, EXIT_INFRA, EXIT_USAGE, GuardError
@@ -125,12 +126,14 @@ def _plain_help(command: Any, parent: Any = None) -> None:
 
 
 def _plain_params(command: Any, parent: Any = None) -> Any:
-    """``_plain_help`` of one command's own parameters; returns the context it made."""
+    """``_plain_help`` of one command's own parameters (and their plain conversion,
+    ``guard.commands.coercion``); returns the context it made."""
     ctx = command.context_class(command, info_name=command.name, parent=parent)
     params = list(command.params)
     get_help_option = getattr(command, "get_help_option", None)
     if get_help_option is not None and (help_option := get_help_option(ctx)) is not None:
         params.append(help_option)  # made lazily and cached on the command
+    coercion.install(params)  # values converted without pydantic where typer's result is plain
     for param in params:
         if getattr(param, "metavar", "") is not None:
             continue
