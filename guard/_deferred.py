@@ -1,7 +1,7 @@
 """Third-party imports that do work guard seldom needs, deferred to their first use.
 
-A library guard imports takes, from a module it imports whole, a name that it uses only in cases
-guard rarely meets:
+Two libraries guard imports take, from modules they import whole, names that they use only in
+cases guard rarely or never meets:
 
 - ``jsonschema`` (``jsonschema._format``) takes ``is_valid_syntax`` from ``rfc3987_syntax``
   whenever it is installed, to check the ``iri`` / ``iri-reference`` formats; importing that
@@ -9,6 +9,9 @@ guard rarely meets:
   imports ``jsonschema`` (``guard serve`` at start-up, any command validating an attestation).
   guard's verifying path checks those formats with its own linear-time checks
   (``guard.attest.cyclonedx_schema``), so only ``guard sbom`` validating what it writes calls it.
+- ``typer.rich_utils`` (every ``--help`` page) takes ``Markdown`` from ``rich.markdown``
+  (markdown-it and pygments) for ``rich_markup_mode="markdown"`` and ``Traceback`` from
+  ``rich.traceback`` (rich.pretty, attrs) for pretty exceptions; guard uses neither.
 
 ``import_deferring(module, deferred)`` imports ``module`` with each module of ``deferred``
 stood in for, during that import only, by a module of forwarders: a forwarder is a class that,
@@ -16,7 +19,8 @@ called or asked for an attribute, loads the real module (as any import would, on
 is gone) and answers from it. So nothing changes in what the library does, only when the real
 module loads; a module already imported is used as it is; no import hook is left behind (nothing
 global for a program that imports guard). ``import_jsonschema()`` is how guard imports
-jsonschema.
+jsonschema; ``help_renderer_deferred()`` is ``guard.cli.run``'s: while a command runs, typer's
+help renderer, when imported, is imported this way.
 """
 
 from __future__ import annotations
@@ -27,11 +31,19 @@ import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from importlib.machinery import ModuleSpec
+from importlib.machinery import ModuleSpec, PathFinder
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from importlib.abc import Loader
 
 JSONSCHEMA_DEFERRED: Mapping[str, Sequence[str]] = {"rfc3987_syntax": ("is_valid_syntax",)}
+HELP_RENDERER = "typer.rich_utils"
+HELP_RENDERER_DEFERRED: Mapping[str, Sequence[str]] = {
+    "rich.markdown": ("Markdown",),
+    "rich.traceback": ("Traceback",),
+}
 
 _LOCK = threading.RLock()
 
@@ -128,3 +140,50 @@ def import_deferring(module: str, deferred: Mapping[str, Sequence[str]]) -> Modu
 def import_jsonschema() -> ModuleType:
     """``import jsonschema``, its ``rfc3987_syntax`` loaded when an IRI is first checked."""
     return import_deferring("jsonschema", JSONSCHEMA_DEFERRED)
+
+
+class _DeferringLoader:
+    """The loader of a module whose execution runs with ``deferred`` stood in for (an import
+    loader: ``importlib.abc.Loader``'s two methods; that module costs 6 ms)."""
+
+    def __init__(self, loader: Any, deferred: Mapping[str, Sequence[str]]) -> None:
+        self.loader = loader
+        self.deferred = deferred
+
+    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
+        created: ModuleType | None = self.loader.create_module(spec)
+        return created
+
+    def exec_module(self, module: ModuleType) -> None:
+        with _standing_in(self.deferred):
+            self.loader.exec_module(module)
+
+
+class _HelpRendererFinder:
+    """A meta path finder for ``typer.rich_utils`` only: found where the path finder finds it,
+    executed with ``HELP_RENDERER_DEFERRED`` stood in for."""
+
+    def find_spec(self, fullname: str, path: Sequence[str] | None, target: Any = None) -> ModuleSpec | None:
+        if fullname != HELP_RENDERER:
+            return None
+        spec = PathFinder.find_spec(fullname, path)
+        if spec is None or spec.loader is None:
+            return None
+        spec.loader = cast("Loader", _DeferringLoader(spec.loader, HELP_RENDERER_DEFERRED))
+        return spec
+
+
+@contextmanager
+def help_renderer_deferred() -> Iterator[None]:
+    """While this lasts, typer's help renderer is imported, if it is, with
+    ``HELP_RENDERER_DEFERRED`` stood in for (no hook is left after it)."""
+    if HELP_RENDERER in sys.modules:
+        yield
+        return
+    finder = _HelpRendererFinder()
+    sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        if finder in sys.meta_path:
+            sys.meta_path.remove(finder)

@@ -17,7 +17,7 @@ from typing import Any
 
 import typer
 
-from guard import __version__
+from guard import __version__, _deferred
 from guard.commands import coercion
 from guard.commands.examples import add_examples
 from guard.commands.lazy import CommandTable, LazyGroup
@@ -157,7 +157,8 @@ def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code instead of exiting (used by tests and ``main``)."""
     command = typer.main.get_command(app)
     try:
-        result = command.main(args=argv, prog_name="guard", standalone_mode=False)
+        with _deferred.help_renderer_deferred():  # a --help page imports no Markdown renderer
+            result = command.main(args=argv, prog_name="guard", standalone_mode=False)
     except GuardError as exc:
         label = "error" if exc.exit_code != EXIT_FAILED else "verification failed"
         _print_error(f"[bold red]{label}:[/] {_escape(str(exc))}")
