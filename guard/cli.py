@@ -10,7 +10,6 @@ command bodies import their heavy dependencies lazily, so ``guard --help`` stays
 
 from __future__ import annotations
 
-import logging
 import re
 import sys
 from typing import Any
@@ -107,6 +106,8 @@ def _root(
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug detail to stderr."),
 ) -> None:
+    import logging  # noqa: PLC0415 - a command's modules import it anyway; `guard --help` need not
+
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
