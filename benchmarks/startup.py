@@ -2,7 +2,9 @@
 """Start-up of the guard CLI and of `guard serve`, against baselines measured in the same run.
 
 - CLI: a fresh process for `guard --help`, `guard verify --help` and a real
-  `guard verify` of a one-file signed model (key), against a bare `python -c pass`;
+  `guard verify` of a one-file signed model (key), against a bare `python -c pass`; then the
+  other common commands: `guard sign`, `push` and `check --help`, a real `guard sign` of that
+  model (key, no digest cache) and `guard check -f POD --offline` (the policy library);
 - webhook: time from spawning `guard serve` (a config with a key authority, a trust rule and the
   whole policy library, embedded engine) until `GET /readyz` answers 200 over TLS, against a bare
   ASGI app answering `/readyz` under the same uvicorn and TLS (`uvicorn --factory`).
@@ -13,6 +15,10 @@ default 7), so a neighbour's burst of CPU use hits them alike; each figure is th
 rounds with the spread (min-max), and the ratio to its baseline; the CPU time (user + system)
 of each process beside its wall time. Goals of issue 16: serve ready <= 0.5 s, `guard --help` /
 `guard verify` start-up <= 0.15 s. Where the time goes: `python -X importtime -c 'import guard.cli'`.
+
+guard runs from the source tree this file is in. ``--against TREE`` (another guard source tree,
+e.g. ``git worktree add /tmp/main main``) runs every guard process a second time from TREE in the
+same rounds, right after this tree's: the before / after of a change, measured alike.
 Prints figures only; never asserts on time.
 """
 
@@ -32,25 +38,36 @@ from pathlib import Path
 
 GUARD = [sys.executable, "-c", "from guard.cli import main; main()"]
 HERE = Path(__file__).resolve().parent
+POD = (
+    "apiVersion: v1\nkind: Pod\nmetadata: {name: bench, namespace: default}\nspec:\n  containers:\n"
+    "    - {name: model, image: 'registry.example.com/models/bench@sha256:" + "0" * 64 + "'}\n"
+)
 
 
-def bytecode_env(cache: Path) -> dict[str, str]:
+def bytecode_env(cache: Path, tree: Path) -> dict[str, str]:
     """The environment of the measured processes: bytecode compiled once and cached (under
-    ``cache``), as an installed package has it; without this, a checkout run with
-    PYTHONDONTWRITEBYTECODE=1 compiles every module of guard from source at every start."""
+    ``cache``), as an installed package has it (without this, a checkout run with
+    PYTHONDONTWRITEBYTECODE=1 compiles every module of guard from source at every start); guard
+    imported from the source ``tree`` (first on PYTHONPATH; the processes run in ``cache``'s
+    parent, so that ``python -c`` finds no other guard in its working directory)."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONPYCACHEPREFIX"] = str(cache)
+    env["PYTHONPATH"] = os.pathsep.join([str(tree), *filter(None, [env.get("PYTHONPATH")])])
+    env["GUARD_BENCH_CWD"] = str(cache.parent)
     return env
 
 
-def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """(wall seconds, CPU seconds: user + system) of one fresh process running ``argv``."""
+def run_once(argv: list[str], env: dict[str, str], ok: tuple[int, ...] = (0,)) -> tuple[float, float]:
+    """(wall seconds, CPU seconds: user + system) of one fresh process running ``argv``, whose
+    exit code must be one of ``ok``."""
     t0 = time.perf_counter()
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    process = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=env["GUARD_BENCH_CWD"]
+    )
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - t0
     process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
+    if process.returncode not in ok:
         raise SystemExit(f"{argv} exited with {process.returncode}")
     return wall, usage.ru_utime + usage.ru_stime
 
@@ -86,7 +103,9 @@ def time_to_ready(
     """(wall seconds from spawning the server until /readyz answers 200, polled every 5 ms; the
     CPU seconds the server process had used by then)."""
     t0 = time.perf_counter()
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    process = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=env["GUARD_BENCH_CWD"]
+    )
     try:
         while not _ready(port, context):
             if process.poll() is not None:
@@ -138,13 +157,27 @@ def _ms(values: list[float]) -> str:
     return f"{statistics.median(values) * 1000:6.1f} ms [{min(values) * 1000:.0f}-{max(values) * 1000:.0f}]"
 
 
-def _report(name: str, runs: list[tuple[float, float]], base: list[tuple[float, float]], goal: str) -> None:
+def _report(
+    name: str,
+    runs: list[tuple[float, float]],
+    base: list[tuple[float, float]],
+    goal: str,
+    against: list[tuple[float, float]] | None = None,
+) -> None:
     walls, cpus = [r[0] for r in runs], [r[1] for r in runs]
     line = f"  {name:<28} wall {_ms(walls):<22} CPU {_ms(cpus):<22}"
     if base is not runs:
         ratios = [r[0] / b[0] for r, b in zip(runs, base, strict=True)]
         line += f" wall / baseline {statistics.median(ratios):5.1f} x"
     print(line + (f"  ({goal})" if goal else ""))
+    if against is not None:
+        walls, cpus = [r[0] for r in against], [r[1] for r in against]
+        ratios = [r[0] / a[0] for r, a in zip(runs, against, strict=True)]
+        cpu_ratios = [r[1] / a[1] for r, a in zip(runs, against, strict=True)]
+        print(
+            f"  {'  --against TREE':<28} wall {_ms(walls):<22} CPU {_ms(cpus):<22} this / TREE: wall "
+            f"{statistics.median(ratios):4.2f} x, CPU {statistics.median(cpu_ratios):4.2f} x"
+        )
 
 
 def main() -> int:
@@ -152,7 +185,12 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (default 7)")
+    parser.add_argument(
+        "--against", type=Path, help="another guard source tree, measured alike (before / after)"
+    )
     args = parser.parse_args()
+    if args.against is not None and not (args.against / "guard" / "cli.py").is_file():
+        parser.error(f"--against {args.against}: not a guard source tree (no guard/cli.py)")
 
     import trustme
 
@@ -167,21 +205,40 @@ def main() -> int:
         cert.write_bytes(b"".join(b.bytes() for b in leaf.cert_chain_pems))
         key.write_bytes(leaf.private_key_pem.bytes())
         context = ssl.create_default_context(cadata=ca.cert_pem.bytes().decode())
+        pod = tmp / "pod.yaml"
+        pod.write_text(POD)
         cli = {
             "python -c pass": [sys.executable, "-c", "pass"],
             "guard --help": [*GUARD, "--help"],
             "guard verify --help": [*GUARD, "verify", "--help"],
             "guard verify (1 file, key)": [*GUARD, "verify", str(model), "--key", str(public_key)],
-        }
-        env = bytecode_env(tmp / "pycache")
+            "guard sign --help": [*GUARD, "sign", "--help"],
+            "guard push --help": [*GUARD, "push", "--help"],
+            "guard check --help": [*GUARD, "check", "--help"],
+            "guard sign (1 file, key)": [
+                *GUARD, "sign", str(model), "--key", str(tmp / "keys" / "bench.pem"), "--no-cache",
+                "--signature", str(tmp / "resigned.sig"),
+            ],
+            "guard check (pod, offline)": [*GUARD, "check", "-f", str(pod), "--offline"],
+        }  # fmt: skip
+        trees: dict[str, dict[str, str]] = {"": bytecode_env(tmp / "pycache", HERE.parent)}
+        if args.against is not None:
+            trees[" [against]"] = bytecode_env(tmp / "pycache-against", args.against.resolve())
         for round_ in range(args.rounds + 1):  # round 0 compiles the bytecode: not counted
             runs: dict[str, tuple[float, float]] = {}
             for name, argv in cli.items():
-                runs[name] = run_once(argv, env)
-            port = _free_port()
-            serve = [*GUARD, "serve", "--config", str(config), "--tls-cert", str(cert), "--tls-key", str(key)]
-            serve += ["--host", "127.0.0.1", "--port", str(port)]
-            runs["guard serve"] = time_to_ready(serve, port, context, env)
+                for suffix, env in trees.items():
+                    if suffix and not name.startswith("guard"):
+                        continue
+                    runs[name + suffix] = run_once(
+                        argv, env, ok=(0, 1) if name == "guard check (pod, offline)" else (0,)
+                    )
+            for suffix, env in trees.items():
+                port = _free_port()
+                serve = [*GUARD, "serve", "--config", str(config), "--tls-cert", str(cert)]
+                serve += ["--tls-key", str(key), "--host", "127.0.0.1", "--port", str(port)]
+                runs["guard serve" + suffix] = time_to_ready(serve, port, context, env)
+            env = trees[""]
             port = _free_port()
             bare = [sys.executable, "-m", "uvicorn", "startup:bare_app", "--factory", "--app-dir", str(HERE)]
             bare += ["--host", "127.0.0.1", "--port", str(port), "--ssl-certfile", str(cert)]
@@ -198,13 +255,26 @@ def main() -> int:
     )
     print("  CLI, a fresh process (baseline: python -c pass)")
     base = figures["python -c pass"]
+    goals = {
+        "guard --help": "goal <= 150 ms",
+        "guard verify --help": "goal <= 150 ms",
+        "guard verify (1 file, key)": "the whole command",
+        "guard sign (1 file, key)": "the whole command",
+        "guard check (pod, offline)": "the whole command: policies, DENIED",
+    }
     _report("python -c pass", base, base, "")
-    _report("guard --help", figures["guard --help"], base, "goal <= 150 ms")
-    _report("guard verify --help", figures["guard verify --help"], base, "goal <= 150 ms")
-    _report("guard verify (1 file, key)", figures["guard verify (1 file, key)"], base, "the whole command")
+    for name in cli:
+        if name.startswith("guard"):
+            _report(name, figures[name], base, goals.get(name, ""), figures.get(name + " [against]"))
     print("  webhook, spawn until GET /readyz answers 200 over TLS (baseline: a bare ASGI app, same uvicorn)")
     _report("bare app", figures["bare app"], figures["bare app"], "")
-    _report("guard serve", figures["guard serve"], figures["bare app"], "goal <= 500 ms, warm-up included")
+    _report(
+        "guard serve",
+        figures["guard serve"],
+        figures["bare app"],
+        "goal <= 500 ms, warm-up included",
+        figures.get("guard serve [against]"),
+    )
     return 0
 
 

@@ -2,12 +2,7 @@
 
 The package does no work at import time: every capability lives in its own sub-package
 (``guard.signing``, ``guard.oci``, ``guard.attest``, ``guard.policy``, ``guard.admission``)
-and is imported by whoever needs it. Importing it only adds a finder to ``sys.meta_path`` that
-defers one third-party import of seconds (see ``guard._deferred``).
+and is imported by whoever needs it.
 """
 
-from guard import _deferred
-
 __version__ = "0.1.0"
-
-_deferred.install()

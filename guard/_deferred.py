@@ -1,74 +1,189 @@
-"""Third-party imports that do seconds of work guard seldom needs, deferred to their first use.
+"""Third-party imports that do work guard seldom needs, deferred to their first use.
 
-``rfc3987_syntax`` (imported by ``jsonschema._format`` whenever it is installed, to check the
-``iri`` / ``iri-reference`` formats) builds 39 Earley parsers of its grammar when imported:
-1.3-2.5 s here, paid by every process that imports ``jsonschema`` (``guard serve`` at start-up,
-any command validating an attestation). guard's verifying path checks those formats with its
-own linear-time checks (``guard.attest.sbom``), so only ``guard sbom`` validating what it writes
-calls that library. ``install()`` (run by ``import guard``: it only adds a finder to
-``sys.meta_path``) makes ``import rfc3987_syntax`` give a stand-in package whose
-``is_valid_syntax`` loads the real one on its first call: validation is unchanged, its cost is
-paid when (and if) an IRI is checked.
+Two libraries guard imports take, from modules they import whole, names that they use only in
+cases guard rarely or never meets:
+
+- ``jsonschema`` (``jsonschema._format``) takes ``is_valid_syntax`` from ``rfc3987_syntax``
+  whenever it is installed, to check the ``iri`` / ``iri-reference`` formats; importing that
+  package builds 39 Earley parsers of its grammar: 1.3-2.5 s here, paid by every process that
+  imports ``jsonschema`` (``guard serve`` at start-up, any command validating an attestation).
+  guard's verifying path checks those formats with its own linear-time checks
+  (``guard.attest.cyclonedx_schema``), so only ``guard sbom`` validating what it writes calls it.
+- ``typer.rich_utils`` (every ``--help`` page) takes ``Markdown`` from ``rich.markdown``
+  (markdown-it and pygments) for ``rich_markup_mode="markdown"`` and ``Traceback`` from
+  ``rich.traceback`` (rich.pretty, attrs) for pretty exceptions; guard uses neither.
+
+``import_deferring(module, deferred)`` imports ``module`` with each module of ``deferred``
+stood in for, during that import only, by a module of forwarders: a forwarder is a class that,
+called or asked for an attribute, loads the real module (as any import would, once the stand-in
+is gone) and answers from it. So nothing changes in what the library does, only when the real
+module loads; a module already imported is used as it is; no import hook is left behind (nothing
+global for a program that imports guard). ``import_jsonschema()`` is how guard imports
+jsonschema; ``help_renderer_deferred()`` is ``guard.cli.run``'s: while a command runs, typer's
+help renderer, when imported, is imported this way.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from importlib.machinery import ModuleSpec, PathFinder
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-DEFERRED = "rfc3987_syntax"
-_HELPERS = "rfc3987_syntax.syntax_helpers"  # what the real package's __init__ star-imports
+if TYPE_CHECKING:
+    from importlib.abc import Loader
 
+JSONSCHEMA_DEFERRED: Mapping[str, Sequence[str]] = {"rfc3987_syntax": ("is_valid_syntax",)}
+HELP_RENDERER = "typer.rich_utils"
+HELP_RENDERER_DEFERRED: Mapping[str, Sequence[str]] = {
+    "rich.markdown": ("Markdown",),
+    "rich.traceback": ("Traceback",),
+}
 
-def _helpers() -> ModuleType:
-    return importlib.import_module(_HELPERS)
-
-
-def is_valid_syntax(term: str, value: str) -> Any:
-    """``rfc3987_syntax.is_valid_syntax``, the real one loaded on the first call."""
-    return _helpers().is_valid_syntax(term, value)
-
-
-def _module_getattr(name: str) -> Any:
-    return getattr(_helpers(), name)  # any other name: the real module, loaded now
+_LOCK = threading.RLock()
 
 
-class _StandInLoader:
-    """An import loader (``importlib.abc.Loader``'s two methods; that module costs 6 ms)."""
+class StandIn(ModuleType):
+    """A deferred module while its importer is being imported (then no longer in sys.modules)."""
 
-    def create_module(self, spec: ModuleSpec) -> None:
+
+def real_module(name: str) -> ModuleType:
+    """The module ``name``, imported now if it is not (a stand-in of it is dropped first)."""
+    with _LOCK:
+        found = sys.modules.get(name)
+        if isinstance(found, StandIn):
+            del sys.modules[name]
+        elif found is not None:
+            return found
+        return importlib.import_module(name)
+
+
+class _Forwarding(type):
+    """The metaclass of forwarders: a call or an attribute is the real name's."""
+
+    _module: str
+    _name: str
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        return getattr(real_module(cls._module), cls._name)(*args, **kwargs)
+
+    def __getattr__(cls, attr: str) -> Any:
+        if attr.startswith("__") and attr.endswith("__"):
+            raise AttributeError(attr)
+        return getattr(getattr(real_module(cls._module), cls._name), attr)
+
+
+def forwarder(module: str, name: str) -> type:
+    """A stand-in for ``module.name``: a class, so that annotations such as ``Markdown | Text``
+    still evaluate; calling it calls the real one."""
+    return _Forwarding(name, (), {"_module": module, "_name": name, "__module__": module})
+
+
+def _stand_in(module: str, names: Sequence[str]) -> StandIn | None:
+    """A stand-in for ``module`` (None: it is imported already, or not installed)."""
+    if module in sys.modules:
         return None
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    if spec is None:
+        return None
+    stand_in = StandIn(module)
+    stand_in.__spec__ = ModuleSpec(
+        module, None, origin=spec.origin, is_package=spec.submodule_search_locations is not None
+    )
+    for name in names:
+        setattr(stand_in, name, forwarder(module, name))
+
+    def other(attr: str) -> Any:  # a name not listed: the real module's
+        if attr.startswith("__") and attr.endswith("__"):  # the import system's probes (__path__)
+            raise AttributeError(attr)
+        return getattr(real_module(module), attr)
+
+    stand_in.__getattr__ = other  # type: ignore[method-assign]
+    return stand_in
+
+
+@contextmanager
+def _standing_in(deferred: Mapping[str, Sequence[str]]) -> Iterator[None]:
+    """Each module of ``deferred`` (not imported yet) stood in for while this lasts."""
+    with _LOCK:
+        planted: dict[str, StandIn] = {}
+        for name, names in deferred.items():
+            stand_in = _stand_in(name, names)
+            if stand_in is not None:
+                planted[name] = sys.modules[name] = stand_in
+        try:
+            yield
+        finally:
+            for name, stand_in in planted.items():
+                if sys.modules.get(name) is stand_in:
+                    del sys.modules[name]
+
+
+def import_deferring(module: str, deferred: Mapping[str, Sequence[str]]) -> ModuleType:
+    """Import ``module`` (nothing when it is imported already) with each module of ``deferred``
+    (name -> the names ``module`` takes from it) replaced during this import by a stand-in."""
+    found = sys.modules.get(module)
+    if found is not None:
+        return found
+    with _standing_in(deferred):
+        return importlib.import_module(module)
+
+
+def import_jsonschema() -> ModuleType:
+    """``import jsonschema``, its ``rfc3987_syntax`` loaded when an IRI is first checked."""
+    return import_deferring("jsonschema", JSONSCHEMA_DEFERRED)
+
+
+class _DeferringLoader:
+    """The loader of a module whose execution runs with ``deferred`` stood in for (an import
+    loader: ``importlib.abc.Loader``'s two methods; that module costs 6 ms)."""
+
+    def __init__(self, loader: Any, deferred: Mapping[str, Sequence[str]]) -> None:
+        self.loader = loader
+        self.deferred = deferred
+
+    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
+        created: ModuleType | None = self.loader.create_module(spec)
+        return created
 
     def exec_module(self, module: ModuleType) -> None:
-        module.is_valid_syntax = is_valid_syntax  # type: ignore[attr-defined]
-        module.__getattr__ = _module_getattr  # type: ignore[method-assign]
+        with _standing_in(self.deferred):
+            self.loader.exec_module(module)
 
 
-class DeferredFinder:
-    """A meta path finder: ``rfc3987_syntax`` where the path finder would find it, as a stand-in
-    package of the same directory (its submodules, grammar and parsers, import from there when
-    first used)."""
+class _HelpRendererFinder:
+    """A meta path finder for ``typer.rich_utils`` only: found where the path finder finds it,
+    executed with ``HELP_RENDERER_DEFERRED`` stood in for."""
 
-    def find_spec(
-        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
-    ) -> ModuleSpec | None:
-        if fullname != DEFERRED:
+    def find_spec(self, fullname: str, path: Sequence[str] | None, target: Any = None) -> ModuleSpec | None:
+        if fullname != HELP_RENDERER:
             return None
-        real = PathFinder.find_spec(fullname, path)
-        if real is None or real.submodule_search_locations is None:
-            return None  # not installed (or not the package we know): the normal import fails
-        loader: Any = _StandInLoader()
-        spec = ModuleSpec(fullname, loader, origin=real.origin, is_package=True)
-        spec.submodule_search_locations = list(real.submodule_search_locations)
+        spec = PathFinder.find_spec(fullname, path)
+        if spec is None or spec.loader is None:
+            return None
+        spec.loader = cast("Loader", _DeferringLoader(spec.loader, HELP_RENDERER_DEFERRED))
         return spec
 
 
-def install() -> None:
-    """Put the finder first on ``sys.meta_path`` (once; nothing when the module is already loaded)."""
-    if DEFERRED in sys.modules or any(isinstance(f, DeferredFinder) for f in sys.meta_path):
+@contextmanager
+def help_renderer_deferred() -> Iterator[None]:
+    """While this lasts, typer's help renderer is imported, if it is, with
+    ``HELP_RENDERER_DEFERRED`` stood in for (no hook is left after it)."""
+    if HELP_RENDERER in sys.modules:
+        yield
         return
-    sys.meta_path.insert(0, DeferredFinder())
+    finder = _HelpRendererFinder()
+    sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        if finder in sys.meta_path:
+            sys.meta_path.remove(finder)

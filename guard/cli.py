@@ -10,14 +10,14 @@ command bodies import their heavy dependencies lazily, so ``guard --help`` stays
 
 from __future__ import annotations
 
-import logging
 import re
 import sys
 from typing import Any
 
 import typer
 
-from guard import __version__
+from guard import __version__, _deferred
+from guard.commands import coercion
 from guard.commands.examples import add_examples
 from guard.commands.lazy import CommandTable, LazyGroup
 from guard.errors import EXIT_FAILED, EXIT_INFRA, EXIT_USAGE, GuardError, PolicyViolation
@@ -106,6 +106,8 @@ def _root(
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug detail to stderr."),
 ) -> None:
+    import logging  # noqa: PLC0415 - a command's modules import it anyway; `guard --help` need not
+
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
@@ -125,12 +127,14 @@ def _plain_help(command: Any, parent: Any = None) -> None:
 
 
 def _plain_params(command: Any, parent: Any = None) -> Any:
-    """``_plain_help`` of one command's own parameters; returns the context it made."""
+    """``_plain_help`` of one command's own parameters (and their plain conversion,
+    ``guard.commands.coercion``); returns the context it made."""
     ctx = command.context_class(command, info_name=command.name, parent=parent)
     params = list(command.params)
     get_help_option = getattr(command, "get_help_option", None)
     if get_help_option is not None and (help_option := get_help_option(ctx)) is not None:
         params.append(help_option)  # made lazily and cached on the command
+    coercion.install(params)  # values converted without pydantic where typer's result is plain
     for param in params:
         if getattr(param, "metavar", "") is not None:
             continue
@@ -154,7 +158,8 @@ def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code instead of exiting (used by tests and ``main``)."""
     command = typer.main.get_command(app)
     try:
-        result = command.main(args=argv, prog_name="guard", standalone_mode=False)
+        with _deferred.help_renderer_deferred():  # a --help page imports no Markdown renderer
+            result = command.main(args=argv, prog_name="guard", standalone_mode=False)
     except GuardError as exc:
         if isinstance(exc, PolicyViolation):  # a policy said no: nothing failed to verify
             label = "denied"

@@ -25,6 +25,9 @@ MINIMAL_BOM = '{"bomFormat": "CycloneDX", "specVersion": "1.6", "version": 1, "c
 @cache
 def _validator() -> JsonStrictValidator:
     """One validator per process: building it (schema + referenced schemas) costs ~200 ms."""
+    from guard._deferred import import_jsonschema  # noqa: PLC0415
+
+    import_jsonschema()  # its IRI grammar built only if an IRI is checked (see guard._deferred)
     from cyclonedx.schema import SchemaVersion  # noqa: PLC0415 - jsonschema and the schemas: ~80 ms
     from cyclonedx.validation.json import JsonStrictValidator  # noqa: PLC0415
 

@@ -92,6 +92,9 @@ def json_path(parts: Any) -> str:
 
 @cache
 def _validator(spec: str) -> jsonschema.Draft202012Validator:
+    from guard._deferred import import_jsonschema  # noqa: PLC0415
+
+    import_jsonschema()  # its IRI grammar built only if an IRI is checked (see guard._deferred)
     import jsonschema  # noqa: PLC0415 - ~80 ms: only where a predicate is validated
 
     return jsonschema.Draft202012Validator(load_spec_file(spec), format_checker=jsonschema.FormatChecker())

@@ -100,6 +100,9 @@ def _check_input_schema(document: dict[str, Any], path: Path, library: Path) -> 
     """Refuse an input the library's ``input.schema.json`` rejects: policies read only what the
     contract names, so a partial document (``{}``) would otherwise be ALLOWED by accident. A
     library without a schema is evaluated as is."""
+    from guard._deferred import import_jsonschema  # noqa: PLC0415
+
+    import_jsonschema()  # its IRI grammar built only if an IRI is checked (see guard._deferred)
     import jsonschema  # noqa: PLC0415
     from referencing import Registry, Resource  # noqa: PLC0415
 

@@ -1,5 +1,6 @@
-"""guard._deferred: importing jsonschema under guard does not build rfc3987_syntax's parsers, and the
-``iri`` / ``iri-reference`` formats are still checked exactly as the library checks them."""
+"""guard._deferred: jsonschema imported by guard does not build rfc3987_syntax's parsers, the ``iri``
+/ ``iri-reference`` formats are still checked exactly as the library checks them, and importing
+guard installs no import hook."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ import jsonschema
 checker = jsonschema.FormatChecker()
 before = "rfc3987_syntax.syntax_helpers" in sys.modules
 found = {{f: [checker.conforms(v, f) for v in json.loads(sys.argv[1])] for f in ("iri", "iri-reference")}}
-print(json.dumps({{"built_at_import": before, "found": found}}))
+real = type(sys.modules["rfc3987_syntax"]).__name__
+print(json.dumps({{"built_at_import": before, "found": found, "real": real}}))
 """
 
 
@@ -44,11 +46,12 @@ def _check(prelude: str) -> dict[str, object]:
 
 
 def test_the_grammar_is_built_on_first_use_and_checks_the_same() -> None:
-    deferred = _check("import guard")
+    deferred = _check("from guard._deferred import import_jsonschema; import_jsonschema()")
     plain = _check("")
     assert deferred["built_at_import"] is False
     assert plain["built_at_import"] is True
     assert deferred["found"] == plain["found"]
+    assert deferred["real"] == plain["real"] == "module"  # the stand-in is gone after the import
     found = deferred["found"]
     assert isinstance(found, dict)
     assert found["iri"][0] is True and found["iri"][3] is False  # the checks do run
@@ -64,3 +67,16 @@ def test_the_webhook_engine_builds_without_the_grammar() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "False"
+
+
+def test_importing_guard_adds_no_import_hook() -> None:
+    code = (
+        "import sys\nhooks = list(sys.meta_path)\n"
+        "import guard, guard.cli, guard.attest.specs, guard.attest.cyclonedx_schema\n"
+        "guard.attest.specs._validator('slsa-provenance/v1')\n"
+        "guard.attest.cyclonedx_schema.warm_up()\n"
+        "ours = [h for h in sys.meta_path if h not in hooks and type(h).__module__.startswith('guard')]\n"
+        "print(len(ours), 'rfc3987_syntax.syntax_helpers' in sys.modules)"
+    )  # (a library may add its own: six does, imported by a format checker)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["0", "False"]  # guard's validators built, without the grammar

@@ -60,7 +60,11 @@ def _imported_after(argv: list[str]) -> list[str]:
 
 
 def test_guard_help_imports_no_command_module() -> None:
-    assert _imported_after(["--help"]) == ["guard.commands.examples", "guard.commands.lazy"]
+    assert _imported_after(["--help"]) == [
+        "guard.commands.coercion",
+        "guard.commands.examples",
+        "guard.commands.lazy",
+    ]
 
 
 def test_a_command_imports_its_own_module_only() -> None:
