@@ -55,14 +55,14 @@ class PrometheusClient:
         auth: httpx.BasicAuth | None = None
         if settings.bearer_token_file is not None:
             headers["Authorization"] = "Bearer " + _read_secret(
-                settings.bearer_token_file, "bearer_token_file"
+                settings.bearer_token_file, "bearerTokenFile"
             )
         if settings.username is not None and settings.password_file is not None:
-            auth = httpx.BasicAuth(settings.username, _read_secret(settings.password_file, "password_file"))
+            auth = httpx.BasicAuth(settings.username, _read_secret(settings.password_file, "passwordFile"))
         verify: bool | ssl.SSLContext = True
         if settings.insecure_skip_tls_verify:
             log.warning(
-                "energy.prometheus.insecure_skip_tls_verify: TLS certificates of %s are NOT verified",
+                "energy.prometheus.insecureSkipTlsVerify: TLS certificates of %s are NOT verified",
                 self.url,
             )
             verify = False
