@@ -68,12 +68,12 @@ class PrometheusClient:
             verify = False
         elif settings.ca_file is not None:
             if not settings.ca_file.is_file():
-                raise ConfigError(f"energy.prometheus.ca_file: {settings.ca_file} does not exist")
+                raise ConfigError(f"energy.prometheus.caFile: {settings.ca_file} does not exist")
             try:
                 verify = ssl.create_default_context(cafile=str(settings.ca_file))
             except (OSError, ssl.SSLError) as err:
                 raise ConfigError(
-                    f"energy.prometheus.ca_file: {settings.ca_file} is not a PEM CA bundle: {err}"
+                    f"energy.prometheus.caFile: {settings.ca_file} is not a PEM CA bundle: {err}"
                 ) from err
         self._client = httpx.Client(headers=headers, auth=auth, verify=verify, transport=transport)
         self._deadline: float | None = None

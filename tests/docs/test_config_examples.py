@@ -50,7 +50,8 @@ EXAMPLES = _examples()
 def test_the_docs_have_config_examples() -> None:
     pages = {where.split("#")[0] for where, _ in EXAMPLES}
     assert len(EXAMPLES) >= 8, EXAMPLES
-    assert {"guides/policies.md", "guides/helm-chart.md", "guides/energy.md", "concepts/admission.md"} <= pages
+    expected = {"guides/policies.md", "guides/helm-chart.md", "guides/energy.md", "concepts/admission.md"}
+    assert expected <= pages
 
 
 @pytest.mark.parametrize(("where", "example"), EXAMPLES, ids=[where for where, _ in EXAMPLES])

@@ -35,7 +35,8 @@ def test_identity_and_its_old_spellings(tmp_path: Path, caplog: pytest.LogCaptur
     assert isinstance(old, KeylessAuthority) and old.identity == "ci@example.com"
     assert isinstance(old_re, KeylessAuthority) and old_re.identity_regex == r".+@example\.com"
     assert "authorities.a.subject is a deprecated spelling; write authorities.a.identity" in caplog.text
-    assert "authorities.a.subject_regex is a deprecated spelling; write authorities.a.identityRegex" in caplog.text
+    written = "authorities.a.subject_regex is a deprecated spelling; write authorities.a.identityRegex"
+    assert written in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -49,7 +50,8 @@ def test_identity_and_its_old_spellings(tmp_path: Path, caplog: pytest.LogCaptur
     ],
 )
 def test_both_spellings_at_once_are_an_error(tmp_path: Path, fields: dict[str, str]) -> None:
-    with pytest.raises(ConfigError, match=r"authorities\.a: expected the key (key|identity|identityRegex) once"):
+    expected = r"authorities\.a: expected the key (key|identity|identityRegex) once"
+    with pytest.raises(ConfigError, match=expected):
         _authority(tmp_path, **fields)
 
 
@@ -61,7 +63,7 @@ def test_tenant_identities_take_both_spellings(caplog: pytest.LogCaptureFixture)
         )
     assert config.tenants[0].identities[0].identity_regex == ".+"
     assert "tenants.0.identities.0.subject_regex is a deprecated spelling" in caplog.text
-    with pytest.raises(ConfigError, match="tenants.0.identities.0: expected the key identity once"):
+    with pytest.raises(ConfigError, match=r"tenants\.0\.identities\.0: expected the key identity once"):
         parse_config(
             {"tenants": [{**tenant, "identities": [{"issuer": ISSUER, "subject": "x", "identity": "y"}]}]}
         )
