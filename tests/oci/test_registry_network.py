@@ -526,7 +526,7 @@ def test_a_bad_allowed_network_is_a_config_error() -> None:
     from guard.config import parse_config
     from guard.errors import ConfigError
 
-    with pytest.raises(ConfigError, match=r"admission\.registry\.allowed_networks.*expected a CIDR"):
+    with pytest.raises(ConfigError, match=r"admission\.registry\.allowedNetworks.*expected a CIDR"):
         parse_config({"admission": {"registry": {"allowedNetworks": ["10.0.0.0/33"]}}})
 
 

@@ -249,7 +249,7 @@ def test_merge_command_refuses_results_of_different_configs(
         [
             "scan",
             "--config",
-            str(config_path(tmp_path, unmatched_artifacts="deny")),
+            str(config_path(tmp_path, unmatchedArtifacts="deny")),
             "--snapshot",
             snap,
             "-o",

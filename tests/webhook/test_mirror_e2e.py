@@ -150,7 +150,7 @@ def test_the_mirror_is_read_only_and_push_names_the_layout(mirror: tuple[Publish
 def test_config_errors_name_the_field(tmp_path: Path) -> None:
     from guard.errors import ConfigError
 
-    with pytest.raises(ConfigError, match=r"registries\.0\.mirror\.oci_layout: expected a directory"):
+    with pytest.raises(ConfigError, match=r"registries\.0\.mirror\.ociLayout: expected a directory"):
         parse_config({"registries": [{"host": HOST, "mirror": {"ociLayout": str(tmp_path / "none")}}]})
     with pytest.raises(ConfigError, match=r"registries\.1\.host: registry .* listed more than once"):
         parse_config({"registries": [{"host": HOST}, {"host": HOST}]})

@@ -183,7 +183,7 @@ def test_registry_credentials_from_the_admission_docker_config(
     assert result["allowed"] is False
     assert "could not verify" in result["status"]["message"], result["status"]["message"]
     assert password not in json.dumps(result)  # credentials never leak into answers
-    assert "admission.registry.docker_config" in result["status"]["message"]
+    assert "admission.registry.dockerConfig" in result["status"]["message"]
 
 
 def test_rule_requiring_any_or_all_of_two_authorities(
