@@ -343,11 +343,11 @@ def publish(host: str, workdir: Path, count: int) -> tuple[list[tuple[str, str]]
         attach(store, pushed.descriptor, load_attachment("signature", signature))
         models.append((f"{host}/bench/models:v{i}", pushed.descriptor.digest))
     config = {
-        "authorities": {"ci": {"kind": "key", "public_key": str(keys.public_key)}},
+        "authorities": {"ci": {"kind": "key", "key": str(keys.public_key)}},
         "rules": [{"name": "models", "artifacts": [f"{host}/bench/**"], "authorities": ["ci"]}],
         "policy": {
-            "require_sbom": False,
-            "mutable_tags": "warn",
+            "requireSbom": False,
+            "mutableTags": "warn",
             "enforcement": {"provenance": "warn", "tenancy": "warn"},
         },
     }

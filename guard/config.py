@@ -12,13 +12,14 @@ import re
 from abc import abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from guard.admission.recalls import Recall
 from guard.admission.settings import AdmissionSettings
+from guard.configmodel import ConfigModel, camel_document
 from guard.configpath import BASE_DIR_CONTEXT, ConfigPath
 from guard.energy.settings import EnergySettings
 from guard.errors import ConfigError, GuardError
@@ -33,47 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def renamed_keys(data: Any, renames: Mapping[str, str], where: str) -> Any:
-    """Read deprecated config keys as their new names, with a warning. Both spellings of one key
-    are an error even with the same value (one key, one answer: never pick one of two)."""
-    if not isinstance(data, Mapping):
-        return data
-    out = dict(data)
-    for old, new in renames.items():
-        if old not in out:
-            continue
-        if new in out:
-            raise ValueError(f"give {new} only: {old} is its deprecated spelling, and both are set")
-        log.warning("config: %s.%s is deprecated; write %s (the same meaning)", where, old, new)
-        out[new] = out.pop(old)
-    return out
-
-
-def deprecated_in_schema(renames: Mapping[str, str]) -> ConfigDict:
-    """A model config whose JSON Schema (the chart's values.schema.json) still accepts the old
-    spellings, marked ``deprecated``: a chart upgrade must not reject values that load."""
-
-    def extra(schema: dict[str, Any]) -> None:
-        properties = schema.setdefault("properties", {})
-        required = schema.get("required", [])
-        for old, new in renames.items():
-            deprecated = {"deprecated": True, "description": f"Deprecated: write {new}."}
-            properties[old] = {**properties[new], **deprecated}
-            if new in required:
-                required.remove(new)
-                schema.setdefault("allOf", []).append({"oneOf": [{"required": [new]}, {"required": [old]}]})
-
-    return ConfigDict(json_schema_extra=extra)
-
-
 _IDENTITY_RENAMES = {"subject": "identity", "subject_regex": "identity_regex"}
-
-
-class FrozenModel(BaseModel):
-    """Base of every config model: immutable, and unknown keys are errors (a typo never passes)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
 
 # --- trust: authorities and the rules that map artifacts to them ----------------------------
 
@@ -87,7 +48,7 @@ def _valid_regex(value: str | None) -> str | None:
     return value
 
 
-class _AuthorityBase(FrozenModel):
+class _AuthorityBase(ConfigModel):
     """Who may sign. ``to_verifier()`` builds the guard.signing verifier (imported lazily)."""
 
     @abstractmethod
@@ -98,14 +59,9 @@ class _AuthorityBase(FrozenModel):
 class KeyAuthority(_AuthorityBase):
     """A public key (PEM file). Signatures made with the matching private key are trusted."""
 
-    model_config = deprecated_in_schema({"public_key": "key"})
+    renamed: ClassVar[Mapping[str, str]] = {"public_key": "key"}
     kind: Literal["key"]
     key: ConfigPath = Field(description="The public key (PEM file); `public_key` is its deprecated spelling.")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _old_keys(cls, data: Any) -> Any:
-        return renamed_keys(data, {"public_key": "key"}, "authority")
 
     def to_verifier(self) -> Verifier:
         from guard.signing import KeyVerifier  # noqa: PLC0415
@@ -131,7 +87,7 @@ class KeylessAuthority(_AuthorityBase):
     """A Sigstore keyless identity: the OIDC issuer plus the signer identity (the certificate's
     SAN), exact or as a regex (``subject`` / ``subject_regex`` are the deprecated spellings)."""
 
-    model_config = deprecated_in_schema(_IDENTITY_RENAMES)
+    renamed: ClassVar[Mapping[str, str]] = _IDENTITY_RENAMES
     kind: Literal["keyless"]
     issuer: str = Field(min_length=1)
     identity: str | None = None
@@ -139,15 +95,10 @@ class KeylessAuthority(_AuthorityBase):
     trust_config: ConfigPath | None = None
     offline: bool = False
 
-    @model_validator(mode="before")
-    @classmethod
-    def _old_keys(cls, data: Any) -> Any:
-        return renamed_keys(data, _IDENTITY_RENAMES, "authority")
-
     @model_validator(mode="after")
     def _one_identity(self) -> KeylessAuthority:
         if (self.identity is None) == (self.identity_regex is None):
-            raise ValueError("give exactly one of identity or identity_regex")
+            raise ValueError("give exactly one of identity or identityRegex")
         return self
 
     _check_regex = field_validator("identity_regex")(_valid_regex)
@@ -173,7 +124,7 @@ UnmatchedAction = Literal["deny", "warn", "allow"]
 EnforcementAction = Literal["deny", "warn", "dryrun"]
 
 
-class Rule(FrozenModel):
+class Rule(ConfigModel):
     """Artifacts (globs over ``registry/repository``, or the full reference when the glob holds a
     tag or digest) in namespaces (globs) must be signed by one of (``any``) or all of the named
     authorities, and carry the required attestations (predicate types or short names)."""
@@ -197,34 +148,29 @@ class Rule(FrozenModel):
 # --- tenants and cluster facts ----------------------------------------------------------------
 
 
-class TenantIdentity(FrozenModel):
+class TenantIdentity(ConfigModel):
     """A signer a tenant owns: a keyless issuer plus identity / identity regex, or a key
     fingerprint (``subject`` / ``subject_regex`` are the deprecated spellings)."""
 
-    model_config = deprecated_in_schema(_IDENTITY_RENAMES)
+    renamed: ClassVar[Mapping[str, str]] = _IDENTITY_RENAMES
     issuer: str | None = None
     identity: str | None = None
     identity_regex: str | None = None
     key_fingerprint: str | None = Field(default=None, pattern=r"^sha256:[0-9a-f]{64}$")
 
-    @model_validator(mode="before")
-    @classmethod
-    def _old_keys(cls, data: Any) -> Any:
-        return renamed_keys(data, _IDENTITY_RENAMES, "identities[]")
-
     @model_validator(mode="after")
     def _shape(self) -> TenantIdentity:
         keyless = self.identity is not None or self.identity_regex is not None
         if keyless == (self.key_fingerprint is not None):
-            raise ValueError("give either key_fingerprint, or issuer with identity or identity_regex")
+            raise ValueError("give either keyFingerprint, or issuer with identity or identityRegex")
         if keyless and (self.issuer is None or (self.identity is None) == (self.identity_regex is None)):
-            raise ValueError("a keyless identity needs issuer and exactly one of identity or identity_regex")
+            raise ValueError("a keyless identity needs issuer and exactly one of identity or identityRegex")
         return self
 
     _check_regex = field_validator("identity_regex")(_valid_regex)
 
 
-class GpuQuota(FrozenModel):
+class GpuQuota(ConfigModel):
     """What a tenant's workloads may ask of GPUs. ``None`` caps mean no cap; empty lists mean
     none allowed for MIG profiles and shared GPUs, any known product for ``products``."""
 
@@ -236,10 +182,10 @@ class GpuQuota(FrozenModel):
     allow_shared: bool = False
 
 
-class CarbonBudget(FrozenModel):
+class CarbonBudget(ConfigModel):
     """A tenant's carbon budget for the current period, in kg CO2e (and optionally kWh).
-    ``used_kg_co2e`` is the typed figure admission uses when no measured usage is published
-    (``energy.usage_file``, written by ``guard energy --publish-usage``)."""
+    ``usedKgCO2e`` is the typed figure admission uses when no measured usage is published
+    (``energy.usageFile``, written by ``guard energy --publish-usage``)."""
 
     budget_kg_co2e: float = Field(ge=0)
     used_kg_co2e: float = Field(default=0.0, ge=0)
@@ -247,7 +193,7 @@ class CarbonBudget(FrozenModel):
     period: Literal["month", "quarter", "year"] = "month"
 
 
-class Tenant(FrozenModel):
+class Tenant(ConfigModel):
     name: str = Field(min_length=1, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     namespaces: tuple[str, ...] = Field(min_length=1)
     registries: tuple[str, ...] = ()
@@ -259,8 +205,8 @@ class Tenant(FrozenModel):
     carbon: CarbonBudget | None = None
 
 
-class GpuProduct(FrozenModel):
-    """A GPU product. ``embodied_kg_co2e`` (user-supplied; none shipped) and ``lifespan_years``
+class GpuProduct(ConfigModel):
+    """A GPU product. ``embodiedKgCO2e`` (user-supplied; none shipped) and ``lifespanYears``
     give SCI's embodied share M = TE x time reserved / lifespan x share reserved."""
 
     memory_gib: float = Field(gt=0)
@@ -288,7 +234,7 @@ def _default_mig_profiles() -> dict[str, float]:
     return {name: float(name.split(".")[1].removesuffix("gb")) for name in names}
 
 
-class Taint(FrozenModel):
+class Taint(ConfigModel):
     """A taint the pool's nodes carry (as in a Node's ``spec.taints``)."""
 
     key: str = Field(min_length=1)
@@ -296,7 +242,7 @@ class Taint(FrozenModel):
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] = "NoSchedule"
 
 
-class NodePool(FrozenModel):
+class NodePool(ConfigModel):
     """A pool of nodes: the labels that select it, the taints that keep others off, its GPU
     product, how its GPUs are shared, and the tenant it is dedicated to (``None``: shared)."""
 
@@ -308,7 +254,7 @@ class NodePool(FrozenModel):
     tenant: str | None = None
 
 
-class ClusterFacts(FrozenModel):
+class ClusterFacts(ConfigModel):
     gpu_products: dict[str, GpuProduct] = Field(default_factory=_default_gpu_products)
     mig_profiles: dict[str, float] = Field(default_factory=_default_mig_profiles)
     node_pools: tuple[NodePool, ...] = ()
@@ -316,7 +262,7 @@ class ClusterFacts(FrozenModel):
     default_job_duration_hours: float = Field(default=24.0, gt=0)
 
 
-class GuardConfig(FrozenModel):
+class GuardConfig(ConfigModel):
     """The root of guard's configuration file."""
 
     version: Literal[1] = 1
@@ -347,7 +293,7 @@ class GuardConfig(FrozenModel):
 
         rule_names = [r.name for r in self.rules]
         for i, rule in enumerate(self.rules):
-            if rule_names.count(rule.name) > 1:  # rules are named in messages and fail_open_rules
+            if rule_names.count(rule.name) > 1:  # rules are named in messages and failOpenRules
                 problems.append((f"rules.{i}.name", f"rule {rule.name!r} is defined more than once"))
             for j, name in enumerate(rule.authorities):
                 if name not in self.authorities:
@@ -364,14 +310,14 @@ class GuardConfig(FrozenModel):
             for j, pool in enumerate(tenant.gpu.node_pools):
                 if pool not in pools:
                     problem = f"unknown node pool {pool!r} (known: {sorted(pools)})"
-                    problems.append((f"tenants.{i}.gpu.node_pools.{j}", problem))
+                    problems.append((f"tenants.{i}.gpu.nodePools.{j}", problem))
             for j, profile in enumerate(tenant.gpu.mig_profiles):
                 if profile not in self.cluster.mig_profiles:
-                    problems.append((f"tenants.{i}.gpu.mig_profiles.{j}", f"unknown MIG profile {profile!r}"))
+                    problems.append((f"tenants.{i}.gpu.migProfiles.{j}", f"unknown MIG profile {profile!r}"))
         for i, node_pool in enumerate(self.cluster.node_pools):
             if node_pool.tenant is not None and node_pool.tenant not in tenant_names:
                 problem = f"unknown tenant {node_pool.tenant!r} (known: {tenant_names})"
-                problems.append((f"cluster.node_pools.{i}.tenant", problem))
+                problems.append((f"cluster.nodePools.{i}.tenant", problem))
         return problems
 
     def match_rule(self, artifact_ref: str, namespace: str) -> Rule | None:
@@ -409,7 +355,7 @@ def parse_config(data: Any, source: str = "<config>", *, base_dir: Path | None =
         raise ConfigError(f"{source}: expected a mapping at the top level, found {type(data).__name__}")
     try:
         context = {BASE_DIR_CONTEXT: base_dir} if base_dir is not None else None
-        config = GuardConfig.model_validate(data, context=context)
+        config = GuardConfig.model_validate(camel_document(data, GuardConfig, source), context=context)
     except ValidationError as err:
         raise ConfigError(format_validation_error(err, source)) from err
     problems = config.reference_errors()

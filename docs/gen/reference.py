@@ -115,14 +115,21 @@ def config_page() -> str:
     out = ["# Configuration", "", GENERATED.strip(), ""]
     out += [
         "guard's YAML config (`--config FILE`), read by `guard serve`, `guard check`, `guard scan`,",
-        "`guard energy` and `guard policy eval`. Its keys are snake_case (the pydantic models' field",
-        "names; the chart embeds this file as is under `config`). Everything guard *writes* as JSON",
-        "is camelCase (see [JSON output](json.md)), and so are the chart's own values, as Helm",
-        "charts' are. An unknown key is an error naming its dotted path.",
+        "`guard energy` and `guard policy eval`. Its keys are **camelCase**, as everything else guard",
+        "reads and writes: its JSON output (see [JSON output](json.md)), the chart's values (the chart",
+        "embeds this file under `config`) and the Kubernetes objects the file usually sits beside in a",
+        "ConfigMap. A key is its words joined, each after the first capitalised, acronyms included",
+        "(`caFile`, `ociLayout`, `insecureSkipTlsVerify`, `memoryGib`); CO2e keeps its spelling",
+        "(`budgetKgCO2e`), as in the JSON output. Keys that are names you choose (authorities, GPU",
+        "products, MIG profiles, regions, labels, policies in `enforcement`) are kept as written.",
+        "An unknown key is an error naming its dotted path.",
         "",
-        "The names are the CLI's: `key` is `--key`, `identity` / `identity_regex` are `--identity` /",
-        "`--identity-regex`. The older spellings `public_key`, `subject` and `subject_regex` still",
-        "load, with a warning; giving both spellings of one key is an error.",
+        "**Deprecated spellings.** The snake_case keys of earlier releases (`ca_file`,",
+        "`timeout_seconds`, `unmatched_artifacts`, ...) still load: each logs a warning naming its",
+        "path and the key to write (`admission.registry.ca_file is a deprecated spelling; write",
+        "admission.registry.caFile`). So do the older names `public_key`, `subject` and",
+        "`subject_regex` (the CLI's `key`, `identity`, `identityRegex`). Two spellings of one key in",
+        "one mapping are an error, even with the same value. The tables below list the camelCase keys.",
         "",
     ]
 
@@ -138,6 +145,8 @@ def config_page() -> str:
         out.extend(["| key | type | default | meaning |", "| --- | --- | --- | --- |"])
         required = set(node.get("required", []))
         for key, prop in props.items():
+            if prop.get("deprecated"):
+                continue  # the deprecated spellings, described above
             default = "required" if key in required else (
                 f"`{json.dumps(prop['default'])}`" if "default" in prop else ""
             )
@@ -192,9 +201,12 @@ def json_page() -> str:
             "Why camelCase: it is what most of guard's keys already were, and what everything around",
             "them is (Kubernetes objects, AdmissionReview, the chart's values, OCI and in-toto",
             "documents), so a key keeps its spelling from the cluster to `jq` to the report. The",
-            "admission decision log uses it too (`decisionId`, `dryRun`, `durationMs`). Two places",
-            "keep snake_case: the config file (see [Configuration](config.md)) and a verified",
-            "signer's free-form `details` (`integrated_time`, `log_index`, ...).",
+            "admission decision log uses it too (`decisionId`, `dryRun`, `durationMs`), and so does",
+            "the config file guard reads (see [Configuration](config.md)): one spelling whether guard",
+            "writes a key or reads it, and the file sits in a ConfigMap beside the chart's values.",
+            "Its snake_case keys of earlier releases are deprecated spellings that still load, with a",
+            "warning. One place keeps what it is given: a verified signer's free-form `details`",
+            "(`integrated_time`, `log_index`, ...), as the signature backends report them.",
             "",
             "## `guard verify --json`",
             "",

@@ -269,7 +269,7 @@ class AdmissionEngine:
             decision_id,
             "denied",
             message=f"the object carries {found} distinct artifact references; guard verifies at most "
-            f"{self.settings.max_references} per object (admission.max_references), so it is denied "
+            f"{self.settings.max_references} per object (admission.maxReferences), so it is denied "
             f"unverified. Split the workload, or raise the limit in guard's config",
         )
 

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from guard.configmodel import ConfigModel
 from guard.errors import VerificationError
 
 if TYPE_CHECKING:
@@ -27,10 +28,8 @@ RecallSeverity = Literal["critical", "high", "medium", "low"]
 _DIGEST = r"^sha256:[0-9a-f]{64}$"
 
 
-class Recall(BaseModel):
+class Recall(ConfigModel):
     """One recall: exactly one of ``digest`` or ``signer``."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     id: str = Field(
         min_length=1, pattern=r"^[A-Za-z0-9._:-]+$", description="A stable name, e.g. 'CVE-2026-1234'."

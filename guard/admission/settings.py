@@ -10,17 +10,13 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from guard.configmodel import ConfigModel
 from guard.configpath import ConfigPath
 
 if TYPE_CHECKING:
     from guard.oci.referrers import ReferrerLimits
-
-
-class _Frozen(BaseModel):
-    # Same contract as guard.config.FrozenModel (kept local: guard.config imports this module).
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 _PATH_RE = re.compile(r"^[A-Za-z0-9_\-]+(\.([A-Za-z0-9_\-]+|\*))*$")
@@ -35,7 +31,7 @@ def _check_path(path: str) -> str:
     return path
 
 
-class KindSpec(_Frozen):
+class KindSpec(ConfigModel):
     """Where a kind of object carries pod specs and model references.
 
     Paths are dotted field paths from the object's root; ``*`` matches every element of a list or
@@ -84,13 +80,13 @@ class KindSpec(_Frozen):
             or self.containers
         ):
             raise ValueError(
-                f"kind {self.kind!r}: expected at least one of pod_specs, pod_metadata, references, "
-                f"model_ids, storage_specs or containers"
+                f"kind {self.kind!r}: expected at least one of podSpecs, podMetadata, references, "
+                f"modelIds, storageSpecs or containers"
             )
         return self
 
 
-class CacheSettings(_Frozen):
+class CacheSettings(ConfigModel):
     """The verification cache: verdicts by (digest, trust-config hash)."""
 
     ttl_seconds: float = Field(default=300.0, gt=0, description="How long a successful verification holds.")
@@ -103,7 +99,7 @@ class CacheSettings(_Frozen):
     max_entries: int = Field(default=10_000, gt=0, description="Entries kept before the oldest are evicted.")
 
 
-class RegistrySettings(_Frozen):
+class RegistrySettings(ConfigModel):
     """How the webhook reaches registries (credentials come from the docker config file)."""
 
     ca_file: ConfigPath | None = Field(
@@ -126,8 +122,8 @@ class RegistrySettings(_Frozen):
     min_bytes_per_second: float | None = Field(
         default=None,
         gt=0,
-        description="When set, a streamed blob earns 1/min_bytes_per_second more time per byte "
-        "received. Unset (the default): deadline_seconds is the total, whatever the blob's size (the "
+        description="When set, a streamed blob earns 1/minBytesPerSecond more time per byte "
+        "received. Unset (the default): deadlineSeconds is the total, whatever the blob's size (the "
         "webhook reads only small blobs: bundles and attestations).",
     )
     redirect_hosts: tuple[str, ...] = Field(
@@ -160,7 +156,7 @@ class RegistrySettings(_Frozen):
         return value
 
 
-class ReferrerSettings(_Frozen):
+class ReferrerSettings(ConfigModel):
     """How much of an artifact's referrers the webhook reads (``guard.oci.referrers
     .ReferrerLimits``). Anyone who can push to a repository can attach referrers: each number
     bounds the work one artifact can cause. Referrers are read newest first in registry order."""
@@ -185,7 +181,7 @@ class ReferrerSettings(_Frozen):
         )
 
 
-class AdmissionSettings(_Frozen):
+class AdmissionSettings(ConfigModel):
     """How the admission webhook decides."""
 
     mode: Literal["enforce", "warn"] = Field(
@@ -254,14 +250,14 @@ class AdmissionSettings(_Frozen):
     def _deadline(self) -> AdmissionSettings:
         if self.deadline_seconds < 0.2:
             raise ValueError(
-                f"deadline_margin_seconds ({self.deadline_margin_seconds}) leaves less than 0.2 s of "
-                f"timeout_seconds ({self.timeout_seconds}) to decide; lower the margin"
+                f"deadlineMarginSeconds ({self.deadline_margin_seconds}) leaves less than 0.2 s of "
+                f"timeoutSeconds ({self.timeout_seconds}) to decide; lower the margin"
             )
         if self.policy_budget >= self.deadline_seconds:
             raise ValueError(
-                f"policy_budget_seconds ({self.policy_budget}) leaves no time for verification "
-                f"within guard's deadline ({self.deadline_seconds:g} s = timeout_seconds - "
-                f"deadline_margin_seconds); lower it"
+                f"policyBudgetSeconds ({self.policy_budget}) leaves no time for verification "
+                f"within guard's deadline ({self.deadline_seconds:g} s = timeoutSeconds - "
+                f"deadlineMarginSeconds); lower it"
             )
         return self
 
@@ -272,7 +268,7 @@ class AdmissionSettings(_Frozen):
 
     @property
     def policy_budget(self) -> float:
-        """The time kept for policies (``policy_budget_seconds`` or its default)."""
+        """The time kept for policies (``policyBudgetSeconds`` or its default)."""
         if self.policy_budget_seconds is not None:
             return self.policy_budget_seconds
         return min(0.5, self.deadline_seconds / 4)

@@ -34,7 +34,7 @@ def unmatched(ref: ArtifactReference, match: RuleMatch) -> ArtifactVerdict:
         if ref.is_oci
         else f"guard verifies only OCI artifacts: publish the model to an OCI registry and "
         f"reference it as oci://, or ask for its {ref.scheme}:// source to be allowed in "
-        f"policy.allowed_model_sources"
+        f"policy.allowedModelSources"
     )
     return ArtifactVerdict(
         ref=ref,
@@ -133,6 +133,6 @@ def unauthorized(ref: ArtifactReference, match: RuleMatch, err: RegistryAuthErro
         ref,
         match,
         f"the registry refused access ({err})",
-        "give the webhook registry credentials (admission.registry.docker_config; in the Helm "
+        "give the webhook registry credentials (admission.registry.dockerConfig; in the Helm "
         "chart, registry.credentialsSecret)",
     )

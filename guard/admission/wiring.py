@@ -1,7 +1,7 @@
 """The real implementations of the admission seams, built from the config.
 
 - ``ConfigTrustRules``: the config's rules (``GuardConfig.match_rule``), with a hash of each rule's
-  trust configuration for the verification cache and the ``admission.fail_open_rules``.
+  trust configuration for the verification cache and the ``admission.failOpenRules``.
 - ``OciReferenceVerifier`` (``guard.admission.verifier``): resolves tags and verifies signatures
   with ``guard.oci.verify_oci`` (no weight is downloaded), then verifies the attached attestations
   into model facts (``guard.attest.oci``, the code ``guard facts oci://`` runs) and checks the
@@ -108,14 +108,14 @@ def check_admission_config(config: GuardConfig) -> None:
             if attestation_kind(required) is None:
                 known = sorted(spec.name for spec in PREDICATES)
                 raise ConfigError(
-                    f"rules.{i}.required_attestations.{j}: unknown attestation {required!r} "
+                    f"rules.{i}.requiredAttestations.{j}: unknown attestation {required!r} "
                     f"(expected one of {', '.join(known)}, or a predicate type URI)"
                 )
     names = {rule.name for rule in config.rules}
     for i, name in enumerate(config.admission.fail_open_rules):
         if name not in names:
             raise ConfigError(
-                f"admission.fail_open_rules.{i}: unknown rule {name!r} (rules: {sorted(names)})"
+                f"admission.failOpenRules.{i}: unknown rule {name!r} (rules: {sorted(names)})"
             )
 
 

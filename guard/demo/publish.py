@@ -59,7 +59,7 @@ def model_registry(ctx: DemoContext) -> Iterator[Registry]:
         MIRROR_HOST,
         f"the mirror {MIRROR_DIR}/ of {MIRROR_HOST}",
         f"oci-layout:{MIRROR_DIR}/",
-        [{"host": MIRROR_HOST, "mirror": {"oci_layout": MIRROR_DIR}}],
+        [{"host": MIRROR_HOST, "mirror": {"ociLayout": MIRROR_DIR}}],
     )
 
 

@@ -109,8 +109,8 @@ def _write_config(ctx: DemoContext, registry: Registry) -> str:
         # a signed model without attestations is allowed with warnings (the attestation section
         # shows those); provenance and tenancy policies warn
         "policy": {
-            "require_sbom": False,
-            "mutable_tags": "warn",
+            "requireSbom": False,
+            "mutableTags": "warn",
             "enforcement": {"provenance": "warn", "tenancy": "warn"},
         },
     }

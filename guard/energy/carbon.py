@@ -1,8 +1,8 @@
 """Energy to CO2e: grid intensity per region (location-based, no offsets), PUE, embodied share.
 
 The intensity table ships with guard (``guard/data/grid-intensity.csv``: dated, each row its
-dataset and year); ``energy.intensity_table`` (a CSV of the same shape) and
-``energy.grid_intensity`` (per region in the config) override or extend it. A region the table
+dataset and year); ``energy.intensityTable`` (a CSV of the same shape) and
+``energy.gridIntensity`` (per region in the config) override or extend it. A region the table
 does not know, or no region at all, falls back to the world average (475 g/kWh, IEA 2019, as
 CodeCarbon) and the result says so (``fallback: true``).
 """
@@ -72,7 +72,7 @@ class IntensityTable:
             description += f"; extended by {path}"
         if settings.grid_intensity:
             rows.update(settings.grid_intensity)
-            description += "; extended by energy.grid_intensity in the config"
+            description += "; extended by energy.gridIntensity in the config"
         return cls(rows, description)
 
     def lookup(self, region: str | None) -> tuple[GridIntensity, bool]:

@@ -55,25 +55,25 @@ class PrometheusClient:
         auth: httpx.BasicAuth | None = None
         if settings.bearer_token_file is not None:
             headers["Authorization"] = "Bearer " + _read_secret(
-                settings.bearer_token_file, "bearer_token_file"
+                settings.bearer_token_file, "bearerTokenFile"
             )
         if settings.username is not None and settings.password_file is not None:
-            auth = httpx.BasicAuth(settings.username, _read_secret(settings.password_file, "password_file"))
+            auth = httpx.BasicAuth(settings.username, _read_secret(settings.password_file, "passwordFile"))
         verify: bool | ssl.SSLContext = True
         if settings.insecure_skip_tls_verify:
             log.warning(
-                "energy.prometheus.insecure_skip_tls_verify: TLS certificates of %s are NOT verified",
+                "energy.prometheus.insecureSkipTlsVerify: TLS certificates of %s are NOT verified",
                 self.url,
             )
             verify = False
         elif settings.ca_file is not None:
             if not settings.ca_file.is_file():
-                raise ConfigError(f"energy.prometheus.ca_file: {settings.ca_file} does not exist")
+                raise ConfigError(f"energy.prometheus.caFile: {settings.ca_file} does not exist")
             try:
                 verify = ssl.create_default_context(cafile=str(settings.ca_file))
             except (OSError, ssl.SSLError) as err:
                 raise ConfigError(
-                    f"energy.prometheus.ca_file: {settings.ca_file} is not a PEM CA bundle: {err}"
+                    f"energy.prometheus.caFile: {settings.ca_file} is not a PEM CA bundle: {err}"
                 ) from err
         self._client = httpx.Client(headers=headers, auth=auth, verify=verify, transport=transport)
         self._deadline: float | None = None

@@ -2,23 +2,20 @@
 
 Composed into ``guard.config.GuardConfig`` like the admission and policy sections. Budgets stay on
 each tenant (``tenants[].carbon``); GPU board power and embodied emissions stay in
-``cluster.gpu_products`` (one product table).
+``cluster.gpuProducts`` (one product table).
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
+from pydantic import Field, HttpUrl, model_validator
 
+from guard.configmodel import ConfigModel
 from guard.configpath import ConfigPath
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class PrometheusSettings(_Frozen):
+class PrometheusSettings(ConfigModel):
     """A Prometheus HTTP API (``/api/v1/query``). TLS is verified against the system roots or
-    ``ca_file``; ``insecure_skip_tls_verify`` turns that off and says so in a warning."""
+    ``caFile``; ``insecureSkipTlsVerify`` turns that off and says so in a warning."""
 
     url: HttpUrl
     bearer_token_file: ConfigPath | None = None
@@ -31,13 +28,13 @@ class PrometheusSettings(_Frozen):
     @model_validator(mode="after")
     def _one_auth(self) -> PrometheusSettings:
         if self.bearer_token_file is not None and self.username is not None:
-            raise ValueError("give bearer_token_file or username/password_file, not both")
+            raise ValueError("give bearerTokenFile or username/passwordFile, not both")
         if (self.username is None) != (self.password_file is None):
-            raise ValueError("basic auth needs both username and password_file")
+            raise ValueError("basic auth needs both username and passwordFile")
         return self
 
 
-class GridIntensity(_Frozen):
+class GridIntensity(ConfigModel):
     """One region's grid carbon intensity (location-based, gCO2e/kWh), with its origin."""
 
     g_per_kwh: float = Field(gt=0, le=5000)
@@ -45,10 +42,10 @@ class GridIntensity(_Frozen):
     year: int = Field(ge=1990, le=2100)
 
 
-class EnergySettings(_Frozen):
+class EnergySettings(ConfigModel):
     """How guard measures energy and turns it into CO2e.
 
-    ``grid_intensity`` overrides or extends the table shipped with guard (by region name as the
+    ``gridIntensity`` overrides or extends the table shipped with guard (by region name as the
     node label ``topology.kubernetes.io/region`` gives it). ``region`` is the cluster's region for
     nodes without that label. ``pue`` multiplies IT energy into facility energy (1.0: not counted)."""
 

@@ -1,6 +1,6 @@
 """A registry read from a local mirror: one OCI image layout directory per repository.
 
-With ``registries: [{host: registry.example, mirror: {oci_layout: /srv/mirror}}]`` in the config,
+With ``registries: [{host: registry.example, mirror: {ociLayout: /srv/mirror}}]`` in the config,
 ``registry.example/team/model:v1`` is read from the layout ``/srv/mirror/team/model`` (what
 ``guard push DIR oci-layout:/srv/mirror/team/model:v1`` or ``oras copy --to-oci-layout`` write) and
 guard never contacts the registry: what the mirror lacks is not found, and is denied.

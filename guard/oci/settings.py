@@ -1,33 +1,29 @@
 """The ``registries`` section of guard's configuration: per registry host, a local mirror.
 
-``registries: [{host: registry.example, mirror: {oci_layout: /srv/mirror}}]`` makes guard read
+``registries: [{host: registry.example, mirror: {ociLayout: /srv/mirror}}]`` makes guard read
 ``registry.example/<repository>`` from the OCI image layout ``/srv/mirror/<repository>`` and never
 from the network (see ``guard.oci.mirror``).
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
+from guard.configmodel import ConfigModel
 from guard.configpath import ConfigPath
 
 
-class _Frozen(BaseModel):
-    # Same contract as guard.config.FrozenModel (kept local: guard.config imports this module).
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class RegistryMirror(_Frozen):
+class RegistryMirror(ConfigModel):
     """Where a registry's content is read from instead of the registry."""
 
     oci_layout: ConfigPath = Field(
         description="A directory holding one OCI image layout per repository: "
-        "<oci_layout>/<repository>/{oci-layout,index.json,blobs/}. Tags are the layouts' "
+        "<ociLayout>/<repository>/{oci-layout,index.json,blobs/}. Tags are the layouts' "
         "org.opencontainers.image.ref.name annotations. Read-only; guard never contacts the registry."
     )
 
 
-class RegistryHost(_Frozen):
+class RegistryHost(ConfigModel):
     """One registry host and how guard reaches it."""
 
     host: str = Field(description="The registry host as written in references (with its port if any).")
@@ -64,5 +60,5 @@ def registry_problems(registries: tuple[RegistryHost, ...]) -> list[tuple[str, s
         if entry.mirror is not None and not entry.mirror.oci_layout.is_dir():
             where = entry.mirror.oci_layout
             problem = f"expected a directory (one OCI layout per repository), found none at {where}"
-            problems.append((f"registries.{i}.mirror.oci_layout", problem))
+            problems.append((f"registries.{i}.mirror.ociLayout", problem))
     return problems

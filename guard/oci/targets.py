@@ -240,7 +240,7 @@ class TargetPolicy:
                 f"registry {self.registry}: refused to connect: {whose} resolves to {address}, a {kind} "
                 "address; guard connects to cloud metadata and link-local addresses never, and to "
                 "loopback or private addresses of another host only when the registry is on one "
-                "(registry.allowed_networks lists networks to allow)"
+                "(admission.registry.allowedNetworks, --allowed-network, lists networks to allow)"
             )
 
     def addresses(self, hostname: str, port: int) -> list[tuple[Any, ...]]:

@@ -34,7 +34,7 @@ CONFIG: dict[str, Any] = {
         "team-a-ci": {
             "kind": "keyless",
             "issuer": CI_ISSUER,
-            "identity_regex": r"https://github\.com/example/ml-pipelines/.+",
+            "identityRegex": r"https://github\.com/example/ml-pipelines/.+",
         },
         "vendor": {
             "kind": "keyless",
@@ -53,80 +53,80 @@ CONFIG: dict[str, Any] = {
             "artifacts": ["registry.example.com/team-a/**"],
             "namespaces": ["team-a*"],
             "authorities": ["team-a-ci"],
-            "required_attestations": ["sbom", "datasets"],
+            "requiredAttestations": ["sbom", "datasets"],
         },
         {"name": "shared-models", "artifacts": ["registry.example.com/shared/**"], "authorities": ["vendor"]},
         {"name": "team-b-models", "artifacts": ["registry.example.com/team-b/**"], "authorities": ["vendor"]},
     ],
-    "unmatched_artifacts": "deny",
+    "unmatchedArtifacts": "deny",
     "tenants": [
         {
             "name": "team-a",
             "namespaces": ["team-a", "team-a-*"],
             "registries": ["registry.example.com/team-a"],
             "identities": [
-                {"issuer": CI_ISSUER, "identity_regex": r"https://github\.com/example/ml-pipelines/.+"}
+                {"issuer": CI_ISSUER, "identityRegex": r"https://github\.com/example/ml-pipelines/.+"}
             ],
             "authorities": ["team-a-ci"],
             "gpu": {
-                "max_per_container": 4,
-                "max_per_pod": 8,
+                "maxPerContainer": 4,
+                "maxPerPod": 8,
                 "products": ["NVIDIA-H100-80GB-HBM3", "NVIDIA-L4", "NVIDIA-A100-SXM4-80GB"],
-                "mig_profiles": ["1g.10gb", "3g.40gb"],
-                "node_pools": ["team-a-h100", "team-a-l4", "team-a-shared", "shared-mig"],
-                "allow_shared": True,
+                "migProfiles": ["1g.10gb", "3g.40gb"],
+                "nodePools": ["team-a-h100", "team-a-l4", "team-a-shared", "shared-mig"],
+                "allowShared": True,
             },
             "licenses": ["Apache-2.0", "MIT", "LicenseRef-internal"],
-            "personal_data": False,
-            "carbon": {"budget_kg_co2e": 5000, "used_kg_co2e": 1000},
+            "personalData": False,
+            "carbon": {"budgetKgCO2e": 5000, "usedKgCO2e": 1000},
         },
         {
             "name": "team-b",
             "namespaces": ["team-b"],
             "registries": ["registry.example.com/team-b"],
-            "gpu": {"node_pools": ["team-b-a100"]},
+            "gpu": {"nodePools": ["team-b-a100"]},
         },
     ],
     "cluster": {
-        "node_pools": [
+        "nodePools": [
             {
                 "name": "team-a-h100",
                 "labels": {POOL: "team-a-h100"},
-                "gpu_product": "NVIDIA-H100-80GB-HBM3",
+                "gpuProduct": "NVIDIA-H100-80GB-HBM3",
                 "tenant": "team-a",
             },
             {
                 "name": "team-a-l4",
                 "labels": {POOL: "team-a-l4"},
-                "gpu_product": "NVIDIA-L4",
+                "gpuProduct": "NVIDIA-L4",
                 "tenant": "team-a",
             },
             {
                 "name": "team-a-shared",
                 "labels": {POOL: "team-a-shared"},
-                "gpu_product": "NVIDIA-L4",
+                "gpuProduct": "NVIDIA-L4",
                 "sharing": "time-sliced",
                 "tenant": "team-a",
             },
             {
                 "name": "shared-mig",
                 "labels": {POOL: "shared-mig"},
-                "gpu_product": "NVIDIA-A100-SXM4-80GB",
+                "gpuProduct": "NVIDIA-A100-SXM4-80GB",
                 "sharing": "mig",
             },
             {
                 "name": "team-b-a100",
                 "labels": {POOL: "team-b-a100"},
-                "gpu_product": "NVIDIA-A100-SXM4-80GB",
+                "gpuProduct": "NVIDIA-A100-SXM4-80GB",
                 "tenant": "team-b",
                 "taints": [{"key": "guard.cnai.dev/tenant", "value": "team-b", "effect": "NoSchedule"}],
             },
         ],
     },
     "policy": {
-        "allowed_registries": ["registry.example.com"],
-        "allowed_builders": ["https://github.com/example/ml-pipelines/*"],
-        "allowed_source_repositories": ["git+https://github.com/example/*"],
+        "allowedRegistries": ["registry.example.com"],
+        "allowedBuilders": ["https://github.com/example/ml-pipelines/*"],
+        "allowedSourceRepositories": ["git+https://github.com/example/*"],
     },
 }
 
@@ -319,7 +319,7 @@ def _model_source(uri: str, location: str, allowed: tuple[str, ...] = ()) -> Mut
 
     def apply(case: Case) -> None:
         if allowed:
-            case.config.setdefault("policy", {})["allowed_model_sources"] = list(allowed)
+            case.config.setdefault("policy", {})["allowedModelSources"] = list(allowed)
         case.sources.append(
             Artifact(
                 ref=uri,
@@ -408,7 +408,7 @@ SAMPLES: dict[str, tuple[dict[str, Mutation], dict[str, Mutation]]] = {
             "verified": _all(),
             "unmatched-warn": _all(
                 _attr(model_status="unmatched", model_rule=None),
-                _set("config.unmatched_artifacts", "warn"),
+                _set("config.unmatchedArtifacts", "warn"),
                 _set("config.rules", CONFIG["rules"][:1]),
             ),
         },
@@ -429,9 +429,9 @@ SAMPLES: dict[str, tuple[dict[str, Mutation], dict[str, Mutation]]] = {
         {
             "all-present": _all(),
             "sbom-not-required": _all(
-                _set("config.policy.require_sbom", False),
+                _set("config.policy.requireSbom", False),
                 _set("facts.attestations", FACTS["attestations"][1:]),
-                _set("config.rules.1.required_attestations", []),
+                _set("config.rules.1.requiredAttestations", []),
             ),
         },
         {
@@ -440,7 +440,7 @@ SAMPLES: dict[str, tuple[dict[str, Mutation], dict[str, Mutation]]] = {
             ),
             "sbom_missing": _all(
                 _set("facts.attestations", FACTS["attestations"][1:]),
-                _set("config.rules.1.required_attestations", ["datasets"]),
+                _set("config.rules.1.requiredAttestations", ["datasets"]),
             ),
         },
     ),
@@ -449,7 +449,7 @@ SAMPLES: dict[str, tuple[dict[str, Mutation], dict[str, Mutation]]] = {
             "pinned": _all(),
             "tag-warn": _all(
                 _attr(model_ref="registry.example.com/team-a/llama-3-8b:v1"),
-                _set("config.policy.mutable_tags", "warn"),
+                _set("config.policy.mutableTags", "warn"),
             ),
         },
         {"mutable_tag": _attr(model_ref="registry.example.com/team-a/llama-3-8b:v1")},
@@ -515,7 +515,7 @@ SAMPLES: dict[str, tuple[dict[str, Mutation], dict[str, Mutation]]] = {
         {
             "no-personal-data": _all(),
             "tenant-allows-with-basis": _all(
-                _set("config.tenants.0.personal_data", True),
+                _set("config.tenants.0.personalData", True),
                 _set("facts.datasets.0.personalData", True),
                 _set("facts.datasets.0.consentBasis", "contract"),
             ),
@@ -525,7 +525,7 @@ SAMPLES: dict[str, tuple[dict[str, Mutation], dict[str, Mutation]]] = {
             "personal_data_not_allowed--undeclared": _set("facts.datasets.0.personalData", None),
             "sensitive_data_not_allowed": _set("facts.datasets.0.sensitiveData", True),
             "personal_data_without_basis": _all(
-                _set("config.tenants.0.personal_data", True), _set("facts.datasets.0.personalData", True)
+                _set("config.tenants.0.personalData", True), _set("facts.datasets.0.personalData", True)
             ),
         },
     ),
@@ -578,7 +578,7 @@ SAMPLES: dict[str, tuple[dict[str, Mutation], dict[str, Mutation]]] = {
         {
             "shared_gpu_not_allowed": _all(
                 _gpus("nvidia.com/gpu.shared", 1),
-                _set("config.tenants.0.gpu.allow_shared", False),
+                _set("config.tenants.0.gpu.allowShared", False),
                 _set("pod.nodeSelector", {POOL: "team-a-shared"}),
             ),
             "shared_gpu_unpinned": _all(

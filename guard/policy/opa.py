@@ -86,7 +86,7 @@ class OpaEngine:
             return self.settings.token_file.read_text(encoding="utf-8").strip()
         except OSError as err:
             raise ConfigError(
-                f"policy.engine.token_file: cannot read {self.settings.token_file}: {err}"
+                f"policy.engine.tokenFile: cannot read {self.settings.token_file}: {err}"
             ) from err
 
     def _ssl_context(self) -> ssl.SSLContext | None:
@@ -98,7 +98,7 @@ class OpaEngine:
                 context.load_verify_locations(cafile=str(self.settings.ca_file))
             except (OSError, ssl.SSLError) as err:
                 raise ConfigError(
-                    f"policy.engine.ca_file: cannot load {self.settings.ca_file}: {err}"
+                    f"policy.engine.caFile: cannot load {self.settings.ca_file}: {err}"
                 ) from err
         return context
 
@@ -129,7 +129,7 @@ class OpaEngine:
             raise PolicyEngineError(f"{where}: HTTP {err.status} {err.message}") from err
         except aiohttp.ClientConnectorCertificateError as err:
             raise PolicyEngineError(
-                f"{where}: its TLS certificate is not trusted (set policy.engine.ca_file to the CA "
+                f"{where}: its TLS certificate is not trusted (set policy.engine.caFile to the CA "
                 f"that issued it): {err}"
             ) from err
         except aiohttp.ClientConnectionError as err:

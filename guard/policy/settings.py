@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 
+from guard.configmodel import ConfigModel
 from guard.configpath import ConfigPath
 
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.\-]*$")
@@ -33,24 +34,20 @@ def _source_prefix(prefix: str) -> str:
     return prefix
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class EmbeddedEngineSettings(_Frozen):
+class EmbeddedEngineSettings(ConfigModel):
     """Evaluate in-process with regorus (the default).
 
-    ``decision_cache_size``: decisions kept for inputs already judged, keyed by the whole input
+    ``decisionCacheSize``: decisions kept for inputs already judged, keyed by the whole input
     (less the request uid when no policy reads it); 0 turns the cache off."""
 
     kind: Literal["embedded"] = "embedded"
     decision_cache_size: int = Field(default=4096, ge=0, le=1_000_000)
 
 
-class OpaEngineSettings(_Frozen):
-    """Ask an OPA server over its Data API (``POST /v1/data/<package_root>``).
+class OpaEngineSettings(ConfigModel):
+    """Ask an OPA server over its Data API (``POST /v1/data/<packageRoot>``).
 
-    HTTPS is always verified: against the system trust store, plus ``ca_file`` when given."""
+    HTTPS is always verified: against the system trust store, plus ``caFile`` when given."""
 
     kind: Literal["opa"]
     url: str = Field(pattern=r"^https?://[^/\s:]+(:\d{1,5})?/?$")
@@ -63,11 +60,11 @@ class OpaEngineSettings(_Frozen):
 EngineSettings = Annotated[EmbeddedEngineSettings | OpaEngineSettings, Field(discriminator="kind")]
 
 
-class PolicySettings(_Frozen):
+class PolicySettings(ConfigModel):
     """How policies are evaluated and enforced.
 
     ``enforcement`` maps ``<bundle>`` or ``<bundle>.<policy>`` (e.g. ``gpu`` or ``gpu.fit``) to
-    ``deny`` / ``warn`` / ``dryrun``; the most specific key wins, then ``default_enforcement``.
+    ``deny`` / ``warn`` / ``dryrun``; the most specific key wins, then ``defaultEnforcement``.
     The remaining fields are library settings handed to policies as ``input.settings``.
     """
 

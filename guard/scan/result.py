@@ -223,7 +223,7 @@ class Workload(_Doc):
     )
     ai: bool = Field(description="An AI workload: requests GPUs or brings a model artifact.")
     exempt: bool = Field(
-        default=False, description="In an exempt namespace (admission.exempt_namespaces): not evaluated."
+        default=False, description="In an exempt namespace (admission.exemptNamespaces): not evaluated."
     )
     gpus: int = Field(default=0, ge=0, description="GPUs requested per replica.")
     gpu_products: tuple[str, ...] = Field(

@@ -38,8 +38,8 @@ class PublishedModels:
             "authorities": {"ci": {"kind": "key", "key": str(self.public_key)}},
             "rules": [{"name": "models", "artifacts": [f"{self.host}/{prefix}/**"], "authorities": ["ci"]}],
             "policy": {
-                "require_sbom": False,
-                "mutable_tags": "warn",
+                "requireSbom": False,
+                "mutableTags": "warn",
                 "enforcement": {"provenance": "warn", "tenancy": "warn"},
             },
         }

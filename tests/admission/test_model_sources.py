@@ -285,8 +285,8 @@ async def test_an_allowed_source_is_admitted_and_an_unpinned_hf_one_warns() -> N
     # A source without attestations still fails the provenance policies (no SBOM, no datasets,
     # no licence) where they deny: relaxed here, as a platform allowing such sources must.
     policy = {
-        "allowed_model_sources": ["s3://models/", "hf://meta-llama/"],
-        "require_sbom": False,
+        "allowedModelSources": ["s3://models/", "hf://meta-llama/"],
+        "requireSbom": False,
         "enforcement": {"provenance": "dryrun"},
     }
     config = _config(policy=policy)
@@ -415,6 +415,6 @@ def test_the_allow_list_never_fails_and_never_allows_a_dot_segment(uri: str, pre
 def test_allowed_model_sources_are_checked_in_the_config(prefix: str, found: str) -> None:
     from guard.errors import ConfigError
 
-    with pytest.raises(ConfigError, match=r"policy\.allowed_model_sources\.0") as info:
-        parse_config({"policy": {"allowed_model_sources": [prefix]}})
+    with pytest.raises(ConfigError, match=r"policy\.allowedModelSources\.0") as info:
+        parse_config({"policy": {"allowedModelSources": [prefix]}})
     assert found in str(info.value)

@@ -41,7 +41,7 @@ def config(pin: str = "top-level", enforcement: str = "deny", **extra: Any) -> G
         {
             "authorities": {"ci": {"kind": "key", "key": "/etc/guard/trust/ci.pub"}},
             "rules": [{"name": "models", "artifacts": [f"{REG}/**"], "authorities": ["ci"], "pin": pin}],
-            "policy": {"default_enforcement": enforcement},
+            "policy": {"defaultEnforcement": enforcement},
             **extra,
         }
     )

@@ -27,7 +27,7 @@ def test_configured_kind_is_extracted_and_overrides_nothing_else() -> None:
                     {
                         "group": "trainer.example.com",
                         "kind": "FineTune",
-                        "pod_specs": ["spec.workers.*.template.spec"],
+                        "podSpecs": ["spec.workers.*.template.spec"],
                         "references": ["spec.baseModel.uri"],
                     }
                 ]
@@ -59,14 +59,14 @@ def test_configured_kind_is_extracted_and_overrides_nothing_else() -> None:
     ("admission", "path"),
     [
         (
-            {"kinds": [{"group": "x", "kind": "Y", "pod_specs": ["spec..template"]}]},
-            "admission.kinds.0.pod_specs",
+            {"kinds": [{"group": "x", "kind": "Y", "podSpecs": ["spec..template"]}]},
+            "admission.kinds.0.podSpecs",
         ),
         ({"kinds": [{"group": "x", "kind": "Y"}]}, "admission.kinds.0"),
-        ({"timeout_seconds": 1, "deadline_margin_seconds": 0.9}, "admission"),
-        ({"timeout_seconds": 31}, "admission.timeout_seconds"),
-        ({"unknown_kinds": "maybe"}, "admission.unknown_kinds"),
-        ({"cache": {"ttl_seconds": 0}}, "admission.cache.ttl_seconds"),
+        ({"timeoutSeconds": 1, "deadlineMarginSeconds": 0.9}, "admission"),
+        ({"timeoutSeconds": 31}, "admission.timeoutSeconds"),
+        ({"unknownKinds": "maybe"}, "admission.unknownKinds"),
+        ({"cache": {"ttlSeconds": 0}}, "admission.cache.ttlSeconds"),
         ({"exempt_namespace": ["x"]}, "admission.exempt_namespace"),
     ],
 )
@@ -77,8 +77,8 @@ def test_bad_admission_settings_name_the_field(admission: dict[str, Any], path: 
 
 
 def test_fail_open_rules_must_name_rules() -> None:
-    config = parse_config({"admission": {"fail_open_rules": ["nope"]}})
-    with pytest.raises(ConfigError, match=r"admission.fail_open_rules.0: unknown rule 'nope'"):
+    config = parse_config({"admission": {"failOpenRules": ["nope"]}})
+    with pytest.raises(ConfigError, match=r"admission.failOpenRules.0: unknown rule 'nope'"):
         check_admission_config(config)
 
 
@@ -197,11 +197,11 @@ def test_required_attestations_must_be_known() -> None:
         "rules": [{"name": "m", "artifacts": ["r/**"], "authorities": ["ci"]}],
     }
     for ok in (["provenance"], ["datasets", "sbom"], ["https://example.com/custom/v1"]):
-        base["rules"][0]["required_attestations"] = ok  # type: ignore[index]
+        base["rules"][0]["requiredAttestations"] = ok  # type: ignore[index]
         check_admission_config(parse_config(base))
     for bad in ("sboms", "slsa-provenance"):
-        base["rules"][0]["required_attestations"] = [bad]  # type: ignore[index]
+        base["rules"][0]["requiredAttestations"] = [bad]  # type: ignore[index]
         with pytest.raises(
-            ConfigError, match=rf"rules.0.required_attestations.0: unknown attestation '{bad}'"
+            ConfigError, match=rf"rules.0.requiredAttestations.0: unknown attestation '{bad}'"
         ):
             check_admission_config(parse_config(base))

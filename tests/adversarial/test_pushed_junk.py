@@ -146,19 +146,19 @@ def _config(published: Published) -> dict[str, Any]:
                 "name": "adv-att",
                 "artifacts": [f"{host}/adv-att/**"],
                 "authorities": ["ci"],
-                "required_attestations": ["provenance"],
+                "requiredAttestations": ["provenance"],
             },
         ],
         "policy": {
-            "require_sbom": False,
-            "mutable_tags": "warn",
+            "requireSbom": False,
+            "mutableTags": "warn",
             "enforcement": {"provenance": "warn", "tenancy": "warn", "supply_chain": "warn"},
         },
         "admission": {
-            "timeout_seconds": TIMEOUT_SECONDS,
-            "deadline_margin_seconds": 1.0,
+            "timeoutSeconds": TIMEOUT_SECONDS,
+            "deadlineMarginSeconds": 1.0,
             # fail-open everywhere: junk mistaken for an unreachable registry would be allowed
-            "fail_open_rules": ["adv-sig", "adv-att"],
+            "failOpenRules": ["adv-sig", "adv-att"],
         },
     }
 

@@ -203,7 +203,7 @@ def test_oci11_dsse_referrer_satisfies_required_attestations(registry: Any, tmp_
                     "name": "images",
                     "artifacts": [f"{registry.host}/{repo}"],
                     "authorities": ["alice", "builder"],
-                    "required_attestations": ["provenance"],
+                    "requiredAttestations": ["provenance"],
                 }
             ],
         }

@@ -19,6 +19,7 @@ import base64
 import copy
 import functools
 import json
+import logging
 import os
 import re
 import socket
@@ -309,8 +310,10 @@ BAD_VALUES = [
     ({"policies": {"files": {"signature.rego": "package x"}}}, "files"),
     ({"image": {"digest": "latest"}}, "digest"),
     # the config part comes from GuardConfig's own schema
-    ({"config": {"unmatched_artifacts": "perhaps"}}, "unmatched_artifacts"),
-    ({"config": {"admission": {"cache": {"ttl_seconds": 0}}}}, "ttl_seconds"),
+    ({"config": {"unmatchedArtifacts": "perhaps"}}, "unmatchedArtifacts"),
+    ({"config": {"admission": {"cache": {"ttlSeconds": 0}}}}, "ttlSeconds"),
+    ({"config": {"admission": {"cache": {"ttl_seconds": 0}}}}, "ttl_seconds"),  # deprecated spelling
+    ({"config": {"admission": {"cache": {"ttlSecond": 1}}}}, "ttlSecond"),
     ({"config": {"authorities": {"k": {"kind": "key"}}}}, "key"),
     ({"config": {"typo_key": 1}}, "typo_key"),
 ]
@@ -332,8 +335,16 @@ def test_bad_values_are_rejected_with_the_path(chart: Any, values: dict[str, Any
     ("values", "message"),
     [
         (
-            {"config": {"admission": {"timeout_seconds": 5}}},
-            "config.admission.timeout_seconds (5) differs from webhook.timeoutSeconds (10)",
+            {"config": {"admission": {"timeoutSeconds": 5}}},
+            "config.admission.timeoutSeconds (5) differs from webhook.timeoutSeconds (10)",
+        ),
+        (
+            {"config": {"admission": {"timeout_seconds": 5}}},  # the deprecated spelling, read too
+            "config.admission.timeoutSeconds (5) differs from webhook.timeoutSeconds (10)",
+        ),
+        (
+            {"config": {"admission": {"timeoutSeconds": 10, "timeout_seconds": 10}}},
+            "config.admission: expected the key timeoutSeconds once, found timeoutSeconds and timeout_",
         ),
         ({"webhook": {"timeoutSeconds": 1}}, "leaves guard less than 0.2 s to decide"),
         (
@@ -360,7 +371,7 @@ def test_inconsistent_values_fail_the_render(chart: Any, values: dict[str, Any],
 
 
 def test_timeout_one_second_passes_with_a_smaller_margin(chart: Any) -> None:
-    values = {"webhook": {"timeoutSeconds": 1}, "config": {"admission": {"deadline_margin_seconds": 0.5}}}
+    values = {"webhook": {"timeoutSeconds": 1}, "config": {"admission": {"deadlineMarginSeconds": 0.5}}}
     rendered = render(chart, values)
     assert rendered.webhook["timeoutSeconds"] == 1
     assert parsed_config(rendered).admission.deadline_seconds == pytest.approx(0.5)
@@ -403,7 +414,7 @@ def test_namespace_selector_excludes_system_release_and_exempt_namespaces(chart:
                 "exemptNamespaces": ["monitoring"],
                 "namespaceSelector": {"matchExpressions": [{"key": "team", "operator": "Exists"}]},
             },
-            "config": {"admission": {"exempt_namespaces": ["ci"]}},
+            "config": {"admission": {"exemptNamespaces": ["ci"]}},
         },
         namespace="security",
     )
@@ -463,7 +474,7 @@ def test_warn_first_is_one_value_and_turns_every_deny_into_a_warning(chart: Any)
     enforcement = {"supply_chain": "deny", "gpu": "dryrun"}
     rendered = render(
         chart,
-        {"mode": "warn", "config": {"unmatched_artifacts": "allow", "policy": {"enforcement": enforcement}}},
+        {"mode": "warn", "config": {"unmatchedArtifacts": "allow", "policy": {"enforcement": enforcement}}},
     )
     config = parsed_config(rendered)
     assert config.unmatched_artifacts == "allow"  # never made stricter
@@ -1007,7 +1018,7 @@ def test_the_rendered_pod_serves_the_api_server(chart: Any, tmp_path: Path) -> N
         "webhook": {"exemptNamespaces": ["monitoring"]},
         "trustFiles": {"release.pub": public_key.decode()},
         "config": {
-            "authorities": {"release": {"kind": "key", "public_key": "/etc/guard/trust/release.pub"}},
+            "authorities": {"release": {"kind": "key", "key": "/etc/guard/trust/release.pub"}},
             "rules": [{"name": "acme", "artifacts": ["registry.acme.test/*"], "authorities": ["release"]}],
         },
     }
@@ -1090,19 +1101,19 @@ def test_user_config_renders_and_parses(chart: Any) -> None:
         "registry": {"credentialsSecret": "regcred", "caBundle": "-----BEGIN CERTIFICATE-----\n"},
         "config": {
             "authorities": {
-                "release": {"kind": "key", "public_key": "/etc/guard/trust/release.pub"},
+                "release": {"kind": "key", "key": "/etc/guard/trust/release.pub"},
                 "ci": {
                     "kind": "keyless",
                     "issuer": "https://token.actions.githubusercontent.com",
-                    "subject_regex": "^https://github.com/acme/.*$",
+                    "identityRegex": "^https://github.com/acme/.*$",
                 },
             },
             "rules": [
                 {"name": "models", "artifacts": ["registry.acme.io/*"], "authorities": ["release", "ci"]}
             ],
             "tenants": [{"name": "team-a", "namespaces": ["team-a-*"]}],
-            "policy": {"default_enforcement": "warn", "enforcement": {"gpu": "deny"}},
-            "admission": {"fail_open_rules": ["models"], "cache": {"ttl_seconds": 600}},
+            "policy": {"defaultEnforcement": "warn", "enforcement": {"gpu": "deny"}},
+            "admission": {"failOpenRules": ["models"], "cache": {"ttlSeconds": 600}},
         },
     }
     rendered = render(chart, values)
@@ -1132,8 +1143,62 @@ def test_user_config_renders_and_parses(chart: Any) -> None:
         return value
 
     changed = copy.deepcopy(values)
-    changed["config"]["unmatched_artifacts"] = "warn"
+    changed["config"]["unmatchedArtifacts"] = "warn"
     assert checksum(render(chart, changed)) != checksum(rendered)
+
+
+def _keys(node: Any) -> set[str]:
+    if isinstance(node, dict):
+        return {k for k in node if isinstance(k, str)} | {k for v in node.values() for k in _keys(v)}
+    if isinstance(node, list):
+        return {k for v in node for k in _keys(v)}
+    return set()
+
+
+def test_the_rendered_config_is_camel_case(chart: Any) -> None:
+    values = {
+        "mode": "warn",
+        "registry": {"credentialsSecret": "regcred", "caBundle": "-----BEGIN CERTIFICATE-----\n"},
+        "opa": {"enabled": True},
+        "energyUsage": {"configMap": "guard-usage"},
+        "config": {"admission": {"exemptNamespaces": ["ci"]}},
+    }
+    written = yaml.safe_load(render(chart, values).config_text)
+    assert not {k for k in _keys(written) if "_" in k}, written
+    assert written["admission"]["timeoutSeconds"] == 10
+    assert written["unmatchedArtifacts"] == "warn" and written["policy"]["defaultEnforcement"] == "warn"
+
+
+def test_snake_case_config_values_still_render_and_load(chart: Any, caplog: pytest.LogCaptureFixture) -> None:
+    # values written before the config went camelCase: the keys the chart reads or sets are
+    # moved to their camelCase spelling (never written twice); the others load with a warning
+    values = {
+        "mode": "warn",
+        "registry": {"credentialsSecret": "regcred"},
+        "config": {
+            "unmatched_artifacts": "allow",
+            "policy": {"default_enforcement": "deny"},
+            "admission": {
+                "exempt_namespaces": ["ci"],
+                "deadline_margin_seconds": 2,
+                "fail_open_rules": [],
+                "registry": {"docker_config": "/elsewhere.json"},
+            },
+        },
+    }
+    rendered = render(chart, values)
+    written = yaml.safe_load(rendered.config_text)
+    assert written["unmatchedArtifacts"] == "allow" and "unmatched_artifacts" not in written
+    admission = written["admission"]
+    assert "ci" in admission["exemptNamespaces"] and "exempt_namespaces" not in admission
+    assert admission["deadlineMarginSeconds"] == 2 and "deadline_margin_seconds" not in admission
+    assert admission["registry"] == {"dockerConfig": "/etc/guard/registry/config.json"}
+    assert "ci" in _excluded_namespaces(rendered.webhook)
+    assert "unmatchedArtifacts is allow" in rendered.notes
+    with caplog.at_level(logging.WARNING, logger="guard.config"):
+        config = parsed_config(rendered)
+    assert config.admission.fail_open_rules == () and config.policy.default_enforcement == "warn"
+    assert "admission.fail_open_rules is a deprecated spelling; write admission.failOpenRules" in caplog.text
 
 
 def test_a_config_the_code_refuses_is_caught_by_the_test(chart: Any) -> None:
@@ -1234,15 +1299,15 @@ def test_other_fail_open_settings_are_warned(chart: Any, default: Rendered) -> N
     assert "WARNING" not in default.notes
     config = {
         "rules": [{"name": "models", "artifacts": ["*"], "authorities": ["k"]}],
-        "authorities": {"k": {"kind": "key", "public_key": "/etc/guard/trust/k.pub"}},
-        "unmatched_artifacts": "allow",
-        "admission": {"fail_open_rules": ["models"], "unknown_kinds": "allow"},
+        "authorities": {"k": {"kind": "key", "key": "/etc/guard/trust/k.pub"}},
+        "unmatchedArtifacts": "allow",
+        "admission": {"failOpenRules": ["models"], "unknownKinds": "allow"},
     }
     rendered = render(chart, {"config": config})
     parsed_config(rendered)
-    assert "fail_open_rules (models)" in rendered.notes
-    assert "unmatched_artifacts is allow" in rendered.notes
-    assert "unknown_kinds is allow" in rendered.notes
+    assert "failOpenRules (models)" in rendered.notes
+    assert "unmatchedArtifacts is allow" in rendered.notes
+    assert "unknownKinds is allow" in rendered.notes
 
 
 def _kube_versions() -> list[str]:
@@ -1444,7 +1509,7 @@ def test_pinning_is_never_installed_in_warn_mode(chart: Any, default: Rendered) 
 
 
 def test_extra_kinds_without_a_webhook_rule_are_warned(chart: Any) -> None:
-    kind = {"group": "example.com", "kind": "Notebook", "pod_specs": ["spec.template.spec"]}
+    kind = {"group": "example.com", "kind": "Notebook", "podSpecs": ["spec.template.spec"]}
     rendered = render(chart, {"config": {"admission": {"kinds": [kind]}}})
     assert parsed_config(rendered).admission.kinds[0].kind == "Notebook"
     assert 'no entry of\nwebhook.rules names the resource "notebooks"' in rendered.notes
@@ -1505,7 +1570,7 @@ def test_chart_metadata_is_complete() -> None:
 
 def test_defaults_are_not_mutated_between_renders(chart: Any) -> None:
     # sprig's set mutates maps: rendering twice must give the same config
-    values: dict[str, Any] = {"config": {"admission": {"exempt_namespaces": ["ci"]}}}
+    values: dict[str, Any] = {"config": {"admission": {"exemptNamespaces": ["ci"]}}}
     first = render(chart, copy.deepcopy(values)).config_text
     assert render(chart, copy.deepcopy(values)).config_text == first
 
@@ -1520,6 +1585,6 @@ def test_energy_usage_configmap_is_mounted_and_configured(chart: Any, default: R
     assert mounts["energy-usage"]["mountPath"] == "/etc/guard/usage" and mounts["energy-usage"]["readOnly"]
     config = parsed_config(rendered)
     assert str(config.energy.usage_file) == "/etc/guard/usage/usage.json"
-    both = {"energyUsage": {"configMap": "guard-usage"}, "config": {"energy": {"usage_file": "/x.json"}}}
+    both = {"energyUsage": {"configMap": "guard-usage"}, "config": {"energy": {"usageFile": "/x.json"}}}
     with pytest.raises(helm.HelmRenderError, match=r"conflicts with energyUsage\.configMap"):
         render(chart, both)

@@ -57,14 +57,14 @@ def _usage(path: Path, used: float, as_of: datetime) -> None:
 
 
 def _config(usage: Path | None) -> Any:
-    energy = {"usage_file": str(usage), "usage_max_age_seconds": 3600} if usage else {}
+    energy = {"usageFile": str(usage), "usageMaxAgeSeconds": 3600} if usage else {}
     return parse_config(
         {
             "tenants": [
                 {
                     "name": "team-a",
                     "namespaces": ["team-a"],
-                    "carbon": {"budget_kg_co2e": 100, "used_kg_co2e": 0},
+                    "carbon": {"budgetKgCO2e": 100, "usedKgCO2e": 0},
                 }
             ],
             "energy": energy,

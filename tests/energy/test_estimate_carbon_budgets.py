@@ -52,11 +52,11 @@ def test_estimate_reserved_gpus_board_power_time() -> None:
         {
             "tenants": [{"name": "team-a", "namespaces": ["team-a"]}],
             "cluster": {
-                "gpu_products": {
+                "gpuProducts": {
                     "NVIDIA-H100-80GB-HBM3": {
-                        "memory_gib": 80,
-                        "board_power_w": 700,
-                        "embodied_kg_co2e": 1000,
+                        "memoryGib": 80,
+                        "boardPowerW": 700,
+                        "embodiedKgCO2e": 1000,
                     }
                 }
             },
@@ -78,7 +78,7 @@ def test_estimate_reserved_gpus_board_power_time() -> None:
     a = next(w for w in section.workloads if w.pod == "a")
     assert a.kwh == pytest.approx(2 * 700 * 10 / 1000)
     assert a.kwh_by_method == {"estimated": pytest.approx(14.0)}
-    assert "board_power_w" in a.figures[0].source and "2 GPUs x 700 W" in a.figures[0].source
+    assert "boardPowerW" in a.figures[0].source and "2 GPUs x 700 W" in a.figures[0].source
     assert a.carbon.operational_kg_co2e == pytest.approx(14.0 * 412.72 / 1000)
     assert a.carbon.embodied_kg_co2e == pytest.approx(1000 * 20 / (4 * 24 * 365.25))  # SCI M, reported apart
     assert not any(w.pod == "b" for w in section.workloads)  # ran 10:00..12:00, the window ends at 10:00
@@ -102,8 +102,8 @@ def test_intensity_table_shipped_dated_and_overridable(tmp_path: Path) -> None:
     extra.write_text("region,g_per_kwh,dataset,year\non-prem-1,300,utility bill 2025,2025\n")
     settings = EnergySettings.model_validate(
         {
-            "intensity_table": str(extra),
-            "grid_intensity": {"europe-north1": {"g_per_kwh": 50, "dataset": "Ember 2025", "year": 2025}},
+            "intensityTable": str(extra),
+            "gridIntensity": {"europe-north1": {"gPerKwh": 50, "dataset": "Ember 2025", "year": 2025}},
         }
     )
     table = IntensityTable.load(settings)
@@ -112,7 +112,7 @@ def test_intensity_table_shipped_dated_and_overridable(tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("region,g\nx,1\n")
     with pytest.raises(ConfigError, match="expected the CSV header region,g_per_kwh,dataset,year"):
-        IntensityTable.load(EnergySettings.model_validate({"intensity_table": str(bad)}))
+        IntensityTable.load(EnergySettings.model_validate({"intensityTable": str(bad)}))
 
 
 def test_pue_and_fallback_flag() -> None:

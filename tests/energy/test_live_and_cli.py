@@ -164,7 +164,7 @@ def test_bearer_and_basic_auth_and_tls_defaults(tmp_path: Path) -> None:
     password = tmp_path / "password"
     password.write_text("pw")
     bearer = PrometheusClient(
-        PrometheusSettings.model_validate({"url": "https://p.example", "bearer_token_file": token}),
+        PrometheusSettings.model_validate({"url": "https://p.example", "bearerTokenFile": token}),
         transport=httpx.MockTransport(handler),
     )
     samples = bearer.query("up", datetime.now(UTC))
@@ -172,7 +172,7 @@ def test_bearer_and_basic_auth_and_tls_defaults(tmp_path: Path) -> None:
     assert seen[-1].headers["Authorization"] == "Bearer s3cret"
     basic = PrometheusClient(
         PrometheusSettings.model_validate(
-            {"url": "https://p.example", "username": "u", "password_file": password}
+            {"url": "https://p.example", "username": "u", "passwordFile": password}
         ),
         transport=httpx.MockTransport(handler),
     )

@@ -28,9 +28,9 @@ def config(**energy: Any) -> GuardConfig:
                 {
                     "name": "team-a",
                     "namespaces": ["team-a"],
-                    "carbon": {"budget_kg_co2e": 5, "budget_kwh": 100000},
+                    "carbon": {"budgetKgCO2e": 5, "budgetKwh": 100000},
                 },
-                {"name": "team-b", "namespaces": ["team-b"], "carbon": {"budget_kg_co2e": 100000}},
+                {"name": "team-b", "namespaces": ["team-b"], "carbon": {"budgetKgCO2e": 100000}},
                 {"name": "team-c", "namespaces": ["team-c"]},
             ],
             "energy": {"region": "europe-west4", **energy},

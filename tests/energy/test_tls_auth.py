@@ -55,7 +55,7 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Promethe
 def test_tls_verified_with_the_ca_and_basic_auth(secured: tuple[PrometheusServer, Path, Path]) -> None:
     server, ca, tmp = secured
     settings = PrometheusSettings.model_validate(
-        {"url": server.url, "ca_file": ca, "username": "guard", "password_file": tmp / "password"}
+        {"url": server.url, "caFile": ca, "username": "guard", "passwordFile": tmp / "password"}
     )
     with PrometheusClient(settings) as client:
         assert [s.value for s in client.query("vector(1)", datetime.now(UTC))] == [1.0]
@@ -64,7 +64,7 @@ def test_tls_verified_with_the_ca_and_basic_auth(secured: tuple[PrometheusServer
 def test_unknown_ca_and_wrong_password_are_refused(secured: tuple[PrometheusServer, Path, Path]) -> None:
     server, ca, tmp = secured
     untrusted = PrometheusSettings.model_validate(
-        {"url": server.url, "username": "guard", "password_file": tmp / "password"}
+        {"url": server.url, "username": "guard", "passwordFile": tmp / "password"}
     )
     with (
         PrometheusClient(untrusted) as client,
@@ -72,7 +72,7 @@ def test_unknown_ca_and_wrong_password_are_refused(secured: tuple[PrometheusServ
     ):
         client.query("vector(1)", datetime.now(UTC))
     wrong = PrometheusSettings.model_validate(
-        {"url": server.url, "ca_file": ca, "username": "guard", "password_file": tmp / "wrong"}
+        {"url": server.url, "caFile": ca, "username": "guard", "passwordFile": tmp / "wrong"}
     )
     with (
         PrometheusClient(wrong) as client,
@@ -87,8 +87,8 @@ def test_a_ca_file_that_is_not_pem_is_a_config_error(tmp_path: Path) -> None:
     bad = tmp_path / "ca.pem"
     bad.write_text("not a certificate")
     with pytest.raises(ConfigError, match="is not a PEM CA bundle"):
-        PrometheusClient(PrometheusSettings.model_validate({"url": "https://p.example", "ca_file": bad}))
+        PrometheusClient(PrometheusSettings.model_validate({"url": "https://p.example", "caFile": bad}))
     with pytest.raises(ConfigError, match="does not exist"):
         PrometheusClient(
-            PrometheusSettings.model_validate({"url": "https://p.example", "ca_file": tmp_path / "x"})
+            PrometheusSettings.model_validate({"url": "https://p.example", "caFile": tmp_path / "x"})
         )

@@ -87,8 +87,8 @@ def test_webhook_admits_guards_signed_image_and_denies_others(
         "authorities": {"guard-ci": {"kind": "key", "key": "/tmp/ci.pub.pem"}},
         "rules": [{"name": "guard", "artifacts": [f"{registry.host}/guard/**"], "authorities": ["guard-ci"]}],
         "policy": {
-            "require_sbom": False,
-            "mutable_tags": "warn",
+            "requireSbom": False,
+            "mutableTags": "warn",
             "enforcement": {"provenance": "warn", "tenancy": "warn"},
         },
     }

@@ -509,9 +509,9 @@ def test_admission_settings_reach_the_registry_client(keypair: tuple[Path, Path]
             ],
             "admission": {
                 "registry": {
-                    "deadline_seconds": 2.5,
-                    "redirect_hosts": ["blobs.corp.example"],
-                    "allowed_networks": ["10.0.0.0/8"],
+                    "deadlineSeconds": 2.5,
+                    "redirectHosts": ["blobs.corp.example"],
+                    "allowedNetworks": ["10.0.0.0/8"],
                 }
             },
         }
@@ -526,8 +526,8 @@ def test_a_bad_allowed_network_is_a_config_error() -> None:
     from guard.config import parse_config
     from guard.errors import ConfigError
 
-    with pytest.raises(ConfigError, match=r"admission\.registry\.allowed_networks.*expected a CIDR"):
-        parse_config({"admission": {"registry": {"allowed_networks": ["10.0.0.0/33"]}}})
+    with pytest.raises(ConfigError, match=r"admission\.registry\.allowedNetworks.*expected a CIDR"):
+        parse_config({"admission": {"registry": {"allowedNetworks": ["10.0.0.0/33"]}}})
 
 
 def test_docker_hub_credentials_are_found_under_the_index_url(tmp_path: Path) -> None:

@@ -94,7 +94,7 @@ def test_eval_enforcement_key_naming_no_policy_is_a_config_error(
     # a typo must not leave gpu.fit on the default action unnoticed
     config = tmp_path / "guard.yaml"
     config.write_text(
-        yaml.safe_dump({"policy": {"default_enforcement": "warn", "enforcement": {"gpu.fitt": "deny"}}})
+        yaml.safe_dump({"policy": {"defaultEnforcement": "warn", "enforcement": {"gpu.fitt": "deny"}}})
     )
     assert run(["policy", "eval", "-i", str(DENIED), "--config", str(config)]) == 2
     assert (

@@ -50,23 +50,23 @@ def test_defaults_are_secure() -> None:
         (
             {
                 "authorities": {
-                    "k": {"kind": "keyless", "issuer": "https://i", "identity": "a", "identity_regex": "b"}
+                    "k": {"kind": "keyless", "issuer": "https://i", "identity": "a", "identityRegex": "b"}
                 }
             },
-            "authorities.k.keyless: Value error, give exactly one of identity or identity_regex",
+            "authorities.k.keyless: Value error, give exactly one of identity or identityRegex",
         ),
         ({"authorities": {"k": {"kind": "pgp", "key": "x"}}}, "authorities.k: Input tag 'pgp' found"),
         (
-            {"authorities": {"k": {"kind": "keyless", "issuer": "https://i", "identity_regex": "("}}},
-            "authorities.k.keyless.identity_regex: Value error, not a valid regular expression",
+            {"authorities": {"k": {"kind": "keyless", "issuer": "https://i", "identityRegex": "("}}},
+            "authorities.k.keyless.identityRegex: Value error, not a valid regular expression",
         ),
         (
-            {"tenants": [{"name": "a", "namespaces": ["a"], "gpu": {"max_per_pod": -1}}]},
-            "tenants.0.gpu.max_per_pod: Input should be greater than or equal to 0",
+            {"tenants": [{"name": "a", "namespaces": ["a"], "gpu": {"maxPerPod": -1}}]},
+            "tenants.0.gpu.maxPerPod: Input should be greater than or equal to 0",
         ),
         (
-            {"tenants": [{"name": "a", "namespaces": ["a"], "gpu": {"node_pools": ["p"]}}]},
-            "tenants.0.gpu.node_pools.0: unknown node pool 'p'",
+            {"tenants": [{"name": "a", "namespaces": ["a"], "gpu": {"nodePools": ["p"]}}]},
+            "tenants.0.gpu.nodePools.0: unknown node pool 'p'",
         ),
         (
             {"tenants": [{"name": "a", "namespaces": ["a"]}, {"name": "a", "namespaces": ["b"]}]},
@@ -82,14 +82,14 @@ def test_defaults_are_secure() -> None:
             "policy.engine.opa.url: String should match pattern",
         ),
         (
-            {"policy": {"engine": {"kind": "opa", "url": "http://opa:8181", "timeout_seconds": 0}}},
-            "policy.engine.opa.timeout_seconds: Input should be greater than 0",
+            {"policy": {"engine": {"kind": "opa", "url": "http://opa:8181", "timeoutSeconds": 0}}},
+            "policy.engine.opa.timeoutSeconds: Input should be greater than 0",
         ),
         (
-            {"cluster": {"node_pools": [{"name": "p", "labels": {"a": "b"}, "tenant": "ghost"}]}},
-            "cluster.node_pools.0.tenant: unknown tenant 'ghost'",
+            {"cluster": {"nodePools": [{"name": "p", "labels": {"a": "b"}, "tenant": "ghost"}]}},
+            "cluster.nodePools.0.tenant: unknown tenant 'ghost'",
         ),
-        ({"unmatched_artifacts": "ignore"}, "unmatched_artifacts: Input should be 'deny', 'warn' or 'allow'"),
+        ({"unmatchedArtifacts": "ignore"}, "unmatchedArtifacts: Input should be 'deny', 'warn' or 'allow'"),
         (
             {"rules": [{"name": "r", "artifacts": [], "authorities": ["a"]}]},
             "rules.0.artifacts: Tuple should have at least 1 item",
@@ -105,9 +105,9 @@ def test_invalid_config_names_the_field(data: dict[str, Any], expected: str) -> 
 
 def test_invalid_yaml_file_names_path_and_field(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
-    path.write_text("cluster:\n  grid_intensity_g_per_kwh: -3\n")
+    path.write_text("cluster:\n  gridIntensityGPerKwh: -3\n")
     with pytest.raises(
-        ConfigError, match=r"bad.yaml: cluster.grid_intensity_g_per_kwh: Input should be greater than 0"
+        ConfigError, match=r"bad.yaml: cluster.gridIntensityGPerKwh: Input should be greater than 0"
     ):
         load_config(path)
 
@@ -121,12 +121,12 @@ def test_duplicate_rule_names_are_refused() -> None:
 
 def test_a_key_given_twice_is_refused_not_silently_replaced(tmp_path: Path) -> None:
     path = tmp_path / "guard.yaml"
-    path.write_text("policy: {default_enforcement: deny}\nrules: []\npolicy: {default_enforcement: warn}\n")
+    path.write_text("policy: {defaultEnforcement: deny}\nrules: []\npolicy: {defaultEnforcement: warn}\n")
     with pytest.raises(ConfigError, match=r"found the key 'policy' twice") as info:
         load_config(path)
     assert "line 3" in str(info.value)
     # YAML merge keys may still be overridden
-    path.write_text("cluster: {<<: {grid_intensity_g_per_kwh: 100}, grid_intensity_g_per_kwh: 200}\n")
+    path.write_text("cluster: {<<: {gridIntensityGPerKwh: 100}, gridIntensityGPerKwh: 200}\n")
     assert load_config(path).cluster.grid_intensity_g_per_kwh == 200
 
 
@@ -145,7 +145,7 @@ def test_opa_engine_settings() -> None:
 
 def test_enforcement_most_specific_key_wins() -> None:
     settings = parse_config(
-        {"policy": {"default_enforcement": "warn", "enforcement": {"gpu": "dryrun", "gpu.fit": "deny"}}}
+        {"policy": {"defaultEnforcement": "warn", "enforcement": {"gpu": "dryrun", "gpu.fit": "deny"}}}
     ).policy
     assert settings.enforcement_for("gpu.fit") == "deny"
     assert settings.enforcement_for("gpu.quota") == "dryrun"
@@ -247,7 +247,7 @@ def test_authorities_map_to_signing_verifiers(tmp_path: Path) -> None:
                 "ci": {
                     "kind": "keyless",
                     "issuer": "https://token.actions.githubusercontent.com",
-                    "identity_regex": r"https://github\.com/example/.+",
+                    "identityRegex": r"https://github\.com/example/.+",
                 },
             }
         }
@@ -283,7 +283,7 @@ def test_relative_paths_are_relative_to_the_config_file(
                     "roots": {"kind": "certificate", "roots": "/abs/roots.pem"},
                 },
                 "policy": {"directory": "policies"},
-                "admission": {"registry": {"docker_config": "../docker/config.json"}},
+                "admission": {"registry": {"dockerConfig": "../docker/config.json"}},
             }
         )
     )

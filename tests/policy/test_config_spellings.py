@@ -1,4 +1,4 @@
-"""The config says what the CLI says: ``key`` (``--key``), ``identity`` / ``identity_regex``
+"""The config says what the CLI says: ``key`` (``--key``), ``identity`` / ``identityRegex``
 (``--identity`` / ``--identity-regex``). The old spellings (``public_key``, ``subject``,
 ``subject_regex``) still load, with a warning; both spellings of one key at once are an error."""
 
@@ -25,7 +25,7 @@ def test_key_and_its_old_spelling(tmp_path: Path, caplog: pytest.LogCaptureFixtu
         old = _authority(tmp_path, kind="key", public_key="release.pub.pem")
     assert isinstance(new, KeyAuthority) and isinstance(old, KeyAuthority)
     assert new.key == old.key == tmp_path / "release.pub.pem"
-    assert "authority.public_key is deprecated; write key" in caplog.text
+    assert "authorities.a.public_key is a deprecated spelling; write authorities.a.key" in caplog.text
 
 
 def test_identity_and_its_old_spellings(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -34,8 +34,9 @@ def test_identity_and_its_old_spellings(tmp_path: Path, caplog: pytest.LogCaptur
         old_re = _authority(tmp_path, kind="keyless", issuer=ISSUER, subject_regex=r".+@example\.com")
     assert isinstance(old, KeylessAuthority) and old.identity == "ci@example.com"
     assert isinstance(old_re, KeylessAuthority) and old_re.identity_regex == r".+@example\.com"
-    assert "authority.subject is deprecated; write identity" in caplog.text
-    assert "authority.subject_regex is deprecated; write identity_regex" in caplog.text
+    assert "authorities.a.subject is a deprecated spelling; write authorities.a.identity" in caplog.text
+    written = "authorities.a.subject_regex is a deprecated spelling; write authorities.a.identityRegex"
+    assert written in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -44,10 +45,13 @@ def test_identity_and_its_old_spellings(tmp_path: Path, caplog: pytest.LogCaptur
         {"kind": "key", "key": "a.pub", "public_key": "b.pub"},
         {"kind": "key", "key": "a.pub", "public_key": "a.pub"},  # even equal: one key, one spelling
         {"kind": "keyless", "issuer": ISSUER, "identity": "a@x", "subject": "b@x"},
+        {"kind": "keyless", "issuer": ISSUER, "identityRegex": "a", "subject_regex": "a"},
+        {"kind": "keyless", "issuer": ISSUER, "identity_regex": "a", "subject_regex": "a"},
     ],
 )
 def test_both_spellings_at_once_are_an_error(tmp_path: Path, fields: dict[str, str]) -> None:
-    with pytest.raises(ConfigError, match="deprecated spelling, and both are set"):
+    expected = r"authorities\.a: expected the key (key|identity|identityRegex) once"
+    with pytest.raises(ConfigError, match=expected):
         _authority(tmp_path, **fields)
 
 
@@ -58,8 +62,8 @@ def test_tenant_identities_take_both_spellings(caplog: pytest.LogCaptureFixture)
             {"tenants": [{**tenant, "identities": [{"issuer": ISSUER, "subject_regex": ".+"}]}]}
         )
     assert config.tenants[0].identities[0].identity_regex == ".+"
-    assert "identities[].subject_regex is deprecated" in caplog.text
-    with pytest.raises(ConfigError, match="both are set"):
+    assert "tenants.0.identities.0.subject_regex is a deprecated spelling" in caplog.text
+    with pytest.raises(ConfigError, match=r"tenants\.0\.identities\.0: expected the key identity once"):
         parse_config(
             {"tenants": [{**tenant, "identities": [{"issuer": ISSUER, "subject": "x", "identity": "y"}]}]}
         )

@@ -82,12 +82,12 @@ def write(tmp_path: Path, objects: list[dict[str, Any]], name: str = "snap.json"
 
 def config_path(tmp_path: Path, **extra: Any) -> Path:
     path = tmp_path / "guard.yaml"
-    path.write_text(yaml.safe_dump({"version": 1, "unmatched_artifacts": "warn", **extra}))
+    path.write_text(yaml.safe_dump({"version": 1, "unmatchedArtifacts": "warn", **extra}))
     return path
 
 
 def scan(tmp_path: Path, objects: list[dict[str, Any]], **options: Any) -> ScanResult:
-    config = parse_config({"version": 1, "unmatched_artifacts": "warn"})
+    config = parse_config({"version": 1, "unmatchedArtifacts": "warn"})
     return asyncio.run(run_scan(config, SnapshotSource([write(tmp_path, objects)]), ScanOptions(**options)))
 
 
@@ -249,7 +249,7 @@ def test_merge_command_refuses_results_of_different_configs(
         [
             "scan",
             "--config",
-            str(config_path(tmp_path, unmatched_artifacts="deny")),
+            str(config_path(tmp_path, unmatchedArtifacts="deny")),
             "--snapshot",
             snap,
             "-o",

@@ -53,8 +53,8 @@ def config(registry: Any, authority: dict[str, Any]) -> dict[str, Any]:
         "authorities": {"images": authority},
         "rules": [{"name": "images", "artifacts": [f"{registry.host}/{REPO}"], "authorities": ["images"]}],
         "policy": {
-            "require_sbom": False,
-            "mutable_tags": "warn",
+            "requireSbom": False,
+            "mutableTags": "warn",
             "enforcement": {"provenance": "warn", "tenancy": "warn"},
         },
     }
@@ -65,7 +65,7 @@ def keyless(identity: str = KEYLESS_IDENTITY, issuer: str = KEYLESS_ISSUER) -> d
         "kind": "keyless",
         "issuer": issuer,
         "identity": identity,
-        "trust_config": str(FIXTURES / cf.LEGACY_KEYLESS / "trusted_root.json"),
+        "trustConfig": str(FIXTURES / cf.LEGACY_KEYLESS / "trusted_root.json"),
         "offline": True,
     }
 

@@ -31,7 +31,7 @@ def mirror(tmp_path_factory: pytest.TempPathFactory) -> tuple[PublishedModels, P
 
 
 def _config(models: PublishedModels, root: Path) -> dict[str, Any]:
-    return models.config(registries=[{"host": HOST, "mirror": {"oci_layout": str(root)}}])
+    return models.config(registries=[{"host": HOST, "mirror": {"ociLayout": str(root)}}])
 
 
 @pytest.fixture
@@ -98,7 +98,7 @@ def test_a_fail_open_rule_does_not_cover_a_missing_mirror_entry(
 ) -> None:
     models, root = mirror
     config = _config(models, root)
-    config["admission"] = {"fail_open_rules": ["models"]}
+    config["admission"] = {"failOpenRules": ["models"]}
     app = build_app(parse_config(config), ReloadingCertificate(*tls_files))
     server = WebhookServer(app, ReloadingCertificate(*tls_files)).start()
     try:
@@ -150,14 +150,14 @@ def test_the_mirror_is_read_only_and_push_names_the_layout(mirror: tuple[Publish
 def test_config_errors_name_the_field(tmp_path: Path) -> None:
     from guard.errors import ConfigError
 
-    with pytest.raises(ConfigError, match=r"registries\.0\.mirror\.oci_layout: expected a directory"):
-        parse_config({"registries": [{"host": HOST, "mirror": {"oci_layout": str(tmp_path / "none")}}]})
+    with pytest.raises(ConfigError, match=r"registries\.0\.mirror\.ociLayout: expected a directory"):
+        parse_config({"registries": [{"host": HOST, "mirror": {"ociLayout": str(tmp_path / "none")}}]})
     with pytest.raises(ConfigError, match=r"registries\.1\.host: registry .* listed more than once"):
         parse_config({"registries": [{"host": HOST}, {"host": HOST}]})
     with pytest.raises(ConfigError, match=r"registries\.0\.host: .*expected a registry host"):
         parse_config({"registries": [{"host": "registry.example/team"}]})
     relative = parse_config(
-        {"registries": [{"host": HOST, "mirror": {"oci_layout": "."}}]}, base_dir=tmp_path
+        {"registries": [{"host": HOST, "mirror": {"ociLayout": "."}}]}, base_dir=tmp_path
     )
     mirror = relative.registries[0].mirror
     assert mirror is not None and mirror.oci_layout == tmp_path

@@ -105,7 +105,7 @@ def test_kserve_oci_storage_uri_and_modelcar(models: PublishedModels, serve: Any
 def test_slow_registry_is_denied_within_the_deadline(models: PublishedModels, serve: Any) -> None:
     with FaultProxy(models.host) as proxy:
         proxy.mode = "stall"  # connections accepted and forwarded, no answer ever comes back
-        config = models.config(admission={"timeout_seconds": 2, "deadline_margin_seconds": 1.2})
+        config = models.config(admission={"timeoutSeconds": 2, "deadlineMarginSeconds": 1.2})
         config["rules"][0]["artifacts"].append(f"{proxy.address}/**")
         client = serve(config)
         image = models.signed.replace(models.host, proxy.address)
@@ -128,7 +128,7 @@ def test_registry_down_fails_closed(models: PublishedModels, serve: Any) -> None
 
 def test_registry_down_fails_open_for_a_fail_open_rule(models: PublishedModels, serve: Any) -> None:
     down = refused_address()
-    config = models.config(admission={"fail_open_rules": ["models"]})
+    config = models.config(admission={"failOpenRules": ["models"]})
     config["rules"][0]["artifacts"].append(f"{down}/**")
     client = serve(config)
     result = answer(client, pod(f"{down}/models/m:v1"))
@@ -175,7 +175,7 @@ def test_registry_credentials_from_the_admission_docker_config(
     token = base64.b64encode(f"{user}:{password}".encode()).decode()
     docker_config.write_text(json.dumps({"auths": {registry_auth.host: {"auth": token}}}))
 
-    with_credentials = serve(models.config(admission={"registry": {"docker_config": str(docker_config)}}))
+    with_credentials = serve(models.config(admission={"registry": {"dockerConfig": str(docker_config)}}))
     assert answer(with_credentials, pod(models.signed))["allowed"] is True
 
     without = serve(models.config())
@@ -183,7 +183,7 @@ def test_registry_credentials_from_the_admission_docker_config(
     assert result["allowed"] is False
     assert "could not verify" in result["status"]["message"], result["status"]["message"]
     assert password not in json.dumps(result)  # credentials never leak into answers
-    assert "admission.registry.docker_config" in result["status"]["message"]
+    assert "admission.registry.dockerConfig" in result["status"]["message"]
 
 
 def test_rule_requiring_any_or_all_of_two_authorities(

@@ -97,7 +97,7 @@ app.kubernetes.io/part-of: guard
 {{- $config := .Values.config | default dict -}}
 {{- $admission := get $config "admission" | default dict -}}
 {{- $names := list "kube-system" "kube-public" "kube-node-lease" .Release.Namespace -}}
-{{- $names = concat $names (.Values.webhook.exemptNamespaces | default list) (get $admission "exempt_namespaces" | default list) -}}
+{{- $names = concat $names (.Values.webhook.exemptNamespaces | default list) (get $admission "exemptNamespaces" | default list) (get $admission "exempt_namespaces" | default list) -}}
 {{- toJson (dict "names" ($names | uniq)) -}}
 {{- end -}}
 
@@ -144,23 +144,41 @@ app.kubernetes.io/part-of: guard
   "opaPolicies" "/policies") -}}
 {{- end -}}
 
+{{/* guard's config keys are camelCase; snake_case is their deprecated spelling (guard warns).
+     guard.camelKey: in the map .map (at .path in the values), a key the chart reads or sets is
+     moved from its deprecated spelling .old to .new, so the rendered file has it once, in
+     camelCase; both spellings at once fail, as guard refuses them. */}}
+{{- define "guard.camelKey" -}}
+{{- if hasKey .map .old -}}
+{{- if hasKey .map .new -}}
+{{- fail (printf "%s: expected the key %s once, found %s and %s (%s is its deprecated spelling); give %s only" .path .new .new .old .old .new) -}}
+{{- end -}}
+{{- $_ := set .map .new (get .map .old) -}}
+{{- $_ = unset .map .old -}}
+{{- end -}}
+{{- end -}}
+
 {{/* guard's config file: the values' config with the chart-managed settings laid over it. -- */}}
 
 {{- define "guard.config" -}}
 {{- $paths := include "guard.paths" . | fromJson -}}
 {{- $config := deepCopy (.Values.config | default dict) -}}
 {{- $admission := get $config "admission" | default dict -}}
-{{- if and (hasKey $admission "timeout_seconds") (ne (toString (get $admission "timeout_seconds")) (toString .Values.webhook.timeoutSeconds)) -}}
-{{- fail (printf "config.admission.timeout_seconds (%v) differs from webhook.timeoutSeconds (%v): set webhook.timeoutSeconds only; the chart writes it to both places" (get $admission "timeout_seconds") .Values.webhook.timeoutSeconds) -}}
+{{- range $old, $new := dict "timeout_seconds" "timeoutSeconds" "deadline_margin_seconds" "deadlineMarginSeconds" "exempt_namespaces" "exemptNamespaces" -}}
+{{- include "guard.camelKey" (dict "map" $admission "old" $old "new" $new "path" "config.admission") -}}
+{{- end -}}
+{{- include "guard.camelKey" (dict "map" $config "old" "unmatched_artifacts" "new" "unmatchedArtifacts" "path" "config") -}}
+{{- if and (hasKey $admission "timeoutSeconds") (ne (toString (get $admission "timeoutSeconds")) (toString .Values.webhook.timeoutSeconds)) -}}
+{{- fail (printf "config.admission.timeoutSeconds (%v) differs from webhook.timeoutSeconds (%v): set webhook.timeoutSeconds only; the chart writes it to both places" (get $admission "timeoutSeconds") .Values.webhook.timeoutSeconds) -}}
 {{- end -}}
 {{- $margin := 1.5 -}}
-{{- if hasKey $admission "deadline_margin_seconds" -}}
-{{- $margin = get $admission "deadline_margin_seconds" -}}
+{{- if hasKey $admission "deadlineMarginSeconds" -}}
+{{- $margin = get $admission "deadlineMarginSeconds" -}}
 {{- end -}}
 {{- if lt (subf .Values.webhook.timeoutSeconds $margin) 0.2 -}}
-{{- fail (printf "webhook.timeoutSeconds (%v) leaves guard less than 0.2 s to decide after config.admission.deadline_margin_seconds (%v): raise the timeout or lower the margin" .Values.webhook.timeoutSeconds $margin) -}}
+{{- fail (printf "webhook.timeoutSeconds (%v) leaves guard less than 0.2 s to decide after config.admission.deadlineMarginSeconds (%v): raise the timeout or lower the margin" .Values.webhook.timeoutSeconds $margin) -}}
 {{- end -}}
-{{- $_ := set $admission "timeout_seconds" .Values.webhook.timeoutSeconds -}}
+{{- $_ := set $admission "timeoutSeconds" .Values.webhook.timeoutSeconds -}}
 {{- if eq .Values.mode "warn" -}}
 {{- $_ = set $admission "mode" "warn" -}}
 {{- end -}}
@@ -168,7 +186,8 @@ app.kubernetes.io/part-of: guard
 {{- /* warn: every deny becomes a warning (policies, unmatched artifacts); nothing is refused
        for its content. Malformed requests are still refused. */ -}}
 {{- $policyWarn := get $config "policy" | default dict -}}
-{{- $_ = set $policyWarn "default_enforcement" "warn" -}}
+{{- include "guard.camelKey" (dict "map" $policyWarn "old" "default_enforcement" "new" "defaultEnforcement" "path" "config.policy") -}}
+{{- $_ = set $policyWarn "defaultEnforcement" "warn" -}}
 {{- $enforcement := dict -}}
 {{- range $name, $action := (get $policyWarn "enforcement" | default dict) -}}
 {{- $_ = set $enforcement $name (ternary "warn" $action (eq $action "deny")) -}}
@@ -177,17 +196,19 @@ app.kubernetes.io/part-of: guard
 {{- $_ = set $policyWarn "enforcement" $enforcement -}}
 {{- end -}}
 {{- $_ = set $config "policy" $policyWarn -}}
-{{- if eq (get $config "unmatched_artifacts" | default "deny") "deny" -}}
-{{- $_ = set $config "unmatched_artifacts" "warn" -}}
+{{- if eq (get $config "unmatchedArtifacts" | default "deny") "deny" -}}
+{{- $_ = set $config "unmatchedArtifacts" "warn" -}}
 {{- end -}}
 {{- end -}}
-{{- $_ = set $admission "exempt_namespaces" (include "guard.exemptNamespaces" . | fromJson).names -}}
+{{- $_ = set $admission "exemptNamespaces" (include "guard.exemptNamespaces" . | fromJson).names -}}
 {{- $registry := get $admission "registry" | default dict -}}
 {{- if .Values.registry.credentialsSecret -}}
-{{- $_ = set $registry "docker_config" (printf "%s/config.json" $paths.registry) -}}
+{{- include "guard.camelKey" (dict "map" $registry "old" "docker_config" "new" "dockerConfig" "path" "config.admission.registry") -}}
+{{- $_ = set $registry "dockerConfig" (printf "%s/config.json" $paths.registry) -}}
 {{- end -}}
 {{- if .Values.registry.caBundle -}}
-{{- $_ = set $registry "ca_file" $paths.registryCa -}}
+{{- include "guard.camelKey" (dict "map" $registry "old" "ca_file" "new" "caFile" "path" "config.admission.registry") -}}
+{{- $_ = set $registry "caFile" $paths.registryCa -}}
 {{- end -}}
 {{- if $registry -}}
 {{- $_ = set $admission "registry" $registry -}}
@@ -212,7 +233,8 @@ app.kubernetes.io/part-of: guard
 {{- end -}}
 {{- $_ = set $engine "kind" "opa" -}}
 {{- $_ = set $engine "url" $url -}}
-{{- $_ = set $engine "timeout_seconds" .Values.opa.timeoutSeconds -}}
+{{- include "guard.camelKey" (dict "map" $engine "old" "timeout_seconds" "new" "timeoutSeconds" "path" "config.policy.engine") -}}
+{{- $_ = set $engine "timeoutSeconds" .Values.opa.timeoutSeconds -}}
 {{- $_ = set $policy "engine" $engine -}}
 {{- end -}}
 {{- if $policy -}}
@@ -220,11 +242,12 @@ app.kubernetes.io/part-of: guard
 {{- end -}}
 {{- if .Values.energyUsage.configMap -}}
 {{- $energy := get $config "energy" | default dict -}}
+{{- include "guard.camelKey" (dict "map" $energy "old" "usage_file" "new" "usageFile" "path" "config.energy") -}}
 {{- $usageFile := printf "%s/%s" $paths.usage .Values.energyUsage.key -}}
-{{- if and (get $energy "usage_file") (ne (get $energy "usage_file") $usageFile) -}}
-{{- fail (printf "config.energy.usage_file (%s) conflicts with energyUsage.configMap (mounted at %s): give one of them" (get $energy "usage_file") $usageFile) -}}
+{{- if and (get $energy "usageFile") (ne (get $energy "usageFile") $usageFile) -}}
+{{- fail (printf "config.energy.usageFile (%s) conflicts with energyUsage.configMap (mounted at %s): give one of them" (get $energy "usageFile") $usageFile) -}}
 {{- end -}}
-{{- $_ = set $energy "usage_file" $usageFile -}}
+{{- $_ = set $energy "usageFile" $usageFile -}}
 {{- $_ = set $config "energy" $energy -}}
 {{- end -}}
 {{- toYaml $config -}}

@@ -23,7 +23,7 @@
 {{- if $keyless.identity -}}
 {{- $_ := set $authority "identity" $keyless.identity -}}
 {{- else -}}
-{{- $_ := set $authority "identity_regex" $keyless.identityRegex -}}
+{{- $_ := set $authority "identityRegex" $keyless.identityRegex -}}
 {{- end -}}
 {{- else -}}
 {{- fail "selfVerify.enabled: give selfVerify.publicKeyFile (a trustFiles entry) or selfVerify.keyless.issuer with identity or identityRegex" -}}

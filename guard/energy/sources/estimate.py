@@ -125,7 +125,7 @@ def pod_records(doc: Any, cluster: ClusterFacts, nodes: Any = None) -> list[PodR
 
 
 class EstimateSource:
-    schema = "estimate: reserved GPUs x board power (cluster.gpu_products) x time running"
+    schema = "estimate: reserved GPUs x board power (cluster.gpuProducts) x time running"
 
     def __init__(
         self, pods: Sequence[PodRecord], cluster: ClusterFacts, *, skip: Iterable[tuple[str, str]] = ()
@@ -140,7 +140,7 @@ class EstimateSource:
             name = max(known, key=lambda p: self.cluster.gpu_products[p].board_power_w)
             return self.cluster.gpu_products[
                 name
-            ].board_power_w, f"cluster.gpu_products[{name}].board_power_w"
+            ].board_power_w, f"cluster.gpuProducts[{name}].boardPowerW"
         name = max(self.cluster.gpu_products, key=lambda p: self.cluster.gpu_products[p].board_power_w)
         return self.cluster.gpu_products[
             name
