@@ -7,16 +7,16 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from guard.errors import ModelDirectoryError
 from guard.signing.types import Serialization
 
 
-@dataclass(frozen=True)
-class ListedFile:
-    """A file of the model as listed: its name, what is read, its stat (checked again when read)."""
+class ListedFile(NamedTuple):
+    """A file of the model as listed: its name, what is read, its stat (checked again when read).
+    A named tuple: built once per file (a frozen dataclass costs ~1 us more, 2 ms on 2,000 files)."""
 
     name: str  # relative POSIX path inside the model (the link's name for an allowed symlink)
     path: str  # what is read (the resolved target for an allowed symlink); no Path: 2 us a file
@@ -98,14 +98,15 @@ def list_files(
         except OSError as err:
             raise ModelDirectoryError(f"cannot read directory {prefix or '.'}: {err.strerror}") from err
         for entry in entries:
-            name = f"{prefix}{entry.name}"
-            try:
-                name.encode("utf-8")
-            except UnicodeEncodeError as err:
-                shown = name.encode("utf-8", "backslashreplace").decode()
-                raise ModelDirectoryError(
-                    f"file name {shown} is not valid UTF-8; OMS names files in UTF-8: rename it"
-                ) from err
+            name = prefix + entry.name
+            if not name.isascii():  # ASCII is UTF-8; only other names need the encoding test
+                try:
+                    name.encode("utf-8")
+                except UnicodeEncodeError as err:
+                    shown = name.encode("utf-8", "backslashreplace").decode()
+                    raise ModelDirectoryError(
+                        f"file name {shown} is not valid UTF-8; OMS names files in UTF-8: rename it"
+                    ) from err
             if ignored(name):
                 continue
             if entry.is_symlink():

@@ -216,13 +216,13 @@ def test_digest_cache_hits_and_invalidates(
     cache = DigestCache(tmp_path / "cache" / "d.sqlite3")
     first = hash_model(model_dir, cache=cache)
     calls: list[str] = []
-    real = hashing._hash_unit
+    real = hashing._hash_all
 
-    def counting(unit: hashing._Unit, algorithm: str, progress: Callable[[int], None] | None) -> str:
-        calls.append(unit.name)
-        return real(unit, algorithm, progress)
+    def counting(units: list[hashing._Unit], *args: Any) -> dict[str, str]:
+        calls.extend(unit.name for unit in units)
+        return real(units, *args)
 
-    monkeypatch.setattr(hashing, "_hash_unit", counting)
+    monkeypatch.setattr(hashing, "_hash_all", counting)
     assert hash_model(model_dir, cache=cache) == first
     assert calls == []  # every digest came from the cache
     (model_dir / "config.json").write_text('{"changed": true}\n')
