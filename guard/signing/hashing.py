@@ -303,19 +303,19 @@ def hash_model(
     units = sorted(_units(files, serialization), key=lambda u: u.size, reverse=True)
     algorithm = resource_algorithm(serialization)
     digests: dict[str, str] = {}
-    todo: list[_Unit] = []
+    todo = units
     keys: dict[str, str] = {}
-    for unit in units:
-        if cache is not None and cache.enabled:
-            key = cache_key(
-                os.path.realpath(unit.file.path), unit.file.st, serialization.hash_type, unit.start, unit.end
-            )
-            keys[unit.name] = key
-            hit = cache.get(key)
-            if hit is not None:
+    if cache is not None and cache.enabled:
+        hash_type = serialization.hash_type
+        keys = {u.name: cache_key(u.file.real, u.file.st, hash_type, u.start, u.end) for u in units}
+        hits = cache.get_many(list(keys.values()))
+        todo = []
+        for unit in units:
+            hit = hits.get(keys[unit.name])
+            if hit is None:
+                todo.append(unit)
+            else:
                 digests[unit.name] = hit
-                continue
-        todo.append(unit)
     total = sum(u.size for u in todo)
     with _progress_bar(progress, total, f"hashing {model_dir.name or model_dir}") as advance:
         digests.update(_hash_all(todo, serialization.hash_type, workers or default_workers(), advance))
@@ -405,12 +405,14 @@ def file_digest(path: Path, algorithm: str = "sha256", *, cache: DigestCache | N
     if not stat.S_ISREG(st.st_mode):
         raise ModelDirectoryError(f"{path} is {file_kind(st.st_mode)}; expected a regular file")
     new_hasher(algorithm)  # validates the name
-    key = cache_key(str(path.resolve()), st, algorithm, 0, None)
+    real = str(path.resolve())
+    key = cache_key(real, st, algorithm, 0, None)
     if cache is not None:
         hit = cache.get(key)
         if hit is not None:
             return hit
-    digest = _hash_unit(_Unit(ListedFile(str(path), os.fspath(path), st), 0, None), algorithm, None)
+    listed = ListedFile(str(path), os.fspath(path), st, real)
+    digest = _hash_unit(_Unit(listed, 0, None), algorithm, None)
     if cache is not None:
         cache.put(key, digest)
     return digest

@@ -21,6 +21,7 @@ class ListedFile(NamedTuple):
     name: str  # relative POSIX path inside the model (the link's name for an allowed symlink)
     path: str  # what is read (the resolved target for an allowed symlink); no Path: 2 us a file
     st: os.stat_result
+    real: str  # the real path, the digest cache's key (os.path.realpath once per model, not per file)
 
 
 def file_kind(mode: int) -> str:
@@ -86,6 +87,7 @@ def list_files(
     if not model_dir.is_dir():
         raise ModelDirectoryError(f"{model_dir} is not a directory: expected a model directory")
     root_real = os.path.realpath(model_dir)
+    real_prefix = os.path.join(root_real, "")
     ignore = _normalize_ignore([*serialization.ignore_paths, *exclude])
     ignored = _ignore_test(ignore)
     files: list[ListedFile] = []
@@ -116,13 +118,15 @@ def list_files(
                         "unless --allow-symlinks is given"
                     )
                 real, st = _resolve_link(root_real, entry.path, name)
-                files.append(ListedFile(name, real, st))
+                files.append(ListedFile(name, real, st, real))
                 continue
             st = entry.stat(follow_symlinks=False)
             if stat.S_ISDIR(st.st_mode):
                 walk(entry.path, name + "/")
             elif stat.S_ISREG(st.st_mode):
-                files.append(ListedFile(name, entry.path, st))
+                # no component below the model's real root is a link: the walk enters directories
+                # only (lstat), and this entry is a regular file
+                files.append(ListedFile(name, entry.path, st, real_prefix + name))
             else:
                 raise ModelDirectoryError(
                     f"{name} is {file_kind(st.st_mode)}; a model holds only regular files"
