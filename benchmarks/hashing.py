@@ -13,8 +13,9 @@ they sit in the page cache:
 For each shape: guard in process (`hash_model`, files mode, sha256), guard end to end through the
 CLI (`guard sign --key --no-cache`, which hashes, builds and signs the manifest), and model-signing's default
 hashing (files, sha256) when it is installed. Each round measures the limit and every contender
-back to back (paired), so a neighbour's burst of CPU use hits them alike; a contender's figure is
-the median over rounds of its ratio to that round's limit, with the spread (min-max) beside it.
+back to back (paired, in the reverse order every other round), so a neighbour's burst of CPU use
+hits them alike; a contender's figure is the median over rounds of its ratio to that round's
+limit, with the spread (min-max) beside it.
 Sizes: --large-files / --large-mb / --huge-mb / --small-files / --small-kb (or GUARD_BENCH_* env
 vars). `--baseline DIR` (another checkout of guard, e.g. main's) adds its in-process and CLI rows
 to the same paired rounds, for a before / after measured alike. guard in process runs in a
@@ -219,11 +220,12 @@ def main() -> None:
             ratios: dict[str, list[float]] = {name: [] for name in contenders}
             rates: dict[str, list[float]] = {name: [] for name in contenders}
             limits: list[float] = []
-            for _ in range(args.repeat):
+            for round_ in range(args.repeat):
                 limit = openssl_limit(cores, args.speed_seconds)
                 limits.append(limit)
-                for name, fn in contenders.items():
-                    rate = total / fn()
+                names = list(contenders)
+                for name in names if round_ % 2 == 0 else names[::-1]:  # no contender always first
+                    rate = total / contenders[name]()
                     rates[name].append(rate)
                     ratios[name].append(rate / limit)
             print(
@@ -236,6 +238,14 @@ def main() -> None:
                     f"{'':22} {name:34} {statistics.median(rates[name]) / MIB:7.0f} "
                     f"{statistics.median(r):8.2f} [{min(r):.2f}-{max(r):.2f}]"
                 )
+            if "baseline" in checkouts:
+                for row in ("in process", "sign (CLI, end to end)"):
+                    mine, theirs = rates[f"guard {row}"], rates[f"baseline {row}"]
+                    paired = [a / b for a, b in zip(mine, theirs, strict=True)]
+                    print(
+                        f"{'':22} {'guard / baseline ' + row.split(' (')[0] + ', paired':34} {'':7} "
+                        f"{statistics.median(paired):8.2f} [{min(paired):.2f}-{max(paired):.2f}]"
+                    )
             shutil.rmtree(root, ignore_errors=True)
     finally:
         for worker in workers.values():
