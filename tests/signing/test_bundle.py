@@ -124,3 +124,16 @@ def test_oms_statement_takes_the_fast_path_with_the_same_bytes(
         with monkeypatch.context() as patched:
             patched.setattr(rfc8785, "dumps", refuse)
             assert serialize_statement(statement) == expected
+
+
+def test_deep_and_cyclic_statements_behave_as_before() -> None:
+    deep: Any = "leaf"
+    for _ in range(300):  # past the fast path's depth: rfc8785 writes it, as before
+        deep = {"a": [deep]}
+    value = {"_type": "t", "predicate": deep}
+    assert serialize_statement(value) == reference(value) == rfc8785.dumps(value)
+    cyclic: list[Any] = []
+    cyclic.append(cyclic)
+    for fn in (reference, serialize_statement):
+        with pytest.raises(RecursionError):
+            fn({"_type": "t", "predicate": cyclic})
