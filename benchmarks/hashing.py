@@ -13,10 +13,14 @@ they sit in the page cache:
 For each shape: guard in process (`hash_model`, files mode, sha256), guard end to end through the
 CLI (`guard sign --key --no-cache`, which hashes, builds and signs the manifest), and model-signing's default
 hashing (files, sha256) when it is installed. Each round measures the limit and every contender
-back to back (paired), so a neighbour's burst of CPU use hits them alike; a contender's figure is
-the median over rounds of its ratio to that round's limit, with the spread (min-max) beside it.
+back to back (paired, in the reverse order every other round), so a neighbour's burst of CPU use
+hits them alike; a contender's figure is the median over rounds of its ratio to that round's
+limit, with the spread (min-max) beside it.
 Sizes: --large-files / --large-mb / --huge-mb / --small-files / --small-kb (or GUARD_BENCH_* env
-vars). Prints figures only; never asserts on time.
+vars). `--baseline DIR` (another checkout of guard, e.g. main's) adds its in-process and CLI rows
+to the same paired rounds, for a before / after measured alike. guard in process runs in a
+long-lived worker process per checkout (imports paid once, the timing taken inside it). Prints
+figures only; never asserts on time.
 """
 
 from __future__ import annotations
@@ -86,6 +90,57 @@ def _timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - t0
 
 
+# A long-lived process that hashes the directory named on each input line with guard's
+# hash_model and answers the seconds it took, timed inside it.
+_WORKER = """
+import sys, time
+from pathlib import Path
+from guard.signing.hashing import hash_model
+from guard.signing.types import Serialization
+for line in sys.stdin:
+    t0 = time.perf_counter()
+    hash_model(Path(line.rstrip("\\n")), Serialization())
+    print(time.perf_counter() - t0, flush=True)
+"""
+
+
+class InProcess:
+    """guard's hash_model from ``checkout``, in its own warm process (one per checkout)."""
+
+    def __init__(self, checkout: Path) -> None:
+        env = {**os.environ, "PYTHONPATH": str(checkout)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _WORKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+        )
+
+    def time(self, root: Path) -> float:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(f"{root}\n")
+        self.proc.stdin.flush()
+        answer = self.proc.stdout.readline()
+        if not answer:
+            sys.exit("a hashing worker stopped (see its error above)")
+        return float(answer)
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+def _sign_command(root: Path, keys: Path, sig: Path) -> list[str]:
+    return [
+        *GUARD,
+        "sign",
+        str(root),
+        "--key",
+        str(keys / "signing-key.pem"),
+        "--signature",
+        str(sig),
+        "--no-cache",  # the digest cache would skip hashing after the first round
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -100,12 +155,15 @@ def main() -> None:
     parser.add_argument(
         "--dir", type=Path, default=None, help="where to write the models (default: a temp dir)"
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="another checkout of guard (e.g. main's) measured in the same rounds",
+    )
     args = parser.parse_args()
     if shutil.which("openssl") is None:
         sys.exit("openssl not found: its `speed` is the limit of this benchmark")
-
-    from guard.signing.hashing import hash_model
-    from guard.signing.types import Serialization
 
     try:
         import model_signing
@@ -117,12 +175,12 @@ def main() -> None:
 
     cores = os.cpu_count() or 1
     tmp = Path(tempfile.mkdtemp(prefix="guard-bench-", dir=args.dir))
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(
-            filter(None, [str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH")])
-        ),
-    }
+    here = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(here)}
+    checkouts = {"guard": here}
+    if args.baseline is not None:
+        checkouts["baseline"] = args.baseline.resolve()
+    workers = {label: InProcess(checkout) for label, checkout in checkouts.items()}
     try:
         keys = tmp / "keys"
         sig = tmp / "bench.sig"
@@ -141,37 +199,33 @@ def main() -> None:
             root = tmp / re.sub(r"\W+", "_", label)
             total = write_files(root, count, size)
             warm(root)
-            contenders: dict[str, Callable[[], object]] = {
-                "guard in process": functools.partial(hash_model, root, Serialization()),
-                "guard sign (CLI, end to end)": functools.partial(
-                    subprocess.run,
-                    [
-                        *GUARD,
-                        "sign",
-                        str(root),
-                        "--key",
-                        str(keys / "signing-key.pem"),
-                        "--signature",
-                        str(sig),
-                        "--no-cache",  # the digest cache would skip hashing after the first round
-                    ],
-                    check=True,
-                    capture_output=True,
-                    env=env,
-                ),
-            }
+            contenders: dict[str, Callable[[], float]] = {}
+            for who, checkout in checkouts.items():
+                contenders[f"{who} in process"] = functools.partial(workers[who].time, root)
+                cli_env = {**env, "PYTHONPATH": str(checkout)}
+                contenders[f"{who} sign (CLI, end to end)"] = functools.partial(
+                    _timed,
+                    functools.partial(
+                        subprocess.run,
+                        _sign_command(root, keys, sig),
+                        check=True,
+                        capture_output=True,
+                        env=cli_env,
+                    ),
+                )
             if have_ms:
                 contenders["model-signing (files sha256)"] = functools.partial(
-                    model_signing.hashing.Config().hash, root
+                    _timed, functools.partial(model_signing.hashing.Config().hash, root)
                 )
             ratios: dict[str, list[float]] = {name: [] for name in contenders}
             rates: dict[str, list[float]] = {name: [] for name in contenders}
             limits: list[float] = []
-            for _ in range(args.repeat):
+            for round_ in range(args.repeat):
                 limit = openssl_limit(cores, args.speed_seconds)
                 limits.append(limit)
-                for name, fn in contenders.items():
-                    rate = total / _timed(fn)
+                names = list(contenders)
+                for name in names if round_ % 2 == 0 else names[::-1]:  # no contender always first
+                    rate = total / contenders[name]()
                     rates[name].append(rate)
                     ratios[name].append(rate / limit)
             print(
@@ -184,8 +238,18 @@ def main() -> None:
                     f"{'':22} {name:34} {statistics.median(rates[name]) / MIB:7.0f} "
                     f"{statistics.median(r):8.2f} [{min(r):.2f}-{max(r):.2f}]"
                 )
+            if "baseline" in checkouts:
+                for row in ("in process", "sign (CLI, end to end)"):
+                    mine, theirs = rates[f"guard {row}"], rates[f"baseline {row}"]
+                    paired = [a / b for a, b in zip(mine, theirs, strict=True)]
+                    print(
+                        f"{'':22} {'guard / baseline ' + row.split(' (')[0] + ', paired':34} {'':7} "
+                        f"{statistics.median(paired):8.2f} [{min(paired):.2f}-{max(paired):.2f}]"
+                    )
             shutil.rmtree(root, ignore_errors=True)
     finally:
+        for worker in workers.values():
+            worker.close()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

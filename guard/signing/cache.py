@@ -18,6 +18,9 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+# Keys per SELECT ... IN (...): under SQLite's oldest limit of 999 parameters.
+_QUERY_KEYS = 500
+
 _SCHEMA = "CREATE TABLE IF NOT EXISTS digests (key TEXT PRIMARY KEY, digest TEXT NOT NULL)"
 
 
@@ -71,6 +74,27 @@ class DigestCache:
                 log.warning("digest cache read failed: %s", err)
                 return None
         return str(row[0]) if row else None
+
+    def get_many(self, keys: list[str]) -> dict[str, str]:
+        """The cached digests of ``keys`` (those found), in one query per ``_QUERY_KEYS`` keys:
+        a model of 2,000 files took 2,000 queries (~15 us each)."""
+        if self._db is None or not keys:
+            return {}
+        found: dict[str, str] = {}
+        with self._lock:
+            try:
+                for start in range(0, len(keys), _QUERY_KEYS):
+                    chunk = keys[start : start + _QUERY_KEYS]
+                    marks = ",".join("?" * len(chunk))
+                    rows = self._db.execute(
+                        f"SELECT key, digest FROM digests WHERE key IN ({marks})",  # noqa: S608 - only ? marks
+                        chunk,
+                    )
+                    found.update((str(key), str(digest)) for key, digest in rows)
+            except sqlite3.Error as err:
+                log.warning("digest cache read failed: %s", err)
+                return {}
+        return found
 
     def put(self, key: str, digest: str) -> None:
         if self._db is None:

@@ -7,20 +7,21 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from guard.errors import ModelDirectoryError
 from guard.signing.types import Serialization
 
 
-@dataclass(frozen=True)
-class ListedFile:
-    """A file of the model as listed: its name, what is read, its stat (checked again when read)."""
+class ListedFile(NamedTuple):
+    """A file of the model as listed: its name, what is read, its stat (checked again when read).
+    A named tuple: built once per file (a frozen dataclass costs ~1 us more, 2 ms on 2,000 files)."""
 
     name: str  # relative POSIX path inside the model (the link's name for an allowed symlink)
     path: str  # what is read (the resolved target for an allowed symlink); no Path: 2 us a file
     st: os.stat_result
+    real: str  # the real path, the digest cache's key (os.path.realpath once per model, not per file)
 
 
 def file_kind(mode: int) -> str:
@@ -86,6 +87,7 @@ def list_files(
     if not model_dir.is_dir():
         raise ModelDirectoryError(f"{model_dir} is not a directory: expected a model directory")
     root_real = os.path.realpath(model_dir)
+    real_prefix = os.path.join(root_real, "")
     ignore = _normalize_ignore([*serialization.ignore_paths, *exclude])
     ignored = _ignore_test(ignore)
     files: list[ListedFile] = []
@@ -98,14 +100,15 @@ def list_files(
         except OSError as err:
             raise ModelDirectoryError(f"cannot read directory {prefix or '.'}: {err.strerror}") from err
         for entry in entries:
-            name = f"{prefix}{entry.name}"
-            try:
-                name.encode("utf-8")
-            except UnicodeEncodeError as err:
-                shown = name.encode("utf-8", "backslashreplace").decode()
-                raise ModelDirectoryError(
-                    f"file name {shown} is not valid UTF-8; OMS names files in UTF-8: rename it"
-                ) from err
+            name = prefix + entry.name
+            if not name.isascii():  # ASCII is UTF-8; only other names need the encoding test
+                try:
+                    name.encode("utf-8")
+                except UnicodeEncodeError as err:
+                    shown = name.encode("utf-8", "backslashreplace").decode()
+                    raise ModelDirectoryError(
+                        f"file name {shown} is not valid UTF-8; OMS names files in UTF-8: rename it"
+                    ) from err
             if ignored(name):
                 continue
             if entry.is_symlink():
@@ -115,13 +118,15 @@ def list_files(
                         "unless --allow-symlinks is given"
                     )
                 real, st = _resolve_link(root_real, entry.path, name)
-                files.append(ListedFile(name, real, st))
+                files.append(ListedFile(name, real, st, real))
                 continue
             st = entry.stat(follow_symlinks=False)
             if stat.S_ISDIR(st.st_mode):
                 walk(entry.path, name + "/")
             elif stat.S_ISREG(st.st_mode):
-                files.append(ListedFile(name, entry.path, st))
+                # no component below the model's real root is a link: the walk enters directories
+                # only (lstat), and this entry is a regular file
+                files.append(ListedFile(name, entry.path, st, real_prefix + name))
             else:
                 raise ModelDirectoryError(
                     f"{name} is {file_kind(st.st_mode)}; a model holds only regular files"

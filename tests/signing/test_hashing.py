@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
@@ -17,7 +19,7 @@ import pytest
 
 from guard.errors import ModelDirectoryError, UsageError
 from guard.signing import hashing
-from guard.signing.cache import DigestCache
+from guard.signing.cache import DigestCache, cache_key
 from guard.signing.hashing import file_digest, hash_model
 from guard.signing.types import HashType, Serialization
 
@@ -216,13 +218,13 @@ def test_digest_cache_hits_and_invalidates(
     cache = DigestCache(tmp_path / "cache" / "d.sqlite3")
     first = hash_model(model_dir, cache=cache)
     calls: list[str] = []
-    real = hashing._hash_unit
+    real = hashing._hash_all
 
-    def counting(unit: hashing._Unit, algorithm: str, progress: Callable[[int], None] | None) -> str:
-        calls.append(unit.name)
-        return real(unit, algorithm, progress)
+    def counting(units: list[hashing._Unit], *args: Any) -> dict[str, str]:
+        calls.extend(unit.name for unit in units)
+        return real(units, *args)
 
-    monkeypatch.setattr(hashing, "_hash_unit", counting)
+    monkeypatch.setattr(hashing, "_hash_all", counting)
     assert hash_model(model_dir, cache=cache) == first
     assert calls == []  # every digest came from the cache
     (model_dir / "config.json").write_text('{"changed": true}\n')
@@ -356,3 +358,46 @@ def test_path_parts_is_pure_posix_path_parts(name: str) -> None:
     from guard.signing.manifest import path_parts
 
     assert path_parts(name) == PurePosixPath(name).parts
+
+
+def test_digest_cache_keys_name_real_paths_and_are_read_in_bulk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache key holds each file's real path (a model reached through a link, a file linked
+    inside it), computed once per model; all keys are looked up in few queries, not one a file."""
+    real_root = tmp_path / "real"
+    (real_root / "sub").mkdir(parents=True)
+    for i in range(1200):  # more than one query's worth of keys
+        (real_root / "sub" / f"{i:04d}.bin").write_bytes(i.to_bytes(2, "big"))
+    (real_root / "top.json").write_text("{}")
+    (real_root / "alias.json").symlink_to("sub/0001.bin")
+    (tmp_path / "via").symlink_to(real_root)
+    model = tmp_path / "via"
+    serialization = Serialization(allow_symlinks=True)
+    cache = DigestCache(tmp_path / "cache.sqlite3")
+    first = hash_model(model, serialization, cache=cache)
+    with contextlib.closing(sqlite3.connect(tmp_path / "cache.sqlite3")) as db:
+        stored = {key for (key,) in db.execute("SELECT key FROM digests")}
+    expected = {
+        cache_key(os.path.realpath(model / r.name), os.stat(model / r.name), "sha256", 0, None)
+        for r in first.resources
+    }
+    assert stored == expected and len(stored) == 1201  # the link and its target: one key
+    queries: list[int] = []
+    real_get_many = DigestCache.get_many
+
+    def counting(self: DigestCache, keys: list[str]) -> dict[str, str]:
+        queries.append(len(keys))
+        return real_get_many(self, keys)
+
+    monkeypatch.setattr(DigestCache, "get_many", counting)
+    real_hash_all = hashing._hash_all
+
+    def nothing_to_hash(units: list[hashing._Unit], *args: Any) -> dict[str, str]:
+        assert units == [], "every digest is cached"
+        return real_hash_all(units, *args)
+
+    monkeypatch.setattr(hashing, "_hash_all", nothing_to_hash)
+    assert hash_model(model, serialization, cache=cache) == first
+    assert queries == [1202]
+    cache.close()
