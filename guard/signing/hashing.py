@@ -12,6 +12,7 @@ read is refused; every failure to read is a ModelDirectoryError naming the file.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import stat
@@ -123,11 +124,18 @@ def _units(files: list[ListedFile], serialization: Serialization) -> list[_Unit]
 
 def _open(path: str, name: str) -> int:
     try:
-        # O_NONBLOCK: a FIFO swapped in after the walk must not hang us.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        # O_NONBLOCK: a FIFO swapped in after the walk must not hang us. O_NOFOLLOW: what the
+        # listing hands over is never a link (an allowed symlink is listed by its resolved target),
+        # so a link found here was swapped in after the walk: refused, not followed.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
     except PermissionError as err:
         raise ModelDirectoryError(f"cannot read {name}: permission denied") from err
     except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise ModelDirectoryError(
+                f"{name} became a symbolic link after the model was listed; expected a regular "
+                "file (sign or verify the model once nothing changes it)"
+            ) from err
         raise ModelDirectoryError(f"cannot read {name}: {err.strerror}") from err
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
@@ -142,9 +150,14 @@ def _hash_unit(unit: _Unit, algorithm: str, progress: Callable[[int], None] | No
     if algorithm == "blake3" and unit.end is None and unit.size >= BLAKE3_MMAP_THRESHOLD:
         try:
             digest = blake3.blake3(max_threads=blake3.blake3.AUTO).update_mmap(unit.file.path).hexdigest()
-            after = os.stat(unit.file.path)
+            after = os.lstat(unit.file.path)  # blake3 opens the path itself: a link is seen after
         except OSError as err:
             raise ModelDirectoryError(f"cannot read {name}: {err.strerror or err}") from err
+        if not stat.S_ISREG(after.st_mode):
+            raise ModelDirectoryError(
+                f"{name} became {file_kind(after.st_mode)} while it was being hashed; expected a "
+                "regular file (sign or verify the model once nothing changes it)"
+            )
         _check_unchanged(name, unit.file.st, after)
         if progress:
             progress(unit.size)

@@ -271,6 +271,30 @@ def test_file_changed_while_hashing(
         hash_model(model_dir, Serialization(hash_type=algorithm))
 
 
+@pytest.mark.parametrize("algorithm", ["sha256", "blake3"])
+def test_file_swapped_for_a_link_after_listing_is_not_followed(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, algorithm: HashType
+) -> None:
+    # The walk refuses links; one swapped in between the walk and the read must not be followed
+    # to a file outside the model (same size and time, so only the link itself can tell).
+    monkeypatch.setattr(hashing, "BLAKE3_MMAP_THRESHOLD", 1)
+    outside = tmp_path / "outside.json"
+    inside = model_dir / "config.json"
+    outside.write_bytes(b"x" * inside.stat().st_size)
+    os.utime(outside, ns=(inside.stat().st_atime_ns, inside.stat().st_mtime_ns))
+    real = hashing.list_files
+
+    def list_then_swap(*args: Any, **kw: Any) -> object:
+        files = real(*args, **kw)
+        inside.unlink()
+        inside.symlink_to(outside)
+        return files
+
+    monkeypatch.setattr(hashing, "list_files", list_then_swap)
+    with pytest.raises(ModelDirectoryError, match=r"config\.json became a symbolic link"):
+        hash_model(model_dir, Serialization(hash_type=algorithm))
+
+
 def test_non_utf8_file_name_refused(model_dir: Path) -> None:
     fd = os.open(os.fsencode(model_dir) + b"/bad-\xff.bin", os.O_WRONLY | os.O_CREAT, 0o644)
     os.close(fd)
