@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
 import multiprocessing
@@ -284,12 +285,17 @@ class Served:
         self._log.close()
 
 
-def guard_serve(config: Path, cert: Path, key: Path, workers: int, ca_pem: bytes) -> Served:
+def guard_serve(
+    config: Path, cert: Path, key: Path, workers: int, ca_pem: bytes, source: Path | None = None
+) -> Served:
+    """``guard serve`` of this checkout, or of the source tree ``source`` (``--before``)."""
     port = _free_port()
-    guard = Path(sys.executable).with_name("guard")
-    argv = [str(guard), "serve", "--config", str(config), "--tls-cert", str(cert), "--tls-key", str(key)]
+    argv = [sys.executable, "-c", "from guard.cli import main; main()", "serve", "--config", str(config)]
+    argv += ["--tls-cert", str(cert), "--tls-key", str(key)]
     argv += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-    return Served(argv, port, ca_pem)  # its JSON log lines go to a temporary file
+    tree = source or Path(__file__).resolve().parents[1]
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(tree), os.environ.get("PYTHONPATH")]))}
+    return Served(argv, port, ca_pem, env=env)  # its JSON log lines go to a temporary file
 
 
 def bare_serve(fixed: Path, cert: Path, key: Path, workers: int, ca_pem: bytes) -> Served:
@@ -334,10 +340,15 @@ def main() -> int:
     parser.add_argument(
         "--fresh", type=int, default=3, help="fresh server processes for the cold path (default 3)"
     )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="a source tree of another guard (e.g. `git archive` of the commit before a change): its "
+        "`guard serve` runs beside this one's, interleaved in every sample of the warm path",
+    )
     args = parser.parse_args()
     levels, worker_counts = _ints(args.concurrency), _ints(args.workers)
 
-    import httpx
     import trustme
 
     from guard.testing.admission import admission_review
@@ -349,6 +360,7 @@ def main() -> int:
         print(f"skipped: {reason}")
         return 0
     samples: dict[tuple[int, str, int], list[tuple[dict[str, float], dict[str, float]]]] = {}
+    before: dict[tuple[int, str, int], list[dict[str, float]]] = {}
     cold: list[list[float]] = []
     with tempfile.TemporaryDirectory(prefix="guard-bench-") as tmp_name:
         tmp = Path(tmp_name)
@@ -374,11 +386,7 @@ def main() -> int:
                     cold.append(cold_path(server.url, ca_pem, cold_refs))
             for workers in worker_counts:
                 with guard_serve(config, cert, key, workers, ca_pem) as server:
-                    first = httpx.post(
-                        f"{server.url}/validate", content=review, verify=_client_context(ca_pem), timeout=30
-                    ).json()["response"]
-                    if not first["allowed"]:
-                        raise SystemExit(f"the warm-path pod was denied: {first['status']['message']}")
+                    first = _first_answer(server.url, review, ca_pem)
                     fixed.write_text(
                         json.dumps(
                             {
@@ -388,13 +396,25 @@ def main() -> int:
                             }
                         )
                     )
-                    with bare_serve(fixed, cert, key, workers, ca_pem) as bare_server:
-                        # interleaved: every sample runs guard then the bare app at each level, so a
-                        # neighbour's burst of CPU use hits both alike
+                    with contextlib.ExitStack() as stack:
+                        bare_server = stack.enter_context(bare_serve(fixed, cert, key, workers, ca_pem))
+                        other = None
+                        if args.before is not None:
+                            other = stack.enter_context(
+                                guard_serve(config, cert, key, workers, ca_pem, source=args.before)
+                            )
+                            _first_answer(other.url, review, ca_pem)  # its caches filled alike
+                        # interleaved: every sample runs guard (before, when given) then the bare
+                        # app at each level, so a neighbour's burst of CPU use hits all alike
                         for c in levels:
                             for _ in range(args.samples):
                                 for variant, template in workloads.items():
-                                    samples.setdefault((workers, variant, c), []).append(
+                                    key_ = (workers, variant, c)
+                                    if other is not None:
+                                        before.setdefault(key_, []).append(
+                                            measure(other, ca_pem, template, c, args.seconds)
+                                        )
+                                    samples.setdefault(key_, []).append(
                                         (
                                             measure(server, ca_pem, template, c, args.seconds),
                                             measure(bare_server, ca_pem, template, c, args.seconds),
@@ -436,6 +456,20 @@ def main() -> int:
             f"    webhook - bare: {g_cpu - b_cpu:.3f} ms of server CPU per request (goal <= 0.4 ms); "
             f"webhook / bare {g_cpu / b_cpu:.1f} x"
         )
+        if (workers, variant, c) in before:
+            runs = before[(workers, variant, c)]
+            o_cpu = statistics.median(r["server_cpu_ms"] for r in runs)
+            o_spread = [r["server_cpu_ms"] for r in runs]
+            print(
+                f"    before   server CPU {o_cpu:6.3f} ms/req [{min(o_spread):.3f}-{max(o_spread):.3f}]  "
+                f"p50 {statistics.median(r['p50_ms'] for r in runs):6.2f} ms  "
+                f"p99 {statistics.median(r['p99_ms'] for r in runs):6.2f} ms  "
+                f"{statistics.median(r['rps'] for r in runs):6.0f} req/s"
+            )
+            print(
+                f"    before - bare: {o_cpu - b_cpu:.3f} ms; now / before (guard - bare): "
+                f"{(g_cpu - b_cpu) / (o_cpu - b_cpu):.2f}"
+            )
     if cold:
         firsts = [run[0] for run in cold]
         rests = [run[1:] for run in cold]
@@ -481,6 +515,18 @@ def ai_pod(image: str, name: str = "llm-serve") -> dict[str, Any]:
     }
     spec["metadata"]["labels"] = {"app": "llm-serve", "team": "team-a"}
     return spec
+
+
+def _first_answer(url: str, review: bytes, ca_pem: bytes) -> dict[str, Any]:
+    """The answer to the warm-path pod (its model verified and cached); it must be allowed."""
+    import httpx
+
+    answer: dict[str, Any] = httpx.post(
+        f"{url}/validate", content=review, verify=_client_context(ca_pem), timeout=30
+    ).json()["response"]
+    if not answer["allowed"]:
+        raise SystemExit(f"the warm-path pod was denied: {answer['status']['message']}")
+    return answer
 
 
 def _client_context(ca_pem: bytes) -> Any:
