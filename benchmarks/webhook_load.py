@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
 import multiprocessing
@@ -284,12 +285,25 @@ class Served:
         self._log.close()
 
 
-def guard_serve(config: Path, cert: Path, key: Path, workers: int, ca_pem: bytes) -> Served:
+def guard_serve(
+    config: Path, cert: Path, key: Path, workers: int, ca_pem: bytes, source: Path | None = None
+) -> Served:
+    """``guard serve`` of this checkout, or of the source tree ``source`` (``--before``)."""
     port = _free_port()
-    guard = Path(sys.executable).with_name("guard")
-    argv = [str(guard), "serve", "--config", str(config), "--tls-cert", str(cert), "--tls-key", str(key)]
+    argv = [
+        sys.executable,
+        "-P",
+        "-c",
+        "from guard.cli import main; main()",
+        "serve",
+        "--config",
+        str(config),
+    ]
+    argv += ["--tls-cert", str(cert), "--tls-key", str(key)]
     argv += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-    return Served(argv, port, ca_pem)  # its JSON log lines go to a temporary file
+    tree = source or Path(__file__).resolve().parents[1]
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(tree), os.environ.get("PYTHONPATH")]))}
+    return Served(argv, port, ca_pem, env=env)  # its JSON log lines go to a temporary file
 
 
 def bare_serve(fixed: Path, cert: Path, key: Path, workers: int, ca_pem: bytes) -> Served:
@@ -318,6 +332,85 @@ def bare_from_environment() -> Any:
     return with_readyz
 
 
+def in_process_child(config_file: str, template_file: str, requests: int, rounds: int) -> int:
+    """(A child process, ``--in-process-child``.) guard's own part of a warm admission, in process:
+    parse the AdmissionReview, ``AdmissionEngine.review`` (references, cached verdict, policy
+    input, the library, the decision, its log line to a file), build the response; no HTTP, TLS
+    or client in the way. Prints the CPU time per request of each round, as JSON."""
+    import gc
+    import logging
+
+    from guard.admission.response import build_response
+    from guard.admission.review import parse_review
+    from guard.admission.wiring import build_engine
+    from guard.config import load_config
+    from webhook.logs import configure_json_logging
+
+    configure_json_logging()
+    sink = open(os.devnull, "w")  # noqa: SIM115 - the process's life
+    for name in ("guard", "webhook"):
+        for handler in logging.getLogger(name).handlers:
+            if isinstance(handler, logging.StreamHandler):
+                handler.setStream(sink)
+    template = Path(template_file).read_bytes()
+    config = load_config(Path(config_file))
+
+    async def main() -> list[float]:
+        engine = await build_engine(config)
+        await engine.warm_up()
+        numbers = itertools.count(10**9)
+
+        async def one() -> bytes:
+            number = f"{next(numbers):012x}".encode()
+            review = parse_review(template.replace(UID_MARK, number).replace(NAME_MARK, number))
+            return build_response(await engine.review(review.request)).to_json()
+
+        for _ in range(100):  # warm: the model verified and cached, every path taken once
+            await one()
+        gc.collect()
+        gc.freeze()  # as guard serve does after its start-up
+        per_round = max(1, requests // rounds)
+        out = []
+        for _ in range(rounds):
+            cpu0 = time.process_time()
+            for _ in range(per_round):
+                await one()
+            out.append((time.process_time() - cpu0) / per_round * 1000)
+        await engine.aclose()
+        return out
+
+    print(json.dumps(asyncio.run(main())))
+    return 0
+
+
+def in_process(
+    config: Path, templates: dict[str, bytes], trees: dict[str, Path], samples: int, requests: int, tmp: Path
+) -> dict[tuple[str, str], list[float]]:
+    """Per (tree, variant): the CPU ms per request of every round, the trees' children alternating."""
+    import subprocess
+
+    found: dict[tuple[str, str], list[float]] = {}
+    files = {}
+    for i, (variant, template) in enumerate(templates.items()):
+        files[variant] = tmp / f"template-{i}.json"
+        files[variant].write_bytes(template)
+    for _ in range(samples):
+        for variant, file in files.items():
+            for label, tree in trees.items():
+                env = {
+                    **os.environ,
+                    "PYTHONPATH": os.pathsep.join(filter(None, [str(tree), os.environ.get("PYTHONPATH")])),
+                }
+                argv = [sys.executable, __file__, "--in-process-child", str(config), str(file), str(requests)]
+                done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False, timeout=600)
+                if done.returncode != 0:
+                    raise SystemExit(f"in-process child ({label}) failed: {done.stderr[-2000:]}")
+                found.setdefault((label, variant), []).extend(
+                    json.loads(done.stdout.strip().splitlines()[-1])
+                )
+    return found
+
+
 def _ints(text: str) -> list[int]:
     return [int(part) for part in text.split(",") if part.strip()]
 
@@ -334,10 +427,31 @@ def main() -> int:
     parser.add_argument(
         "--fresh", type=int, default=3, help="fresh server processes for the cold path (default 3)"
     )
+    parser.add_argument(
+        "--sidecars",
+        type=int,
+        default=8,
+        help="CPU-only containers added to a third warm request (default 8; 0: none): per-container cost",
+    )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="a source tree of another guard (e.g. `git archive` of the commit before a change): its "
+        "`guard serve` runs beside this one's, interleaved in every sample of the warm path",
+    )
+    parser.add_argument(
+        "--in-process",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also measure guard's own part in process (no HTTP, TLS or client): N requests per "
+        "child process, --samples children per tree and request, alternating with --before's",
+    )
+    if len(sys.argv) > 1 and sys.argv[1] == "--in-process-child":
+        return in_process_child(sys.argv[2], sys.argv[3], int(sys.argv[4]), 20)
     args = parser.parse_args()
     levels, worker_counts = _ints(args.concurrency), _ints(args.workers)
 
-    import httpx
     import trustme
 
     from guard.testing.admission import admission_review
@@ -349,6 +463,7 @@ def main() -> int:
         print(f"skipped: {reason}")
         return 0
     samples: dict[tuple[int, str, int], list[tuple[dict[str, float], dict[str, float]]]] = {}
+    before: dict[tuple[int, str, int], list[dict[str, float]]] = {}
     cold: list[list[float]] = []
     with tempfile.TemporaryDirectory(prefix="guard-bench-") as tmp_name:
         tmp = Path(tmp_name)
@@ -365,8 +480,14 @@ def main() -> int:
             config.write_text(json.dumps(models.config()))  # JSON is YAML
             pinned = models.signed.rsplit(":", 1)[0] + "@" + models.signed_digest
             review = json.dumps(admission_review(ai_pod(pinned))).encode()
-            workloads = warm_workloads(pinned)
+            workloads = warm_workloads(pinned, args.sidecars)
             fixed = tmp / "fixed.json"
+            if args.in_process:
+                trees = {"now": Path(__file__).resolve().parents[1]}
+                if args.before is not None:
+                    trees["before"] = args.before
+                measured = in_process(config, workloads, trees, args.samples, args.in_process, tmp)
+                _print_in_process(measured, workloads, trees)
             for _ in range(args.fresh):
                 # the first request of a fresh process (in a repository it has not seen), then
                 # first-seen models one at a time: every process starts with nothing cached
@@ -374,11 +495,7 @@ def main() -> int:
                     cold.append(cold_path(server.url, ca_pem, cold_refs))
             for workers in worker_counts:
                 with guard_serve(config, cert, key, workers, ca_pem) as server:
-                    first = httpx.post(
-                        f"{server.url}/validate", content=review, verify=_client_context(ca_pem), timeout=30
-                    ).json()["response"]
-                    if not first["allowed"]:
-                        raise SystemExit(f"the warm-path pod was denied: {first['status']['message']}")
+                    first = _first_answer(server.url, review, ca_pem)
                     fixed.write_text(
                         json.dumps(
                             {
@@ -388,13 +505,25 @@ def main() -> int:
                             }
                         )
                     )
-                    with bare_serve(fixed, cert, key, workers, ca_pem) as bare_server:
-                        # interleaved: every sample runs guard then the bare app at each level, so a
-                        # neighbour's burst of CPU use hits both alike
+                    with contextlib.ExitStack() as stack:
+                        bare_server = stack.enter_context(bare_serve(fixed, cert, key, workers, ca_pem))
+                        other = None
+                        if args.before is not None:
+                            other = stack.enter_context(
+                                guard_serve(config, cert, key, workers, ca_pem, source=args.before)
+                            )
+                            _first_answer(other.url, review, ca_pem)  # its caches filled alike
+                        # interleaved: every sample runs guard (before, when given) then the bare
+                        # app at each level, so a neighbour's burst of CPU use hits all alike
                         for c in levels:
                             for _ in range(args.samples):
                                 for variant, template in workloads.items():
-                                    samples.setdefault((workers, variant, c), []).append(
+                                    key_ = (workers, variant, c)
+                                    if other is not None:
+                                        before.setdefault(key_, []).append(
+                                            measure(other, ca_pem, template, c, args.seconds)
+                                        )
+                                    samples.setdefault(key_, []).append(
                                         (
                                             measure(server, ca_pem, template, c, args.seconds),
                                             measure(bare_server, ca_pem, template, c, args.seconds),
@@ -436,6 +565,38 @@ def main() -> int:
             f"    webhook - bare: {g_cpu - b_cpu:.3f} ms of server CPU per request (goal <= 0.4 ms); "
             f"webhook / bare {g_cpu / b_cpu:.1f} x"
         )
+        if (workers, variant, c) in before:
+            runs = before[(workers, variant, c)]
+            o_cpu = statistics.median(r["server_cpu_ms"] for r in runs)
+            o_spread = [r["server_cpu_ms"] for r in runs]
+            print(
+                f"    before   server CPU {o_cpu:6.3f} ms/req [{min(o_spread):.3f}-{max(o_spread):.3f}]  "
+                f"p50 {statistics.median(r['p50_ms'] for r in runs):6.2f} ms  "
+                f"p99 {statistics.median(r['p99_ms'] for r in runs):6.2f} ms  "
+                f"{statistics.median(r['rps'] for r in runs):6.0f} req/s"
+            )
+            print(
+                f"    before - bare: {o_cpu - b_cpu:.3f} ms; now / before (guard - bare): "
+                f"{(g_cpu - b_cpu) / (o_cpu - b_cpu):.2f}"
+            )
+    for (workers, variant, c), pairs in samples.items():
+        if not variant.endswith(" containers"):
+            continue
+        one = samples[(workers, "distinct pods", c)]
+        extra = int(variant.split(", ")[1].split()[0]) - 1
+
+        def per_container(runs: list[float], base: list[float], extra: int = extra) -> float:
+            return (statistics.median(runs) - statistics.median(base)) / extra
+
+        now = per_container([p[0]["server_cpu_ms"] for p in pairs], [p[0]["server_cpu_ms"] for p in one])
+        line = f"  one container more, {workers} worker(s), concurrency {c}: {now:.3f} ms of server CPU"
+        if (workers, variant, c) in before:
+            old = per_container(
+                [r["server_cpu_ms"] for r in before[(workers, variant, c)]],
+                [r["server_cpu_ms"] for r in before[(workers, "distinct pods", c)]],
+            )
+            line += f" (before: {old:.3f} ms)"
+        print(line + " (goal <= 0.08 ms)")
     if cold:
         firsts = [run[0] for run in cold]
         rests = [run[1:] for run in cold]
@@ -454,20 +615,56 @@ def main() -> int:
     return 0
 
 
+def _print_in_process(
+    measured: dict[tuple[str, str], list[float]], templates: dict[str, bytes], trees: dict[str, Path]
+) -> None:
+    print("in process (guard's own part: parse, review, response; no HTTP, TLS or client), CPU per request:")
+    for variant in templates:
+        for label in trees:
+            rounds = measured[(label, variant)]
+            q1 = statistics.quantiles(rounds, n=4)[0]
+            print(
+                f"  {variant:28} {label:6} median {statistics.median(rounds):.3f} ms  q1 {q1:.3f}  "
+                f"min {min(rounds):.3f}  ({len(rounds)} rounds)"
+            )
+        if "before" in trees:
+            now, old = measured[("now", variant)], measured[("before", variant)]
+            print(
+                f"  {variant:28} now / before: median {statistics.median(now) / statistics.median(old):.2f}, "
+                f"min {min(now) / min(old):.2f}"
+            )
+
+
 # replaced by a number no earlier request had (12 hex digits: the length stays the same)
 UID_MARK, NAME_MARK = b"uuuuuuuuuuuu", b"nnnnnnnnnnnn"
 _PHASES = itertools.count()
 
 
-def warm_workloads(image: str) -> dict[str, bytes]:
+def warm_workloads(image: str, sidecars: int = 0) -> dict[str, bytes]:
     """The warm path's request templates: distinct pods (each its own name, as a ReplicaSet's
-    pods), and the same pod again; every request with its own uid, as the API server sends them."""
+    pods), and the same pod again; every request with its own uid, as the API server sends them.
+    With ``sidecars``, distinct pods with that many CPU-only containers more (the same image):
+    what one container more costs."""
     from guard.testing.admission import admission_review
 
     uid = "00000000-0000-4000-8000-" + UID_MARK.decode()
     distinct = admission_review(ai_pod(image, "llm-serve-" + NAME_MARK.decode()), uid=uid)
     repeated = admission_review(ai_pod(image, "llm-serve-7d9f8c6b5-x2x4q"), uid=uid)
-    return {"distinct pods": json.dumps(distinct).encode(), "repeated pod": json.dumps(repeated).encode()}
+    out = {"distinct pods": json.dumps(distinct).encode(), "repeated pod": json.dumps(repeated).encode()}
+    if sidecars:
+        wide = ai_pod(image, "llm-serve-" + NAME_MARK.decode())
+        wide["spec"]["containers"] += [
+            {
+                "name": f"sidecar-{i}",
+                "image": image,
+                "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
+            }
+            for i in range(sidecars)
+        ]
+        out[f"distinct pods, {1 + sidecars} containers"] = json.dumps(
+            admission_review(wide, uid=uid)
+        ).encode()
+    return out
 
 
 def ai_pod(image: str, name: str = "llm-serve") -> dict[str, Any]:
@@ -481,6 +678,18 @@ def ai_pod(image: str, name: str = "llm-serve") -> dict[str, Any]:
     }
     spec["metadata"]["labels"] = {"app": "llm-serve", "team": "team-a"}
     return spec
+
+
+def _first_answer(url: str, review: bytes, ca_pem: bytes) -> dict[str, Any]:
+    """The answer to the warm-path pod (its model verified and cached); it must be allowed."""
+    import httpx
+
+    answer: dict[str, Any] = httpx.post(
+        f"{url}/validate", content=review, verify=_client_context(ca_pem), timeout=30
+    ).json()["response"]
+    if not answer["allowed"]:
+        raise SystemExit(f"the warm-path pod was denied: {answer['status']['message']}")
+    return answer
 
 
 def _client_context(ca_pem: bytes) -> Any:

@@ -74,6 +74,24 @@ class SingleFlightCache(Generic[K, V]):
         self._entries.move_to_end(key)
         return entry
 
+    def _hit(self, key: K) -> _Entry[V] | None:
+        """The live entry for ``key`` (an event ``hit``), raising the error it keeps
+        (``negative_hit``); None, and no event, when there is none."""
+        entry = self.peek(key)
+        if entry is None:
+            return None
+        if entry.error is not None:
+            self._event("negative_hit")
+            raise entry.error
+        self._event("hit")
+        return entry
+
+    def cached(self, key: K) -> V | None:
+        """What ``get`` answers at once, without computing: the value kept for ``key``, or the
+        error kept for it raised; None (no event: the ``get`` that follows counts the miss)."""
+        entry = self._hit(key)
+        return entry.value if entry is not None else None
+
     def invalidate(self, key: K | None = None) -> None:
         if key is None:
             self._entries.clear()
@@ -88,12 +106,8 @@ class SingleFlightCache(Generic[K, V]):
         keep_error: Callable[[BaseException], bool] = lambda _err: False,
     ) -> V:
         """The cached value for ``key``, or the result of ``compute()`` (once for all callers)."""
-        entry = self.peek(key)
+        entry = self._hit(key)
         if entry is not None:
-            if entry.error is not None:
-                self._event("negative_hit")
-                raise entry.error
-            self._event("hit")
             return entry.value  # type: ignore[return-value]
         running = self._inflight.get(key)
         if running is not None and not self._stale(running[0]):

@@ -105,6 +105,9 @@ class LibraryPolicyEvaluator:
         self._engine = engine
         self._kinds = kinds
         self._authorities = {rule.name: rule.authorities for rule in config.rules}
+        from guard.policy.input import InputConstants  # noqa: PLC0415
+
+        self._constants = InputConstants(config)  # a reloaded config makes a new evaluator
 
     async def evaluate(
         self, request: AdmissionRequest, artifacts: Sequence[ArtifactVerdict]
@@ -135,7 +138,14 @@ class LibraryPolicyEvaluator:
         policies: dict[str, None] = {}
         for pod_spec, meta in pod_specs:
             document = build_input_for_object(
-                obj, pod_spec, inputs, self._config, request=req, template_metadata=meta, usage=self._usage
+                obj,
+                pod_spec,
+                inputs,
+                self._config,
+                request=req,
+                template_metadata=meta,
+                usage=self._usage,
+                constants=self._constants,
             )
             decision = await self._engine.evaluate(document)
             policies.update(dict.fromkeys(decision.policies))

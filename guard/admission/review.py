@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from guard.errors import UsageError
-from guard.untrusted import nesting_depth
+from guard.untrusted import may_nest_deeper, nesting_depth
 
 API_VERSION = "admission.k8s.io/v1"
 # Kubernetes objects nest about 20 levels (a JobSet's pod template's affinity terms); the review
@@ -97,7 +97,7 @@ def parse_review(body: bytes) -> AdmissionReview:
     """Parse and validate a request body; raise MalformedReviewError naming every bad field."""
     if not body.strip():
         raise MalformedReviewError("expected an AdmissionReview v1 JSON body, found an empty body")
-    if len(body) > MAX_REVIEW_DEPTH:
+    if may_nest_deeper(body, MAX_REVIEW_DEPTH):
         depth = nesting_depth(body)
         if depth > MAX_REVIEW_DEPTH:
             raise MalformedReviewError(

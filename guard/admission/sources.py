@@ -237,6 +237,8 @@ def container_sources(
     """``(reference, location)`` for every model source ``container`` declares; ``where`` is the
     container's field path, ``pod_spec`` the pod spec around it (None for a container-like object
     outside one)."""
+    if not (container.get("env") or container.get("command") or container.get("args")):
+        return  # no env, command or args (most sidecars): nothing here can name a source
     pod = _Pod(pod_spec, pod_where)
     env = _env_values(container)
     for index, entry in _env(container):

@@ -28,6 +28,7 @@ failure is a ``UsageError`` saying what was expected and what was found.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass, replace
@@ -258,6 +259,10 @@ def parse_reference(text: str) -> Reference:
     return _parse_name(rest, text, default_latest=False)
 
 
+# Admission parses the same few images again and again (every container of every pod of a
+# Deployment, in the references, the rule match and the policy input): the parse of a text is
+# kept (References are frozen). An error is not kept: it is raised again, parsed again.
+@functools.lru_cache(maxsize=1024)
 def parse_image_reference(text: str) -> Reference:
     """Parse a Kubernetes image reference ``[HOST[:PORT]/]REPO[:TAG][@DIGEST]`` (an ``oci://``
     prefix is accepted); without tag or digest the tag is ``latest``."""

@@ -105,11 +105,20 @@ class DecisionCache:
         self._entries: OrderedDict[bytes, Decision] = OrderedDict()
         self._lock = threading.Lock()
 
-    def key(self, document: Mapping[str, Any]) -> bytes:
+    def keyed_text(self, document: Mapping[str, Any]) -> bytes:
+        """The document serialized as its key is made: without the request uid when the cache
+        ignores it (the library reads it nowhere: the engine may be given this text too)."""
         request = document.get("request")
         if self.ignore_uid and isinstance(request, Mapping) and "uid" in request:
             document = {**document, "request": {**request, "uid": ""}}
-        return hashlib.blake2b(pydantic_core.to_json(document), digest_size=32).digest()
+        return pydantic_core.to_json(document)
+
+    @staticmethod
+    def key_of(text: bytes) -> bytes:
+        return hashlib.blake2b(text, digest_size=32).digest()
+
+    def key(self, document: Mapping[str, Any]) -> bytes:
+        return self.key_of(self.keyed_text(document))
 
     def get(self, key: bytes) -> Decision | None:
         with self._lock:

@@ -123,12 +123,20 @@ class EmbeddedEngine:
 
     def evaluate_raw(self, document: Mapping[str, Any]) -> dict[str, Any]:
         """``{"<bundle>.<policy>": {"deny": [...], "warn": [...]}}`` for one input."""
-        engine = self._engine()
-        raw: dict[str, Any] = {}
         try:
             # pydantic-core's serializer: ~4x faster than json.dumps on an 8 KiB input (same
             # text for our values: NaN / Infinity stay constants, so regorus still refuses them).
-            engine.set_input_json(pydantic_core.to_json(document).decode())
+            text = pydantic_core.to_json(document)
+        except (TypeError, ValueError, pydantic_core.PydanticSerializationError) as err:
+            raise PolicyEngineError(f"embedded policy evaluation failed: {rust_error_text(err)}") from err
+        return self._evaluate_text(text)
+
+    def _evaluate_text(self, serialized: bytes) -> dict[str, Any]:
+        """``evaluate_raw`` of the input serialized as ``serialized`` (JSON)."""
+        engine = self._engine()
+        raw: dict[str, Any] = {}
+        try:
+            engine.set_input_json(serialized.decode())
             for policy, rules, path in self._queries:
                 text = engine.eval_rule_as_json(path)
                 if len(rules) == 1:
@@ -156,12 +164,15 @@ class EmbeddedEngine:
         if cache is None:
             return decide(self.evaluate_raw(document), self._enforcement_for)
         try:
-            key = cache.key(document)
+            text = cache.keyed_text(document)
         except (TypeError, ValueError, pydantic_core.PydanticSerializationError):
             return decide(self.evaluate_raw(document), self._enforcement_for)  # raises the clear error
+        key = cache.key_of(text)
         found = cache.get(key)
         if found is None:
-            found = decide(self.evaluate_raw(document), self._enforcement_for)
+            # the text the key was made of is the engine's input: serialized once. Without the
+            # uid when the cache leaves it out, which it does only when no policy can read it.
+            found = decide(self._evaluate_text(text), self._enforcement_for)
             cache.put(key, found)
         return found
 

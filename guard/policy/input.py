@@ -248,6 +248,39 @@ def request_input(request: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+class InputConstants:
+    """The parts of the policy input that depend on the config alone (``cluster``, ``settings``;
+    per tenant, its static fields and ``otherTenants``), built once per config instead of for
+    every request. The documents share these values: nothing may change them in place.
+    A tenant's ``carbon`` reads the published usage, so it is built for every request."""
+
+    def __init__(self, config: GuardConfig) -> None:
+        self.config = config
+        self.cluster = cluster_input(config.cluster)
+        self.settings = settings_input(config)
+        self._tenants: dict[int, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+        self._no_tenant = self._others(None)
+
+    def _others(self, tenant: Tenant | None) -> list[dict[str, Any]]:
+        tenants = self.config.tenants
+        return [{"name": t.name, "registries": list(t.registries)} for t in tenants if t is not tenant]
+
+    def tenant(
+        self, namespace: str, usage: UsageLookup | None
+    ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+        """``(tenant, otherTenants)`` of the policy input for a request in ``namespace``."""
+        tenant = self.config.tenant_for(namespace)
+        if tenant is None:
+            return None, self._no_tenant
+        found = self._tenants.get(id(tenant))  # the config keeps its tenants alive
+        if found is None:
+            static = tenant_input(tenant, self.config)
+            del static["carbon"]
+            found = self._tenants[id(tenant)] = (static, self._others(tenant))
+        static, others = found
+        return {**static, "carbon": _carbon_input(tenant, usage)}, others
+
+
 def build_input(
     *,
     request: Mapping[str, Any],
@@ -255,24 +288,26 @@ def build_input(
     artifacts: Sequence[Artifact],
     config: GuardConfig,
     usage: UsageLookup | None = None,
+    constants: InputConstants | None = None,
 ) -> dict[str, Any]:
-    """The policy input for one admission request (see ``policies/input.schema.json``)."""
+    """The policy input for one admission request (see ``policies/input.schema.json``).
+    ``constants``: the config's parts built once (``InputConstants(config)``), else built here."""
     req = request_input(request)
     namespace = req["namespace"] or str(workload.get("namespace", ""))
-    tenant = config.tenant_for(namespace)
     arts = [_artifact(a, config, namespace) for a in artifacts]
     gpu_total = int(workload.get("gpu", {}).get("total", 0))
+    if constants is None:
+        constants = InputConstants(config)
+    tenant, others = constants.tenant(namespace, usage)
     return {
         "apiVersion": INPUT_API_VERSION,
         "request": req,
         "workload": {**workload, "ai": gpu_total > 0 or any(a["isModel"] for a in arts)},
         "artifacts": arts,
-        "tenant": tenant_input(tenant, config, usage) if tenant else None,
-        "otherTenants": [
-            {"name": t.name, "registries": list(t.registries)} for t in config.tenants if t is not tenant
-        ],
-        "cluster": cluster_input(config.cluster),
-        "settings": settings_input(config),
+        "tenant": tenant,
+        "otherTenants": others,
+        "cluster": constants.cluster,
+        "settings": constants.settings,
     }
 
 
@@ -296,6 +331,7 @@ def build_input_for_object(
     resolved_claims: Mapping[str, Mapping[str, Any]] | None = None,
     template_metadata: Mapping[str, Any] | None = None,
     usage: UsageLookup | None = None,
+    constants: InputConstants | None = None,
 ) -> dict[str, Any]:
     """Convenience: a Kubernetes object plus its PodSpec (found by the caller) to a policy input.
 
@@ -327,4 +363,6 @@ def build_input_for_object(
     api_version = str(obj.get("apiVersion", "v1"))
     group, _, version = api_version.rpartition("/")
     req.setdefault("kind", {"group": group, "version": version, "kind": str(obj.get("kind", "Pod"))})
-    return build_input(request=req, workload=workload, artifacts=artifacts, config=config, usage=usage)
+    return build_input(
+        request=req, workload=workload, artifacts=artifacts, config=config, usage=usage, constants=constants
+    )

@@ -35,7 +35,6 @@ needed_gib[a.ref] := gib_needed if {
 # devices of its claims) and MIG memory.
 gpus[c.name] := info if {
 	some c in input.workload.containers
-	effective := object.union(c.gpu.requests, c.gpu.limits)
 	dra := sum([d.count |
 		some claim in input.workload.resourceClaims
 		claim.name in c.claims
@@ -43,13 +42,14 @@ gpus[c.name] := info if {
 		d.gpu
 		d.count != null
 	])
+	c.gpu.count + dra > 0 # first: a container without GPUs (a sidecar) costs no more
+	effective := object.union(c.gpu.requests, c.gpu.limits)
 	whole := sum([n | some r, n in effective; not startswith(r, "nvidia.com/mig-")]) + dra
 	mig := sum([memory |
 		some r, n in effective
 		startswith(r, "nvidia.com/mig-")
 		memory := n * input.cluster.migProfiles[trim_prefix(r, "nvidia.com/mig-")]
 	])
-	c.gpu.count + dra > 0
 	info := {"container": c, "effective": effective, "dra": dra, "whole": whole, "migGiB": mig}
 }
 

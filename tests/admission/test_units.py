@@ -105,6 +105,29 @@ async def test_cache_evicts_the_least_recently_used() -> None:
     await cache.aclose()
 
 
+async def test_cached_answers_what_get_would_without_computing() -> None:
+    events: list[str] = []
+    cache: SingleFlightCache[str, int] = SingleFlightCache(
+        ttl=60, negative_ttl=60, max_entries=10, on_event=events.append
+    )
+
+    async def value() -> int:
+        return 7
+
+    async def refused() -> int:
+        raise ValueError("refused")
+
+    assert cache.cached("a") is None  # nothing kept: no event (the get that follows counts it)
+    assert await cache.get("a", value) == 7
+    with pytest.raises(ValueError, match="refused"):
+        await cache.get("b", refused, keep_error=lambda _err: True)
+    assert cache.cached("a") == 7
+    with pytest.raises(ValueError, match="refused"):
+        cache.cached("b")
+    assert events == ["miss", "miss", "hit", "negative_hit"]
+    await cache.aclose()
+
+
 async def test_a_caller_giving_up_does_not_cancel_the_shared_computation() -> None:
     cache: SingleFlightCache[str, int] = SingleFlightCache(ttl=60, negative_ttl=0, max_entries=10)
     release = asyncio.Event()

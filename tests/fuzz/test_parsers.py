@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from guard.testing.fuzzing import TARGETS, Crash, Mutator, run_one
-from guard.untrusted import MAX_DEPTH, nesting_depth, parse_json
+from guard.untrusted import MAX_DEPTH, may_nest_deeper, nesting_depth, parse_json
 
 SETTINGS = settings(
     max_examples=150,
@@ -125,6 +125,8 @@ def test_untrusted_round_trips_json(value: Any) -> None:
     text = json.dumps(value)
     assert parse_json(text, "doc") == value
     assert nesting_depth(text.encode()) == _depth(value)
+    for limit in range(_depth(value) + 2):  # the counting shortcut never misses a deeper document
+        assert may_nest_deeper(text.encode(), limit) or nesting_depth(text.encode()) <= limit
 
 
 @SETTINGS

@@ -30,6 +30,9 @@ out := {
 	"int": [fmt.int(x) | some x in input.numbers],
 	"number": [fmt.number(x) | some x in input.numbers],
 	"value": [fmt.value(v) | some v in input.values],
+	"general": [fmt._general(v) | some v in input.values],
+	"set": [fmt.value({e | some e in v}) | some v in input.values; is_array(v)],
+	"generalSet": [fmt._general({e | some e in v}) | some v in input.values; is_array(v)],
 }
 """
 
@@ -85,11 +88,15 @@ _values = st.one_of(
 @given(numbers=st.lists(_numbers, max_size=12), values=st.lists(_values, max_size=6))
 @example(numbers=[700, 700.0, 1.005, 2.675, 0.15, 0.25, -2.5, 1e6, 1e21, 1.5e-7, 123456789.5], values=[])
 @example(numbers=[], values=[["a\u2028b", "\x01", "\x7f", "\u00a0"], {"k": [2.0, 300]}, 1e-7])
+@example(numbers=[], values=[None, True, False, 2.0, [], ["MIT", "Apache-2.0"], ["a", 1], {}, ""])
 def test_fmt_helpers_write_the_same_on_regorus_and_opa(
     engines: Engines, numbers: list[Any], values: list[Any]
 ) -> None:
     ours, theirs = engines.both(numbers, values)
     assert ours == theirs
+    # value()'s short branches (scalars, lists of strings) write what its general path writes
+    assert ours["value"] == ours["general"]
+    assert ours["set"] == ours["generalSet"]
 
 
 def test_fmt_output_is_what_a_reader_expects(engines: Engines) -> None:

@@ -9,6 +9,7 @@ import pytest
 from guard.config import parse_config
 from guard.errors import UsageError
 from guard.policy.examples import CONFIG, POOL, example_input
+from guard.policy.input import InputConstants, build_input_for_object
 from guard.policy.workload import summarize_pod_spec
 
 CLUSTER = parse_config(CONFIG).cluster
@@ -243,3 +244,32 @@ def test_build_input_resolves_tenant_rules_and_facts() -> None:
     assert document["workload"]["ai"] is True
     assert document["settings"]["unmatchedArtifacts"] == "deny"
     assert document["cluster"]["gpuProducts"]["NVIDIA-L4"] == {"memoryGiB": 24, "boardPowerW": 72}
+
+
+class _CountingUsage:
+    """Published usage that changes with every look-up (as a refreshed usage file does)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def carbon_fields(self, tenant: str, typed_used: float) -> dict[str, Any]:
+        self.calls += 1
+        return {"usedKgCO2e": typed_used + self.calls, "usedSource": "measured"}
+
+
+def test_input_constants_built_once_give_the_same_input_with_fresh_usage() -> None:
+    config = parse_config(CONFIG)
+    constants = InputConstants(config)
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}}
+    spec = {"containers": [{"name": "c", "image": "registry.example.com/team-a/app:1"}]}
+    shared_usage, fresh_usage = _CountingUsage(), _CountingUsage()
+    for namespace in ("team-a", "team-b", "no-tenant", "team-a"):
+        request = {"namespace": namespace}
+        shared = build_input_for_object(
+            pod, spec, [], config, request=request, usage=shared_usage, constants=constants
+        )
+        fresh = build_input_for_object(pod, spec, [], config, request=request, usage=fresh_usage)
+        assert shared == fresh
+    # the tenant's carbon is read for every request: the second team-a input saw the new figure
+    assert shared["tenant"]["carbon"]["usedKgCO2e"] == 1000 + 2
+    assert [t["name"] for t in shared["otherTenants"]] == ["team-b"]
