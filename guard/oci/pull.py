@@ -124,7 +124,8 @@ def _extract_tar(staging: Path, layer: ArtifactLayer, reader: VerifyingReader, w
     """Unpack a tar layer into the staging directory (regular files only), then check the digest."""
     names: list[str] = []
     stream, mode = _tar_stream(layer.packing, reader)
-    with tarfile.open(fileobj=stream, mode=mode) as tar:  # type: ignore[call-overload]
+    # tarfile's stream reads RECORDSIZE (10 KiB) at a time unless told otherwise
+    with tarfile.open(fileobj=stream, mode=mode, bufsize=WRITE_SIZE) as tar:  # type: ignore[call-overload]
         for member in tar:
             rel = safe_relative_path(member.name, f"{what} entry")
             if member.isdir():
