@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from typing import Protocol, runtime_checkable
 
 from guard.errors import IntegrityError
 from guard.oci.types import Descriptor, Store
+
+PIPELINE_FROM = 8 * 1024 * 1024  # bytes; smaller blobs are copied without a reading thread
+_DEPTH = 4  # buffers in flight between the reading thread and the hashing and writing one
 
 
 @runtime_checkable
@@ -104,6 +109,70 @@ class VerifyingReader:
         for chunk in self._chunks:
             self._take(chunk)
             yield chunk
+
+    def copy_to(self, write: Callable[[memoryview], object], buffer_size: int) -> int:
+        """Copy the rest of the blob to ``write``, hashed and counted; the number of bytes.
+
+        A blob of ``PIPELINE_FROM`` bytes or more read from a source with ``readinto`` is read
+        by a second thread into ``_DEPTH`` rotating buffers while this one hashes and writes
+        the previous ones (the socket read, SHA-256 and the file write all release the GIL), so
+        the network and the hashing overlap. The bytes are hashed and written in order, here;
+        the reading thread only fills buffers, and stops at the first error or when this side
+        stops (an oversized blob, a failed write)."""
+        remaining = self._desc.size - self._seen
+        if self._source is None or self._pending or remaining < PIPELINE_FROM:
+            buffer = memoryview(bytearray(min(buffer_size, remaining + 1)))
+            copied = 0
+            while count := self.readinto(buffer):
+                write(buffer[:count])
+                copied += count
+            return copied
+        return self._copy_pipelined(self._source, write, buffer_size, remaining)
+
+    def _copy_pipelined(
+        self, source: _ReadsInto, write: Callable[[memoryview], object], buffer_size: int, remaining: int
+    ) -> int:
+        free: queue.Queue[memoryview | None] = queue.Queue()
+        full: queue.Queue[tuple[memoryview, int] | BaseException] = queue.Queue()
+        for _ in range(_DEPTH):
+            free.put(memoryview(bytearray(buffer_size)))
+        stop = threading.Event()
+
+        def read() -> None:
+            left = remaining + 1  # one byte past the declared size reveals an oversized blob
+            try:
+                while (buffer := free.get()) is not None and not stop.is_set():
+                    count = source.readinto(buffer[: min(len(buffer), left)])
+                    left -= count
+                    full.put((buffer, count))
+                    if count == 0 or left <= 0:
+                        return
+            except BaseException as err:  # handed to the hashing side, which raises it
+                full.put(err)
+
+        thread = threading.Thread(target=read, name="guard-blob-read", daemon=True)
+        thread.start()
+        copied = 0
+        try:
+            while True:
+                item = full.get()
+                if isinstance(item, BaseException):
+                    raise item
+                buffer, count = item
+                if count == 0:
+                    break
+                view = buffer[:count]
+                self._take(view)  # refuses bytes past the declared size
+                write(view)
+                copied += count
+                free.put(buffer)
+        finally:
+            stop.set()
+            free.put(None)  # a reader waiting for a buffer ends now
+            if not thread.is_alive() or copied == remaining:
+                thread.join()
+            # else it is in a read the caller's closing of the response ends (daemon thread)
+        return copied
 
     def finish(self) -> None:
         for _ in self:

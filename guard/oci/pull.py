@@ -90,14 +90,10 @@ def _create(path: Path, rel: PurePosixPath, what: str) -> BinaryIO:
 def _write_verified(
     staging: Path, rel: PurePosixPath, reader: VerifyingReader, size: int, what: str
 ) -> int:
-    """Stream one raw layer to its staging file through one reused buffer (the reader hashes
-    each read where it landed; the file is written from the same memory)."""
-    written = 0
-    buffer = memoryview(bytearray(min(WRITE_SIZE, size + 1)))
+    """Stream one raw layer to its staging file through reused buffers (the reader hashes each
+    read where it landed; the file is written from the same memory)."""
     with _create(_prepare_parent(staging, rel, what), rel, what) as out:
-        while count := reader.readinto(buffer):
-            out.write(buffer[:count])
-            written += count
+        written = reader.copy_to(out.write, WRITE_SIZE)
     reader.finish()
     if written != size:  # finish() checked what was hashed; this is what the file holds
         raise IntegrityError(

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import threading
+import time
 from typing import Any
 
 import pytest
 
 from guard.errors import IntegrityError, RegistryError
-from guard.oci.blobs import VerifyingReader
+from guard.oci.blobs import PIPELINE_FROM, VerifyingReader
 from guard.oci.client import RegistryClient
 from guard.oci.registry import RegistryAccess, RegistryStore
 from guard.oci.transport import BodyReader
@@ -112,3 +114,77 @@ def test_a_wrong_digest_is_refused_after_the_last_byte() -> None:
         wrong = Descriptor("application/octet-stream", "sha256:" + "0" * 64, len(BODY))
         with pytest.raises(IntegrityError, match="do not match the manifest"):
             _read_all(_store(server), wrong)
+
+
+# --- a blob of PIPELINE_FROM bytes or more: read by a second thread, hashed and written here ---
+
+BIG = bytes(range(251)) * (PIPELINE_FROM // 251 + 4001)  # past the threshold, not a buffer multiple
+BIG_DIGEST = "sha256:" + hashlib.sha256(BIG).hexdigest()
+
+
+def _big(h: Handler) -> None:
+    h.answer(200, BIG)
+
+
+def _copy(store: RegistryStore, descriptor: Descriptor) -> bytes:
+    out = bytearray()
+    with store.fetch_blob(descriptor.digest) as chunks:
+        reader = VerifyingReader(chunks, descriptor, "blob")
+        assert reader.copy_to(out.extend, 1 << 20) == len(out)
+        reader.finish()
+    return bytes(out)
+
+
+def test_a_large_blob_is_copied_in_order_by_the_reading_thread() -> None:
+    seen: list[int] = []
+    with serve(_big) as server:
+        store = _store(server)
+        descriptor = Descriptor("application/octet-stream", BIG_DIGEST, len(BIG))
+        assert _copy(store, descriptor) == BIG
+        with store.fetch_blob(BIG_DIGEST) as chunks:  # progress is reported on this side
+            VerifyingReader(chunks, descriptor, "blob", seen.append).copy_to(lambda _: None, 1 << 20)
+    assert sum(seen) == len(BIG) and threading.active_count() < 10
+
+
+@pytest.mark.parametrize(
+    ("declared", "digest", "error", "match"),
+    [
+        (len(BIG) - 1, BIG_DIGEST, IntegrityError, "more than the"),
+        (len(BIG), "sha256:" + "0" * 64, IntegrityError, "do not match the manifest"),
+        (len(BIG) + 10, BIG_DIGEST, IntegrityError, "do not match the manifest"),
+    ],
+)
+def test_a_large_blob_that_is_not_what_the_manifest_says_is_refused(
+    declared: int, digest: str, error: type[Exception], match: str
+) -> None:
+    with serve(_big) as server, pytest.raises(error, match=match):
+        _copy(_store(server), Descriptor("application/octet-stream", digest, declared))
+
+
+def test_a_large_blob_cut_short_is_a_registry_error_from_the_reading_thread() -> None:
+    def route(h: Handler) -> None:
+        h.send_response(200)
+        h.send_header("Content-Length", str(len(BIG)))
+        h.end_headers()
+        h.wfile.write(BIG[: len(BIG) // 2])
+        h.close_connection = True
+
+    with serve(route) as server, pytest.raises(RegistryError, match=server.netloc):
+        _copy(_store(server), Descriptor("application/octet-stream", BIG_DIGEST, len(BIG)))
+
+
+def test_a_failed_write_stops_the_reading_thread() -> None:
+    def full_disk(_: memoryview) -> None:
+        raise OSError(28, "No space left on device")
+
+    with serve(_big) as server:
+        store = _store(server)
+        before = threading.active_count()
+        descriptor = Descriptor("application/octet-stream", BIG_DIGEST, len(BIG))
+        with store.fetch_blob(BIG_DIGEST) as chunks, pytest.raises(OSError, match="No space"):
+            VerifyingReader(chunks, descriptor, "blob").copy_to(full_disk, 1 << 20)
+        for _ in range(100):  # the response is closed: the reader's last read ends
+            if threading.active_count() <= before:
+                break
+            time.sleep(0.05)
+        assert threading.active_count() <= before
