@@ -12,8 +12,8 @@ rounds (medians of the per-round ratios, with their spread):
   moves) as a ratio to a plain streamed GET of the weight blob that **hashes what it receives**
   and writes it to a file (requests, 1 MiB ``iter_content``, SHA-256 inline): the least any
   client that checks the digest does; goal >= 0.85. The GET that does not hash is printed too.
-  Each is a fresh child process timed from inside, after its imports; ``--before DIR`` adds the
-  pull of another checkout of guard (e.g. ``git archive``'d), measured in the same rounds;
+  Each is a fresh child process timed from inside, after its imports; ``--before DIR`` (repeatable)
+  adds the pull of another checkout of guard (e.g. ``git archive``'d), in the same rounds;
 - peak memory (max RSS) of ``guard pull`` and ``guard push`` run as CLI processes; goal < 100 MiB;
 - ``guard verify oci://`` by file count: models of 10 / 100 / 1,000 files (``--files``) with the
   same small total size, in process (median) and as a CLI process. Verification fetches the
@@ -185,9 +185,9 @@ def main() -> None:
     )
     parser.add_argument("--size-mib", type=int, default=int(os.environ.get("GUARD_BENCH_OCI_MIB", "1024")))
     parser.add_argument("--rounds", "--repeat", type=int, default=5, dest="rounds")
-    parser.add_argument("--before", type=Path, default=None,
+    parser.add_argument("--before", type=Path, action="append", default=[],
                         help="another checkout of guard (the directory holding its guard/ package) "
-                             "whose pull is measured in the same rounds")
+                             "whose pull is measured in the same rounds; repeatable")
     parser.add_argument("--files", default="10,100,1000", help="file counts for verify oci://")
     parser.add_argument("--verify-total-kib", type=int, default=1024,
                         help="total size of each verify model")
@@ -261,8 +261,9 @@ def pull_rounds(work: Path, args: argparse.Namespace, server: object, ref_text: 
         "GET+hash": ("get-hash", url, TREE),
         "guard pull": ("pull", ref_text, TREE),
     }
-    if args.before is not None:
-        contenders["guard pull (before)"] = ("pull", ref_text, args.before.resolve())
+    others = [(f"guard pull ({tree.name})", tree.resolve()) for tree in args.before]
+    for name, tree in others:
+        contenders[name] = ("pull", ref_text, tree)
     samples: dict[str, list[dict[str, float]]] = {name: [] for name in contenders}
     for r in range(args.rounds):
         order = list(contenders.items())
@@ -278,10 +279,10 @@ def pull_rounds(work: Path, args: argparse.Namespace, server: object, ref_text: 
         ratio = [b["seconds"] / s["seconds"] for b, s in zip(base, runs, strict=True)]
         cpu = statistics.median(s["cpu"] for s in runs)
         rss = max(s["rss"] for s in runs)
-        print(f"  {name:20} {statistics.median(speeds):6.0f} MiB/s   / GET+hash {spread(ratio)}   "
+        print(f"  {name:28} {statistics.median(speeds):6.0f} MiB/s   / GET+hash {spread(ratio)}   "
               f"CPU {cpu:5.2f} s   max RSS {rss:4.0f} MiB")
     print("  goal: guard pull >= 0.85 of GET+hash")
-    trees = [("now", TREE)] + ([("before", args.before.resolve())] if args.before is not None else [])
+    trees = [("now", TREE)] + [(tree.name, tree.resolve()) for tree in args.before]
     for label, tree in trees:
         out = work / "cli-out"
         elapsed, rss = peak_rss_mib(guard_cli("pull", ref_text, str(out)), tree)
