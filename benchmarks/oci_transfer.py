@@ -12,8 +12,9 @@ rounds (medians of the per-round ratios, with their spread):
   moves) as a ratio to a plain streamed GET of the weight blob that **hashes what it receives**
   and writes it to a file (requests, 1 MiB ``iter_content``, SHA-256 inline): the least any
   client that checks the digest does; goal >= 0.85. The GET that does not hash is printed too.
-  Each is a fresh child process timed from inside, after its imports; ``--before DIR`` (repeatable)
-  adds the pull of another checkout of guard (e.g. ``git archive``'d), in the same rounds;
+  Each is a fresh child process timed from inside, after its imports and an ``os.sync()``;
+  ``--before DIR`` (repeatable) adds the pull of another checkout of guard (e.g.
+  ``git archive``'d), in the same rounds;
 - peak memory (max RSS) of ``guard pull`` and ``guard push`` run as CLI processes; goal < 100 MiB;
 - ``guard verify oci://`` by file count: models of 10 / 100 / 1,000 files (``--files``) with the
   same small total size, in process (median) and as a CLI process. Verification fetches the
@@ -40,6 +41,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 MIB = 1 << 20
+VERIFY_RUNS = 7
 HERE = Path(__file__).resolve()
 TREE = HERE.parent.parent
 
@@ -124,6 +126,23 @@ def plain_get(url: str, out: Path, *, hashed: bool) -> None:
 def child(argv: list[str]) -> None:
     kind, what, out = argv
     out_path = Path(out)
+    if kind == "verify":  # out: the public key; prints the median of VERIFY_RUNS verifications
+        from guard.oci.reference import parse_reference
+        from guard.oci.store import open_store
+        from guard.oci.verify import verify_oci
+        from guard.signing import KeyVerifier
+
+        ref = parse_reference(what)
+        store = open_store(ref)
+        verifier = KeyVerifier.from_file(out_path)
+        verify_oci(ref, verifier, store)  # the connection is open, the TLS context built
+        runs = []
+        for _ in range(VERIFY_RUNS):
+            t0 = time.perf_counter()
+            verify_oci(ref, verifier, store)
+            runs.append(time.perf_counter() - t0)
+        print(json.dumps({"seconds": statistics.median(runs)}))
+        return
     if kind == "pull":
         from guard.oci.pull import pull
         from guard.oci.reference import parse_reference
@@ -145,11 +164,14 @@ def child(argv: list[str]) -> None:
 
 def run_child(kind: str, what: str, out: Path, tree: Path) -> dict[str, float]:
     env = dict(os.environ, PYTHONPATH=str(tree))
+    os.sync()  # the previous contender's dirty pages are not this one's writeback
     proc = subprocess.run([sys.executable, str(HERE), "--child", kind, what, str(out)],
                           env=env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"{kind} child failed: {proc.stderr[-2000:]}")
-    if out.is_dir():
+    if kind == "verify":
+        pass
+    elif out.is_dir():
         shutil.rmtree(out)
     else:
         out.unlink(missing_ok=True)
@@ -192,6 +214,9 @@ def main() -> None:
     parser.add_argument("--verify-total-kib", type=int, default=1024,
                         help="total size of each verify model")
     parser.add_argument("--skip", default="", help="comma-separated parts to skip: push, pull, verify")
+    parser.add_argument("--out-dir", type=Path, default=None,
+                        help="where the pull contenders write (e.g. /dev/shm: no disk writeback in "
+                             "the timings); default: the work directory")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -265,15 +290,17 @@ def pull_rounds(work: Path, args: argparse.Namespace, server: object, ref_text: 
     for name, tree in others:
         contenders[name] = ("pull", ref_text, tree)
     samples: dict[str, list[dict[str, float]]] = {name: [] for name in contenders}
+    out_dir = args.out_dir or work
     for r in range(args.rounds):
         order = list(contenders.items())
         if r % 2:
             order.reverse()  # neither goes first every time
         for name, (kind, what, tree) in order:
-            samples[name].append(run_child(kind, what, work / "pulled", tree))
+            samples[name].append(run_child(kind, what, out_dir / "guard-bench-pulled", tree))
     rate = size / MIB
     base = samples["GET+hash"]
-    print(f"pull  ({size / MIB:.0f} MiB blob; child processes, timed after imports; median [min-max])")
+    print(f"pull  ({size / MIB:.0f} MiB blob written to {out_dir}; child processes, timed after "
+          "imports; median [min-max])")
     for name, runs in samples.items():
         speeds = [rate / s["seconds"] for s in runs]
         ratio = [b["seconds"] / s["seconds"] for b, s in zip(base, runs, strict=True)]
@@ -291,20 +318,17 @@ def pull_rounds(work: Path, args: argparse.Namespace, server: object, ref_text: 
 
 
 def verify_by_count(work: Path, args: argparse.Namespace, server: object) -> None:
-    from guard.oci.reference import parse_reference
-    from guard.oci.store import open_store
-    from guard.oci.verify import verify_oci
-    from guard.signing import DigestCache, KeySigner, KeyVerifier, sign_model
+    from guard.signing import DigestCache, KeySigner, sign_model
     from guard.signing.keys import generate_keypair
 
     host = server.host  # type: ignore[attr-defined]
     pair = generate_keypair(work / "keys")
-    verifier = KeyVerifier.from_file(pair.public_key)
     total = args.verify_total_kib * 1024
     counts = [int(c) for c in args.files.split(",") if c]
-    print(f"verify oci://  (models of {args.verify_total_kib} KiB in all; median of "
-          f"{max(5, args.rounds)} in process, one CLI process)")
-    base_ms: float | None = None
+    trees = [("now", TREE)] + [(tree.name, tree.resolve()) for tree in args.before]
+    print(f"verify oci://  (models of {args.verify_total_kib} KiB in all; in process: median of "
+          f"{VERIFY_RUNS} in a child, best of {args.rounds} children; one CLI process each)")
+    first: dict[str, float] = {}
     for count in counts:
         directory = write_many(work, count, total)
         with DigestCache.default() as cache:
@@ -312,21 +336,24 @@ def verify_by_count(work: Path, args: argparse.Namespace, server: object) -> Non
         target = f"oci://{host}/bench/verify-{count}:v1"
         subprocess.run(guard_cli("push", str(directory), target, "--signature", str(directory / "model.sig")),
                        check=True, capture_output=True, env=dict(os.environ, PYTHONPATH=str(TREE)))
-        ref = parse_reference(target)
-        store = open_store(ref)
-        verify_oci(ref, verifier, store)  # the connection is open, the TLS context built
-        runs = []
-        for _ in range(max(5, args.rounds)):
-            t0 = time.perf_counter()
-            result = verify_oci(ref, verifier, store)
-            runs.append(time.perf_counter() - t0)
-        assert len(result.files) == count
-        cli, _ = peak_rss_mib(guard_cli("verify", target, "--key", str(pair.public_key)))
-        lib_ms = statistics.median(runs) * 1000
-        base_ms = base_ms if base_ms is not None else lib_ms
-        per_file = (lib_ms - base_ms) / (count - counts[0]) * 1000 if count != counts[0] else 0.0
-        print(f"  {count:5} files  library {lib_ms:7.1f} ms   CLI process {cli * 1000:6.0f} ms"
-              + (f"   +{per_file:.0f} us per file over {counts[0]}" if count != counts[0] else ""))
+        lib: dict[str, list[float]] = {label: [] for label, _ in trees}
+        cli: dict[str, list[float]] = {label: [] for label, _ in trees}
+        for r in range(args.rounds):
+            for label, tree in trees if r % 2 == 0 else list(reversed(trees)):
+                lib[label].append(run_child("verify", target, pair.public_key, tree)["seconds"])
+                if r < 2:
+                    cli[label].append(
+                        peak_rss_mib(guard_cli("verify", target, "--key", str(pair.public_key)), tree)[0]
+                    )
+        for label, _ in trees:
+            lib_ms = min(lib[label]) * 1000
+            first.setdefault(label, lib_ms)
+            extra = ""
+            if count != counts[0]:
+                per_file = (lib_ms - first[label]) / (count - counts[0]) * 1000
+                extra = f"   +{per_file:.0f} us per file over {counts[0]}"
+            print(f"  {count:5} files  {label:16} library {lib_ms:7.1f} ms   "
+                  f"CLI process {min(cli[label]) * 1000:6.0f} ms{extra}")
 
 
 if __name__ == "__main__":
