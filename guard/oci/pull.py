@@ -15,13 +15,13 @@ import shutil
 import stat
 import tarfile
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, BinaryIO, cast
 
-from guard.errors import RegistryError, UnsafeArtifactError, UsageError
+from guard.errors import IntegrityError, RegistryError, UnsafeArtifactError, UsageError
 from guard.oci.blobs import VerifyingReader
 from guard.oci.modelpack import ArtifactLayer, artifact_kind, artifact_layers, layer_is_executable
 from guard.oci.reference import Reference
@@ -87,13 +87,18 @@ def _create(path: Path, rel: PurePosixPath, what: str) -> BinaryIO:
         ) from err
 
 
-def _write_verified(staging: Path, rel: PurePosixPath, reader: VerifyingReader, what: str) -> int:
-    written = 0
+def _write_verified(
+    staging: Path, rel: PurePosixPath, reader: VerifyingReader, size: int, what: str
+) -> int:
+    """Stream one raw layer to its staging file through reused buffers (the reader hashes each
+    read where it landed; the file is written from the same memory)."""
     with _create(_prepare_parent(staging, rel, what), rel, what) as out:
-        for chunk in reader:
-            out.write(chunk)
-            written += len(chunk)
+        written = reader.copy_to(out.write, WRITE_SIZE)
     reader.finish()
+    if written != size:  # finish() checked what was hashed; this is what the file holds
+        raise IntegrityError(
+            f"{what}: wrote {written} of the {size} bytes the manifest declares", changed=[what]
+        )
     return written
 
 
@@ -115,7 +120,8 @@ def _extract_tar(staging: Path, layer: ArtifactLayer, reader: VerifyingReader, w
     """Unpack a tar layer into the staging directory (regular files only), then check the digest."""
     names: list[str] = []
     stream, mode = _tar_stream(layer.packing, reader)
-    with tarfile.open(fileobj=stream, mode=mode) as tar:  # type: ignore[call-overload]
+    # tarfile's stream reads RECORDSIZE (10 KiB) at a time unless told otherwise
+    with tarfile.open(fileobj=stream, mode=mode, bufsize=WRITE_SIZE) as tar:  # type: ignore[call-overload]
         for member in tar:
             rel = safe_relative_path(member.name, f"{what} entry")
             if member.isdir():
@@ -210,18 +216,15 @@ def pull(
     def fetch(layer: ArtifactLayer) -> tuple[list[str], int]:
         what = layer.path or layer.descriptor.digest
         with store.fetch_blob(layer.descriptor.digest) as chunks:
-            reader = VerifyingReader(_iter(chunks), layer.descriptor, what, progress)
-            try:
-                if layer.is_raw:
-                    assert layer.path is not None
-                    rel = safe_relative_path(layer.path, what)
-                    written = _write_verified(staging, rel, reader, what)
-                    if layer_is_executable(layer.descriptor):
-                        os.chmod(staging / rel, 0o755)  # noqa: S103 - an executable script; never setuid
-                    return [str(rel)], written
-                return _extract_tar(staging, layer, reader, what), layer.descriptor.size
-            finally:
-                reader.close()
+            reader = VerifyingReader(chunks, layer.descriptor, what, progress)
+            if layer.is_raw:
+                assert layer.path is not None
+                rel = safe_relative_path(layer.path, what)
+                written = _write_verified(staging, rel, reader, layer.descriptor.size, what)
+                if layer_is_executable(layer.descriptor):
+                    os.chmod(staging / rel, 0o755)  # noqa: S103 - an executable script; never setuid
+                return [str(rel)], written
+            return _extract_tar(staging, layer, reader, what), layer.descriptor.size
 
     try:
         workers = max(1, min(concurrency, len(layers)))
@@ -238,8 +241,3 @@ def pull(
         shutil.rmtree(staging, ignore_errors=True)
     return PullResult(descriptor.digest, artifact_kind(manifest), tuple(files), total)
 
-
-def _iter(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    for chunk in chunks:
-        if chunk:
-            yield chunk

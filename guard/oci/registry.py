@@ -20,6 +20,7 @@ from guard.errors import (
     UntrustedContentError,
 )
 from guard.oci.client import FileWindow, RegistryAccess, RegistryClient
+from guard.oci.transport import BodyReader
 from guard.oci.types import (
     DIGEST_RE,
     MANIFEST_MEDIA_TYPES,
@@ -240,4 +241,4 @@ class RegistryStore:
             "GET", self._path("blobs", digest), stream=True, what=f"blob {self.describe()}@{digest}"
         )
         with contextlib.closing(response):
-            yield response.iter_content(READ_SIZE)
+            yield BodyReader(response, READ_SIZE)

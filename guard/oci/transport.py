@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import heapq
+import http.client
 import itertools
 import logging
 import os
@@ -27,7 +28,7 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlparse
 
 import requests
@@ -39,7 +40,7 @@ from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.poolmanager import PoolManager
 from urllib3.util.ssl_ import create_urllib3_context
 
-from guard.errors import DeadlineExceeded, RegistryError
+from guard.errors import DeadlineExceeded, GuardError, RegistryError
 from guard.oci.targets import TargetPolicy
 
 log = logging.getLogger(__name__)
@@ -292,6 +293,26 @@ class GuardedResponse(requests.Response):
                 self.guard_operation.finish()
 
 
+_READ_ERRORS = (requests.RequestException, OSError, urllib3.exceptions.HTTPError, http.client.HTTPException)
+
+
+def _read_failure(response: requests.Response, err: BaseException) -> GuardError:
+    """A failed read of ``response``'s body as guard's error: the deadline's when it passed."""
+    operation: Operation | None = getattr(response, "guard_operation", None)
+    if operation is not None and (operation.expired or operation.remaining() <= 0):
+        operation.expired = True
+        return operation.error()
+    host = operation.host if operation is not None else urlparse(response.url).netloc
+    return RegistryError(f"registry {host}: reading the answer to {response.url} failed: {err}")
+
+
+def _body_read(response: GuardedResponse) -> None:
+    """The whole body was read (or reading stopped): the operation is over."""
+    operation = response.guard_operation
+    if response.guard_owner and operation is not None and operation.done is False:
+        operation.finish()
+
+
 def _guarded(response: GuardedResponse, chunks: Iterator[Any]) -> Iterator[Any]:
     operation = response.guard_operation
     try:
@@ -302,16 +323,96 @@ def _guarded(response: GuardedResponse, chunks: Iterator[Any]) -> Iterator[Any]:
             yield chunk
         if operation is not None:
             operation.check()
-    except (requests.RequestException, OSError, urllib3.exceptions.HTTPError) as err:
-        if operation is not None and (operation.expired or operation.remaining() <= 0):
-            operation.expired = True
-            raise operation.error() from err
-        host = operation.host if operation is not None else urlparse(response.url).netloc
-        raise RegistryError(f"registry {host}: reading the answer to {response.url} failed: {err}") from err
+    except _READ_ERRORS as err:
+        raise _read_failure(response, err) from err
     finally:
-        if response.guard_owner and operation is not None and operation.done is False:
-            # the whole body was read (or reading stopped): the operation is over
-            operation.finish()
+        _body_read(response)
+
+
+class BodyReader:
+    """A streamed answer's body, under its operation's deadline: iterate for chunks of
+    ``chunk_size`` bytes, or ``readinto`` a buffer the caller reuses.
+
+    An answer without a content coding is read by ``http.client`` straight into the caller's
+    buffer: no allocation per chunk and none of the copies ``iter_content`` makes (http.client's
+    ``read`` copies out of a fresh buffer, urllib3 queues the result). ``http.client`` still does
+    the framing (Content-Length, chunked) and raises on a short body; the caller checks size and
+    digest as ever. Anything else (a coded body, a response urllib3 does not expose that way)
+    goes through ``iter_content``."""
+
+    def __init__(self, response: requests.Response, chunk_size: int) -> None:
+        self._response = response
+        self._chunk_size = chunk_size
+        raw = response.raw
+        fp = getattr(raw, "_fp", None)
+        coding = response.headers.get("Content-Encoding", "").strip().lower()
+        self._fp: http.client.HTTPResponse | None = (
+            fp
+            if isinstance(raw, urllib3.HTTPResponse)
+            and isinstance(fp, http.client.HTTPResponse)
+            and coding in ("", "identity")
+            and getattr(raw, "_fp_bytes_read", None) == 0
+            else None
+        )
+        # http.client returns 0 at a body cut short of its Content-Length (urllib3 raises then)
+        self._expected = self._fp.length if self._fp is not None else None
+        self._received = 0
+        self._chunks: Iterator[bytes] | None = None
+        self._pending = memoryview(b"")  # the rest of a chunk ``readinto`` did not take
+        self._done = False
+
+    def __iter__(self) -> BodyReader:
+        return self
+
+    def __next__(self) -> bytes:
+        if self._fp is None:
+            if self._chunks is None:
+                self._chunks = self._response.iter_content(self._chunk_size)
+            return next(self._chunks)
+        buffer = bytearray(self._chunk_size)
+        count = self.readinto(buffer)
+        if not count:
+            raise StopIteration
+        del buffer[count:]
+        return bytes(buffer)
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        """Fill ``buffer`` with the next bytes of the body; 0 at its end."""
+        if self._fp is None:
+            return self._readinto_chunks(buffer)
+        if self._done or not len(buffer):
+            return 0
+        response = self._response
+        operation = getattr(response, "guard_operation", None)
+        try:
+            count = self._fp.readinto(buffer)
+            self._received += count
+            if count == 0 and self._expected is not None and self._received < self._expected:
+                raise http.client.IncompleteRead(b"", self._expected - self._received)
+            if operation is not None:
+                operation.progress(count)
+                operation.check()
+        except _READ_ERRORS as err:
+            self._done = True
+            _body_read(cast(GuardedResponse, response))
+            raise _read_failure(response, err) from err
+        if count == 0:
+            self._done = True
+            if self._fp.isclosed():  # the whole body: the connection can serve the next request
+                response.raw.release_conn()
+            _body_read(cast(GuardedResponse, response))
+        return count
+
+    def _readinto_chunks(self, buffer: bytearray | memoryview) -> int:
+        while not self._pending:  # an empty chunk is not the end
+            chunk = next(self, None)
+            if chunk is None:
+                return 0
+            self._pending = memoryview(chunk)
+        count = min(len(buffer), len(self._pending))
+        buffer[:count] = self._pending[:count]
+        self._pending = self._pending[count:]
+        return count
 
 
 def hand_over(response: requests.Response, operation: Operation) -> None:

@@ -213,3 +213,19 @@ def test_attach_a_nested_file_is_exit_2(
         )
     assert run(["attach", store, option, str(path)]) == EXIT_USAGE
     assert "nested at most" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("document", "depth"),
+    [
+        (b'{"a": "[[[[{{{{"}', 1),  # brackets inside a string do not count (no escape: the split)
+        (b'{"a\\"[[": "x\\\\", "b": [["\\"]]"]]}', 3),  # escaped quotes: the scan
+        (b'["\\\\"' + b"[" * 80 + b"]" * 80 + b"]", 81),  # an escaped backslash ends the string
+        (b'"' + b"[" * 100, 0),  # an unterminated string hides what follows
+        (b'[' * 70 + b'"\\', 70),  # a trailing lone backslash
+    ],
+)
+def test_nesting_depth_outside_strings(document: bytes, depth: int) -> None:
+    from guard.untrusted import nesting_depth
+
+    assert nesting_depth(document) == depth

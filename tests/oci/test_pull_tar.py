@@ -158,3 +158,18 @@ def test_cli_pull_into_a_non_empty_directory_is_exit_2_before_any_fetch(
     code = run(["pull", f"oci-layout:{tmp_path / 'missing'}:v1", str(out)])
     assert code == 2
     assert "is not empty (found x)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_tar_layer_of_several_chunks_is_restored_byte_for_byte(tmp_path: Path, gz: bool) -> None:
+    # entries cross the 1 MiB chunks the layout streams, and tarfile's reads cross entries
+    import os
+
+    files = {"models/a.bin": os.urandom(1_500_000), "models/b.bin": os.urandom(2_100_003), "c.txt": b"c"}
+    store = LayoutStore(tmp_path / "layout", create=True)
+    suffix = ".tar+gzip" if gz else ".tar"
+    _kit(store, [(f"application/vnd.kitops.modelkit.model.v1{suffix}", _tar(list(files.items()), gz=gz))])
+    result = pull(store, parse_reference(f"oci-layout:{tmp_path / 'layout'}:kit"), tmp_path / "out")
+    assert sorted(result.files) == sorted(files)
+    for name, data in files.items():
+        assert (tmp_path / "out" / name).read_bytes() == data
