@@ -1815,3 +1815,15 @@ def test_the_schema_accepts_the_mirror_hosts_guard_accepts(chart: Any, host: str
 def test_bad_mirrors_are_rejected_by_the_schema(chart: Any, mirror: dict[str, Any]) -> None:
     with pytest.raises(helm.HelmValuesError, match=r"mirrors"):
         chart.validate_schema({"mirrors": [mirror]})
+
+
+def test_the_air_gapped_guide_shows_what_the_chart_renders(chart: Any) -> None:
+    guide = (ROOT / "docs" / "guides" / "air-gapped.md").read_text(encoding="utf-8")
+    blocks = [yaml.safe_load(b) for b in re.findall(r"^```yaml\n(.*?)^```", guide, re.M | re.S)]
+    values = next(b for b in blocks if isinstance(b, dict) and "mirrors" in b)
+    shown = next(b for b in blocks if isinstance(b, dict) and set(b) == {"registries"})
+    chart.validate_schema(values)
+    rendered = render(chart, values)
+    assert yaml.safe_load(rendered.config_text)["registries"] == shown["registries"]
+    mounts = {m["mountPath"] for m in rendered.container("guard")["volumeMounts"]}
+    assert {r["mirror"]["ociLayout"] for r in shown["registries"]} <= mounts
