@@ -1645,6 +1645,9 @@ def test_mirrors_are_mounted_read_only_in_the_webhook_and_the_scanner(chart: Any
         assert pod["securityContext"] == default.pod["securityContext"]
         _assert_restricted(container, pod)
         assert container["securityContext"] == default.container("guard")["securityContext"]
+    assert f"{MIRROR_HOST}: {MIRROR_PATHS[MIRROR_HOST]}\n" in rendered.notes
+    assert "other.example:5000: /var/lib/guard/mirrors/other.example_5000 (subPath a/b)" in rendered.notes
+    assert "mirror" not in default.notes
     # a source without a readOnly field (an image volume, a hostPath) is mounted as given
     source = {"image": {"reference": "registry.local/mirror:v1"}}
     image = {"mirrors": [{"host": MIRROR_HOST, "volume": source}]}
