@@ -253,6 +253,22 @@ PINNING_ON: dict[str, Any] = {"pinning": {"enabled": True}}
 SCANNER_ON: dict[str, Any] = {"scanner": {"enabled": True}}
 SCANNER_SHARDED: dict[str, Any] = {"scanner": {"enabled": True, "shards": 4, "writeReports": "openreports"}}
 
+MIRROR_HOST = "registry.air-gapped.invalid"  # .invalid never resolves: any network access would fail
+MIRRORS: dict[str, Any] = {
+    "mirrors": [
+        {"host": MIRROR_HOST, "volume": {"persistentVolumeClaim": {"claimName": "guard-mirror"}}},
+        {
+            "host": "Other.Example:5000",
+            "volume": {"nfs": {"server": "nfs.example", "path": "/m"}},
+            "subPath": "a/b",
+        },
+    ],
+}
+MIRROR_PATHS = {
+    MIRROR_HOST: f"/var/lib/guard/mirrors/{MIRROR_HOST}",
+    "other.example:5000": "/var/lib/guard/mirrors/other.example_5000",
+}
+
 EVERYTHING_ON: dict[str, Any] = {
     "opa": {"enabled": True},
     "metrics": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}},
@@ -268,9 +284,9 @@ EVERYTHING_ON: dict[str, Any] = {
 @pytest.mark.parametrize(
     "values",
     [{}, WARN_FIRST, {"webhook": {"clusterWide": True}}, PINNING_ON, SCANNER_ON, SCANNER_SHARDED,
-     *TLS_MODES.values(), EVERYTHING_ON],
+     *TLS_MODES.values(), EVERYTHING_ON, {**MIRRORS, **SCANNER_ON}],
     ids=["default", "warn-first", "cluster-wide", "pinning", "scanner", "scanner-sharded",
-         *TLS_MODES, "all-on"],
+         *TLS_MODES, "all-on", "mirrors"],
 )
 def test_lint_is_clean(values: dict[str, Any]) -> None:
     report = helm.lint(CHART_DIR, offline(values), strict=True, namespace=NAMESPACE, kube_version="v1.30.0")
@@ -985,12 +1001,24 @@ def _materialize_pod_files(rendered: Rendered, container: dict[str, Any], root: 
             data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
             items = volume["secret"].get("items") or [{"key": k, "path": k} for k in data]
         else:
-            assert "emptyDir" in volume
+            # emptyDirs, and the mirrors' volumes (their content is the test's to lay out)
+            assert "emptyDir" in volume or volume["name"].startswith("mirror-"), volume
             continue
         for item in items:
             path = target / item["path"]
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(data[item["key"]], encoding="utf-8")
+
+
+def _rooted(container: dict[str, Any], root: Path) -> Any:
+    """A function rewriting the container's absolute paths (on its mounts) to lie under ``root``."""
+    mounts = sorted((m["mountPath"] for m in container["volumeMounts"]), key=len, reverse=True)
+    at_mount = re.compile(r"(?<![\w./-])(" + "|".join(map(re.escape, mounts)) + r")(?=/|$|\s)", re.MULTILINE)
+
+    def rooted(value: str) -> str:
+        return at_mount.sub(lambda m: f"{root}{m.group(1)}", value)
+
+    return rooted
 
 
 def _free_port() -> int:
@@ -1027,13 +1055,7 @@ def test_the_rendered_pod_serves_the_api_server(chart: Any, tmp_path: Path) -> N
     root = tmp_path / "pod"
     _materialize_pod_files(rendered, guard, root)
     # the container's absolute paths, rooted at the temporary directory
-    mounts = sorted((m["mountPath"] for m in guard["volumeMounts"]), key=len, reverse=True)
-
-    at_mount = re.compile(r"(?<![\w./-])(" + "|".join(map(re.escape, mounts)) + r")(?=/|$|\s)", re.MULTILINE)
-
-    def rooted(value: str) -> str:
-        return at_mount.sub(lambda m: f"{root}{m.group(1)}", value)
-
+    rooted = _rooted(guard, root)
     config_file = root / "etc/guard/config/config.yaml"
     config_file.write_text(rooted(config_file.read_text(encoding="utf-8")), encoding="utf-8")
     port = _free_port()
@@ -1321,8 +1343,10 @@ def _kube_versions() -> list[str]:
 
 @pytest.mark.parametrize(
     "values",
-    [{}, WARN_FIRST, TLS_MODES["cert-manager"], EVERYTHING_ON, PINNING_ON, SCANNER_ON, SCANNER_SHARDED],
-    ids=["default", "warn-first", "cert-manager", "all-on", "pinning", "scanner", "scanner-sharded"],
+    [{}, WARN_FIRST, TLS_MODES["cert-manager"], EVERYTHING_ON, PINNING_ON, SCANNER_ON, SCANNER_SHARDED,
+     {**MIRRORS, **SCANNER_ON}],
+    ids=["default", "warn-first", "cert-manager", "all-on", "pinning", "scanner", "scanner-sharded",
+         "mirrors"],
 )
 def test_manifests_match_the_kubernetes_api(chart: Any, values: dict[str, Any]) -> None:
     # Strict: an unknown or misplaced field is an error (the API server would drop or refuse it).
@@ -1588,3 +1612,221 @@ def test_energy_usage_configmap_is_mounted_and_configured(chart: Any, default: R
     both = {"energyUsage": {"configMap": "guard-usage"}, "config": {"energy": {"usageFile": "/x.json"}}}
     with pytest.raises(helm.HelmRenderError, match=r"conflicts with energyUsage\.configMap"):
         render(chart, both)
+
+
+# --- registry mirrors (air-gapped clusters) ----------------------------------------------------
+
+def _scanner_pod(rendered: Rendered) -> dict[str, Any]:
+    spec: dict[str, Any] = rendered.one("CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    return spec
+
+
+def test_mirrors_are_mounted_read_only_in_the_webhook_and_the_scanner(chart: Any, default: Rendered) -> None:
+    rendered = render(chart, {**MIRRORS, **SCANNER_ON})
+    scanner = _scanner_pod(rendered)
+    for pod, container in ((rendered.pod, rendered.container("guard")), (scanner, scanner["containers"][0])):
+        mounts = {m["name"]: m for m in container["volumeMounts"]}
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert mounts["mirror-0"] == {
+            "name": "mirror-0", "mountPath": MIRROR_PATHS[MIRROR_HOST], "readOnly": True
+        }
+        assert mounts["mirror-1"] == {
+            "name": "mirror-1", "mountPath": MIRROR_PATHS["other.example:5000"], "subPath": "a/b",
+            "readOnly": True,
+        }
+        # the source is read-only too (no write, and no fsGroup chown of the mirror's files)
+        assert volumes["mirror-0"] == {
+            "name": "mirror-0", "persistentVolumeClaim": {"claimName": "guard-mirror", "readOnly": True}
+        }
+        assert volumes["mirror-1"] == {
+            "name": "mirror-1", "nfs": {"server": "nfs.example", "path": "/m", "readOnly": True}
+        }
+        # the pod stays as strict as without mirrors
+        assert pod["securityContext"] == default.pod["securityContext"]
+        _assert_restricted(container, pod)
+        assert container["securityContext"] == default.container("guard")["securityContext"]
+    assert f"{MIRROR_HOST}: {MIRROR_PATHS[MIRROR_HOST]}\n" in rendered.notes
+    assert "other.example:5000: /var/lib/guard/mirrors/other.example_5000 (subPath a/b)" in rendered.notes
+    assert "mirror" not in default.notes
+    # a source without a readOnly field (an image volume, a hostPath) is mounted as given
+    source = {"image": {"reference": "registry.local/mirror:v1"}}
+    image = {"mirrors": [{"host": MIRROR_HOST, "volume": source}]}
+    assert render(chart, image).volume("mirror-0") == {"name": "mirror-0", **source}
+
+
+def test_the_rendered_config_names_the_mounted_mirrors(chart: Any, tmp_path: Path) -> None:
+    from guard.config import load_config
+
+    rendered = render(chart, {**MIRRORS, "config": {"registries": [{"host": "kept.example"}]}})
+    written = yaml.safe_load(rendered.config_text)
+    assert written["registries"] == [
+        {"host": "kept.example"},
+        {"host": MIRROR_HOST, "mirror": {"ociLayout": MIRROR_PATHS[MIRROR_HOST]}},
+        {"host": "other.example:5000", "mirror": {"ociLayout": MIRROR_PATHS["other.example:5000"]}},
+    ]
+    guard = rendered.container("guard")
+    for entry in written["registries"][1:]:
+        layout = entry["mirror"]["ociLayout"]
+        assert _mount_for(guard, layout + "/repository")["name"].startswith("mirror-")
+    # guard loads it once the volumes are there (a missing mirror directory is a config error)
+    root = tmp_path / "pod"
+    _materialize_pod_files(rendered, guard, root)
+    config_file = root / "etc/guard/config/config.yaml"
+    config_file.write_text(_rooted(guard, root)(config_file.read_text(encoding="utf-8")), encoding="utf-8")
+    config = load_config(config_file)
+    layouts = {r.host: r.mirror.oci_layout for r in config.registries if r.mirror is not None}
+    assert layouts == {host: root / path.lstrip("/") for host, path in MIRROR_PATHS.items()}
+
+
+def test_a_model_in_the_mounted_mirror_is_verified_by_the_rendered_config(chart: Any, tmp_path: Path) -> None:
+    # The mirror volume filled as a user fills it (guard push into OCI layouts), the rendered config
+    # loaded, and the admission app answering: what the mirror holds signed is allowed, what it
+    # lacks is denied with the path guard looked at. No registry runs; the host never resolves.
+    import httpx
+
+    from guard.config import load_config
+    from guard.testing.admission import admission_review, pod
+    from guard.testing.admission_registry import publish_models
+    from webhook.server import WebhookServer, build_app
+    from webhook.tls import ReloadingCertificate
+
+    root = tmp_path / "pod"
+    mirror_dir = root / MIRROR_PATHS[MIRROR_HOST].lstrip("/")
+    models = publish_models(MIRROR_HOST, tmp_path / "models", prefix="team", mirror=mirror_dir)
+    config = models.config()
+    config["authorities"]["ci"]["key"] = "/etc/guard/trust/ci.pub"
+    values = {
+        "mirrors": MIRRORS["mirrors"][:1],
+        "trustFiles": {"ci.pub": models.public_key.read_text(encoding="utf-8")},
+        "config": config,
+    }
+    rendered = render(chart, values)
+    guard = rendered.container("guard")
+    _materialize_pod_files(rendered, guard, root)
+    config_file = root / "etc/guard/config/config.yaml"
+    config_file.write_text(_rooted(guard, root)(config_file.read_text(encoding="utf-8")), encoding="utf-8")
+    certificate = ReloadingCertificate(root / "etc/guard/tls/tls.crt", root / "etc/guard/tls/tls.key")
+    server = WebhookServer(build_app(load_config(config_file), certificate), certificate).start()
+    ca = base64.b64decode(rendered.webhook["clientConfig"]["caBundle"]).decode()
+    sni = {"sni_hostname": f"{RELEASE}.{NAMESPACE}.svc"}
+    verify = ssl.create_default_context(cadata=ca)
+    try:
+        with httpx.Client(base_url=server.url, verify=verify, timeout=30) as client:
+
+            def answer(image: str) -> dict[str, Any]:
+                response = client.post("/validate", json=admission_review(pod(image)), extensions=sni)
+                assert response.status_code == 200, response.text
+                result: dict[str, Any] = response.json()["response"]
+                return result
+
+            assert answer(models.signed)["allowed"] is True
+            assert answer(models.unsigned)["allowed"] is False
+            absent = answer(f"{MIRROR_HOST}/team/absent:v1")
+            assert absent["allowed"] is False
+            assert f"no OCI image layout at {mirror_dir}/team/absent" in absent["status"]["message"]
+    finally:
+        server.stop()
+
+
+def test_a_mirror_merges_into_the_hosts_registries_entry(chart: Any) -> None:
+    path = MIRROR_PATHS[MIRROR_HOST]
+    for own in ({}, {"mirror": {"ociLayout": path}}, {"mirror": {"oci_layout": path}}):
+        values = {**MIRRORS, "config": {"registries": [{"host": MIRROR_HOST.upper(), **own}]}}
+        written = yaml.safe_load(render(chart, values).config_text)["registries"]
+        assert written[0] == {"host": MIRROR_HOST.upper(), "mirror": {"ociLayout": path}}
+        assert [r["host"] for r in written] == [MIRROR_HOST.upper(), "other.example:5000"]
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            {"mirrors": [*MIRRORS["mirrors"], {"host": MIRROR_HOST.upper(), "volume": {"emptyDir": {}}}]},
+            f"mirrors[2].host: {MIRROR_HOST.upper()} is mirrored twice (mirrors[0] names it too)",
+        ),
+        (
+            {**MIRRORS, "config": {"registries": [{"host": MIRROR_HOST, "mirror": {"ociLayout": "/srv/m"}}]}},
+            f"config.registries.0.mirror.ociLayout (/srv/m) conflicts with mirrors ({MIRROR_HOST}, "
+            f"mounted at {MIRROR_PATHS[MIRROR_HOST]}): give one of them",
+        ),
+        (
+            {"mirrors": [{"host": MIRROR_HOST, "volume": {"nfs": {"server": "s", "readOnly": False}}}]},
+            "mirrors[0].volume.nfs.readOnly is false: guard reads a mirror and never writes it",
+        ),
+    ],
+    ids=["duplicate-host", "conflicting-oci-layout", "writable-source"],
+)
+def test_inconsistent_mirrors_fail_the_render(chart: Any, values: dict[str, Any], message: str) -> None:
+    chart.validate_schema(values)  # the schema cannot tell: the render does
+    with pytest.raises(helm.HelmRenderError) as err:
+        render(chart, values)
+    assert message in str(err.value)
+
+
+def test_no_mirrors_change_nothing(chart: Any) -> None:
+    # tls.mode secret: no certificate generated, so two renders are byte-comparable
+    base = {**TLS_MODES["secret"], **SCANNER_ON}
+    def manifests(values: dict[str, Any]) -> dict[str, str]:
+        rendered: dict[str, str] = chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+        return rendered
+
+    without = manifests(base)
+    assert manifests({**base, "mirrors": []}) == without
+    rendered = Rendered(without)
+    assert "registries" not in yaml.safe_load(rendered.config_text)
+    assert "/var/lib/guard" not in "".join(without.values())
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["registry.example.com", "Registry.Example.com:5000", "localhost", "localhost:5000", "registry:5000",
+     "10.0.0.1:5000", "[::1]:5000", "registry", "a_b.example", "registry.example.com/models",
+     "https://registry.example.com", "-bad.example", ""],
+)
+def test_the_schema_accepts_the_mirror_hosts_guard_accepts(chart: Any, host: str) -> None:
+    from guard.oci.settings import RegistryHost
+
+    try:
+        RegistryHost(host=host)
+        guard_accepts = True
+    except ValueError:
+        guard_accepts = False
+    values = {"mirrors": [{"host": host, "volume": {"emptyDir": {}}}]}
+    if guard_accepts:
+        chart.validate_schema(values)
+    else:
+        with pytest.raises(helm.HelmValuesError, match="host"):
+            chart.validate_schema(values)
+
+
+@pytest.mark.parametrize(
+    "mirror",
+    [
+        {"host": MIRROR_HOST},
+        {"volume": {"emptyDir": {}}},
+        {"host": MIRROR_HOST, "volume": {}},
+        {"host": MIRROR_HOST, "volume": {"emptyDir": {}, "nfs": {"server": "s", "path": "/"}}},
+        {"host": MIRROR_HOST, "volume": {"name": "mine"}},
+        {"host": MIRROR_HOST, "volume": {"hostPath": "/srv/mirror"}},
+        {"host": MIRROR_HOST, "volume": {"emptyDir": {}}, "subPath": "../etc"},
+        {"host": MIRROR_HOST, "volume": {"emptyDir": {}}, "subPath": "/abs"},
+        {"host": MIRROR_HOST, "volume": {"emptyDir": {}}, "mountPath": "/elsewhere"},
+    ],
+    ids=["no-volume", "no-host", "empty-volume", "two-sources", "named", "not-a-source", "dotdot", "absolute",
+         "unknown-key"],
+)
+def test_bad_mirrors_are_rejected_by_the_schema(chart: Any, mirror: dict[str, Any]) -> None:
+    with pytest.raises(helm.HelmValuesError, match=r"mirrors"):
+        chart.validate_schema({"mirrors": [mirror]})
+
+
+def test_the_air_gapped_guide_shows_what_the_chart_renders(chart: Any) -> None:
+    guide = (ROOT / "docs" / "guides" / "air-gapped.md").read_text(encoding="utf-8")
+    blocks = [yaml.safe_load(b) for b in re.findall(r"^```yaml\n(.*?)^```", guide, re.M | re.S)]
+    values = next(b for b in blocks if isinstance(b, dict) and "mirrors" in b)
+    shown = next(b for b in blocks if isinstance(b, dict) and set(b) == {"registries"})
+    chart.validate_schema(values)
+    rendered = render(chart, values)
+    assert yaml.safe_load(rendered.config_text)["registries"] == shown["registries"]
+    mounts = {m["mountPath"] for m in rendered.container("guard")["volumeMounts"]}
+    assert {r["mirror"]["ociLayout"] for r in shown["registries"]} <= mounts

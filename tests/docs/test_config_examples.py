@@ -24,7 +24,7 @@ _BLOCK = re.compile(r"^```ya?ml\n(.*?)^```", re.M | re.S)
 _TOP = set(GuardConfig.model_fields) | {f.alias for f in GuardConfig.model_fields.values() if f.alias}
 _TOP |= {old for olds in old_spellings(GuardConfig).values() for old in olds}
 # keys only the chart's values have (a values document's `config` is the guard config)
-_CHART_ONLY = {"trustFiles", "registry", "webhook", "image", "mode", "energyUsage", "selfVerify"}
+_CHART_ONLY = {"trustFiles", "registry", "webhook", "image", "mode", "energyUsage", "selfVerify", "mirrors"}
 
 
 def _examples() -> list[tuple[str, dict[str, Any]]]:

@@ -141,7 +141,74 @@ app.kubernetes.io/part-of: guard
   "registry" "/etc/guard/registry"
   "registryCa" "/etc/guard/registry-ca/ca.crt"
   "usage" "/etc/guard/usage"
+  "mirrors" "/var/lib/guard/mirrors"
   "opaPolicies" "/policies") -}}
+{{- end -}}
+
+{{/* Registry mirrors (values mirrors): one read-only volume per registry host, mounted at
+     <paths.mirrors>/<host> (lowercase, ":" and brackets as "_") and written into the config as
+     that host's registries[].mirror.ociLayout. Each item: host (lowercase), name (the volume's),
+     path (the mount), subPath (when given), volume (the source, readOnly set where the source
+     has the field: the kubelet then mounts it read-only for the whole pod and skips fsGroup's
+     recursive ownership change, so the mirror is never written, not even by chown). */}}
+{{- define "guard.mirrors" -}}
+{{- $paths := include "guard.paths" . | fromJson -}}
+{{- $readOnlySources := list "persistentVolumeClaim" "csi" "nfs" "cephfs" "iscsi" "rbd" "fc" "flexVolume" "azureFile" "azureDisk" "gcePersistentDisk" "awsElasticBlockStore" "portworxVolume" "quobyte" "storageos" "scaleIO" "glusterfs" -}}
+{{- $mirrors := list -}}
+{{- $seen := dict -}}
+{{- range $i, $mirror := .Values.mirrors | default list -}}
+{{- $host := lower (required (printf "mirrors[%d].host is required" $i) $mirror.host) -}}
+{{- $dir := regexReplaceAll "[^a-z0-9.-]" $host "_" -}}
+{{- if hasKey $seen $dir -}}
+{{- fail (printf "mirrors[%d].host: %s is mirrored twice (mirrors[%v] names it too): give one mirror per registry host" $i $mirror.host (get $seen $dir)) -}}
+{{- end -}}
+{{- $_ := set $seen $dir $i -}}
+{{- $volume := deepCopy (required (printf "mirrors[%d].volume is required (a volume source such as persistentVolumeClaim)" $i) $mirror.volume) -}}
+{{- range $source, $spec := $volume -}}
+{{- if has $source $readOnlySources -}}
+{{- if and (hasKey $spec "readOnly") (not (get $spec "readOnly")) -}}
+{{- fail (printf "mirrors[%d].volume.%s.readOnly is false: guard reads a mirror and never writes it; remove readOnly (the chart sets it true)" $i $source) -}}
+{{- end -}}
+{{- $_ = set $spec "readOnly" true -}}
+{{- end -}}
+{{- end -}}
+{{- $item := dict "host" $host "name" (printf "mirror-%d" $i) "path" (printf "%s/%s" $paths.mirrors $dir) "volume" $volume -}}
+{{- with $mirror.subPath -}}
+{{- $_ = set $item "subPath" . -}}
+{{- end -}}
+{{- $mirrors = append $mirrors $item -}}
+{{- end -}}
+{{- toJson (dict "items" $mirrors) -}}
+{{- end -}}
+
+{{/* config.registries with each mirror of the values as its host's mirror.ociLayout: merged
+     into the host's entry when the config has one (an ociLayout of its own elsewhere fails),
+     appended otherwise. */}}
+{{- define "guard.registries" -}}
+{{- $config := .config -}}
+{{- $registries := list -}}
+{{- $claimed := dict -}}
+{{- range $i, $entry := get $config "registries" | default list -}}
+{{- range $mirror := $.mirrors -}}
+{{- if and (kindIs "map" $entry) (eq (lower (toString (get $entry "host"))) $mirror.host) -}}
+{{- $own := get $entry "mirror" | default dict -}}
+{{- include "guard.camelKey" (dict "map" $own "old" "oci_layout" "new" "ociLayout" "path" (printf "config.registries.%d.mirror" $i)) -}}
+{{- if and (get $own "ociLayout") (ne (toString (get $own "ociLayout")) $mirror.path) -}}
+{{- fail (printf "config.registries.%d.mirror.ociLayout (%s) conflicts with mirrors (%s, mounted at %s): give one of them" $i (get $own "ociLayout") $mirror.host $mirror.path) -}}
+{{- end -}}
+{{- $_ := set $own "ociLayout" $mirror.path -}}
+{{- $_ = set $entry "mirror" $own -}}
+{{- $_ = set $claimed $mirror.host true -}}
+{{- end -}}
+{{- end -}}
+{{- $registries = append $registries $entry -}}
+{{- end -}}
+{{- range $mirror := .mirrors -}}
+{{- if not (hasKey $claimed $mirror.host) -}}
+{{- $registries = append $registries (dict "host" $mirror.host "mirror" (dict "ociLayout" $mirror.path)) -}}
+{{- end -}}
+{{- end -}}
+{{- $_ := set $config "registries" $registries -}}
 {{- end -}}
 
 {{/* guard's config keys are camelCase; snake_case is their deprecated spelling (guard warns).
@@ -249,6 +316,10 @@ app.kubernetes.io/part-of: guard
 {{- end -}}
 {{- $_ = set $energy "usageFile" $usageFile -}}
 {{- $_ = set $config "energy" $energy -}}
+{{- end -}}
+{{- $mirrors := (include "guard.mirrors" . | fromJson).items -}}
+{{- if $mirrors -}}
+{{- include "guard.registries" (dict "config" $config "mirrors" $mirrors) -}}
 {{- end -}}
 {{- toYaml $config -}}
 {{- end -}}
