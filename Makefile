@@ -53,6 +53,7 @@ test: $(STAMP) test-tools
 
 lint: $(STAMP)
 	$(BIN)/ruff check guard webhook tests benchmarks
+	$(BIN)/ruff format --check guard webhook tests benchmarks
 	$(BIN)/mypy
 
 bench: $(STAMP)

@@ -40,7 +40,10 @@ def _declaring(i: int) -> dict[str, Any]:
         "image": f"registry.local/models/m{i}:v1",
         "command": ["/bin/sh", "-c", f"vllm serve $(M{i}) --port 8000 && echo done"],
         "args": ["--model", f"/data/m{i}", "--max-model-len", "4096"],
-        "env": [{"name": f"M{i}", "value": f"org/model-{i}"}, {"name": "STORAGE_URI", "value": f"s3://b/{i}"}],
+        "env": [
+            {"name": f"M{i}", "value": f"org/model-{i}"},
+            {"name": "STORAGE_URI", "value": f"s3://b/{i}"},
+        ],
         "volumeMounts": [{"name": "data", "mountPath": "/data"}],
     }
 

@@ -97,9 +97,14 @@ def plain_put(base_url: str, repo: str, path: Path, digest: str) -> None:
         url = location if "://" in location else base_url + location
         sep = "&" if "?" in url else "?"
         with path.open("rb") as fh:
-            r = s.put(f"{url}{sep}digest={digest}", data=fh,
-                      headers={"Content-Type": "application/octet-stream",
-                               "Content-Length": str(path.stat().st_size)})
+            r = s.put(
+                f"{url}{sep}digest={digest}",
+                data=fh,
+                headers={
+                    "Content-Type": "application/octet-stream",
+                    "Content-Length": str(path.stat().st_size),
+                },
+            )
         r.raise_for_status()
 
 
@@ -165,8 +170,13 @@ def child(argv: list[str]) -> None:
 def run_child(kind: str, what: str, out: Path, tree: Path) -> dict[str, float]:
     env = dict(os.environ, PYTHONPATH=str(tree))
     os.sync()  # the previous contender's dirty pages are not this one's writeback
-    proc = subprocess.run([sys.executable, str(HERE), "--child", kind, what, str(out)],
-                          env=env, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, str(HERE), "--child", kind, what, str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if proc.returncode != 0:
         raise SystemExit(f"{kind} child failed: {proc.stderr[-2000:]}")
     if kind == "verify":
@@ -207,16 +217,24 @@ def main() -> None:
     )
     parser.add_argument("--size-mib", type=int, default=int(os.environ.get("GUARD_BENCH_OCI_MIB", "1024")))
     parser.add_argument("--rounds", "--repeat", type=int, default=5, dest="rounds")
-    parser.add_argument("--before", type=Path, action="append", default=[],
-                        help="another checkout of guard (the directory holding its guard/ package) "
-                             "whose pull is measured in the same rounds; repeatable")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        action="append",
+        default=[],
+        help="another checkout of guard (the directory holding its guard/ package) "
+        "whose pull is measured in the same rounds; repeatable",
+    )
     parser.add_argument("--files", default="10,100,1000", help="file counts for verify oci://")
-    parser.add_argument("--verify-total-kib", type=int, default=1024,
-                        help="total size of each verify model")
+    parser.add_argument("--verify-total-kib", type=int, default=1024, help="total size of each verify model")
     parser.add_argument("--skip", default="", help="comma-separated parts to skip: push, pull, verify")
-    parser.add_argument("--out-dir", type=Path, default=None,
-                        help="where the pull contenders write (e.g. /dev/shm: no disk writeback in "
-                             "the timings); default: the work directory")
+    parser.add_argument(
+        "--out-dir",
+        type=Path,
+        default=None,
+        help="where the pull contenders write (e.g. /dev/shm: no disk writeback in "
+        "the timings); default: the work directory",
+    )
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -248,8 +266,10 @@ def run(work: Path, args: argparse.Namespace) -> None:
     model = write_model(work, args.size_mib)
     weights = model / "model.safetensors"
     size = weights.stat().st_size
-    print(f"model: {size / MIB:.0f} MiB weight file + 2 small files; "
-          f"registry: docker-registry 2.8 on loopback; {args.rounds} rounds")
+    print(
+        f"model: {size / MIB:.0f} MiB weight file + 2 small files; "
+        f"registry: docker-registry 2.8 on loopback; {args.rounds} rounds"
+    )
     with RegistryServer.start(work / "registry") as server:
         base_url = server.url
         digest = file_sha256(weights)
@@ -268,9 +288,11 @@ def run(work: Path, args: argparse.Namespace) -> None:
 
             t_push = best_of(args.rounds, guard_push)
             rate = size / MIB
-            print(f"push  plain PUT {rate / t_plain_put:7.0f} MiB/s   "
-                  f"guard push {rate / t_push:7.0f} MiB/s   ratio {t_plain_put / t_push:.2f} "
-                  f"(best of {args.rounds}; goal >= 0.8)")
+            print(
+                f"push  plain PUT {rate / t_plain_put:7.0f} MiB/s   "
+                f"guard push {rate / t_push:7.0f} MiB/s   ratio {t_plain_put / t_push:.2f} "
+                f"(best of {args.rounds}; goal >= 0.8)"
+            )
         # -- pull --------------------------------------------------------------------------
         if "pull" not in skip:
             pull_rounds(work, args, server, ref_text, f"{base_url}/v2/bench/guard-0/blobs/{digest}", size)
@@ -279,8 +301,9 @@ def run(work: Path, args: argparse.Namespace) -> None:
             verify_by_count(work, args, server)
 
 
-def pull_rounds(work: Path, args: argparse.Namespace, server: object, ref_text: str, url: str,
-                size: int) -> None:
+def pull_rounds(
+    work: Path, args: argparse.Namespace, server: object, ref_text: str, url: str, size: int
+) -> None:
     contenders: dict[str, tuple[str, str, Path]] = {
         "GET": ("get", url, TREE),
         "GET+hash": ("get-hash", url, TREE),
@@ -299,15 +322,19 @@ def pull_rounds(work: Path, args: argparse.Namespace, server: object, ref_text: 
             samples[name].append(run_child(kind, what, out_dir / "guard-bench-pulled", tree))
     rate = size / MIB
     base = samples["GET+hash"]
-    print(f"pull  ({size / MIB:.0f} MiB blob written to {out_dir}; child processes, timed after "
-          "imports; median [min-max])")
+    print(
+        f"pull  ({size / MIB:.0f} MiB blob written to {out_dir}; child processes, timed after "
+        "imports; median [min-max])"
+    )
     for name, runs in samples.items():
         speeds = [rate / s["seconds"] for s in runs]
         ratio = [b["seconds"] / s["seconds"] for b, s in zip(base, runs, strict=True)]
         cpu = statistics.median(s["cpu"] for s in runs)
         rss = max(s["rss"] for s in runs)
-        print(f"  {name:28} {statistics.median(speeds):6.0f} MiB/s   / GET+hash {spread(ratio)}   "
-              f"CPU {cpu:5.2f} s   max RSS {rss:4.0f} MiB")
+        print(
+            f"  {name:28} {statistics.median(speeds):6.0f} MiB/s   / GET+hash {spread(ratio)}   "
+            f"CPU {cpu:5.2f} s   max RSS {rss:4.0f} MiB"
+        )
     print("  goal: guard pull >= 0.85 of GET+hash")
     trees = [("now", TREE)] + [(tree.name, tree.resolve()) for tree in args.before]
     for label, tree in trees:
@@ -326,16 +353,22 @@ def verify_by_count(work: Path, args: argparse.Namespace, server: object) -> Non
     total = args.verify_total_kib * 1024
     counts = [int(c) for c in args.files.split(",") if c]
     trees = [("now", TREE)] + [(tree.name, tree.resolve()) for tree in args.before]
-    print(f"verify oci://  (models of {args.verify_total_kib} KiB in all; in process: median of "
-          f"{VERIFY_RUNS} in a child, best of {args.rounds} children; one CLI process each)")
+    print(
+        f"verify oci://  (models of {args.verify_total_kib} KiB in all; in process: median of "
+        f"{VERIFY_RUNS} in a child, best of {args.rounds} children; one CLI process each)"
+    )
     first: dict[str, float] = {}
     for count in counts:
         directory = write_many(work, count, total)
         with DigestCache.default() as cache:
             sign_model(directory, KeySigner.from_file(pair.private_key), cache=cache)
         target = f"oci://{host}/bench/verify-{count}:v1"
-        subprocess.run(guard_cli("push", str(directory), target, "--signature", str(directory / "model.sig")),
-                       check=True, capture_output=True, env=dict(os.environ, PYTHONPATH=str(TREE)))
+        subprocess.run(
+            guard_cli("push", str(directory), target, "--signature", str(directory / "model.sig")),
+            check=True,
+            capture_output=True,
+            env=dict(os.environ, PYTHONPATH=str(TREE)),
+        )
         lib: dict[str, list[float]] = {label: [] for label, _ in trees}
         cli: dict[str, list[float]] = {label: [] for label, _ in trees}
         for r in range(args.rounds):
@@ -352,8 +385,10 @@ def verify_by_count(work: Path, args: argparse.Namespace, server: object) -> Non
             if count != counts[0]:
                 per_file = (lib_ms - first[label]) / (count - counts[0]) * 1000
                 extra = f"   +{per_file:.0f} us per file over {counts[0]}"
-            print(f"  {count:5} files  {label:16} library {lib_ms:7.1f} ms   "
-                  f"CLI process {min(cli[label]) * 1000:6.0f} ms{extra}")
+            print(
+                f"  {count:5} files  {label:16} library {lib_ms:7.1f} ms   "
+                f"CLI process {min(cli[label]) * 1000:6.0f} ms{extra}"
+            )
 
 
 if __name__ == "__main__":

@@ -144,8 +144,10 @@ def main() -> None:
         (Path(tmp) / "bench").mkdir()
         (Path(tmp) / "bench" / "trivial.rego").write_text(TRIVIAL)
         trivial = EmbeddedEngine(load_library(Path(tmp)), lambda _: "deny", cache_size=0)
-        scaled = {n: EmbeddedEngine(_multiplied(library, Path(tmp), n), lambda _: "deny", cache_size=0)
-                  for n in (2, 4)}
+        scaled = {
+            n: EmbeddedEngine(_multiplied(library, Path(tmp), n), lambda _: "deny", cache_size=0)
+            for n in (2, 4)
+        }
     inputs = _inputs()
     plain = [_plain_pod()]
     size = sum(len(json.dumps(d)) for d in inputs) / len(inputs)
@@ -167,6 +169,7 @@ def main() -> None:
     # the two levers measured and not taken (see docs/development/performance.md): the whole
     # library as one aggregated query, and the config's parts read from data instead of input
     queries = full._queries
+
     def rule_by_rule(d: Input) -> object:
         regorus.set_input_json(texts[id(d)])
         return [regorus.eval_rule_as_json(q) for _, _, q in queries]
@@ -197,8 +200,10 @@ def main() -> None:
     bad, total = _rvm_disagreements(full, vm)
     opa_us = _opa_in_process(library, inputs, args.rounds)
 
-    print(f"policy library: {len(library.policies)} policies; {len(inputs)} typical inputs "
-          f"(~{size / 1024:.1f} KiB JSON each); {args.rounds} rounds")
+    print(
+        f"policy library: {len(library.policies)} policies; {len(inputs)} typical inputs "
+        f"(~{size / 1024:.1f} KiB JSON each); {args.rounds} rounds"
+    )
     rows = (
         ("whole library, decision", full_us),
         ("plain pod (no GPU/model)", plain_us),
@@ -218,15 +223,19 @@ def main() -> None:
         *((("real OPA in process, library", opa_us),) if opa_us else ()),
     )
     for label, values in rows:
-        print(f"  {label:27} p50 {_pct(values, 50):8.1f} us   p99 {_pct(values, 99):8.1f} us"
-              f"   min {min(values):8.1f} us")
+        print(
+            f"  {label:27} p50 {_pct(values, 50):8.1f} us   p99 {_pct(values, 99):8.1f} us"
+            f"   min {min(values):8.1f} us"
+        )
     for label, stat in (("p50", lambda v: _pct(v, 50)), ("min", min)):
         one = (stat(scaled_us[4]) - stat(full_us)) / (3 * len(library.policies))
         x2, x4 = (stat(scaled_us[n]) / stat(full_us) for n in (2, 4))
         print(f"  one policy more (x1 -> x4, {label}): {one:.1f} us; x2 / x1 {x2:.2f}, x4 / x1 {x4:.2f}")
     per_container = (_pct(nine_us, 50) - _pct(one_us, 50)) / 8
-    print(f"  one container more (policies only, 1 -> 9 containers, p50): {per_container:.1f} us "
-          f"({_pct(one_us, 50):.0f} -> {_pct(nine_us, 50):.0f} us)")
+    print(
+        f"  one container more (policies only, 1 -> 9 containers, p50): {per_container:.1f} us "
+        f"({_pct(one_us, 50):.0f} -> {_pct(nine_us, 50):.0f} us)"
+    )
     dearest = sorted(each_us.items(), key=lambda item: -item[1])
     print("  each policy's own rules, p50 over the typical inputs (the dearest first):")
     for name, cost in dearest:
@@ -238,13 +247,17 @@ def main() -> None:
     print(f"  goal p50 <= {goal:.0f} us: {verdict}")
     print(f"  RVM (not used by guard) disagrees with the interpreter on {bad} of {total} samples")
     for label, values in (("as one aggregated query", aggregated_us), ("constants from data", from_data_us)):
-        print(f"  {label} / rule by rule: p50 {_pct(values, 50) / _pct(rule_by_rule_us, 50):.2f}x, "
-              f"min {min(values) / min(rule_by_rule_us):.2f}x (levers not taken: > 1 is slower)")
+        print(
+            f"  {label} / rule by rule: p50 {_pct(values, 50) / _pct(rule_by_rule_us, 50):.2f}x, "
+            f"min {min(values) / min(rule_by_rule_us):.2f}x (levers not taken: > 1 is slower)"
+        )
     print(f"  constants from data give the same sets: {from_data_same()}")
     if opa_us:
-        print(f"  real OPA / guard (p50): {_pct(opa_us, 50) / _pct(full_us, 50):.2f}x   "
-              f"(p99): {_pct(opa_us, 99) / _pct(full_us, 99):.2f}x   (OPA: evaluation of data.guard only, "
-              "no Decision built)")
+        print(
+            f"  real OPA / guard (p50): {_pct(opa_us, 50) / _pct(full_us, 50):.2f}x   "
+            f"(p99): {_pct(opa_us, 99) / _pct(full_us, 99):.2f}x   (OPA: evaluation of data.guard only, "
+            "no Decision built)"
+        )
     else:
         print("  real OPA in process: opa-golib-python-bindings not available, row skipped")
 
@@ -278,8 +291,10 @@ def _constants_as_data(
         return e
 
     engines = {id(d): new_engine(d) for d in inputs}  # one per input: each has its own constants
-    smaller = {id(d): pydantic_core.to_json({k: v for k, v in d.items() if k not in CONSTANTS}).decode()
-               for d in inputs}
+    smaller = {
+        id(d): pydantic_core.to_json({k: v for k, v in d.items() if k not in CONSTANTS}).decode()
+        for d in inputs
+    }
 
     def evaluate(doc: Input) -> object:
         e = engines[id(doc)]
@@ -325,8 +340,12 @@ def _with_sidecars(document: Input, count: int) -> Input:
     """``document`` with ``count`` CPU-only containers more, running its first container's image."""
     first = document["workload"]["containers"][0]
     sidecars = [
-        {**first, "name": f"sidecar-{i}", "volumeMounts": [],
-         "gpu": {"requests": {}, "limits": {}, "count": 0, "migProfiles": [], "shared": False}}
+        {
+            **first,
+            "name": f"sidecar-{i}",
+            "volumeMounts": [],
+            "gpu": {"requests": {}, "limits": {}, "count": 0, "migProfiles": [], "shared": False},
+        }
         for i in range(count)
     ]
     workload = {**document["workload"], "containers": [*document["workload"]["containers"], *sidecars]}

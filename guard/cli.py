@@ -52,10 +52,13 @@ COMMANDS: CommandTable = {
     ),
     "attest": ("attest", "Sign an attestation (in-toto Statement in a Sigstore bundle) about one model."),
     "facts": ("attest", "Verify a model's signature and attestations and print its model facts."),
-    "serve": ("serve", (
-        "Serve the admission webhook: POST /validate, /mutate, GET /healthz, /readyz over TLS; GET "
-        "/metrics in plain HTTP on --metrics-port."
-    )),
+    "serve": (
+        "serve",
+        (
+            "Serve the admission webhook: POST /validate, /mutate, GET /healthz, /readyz over TLS; GET "
+            "/metrics in plain HTTP on --metrics-port."
+        ),
+    ),
     "demo": ("demo", "Walk through guard end to end: sign, verify, push, attest, evaluate policies, admit."),
     "energy": ("energy", "Measure energy per workload and tenant, turn it into CO2e and track budgets."),
     "report": (

@@ -116,9 +116,7 @@ class KeylessAuthority(_AuthorityBase):
         return verifier
 
 
-Authority = Annotated[
-    KeyAuthority | CertificateAuthority | KeylessAuthority, Field(discriminator="kind")
-]
+Authority = Annotated[KeyAuthority | CertificateAuthority | KeylessAuthority, Field(discriminator="kind")]
 
 UnmatchedAction = Literal["deny", "warn", "allow"]
 EnforcementAction = Literal["deny", "warn", "dryrun"]
@@ -228,9 +226,25 @@ def _default_gpu_products() -> dict[str, GpuProduct]:
 
 
 def _default_mig_profiles() -> dict[str, float]:
-    names = ["1g.5gb", "1g.10gb", "1g.12gb", "1g.20gb", "1g.24gb", "2g.10gb", "2g.20gb", "2g.24gb",
-             "3g.20gb", "3g.40gb", "3g.47gb", "4g.20gb", "4g.40gb", "4g.47gb", "7g.40gb", "7g.80gb",
-             "7g.94gb"]
+    names = [
+        "1g.5gb",
+        "1g.10gb",
+        "1g.12gb",
+        "1g.20gb",
+        "1g.24gb",
+        "2g.10gb",
+        "2g.20gb",
+        "2g.24gb",
+        "3g.20gb",
+        "3g.40gb",
+        "3g.47gb",
+        "4g.20gb",
+        "4g.40gb",
+        "4g.47gb",
+        "7g.40gb",
+        "7g.80gb",
+        "7g.94gb",
+    ]
     return {name: float(name.split(".")[1].removesuffix("gb")) for name in names}
 
 

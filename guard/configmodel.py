@@ -191,4 +191,3 @@ def camel_document(data: Any, model: type[ConfigModel], source: str) -> Any:
     """``data`` with every deprecated key spelling replaced by its camelCase key, each with a
     warning naming its path; :class:`ConfigError` when one mapping spells one key twice."""
     return _Walk(source).mapping(data, model, "", "")
-

@@ -28,8 +28,10 @@ def _runtime_imports() -> dict[str, set[str]]:
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), rel)):
             names = (
-                [a.name for a in node.names] if isinstance(node, ast.Import)
-                else [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module]
+                if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module
                 else []
             )
             for name in names:
@@ -56,9 +58,7 @@ def test_the_runtime_imports_only_declared_dependencies() -> None:
 
 def test_every_declared_dependency_is_imported() -> None:
     distributions = packages_distributions()
-    imported = {
-        canonicalize_name(d) for module in _runtime_imports() for d in distributions.get(module, [])
-    }
+    imported = {canonicalize_name(d) for module in _runtime_imports() for d in distributions.get(module, [])}
     unused = _declared() - imported - LOADED_BY_OTHERS
     assert not unused, f"declared in pyproject's dependencies but imported by no runtime module: {unused}"
 

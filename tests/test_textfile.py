@@ -23,9 +23,7 @@ def test_reads_utf8_text(tmp_path: Path) -> None:
         (lambda p: p.write_bytes(b"\xff\xfe\x00"), "{p}: expected a UTF-8 JSON predicate, found binary data"),
     ],
 )
-def test_each_failure_says_what_was_expected_and_found(
-    tmp_path: Path, make: object, message: str
-) -> None:
+def test_each_failure_says_what_was_expected_and_found(tmp_path: Path, make: object, message: str) -> None:
     path = tmp_path / "p.json"
     assert callable(make)
     make(path)

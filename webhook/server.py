@@ -43,9 +43,7 @@ ENV_CERT = "GUARD_WEBHOOK_TLS_CERT"
 ENV_KEY = "GUARD_WEBHOOK_TLS_KEY"
 
 
-def engine_loader(
-    config: GuardConfig, metrics: AdmissionMetrics
-) -> Callable[[], Awaitable[AdmissionEngine]]:
+def engine_loader(config: GuardConfig, metrics: AdmissionMetrics) -> Callable[[], Awaitable[AdmissionEngine]]:
     async def load() -> AdmissionEngine:
         from guard.admission.wiring import build_engine  # noqa: PLC0415 - heavy: policies, trust roots
 

@@ -42,8 +42,13 @@ _KSERVE_STORAGE = (
 _KSERVE_CONTAINERS = tuple(f"spec.{c}.*" for c in _KSERVE_COMPONENTS)
 # LLMInferenceService (v1alpha1, v1alpha2): PodSpecs of the decode and prefill workloads and of
 # the router's scheduler.
-_LLMISVC_PODS = ("spec.template", "spec.worker", "spec.prefill.template", "spec.prefill.worker",
-                 "spec.router.scheduler.template")
+_LLMISVC_PODS = (
+    "spec.template",
+    "spec.worker",
+    "spec.prefill.template",
+    "spec.prefill.worker",
+    "spec.router.scheduler.template",
+)
 # A JobSet's replicated jobs: spec.replicatedJobs[].template (a JobTemplateSpec).
 _JOBSET = "replicatedJobs.*.template.spec.template"
 
@@ -173,19 +178,35 @@ def _training_and_serving_stacks() -> list[KindSpec]:
             ),
             containers=("spec.trainer", "spec.initializer.model", "spec.initializer.dataset"),
         ),
-        KindSpec(group=trainer, kind="TrainingRuntime", pod_specs=(f"{runtime}.spec",),
-                 pod_metadata=(f"{runtime}.metadata",)),
-        KindSpec(group=trainer, kind="ClusterTrainingRuntime", pod_specs=(f"{runtime}.spec",),
-                 pod_metadata=(f"{runtime}.metadata",)),
-        KindSpec(group="jobset.x-k8s.io", kind="JobSet", pod_specs=(f"spec.{_JOBSET}.spec",),
-                 pod_metadata=(f"spec.{_JOBSET}.metadata",)),
+        KindSpec(
+            group=trainer,
+            kind="TrainingRuntime",
+            pod_specs=(f"{runtime}.spec",),
+            pod_metadata=(f"{runtime}.metadata",),
+        ),
+        KindSpec(
+            group=trainer,
+            kind="ClusterTrainingRuntime",
+            pod_specs=(f"{runtime}.spec",),
+            pod_metadata=(f"{runtime}.metadata",),
+        ),
+        KindSpec(
+            group="jobset.x-k8s.io",
+            kind="JobSet",
+            pod_specs=(f"spec.{_JOBSET}.spec",),
+            pod_metadata=(f"spec.{_JOBSET}.metadata",),
+        ),
         KindSpec(
             group="leaderworkerset.x-k8s.io",
             kind="LeaderWorkerSet",
-            pod_specs=("spec.leaderWorkerTemplate.leaderTemplate.spec",
-                       "spec.leaderWorkerTemplate.workerTemplate.spec"),
-            pod_metadata=("spec.leaderWorkerTemplate.leaderTemplate.metadata",
-                          "spec.leaderWorkerTemplate.workerTemplate.metadata"),
+            pod_specs=(
+                "spec.leaderWorkerTemplate.leaderTemplate.spec",
+                "spec.leaderWorkerTemplate.workerTemplate.spec",
+            ),
+            pod_metadata=(
+                "spec.leaderWorkerTemplate.leaderTemplate.metadata",
+                "spec.leaderWorkerTemplate.workerTemplate.metadata",
+            ),
         ),
         # vLLM production-stack: modelURL is a Hugging Face repo id without scheme. The operator
         # renders a Deployment (checked as one) running `vllm serve <modelURL>`.

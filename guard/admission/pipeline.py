@@ -243,9 +243,7 @@ class AdmissionEngine:
             )
         # 2. references
         if large:
-            refs = await asyncio.to_thread(
-                extract_references, request.object, spec, self._annotation_keys
-            )
+            refs = await asyncio.to_thread(extract_references, request.object, spec, self._annotation_keys)
         else:
             refs = extract_references(request.object, spec, self._annotation_keys)
         spelling = check_spellings(request.object, spec, self.settings.annotations)
@@ -511,8 +509,10 @@ class AdmissionEngine:
         )
         if denied:  # nothing was "allowed UNVERIFIED": say what the fail-open rule did not change
             verdicts = tuple(verdict_of.fail_open_overruled(v) for v in verdicts)
-        warned = bool(warnings) or any(v.effect == "warn" or v.resolved_from_tag for v in verdicts) or any(
-            v.action == "warn" for v in policy.violations
+        warned = (
+            bool(warnings)
+            or any(v.effect == "warn" or v.resolved_from_tag for v in verdicts)
+            or any(v.action == "warn" for v in policy.violations)
         )
         decision: DecisionKind = "denied" if denied else "warned" if warned else "allowed"
         if policy_error is not None:

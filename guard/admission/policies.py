@@ -109,9 +109,7 @@ class LibraryPolicyEvaluator:
 
         self._constants = InputConstants(config)  # a reloaded config makes a new evaluator
 
-    async def evaluate(
-        self, request: AdmissionRequest, artifacts: Sequence[ArtifactVerdict]
-    ) -> PolicyResult:
+    async def evaluate(self, request: AdmissionRequest, artifacts: Sequence[ArtifactVerdict]) -> PolicyResult:
         from guard.policy.input import build_input_for_object  # noqa: PLC0415
 
         obj: Mapping[str, Any] = request.object or {}

@@ -103,9 +103,7 @@ class ReferenceVerifier(Protocol):
 
 
 class PolicyEvaluator(Protocol):
-    async def evaluate(
-        self, request: AdmissionRequest, artifacts: Sequence[ArtifactVerdict]
-    ) -> PolicyResult:
+    async def evaluate(self, request: AdmissionRequest, artifacts: Sequence[ArtifactVerdict]) -> PolicyResult:
         """Judge the request with the verified artifacts. Raises PolicyEngineError when the
         engine itself fails (never for a deny)."""
         ...

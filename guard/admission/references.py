@@ -205,4 +205,3 @@ def extract_references(
         ArtifactReference(reference=spelled[(scheme, ref)], scheme=scheme, occurrences=tuple(places))
         for (scheme, ref), places in grouped.items()
     )
-

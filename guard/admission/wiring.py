@@ -114,9 +114,7 @@ def check_admission_config(config: GuardConfig) -> None:
     names = {rule.name for rule in config.rules}
     for i, name in enumerate(config.admission.fail_open_rules):
         if name not in names:
-            raise ConfigError(
-                f"admission.failOpenRules.{i}: unknown rule {name!r} (rules: {sorted(names)})"
-            )
+            raise ConfigError(f"admission.failOpenRules.{i}: unknown rule {name!r} (rules: {sorted(names)})")
 
 
 async def build_engine(config: GuardConfig, metrics: AdmissionMetrics | None = None) -> AdmissionEngine:

@@ -35,6 +35,7 @@ _TARGET_HELP = (
     "or oci-layout:PATH[:TAG|@DIGEST]."
 )
 
+
 @contextmanager
 def _progress(label: str) -> Iterator[tuple[Callable[[int], None] | None, Callable[[int], None] | None]]:
     """(advance, set_total) callbacks for a progress bar on a terminal; (None, None) otherwise."""
@@ -144,14 +145,28 @@ def push(
     access = registry.access()
     store = open_store(ref, access, create=True)
     meta = ModelMetadata(
-        name=name, version=version, authors=tuple(author or ()), licenses=tuple(license_ or ()),
-        source_url=source_url, revision=revision, architecture=architecture, format=format_,
-        param_size=param_size, precision=precision, quantization=quantization,
+        name=name,
+        version=version,
+        authors=tuple(author or ()),
+        licenses=tuple(license_ or ()),
+        source_url=source_url,
+        revision=revision,
+        architecture=architecture,
+        format=format_,
+        param_size=param_size,
+        precision=precision,
+        quantization=quantization,
     )
     with _progress(f"pushing {model_dir.name}") as (advance, set_total):
         result = push_model(
-            store, model_dir, ref.tag or "latest", metadata=meta, exclude=exclude, signed=signed,
-            progress=advance, on_total=set_total,
+            store,
+            model_dir,
+            ref.tag or "latest",
+            metadata=meta,
+            exclude=exclude,
+            signed=signed,
+            progress=advance,
+            on_total=set_total,
         )
     _echo_err(
         f"pushed {ref.base()}:{ref.tag or 'latest'}: {len(result.layers)} files, {result.uploaded} uploaded "

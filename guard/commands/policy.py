@@ -61,8 +61,7 @@ def test_command(
             "failed": len(report.failed),
             "seconds": round(report.seconds, 3),
             "results": [
-                {"name": r.name, "passed": r.passed, "detail": r.detail or None}
-                for r in report.results
+                {"name": r.name, "passed": r.passed, "detail": r.detail or None} for r in report.results
             ],
         }
         typer.echo(json.dumps(doc, indent=2))

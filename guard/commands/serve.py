@@ -36,9 +36,7 @@ def register(app: typer.Typer) -> None:
         port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8443,
         workers: Annotated[
             int,
-            typer.Option(
-                "--workers", help="Worker processes (each loads the config and caches on its own)."
-            ),
+            typer.Option("--workers", help="Worker processes (each loads the config and caches on its own)."),
         ] = 1,
         metrics_port: Annotated[
             int,
@@ -107,8 +105,7 @@ def check_host(host: str) -> None:
         except OSError as err:
             if err.errno == errno.EADDRNOTAVAIL:
                 raise UsageError(
-                    f"--host {host}: not an address of this machine (expected a local address, "
-                    f"0.0.0.0 or ::)"
+                    f"--host {host}: not an address of this machine (expected a local address, 0.0.0.0 or ::)"
                 ) from err
             # anything else (permissions, ...) is the server's to report when it binds its port
 

@@ -54,9 +54,7 @@ class PrometheusClient:
         headers = {"Accept": "application/json"}
         auth: httpx.BasicAuth | None = None
         if settings.bearer_token_file is not None:
-            headers["Authorization"] = "Bearer " + _read_secret(
-                settings.bearer_token_file, "bearerTokenFile"
-            )
+            headers["Authorization"] = "Bearer " + _read_secret(settings.bearer_token_file, "bearerTokenFile")
         if settings.username is not None and settings.password_file is not None:
             auth = httpx.BasicAuth(settings.username, _read_secret(settings.password_file, "passwordFile"))
         verify: bool | ssl.SSLContext = True

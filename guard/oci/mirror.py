@@ -53,8 +53,7 @@ class MirrorStore(LayoutStore):
         path = root / repository  # repository components are [a-z0-9._-] (guard.oci.reference)
         if not root.is_dir():
             raise MirrorNotFoundError(
-                f"{host}/{repository}: the mirror of {host} is configured as {root}, which is not a "
-                f"directory"
+                f"{host}/{repository}: the mirror of {host} is configured as {root}, which is not a directory"
             )
         if not (path / "oci-layout").is_file():
             raise MirrorNotFoundError(
@@ -106,8 +105,7 @@ class MirrorStore(LayoutStore):
 
     def _read_only(self) -> UsageError:
         return UsageError(
-            f"{self.describe()} is a read-only mirror; write to the layout itself "
-            f"(oci-layout:{self.root})"
+            f"{self.describe()} is a read-only mirror; write to the layout itself (oci-layout:{self.root})"
         )
 
     def push_manifest(self, body: bytes, media_type: str, tag: str | None = None) -> Descriptor:

@@ -39,19 +39,69 @@ from guard.oci.types import (
 from guard.untrusted import parse_json
 
 WEIGHT_SUFFIXES = {
-    ".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".ggml", ".onnx", ".h5", ".hdf5",
-    ".pb", ".tflite", ".msgpack", ".npz", ".npy", ".mlmodel", ".pkl", ".pickle", ".joblib",
-    ".keras", ".engine", ".plan", ".mar", ".nemo", ".params", ".llamafile",
+    ".safetensors",
+    ".bin",
+    ".pt",
+    ".pth",
+    ".ckpt",
+    ".gguf",
+    ".ggml",
+    ".onnx",
+    ".h5",
+    ".hdf5",
+    ".pb",
+    ".tflite",
+    ".msgpack",
+    ".npz",
+    ".npy",
+    ".mlmodel",
+    ".pkl",
+    ".pickle",
+    ".joblib",
+    ".keras",
+    ".engine",
+    ".plan",
+    ".mar",
+    ".nemo",
+    ".params",
+    ".llamafile",
 }
 CONFIG_NAMES = {
-    "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
-    "special_tokens_map.json", "preprocessor_config.json", "processor_config.json",
-    "added_tokens.json", "vocab.json", "vocab.txt", "merges.txt", "tokenizer.model",
-    "chat_template.json", "chat_template.jinja", "adapter_config.json", "params.json",
+    "config.json",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "preprocessor_config.json",
+    "processor_config.json",
+    "added_tokens.json",
+    "vocab.json",
+    "vocab.txt",
+    "merges.txt",
+    "tokenizer.model",
+    "chat_template.json",
+    "chat_template.jinja",
+    "adapter_config.json",
+    "params.json",
 }
 CODE_SUFFIXES = {
-    ".py", ".sh", ".ipynb", ".js", ".ts", ".go", ".rs", ".c", ".cc", ".cpp", ".h", ".hpp",
-    ".java", ".r", ".jl", ".cu", ".lua",
+    ".py",
+    ".sh",
+    ".ipynb",
+    ".js",
+    ".ts",
+    ".go",
+    ".rs",
+    ".c",
+    ".cc",
+    ".cpp",
+    ".h",
+    ".hpp",
+    ".java",
+    ".r",
+    ".jl",
+    ".cu",
+    ".lua",
 }
 DATASET_SUFFIXES = {".csv", ".tsv", ".parquet", ".jsonl", ".arrow", ".tfrecord", ".avro", ".orc"}
 DOC_SUFFIXES = {".md", ".rst", ".txt", ".pdf", ".html", ".adoc"}
@@ -146,14 +196,22 @@ def infer_metadata(model_dir: Path, names: Sequence[str], given: ModelMetadata) 
     )
     precision = given.precision or hf.get("torch_dtype") or hf.get("dtype")
     quant = hf.get("quantization_config")
-    quantization = given.quantization or (
-        quant.get("quant_method") if isinstance(quant, Mapping) else None
-    )
+    quantization = given.quantization or (quant.get("quant_method") if isinstance(quant, Mapping) else None)
     suffixes = {PurePosixPath(n).suffix.lower() for n in names}
     fmt = given.format or next(
-        (f for s, f in ((".safetensors", "safetensors"), (".gguf", "gguf"), (".onnx", "onnx"),
-                        (".bin", "pytorch"), (".pt", "pytorch"), (".pth", "pytorch"), (".h5", "keras"))
-         if s in suffixes),
+        (
+            f
+            for s, f in (
+                (".safetensors", "safetensors"),
+                (".gguf", "gguf"),
+                (".onnx", "onnx"),
+                (".bin", "pytorch"),
+                (".pt", "pytorch"),
+                (".pth", "pytorch"),
+                (".h5", "keras"),
+            )
+            if s in suffixes
+        ),
         None,
     )
     licenses = given.licenses
@@ -179,7 +237,9 @@ def build_config(meta: ModelMetadata, layers: Sequence[Descriptor], created: dat
     """The ``application/vnd.cncf.model.config.v1+json`` document."""
     descriptor: dict[str, Any] = {"createdAt": (created or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")}
     for key, value in (
-        ("name", meta.name), ("version", meta.version), ("sourceURL", meta.source_url),
+        ("name", meta.name),
+        ("version", meta.version),
+        ("sourceURL", meta.source_url),
         ("revision", meta.revision),
     ):
         if value:
@@ -191,8 +251,11 @@ def build_config(meta: ModelMetadata, layers: Sequence[Descriptor], created: dat
     config = {
         key: value
         for key, value in (
-            ("architecture", meta.architecture), ("format", meta.format), ("paramSize", meta.param_size),
-            ("precision", meta.precision), ("quantization", meta.quantization),
+            ("architecture", meta.architecture),
+            ("format", meta.format),
+            ("paramSize", meta.param_size),
+            ("precision", meta.precision),
+            ("quantization", meta.quantization),
         )
         if value
     }

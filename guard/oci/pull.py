@@ -87,9 +87,7 @@ def _create(path: Path, rel: PurePosixPath, what: str) -> BinaryIO:
         ) from err
 
 
-def _write_verified(
-    staging: Path, rel: PurePosixPath, reader: VerifyingReader, size: int, what: str
-) -> int:
+def _write_verified(staging: Path, rel: PurePosixPath, reader: VerifyingReader, size: int, what: str) -> int:
     """Stream one raw layer to its staging file through reused buffers (the reader hashes each
     read where it landed; the file is written from the same memory)."""
     with _create(_prepare_parent(staging, rel, what), rel, what) as out:
@@ -240,4 +238,3 @@ def pull(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return PullResult(descriptor.digest, artifact_kind(manifest), tuple(files), total)
-

@@ -158,8 +158,12 @@ def push_model(
         if on_total is not None:
             on_total(sum(d.size for d, _ in missing))
         # list() re-raises the first failure; the pool waits for the other uploads to end
-        list(pool.map(lambda item: store.push_blob(item[0].digest, item[0].size, _opener(item[1]), progress),
-                      missing))
+        list(
+            pool.map(
+                lambda item: store.push_blob(item[0].digest, item[0].size, _opener(item[1]), progress),
+                missing,
+            )
+        )
     names = [d.annotations[MODELPACK_FILEPATH] for d, _ in layers]
     meta = infer_metadata(model_dir, names, metadata or ModelMetadata())
     config = build_config(meta, [d for d, _ in layers], created)

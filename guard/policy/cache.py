@@ -41,7 +41,7 @@ NON_DETERMINISTIC = (
     "trace(",
 )
 _INPUT_PATH = re.compile(r"\binput((?:\s*\.\s*[A-Za-z_][A-Za-z0-9_]*)*)")
-_GET_INPUT = re.compile(r'object\.get\(\s*$')
+_GET_INPUT = re.compile(r"object\.get\(\s*$")
 _LITERAL_KEY = re.compile(r'^\s*,\s*\[?\s*"([A-Za-z_][A-Za-z0-9_]*)"')
 
 
@@ -56,7 +56,7 @@ def without_comments(text: str) -> str:
                 i += 2
                 continue
             quote = "" if c == quote else quote
-        elif c in "\"`":
+        elif c in '"`':
             quote = c
         elif c == "#":
             end = text.find("\n", i)
@@ -87,9 +87,7 @@ def cacheable(texts: Iterable[str]) -> bool:
 def reads_uid(texts: Iterable[str]) -> bool:
     """Whether a library may read ``input.request.uid`` (conservatively: when in doubt, yes)."""
     for text in map(without_comments, texts):
-        if re.search(r"\buid\b", text) or any(
-            _whole_input_read(text, m) for m in _INPUT_PATH.finditer(text)
-        ):
+        if re.search(r"\buid\b", text) or any(_whole_input_read(text, m) for m in _INPUT_PATH.finditer(text)):
             return True
     return False
 

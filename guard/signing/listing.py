@@ -141,5 +141,3 @@ def list_files(
             + (f" (ignored: {', '.join(sorted(ignore))})" if ignore else "")
         )
     return files
-
-

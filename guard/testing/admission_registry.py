@@ -93,9 +93,7 @@ SLSA_PROVENANCE = "https://slsa.dev/provenance/v1"
 def _model(path: Path, weights: bytes) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     (path / "config.json").write_text(
-        json.dumps(
-            {"architectures": ["LlamaForCausalLM"], "torch_dtype": "bfloat16", "num_parameters": 1000}
-        )
+        json.dumps({"architectures": ["LlamaForCausalLM"], "torch_dtype": "bfloat16", "num_parameters": 1000})
     )
     (path / "model.safetensors").write_bytes(weights)
     return path

@@ -220,14 +220,7 @@ class RegistryServer:
     def blob_path(self, repository: str, digest: str) -> Path:
         """Where the registry keeps a blob's bytes (for tests that tamper with storage)."""
         algorithm, hexdigest = digest.split(":", 1)
-        return (
-            self.root
-            / "storage/docker/registry/v2/blobs"
-            / algorithm
-            / hexdigest[:2]
-            / hexdigest
-            / "data"
-        )
+        return self.root / "storage/docker/registry/v2/blobs" / algorithm / hexdigest[:2] / hexdigest / "data"
 
     def __enter__(self) -> RegistryServer:
         return self
@@ -327,8 +320,14 @@ class TokenServer:
         now = int(time.time())
         header = {"alg": "ES256", "typ": "JWT", "x5c": [base64.b64encode(self.cert_der).decode()]}
         claims = {
-            "iss": self.ISSUER, "sub": "guard", "aud": self.SERVICE, "exp": now + 300, "nbf": now - 10,
-            "iat": now, "jti": os.urandom(8).hex(), "access": access,
+            "iss": self.ISSUER,
+            "sub": "guard",
+            "aud": self.SERVICE,
+            "exp": now + 300,
+            "nbf": now - 10,
+            "iat": now,
+            "jti": os.urandom(8).hex(),
+            "access": access,
         }
         signing_input = f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
         der = self.key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256()))

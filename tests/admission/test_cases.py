@@ -29,9 +29,7 @@ CASES = sorted(p for p in DATA.glob("*.json") if not p.name.endswith(".expected.
 def test_every_case_has_its_expected_decision() -> None:
     assert len(CASES) >= 20
     for case in CASES:
-        assert case.with_suffix(".expected.json").is_file(), (
-            f"{case.name} has no expected decision beside it"
-        )
+        assert case.with_suffix(".expected.json").is_file(), f"{case.name} has no expected decision beside it"
 
 
 def _registry(down: bool) -> FakeVerifier:

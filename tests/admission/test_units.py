@@ -145,9 +145,7 @@ async def test_a_caller_giving_up_does_not_cancel_the_shared_computation() -> No
 
 def test_warnings_are_clipped_and_counted() -> None:
     violations = tuple(Violation(f"p.{i}", "r", "x" * 400, action="warn") for i in range(MAX_WARNINGS + 5))
-    outcome = AdmissionOutcome(
-        uid="u", decision_id="d", decision="warned", kind="Pod", violations=violations
-    )
+    outcome = AdmissionOutcome(uid="u", decision_id="d", decision="warned", kind="Pod", violations=violations)
     warnings = build_response(outcome).response.warnings or ()
     assert len(warnings) == MAX_WARNINGS + 1
     assert all(len(w) <= MAX_WARNING_CHARS for w in warnings)

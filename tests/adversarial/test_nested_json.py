@@ -222,7 +222,7 @@ def test_attach_a_nested_file_is_exit_2(
         (b'{"a\\"[[": "x\\\\", "b": [["\\"]]"]]}', 3),  # escaped quotes: the scan
         (b'["\\\\"' + b"[" * 80 + b"]" * 80 + b"]", 81),  # an escaped backslash ends the string
         (b'"' + b"[" * 100, 0),  # an unterminated string hides what follows
-        (b'[' * 70 + b'"\\', 70),  # a trailing lone backslash
+        (b"[" * 70 + b'"\\', 70),  # a trailing lone backslash
     ],
 )
 def test_nesting_depth_outside_strings(document: bytes, depth: int) -> None:

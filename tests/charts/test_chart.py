@@ -63,11 +63,7 @@ def config_definitions() -> dict[str, Any]:
 def _without_titles(node: Any) -> Any:
     """pydantic's generated ``title`` keywords (``"Gpu Product"``) are noise in a values schema."""
     if isinstance(node, dict):
-        return {
-            k: _without_titles(v)
-            for k, v in node.items()
-            if not (k == "title" and isinstance(v, str))
-        }
+        return {k: _without_titles(v) for k, v in node.items() if not (k == "title" and isinstance(v, str))}
     if isinstance(node, list):
         return [_without_titles(v) for v in node]
     return node
@@ -190,15 +186,25 @@ def offline_ca() -> dict[str, str]:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "guard test CA")])
     now = datetime.now(UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=5))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
         .not_valid_after(now + timedelta(days=30))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -283,10 +289,28 @@ EVERYTHING_ON: dict[str, Any] = {
 
 @pytest.mark.parametrize(
     "values",
-    [{}, WARN_FIRST, {"webhook": {"clusterWide": True}}, PINNING_ON, SCANNER_ON, SCANNER_SHARDED,
-     *TLS_MODES.values(), EVERYTHING_ON, {**MIRRORS, **SCANNER_ON}],
-    ids=["default", "warn-first", "cluster-wide", "pinning", "scanner", "scanner-sharded",
-         *TLS_MODES, "all-on", "mirrors"],
+    [
+        {},
+        WARN_FIRST,
+        {"webhook": {"clusterWide": True}},
+        PINNING_ON,
+        SCANNER_ON,
+        SCANNER_SHARDED,
+        *TLS_MODES.values(),
+        EVERYTHING_ON,
+        {**MIRRORS, **SCANNER_ON},
+    ],
+    ids=[
+        "default",
+        "warn-first",
+        "cluster-wide",
+        "pinning",
+        "scanner",
+        "scanner-sharded",
+        *TLS_MODES,
+        "all-on",
+        "mirrors",
+    ],
 )
 def test_lint_is_clean(values: dict[str, Any]) -> None:
     report = helm.lint(CHART_DIR, offline(values), strict=True, namespace=NAMESPACE, kube_version="v1.30.0")
@@ -565,8 +589,13 @@ def test_deployment_is_highly_available(default: Rendered) -> None:
     assert pdb["spec"]["minAvailable"] == 1
     assert pdb["spec"]["selector"]["matchLabels"] == selector
     labels = deployment["metadata"]["labels"]
-    for key in ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/version",
-                "app.kubernetes.io/managed-by", "helm.sh/chart"):
+    for key in (
+        "app.kubernetes.io/name",
+        "app.kubernetes.io/instance",
+        "app.kubernetes.io/version",
+        "app.kubernetes.io/managed-by",
+        "helm.sh/chart",
+    ):
         assert key in labels
 
 
@@ -626,7 +655,11 @@ def _run_the_helm_test(rendered: Rendered, port: int, tmp_path: Path) -> None:
     env = {**os.environ, "GUARD_TEST_CONNECT": f"127.0.0.1:{port}"}
     done = subprocess.run(
         [sys.executable, str(script), url, namespace, mode, str(ca)],
-        env=env, capture_output=True, text=True, timeout=60, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "ok: unsigned model denied" in done.stdout
@@ -683,10 +716,18 @@ def test_uninstall_cleanup_hook_deletes_only_guards_webhooks(chart: Any, default
     )
     rules = _hook(default, "ClusterRole")["rules"]
     assert rules == [
-        {"apiGroups": ["admissionregistration.k8s.io"], "resources": ["validatingwebhookconfigurations"],
-         "resourceNames": [webhook], "verbs": ["get", "delete"]},
-        {"apiGroups": ["admissionregistration.k8s.io"], "resources": ["mutatingwebhookconfigurations"],
-         "resourceNames": [f"{webhook}-pin"], "verbs": ["get", "delete"]},
+        {
+            "apiGroups": ["admissionregistration.k8s.io"],
+            "resources": ["validatingwebhookconfigurations"],
+            "resourceNames": [webhook],
+            "verbs": ["get", "delete"],
+        },
+        {
+            "apiGroups": ["admissionregistration.k8s.io"],
+            "resources": ["mutatingwebhookconfigurations"],
+            "resourceNames": [f"{webhook}-pin"],
+            "verbs": ["get", "delete"],
+        },
     ]
     binding = _hook(default, "ClusterRoleBinding")
     job = _hook(default, "Job")
@@ -707,27 +748,41 @@ def test_uninstall_cleanup_hook_deletes_only_guards_webhooks(chart: Any, default
 
 async def test_cleanup_script_deletes_the_webhooks_against_an_api_server(kmock: Any, tmp_path: Path) -> None:
     # the hook's command, run here against kmock's Kubernetes API (kubeconfig: no in-cluster token)
-    for plural, kind in (("validatingwebhookconfigurations", "ValidatingWebhookConfiguration"),
-                         ("mutatingwebhookconfigurations", "MutatingWebhookConfiguration")):
+    for plural, kind in (
+        ("validatingwebhookconfigurations", "ValidatingWebhookConfiguration"),
+        ("mutatingwebhookconfigurations", "MutatingWebhookConfiguration"),
+    ):
         kmock.resources[f"admissionregistration.k8s.io/v1/{plural}"] = {"kind": kind, "namespaced": False}
     name = f"{RELEASE}.{NAMESPACE}.guard.cnai.io"
     kmock.objects["admissionregistration.k8s.io/v1/validatingwebhookconfigurations", None, name] = {
-        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
-        "metadata": {"name": name}, "webhooks": [],
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": name},
+        "webhooks": [],
     }
     kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "k",
-        "clusters": [{"name": "k", "cluster": {"server": str(kmock.url).rstrip("/")}}],
-        "users": [{"name": "k", "user": {"token": "test"}}],
-        "contexts": [{"name": "k", "context": {"cluster": "k", "user": "k"}}],
-    }))
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "k",
+                "clusters": [{"name": "k", "cluster": {"server": str(kmock.url).rstrip("/")}}],
+                "users": [{"name": "k", "user": {"token": "test"}}],
+                "contexts": [{"name": "k", "context": {"cluster": "k", "user": "k"}}],
+            }
+        )
+    )
     script = CHART_DIR / "files" / "cleanup_webhooks.py"
     env = {k: v for k, v in os.environ.items() if k != "KUBERNETES_SERVICE_HOST"}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, str(script), name, f"{name}-pin",
+        sys.executable,
+        str(script),
+        name,
+        f"{name}-pin",
         env={**env, "KUBECONFIG": str(kubeconfig)},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode == 0, err.decode()
@@ -802,6 +857,7 @@ def test_serve_arguments_point_at_mounted_files(default: Rendered) -> None:
 
 def test_helm_mode_generates_a_certificate_the_ca_bundle_verifies(default: Rendered) -> None:
     from cryptography import x509
+
     secret = default.one("Secret")
     assert secret["type"] == "kubernetes.io/tls"
     data = {k: base64.b64decode(v) for k, v in secret["data"].items()}
@@ -879,7 +935,9 @@ def _a_cluster(kmock: Any) -> None:
     kmock.resources["v1/namespaces"] = {"kind": "Namespace", "namespaced": False}
     # kmock 0.8 parses /api/v1/namespaces/<name> as a namespace prefix, not a Namespace: serve it
     kmock["get /api/v1/namespaces/kube-system"] << {
-        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-system"},
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": "kube-system"},
     }
 
 
@@ -1038,8 +1096,10 @@ def test_the_rendered_pod_serves_the_api_server(chart: Any, tmp_path: Path) -> N
     from guard.testing.admission import admission_review, pod
     from guard.testing.processes import stop_process
 
-    public_key = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    public_key = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     values = {
         "mode": "deny",
@@ -1159,6 +1219,7 @@ def test_user_config_renders_and_parses(chart: Any) -> None:
     ca_file = str(config.admission.registry.ca_file)
     ca_cm = rendered.volume(_mount_for(guard, ca_file)["name"])["configMap"]["name"]
     assert rendered.one("ConfigMap", ca_cm)["data"]["ca.crt"].startswith("-----BEGIN CERTIFICATE-----")
+
     # changing the config rolls the pods
     def checksum(r: Rendered) -> str:
         value: str = r.one("Deployment")["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
@@ -1343,10 +1404,26 @@ def _kube_versions() -> list[str]:
 
 @pytest.mark.parametrize(
     "values",
-    [{}, WARN_FIRST, TLS_MODES["cert-manager"], EVERYTHING_ON, PINNING_ON, SCANNER_ON, SCANNER_SHARDED,
-     {**MIRRORS, **SCANNER_ON}],
-    ids=["default", "warn-first", "cert-manager", "all-on", "pinning", "scanner", "scanner-sharded",
-         "mirrors"],
+    [
+        {},
+        WARN_FIRST,
+        TLS_MODES["cert-manager"],
+        EVERYTHING_ON,
+        PINNING_ON,
+        SCANNER_ON,
+        SCANNER_SHARDED,
+        {**MIRRORS, **SCANNER_ON},
+    ],
+    ids=[
+        "default",
+        "warn-first",
+        "cert-manager",
+        "all-on",
+        "pinning",
+        "scanner",
+        "scanner-sharded",
+        "mirrors",
+    ],
 )
 def test_manifests_match_the_kubernetes_api(chart: Any, values: dict[str, Any]) -> None:
     # Strict: an unknown or misplaced field is an error (the API server would drop or refuse it).
@@ -1497,12 +1574,18 @@ def test_deployment_replicasets_are_not_sent_twice_but_pods_are(chart: Any, defa
 @pytest.mark.parametrize(
     ("resource", "owners", "sent"),
     [
-        (("apps", "replicasets"), [{"apiVersion": "apps/v1", "kind": "Deployment", "controller": True}],
-         False),
+        (
+            ("apps", "replicasets"),
+            [{"apiVersion": "apps/v1", "kind": "Deployment", "controller": True}],
+            False,
+        ),
         (("apps", "replicasets"), [{"apiVersion": "apps/v1", "kind": "Deployment"}], True),  # not controller
         (("apps", "replicasets"), None, True),  # a bare ReplicaSet
-        (("apps", "replicasets"), [{"apiVersion": "x.io/v1", "kind": "Deployment", "controller": True}],
-         True),
+        (
+            ("apps", "replicasets"),
+            [{"apiVersion": "x.io/v1", "kind": "Deployment", "controller": True}],
+            True,
+        ),
         (("", "pods"), [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "controller": True}], True),
         (("apps", "deployments"), None, True),
     ],
@@ -1577,7 +1660,7 @@ def test_a_malformed_digest_fails_the_render_without_the_schema(tmp_path: Path) 
     shutil.copytree(CHART_DIR, copy_dir)
     (copy_dir / "values.schema.json").unlink()  # as --skip-schema-validation would
     with helm.Chart.load(copy_dir) as loaded:
-        with pytest.raises(helm.errors.HelmRenderError, match=r'image\.digest: expected sha256: and 64'):
+        with pytest.raises(helm.errors.HelmRenderError, match=r"image\.digest: expected sha256: and 64"):
             render(loaded, {"image": {"digest": "sha256:abc"}})
         with pytest.raises(helm.errors.HelmRenderError, match=r"opa\.image\.digest: expected"):
             render(loaded, {"opa": {"enabled": True, "image": {"digest": "latest"}}})
@@ -1599,8 +1682,6 @@ def test_defaults_are_not_mutated_between_renders(chart: Any) -> None:
     assert render(chart, copy.deepcopy(values)).config_text == first
 
 
-
-
 def test_energy_usage_configmap_is_mounted_and_configured(chart: Any, default: Rendered) -> None:
     assert "energy-usage" not in [v["name"] for v in default.pod["volumes"]]
     rendered = render(chart, {"energyUsage": {"configMap": "guard-usage"}})
@@ -1616,6 +1697,7 @@ def test_energy_usage_configmap_is_mounted_and_configured(chart: Any, default: R
 
 # --- registry mirrors (air-gapped clusters) ----------------------------------------------------
 
+
 def _scanner_pod(rendered: Rendered) -> dict[str, Any]:
     spec: dict[str, Any] = rendered.one("CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     return spec
@@ -1628,18 +1710,24 @@ def test_mirrors_are_mounted_read_only_in_the_webhook_and_the_scanner(chart: Any
         mounts = {m["name"]: m for m in container["volumeMounts"]}
         volumes = {v["name"]: v for v in pod["volumes"]}
         assert mounts["mirror-0"] == {
-            "name": "mirror-0", "mountPath": MIRROR_PATHS[MIRROR_HOST], "readOnly": True
+            "name": "mirror-0",
+            "mountPath": MIRROR_PATHS[MIRROR_HOST],
+            "readOnly": True,
         }
         assert mounts["mirror-1"] == {
-            "name": "mirror-1", "mountPath": MIRROR_PATHS["other.example:5000"], "subPath": "a/b",
+            "name": "mirror-1",
+            "mountPath": MIRROR_PATHS["other.example:5000"],
+            "subPath": "a/b",
             "readOnly": True,
         }
         # the source is read-only too (no write, and no fsGroup chown of the mirror's files)
         assert volumes["mirror-0"] == {
-            "name": "mirror-0", "persistentVolumeClaim": {"claimName": "guard-mirror", "readOnly": True}
+            "name": "mirror-0",
+            "persistentVolumeClaim": {"claimName": "guard-mirror", "readOnly": True},
         }
         assert volumes["mirror-1"] == {
-            "name": "mirror-1", "nfs": {"server": "nfs.example", "path": "/m", "readOnly": True}
+            "name": "mirror-1",
+            "nfs": {"server": "nfs.example", "path": "/m", "readOnly": True},
         }
         # the pod stays as strict as without mirrors
         assert pod["securityContext"] == default.pod["securityContext"]
@@ -1766,6 +1854,7 @@ def test_inconsistent_mirrors_fail_the_render(chart: Any, values: dict[str, Any]
 def test_no_mirrors_change_nothing(chart: Any) -> None:
     # tls.mode secret: no certificate generated, so two renders are byte-comparable
     base = {**TLS_MODES["secret"], **SCANNER_ON}
+
     def manifests(values: dict[str, Any]) -> dict[str, str]:
         rendered: dict[str, str] = chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
         return rendered
@@ -1779,9 +1868,21 @@ def test_no_mirrors_change_nothing(chart: Any) -> None:
 
 @pytest.mark.parametrize(
     "host",
-    ["registry.example.com", "Registry.Example.com:5000", "localhost", "localhost:5000", "registry:5000",
-     "10.0.0.1:5000", "[::1]:5000", "registry", "a_b.example", "registry.example.com/models",
-     "https://registry.example.com", "-bad.example", ""],
+    [
+        "registry.example.com",
+        "Registry.Example.com:5000",
+        "localhost",
+        "localhost:5000",
+        "registry:5000",
+        "10.0.0.1:5000",
+        "[::1]:5000",
+        "registry",
+        "a_b.example",
+        "registry.example.com/models",
+        "https://registry.example.com",
+        "-bad.example",
+        "",
+    ],
 )
 def test_the_schema_accepts_the_mirror_hosts_guard_accepts(chart: Any, host: str) -> None:
     from guard.oci.settings import RegistryHost
@@ -1812,8 +1913,17 @@ def test_the_schema_accepts_the_mirror_hosts_guard_accepts(chart: Any, host: str
         {"host": MIRROR_HOST, "volume": {"emptyDir": {}}, "subPath": "/abs"},
         {"host": MIRROR_HOST, "volume": {"emptyDir": {}}, "mountPath": "/elsewhere"},
     ],
-    ids=["no-volume", "no-host", "empty-volume", "two-sources", "named", "not-a-source", "dotdot", "absolute",
-         "unknown-key"],
+    ids=[
+        "no-volume",
+        "no-host",
+        "empty-volume",
+        "two-sources",
+        "named",
+        "not-a-source",
+        "dotdot",
+        "absolute",
+        "unknown-key",
+    ],
 )
 def test_bad_mirrors_are_rejected_by_the_schema(chart: Any, mirror: dict[str, Any]) -> None:
     with pytest.raises(helm.HelmValuesError, match=r"mirrors"):

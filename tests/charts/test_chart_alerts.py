@@ -88,22 +88,44 @@ def test_alerts_fire_on_guards_series(tmp_path: Path) -> None:
                     _series(errors, 'operation="resolve",error="RegistryError"', "0+2x60"),
                     _series(policies, 'policy="carbon.budget",result="deny"', "0+1x60"),
                     _series(policies, 'policy="gpu.fit",result="deny"', "0+1x60"),
-                    {"series": f"up{{{SELECTOR},pod=\"guard-0\"}}", "values": "0x60"},
+                    {"series": f'up{{{SELECTOR},pod="guard-0"}}', "values": "0x60"},
                     # another release's series never count
                     {"series": other, "values": "0+9x60"},
                 ],
                 "alert_rule_test": [
-                    {"eval_time": "40m", "alertname": "GuardDenyRateHigh",
-                     "exp_alerts": [{"exp_labels": {"severity": "warning"}}]},
-                    {"eval_time": "40m", "alertname": "GuardDeadlineExceeded",
-                     "exp_alerts": [{"exp_labels": {"severity": "critical", "stage": "verification"}}]},
-                    {"eval_time": "40m", "alertname": "GuardVerificationErrors",
-                     "exp_alerts": [{"exp_labels": {"severity": "warning", "operation": "resolve",
-                                                    "error": "RegistryError"}}]},
-                    {"eval_time": "40m", "alertname": "GuardBudgetBreaches",
-                     "exp_alerts": [{"exp_labels": {"severity": "info", "policy": "carbon.budget"}}]},
-                    {"eval_time": "40m", "alertname": "GuardMetricsDown",
-                     "exp_alerts": [{"exp_labels": down}]},
+                    {
+                        "eval_time": "40m",
+                        "alertname": "GuardDenyRateHigh",
+                        "exp_alerts": [{"exp_labels": {"severity": "warning"}}],
+                    },
+                    {
+                        "eval_time": "40m",
+                        "alertname": "GuardDeadlineExceeded",
+                        "exp_alerts": [{"exp_labels": {"severity": "critical", "stage": "verification"}}],
+                    },
+                    {
+                        "eval_time": "40m",
+                        "alertname": "GuardVerificationErrors",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {
+                                    "severity": "warning",
+                                    "operation": "resolve",
+                                    "error": "RegistryError",
+                                }
+                            }
+                        ],
+                    },
+                    {
+                        "eval_time": "40m",
+                        "alertname": "GuardBudgetBreaches",
+                        "exp_alerts": [{"exp_labels": {"severity": "info", "policy": "carbon.budget"}}],
+                    },
+                    {
+                        "eval_time": "40m",
+                        "alertname": "GuardMetricsDown",
+                        "exp_alerts": [{"exp_labels": down}],
+                    },
                 ],
             },
             {
@@ -112,7 +134,7 @@ def test_alerts_fire_on_guards_series(tmp_path: Path) -> None:
                     _series(count, 'kind="Pod",decision="denied"', "0+1x60"),
                     _series(count, 'kind="Pod",decision="allowed"', "0+9x60"),
                     _series(deadline, 'stage="verification"', "0x60"),
-                    {"series": f"up{{{SELECTOR},pod=\"guard-0\"}}", "values": "1x60"},
+                    {"series": f'up{{{SELECTOR},pod="guard-0"}}', "values": "1x60"},
                 ],
                 "alert_rule_test": [
                     {"eval_time": "40m", "alertname": name, "exp_alerts": []}

@@ -19,9 +19,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.registry
 
 
-def _published(
-    tmp_path: Path, model_dir: Path, keypair: tuple[Path, Path], target: str
-) -> dict[str, Path]:
+def _published(tmp_path: Path, model_dir: Path, keypair: tuple[Path, Path], target: str) -> dict[str, Path]:
     """Sign, push with the signature and an SBOM, attest the SBOM of the pushed artifact."""
     files = {"sig": tmp_path / "model.sig", "bom": tmp_path / "bom.json", "att": tmp_path / "bom.att.json"}
     assert run(["sign", str(model_dir), "--key", str(keypair[0]), "--signature", str(files["sig"])]) == 0
@@ -42,7 +40,10 @@ def target(registry: RegistryServer, repo: str) -> str:
 
 
 def test_pull_then_verify_the_directory_offline(
-    tmp_path: Path, model_dir: Path, keypair: tuple[Path, Path], target: str,
+    tmp_path: Path,
+    model_dir: Path,
+    keypair: tuple[Path, Path],
+    target: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     files = _published(tmp_path, model_dir, keypair, target)
@@ -59,7 +60,10 @@ def test_pull_then_verify_the_directory_offline(
 
 
 def test_pull_without_trust_restores_the_only_signature_and_says_unverified(
-    tmp_path: Path, model_dir: Path, keypair: tuple[Path, Path], target: str,
+    tmp_path: Path,
+    model_dir: Path,
+    keypair: tuple[Path, Path],
+    target: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     _published(tmp_path, model_dir, keypair, target)
@@ -77,7 +81,10 @@ def test_pull_without_trust_restores_the_only_signature_and_says_unverified(
 
 
 def test_two_signatures_unverified_restore_none_with_trust_the_one_that_verifies(
-    tmp_path: Path, model_dir: Path, keypair: tuple[Path, Path], target: str,
+    tmp_path: Path,
+    model_dir: Path,
+    keypair: tuple[Path, Path],
+    target: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     files = _published(tmp_path, model_dir, keypair, target)
@@ -96,7 +103,10 @@ def test_two_signatures_unverified_restore_none_with_trust_the_one_that_verifies
 
 
 def test_download_each_kind(
-    tmp_path: Path, model_dir: Path, keypair: tuple[Path, Path], target: str,
+    tmp_path: Path,
+    model_dir: Path,
+    keypair: tuple[Path, Path],
+    target: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     files = _published(tmp_path, model_dir, keypair, target)
@@ -121,7 +131,10 @@ def test_download_each_kind(
 
 
 def test_download_of_what_is_not_attached_exits_1(
-    tmp_path: Path, model_dir: Path, keypair: tuple[Path, Path], target: str,
+    tmp_path: Path,
+    model_dir: Path,
+    keypair: tuple[Path, Path],
+    target: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     assert run(["push", str(model_dir), target]) == 0
@@ -141,7 +154,10 @@ def test_download_of_what_is_not_attached_exits_1(
 
 
 def test_an_existing_signature_file_is_never_replaced(
-    tmp_path: Path, model_dir: Path, keypair: tuple[Path, Path], target: str,
+    tmp_path: Path,
+    model_dir: Path,
+    keypair: tuple[Path, Path],
+    target: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     _published(tmp_path, model_dir, keypair, target)

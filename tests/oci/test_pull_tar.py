@@ -49,8 +49,13 @@ def test_kitops_modelkit_with_gzip_and_plain_tar_layers(tmp_path: Path) -> None:
     store = LayoutStore(tmp_path / "layout", create=True)
     model = _tar([("models/weights.bin", b"\x00" * 1000)], gz=True)
     docs = _tar([("docs/README.md", b"# kit\n")], gz=False)
-    _kit(store, [("application/vnd.kitops.modelkit.model.v1.tar+gzip", model),
-                 ("application/vnd.kitops.modelkit.docs.v1.tar", docs)])
+    _kit(
+        store,
+        [
+            ("application/vnd.kitops.modelkit.model.v1.tar+gzip", model),
+            ("application/vnd.kitops.modelkit.docs.v1.tar", docs),
+        ],
+    )
     result = pull(store, parse_reference(f"oci-layout:{tmp_path / 'layout'}:kit"), tmp_path / "out")
     assert result.kind == "kitops"
     assert (tmp_path / "out" / "models" / "weights.bin").read_bytes() == b"\x00" * 1000
@@ -118,10 +123,18 @@ def test_blob_longer_than_declared_is_cut_off(tmp_path: Path) -> None:
     digest = push_bytes(store, data)
     config = b"{}"
     manifest = {
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": MODELPACK_ARTIFACT,
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": MODELPACK_ARTIFACT,
         "config": {"mediaType": MODELPACK_CONFIG, "digest": push_bytes(store, config), "size": 2},
-        "layers": [{"mediaType": "application/vnd.cncf.model.weight.v1.raw", "digest": digest,
-                    "size": len(data), "annotations": {"org.cncf.model.filepath": "w.bin"}}],
+        "layers": [
+            {
+                "mediaType": "application/vnd.cncf.model.weight.v1.raw",
+                "digest": digest,
+                "size": len(data),
+                "annotations": {"org.cncf.model.filepath": "w.bin"},
+            }
+        ],
     }
     store.push_manifest(json.dumps(manifest).encode(), OCI_MANIFEST, "v1")
     (tmp_path / "layout" / "blobs" / "sha256" / digest.split(":")[1]).write_bytes(data + b"x" * (2 << 20))

@@ -85,8 +85,13 @@ def test_file_kinds(name: str, kind: str) -> None:
 
 def test_config_is_filled_from_config_json_and_model_card(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text(
-        json.dumps({"architectures": ["LlamaForCausalLM"], "torch_dtype": "bfloat16",
-                    "quantization_config": {"quant_method": "gptq"}})
+        json.dumps(
+            {
+                "architectures": ["LlamaForCausalLM"],
+                "torch_dtype": "bfloat16",
+                "quantization_config": {"quant_method": "gptq"},
+            }
+        )
     )
     (tmp_path / "README.md").write_text("---\nlicense: mit\nmodel_name: tiny\n---\ntext\n")
     names = ["config.json", "README.md", "model.safetensors"]
@@ -96,8 +101,11 @@ def test_config_is_filled_from_config_json_and_model_card(tmp_path: Path) -> Non
     assert doc["descriptor"]["name"] == "tiny" and doc["descriptor"]["licenses"] == ["mit"]
     assert doc["descriptor"]["version"] == "1.2"
     assert doc["config"] == {
-        "architecture": "LlamaForCausalLM", "format": "safetensors", "paramSize": "7B",
-        "precision": "bfloat16", "quantization": "gptq",
+        "architecture": "LlamaForCausalLM",
+        "format": "safetensors",
+        "paramSize": "7B",
+        "precision": "bfloat16",
+        "quantization": "gptq",
     }
     assert doc["modelfs"] == {"type": "layers", "diffIds": [D, D, D]}
     # CLI options win over what the files say
@@ -115,17 +123,28 @@ def _manifest(
 
 
 def test_reads_cnai_and_kitops_layers() -> None:
-    cnai = _manifest(None, "application/vnd.cnai.model.config.v1+json", [
-        {"mediaType": "application/vnd.cnai.model.weight.v1.raw", "digest": D, "size": 1,
-         "annotations": {"org.cnai.model.filepath": "w.bin"}},
-    ])
+    cnai = _manifest(
+        None,
+        "application/vnd.cnai.model.config.v1+json",
+        [
+            {
+                "mediaType": "application/vnd.cnai.model.weight.v1.raw",
+                "digest": D,
+                "size": 1,
+                "annotations": {"org.cnai.model.filepath": "w.bin"},
+            },
+        ],
+    )
     assert artifact_kind(cnai) == "cnai"
     assert [(layer.path, layer.packing) for layer in artifact_layers(cnai)] == [("w.bin", "raw")]
-    kit = _manifest("application/vnd.kitops.modelkit.manifest.v1+json",
-                    "application/vnd.kitops.modelkit.config.v1+json", [
-        {"mediaType": "application/vnd.kitops.modelkit.model.v1.tar+gzip", "digest": D, "size": 1},
-        {"mediaType": "application/vnd.kitops.modelkit.docs.v1.tar", "digest": D, "size": 1},
-    ])
+    kit = _manifest(
+        "application/vnd.kitops.modelkit.manifest.v1+json",
+        "application/vnd.kitops.modelkit.config.v1+json",
+        [
+            {"mediaType": "application/vnd.kitops.modelkit.model.v1.tar+gzip", "digest": D, "size": 1},
+            {"mediaType": "application/vnd.kitops.modelkit.docs.v1.tar", "digest": D, "size": 1},
+        ],
+    )
     assert artifact_kind(kit) == "kitops"
     assert [layer.packing for layer in artifact_layers(kit)] == ["tar+gzip", "tar"]
 
@@ -133,16 +152,28 @@ def test_reads_cnai_and_kitops_layers() -> None:
 def test_refuses_other_artifacts_and_raw_layers_without_path() -> None:
     with pytest.raises(UntrustedContentError, match="not a model artifact"):
         artifact_layers(_manifest(None, "application/vnd.oci.image.config.v1+json", []))
-    bad = _manifest(MODELPACK_ARTIFACT, MODELPACK_CONFIG, [
-        {"mediaType": "application/vnd.cncf.model.weight.v1.raw", "digest": D, "size": 1},
-    ])
+    bad = _manifest(
+        MODELPACK_ARTIFACT,
+        MODELPACK_CONFIG,
+        [
+            {"mediaType": "application/vnd.cncf.model.weight.v1.raw", "digest": D, "size": 1},
+        ],
+    )
     with pytest.raises(UntrustedContentError, match="without a file path"):
         artifact_layers(bad)
     # an empty path is no path (guard pull exited 3, "registry error", for it: issue 9 item 12)
-    empty = _manifest(MODELPACK_ARTIFACT, MODELPACK_CONFIG, [
-        {"mediaType": "application/vnd.cncf.model.weight.v1.raw", "digest": D, "size": 1,
-         "annotations": {"org.cncf.model.filepath": ""}},
-    ])
+    empty = _manifest(
+        MODELPACK_ARTIFACT,
+        MODELPACK_CONFIG,
+        [
+            {
+                "mediaType": "application/vnd.cncf.model.weight.v1.raw",
+                "digest": D,
+                "size": 1,
+                "annotations": {"org.cncf.model.filepath": ""},
+            },
+        ],
+    )
     with pytest.raises(UntrustedContentError, match="without a file path"):
         artifact_layers(empty)
 

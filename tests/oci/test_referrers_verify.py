@@ -78,8 +78,13 @@ def test_push_with_signature_then_verify_fetches_no_weights(
     store = CountingStore(open_store(ref))
     result = verify_oci(ref, KeyVerifier.from_file(keypair[1]), store)
     assert result.mode == "layers" and result.artifact_kind == "modelpack"
-    assert set(result.files) == {"config.json", "model.safetensors", "tokenizer/tokenizer.json",
-                                 "README.md", "inference.py"}
+    assert set(result.files) == {
+        "config.json",
+        "model.safetensors",
+        "tokenizer/tokenizer.json",
+        "README.md",
+        "inference.py",
+    }
     assert result.digest == store.resolve("v1").digest
     assert result.signer.method == "key"
     manifest = store.fetch_manifest(result.digest).json()
@@ -97,10 +102,31 @@ def test_cli_attach_discover(
     sbom = tmp_path / "bom.json"
     sbom.write_text(json.dumps({"bomFormat": "CycloneDX", "specVersion": "1.6", "components": []}))
     statement = tmp_path / "att.json"
-    statement.write_text(json.dumps({"_type": "https://in-toto.io/Statement/v1", "subject": [],
-                                     "predicateType": "https://slsa.dev/provenance/v1", "predicate": {}}))
-    assert run(["attach", f"{base}:v1", "--signature", str(sig), "--sbom", str(sbom),
-                "--attestation", str(statement)]) == 0
+    statement.write_text(
+        json.dumps(
+            {
+                "_type": "https://in-toto.io/Statement/v1",
+                "subject": [],
+                "predicateType": "https://slsa.dev/provenance/v1",
+                "predicate": {},
+            }
+        )
+    )
+    assert (
+        run(
+            [
+                "attach",
+                f"{base}:v1",
+                "--signature",
+                str(sig),
+                "--sbom",
+                str(sbom),
+                "--attestation",
+                str(statement),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert run(["discover", f"{base}@{digest}", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
@@ -202,10 +228,17 @@ def test_two_concurrent_attachers_keep_every_entry(
         try:
             start.wait(timeout=30)
             for i in range(per_client):
-                body = json.dumps({"bomFormat": "CycloneDX", "specVersion": "1.6",
-                                   "serialNumber": f"urn:uuid:{client}-{i}"}).encode()
-                item = Attachment("sbom", body, CYCLONEDX_JSON, CYCLONEDX_JSON, f"bom-{client}-{i}.json",
-                                  {"org.opencontainers.image.title": f"bom-{client}-{i}.json"})
+                body = json.dumps(
+                    {"bomFormat": "CycloneDX", "specVersion": "1.6", "serialNumber": f"urn:uuid:{client}-{i}"}
+                ).encode()
+                item = Attachment(
+                    "sbom",
+                    body,
+                    CYCLONEDX_JSON,
+                    CYCLONEDX_JSON,
+                    f"bom-{client}-{i}.json",
+                    {"org.opencontainers.image.title": f"bom-{client}-{i}.json"},
+                )
                 entry = attach(store, subject, item, settle=0.05)
                 with lock:
                     made.append(entry)
@@ -378,9 +411,14 @@ def test_registry_with_a_referrers_api_needs_no_fallback_tag(
         if method == "PUT" and "/manifests/" in path and b'"subject"' in (kwargs.get("data") or b""):
             response.headers["OCI-Subject"] = subject.digest
             body = kwargs["data"]
-            pushed.append({"mediaType": "application/vnd.oci.image.manifest.v1+json",
-                           "digest": sha256_digest(body), "size": len(body),
-                           "artifactType": json.loads(body)["artifactType"]})
+            pushed.append(
+                {
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": sha256_digest(body),
+                    "size": len(body),
+                    "artifactType": json.loads(body)["artifactType"],
+                }
+            )
         return response
 
     monkeypatch.setattr(store.client, "request", request)
@@ -403,11 +441,20 @@ def test_discover_lists_cosign_legacy_tags(
     payload = b'{"critical": {}}'
     config = b"{}"
     cosign = {
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                   "digest": push_bytes(store, config), "size": 2},
-        "layers": [{"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
-                    "digest": push_bytes(store, payload), "size": len(payload)}],
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": push_bytes(store, config),
+            "size": 2,
+        },
+        "layers": [
+            {
+                "mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
+                "digest": push_bytes(store, payload),
+                "size": len(payload),
+            }
+        ],
     }
     tag = fallback_tag(digest) + ".sig"
     sig = store.push_manifest(json.dumps(cosign).encode(), OCI_MANIFEST, tag)

@@ -76,8 +76,15 @@ def test_manifest_is_a_modelpack_artifact(registry: RegistryServer, repo: str, m
     weights = (model_dir / "model.safetensors").read_bytes()
     assert by_path["model.safetensors"]["digest"] == sha256_digest(weights)
     meta = json.loads(by_path["model.safetensors"]["annotations"]["org.cncf.model.file.metadata+json"])
-    assert meta == {"name": "model.safetensors", "mode": 0o644, "uid": 0, "gid": 0,
-                    "size": len(weights), "mtime": "1970-01-01T00:00:00Z", "typeflag": 48}
+    assert meta == {
+        "name": "model.safetensors",
+        "mode": 0o644,
+        "uid": 0,
+        "gid": 0,
+        "size": len(weights),
+        "mtime": "1970-01-01T00:00:00Z",
+        "typeflag": 48,
+    }
     config = json.loads(b"".join(_blob(store, manifest["config"]["digest"])))
     assert config["config"]["architecture"] == "LlamaForCausalLM"
     assert config["modelfs"]["diffIds"] == [layer["digest"] for layer in manifest["layers"]]
@@ -102,14 +109,37 @@ def test_tls_and_basic_auth_with_ca_file_even_if_env_bundle_says_otherwise(
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bogus))
     target = f"oci://{registry_tls.host}/{repo}:v1"
     monkeypatch.setattr("sys.stdin", io.StringIO("guard-secret\n"))
-    code = run(["push", str(model_dir), target, "--ca-file", str(registry_tls.ca_file),
-                "--username", "guard", "--password-stdin"])
+    code = run(
+        [
+            "push",
+            str(model_dir),
+            target,
+            "--ca-file",
+            str(registry_tls.ca_file),
+            "--username",
+            "guard",
+            "--password-stdin",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     digest = capsys.readouterr().out.strip()
     monkeypatch.setattr("sys.stdin", io.StringIO("guard-secret\n"))
     dest = tmp_path / "out"
-    assert run(["pull", target, str(dest), "--ca-file", str(registry_tls.ca_file),
-                "--username", "guard", "--password-stdin"]) == 0
+    assert (
+        run(
+            [
+                "pull",
+                target,
+                str(dest),
+                "--ca-file",
+                str(registry_tls.ca_file),
+                "--username",
+                "guard",
+                "--password-stdin",
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out.strip() == digest
     _same_tree(model_dir, dest)
 
@@ -133,8 +163,10 @@ def test_docker_config_credentials(
     config = tmp_path / "config.json"
     token = base64.b64encode(b"guard:guard-secret").decode()
     config.write_text(json.dumps({"auths": {registry_auth.host: {"auth": token}}}))
-    assert run(["push", str(model_dir), f"oci://{registry_auth.host}/{repo}:v1",
-                "--docker-config", str(config)]) == 0, capsys.readouterr().err
+    assert (
+        run(["push", str(model_dir), f"oci://{registry_auth.host}/{repo}:v1", "--docker-config", str(config)])
+        == 0
+    ), capsys.readouterr().err
 
 
 def test_docker_config_env_var(
@@ -207,11 +239,19 @@ def _push_crafted(store: Store, layers: list[tuple[str, bytes, str]]) -> str:
     descs = []
     for path, data, media_type in layers:
         digest = push_bytes(store, data)
-        descs.append({"mediaType": media_type, "digest": digest, "size": len(data),
-                      "annotations": {"org.cncf.model.filepath": path}})
+        descs.append(
+            {
+                "mediaType": media_type,
+                "digest": digest,
+                "size": len(data),
+                "annotations": {"org.cncf.model.filepath": path},
+            }
+        )
     config = b'{"descriptor":{},"config":{},"modelfs":{"type":"layers","diff_ids":[]}}'
     manifest = {
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": MODELPACK_ARTIFACT,
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": MODELPACK_ARTIFACT,
         "config": {"mediaType": MODELPACK_CONFIG, "digest": push_bytes(store, config), "size": len(config)},
         "layers": descs,
     }
@@ -288,9 +328,16 @@ def test_push_of_a_file_larger_than_a_chunk_streams_in_chunks(
 def test_non_model_artifact_is_refused_by_pull(registry: RegistryServer, repo: str, tmp_path: Path) -> None:
     store = open_store(parse_reference(f"oci://{registry.host}/{repo}"))
     config = b"{}"
-    manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                           "digest": push_bytes(store, config), "size": 2}, "layers": []}
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": push_bytes(store, config),
+            "size": 2,
+        },
+        "layers": [],
+    }
     digest = store.push_manifest(json.dumps(manifest).encode(), OCI_MANIFEST, "img").digest
     with pytest.raises(UntrustedContentError, match="not a model artifact"):
         pull(store, parse_reference(f"oci://{registry.host}/{repo}@{digest}"), tmp_path / "o")

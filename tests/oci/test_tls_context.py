@@ -103,8 +103,12 @@ def test_clients_of_one_host_and_access_share_connections(registry_tls: Registry
     with pytest.raises(NotFoundError):
         second.resolve("absent")
     # other access settings (another target policy, other credentials) never share connections
-    other = RegistryAccess(ca_file=registry_tls.ca_file, username="guard", password="guard-secret",
-                           allowed_networks=("10.0.0.0/8",))
+    other = RegistryAccess(
+        ca_file=registry_tls.ca_file,
+        username="guard",
+        password="guard-secret",
+        allowed_networks=("10.0.0.0/8",),
+    )
     third = RegistryStore.open(registry_tls.host, "tls-pool/a", other, loopback=True)
     assert third.client.session.get_adapter("https://") is not adapter
     anonymous_access = RegistryAccess(ca_file=registry_tls.ca_file)

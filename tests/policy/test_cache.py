@@ -120,7 +120,7 @@ def test_what_counts_as_reading_the_uid(text: str, reads: bool) -> None:
 def test_comments_are_removed_outside_strings_only() -> None:
     assert without_comments('a := "x # y" # note\nb := `r#` # c\n') == 'a := "x # y" \nb := `r#` \n'
     assert without_comments('a := "q\\" # still a string"') == 'a := "q\\" # still a string"'
-    assert not cacheable(["x := rand.intn(\"k\", 10)"]) and cacheable(["x := input.a"])
+    assert not cacheable(['x := rand.intn("k", 10)']) and cacheable(["x := input.a"])
 
 
 def test_the_cache_is_bounded_and_evicts_the_least_recently_used() -> None:

@@ -138,16 +138,36 @@ def test_snake_case_file_loads_with_warnings(tmp_path: Path, caplog: pytest.LogC
 @pytest.mark.parametrize(
     ("data", "where", "key", "found"),
     [
-        ({"unmatchedArtifacts": "deny", "unmatched_artifacts": "deny"}, "(root)", "unmatchedArtifacts",
-         "unmatchedArtifacts and unmatched_artifacts"),
-        ({"admission": {"registry": {"ca_file": "a", "caFile": "b"}}}, "admission.registry", "caFile",
-         "ca_file and caFile"),
-        ({"cluster": {"nodePools": [{"name": "p", "labels": {}, "gpuProduct": "x", "gpu_product": "x"}]}},
-         "cluster.nodePools.0", "gpuProduct", "gpuProduct and gpu_product"),
-        ({"cluster": {"gpuProducts": {"g": {"memoryGib": 1, "memory_gib": 1, "boardPowerW": 1}}}},
-         "cluster.gpuProducts.g", "memoryGib", "memoryGib and memory_gib"),
-        ({"policy": {"engine": {"kind": "opa", "url": "u", "timeoutSeconds": 1, "timeout_seconds": 2}}},
-         "policy.engine", "timeoutSeconds", "timeoutSeconds and timeout_seconds"),
+        (
+            {"unmatchedArtifacts": "deny", "unmatched_artifacts": "deny"},
+            "(root)",
+            "unmatchedArtifacts",
+            "unmatchedArtifacts and unmatched_artifacts",
+        ),
+        (
+            {"admission": {"registry": {"ca_file": "a", "caFile": "b"}}},
+            "admission.registry",
+            "caFile",
+            "ca_file and caFile",
+        ),
+        (
+            {"cluster": {"nodePools": [{"name": "p", "labels": {}, "gpuProduct": "x", "gpu_product": "x"}]}},
+            "cluster.nodePools.0",
+            "gpuProduct",
+            "gpuProduct and gpu_product",
+        ),
+        (
+            {"cluster": {"gpuProducts": {"g": {"memoryGib": 1, "memory_gib": 1, "boardPowerW": 1}}}},
+            "cluster.gpuProducts.g",
+            "memoryGib",
+            "memoryGib and memory_gib",
+        ),
+        (
+            {"policy": {"engine": {"kind": "opa", "url": "u", "timeoutSeconds": 1, "timeout_seconds": 2}}},
+            "policy.engine",
+            "timeoutSeconds",
+            "timeoutSeconds and timeout_seconds",
+        ),
     ],
 )
 def test_both_spellings_of_one_key_are_an_error(
@@ -168,8 +188,10 @@ def test_both_spellings_of_one_key_are_an_error(
         ({"admission": {"registry": {"CaFile": "x"}}}, "admission.registry.CaFile"),
         ({"admission": {"registry": {"ca-file": "x"}}}, "admission.registry.ca-file"),
         ({"unmatchedartifacts": "deny"}, "unmatchedartifacts"),
-        ({"tenants": [{"name": "a", "namespaces": ["a"],
-          "gpu": {"max_per_gpu": 1}}]}, "tenants.0.gpu.max_per_gpu"),
+        (
+            {"tenants": [{"name": "a", "namespaces": ["a"], "gpu": {"max_per_gpu": 1}}]},
+            "tenants.0.gpu.max_per_gpu",
+        ),
     ],
 )
 def test_a_typo_is_refused_in_either_spelling(data: dict[str, Any], path: str) -> None:

@@ -152,4 +152,3 @@ def test_package_must_match_path(tmp_path: Path) -> None:
 def test_missing_directory(tmp_path: Path) -> None:
     with pytest.raises(PolicyLibraryError, match="does not exist"):
         load_library(tmp_path / "nope")
-

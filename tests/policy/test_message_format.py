@@ -76,12 +76,8 @@ _numbers = st.one_of(
 # escaped by one and written by the other: Go (OPA) and Rust (regorus) ship other Unicode versions.
 _text = st.text(st.characters(exclude_categories=("Cs", "Cn")), max_size=12)
 _scalars = st.one_of(st.none(), st.booleans(), _numbers, _text)
-_level1 = st.one_of(
-    _scalars, st.lists(_scalars, max_size=4), st.dictionaries(_text, _scalars, max_size=4)
-)
-_values = st.one_of(
-    _level1, st.lists(_level1, max_size=3), st.dictionaries(_text, _level1, max_size=3)
-)
+_level1 = st.one_of(_scalars, st.lists(_scalars, max_size=4), st.dictionaries(_text, _scalars, max_size=4))
+_values = st.one_of(_level1, st.lists(_level1, max_size=3), st.dictionaries(_text, _level1, max_size=3))
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -35,7 +35,9 @@ SERIALIZATIONS = {
 
 # guard's hash names -> model-signing's (it calls BLAKE2b "blake2")
 _MS_HASH: dict[HashType, Literal["sha256", "blake2", "blake3"]] = {
-    "sha256": "sha256", "blake2b": "blake2", "blake3": "blake3",
+    "sha256": "sha256",
+    "blake2b": "blake2",
+    "blake3": "blake3",
 }
 
 

@@ -106,9 +106,7 @@ def test_key_signed_image_admitted_and_wrong_key_denied(registry: Any, images: A
     denied = answer(bob, f"{registry.host}/{REPO}@{images['multi-cosigned-alice'].digest}")
     assert denied["allowed"] is False
     assert "does not verify with key" in denied["status"]["message"]
-    other = serve(
-        config(registry, {"kind": "key", "key": str(FIXTURES / cf.LEGACY_KEY / "default.pub")})
-    )
+    other = serve(config(registry, {"kind": "key", "key": str(FIXTURES / cf.LEGACY_KEY / "default.pub")}))
     assert answer(other, ref)["allowed"] is False
 
 

@@ -156,9 +156,7 @@ def test_config_errors_name_the_field(tmp_path: Path) -> None:
         parse_config({"registries": [{"host": HOST}, {"host": HOST}]})
     with pytest.raises(ConfigError, match=r"registries\.0\.host: .*expected a registry host"):
         parse_config({"registries": [{"host": "registry.example/team"}]})
-    relative = parse_config(
-        {"registries": [{"host": HOST, "mirror": {"ociLayout": "."}}]}, base_dir=tmp_path
-    )
+    relative = parse_config({"registries": [{"host": HOST, "mirror": {"ociLayout": "."}}]}, base_dir=tmp_path)
     mirror = relative.registries[0].mirror
     assert mirror is not None and mirror.oci_layout == tmp_path
 

@@ -70,13 +70,9 @@ def test_guard_serve_answers_over_tls_and_stops_on_sigterm(
         stderr=subprocess.PIPE,
     )
     try:
-        with httpx.Client(
-            base_url=f"https://127.0.0.1:{port}", verify=client_context, timeout=30
-        ) as client:
+        with httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=client_context, timeout=30) as client:
             _wait_ready(client, process)
-            response = client.post(
-                "/validate", json=admission_review(pod("docker.io/library/busybox:1.36"))
-            )
+            response = client.post("/validate", json=admission_review(pod("docker.io/library/busybox:1.36")))
             assert response.status_code == 200
             answer = response.json()["response"]
             assert answer["allowed"] is False

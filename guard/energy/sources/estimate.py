@@ -138,9 +138,7 @@ class EstimateSource:
         known = [p for p in products if p in self.cluster.gpu_products]
         if known and len(known) == len(products):
             name = max(known, key=lambda p: self.cluster.gpu_products[p].board_power_w)
-            return self.cluster.gpu_products[
-                name
-            ].board_power_w, f"cluster.gpuProducts[{name}].boardPowerW"
+            return self.cluster.gpu_products[name].board_power_w, f"cluster.gpuProducts[{name}].boardPowerW"
         name = max(self.cluster.gpu_products, key=lambda p: self.cluster.gpu_products[p].board_power_w)
         return self.cluster.gpu_products[
             name
