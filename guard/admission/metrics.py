@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import metrics as _prometheus_metrics
+from prometheus_client.metrics_core import CounterMetricFamily, Metric
 
 from guard.admission.cache import CacheEvent
 
@@ -11,7 +17,6 @@ _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0
 
 class AdmissionMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self._decision_children: dict[tuple[str, str], Counter] = {}
         self._latency_children: dict[tuple[str, str], Histogram] = {}
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
@@ -22,12 +27,12 @@ class AdmissionMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
-        self.decisions = Counter(
+        self.decisions = PolicyDecisions(
             "guard_admission_policy_decisions",
             "Policy results per admission request, by policy and result (pass, deny, warn, dryrun).",
             ("policy", "result"),
-            registry=r,
         )
+        r.register(self.decisions)
         self.in_flight = Gauge(
             "guard_admission_requests_in_flight", "Admission requests being decided.", registry=r
         )
@@ -64,13 +69,9 @@ class AdmissionMetrics:
             registry=r,
         )
 
-    def count_decision(self, policy: str, result: str) -> None:
-        """Count one policy result (label children are cached: this runs ~20 times a request)."""
-        key = (policy, result)
-        child = self._decision_children.get(key)
-        if child is None:
-            child = self._decision_children[key] = self.decisions.labels(policy=policy, result=result)
-        child.inc()
+    def count_decisions(self, results: Iterable[tuple[str, str]]) -> None:
+        """Count a request's ``(policy, result)`` pairs at once (~30 a request)."""
+        self.decisions.count(results)
 
     def observe_request(self, kind: str, decision: str, seconds: float) -> None:
         key = (kind, decision)
@@ -92,3 +93,35 @@ class _CacheRecorder:
 
     def __call__(self, event: CacheEvent) -> None:
         self._children[event].inc()
+
+
+class PolicyDecisions:
+    """A labelled counter counted in bulk: a request's ~30 policy results are plain integer
+    additions, where a ``Counter`` child takes a lock and a method call for each. Collected as a
+    ``Counter`` of the same name, help, labels and ``_created`` samples would be."""
+
+    def __init__(self, name: str, documentation: str, labels: tuple[str, ...]) -> None:
+        self._name, self._documentation, self._labels = name, documentation, labels
+        self._counts: dict[tuple[str, ...], int] = {}
+        self._created: dict[tuple[str, ...], float] = {}
+
+    def count(self, keys: Iterable[tuple[str, ...]]) -> None:
+        counts = self._counts
+        for key in keys:
+            found = counts.get(key)
+            if found is None:
+                self._created[key] = time.time()
+                counts[key] = 1
+            else:
+                counts[key] = found + 1
+
+    def describe(self) -> list[Metric]:
+        return [CounterMetricFamily(self._name, self._documentation, labels=self._labels)]
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(self._name, self._documentation, labels=self._labels)
+        use_created: Any = getattr(_prometheus_metrics, "_use_created", True)
+        counts, created = dict(self._counts), dict(self._created)  # copies: a scrape runs on another thread
+        for key, value in counts.items():
+            family.add_metric(key, float(value), created=created.get(key) if use_created else None)
+        yield family

@@ -498,10 +498,9 @@ class AdmissionEngine:
         actions: dict[str, set[str]] = {}
         for violation in policy.violations:  # one pass: this runs for every request
             actions.setdefault(violation.policy, set()).add(violation.action)
-        for name in policy.policies:
-            found = actions.get(name)
-            result = next((a for a in ("deny", "warn", "dryrun") if a in found), "pass") if found else "pass"
-            self.metrics.count_decision(name, result)
+        self.metrics.count_decisions(
+            (name, _result_of(actions[name]) if name in actions else "pass") for name in policy.policies
+        )
         denied = (
             policy_error is not None
             or any(v.effect == "deny" for v in verdicts)
@@ -570,6 +569,19 @@ class AdmissionEngine:
         if reasons:
             fields["reasons"] = reasons
         log.info("admission %s", outcome.decision, extra={"fields": fields})
+
+
+def _result_of(actions: set[str]) -> str:
+    """A policy's result in the metrics: its strongest action."""
+    return (
+        "deny"
+        if "deny" in actions
+        else "warn"
+        if "warn" in actions
+        else "dryrun"
+        if "dryrun" in actions
+        else "pass"
+    )
 
 
 def _being_deleted(obj: Mapping[str, Any] | None) -> bool:
