@@ -18,17 +18,28 @@ _RESERVED = {"time", "level", "logger", "message"}
 
 
 class JsonFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__()
+        self._second: tuple[int, str] = (-1, "")  # the last second's text, one tuple: threads
+
     def format(self, record: logging.LogRecord) -> str:
+        second = int(record.created)
+        cached, stamp = self._second
+        if cached != second:
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = (second, stamp)
         line: dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "time": f"{stamp}.{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
         }
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
-            line.update({k: v for k, v in fields.items() if k not in _RESERVED})
+            if _RESERVED.isdisjoint(fields):
+                line.update(fields)
+            else:
+                line.update({k: v for k, v in fields.items() if k not in _RESERVED})
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return pydantic_core.to_json(line, fallback=str).decode()
