@@ -12,6 +12,7 @@ from guard.admission.ports import PolicyResult, Violation
 from guard.admission.references import Occurrence, walk
 from guard.admission.review import AdmissionRequest
 from guard.config import GuardConfig
+from guard.policy.decision import frozen_instance
 
 if TYPE_CHECKING:
     from guard.policy.engine import PolicyEngine
@@ -148,19 +149,21 @@ class LibraryPolicyEvaluator:
             decision = await self._engine.evaluate(document)
             policies.update(dict.fromkeys(decision.policies))
             for v in decision.violations:
-                violations.setdefault(
-                    (v.policy, v.rule, v.message),
-                    Violation(
-                        policy=v.policy,
-                        rule=v.rule,
-                        message=v.message,
-                        severity=v.severity,
-                        action=v.enforcement,
-                        artifact=v.artifact,
-                        controls=v.controls,
-                        container=v.container,
-                    ),
-                )
+                key = (v.policy, v.rule, v.message)
+                if key not in violations:
+                    violations[key] = frozen_instance(
+                        Violation,
+                        {
+                            "policy": v.policy,
+                            "rule": v.rule,
+                            "message": v.message,
+                            "severity": v.severity,
+                            "action": v.enforcement,
+                            "artifact": v.artifact,
+                            "controls": v.controls,
+                            "container": v.container,
+                        },
+                    )
         return PolicyResult(violations=tuple(violations.values()), policies=tuple(policies))
 
     async def warm_up(self) -> None:

@@ -11,13 +11,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from guard.errors import PolicyEngineError
 
 Severity = Literal["critical", "high", "medium", "low", "info"]
 Enforcement = Literal["deny", "warn", "dryrun"]
 SEVERITIES: tuple[Severity, ...] = ("critical", "high", "medium", "low", "info")
+
+T = TypeVar("T")
+
+
+def frozen_instance(cls: type[T], fields: dict[str, Any]) -> T:
+    """An instance of the frozen dataclass ``cls`` with ``fields``, which must name every field.
+    What ``cls(**fields)`` builds (same fields, equality, hash and repr), without its
+    ``__init__`` setting each field through ``object.__setattr__`` (a frozen dataclass's way):
+    ~4x cheaper, for the violations made on every admission request. No ``__post_init__``."""
+    instance: T = object.__new__(cls)
+    instance.__dict__.update(fields)
+    return instance
 
 
 @dataclass(frozen=True)
@@ -99,16 +111,19 @@ def _violation(policy: str, source: Literal["deny", "warn"], raw: Any, enforceme
     if source == "warn" and enforcement == "deny":
         enforcement = "warn"
     artifact, container = raw.get("artifact"), raw.get("container")
-    return Violation(
-        policy=policy,
-        rule=rule,
-        message=message,
-        severity=severity,
-        controls=tuple(controls),
-        enforcement=enforcement,
-        source=source,
-        artifact=artifact if isinstance(artifact, str) else None,
-        container=container if isinstance(container, str) else None,
+    return frozen_instance(
+        Violation,
+        {
+            "policy": policy,
+            "rule": rule,
+            "message": message,
+            "severity": severity,
+            "controls": tuple(controls),
+            "enforcement": enforcement,
+            "source": source,
+            "artifact": artifact if isinstance(artifact, str) else None,
+            "container": container if isinstance(container, str) else None,
+        },
     )
 
 
