@@ -94,6 +94,22 @@ def _with_containers(
     return {**pod_spec, "containers": containers}
 
 
+def request_fields(request: AdmissionRequest) -> dict[str, Any]:
+    """The request's fields the policy input reads (``guard.policy.input.request_input``), with
+    the values ``request.model_dump(by_alias=True, mode="json")`` has for them: built directly,
+    ~7x cheaper than dumping the model on every request."""
+    kind, user = request.kind, request.user_info
+    return {
+        "uid": request.uid,
+        "kind": {"group": kind.group, "version": kind.version, "kind": kind.kind},
+        "name": request.name,
+        "namespace": request.namespace,
+        "operation": request.operation,
+        "userInfo": {"username": user.username, "uid": user.uid, "groups": list(user.groups)},
+        "dryRun": request.dry_run,
+    }
+
+
 class LibraryPolicyEvaluator:
     """Evaluates the policy library once per pod spec of the object (a RayCluster's head and
     workers are judged separately) and merges the violations."""
@@ -132,7 +148,7 @@ class LibraryPolicyEvaluator:
             policy_artifact(v, self._authorities.get(v.match.rule or "", ()))
             for v in artifacts  # every source: a non-OCI one as an unverified model source
         ]
-        req = request.model_dump(by_alias=True, exclude={"object", "old_object"}, mode="json")
+        req = request_fields(request)
         violations: dict[tuple[str, str, str], Violation] = {}
         policies: dict[str, None] = {}
         for pod_spec, meta in pod_specs:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -226,3 +227,49 @@ def test_required_attestations_must_be_known() -> None:
             ConfigError, match=rf"rules.0.requiredAttestations.0: unknown attestation '{bad}'"
         ):
             check_admission_config(parse_config(base))
+
+
+@pytest.mark.parametrize(
+    "request_body",
+    [
+        {
+            "uid": "u1",
+            "kind": {"version": "v1", "kind": "Pod"},
+            "resource": {"version": "v1", "resource": "pods"},
+            "operation": "CREATE",
+        },
+        {
+            "uid": "u2",
+            "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
+            "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
+            "name": "web",
+            "namespace": "ml",
+            "operation": "UPDATE",
+            "userInfo": {"username": "alice", "uid": "42", "groups": ["dev", "system:authenticated"]},
+            "object": {"kind": "Deployment"},
+            "dryRun": True,
+        },
+    ],
+)
+def test_the_request_fields_of_the_policy_input_are_what_the_model_dump_has(
+    request_body: dict[str, Any],
+) -> None:
+    from guard.admission.policies import request_fields
+    from guard.policy.input import build_input_for_object, request_input
+
+    review = parse_review(
+        json.dumps(
+            {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request_body}
+        ).encode()
+    )
+    request = review.request
+    dumped = request.model_dump(by_alias=True, exclude={"object", "old_object"}, mode="json")
+    fields = request_fields(request)
+    assert fields == {k: dumped[k] for k in fields}
+    assert request_input(fields) == request_input(dumped)
+    config = parse_config({})
+    spec: dict[str, Any] = {"containers": [{"name": "c", "image": "r/i:1"}]}
+    pod = {"metadata": {"name": "p"}, "spec": spec}
+    assert build_input_for_object(pod, spec, [], config, request=fields) == build_input_for_object(
+        pod, spec, [], config, request=dumped
+    )
