@@ -29,7 +29,7 @@ from starlette.routing import Route
 from guard.admission.metrics import AdmissionMetrics
 from guard.admission.pinning import DigestPinner, mutation_answer
 from guard.admission.pipeline import AdmissionEngine
-from guard.admission.response import build_response
+from guard.admission.response import response_json
 from guard.admission.review import MalformedReviewError, parse_review
 from webhook.tls import ReloadingCertificate
 
@@ -145,7 +145,7 @@ def create_app(
             return _error(400, str(err))
         outcome = await engine.review(review.request, large=large)
         warn_only = engine.settings.mode == "warn"
-        return Response(build_response(outcome, warn_only=warn_only).to_json(), media_type=_JSON)
+        return Response(response_json(outcome, warn_only=warn_only), media_type=_JSON)
 
     async def healthz(_request: Request) -> Response:
         return Response("ok\n", media_type="text/plain")

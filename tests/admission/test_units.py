@@ -13,7 +13,7 @@ from guard.admission.kinds import BUILTIN_KINDS, KindTable
 from guard.admission.outcome import AdmissionOutcome
 from guard.admission.ports import Violation
 from guard.admission.references import extract_references, walk
-from guard.admission.response import MAX_WARNING_CHARS, MAX_WARNINGS, build_response
+from guard.admission.response import MAX_WARNING_CHARS, MAX_WARNINGS, build_response, response_json
 from guard.admission.review import MalformedReviewError, parse_review
 from guard.admission.wiring import check_admission_config
 from guard.config import parse_config
@@ -273,3 +273,49 @@ def test_the_request_fields_of_the_policy_input_are_what_the_model_dump_has(
     assert build_input_for_object(pod, spec, [], config, request=fields) == build_input_for_object(
         pod, spec, [], config, request=dumped
     )
+
+
+def _outcomes() -> list[AdmissionOutcome]:
+    from guard.admission.outcome import ArtifactVerdict
+    from guard.admission.ports import RuleMatch, VerifiedArtifact
+    from guard.admission.references import ArtifactReference, Occurrence
+    from guard.signing.types import SignerInfo
+
+    ref = ArtifactReference("r.local/m:v1", "oci", (Occurrence("spec.containers[0].image", "app"),))
+    signed = VerifiedArtifact("r.local/m:v1", "sha256:" + "b" * 64, (SignerInfo("key", "sha256:ab", None),))
+    verified = ArtifactVerdict(
+        ref=ref,
+        match=RuleMatch("models", "h"),
+        status="verified",
+        effect="pass",
+        digest="sha256:" + "b" * 64,
+        resolved_from_tag=True,
+        artifact=signed,
+    )
+    failed = ArtifactVerdict(
+        ref=ref, match=RuleMatch("models", "h"), status="failed", effect="deny", message="m: not signed"
+    )
+    warn = Violation(
+        "gpu.fit", "fit", "container 'app' asks for 2 GPUs: \u00abtoo many\u00bb \u2013 \u4e2d", action="warn"
+    )
+    deny = Violation("tenancy.isolation", "iso", 'namespace "x"\n is not yours', action="deny")
+    dry = Violation("carbon.budget", "b", "over budget", action="dryrun")
+    base: dict[str, Any] = {"uid": "u-1", "decision_id": "d" * 32, "kind": "Pod"}
+    return [
+        AdmissionOutcome(**base, decision="allowed"),
+        AdmissionOutcome(**base, decision="allowed", message="allowed UNVERIFIED", dry_run=True),
+        AdmissionOutcome(**base, decision="skipped", notes={"exempt": "namespace kube-system is exempt"}),
+        AdmissionOutcome(
+            **base, decision="warned", artifacts=(verified,), violations=(warn, dry), warnings=("spelling",)
+        ),
+        AdmissionOutcome(**base, decision="denied"),
+        AdmissionOutcome(**base, decision="denied", artifacts=(failed, verified), violations=(deny, warn)),
+    ]
+
+
+@pytest.mark.parametrize("warn_only", [False, True])
+@pytest.mark.parametrize("outcome", _outcomes())
+def test_the_response_json_is_the_models_json(outcome: AdmissionOutcome, warn_only: bool) -> None:
+    expected = build_response(outcome, warn_only=warn_only).to_json()
+    assert response_json(outcome, warn_only=warn_only) == expected
+    assert json.loads(expected)["response"]["uid"] == "u-1"
