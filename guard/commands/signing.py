@@ -121,8 +121,9 @@ def keygen(  # noqa: PLR0917 (a typer command: options are parameters)
     force: Annotated[bool, typer.Option("--force", help="Replace existing key files.")] = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Generate an ECDSA signing key pair: NAME.pem (private, mode 0600, encrypted when a passphrase
-    is given) and NAME.pub.pem (public, to hand to verifiers)."""
+    """Generate an ECDSA signing key pair: NAME.pem and NAME.pub.pem. The private key is written
+    mode 0600, encrypted when a passphrase is given; the public key is the one to hand to
+    verifiers."""
     from guard.signing.keys import generate_keypair  # noqa: PLC0415
 
     if algorithm not in _KEY_ALGORITHMS:
