@@ -20,7 +20,7 @@ from guard import __version__, _deferred
 from guard.commands import coercion
 from guard.commands.examples import add_examples
 from guard.commands.lazy import CommandTable, LazyGroup
-from guard.errors import EXIT_FAILED, EXIT_INFRA, EXIT_USAGE, GuardError, PolicyViolation
+from guard.errors import EXIT_FAILED, EXIT_INFRA, EXIT_INTERRUPTED, EXIT_USAGE, GuardError, PolicyViolation
 
 try:  # typer >= 0.26 vendors click as typer._click, whose exceptions are not click's
     from typer._click.exceptions import ClickException
@@ -175,7 +175,7 @@ def run(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         _print_error("interrupted")
-        return 130
+        return EXIT_INTERRUPTED
     except OSError as exc:
         # An OS failure that no capability turned into a GuardError: infrastructure.
         _print_error(f"[bold red]error:[/] {_escape(str(exc))}")
