@@ -392,6 +392,28 @@ def verify(
 ) -> None:
     """Verify a signed model: the signature, the signer, and every file. Exit 0 verified,
     1 verification failed (says which files / identity / key), 2 usage error, 3 infrastructure."""
+    try:
+        document = _verify(target, signature, trust, registry, json_output)
+    except GuardError as err:  # machine readers get the verdict on stdout too; the exit code stays
+        if json_output:
+            typer.echo(json.dumps(_failed_json(_shown_target(target), err), indent=2))
+        raise
+    if document is not None:
+        typer.echo(json.dumps(document, indent=2))
+
+
+def _shown_target(target: str) -> str:
+    """The target as the document names it; the text as given when it does not even parse."""
+    try:
+        return artifact_target(target)
+    except GuardError:
+        return target
+
+
+def _verify(
+    target: str, signature: Path | None, trust: TrustOptions, registry: RegistryOptions, json_output: bool
+) -> dict[str, Any] | None:
+    """Verify; the JSON document with --json (None when the result was printed for humans)."""
     path_argument(target, "MODEL_DIR|OCI_REF")
     target = artifact_target(target)
     verifier = trust.verifier()
@@ -408,14 +430,8 @@ def verify(
         access = registry.access()
         if not json_output:
             verify_oci_command(target, verifier, access)
-            return
-        try:
-            result = verify_oci(target, verifier, access=access)
-        except GuardError as err:  # the verdict on stdout too; the exit code stays the error's
-            typer.echo(json.dumps(_failed_json(target, err), indent=2))
-            raise
-        typer.echo(json.dumps(_verified_oci_json(target, result), indent=2))
-        return
+            return None
+        return _verified_oci_json(target, verify_oci(target, verifier, access=access))
     if registry_options:
         raise UsageError(f"{', '.join(registry_options)} only apply to oci:// targets")
     from guard.signing.model import verify_model  # noqa: PLC0415
@@ -423,17 +439,12 @@ def verify(
 
     model_dir = Path(target)
     sig_path = signature if signature is not None else model_dir / DEFAULT_SIGNATURE_NAME
-    try:
-        model = verify_model(model_dir, sig_path, verifier, progress=not json_output)
-    except GuardError as err:
-        if json_output:  # machine readers get the verdict on stdout too; the exit code stays
-            typer.echo(json.dumps(_failed_json(target, err), indent=2))
-        raise
+    model = verify_model(model_dir, sig_path, verifier, progress=not json_output)
     if json_output:
-        typer.echo(json.dumps(_verified_json(target, model, sig_path), indent=2))
-        return
+        return _verified_json(target, model, sig_path)
     typer.echo(f"verified {target}: {_file_count(model.manifest)} files match the signature")
     typer.echo(f"signed by: {_signer_text(model)}")
+    return None
 
 
 def register(app: typer.Typer) -> None:
