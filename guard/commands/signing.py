@@ -155,7 +155,8 @@ def sign(  # noqa: PLR0917 (a typer command: options are parameters)
         str,
         typer.Argument(
             metavar="MODEL_DIR|OCI_REF",
-            help="The model directory to sign, or oci://HOST/REPO@sha256:... (an image or artifact).",
+            help="The model directory to sign, or an image or artifact: oci://HOST/REPO[:TAG|@DIGEST] "
+            "(or HOST/REPO@sha256:... as in a Pod spec) or oci-layout:PATH[:TAG|@DIGEST].",
             show_default=False,
         ),
     ],
