@@ -20,7 +20,7 @@ from guard import __version__, _deferred
 from guard.commands import coercion
 from guard.commands.examples import add_examples
 from guard.commands.lazy import CommandTable, LazyGroup
-from guard.errors import EXIT_FAILED, EXIT_INFRA, EXIT_USAGE, GuardError, PolicyViolation
+from guard.errors import EXIT_FAILED, EXIT_INFRA, EXIT_INTERRUPTED, EXIT_USAGE, GuardError, PolicyViolation
 
 try:  # typer >= 0.26 vendors click as typer._click, whose exceptions are not click's
     from typer._click.exceptions import ClickException
@@ -32,16 +32,14 @@ except ImportError:  # older typer: click's own classes (importing click costs 1
 COMMANDS: CommandTable = {
     "keygen": (
         "signing",
-        "Generate an ECDSA signing key pair: NAME.pem (private, mode 0600, encrypted when a passphrase "
-        "is given) and NAME.pub.pem (public, to hand to verifiers).",
+        "Generate an ECDSA signing key pair: NAME.pem and NAME.pub.pem.",
     ),
     "sign": ("signing", "Sign a model directory (OpenSSF Model Signing v1.0) or an OCI image (cosign v3)."),
     "verify": ("signing", "Verify a signed model: the signature, the signer, and every file."),
     "push": ("oci", "Push a model directory as a CNCF ModelPack artifact; print the manifest digest."),
     "pull": (
         "oci",
-        "Pull a ModelPack / cnai / KitOps artifact into DIRECTORY (new or empty, unless --force), "
-        "verifying every blob.",
+        "Pull a ModelPack / cnai / KitOps artifact into DIRECTORY, verifying every blob.",
     ),
     "attach": ("oci", "Attach a signature, SBOM or attestation to an artifact as an OCI referrer."),
     "download": ("download", "Fetch an artifact's signature, attestation or SBOM and write its raw content."),
@@ -54,17 +52,13 @@ COMMANDS: CommandTable = {
     "facts": ("attest", "Verify a model's signature and attestations and print its model facts."),
     "serve": (
         "serve",
-        (
-            "Serve the admission webhook: POST /validate, /mutate, GET /healthz, /readyz over TLS; GET "
-            "/metrics in plain HTTP on --metrics-port."
-        ),
+        "Serve the admission webhook over TLS, and its metrics in plain HTTP.",
     ),
     "demo": ("demo", "Walk through guard end to end: sign, verify, push, attest, evaluate policies, admit."),
     "energy": ("energy", "Measure energy per workload and tenant, turn it into CO2e and track budgets."),
     "report": (
         "report",
-        "Render a scan result as an audit report (html, pdf, md, csv, json, sarif, junit, oscal), or "
-        "write a signed bundle of all of them with --bundle DIR.",
+        "Render a scan result as an audit report, or a signed bundle of every format.",
     ),
     "check": ("check", "Evaluate Kubernetes manifests exactly as the admission webhook would."),
     "version": ("version", "Print guard's version."),
@@ -181,7 +175,7 @@ def run(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         _print_error("interrupted")
-        return 130
+        return EXIT_INTERRUPTED
     except OSError as exc:
         # An OS failure that no capability turned into a GuardError: infrastructure.
         _print_error(f"[bold red]error:[/] {_escape(str(exc))}")

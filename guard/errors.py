@@ -6,7 +6,7 @@ misconfiguration from a registry that is down. Messages say what was expected an
 found.
 
 Exit codes (``GuardError.exit_code``): 0 ok, 1 verification or policy failure, 2 usage or
-configuration error, 3 infrastructure error.
+configuration error, 3 infrastructure error; 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INFRA = 3
+EXIT_INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, as shells report it
 
 
 class GuardError(Exception):

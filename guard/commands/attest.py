@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -68,6 +69,20 @@ def _refuse_output_inside(model_dir: Path, output: Path, what: str) -> None:
         )
 
 
+def _refuse_json_with_stdout(output: Path, json_output: bool) -> bool:
+    """Whether ``-o -`` names standard output; with --json it contradicts (two documents)."""
+    if str(output) != "-":
+        return False
+    if json_output:
+        raise UsageError("--json describes the file written; with -o - the document itself is the output")
+    return True
+
+
+def _write_stdout(data: bytes) -> None:
+    sys.stdout.buffer.write(data)
+    sys.stdout.flush()
+
+
 def _refuse_replacing(output: Path, what: str, field: str, prefix: str) -> None:
     """``-o`` may replace an empty file or a previous output of the same kind, never another file
     (``guard sbom -o MODEL/config.json`` replaced the model's config)."""
@@ -89,7 +104,10 @@ def sbom(
         str, typer.Argument(metavar="MODEL_DIR", help="The model directory.", show_default=False)
     ],
     output: Annotated[
-        Path, typer.Option("--output", "-o", help="Where to write the CycloneDX 1.6 JSON BOM.")
+        Path,
+        typer.Option(
+            "--output", "-o", help="Where to write the CycloneDX 1.6 JSON BOM ('-': standard output)."
+        ),
     ],
     metadata: Annotated[
         Path | None,
@@ -108,13 +126,19 @@ def sbom(
     from guard.signing.model import write_atomic  # noqa: PLC0415
 
     model_dir = path_argument(model_dir_text, "MODEL_DIR")
-    if (model_dir / "model.sig").is_file():  # before signing, a BOM inside the model is fine
+    to_stdout = _refuse_json_with_stdout(output, json_output)
+    if not to_stdout and (model_dir / "model.sig").is_file():  # before signing, inside is fine
         _refuse_output_inside(model_dir, output, "BOM of a signed model (it would break model.sig)")
-    _refuse_replacing(output, "a CycloneDX BOM", "bomFormat", "CycloneDX")
+    if not to_stdout:
+        _refuse_replacing(output, "a CycloneDX BOM", "bomFormat", "CycloneDX")
     meta = load_metadata(metadata) if metadata else None
     with DigestCache.default() as cache:
         document = build_sbom(model_dir, meta, cache=cache)
-    write_atomic(output, (json.dumps(document, indent=2) + "\n").encode())
+    data = (json.dumps(document, indent=2) + "\n").encode()
+    if to_stdout:
+        _write_stdout(data)
+        return
+    write_atomic(output, data)
     components = len(document.get("components", []))
     if json_output:
         doc = {"output": str(output), "format": "CycloneDX 1.6", "components": components}
@@ -126,7 +150,10 @@ def sbom(
 @grouped
 def attest(  # noqa: PLR0917 (a typer command: one parameter per option)
     target: Annotated[str, typer.Argument(metavar="MODEL", help=_TARGET, show_default=False)],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the attestation bundle.")],
+    output: Annotated[
+        Path,
+        typer.Option("--output", "-o", help="Where to write the attestation bundle ('-': standard output)."),
+    ],
     predicate_type: Annotated[
         str | None, typer.Option("--predicate-type", help="Predicate type URI.", show_default=False)
     ] = None,
@@ -180,9 +207,13 @@ def attest(  # noqa: PLR0917 (a typer command: one parameter per option)
             "passphrase with --passphrase-env VAR instead"
         )
     _check_registry_options(target, registry)
-    if not _is_oci(target):
+    to_stdout = _refuse_json_with_stdout(output, json_output)
+    if to_stdout and attach:
+        raise UsageError("--attach attaches the bundle written: give -o FILE, not -o -")
+    if not _is_oci(target) and not to_stdout:
         _refuse_output_inside(Path(target), output, "attestation")
-    _refuse_replacing(output, "a Sigstore bundle", "mediaType", "application/vnd.dev.sigstore.bundle")
+    if not to_stdout:
+        _refuse_replacing(output, "a Sigstore bundle", "mediaType", "application/vnd.dev.sigstore.bundle")
     ptype, path = chosen[0]
     body = load_predicate(path)
     signer = signing.signer()
@@ -191,6 +222,9 @@ def attest(  # noqa: PLR0917 (a typer command: one parameter per option)
     access = registry.access() if _is_oci(target) else None
     subject, oci = _subject(target, access)
     bundle = sign_attestation(subject, ptype, body, signer)
+    if to_stdout:
+        _write_stdout(bundle)
+        return
     write_atomic(output, bundle)
     if not json_output:
         typer.echo(f"wrote {output}: {ptype} attestation for {subject.name} (sha256:{subject.sha256})")

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+from guard.errors import GuardError
+
+if TYPE_CHECKING:
+    from guard.demo import DemoContext
 
 
 def demo(
@@ -21,6 +27,13 @@ def demo(
     keep: Annotated[
         bool, typer.Option("--keep", help="Keep the temporary directory to look at the files.")
     ] = False,
+    json_output: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="The narrative to standard error; to standard output, what the final line says, as JSON.",
+        ),
+    ] = False,
 ) -> None:
     """Walk through guard end to end: sign, verify, push, attest, evaluate policies, admit."""
     from rich.console import Console  # noqa: PLC0415
@@ -29,7 +42,30 @@ def demo(
     # the models from a local OCI layout mirror and says so in its final line.
     from guard.demo import run_demo  # noqa: PLC0415
 
-    run_demo(Console(highlight=False, soft_wrap=True), workdir, keep=keep)
+    console = Console(highlight=False, soft_wrap=True, stderr=json_output)
+    try:
+        ctx = run_demo(console, workdir, keep=keep)
+    except GuardError as err:  # the verdict on stdout too; the exit code stays the error's
+        if json_output:
+            typer.echo(json.dumps(_document(None, err), indent=2))
+        raise
+    if json_output:
+        typer.echo(json.dumps(_document(ctx, None, kept=workdir is not None or keep), indent=2))
+
+
+def _document(ctx: DemoContext | None, err: GuardError | None, *, kept: bool = False) -> dict[str, Any]:
+    """``complete``: every step behaved as shown; ``allShown``: and every section could run."""
+    not_shown = list(ctx.extras.get("not_shown", [])) if ctx is not None else []
+    return {
+        "complete": err is None,
+        "allShown": err is None and not not_shown,
+        "sections": ctx.sections if ctx is not None else None,
+        "notShown": not_shown,
+        "notes": list(ctx.notes) if ctx is not None else [],
+        "workdir": str(ctx.workdir) if ctx is not None and kept else None,
+        "error": type(err).__name__ if err is not None else None,
+        "reason": str(err) if err is not None else None,
+    }
 
 
 def register(app: typer.Typer) -> None:

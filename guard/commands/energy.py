@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -178,8 +178,8 @@ def energy_command(  # noqa: PLR0917 (a typer command: one parameter per option)
         typer.Option("--publish-usage", help="Write each tenant's period-to-date usage for admission."),
     ] = None,
     fail_on: Annotated[
-        str | None,
-        typer.Option("--fail-on", help="Exit 1 on a finding of this severity or above (low, medium, high)."),
+        Literal["low", "medium", "high"] | None,
+        typer.Option("--fail-on", help="Exit 1 on a finding of this severity or above."),
     ] = None,
 ) -> None:
     """Measure energy per workload and tenant, turn it into CO2e and track budgets."""

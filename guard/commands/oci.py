@@ -226,10 +226,11 @@ def pull(
     ] = True,
     json_output: JsonOption = False,
 ) -> None:
-    """Pull a ModelPack / cnai / KitOps artifact into DIRECTORY (new or empty, unless --force),
-    verifying every blob. With trust options (as for `guard verify`), the signature is verified
-    first (no weights fetched) and exactly the verified digest is pulled; nothing is written if it
-    does not verify. The model's OMS signature is restored beside the files."""
+    """Pull a ModelPack / cnai / KitOps artifact into DIRECTORY, verifying every blob. DIRECTORY
+    must be new or empty, unless --force. With trust options (as for `guard verify`), the
+    signature is verified first (no weights fetched) and exactly the verified digest is pulled;
+    nothing is written if it does not verify. The model's OMS signature is restored beside the
+    files."""
     from guard.oci.pull import check_pull_target
     from guard.oci.pull import pull as do_pull
     from guard.oci.reference import parse_reference

@@ -79,8 +79,8 @@ def report(  # noqa: PLR0917 (a typer command: options are parameters)
         bool, typer.Option("--json", help="Print what was written as JSON (not with -o -).")
     ] = False,
 ) -> None:
-    """Render a scan result as an audit report (html, pdf, md, csv, json, sarif, junit, oscal), or
-    write a signed bundle of all of them with --bundle DIR."""
+    """Render a scan result as an audit report, or a signed bundle of every format. The formats:
+    html, pdf, md, csv, json, sarif, junit, oscal; --bundle DIR writes all of them, signed."""
     import json  # noqa: PLC0415
 
     from guard.report.build import build_report  # noqa: PLC0415

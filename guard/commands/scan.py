@@ -25,6 +25,10 @@ if TYPE_CHECKING:
     from guard.scan.sources.live import KubeApi
 
 FailOn = Literal["critical", "high", "medium", "low"]
+# the result document is JSON wherever it goes: --json is accepted (as by every command) and changes nothing
+ResultIsJson = Annotated[
+    bool, typer.Option("--json", help="The result is JSON already (accepted, as by every command).")
+]
 _SHARD = re.compile(r"^(\d+)/(\d+)$")
 
 
@@ -162,7 +166,7 @@ def register(app: typer.Typer) -> None:
             ),
         ] = False,
         write_reports: Annotated[
-            str | None,
+            Literal["openreports", "policyreport"] | None,
             typer.Option(
                 "--write-reports",
                 help="Also write one report per namespace in the cluster: openreports or policyreport.",
@@ -191,6 +195,7 @@ def register(app: typer.Typer) -> None:
             Path | None,
             typer.Option("--publish-usage", help="Write each tenant's measured usage for admission."),
         ] = None,
+        json_output: ResultIsJson = False,
     ) -> None:
         """Audit running workloads with the webhook's own verification and policies."""
         if ctx.invoked_subcommand is not None:
@@ -230,7 +235,7 @@ def register(app: typer.Typer) -> None:
         if write_reports is not None and api is not None:
             from guard.scan.reports import write_reports as write  # noqa: PLC0415
 
-            written = write(api, result, write_reports)  # type: ignore[arg-type]
+            written = write(api, result, write_reports)
             typer.echo(f"wrote {written} {write_reports} report(s), one per namespace", err=True)
         raise typer.Exit(exit_code(result, fail_on, allow_partial))
 
@@ -244,8 +249,9 @@ def register(app: typer.Typer) -> None:
             Path | None,
             typer.Option("--output", "-o", help="File for the merged result ('-', default: stdout)."),
         ] = None,
-        fail_on: Annotated[str, typer.Option("--fail-on", help="As for guard scan.")] = "high",
+        fail_on: Annotated[FailOn, typer.Option("--fail-on", help="As for guard scan.")] = "high",
         allow_partial: Annotated[bool, typer.Option("--allow-partial", help="As for guard scan.")] = False,
+        json_output: ResultIsJson = False,
     ) -> None:
         """Join the results of the shards of one audit into one result."""
         from guard.scan.merge import load_result, merge_results  # noqa: PLC0415

@@ -47,8 +47,8 @@ def register(app: typer.Typer) -> None:
             ),
         ] = 0,
     ) -> None:
-        """Serve the admission webhook: POST /validate, /mutate, GET /healthz, /readyz over TLS;
-        GET /metrics in plain HTTP on --metrics-port."""
+        """Serve the admission webhook over TLS, and its metrics in plain HTTP. Over TLS: POST
+        /validate, /mutate, GET /healthz, /readyz; GET /metrics on --metrics-port."""
         gc.disable()  # for start-up: the webhook's lifespan turns it back on (webhook.server)
         try:
             _serve(

@@ -121,8 +121,9 @@ def keygen(  # noqa: PLR0917 (a typer command: options are parameters)
     force: Annotated[bool, typer.Option("--force", help="Replace existing key files.")] = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Generate an ECDSA signing key pair: NAME.pem (private, mode 0600, encrypted when a passphrase
-    is given) and NAME.pub.pem (public, to hand to verifiers)."""
+    """Generate an ECDSA signing key pair: NAME.pem and NAME.pub.pem. The private key is written
+    mode 0600, encrypted when a passphrase is given; the public key is the one to hand to
+    verifiers."""
     from guard.signing.keys import generate_keypair  # noqa: PLC0415
 
     if algorithm not in _KEY_ALGORITHMS:
@@ -154,7 +155,8 @@ def sign(  # noqa: PLR0917 (a typer command: options are parameters)
         str,
         typer.Argument(
             metavar="MODEL_DIR|OCI_REF",
-            help="The model directory to sign, or oci://HOST/REPO@sha256:... (an image or artifact).",
+            help="The model directory to sign, or an image or artifact: oci://HOST/REPO[:TAG|@DIGEST] "
+            "(or HOST/REPO@sha256:... as in a Pod spec) or oci-layout:PATH[:TAG|@DIGEST].",
             show_default=False,
         ),
     ],
@@ -391,6 +393,28 @@ def verify(
 ) -> None:
     """Verify a signed model: the signature, the signer, and every file. Exit 0 verified,
     1 verification failed (says which files / identity / key), 2 usage error, 3 infrastructure."""
+    try:
+        document = _verify(target, signature, trust, registry, json_output)
+    except GuardError as err:  # machine readers get the verdict on stdout too; the exit code stays
+        if json_output:
+            typer.echo(json.dumps(_failed_json(_shown_target(target), err), indent=2))
+        raise
+    if document is not None:
+        typer.echo(json.dumps(document, indent=2))
+
+
+def _shown_target(target: str) -> str:
+    """The target as the document names it; the text as given when it does not even parse."""
+    try:
+        return artifact_target(target)
+    except GuardError:
+        return target
+
+
+def _verify(
+    target: str, signature: Path | None, trust: TrustOptions, registry: RegistryOptions, json_output: bool
+) -> dict[str, Any] | None:
+    """Verify; the JSON document with --json (None when the result was printed for humans)."""
     path_argument(target, "MODEL_DIR|OCI_REF")
     target = artifact_target(target)
     verifier = trust.verifier()
@@ -407,14 +431,8 @@ def verify(
         access = registry.access()
         if not json_output:
             verify_oci_command(target, verifier, access)
-            return
-        try:
-            result = verify_oci(target, verifier, access=access)
-        except GuardError as err:  # the verdict on stdout too; the exit code stays the error's
-            typer.echo(json.dumps(_failed_json(target, err), indent=2))
-            raise
-        typer.echo(json.dumps(_verified_oci_json(target, result), indent=2))
-        return
+            return None
+        return _verified_oci_json(target, verify_oci(target, verifier, access=access))
     if registry_options:
         raise UsageError(f"{', '.join(registry_options)} only apply to oci:// targets")
     from guard.signing.model import verify_model  # noqa: PLC0415
@@ -422,17 +440,12 @@ def verify(
 
     model_dir = Path(target)
     sig_path = signature if signature is not None else model_dir / DEFAULT_SIGNATURE_NAME
-    try:
-        model = verify_model(model_dir, sig_path, verifier, progress=not json_output)
-    except GuardError as err:
-        if json_output:  # machine readers get the verdict on stdout too; the exit code stays
-            typer.echo(json.dumps(_failed_json(target, err), indent=2))
-        raise
+    model = verify_model(model_dir, sig_path, verifier, progress=not json_output)
     if json_output:
-        typer.echo(json.dumps(_verified_json(target, model, sig_path), indent=2))
-        return
+        return _verified_json(target, model, sig_path)
     typer.echo(f"verified {target}: {_file_count(model.manifest)} files match the signature")
     typer.echo(f"signed by: {_signer_text(model)}")
+    return None
 
 
 def register(app: typer.Typer) -> None:

@@ -107,3 +107,26 @@ def test_sbom_attest_and_policy_test_json(tmp_path: Path, capsys: pytest.Capture
     assert run(["policy", "test", "--json", "--run", "mutable_tags"]) == 0
     tests = json.loads(capsys.readouterr().out)
     assert tests["failed"] == 0 and tests["passed"] == len(tests["results"]) > 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "target", "said"),
+    [
+        (["{model}"], "{model}", "say whom to trust"),
+        (["registry.example.com/m:v1", "--key", "{key}", "--signature", "s.sig"], "oci://", "--signature"),
+        (["{model}", "--key", "{key}", "--insecure"], "{model}", "only apply to oci://"),
+    ],
+    ids=["no-trust", "signature-on-oci", "registry-option-on-a-directory"],
+)
+def test_a_usage_error_prints_the_document_too(
+    argv: list[str], target: str, said: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["keygen", "--out", str(tmp_path), "--name", "k"]) == 0
+    model = tmp_path / "model"
+    model.mkdir()
+    names = {"{model}": str(model), "{key}": str(tmp_path / "k.pub.pem")}
+    code, doc = _verify([names.get(a, a) for a in argv], capsys)
+    assert code == 2
+    assert list(doc) == list(VERIFY_KEYS)
+    assert doc["verified"] is False and doc["error"] == "UsageError" and said in doc["reason"]
+    assert doc["target"].startswith(names.get(target, target))

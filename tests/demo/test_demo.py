@@ -194,3 +194,26 @@ def test_policy_section_prints_decisions_with_reasons(tmp_path: Path) -> None:
     assert "gpu.fit/model_exceeds_gpu_memory" in text
     assert "controls: NIST-AI-RMF MEASURE-2.12" in text
     assert len(list((tmp_path / "w" / "policy-inputs").glob("*.json"))) == len(SCENARIOS)
+
+
+def test_json_prints_the_verdict_on_stdout_and_the_narrative_on_stderr(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import guard.demo.run
+
+    monkeypatch.setattr(guard.demo.run, "SECTIONS", list(SIGNING))
+    capsys.readouterr()
+    assert run(["demo", "--workdir", str(tmp_path / "w"), "--json"]) == 0
+    captured = capsys.readouterr()
+    doc = json.loads(captured.out)
+    assert doc["complete"] is True and doc["allShown"] is True and doc["error"] is None
+    assert doc["sections"] >= 1 and doc["workdir"] == str((tmp_path / "w").resolve())
+    assert "$ guard sign" in captured.err and _last_line(captured.err).startswith("demo complete")
+
+    monkeypatch.setattr(
+        guard.demo.run, "SECTIONS", [step_make_model, step_keygen, _sign_the_tampered_model, step_tamper]
+    )
+    assert run(["demo", "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["complete"] is False and doc["error"] == "DemoFailed"
+    assert doc["reason"].startswith("demo failed in section 3") and doc["workdir"] is None

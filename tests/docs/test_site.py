@@ -40,3 +40,14 @@ def test_mkdocs_build_strict(tmp_path: Path) -> None:
     assert (tmp_path / "site" / "reference" / "cli" / "index.html").is_file()
     assert (tmp_path / "site" / "guides" / "check" / "index.html").is_file()
     shutil.rmtree(tmp_path / "site")
+
+
+def test_the_exit_codes_page_lists_every_code_of_guard_errors() -> None:
+    import re
+
+    from guard import errors
+
+    codes = {value for name, value in vars(errors).items() if name.startswith("EXIT_")}
+    page = (ROOT / "docs" / "reference" / "exit-codes.md").read_text()
+    rows = {int(m) for m in re.findall(r"^\| (\d+) \|", page, flags=re.MULTILINE)}
+    assert rows == codes

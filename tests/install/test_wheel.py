@@ -196,7 +196,7 @@ def test_check_offline_on_a_manifest(installed: Installed) -> None:
     work.mkdir()
     assert installed.run("guard", "keygen", "--out", "keys", "--name", "k", cwd=work).returncode == 0
     (work / "guard.yaml").write_text(
-        "authorities:\n  k: {kind: key, public_key: keys/k.pub.pem}\n"
+        "authorities:\n  k: {kind: key, key: keys/k.pub.pem}\n"
         "rules:\n  - name: apps\n    artifacts: ['registry.example.com/**']\n    authorities: [k]\n"
     )
     pod = (
