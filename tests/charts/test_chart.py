@@ -753,7 +753,7 @@ async def test_cleanup_script_deletes_the_webhooks_against_an_api_server(kmock: 
         ("mutatingwebhookconfigurations", "MutatingWebhookConfiguration"),
     ):
         kmock.resources[f"admissionregistration.k8s.io/v1/{plural}"] = {"kind": kind, "namespaced": False}
-    name = f"{RELEASE}.{NAMESPACE}.guard.cnai.io"
+    name = f"{RELEASE}.{NAMESPACE}.guard.cnai.dev"
     kmock.objects["admissionregistration.k8s.io/v1/validatingwebhookconfigurations", None, name] = {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingWebhookConfiguration",

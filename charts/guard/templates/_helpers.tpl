@@ -31,7 +31,7 @@
 
 {{/* The webhook's configuration object is cluster-scoped: qualify it by namespace. */}}
 {{- define "guard.webhookName" -}}
-{{- printf "%s.%s.guard.cnai.io" (include "guard.fullname" .) .Release.Namespace -}}
+{{- printf "%s.%s.guard.cnai.dev" (include "guard.fullname" .) .Release.Namespace -}}
 {{- end -}}
 
 {{- define "guard.tlsSecretName" -}}
