@@ -96,6 +96,22 @@ def _cert(
     return builder.sign(issuer_key, hashes.SHA256())
 
 
+def self_signed_ca(cn: str, *, days: int = 30) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """A self-signed P-256 CA (its key and certificate) valid from five minutes ago for ``days``."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    cert = _cert(
+        cn,
+        key,
+        _name(cn),
+        key,
+        ca=True,
+        not_before=now - datetime.timedelta(minutes=5),
+        not_after=now + datetime.timedelta(days=days),
+    )
+    return key, cert
+
+
 def _pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
