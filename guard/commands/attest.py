@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from guard.commands.option_groups import JsonOption, grouped
+from guard.commands.output import stdout_output, write_stdout
 from guard.commands.registry_options import NO_REGISTRY, RegistryOptions
 from guard.commands.targets import artifact_target, is_artifact
 from guard.commands.trust_options import (
@@ -69,20 +69,6 @@ def _refuse_output_inside(model_dir: Path, output: Path, what: str) -> None:
         )
 
 
-def _refuse_json_with_stdout(output: Path, json_output: bool) -> bool:
-    """Whether ``-o -`` names standard output; with --json it contradicts (two documents)."""
-    if str(output) != "-":
-        return False
-    if json_output:
-        raise UsageError("--json describes the file written; with -o - the document itself is the output")
-    return True
-
-
-def _write_stdout(data: bytes) -> None:
-    sys.stdout.buffer.write(data)
-    sys.stdout.flush()
-
-
 def _refuse_replacing(output: Path, what: str, field: str, prefix: str) -> None:
     """``-o`` may replace an empty file or a previous output of the same kind, never another file
     (``guard sbom -o MODEL/config.json`` replaced the model's config)."""
@@ -126,7 +112,7 @@ def sbom(
     from guard.signing.model import write_atomic  # noqa: PLC0415
 
     model_dir = path_argument(model_dir_text, "MODEL_DIR")
-    to_stdout = _refuse_json_with_stdout(output, json_output)
+    to_stdout = stdout_output(output, json_output, "document")
     if not to_stdout and (model_dir / "model.sig").is_file():  # before signing, inside is fine
         _refuse_output_inside(model_dir, output, "BOM of a signed model (it would break model.sig)")
     if not to_stdout:
@@ -136,7 +122,7 @@ def sbom(
         document = build_sbom(model_dir, meta, cache=cache)
     data = (json.dumps(document, indent=2) + "\n").encode()
     if to_stdout:
-        _write_stdout(data)
+        write_stdout(data)
         return
     write_atomic(output, data)
     components = len(document.get("components", []))
@@ -207,7 +193,7 @@ def attest(  # noqa: PLR0917 (a typer command: one parameter per option)
             "passphrase with --passphrase-env VAR instead"
         )
     _check_registry_options(target, registry)
-    to_stdout = _refuse_json_with_stdout(output, json_output)
+    to_stdout = stdout_output(output, json_output, "document")
     if to_stdout and attach:
         raise UsageError("--attach attaches the bundle written: give -o FILE, not -o -")
     if not _is_oci(target) and not to_stdout:
@@ -223,7 +209,7 @@ def attest(  # noqa: PLR0917 (a typer command: one parameter per option)
     subject, oci = _subject(target, access)
     bundle = sign_attestation(subject, ptype, body, signer)
     if to_stdout:
-        _write_stdout(bundle)
+        write_stdout(bundle)
         return
     write_atomic(output, bundle)
     if not json_output:

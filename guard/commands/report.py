@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -10,6 +9,7 @@ from typing import Annotated
 import typer
 
 from guard.commands.option_groups import grouped
+from guard.commands.output import stdout_output, write_stdout
 from guard.commands.trust_options import NO_SIGNING, SigningOptions, path_argument
 from guard.errors import ReportError, UsageError
 
@@ -133,12 +133,10 @@ def report(  # noqa: PLR0917 (a typer command: options are parameters)
         return
 
     assert format_name is not None and output is not None
-    if json_output and str(output) == "-":
-        raise UsageError("--json describes the file written; with -o - the report itself is the output")
+    stdout = stdout_output(output, json_output, "report")
     data = renderer(format_name).render(model)
-    if str(output) == "-":
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
+    if stdout:
+        write_stdout(data)
         return
     if output.is_dir():
         raise ReportError(f"-o {output} is a directory; expected a file path")
