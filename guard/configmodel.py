@@ -23,7 +23,7 @@ import logging
 import types
 from collections.abc import Mapping
 from functools import cache
-from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Literal, TypeGuard, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
@@ -31,6 +31,10 @@ from pydantic.alias_generators import to_camel
 from guard.errors import ConfigError
 
 log = logging.getLogger("guard.config")
+
+
+def _is_model(annotation: Any) -> TypeGuard[type[ConfigModel]]:
+    return isinstance(annotation, type) and issubclass(annotation, ConfigModel)
 
 
 def config_key(name: str) -> str:
@@ -41,7 +45,7 @@ def config_key(name: str) -> str:
 def _deprecated_spellings(schema: dict[str, Any], cls: type[BaseModel]) -> None:
     """The JSON Schema (the chart's values.schema.json) still accepts the deprecated spellings,
     marked ``deprecated``: a chart upgrade must not reject values that load."""
-    if not (isinstance(cls, type) and issubclass(cls, ConfigModel)):
+    if not _is_model(cls):
         return
     properties = schema.get("properties", {})
     required = schema.get("required", [])
@@ -97,7 +101,7 @@ def _spelling_map(model: type[ConfigModel]) -> dict[str, str]:
 
 
 def _models(annotation: Any) -> list[type[ConfigModel]]:
-    return [a for a in get_args(annotation) if isinstance(a, type) and issubclass(a, ConfigModel)]
+    return [a for a in get_args(annotation) if _is_model(a)]
 
 
 def _pick(models: list[type[ConfigModel]], value: Mapping[Any, Any]) -> type[ConfigModel] | None:
@@ -121,7 +125,7 @@ class _Walk:
         origin = get_origin(annotation)
         if origin is Annotated:
             return self.value(value, get_args(annotation)[0], written, new)
-        if isinstance(annotation, type) and issubclass(annotation, ConfigModel):
+        if _is_model(annotation):
             return self.mapping(value, annotation, written, new)
         if origin in (Union, types.UnionType):
             models = _models(annotation)
@@ -177,10 +181,6 @@ def _twice(key: str, given: list[str]) -> str:
     what = "is its deprecated spelling" if len(olds) == 1 else "are its deprecated spellings"
     found = " and ".join(given)
     return f"expected the key {key} once, found {found} ({' and '.join(olds)} {what}); give {key} only"
-
-
-def _is_model(annotation: Any) -> bool:
-    return isinstance(annotation, type) and issubclass(annotation, ConfigModel)
 
 
 def _join(path: str, key: str) -> str:

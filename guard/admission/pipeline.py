@@ -588,15 +588,10 @@ class AdmissionEngine:
 
 def _result_of(actions: set[str]) -> str:
     """A policy's result in the metrics: its strongest action."""
-    return (
-        "deny"
-        if "deny" in actions
-        else "warn"
-        if "warn" in actions
-        else "dryrun"
-        if "dryrun" in actions
-        else "pass"
-    )
+    for action in ("deny", "warn", "dryrun"):
+        if action in actions:
+            return action
+    return "pass"
 
 
 def _being_deleted(obj: Mapping[str, Any] | None) -> bool:
