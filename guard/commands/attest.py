@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from guard.commands.option_groups import JsonOption, grouped
-from guard.commands.output import stdout_output, write_stdout
+from guard.commands.output import print_json, stdout_output, write_stdout
 from guard.commands.registry_options import NO_REGISTRY, RegistryOptions
 from guard.commands.targets import artifact_target, is_artifact
 from guard.commands.trust_options import (
@@ -128,7 +128,7 @@ def sbom(
     components = len(document.get("components", []))
     if json_output:
         doc = {"output": str(output), "format": "CycloneDX 1.6", "components": components}
-        typer.echo(json.dumps(doc, indent=2))
+        print_json(doc)
         return
     typer.echo(f"wrote {output} (CycloneDX 1.6 ML-BOM, {components} components)")
 
@@ -230,7 +230,7 @@ def attest(  # noqa: PLR0917 (a typer command: one parameter per option)
             "subject": {"name": subject.name, "digest": f"sha256:{subject.sha256}"},
             "attached": attached,
         }
-        typer.echo(json.dumps(doc, indent=2))
+        print_json(doc)
 
 
 def _check_registry_options(target: str, registry: RegistryOptions) -> None:
@@ -311,7 +311,7 @@ def facts(  # noqa: PLR0917
         with DigestCache.default() as cache:
             result = directory_facts(Path(target), verifier, inputs, signature=signature, cache=cache)
     if as_json:
-        typer.echo(json.dumps(result.to_json(), indent=2))
+        print_json(result.to_json())
     else:
         render_facts(result)
     _check_required(result, require or [])

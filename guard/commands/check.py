@@ -17,7 +17,6 @@ Exit codes: 0 every object would be admitted; 1 one would be denied; 2 unreadabl
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from typing import Annotated, Any
 
 import typer
 
+from guard.commands.output import print_json
 from guard.errors import EXIT_FAILED, EXIT_INFRA, EXIT_OK, InfrastructureError, UsageError
 
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
@@ -381,7 +381,7 @@ def check(
     code = exit_code(results)
     if json_output:
         doc = {"offline": offline, "objects": results, "summary": summary(results), "exitCode": code}
-        typer.echo(json.dumps(doc, indent=2))
+        print_json(doc)
     else:
         _print_text(results, offline)
     if code:

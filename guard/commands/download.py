@@ -8,13 +8,13 @@ given (exactly the signature that verified is written); without them nothing is.
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Annotated, Literal
 
 import typer
 
 from guard.commands.option_groups import grouped
+from guard.commands.output import print_json
 from guard.commands.registry_options import NO_REGISTRY, RegistryOptions
 from guard.commands.targets import artifact_target
 from guard.commands.trust_options import NO_TRUST, TrustOptions
@@ -99,7 +99,7 @@ def download(
             "verified": chosen.verified,
             "found": [describe(a) for a in found],
         }
-        typer.echo(json.dumps(doc, indent=2))
+        print_json(doc)
 
 
 def _write(output: str, data: bytes, everything: list[bytes]) -> None:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
+from guard.commands.output import print_document
 from guard.errors import PolicyViolation, UsageError
 
 if TYPE_CHECKING:
@@ -210,7 +211,10 @@ def energy_command(  # noqa: PLR0917 (a typer command: one parameter per option)
             raise UsageError(f"--output {output}: cannot write it: {err.strerror or err}") from err
     if publish_usage is not None:
         publish(section, publish_usage)
-    typer.echo(text if as_json or to_stdout else _summary(section))
+    if as_json or to_stdout:
+        print_document(text)
+    else:
+        typer.echo(_summary(section))
     if fail_on is not None:
         worst = [f for f in section.findings if SEVERITIES.index(f.severity) >= SEVERITIES.index(fail_on)]
         if worst:

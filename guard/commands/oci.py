@@ -7,7 +7,6 @@ options the ``TrustOptions`` group (``guard.commands.trust_options``).
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from collections.abc import Callable, Iterator
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from guard.commands.option_groups import JsonOption, grouped
+from guard.commands.output import print_json
 from guard.commands.registry_options import NO_REGISTRY, RegistryOptions
 from guard.commands.targets import artifact_target
 from guard.commands.trust_options import NO_TRUST, TrustOptions, path_argument
@@ -188,7 +188,7 @@ def push(
             "skipped": result.skipped,
             "attached": attached,
         }
-        typer.echo(json.dumps(doc, indent=2))
+        print_json(doc)
         return
     typer.echo(result.descriptor.digest)
 
@@ -270,7 +270,7 @@ def pull(
             "signatureVerified": bool(restored and restored.path and restored.verified),
             "signatureNote": restored.note if restored else "not restored (--no-signature)",
         }
-        typer.echo(json.dumps(doc, indent=2))
+        print_json(doc)
         return
     typer.echo(result.digest)
 
@@ -328,7 +328,7 @@ def attach(
             typer.echo(entry.digest)
     if json_output:
         doc = {"reference": str(ref), "subject": subject.digest, "attached": attached}
-        typer.echo(json.dumps(doc, indent=2))
+        print_json(doc)
 
 
 def _descriptor_row(d: Descriptor) -> dict[str, object]:
@@ -364,7 +364,7 @@ def discover(
             "referrers": [_descriptor_row(d) for d in found],
             "cosignLegacyTags": [{"tag": tag, **_descriptor_row(d)} for tag, d in legacy],
         }
-        typer.echo(json.dumps(doc, indent=2))
+        print_json(doc)
         return
     for tag, d in legacy:
         uses = {"sig": "verified by guard verify", "att": "read into model facts"}

@@ -5,7 +5,6 @@ source, the webhook then only verifies). The same fields and rules as the mutati
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -13,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 import yaml
 
+from guard.commands.output import print_json
 from guard.errors import UsageError, VerificationError
 
 if TYPE_CHECKING:
@@ -149,7 +149,7 @@ def register(app: typer.Typer) -> None:
                 continue
             path.write_text(_rewrite(path.read_text(encoding="utf-8"), replacements), encoding="utf-8")
         if json_output:
-            typer.echo(json.dumps(doc, indent=2))
+            print_json(doc)
         else:
             for item in doc["pins"]:
                 where = f"{item['file']}: {item['kind']} {item['location']}"

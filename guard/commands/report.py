@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from guard.commands.option_groups import grouped
-from guard.commands.output import stdout_output, write_stdout
+from guard.commands.output import print_document, print_json, stdout_output, write_stdout
 from guard.commands.trust_options import NO_SIGNING, SigningOptions, path_argument
 from guard.errors import ReportError, UsageError
 
@@ -90,7 +90,7 @@ def report(  # noqa: PLR0917 (a typer command: options are parameters)
     from guard.report.model import ScopeFilter, report_schema  # noqa: PLC0415
 
     if schema:
-        typer.echo(json.dumps(report_schema(), indent=2, sort_keys=True))
+        print_document(json.dumps(report_schema(), indent=2, sort_keys=True))
         return
     if result_text is None:
         raise UsageError("expected RESULT.json, the result document of guard scan (or --schema)")
@@ -155,10 +155,8 @@ def report(  # noqa: PLR0917 (a typer command: options are parameters)
 
 def _written(json_output: bool, doc: dict[str, object], message: str, *, err: bool) -> None:
     """What was written: the ``--json`` document on stdout, else the message."""
-    import json  # noqa: PLC0415
-
     if json_output:
-        typer.echo(json.dumps(doc, indent=2))
+        print_json(doc)
     else:
         typer.echo(message, err=err)
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 
 from guard.commands.energy import EnergyRequest
+from guard.commands.output import print_document
 from guard.errors import EXIT_FAILED, EXIT_INFRA, EXIT_OK, UsageError
 
 if TYPE_CHECKING:
@@ -104,7 +105,7 @@ class _Progress:
 def _write(result: ScanResult, output: Path | None) -> None:
     text = result.to_json()
     if output is None or str(output) == "-":
-        typer.echo(text, nl=False)
+        print_document(text, nl=False)
         return
     try:
         output.write_text(text, encoding="utf-8")
@@ -203,7 +204,7 @@ def register(app: typer.Typer) -> None:
         if schema:
             from guard.scan.result import shipped_schema_text  # noqa: PLC0415
 
-            typer.echo(shipped_schema_text(), nl=False)
+            print_document(shipped_schema_text(), nl=False)
             return
         if fail_on not in ("critical", "high", "medium", "low"):
             raise UsageError(f"--fail-on: expected critical, high, medium or low, found {fail_on!r}")

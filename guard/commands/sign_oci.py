@@ -3,13 +3,13 @@ written by guard and attached as an OCI 1.1 referrer (guard.oci.cosign_sign)."""
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 
+from guard.commands.output import print_json
 from guard.errors import IntegrityError, UsageError
 from guard.signing.types import Signer
 
@@ -61,7 +61,7 @@ def sign_oci_target(
             "artifactType": signed.referrer.artifact_type,
             "signature": str(signature) if signature is not None else None,
         }
-        typer.echo(json.dumps(doc, indent=2))
+        print_json(doc)
         return
     typer.echo(f"signed {ref.with_digest(subject.digest)} ({signer.method}, cosign v3 bundle)")
     typer.echo(f"signature: referrer {signed.referrer.digest}")

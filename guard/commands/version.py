@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import platform
 from typing import Annotated
 
 import typer
 
 from guard import __version__
+from guard.commands.output import print_json
 
 
 def version_info() -> dict[str, str]:
@@ -31,7 +31,7 @@ def version(
     """
     info = version_info()
     if json_output:
-        typer.echo(json.dumps(info, indent=2))
+        print_json(info)
     else:
         typer.echo(f"guard {info['version']} (Python {info['python']}, {info['platform']})")
 
