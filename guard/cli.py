@@ -17,7 +17,7 @@ from typing import Any
 import typer
 
 from guard import __version__, _deferred
-from guard.commands import coercion
+from guard.commands import coercion, output
 from guard.commands.examples import add_examples
 from guard.commands.lazy import CommandTable, LazyGroup
 from guard.errors import EXIT_FAILED, EXIT_INFRA, EXIT_INTERRUPTED, EXIT_USAGE, GuardError, PolicyViolation
@@ -78,6 +78,25 @@ class _Commands(LazyGroup):
     def prepare(self, command: Any, name: str) -> None:
         _plain_help(command)
         add_examples(command, name)
+
+    def invoke(self, ctx: Any) -> Any:
+        """Run the command; when it was given ``--json`` and fails, its failure document first
+        (``guard.commands.json_failure``), unless it printed its document before failing. Here,
+        not in ``run``: a usage error in the command's arguments is raised in here too, and
+        typer turns Ctrl-C into exit 130 before ``run`` could see it."""
+        args = [*ctx._protected_args, *ctx.args]  # the command and its arguments (click clears them)
+        documents = output.printed()
+        try:
+            return super().invoke(ctx)
+        except typer.Exit:  # an exit code the command chose (guard check, guard scan): no failure
+            raise
+        except BaseException as exc:
+            if output.printed() == documents and not isinstance(exc, SystemExit | GeneratorExit):
+                from guard.commands.json_failure import print_failure  # noqa: PLC0415 - on failure only
+
+                _, error, reason = _failure(exc)
+                print_failure(self, args, exc, error, reason, parsed=not isinstance(exc, ClickException))
+            raise
 
 
 app = typer.Typer(
@@ -157,30 +176,44 @@ def run(argv: list[str] | None = None) -> int:
     try:
         with _deferred.help_renderer_deferred():  # a --help page imports no Markdown renderer
             result = command.main(args=argv, prog_name="guard", standalone_mode=False)
-    except GuardError as exc:
-        if isinstance(exc, PolicyViolation):  # a policy said no: nothing failed to verify
-            label = "denied"
-        else:
-            label = "error" if exc.exit_code != EXIT_FAILED else "verification failed"
-        _print_error(f"[bold red]{label}:[/] {_escape(str(exc))}")
-        return exc.exit_code
     except typer.Exit as exc:  # click's Exit in older typer
         return int(exc.exit_code)
-    except ClickException as exc:
-        exc.show()
-        code = int(getattr(exc, "exit_code", EXIT_USAGE))
-        return EXIT_USAGE if code == 2 else code
-    except typer.Abort:
-        _print_error("aborted")
-        return EXIT_FAILED
-    except KeyboardInterrupt:
-        _print_error("interrupted")
-        return EXIT_INTERRUPTED
-    except OSError as exc:
-        # An OS failure that no capability turned into a GuardError: infrastructure.
-        _print_error(f"[bold red]error:[/] {_escape(str(exc))}")
-        return EXIT_INFRA
+    except (GuardError, ClickException, typer.Abort, KeyboardInterrupt, OSError) as exc:
+        code = _failure(exc)[0]
+        _show(exc, code)
+        return code
     return int(result) if isinstance(result, int) else 0
+
+
+def _failure(exc: BaseException) -> tuple[int, str, str]:
+    """A failure's exit code, and its error class and message as ``--json`` names them."""
+    if isinstance(exc, GuardError):
+        return exc.exit_code, type(exc).__name__, str(exc)
+    if isinstance(exc, ClickException):  # an unknown option, a bad value, a missing argument...
+        code = int(getattr(exc, "exit_code", EXIT_USAGE))
+        code = EXIT_USAGE if code == 2 else code
+        return code, "UsageError" if code == EXIT_USAGE else type(exc).__name__, exc.format_message()
+    if isinstance(exc, typer.Abort | EOFError):  # click makes an EOFError (a prompt's) an Abort
+        return EXIT_FAILED, "Abort", "aborted"
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED, "KeyboardInterrupt", "interrupted"
+    # An OS failure that no capability turned into a GuardError: infrastructure (else a bug).
+    return EXIT_INFRA, type(exc).__name__, str(exc)
+
+
+def _show(exc: BaseException, code: int) -> None:
+    """A failure's message for people, on standard error."""
+    if isinstance(exc, ClickException):
+        exc.show()
+    elif isinstance(exc, typer.Abort):
+        _print_error("aborted")
+    elif isinstance(exc, KeyboardInterrupt):
+        _print_error("interrupted")
+    elif isinstance(exc, PolicyViolation):  # a policy said no: nothing failed to verify
+        _print_error(f"[bold red]denied:[/] {_escape(str(exc))}")
+    else:
+        label = "verification failed" if code == EXIT_FAILED else "error"
+        _print_error(f"[bold red]{label}:[/] {_escape(str(exc))}")
 
 
 def _escape(text: str) -> str:

@@ -2,18 +2,40 @@
 
 from __future__ import annotations
 
-import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from guard.errors import GuardError
+from guard.commands.json_failure import failure_fields
+from guard.commands.output import print_json
 
 if TYPE_CHECKING:
     from guard.demo import DemoContext
 
 
+def _failure_fields(err: BaseException, params: Mapping[str, Any]) -> dict[str, Any]:
+    """``guard demo --json`` on failure (``guard.commands.json_failure``): not complete."""
+    return _document(None, err)
+
+
+def _document(ctx: DemoContext | None, err: BaseException | None, *, kept: bool = False) -> dict[str, Any]:
+    """``complete``: every step behaved as shown; ``allShown``: and every section could run."""
+    not_shown = list(ctx.extras.get("not_shown", [])) if ctx is not None else []
+    return {
+        "complete": err is None,
+        "allShown": err is None and not not_shown,
+        "sections": ctx.sections if ctx is not None else None,
+        "notShown": not_shown,
+        "notes": list(ctx.notes) if ctx is not None else [],
+        "workdir": str(ctx.workdir) if ctx is not None and kept else None,
+        "error": type(err).__name__ if err is not None else None,
+        "reason": str(err) if err is not None else None,
+    }
+
+
+@failure_fields(_failure_fields)
 def demo(
     workdir: Annotated[
         Path | None,
@@ -43,29 +65,9 @@ def demo(
     from guard.demo import run_demo  # noqa: PLC0415
 
     console = Console(highlight=False, soft_wrap=True, stderr=json_output)
-    try:
-        ctx = run_demo(console, workdir, keep=keep)
-    except GuardError as err:  # the verdict on stdout too; the exit code stays the error's
-        if json_output:
-            typer.echo(json.dumps(_document(None, err), indent=2))
-        raise
+    ctx = run_demo(console, workdir, keep=keep)
     if json_output:
-        typer.echo(json.dumps(_document(ctx, None, kept=workdir is not None or keep), indent=2))
-
-
-def _document(ctx: DemoContext | None, err: GuardError | None, *, kept: bool = False) -> dict[str, Any]:
-    """``complete``: every step behaved as shown; ``allShown``: and every section could run."""
-    not_shown = list(ctx.extras.get("not_shown", [])) if ctx is not None else []
-    return {
-        "complete": err is None,
-        "allShown": err is None and not not_shown,
-        "sections": ctx.sections if ctx is not None else None,
-        "notShown": not_shown,
-        "notes": list(ctx.notes) if ctx is not None else [],
-        "workdir": str(ctx.workdir) if ctx is not None and kept else None,
-        "error": type(err).__name__ if err is not None else None,
-        "reason": str(err) if err is not None else None,
-    }
+        print_json(_document(ctx, None, kept=workdir is not None or keep))
 
 
 def register(app: typer.Typer) -> None:

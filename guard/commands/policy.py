@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
+from guard.commands.output import print_json
 from guard.errors import ConfigError, PolicyViolation, UsageError, VerificationError
 from guard.untrusted import parse_json
 
@@ -54,7 +55,7 @@ def test_command(
         raise UsageError(f"give the library once: DIR {directory} or --policies {policies}")
     directory = directory or policies
     report = run_library_tests(directory, match=run)
-    if json_output:
+    if json_output and report.results:  # none ran: the failure document below says so instead
         doc = {
             "library": str(report.root),
             "passed": report.passed,
@@ -64,7 +65,7 @@ def test_command(
                 {"name": r.name, "passed": r.passed, "detail": r.detail or None} for r in report.results
             ],
         }
-        typer.echo(json.dumps(doc, indent=2))
+        print_json(doc)
     for result in report.results if not json_output else ():
         if verbose or not result.passed:
             mark = "PASS" if result.passed else "FAIL"
@@ -211,7 +212,7 @@ def eval_command(  # noqa: PLR0917 (a typer command: options are parameters)
     decision = asyncio.run(evaluate())
     if output is None or output == "-":
         if fmt == "json":
-            typer.echo(json.dumps(decision.to_json(), indent=2))
+            print_json(decision.to_json())
         else:
             print_decision(decision)
     else:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
+from guard.commands.json_failure import failure_fields
 from guard.commands.option_groups import JsonOption, grouped
+from guard.commands.output import print_json
 from guard.commands.registry_options import NO_REGISTRY, RegistryOptions
 from guard.commands.targets import artifact_target, is_artifact
 from guard.commands.trust_options import (
@@ -140,7 +142,7 @@ def keygen(  # noqa: PLR0917 (a typer command: options are parameters)
             "algorithm": algorithm,
             "encrypted": pair.encrypted,
         }
-        typer.echo(json.dumps(doc, indent=2))
+        print_json(doc)
     else:
         typer.echo(f"private key: {pair.private_key} (mode 0600{', encrypted' if pair.encrypted else ''})")
         typer.echo(f"public key:  {pair.public_key}")
@@ -273,18 +275,15 @@ def sign(  # noqa: PLR0917 (a typer command: options are parameters)
             digest_cache.close()
     files = _file_count(signed.manifest)
     if json_output:
-        typer.echo(
-            json.dumps(
-                {
-                    "signature": str(signed.signature_path),
-                    "method": signer.method,
-                    "files": files,
-                    "resources": len(signed.manifest.resources),
-                    "serialization": serialization.method,
-                    "hash": hash_type,
-                },
-                indent=2,
-            )
+        print_json(
+            {
+                "signature": str(signed.signature_path),
+                "method": signer.method,
+                "files": files,
+                "resources": len(signed.manifest.resources),
+                "serialization": serialization.method,
+                "hash": hash_type,
+            }
         )
         return
     typer.echo(f"signed {files} files in {model_dir} ({signer.method}, {serialization.method}, {hash_type})")
@@ -302,10 +301,12 @@ VERIFY_KEYS = (
 )  # fmt: skip
 
 
-def verify_document(target: str, **fields: Any) -> dict[str, Any]:
-    """The verify document with ``fields`` set and every other key null (lists empty)."""
+def verify_document(target: str | None, **fields: Any) -> dict[str, Any]:
+    """The verify document with ``fields`` set and every other key null (lists empty); no
+    ``kind`` either without a target (click found a usage error before reading one)."""
     doc: dict[str, Any] = dict.fromkeys(VERIFY_KEYS)
-    doc.update(target=target, kind="oci" if is_artifact(target) else "directory")
+    kind = None if target is None else "oci" if is_artifact(target) else "directory"
+    doc.update(target=target, kind=kind)
     doc.update(added=[], removed=[], changed=[], files=[])
     unknown = set(fields) - set(VERIFY_KEYS)
     if unknown:  # pragma: no cover - a programming error, caught by the tests
@@ -363,13 +364,26 @@ def _verified_oci_json(target: str, result: Any) -> dict[str, Any]:
     )
 
 
-def _failed_json(target: str, err: GuardError) -> dict[str, Any]:
-    fields: dict[str, Any] = {"verified": False, "error": type(err).__name__, "reason": str(err)}
+def _failure_fields(err: BaseException, params: Mapping[str, Any]) -> dict[str, Any]:
+    """``guard verify --json`` on failure (``guard.commands.json_failure`` adds ``error`` and
+    ``reason``): the verify document, ``verified`` false, naming the target when click read one;
+    the files that differ when the bytes did."""
+    target = params.get("target")
+    fields: dict[str, Any] = {"verified": False}
     if isinstance(err, IntegrityError):
         fields.update(added=list(err.added), removed=list(err.removed), changed=list(err.changed))
-    return verify_document(target, **fields)
+    return verify_document(_shown_target(target) if isinstance(target, str) else None, **fields)
 
 
+def _shown_target(target: str) -> str:
+    """The target as the document names it; the text as given when it does not even parse."""
+    try:
+        return artifact_target(target)
+    except GuardError:
+        return target
+
+
+@failure_fields(_failure_fields)
 @grouped
 def verify(
     target: Annotated[
@@ -393,22 +407,9 @@ def verify(
 ) -> None:
     """Verify a signed model: the signature, the signer, and every file. Exit 0 verified,
     1 verification failed (says which files / identity / key), 2 usage error, 3 infrastructure."""
-    try:
-        document = _verify(target, signature, trust, registry, json_output)
-    except GuardError as err:  # machine readers get the verdict on stdout too; the exit code stays
-        if json_output:
-            typer.echo(json.dumps(_failed_json(_shown_target(target), err), indent=2))
-        raise
+    document = _verify(target, signature, trust, registry, json_output)
     if document is not None:
-        typer.echo(json.dumps(document, indent=2))
-
-
-def _shown_target(target: str) -> str:
-    """The target as the document names it; the text as given when it does not even parse."""
-    try:
-        return artifact_target(target)
-    except GuardError:
-        return target
+        print_json(document)
 
 
 def _verify(

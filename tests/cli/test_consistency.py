@@ -86,7 +86,12 @@ def test_dash_output_with_json_or_attach_is_a_usage_error(
     capsys.readouterr()
     assert run([a.replace("{model}", str(model)) for a in argv]) == 2
     captured = capsys.readouterr()
-    assert "-o -" in captured.err and captured.out == ""
+    assert "-o -" in captured.err
+    if "--json" in argv:  # the failure document, and nothing else
+        failed = json.loads(captured.out)
+        assert failed["error"] == "UsageError" and "-o -" in failed["reason"]
+    else:
+        assert captured.out == ""
     assert not (tmp_path / "-").exists()
 
 

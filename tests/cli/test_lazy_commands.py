@@ -64,6 +64,7 @@ def test_guard_help_imports_no_command_module() -> None:
         "guard.commands.coercion",
         "guard.commands.examples",
         "guard.commands.lazy",
+        "guard.commands.output",  # what a run printed on stdout (guard.cli: the --json failure document)
     ]
 
 
