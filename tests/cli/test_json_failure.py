@@ -233,11 +233,18 @@ def test_a_verdict_printed_before_exit_1_is_the_only_document(
     assert code == EXIT_FAILED and key in doc and "error" not in doc
 
 
-def test_policy_eval_denied_prints_the_decision_once(capsys: pytest.CaptureFixture[str]) -> None:
-    denied = sorted(Path("policies").glob("*/samples/denied/*.json"))[0]
+def test_policy_eval_denied_prints_the_decision_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    denied = sorted((Path(__file__).parents[2] / "policies").glob("*/samples/denied/*.json"))[0]
     code, doc, err = _failed(["policy", "eval", "-i", str(denied), "--json"], capsys)
     assert code == EXIT_FAILED and doc["allowed"] is False and doc["violations"]
     assert "denied by" in err
+    # the decision in a file, standard output empty but for the failure document
+    written = tmp_path / "decision.json"
+    code, doc, _ = _failed(["policy", "eval", "-i", str(denied), "--json", "-o", str(written)], capsys)
+    assert code == EXIT_FAILED and doc["error"] == "PolicyViolation" and str(written) in doc["reason"]
+    assert json.loads(written.read_text())["allowed"] is False
 
 
 @pytest.mark.parametrize(
