@@ -12,6 +12,11 @@ comments; ``object.get(input, ["tenant", ...], d)`` with a literal first key oth
 
 The cache is per engine, so a reloaded config or library (a new engine) starts empty; entries are
 evicted least recently used. Keys are BLAKE2b-256 digests of the serialized document.
+
+Behind it, ``TemplateCache`` keeps the ``deny`` / ``warn`` sets of the policies that provably read
+none of the fields in which otherwise equal inputs differ (``VOLATILE``: the uid, the names of a
+controller's pods; what a policy reads is found by ``guard.policy.reads``), keyed by the input
+without those fields: a ReplicaSet's new pod is evaluated on the few policies reading its name.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from typing import Any
 import pydantic_core
 
 from guard.policy.decision import Decision
+from guard.policy.reads import Path, related
+from guard.untrusted import may_nest_deeper, nesting_depth
 
 # builtins whose value is not a function of input and data alone
 NON_DETERMINISTIC = (
@@ -103,20 +110,20 @@ class DecisionCache:
         self._entries: OrderedDict[bytes, Decision] = OrderedDict()
         self._lock = threading.Lock()
 
-    def keyed_text(self, document: Mapping[str, Any]) -> bytes:
-        """The document serialized as its key is made: without the request uid when the cache
-        ignores it (the library reads it nowhere: the engine may be given this text too)."""
+    def sent(self, document: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The document as its key is made: without the request uid when the cache ignores it
+        (the library reads it nowhere: the engine may be given this document)."""
         request = document.get("request")
         if self.ignore_uid and isinstance(request, Mapping) and "uid" in request:
-            document = {**document, "request": {**request, "uid": ""}}
-        return pydantic_core.to_json(document)
+            return {**document, "request": {**request, "uid": ""}}
+        return document
 
     @staticmethod
     def key_of(text: bytes) -> bytes:
         return hashlib.blake2b(text, digest_size=32).digest()
 
     def key(self, document: Mapping[str, Any]) -> bytes:
-        return self.key_of(self.keyed_text(document))
+        return self.key_of(pydantic_core.to_json(self.sent(document)))
 
     def get(self, key: bytes) -> Decision | None:
         with self._lock:
@@ -131,6 +138,87 @@ class DecisionCache:
     def put(self, key: bytes, decision: Decision) -> None:
         with self._lock:
             self._entries[key] = decision
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+
+# regorus' JSON parser refuses these in an input: a text holding them is always evaluated, so that
+# the engine's error is raised as without the cache (guard's own parsers refuse them before).
+_UNLOADABLE = (b"NaN", b"Infinity")
+ENGINE_MAX_DEPTH = 127  # serde_json's recursion limit: 128 levels of nesting is refused
+
+
+def loadable(text: bytes) -> bool:
+    """Whether the engine accepts ``text`` (pydantic-core's JSON of an input) as its input: no
+    NaN / Infinity constants (a string holding the word counts too: conservative), nesting within
+    the parser's limit."""
+    if any(token in text for token in _UNLOADABLE):
+        return False
+    return not may_nest_deeper(text, ENGINE_MAX_DEPTH) or nesting_depth(text) <= ENGINE_MAX_DEPTH
+
+
+# Where inputs that are otherwise equal differ from one request to the next: a request's uid, and
+# the names of a controller's pods (each its own, made from the template's generateName).
+VOLATILE: tuple[Path, ...] = (("request", "uid"), ("request", "name"), ("workload", "name"))
+
+
+def reads_volatile(paths: Iterable[Path]) -> bool:
+    """Whether a policy reading ``paths`` may see a field of ``VOLATILE``."""
+    return any(related(path, field) for path in paths for field in VOLATILE)
+
+
+def without_volatile(document: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``document`` with every field of ``VOLATILE`` it holds set to null (copies along the way:
+    the document itself is not changed). A policy reading none of them gets the same sets from
+    either: every path it reads lies beside these fields, not above or below them."""
+    out = dict(document)
+    for path in VOLATILE:
+        node: dict[str, Any] = out
+        for depth, segment in enumerate(path):
+            child = node.get(segment)
+            if depth == len(path) - 1:
+                if segment in node:
+                    node[segment] = None
+            elif isinstance(child, Mapping):
+                node[segment] = child = dict(child)
+                node = child
+            else:
+                break
+    return out
+
+
+class TemplateCache:
+    """The sets of the policies that read no field of ``VOLATILE``, keyed by the input without
+    those fields: a ReplicaSet's pods differ in their names, which a few policies read; the
+    others' sets are reused, and only those few evaluated. A bounded LRU (thread-safe) of
+    ``{policy: {"deny": [...], "warn": [...]}}`` by BLAKE2b-256 of the serialized input."""
+
+    def __init__(self, size: int, policies: Iterable[str]) -> None:
+        self.size = size
+        self.policies = frozenset(policies)
+        self.hits = 0
+        self.misses = 0
+        self._entries: OrderedDict[bytes, dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(document: Mapping[str, Any]) -> bytes:
+        return hashlib.blake2b(pydantic_core.to_json(without_volatile(document)), digest_size=32).digest()
+
+    def get(self, key: bytes) -> dict[str, Any] | None:
+        with self._lock:
+            found = self._entries.get(key)
+            if found is None:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return found
+
+    def put(self, key: bytes, raw: dict[str, Any]) -> None:
+        with self._lock:
+            self._entries[key] = raw
             self._entries.move_to_end(key)
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)

@@ -13,7 +13,9 @@ whose two sets share helpers that read the input is asked once, through a genera
 query per set (one query per policy for all of them measured ~12% slower on plain pods).
 
 Decisions are cached (``guard.policy.cache``): an input the library has judged is not evaluated
-again (a re-applied Deployment, a retried request, an identical object under another uid).
+again (a re-applied Deployment, a retried request, an identical object under another uid). Behind
+that, each policy's sets are cached by the input paths it reads (``guard.policy.reads``): a new
+input is loaded and evaluated on the policies whose reads differ from every earlier input's only.
 """
 
 from __future__ import annotations
@@ -28,10 +30,11 @@ from typing import Any
 import pydantic_core
 
 from guard.errors import PolicyEngineError, PolicyLibraryError
-from guard.policy.cache import DecisionCache, cacheable, reads_uid
+from guard.policy.cache import DecisionCache, TemplateCache, cacheable, loadable, reads_uid, reads_volatile
 from guard.policy.decision import Decision, Enforcement, decide
 from guard.policy.library import PolicyLibrary, RegoFile
 from guard.policy.queries import COMBINED_RULE, combined_module, plan
+from guard.policy.reads import Path, package_reads
 
 AGGREGATE_QUERY = "data.guard_engine.result"
 
@@ -77,6 +80,30 @@ def new_regorus_engine(modules: Sequence[RegoFile], extra: Sequence[tuple[str, s
     return engine
 
 
+# The module texts of a library (its generated modules included) -> what each package reads:
+# found once per library, not again when a config reload makes a new engine of the same library.
+_READS: dict[tuple[str, ...], dict[Path, frozenset[Path]]] = {}
+_READS_LOCK = threading.Lock()
+
+
+def _library_reads(engine: Any, texts: tuple[str, ...]) -> dict[Path, frozenset[Path]]:
+    """``guard.policy.reads.package_reads`` of the modules loaded in ``engine`` (``texts``)."""
+    with _READS_LOCK:
+        found = _READS.get(texts)
+    if found is None:
+        try:
+            ast = engine.get_ast_as_json()
+        except RuntimeError as err:  # pragma: no cover - the library was just loaded
+            raise PolicyLibraryError(
+                f"cannot read the library's syntax tree: {rust_error_text(err)}"
+            ) from err
+        found = package_reads(ast)
+        with _READS_LOCK:
+            _READS.clear()  # one library at a time in a process, as a rule: keep the last only
+            _READS[texts] = found
+    return found
+
+
 class EmbeddedEngine:
     """Evaluates the library with regorus; one regorus Engine per thread."""
 
@@ -100,12 +127,32 @@ class EmbeddedEngine:
             else:
                 self._queries += [(p.name, (r,), f"data.{p.package}.{r}") for r in p.rules]
         texts = [m.text for m in library.modules()]
+        self.reads: dict[str, frozenset[Path]] = {}
         self.cache = (
             DecisionCache(cache_size, ignore_uid=not reads_uid(texts))
             if cache_size > 0 and cacheable(texts)
             else None
         )
-        self._engine()  # load now, so a broken library fails at start-up, not on the first request
+        engine = self._engine()  # load now: a broken library fails at start-up, not on a request
+        self.template_cache: TemplateCache | None = None
+        if self.cache is not None:
+            reads = _library_reads(engine, tuple(texts) + tuple(t for _, t in self._combined))
+            self.reads = {p.name: reads[tuple(p.package.split("."))] for p in library.policies}
+            steady = [name for name, paths in self.reads.items() if not reads_volatile(paths)]
+            if steady:
+                self.template_cache = TemplateCache(cache_size, steady)
+        self._volatile_queries = [
+            q
+            for q in self._queries
+            if self.template_cache is None or q[0] not in self.template_cache.policies
+        ]
+        # the input's top-level parts the volatile policies read (None: all of it)
+        volatile_reads = [path for q in self._volatile_queries for path in self.reads.get(q[0], [()])]
+        self._volatile_sections = (
+            None
+            if any(not path for path in volatile_reads)
+            else frozenset(path[0] for path in volatile_reads)
+        )
 
     def _engine(self) -> Any:
         engines: dict[int, tuple[weakref.ref[EmbeddedEngine], Any]] | None
@@ -131,13 +178,17 @@ class EmbeddedEngine:
             raise PolicyEngineError(f"embedded policy evaluation failed: {rust_error_text(err)}") from err
         return self._evaluate_text(text)
 
-    def _evaluate_text(self, serialized: bytes) -> dict[str, Any]:
-        """``evaluate_raw`` of the input serialized as ``serialized`` (JSON)."""
+    def _evaluate_text(
+        self, serialized: bytes, queries: Sequence[tuple[str, tuple[str, ...], str]] | None = None
+    ) -> dict[str, Any]:
+        """``evaluate_raw`` of the input serialized as ``serialized`` (JSON), on ``queries`` (all
+        when None): the policies of those queries only."""
         engine = self._engine()
         raw: dict[str, Any] = {}
+        queries = self._queries if queries is None else queries
         try:
             engine.set_input_json(serialized.decode())
-            for policy, rules, path in self._queries:
+            for policy, rules, path in queries:
                 text = engine.eval_rule_as_json(path)
                 if len(rules) == 1:
                     raw.setdefault(policy, {})[rules[0]] = [] if text == "[]" else json.loads(text)
@@ -149,7 +200,7 @@ class EmbeddedEngine:
                 raw[policy] = both
         except (RuntimeError, TypeError, ValueError) as err:
             raise PolicyEngineError(f"embedded policy evaluation failed: {rust_error_text(err)}") from err
-        for policy, rules, _ in self._queries:
+        for policy, rules, _ in queries:
             for rule in rules:
                 value = raw[policy][rule]
                 if not isinstance(value, list):
@@ -164,17 +215,47 @@ class EmbeddedEngine:
         if cache is None:
             return decide(self.evaluate_raw(document), self._enforcement_for)
         try:
-            text = cache.keyed_text(document)
+            # the text the key is made of is the engine's input: serialized once. Without the
+            # uid when the cache leaves it out, which it does only when no policy can read it.
+            sent = cache.sent(document)
+            text = pydantic_core.to_json(sent)
         except (TypeError, ValueError, pydantic_core.PydanticSerializationError):
             return decide(self.evaluate_raw(document), self._enforcement_for)  # raises the clear error
         key = cache.key_of(text)
         found = cache.get(key)
         if found is None:
-            # the text the key was made of is the engine's input: serialized once. Without the
-            # uid when the cache leaves it out, which it does only when no policy can read it.
-            found = decide(self._evaluate_text(text), self._enforcement_for)
+            raw = (
+                self._evaluate_text(text)
+                if self.template_cache is None
+                else self._evaluate_steady(sent, text)
+            )
+            found = decide(raw, self._enforcement_for)
             cache.put(key, found)
         return found
+
+    def _evaluate_steady(self, document: Mapping[str, Any], text: bytes) -> dict[str, Any]:
+        """The raw sets for ``document`` (serialized as ``text``): those of the policies reading no
+        volatile field from the template cache when an earlier input was the same but for those
+        fields; the others (and all of them on a miss) evaluated."""
+        templates = self.template_cache
+        assert templates is not None
+        key = templates.key(document)
+        steady = templates.get(key)
+        if steady is None:
+            raw = self._evaluate_text(text)
+            templates.put(key, {policy: raw[policy] for policy in templates.policies})
+            return raw
+        if not self._volatile_queries:  # every policy steady: nothing to evaluate
+            if not loadable(text):
+                return self._evaluate_text(text)  # the engine refuses this input: its error, as uncached
+            return dict(steady)
+        sections = self._volatile_sections
+        if sections is not None and loadable(text):
+            # the parts of the input those policies read, not all of it; only when the engine
+            # would take all of it (else it is given all of it, and its error is raised)
+            text = pydantic_core.to_json({k: v for k, v in document.items() if k in sections})
+        evaluated = self._evaluate_text(text, self._volatile_queries)
+        return {**steady, **evaluated}
 
     async def evaluate(self, document: Mapping[str, Any]) -> Decision:
         return self.evaluate_sync(document)

@@ -38,7 +38,9 @@ class EmbeddedEngineSettings(ConfigModel):
     """Evaluate in-process with regorus (the default).
 
     ``decisionCacheSize``: decisions kept for inputs already judged, keyed by the whole input
-    (less the request uid when no policy reads it); 0 turns the cache off."""
+    (less the request uid when no policy reads it), and as many sets of the policies that read
+    neither the uid nor the workload's name, keyed by the input without those (a ReplicaSet's new
+    pod is evaluated on the policies naming it only); 0 turns both caches off."""
 
     kind: Literal["embedded"] = "embedded"
     decision_cache_size: int = Field(default=4096, ge=0, le=1_000_000)

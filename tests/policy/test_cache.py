@@ -134,3 +134,125 @@ def test_the_cache_is_bounded_and_evicts_the_least_recently_used() -> None:
     cache.put(keys[2], decisions[2])
     assert cache.get(keys[1]) is None
     assert cache.get(keys[0]) is decisions[0] and cache.get(keys[2]) is decisions[2]
+
+
+def _renamed(document: dict[str, Any], name: str, uid: str) -> dict[str, Any]:
+    out = copy.deepcopy(document)
+    out["workload"]["name"] = out["request"]["name"] = name
+    out["request"]["uid"] = uid
+    return out
+
+
+def test_a_replicaset_s_new_pod_is_evaluated_on_the_policies_reading_its_name_only() -> None:
+    engine = EmbeddedEngine(load_library(), _deny)
+    uncached = EmbeddedEngine(load_library(), _deny, cache_size=0)
+    templates = engine.template_cache
+    assert templates is not None
+    volatile = {q[0] for q in engine._volatile_queries}
+    # the policies that put the workload's name in their messages, and no others
+    assert volatile == {
+        "carbon.budget",
+        "gpu.products",
+        "gpu.quota",
+        "tenancy.isolation",
+        "tenancy.node_pools",
+    }
+    assert templates.policies == {p.name for p in engine.library.policies} - volatile
+    document = example_input()
+    document["workload"]["gpu"]["total"] = 99  # over quota: messages naming the pod
+    for i in range(4):
+        pod = _renamed(document, f"llama-server-7d9f8c6b5-{i:05d}", f"uid-{i}")
+        decision = engine.evaluate_sync(pod)
+        assert decision == uncached.evaluate_sync(pod)
+        assert any(pod["workload"]["name"] in v.message for v in decision.violations)
+    assert (templates.hits, templates.misses) == (3, 1)
+
+
+def _mutations(document: dict[str, Any], rng: Any) -> dict[str, Any]:
+    out = copy.deepcopy(document)
+    choice = rng.randrange(7)
+    if choice == 0:
+        out["workload"]["name"] = rng.choice(["a", "b", "llama-server", ""])
+    elif choice == 1:
+        out["request"]["name"] = rng.choice(["a", "b", None])
+    elif choice == 2:
+        out["request"]["uid"] = str(rng.randrange(3))
+    elif choice == 3 and out["workload"].get("containers"):
+        out["workload"]["containers"][0]["image"] = rng.choice(
+            ["x:1", "registry.example.com/y@sha256:" + "1" * 64]
+        )
+    elif choice == 4:
+        out["workload"]["gpu"] = {"extended": rng.randrange(9), "dra": 0, "total": rng.randrange(9)}
+    elif choice == 5 and isinstance(out.get("tenant"), dict):
+        out["tenant"]["name"] = rng.choice(["team-a", "team-b"])
+    else:
+        out["request"]["namespace"] = rng.choice(["team-a", "team-b", "default"])
+    return out
+
+
+def test_cached_decisions_equal_uncached_ones_over_random_changes() -> None:
+    import random
+
+    library = load_library(default_library_dir())
+    samples = [_sample(p) for p in sorted(library.root.rglob("samples/*/*.json"))]
+    samples = [
+        s for s in samples if isinstance(s.get("workload"), dict) and isinstance(s.get("request"), dict)
+    ]
+    assert len(samples) > 30
+    cached, uncached = (
+        EmbeddedEngine(library, _deny, cache_size=64),
+        EmbeddedEngine(library, _deny, cache_size=0),
+    )
+    rng = random.Random(16)
+    for _ in range(600):
+        document = _mutations(rng.choice(samples), rng)
+        assert cached.evaluate_sync(document) == uncached.evaluate_sync(document)
+    assert cached.template_cache is not None and cached.template_cache.hits > 50
+
+
+def test_an_input_the_engine_refuses_fails_as_uncached_when_every_policy_is_cached(tmp_path: Path) -> None:
+    from guard.errors import PolicyEngineError
+
+    root = _library(tmp_path, 'deny contains {"rule": "r", "message": "big"} if input.workload.size > 3\n')
+    engine = EmbeddedEngine(load_library(root), _deny)
+    assert engine.template_cache is not None and not engine._volatile_queries
+    assert engine.evaluate_sync({"workload": {"name": "a", "size": 1}}).allowed
+    refused = {"workload": {"name": float("nan"), "size": 1}}  # the same but for its name
+    with pytest.raises(PolicyEngineError):
+        EmbeddedEngine(load_library(root), _deny, cache_size=0).evaluate_sync(refused)
+    with pytest.raises(PolicyEngineError):
+        engine.evaluate_sync(refused)
+
+
+def test_an_input_the_engine_refuses_is_not_cut_down_to_what_the_named_policies_read(tmp_path: Path) -> None:
+    from guard.errors import PolicyEngineError
+
+    root = _library(
+        tmp_path,
+        'deny contains {"rule": "r", "message": input.workload.name} if input.workload.size > 3\n',
+    )
+    (root / "x/q.rego").write_text(
+        'package guard.x.q\n\nwarn contains {"rule": "s", "message": "s"} if input.settings.strict\n'
+    )
+    engine = EmbeddedEngine(load_library(root), _deny)
+    assert [q[0] for q in engine._volatile_queries] == ["x.p"] and engine._volatile_sections == frozenset(
+        {"workload"}
+    )
+    first: dict[str, Any] = {
+        "request": {"name": "a"},
+        "settings": {"strict": True},
+        "workload": {"name": "a", "size": 1},
+    }
+    assert [v.rule for v in engine.evaluate_sync(first).violations] == ["s"]
+    refused = copy.deepcopy(first)
+    refused["request"]["name"] = float("inf")  # outside what x.p reads; the template is the same
+    with pytest.raises(PolicyEngineError):
+        engine.evaluate_sync(refused)
+
+
+def test_a_policy_reading_the_whole_input_is_always_evaluated(tmp_path: Path) -> None:
+    root = _library(tmp_path, 'deny contains {"rule": "r", "message": "n"} if count(input) > 2\n')
+    engine = EmbeddedEngine(load_library(root), _deny)
+    assert engine.template_cache is None and engine._volatile_sections is None
+    assert engine.evaluate_sync({"a": 1, "b": 2}).allowed
+    assert not engine.evaluate_sync({"a": 1, "b": 2, "workload": {"name": "x"}}).allowed

@@ -1,0 +1,241 @@
+"""What each policy of a library reads of its input, found in the parsed modules (regorus' AST).
+
+A policy's decision is a function of the input paths it reads, the rules of the packages it
+refers to and what those read in turn: two inputs equal at those paths get the same ``deny`` and
+``warn`` sets from it, whatever else differs (``guard.policy.cache``'s per-policy cache keys on
+exactly that). The analysis is conservative, every doubt widening the read:
+
+- Every reference rooted at ``input`` reads the subtree at its static prefix: ``input.a["b"][i].c``
+  reads ``a.b`` (whatever comes from a value at a path is inside that path's subtree, wherever it
+  is bound or passed on). ``input`` alone (``walk(input)``, ``input[k]``, ``x := input``, a local
+  named ``input``) reads everything.
+- ``object.get(<input ref>, "k" | ["k", ...], d)`` with literal keys reads the ref's path and the
+  keys; any other argument is walked like everything else.
+- ``import input.x [as y]`` reads ``x`` whole; an alias is never followed (the import covers it).
+- A reference rooted at ``data`` (or ``import data.p``) depends on every package its static prefix
+  lies in or above: ``data.guard.lib.fmt.value`` on ``guard.lib.fmt``, ``data.guard[x]`` on every
+  package under ``guard``, ``data`` alone on all. A policy reads what its own package and every
+  package it depends on, transitively, read.
+- Any node the walker does not know is walked field by field: a reference in it is still found.
+
+Nothing here runs Rego: the modules are those loaded in a regorus Engine, so the AST is exactly
+what the engine evaluates.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+Path = tuple[str, ...]
+EVERYTHING: Path = ()
+_REFS = ("RefDot", "RefBrack", "Var")
+_STRINGS = ("String", "RawString")
+
+
+@dataclass
+class ModuleReads:
+    """One module's reads: input paths, and ``data`` paths it refers to (its package's rules too)."""
+
+    package: Path
+    inputs: set[Path] = field(default_factory=set)
+    data: set[Path] = field(default_factory=set)
+
+
+def minimal(paths: Iterable[Path]) -> frozenset[Path]:
+    """``paths`` without any path another one covers (``()`` covers everything)."""
+    out: list[Path] = []
+    for path in sorted(set(paths), key=len):
+        if not any(path[: len(kept)] == kept for kept in out):
+            out.append(path)
+    return frozenset(out)
+
+
+def _string(node: Any) -> str | None:
+    """The text of a string literal node, else None."""
+    if isinstance(node, Mapping) and len(node) == 1:
+        kind, body = next(iter(node.items()))
+        if kind in _STRINGS and isinstance(body, Mapping) and isinstance(body.get("value"), str):
+            return str(body["value"])
+    return None
+
+
+def _ref_path(node: Any, reads: ModuleReads) -> tuple[str | None, list[str | None]]:
+    """Unroll a reference: its root variable (None when the root is not a variable, which is
+    walked) and its segments, a None where an index is not a string literal (walked)."""
+    segments: list[str | None] = []
+    while True:
+        kind, body = next(iter(node.items()))
+        if kind == "RefDot":
+            name = body.get("field")
+            segments.append(
+                name[-1] if isinstance(name, list) and name and isinstance(name[-1], str) else None
+            )
+            node = body.get("refr")
+        elif kind == "RefBrack":
+            index = body.get("index")
+            literal = _string(index)
+            if literal is None:
+                _walk(index, reads)
+            segments.append(literal)
+            node = body.get("refr")
+        elif kind == "Var":
+            value = body.get("value")
+            segments.reverse()
+            return (value if isinstance(value, str) else None), segments
+        else:
+            _walk(node, reads)
+            segments.reverse()
+            return None, segments
+        if not (isinstance(node, Mapping) and len(node) == 1 and next(iter(node)) in _REFS):
+            _walk(node, reads)
+            segments.reverse()
+            return None, segments
+
+
+def _static(segments: Sequence[str | None]) -> Path:
+    out: list[str] = []
+    for segment in segments:
+        if segment is None:
+            break
+        out.append(segment)
+    return tuple(out)
+
+
+def _ref(node: Mapping[str, Any], reads: ModuleReads) -> None:
+    root, segments = _ref_path(node, reads)
+    if root == "input":
+        reads.inputs.add(_static(segments))
+    elif root == "data":
+        reads.data.add(_static(segments))
+
+
+def _object_get(call: Mapping[str, Any], reads: ModuleReads) -> bool:
+    """``object.get(<input ref>, <literal key or keys>, default)``: the path read; False when the
+    call is not that (the caller walks it)."""
+    fcn, params = call.get("fcn"), call.get("params")
+    if not (isinstance(fcn, Mapping) and isinstance(params, list) and len(params) == 3):
+        return False
+    root, name = _plain_ref(fcn)
+    if (root, name) != ("object", ("get",)):
+        return False
+    base = params[0]
+    if not (isinstance(base, Mapping) and len(base) == 1 and next(iter(base)) in _REFS):
+        return False
+    root, path = _plain_ref(base)
+    if root != "input" or path is None:
+        return False
+    key = _string(params[1])
+    if key is not None:
+        keys: list[str] = [key]
+    else:
+        array = params[1].get("Array") if isinstance(params[1], Mapping) else None
+        items = array.get("items") if isinstance(array, Mapping) else None
+        if not isinstance(items, list) or not items:
+            return False
+        strings = [_string(item) for item in items]
+        if any(s is None for s in strings):
+            return False
+        keys = [s for s in strings if s is not None]
+    reads.inputs.add((*path, *keys))
+    _walk(params[2], reads)
+    return True
+
+
+def _plain_ref(node: Mapping[str, Any]) -> tuple[str | None, Path | None]:
+    """A reference made of a variable and string fields only: (root, fields); else (None, None)."""
+    fields: list[str] = []
+    while isinstance(node, Mapping) and len(node) == 1:
+        kind, body = next(iter(node.items()))
+        if kind == "Var":
+            fields.reverse()
+            value = body.get("value")
+            return (value if isinstance(value, str) else None), tuple(fields)
+        if kind == "RefDot":
+            name = body.get("field")
+            if not (isinstance(name, list) and name and isinstance(name[-1], str)):
+                return None, None
+            fields.append(name[-1])
+        elif kind == "RefBrack":
+            literal = _string(body.get("index"))
+            if literal is None:
+                return None, None
+            fields.append(literal)
+        else:
+            return None, None
+        node = body.get("refr")
+    return None, None
+
+
+def _walk(node: Any, reads: ModuleReads) -> None:
+    if isinstance(node, list):
+        for item in node:
+            _walk(item, reads)
+        return
+    if not isinstance(node, Mapping):
+        return
+    if len(node) == 1:
+        kind, body = next(iter(node.items()))
+        if kind in _REFS:
+            _ref(node, reads)
+            return
+        if kind == "Call" and isinstance(body, Mapping) and _object_get(body, reads):
+            return
+    for key, value in node.items():
+        if key != "span":
+            _walk(value, reads)
+
+
+def module_reads(module: Mapping[str, Any]) -> ModuleReads:
+    """The reads of one module of ``Engine.get_ast_as_json()``."""
+    ast = module["ast"]
+    root, package = _plain_ref(ast["package"]["refr"])
+    if root is None or package is None:  # pragma: no cover - regorus parses packages as refs
+        raise ValueError(
+            f"module {module.get('source', {}).get('file')}: unexpected package {ast['package']}"
+        )
+    reads = ModuleReads(package=(root, *package))
+    for imported in ast.get("imports") or []:
+        root, path = _plain_ref(imported.get("refr"))
+        if root == "input":
+            reads.inputs.add(path if path is not None else EVERYTHING)
+        elif root == "data":
+            reads.data.add(path if path is not None else EVERYTHING)
+        elif root not in ("rego", "future"):
+            _walk(imported, reads)  # an import guard does not know: whatever refs it holds
+    reads.data.add(reads.package)  # its own rules, by their plain names
+    _walk(ast.get("rules"), reads)
+    return reads
+
+
+def related(a: Path, b: Path) -> bool:
+    """Whether one path lies within the other (a read of either sees the other's value)."""
+    n = min(len(a), len(b))
+    return a[:n] == b[:n]
+
+
+def package_reads(ast_json: str) -> dict[Path, frozenset[Path]]:
+    """For each package of the engine's modules, the input paths its rules may read, through
+    every package they refer to, transitively (minimal: no path covered by another)."""
+    modules = [module_reads(m) for m in json.loads(ast_json)]
+    packages: dict[Path, ModuleReads] = {}
+    for m in modules:
+        merged = packages.setdefault(m.package, ModuleReads(package=m.package))
+        merged.inputs |= m.inputs
+        merged.data |= m.data
+    depends = {
+        name: {other for other in packages if any(related(ref, other) for ref in reads.data)}
+        for name, reads in packages.items()
+    }
+    out: dict[Path, frozenset[Path]] = {}
+    for name in packages:
+        seen, pending = {name}, [name]
+        while pending:
+            for other in depends[pending.pop()]:
+                if other not in seen:
+                    seen.add(other)
+                    pending.append(other)
+        out[name] = minimal(path for other in seen for path in packages[other].inputs)
+    return out
