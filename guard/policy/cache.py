@@ -26,13 +26,15 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import pydantic_core
 
 from guard.policy.decision import Decision
 from guard.policy.reads import Path, related
 from guard.untrusted import may_nest_deeper, nesting_depth
+
+V = TypeVar("V")
 
 # builtins whose value is not a function of input and data alone
 NON_DETERMINISTIC = (
@@ -99,16 +101,40 @@ def reads_uid(texts: Iterable[str]) -> bool:
     return False
 
 
-class DecisionCache:
+class BoundedLru(Generic[V]):
+    """A bounded LRU keyed by digests, counting its hits and misses (thread-safe)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.hits = 0
+        self.misses = 0
+        self._entries: OrderedDict[bytes, V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: bytes) -> V | None:
+        with self._lock:
+            found = self._entries.get(key)
+            if found is None:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return found
+
+    def put(self, key: bytes, value: V) -> None:
+        with self._lock:
+            self._entries[key] = value
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+
+class DecisionCache(BoundedLru[Decision]):
     """A bounded LRU of decisions keyed by the input document (thread-safe)."""
 
     def __init__(self, size: int, *, ignore_uid: bool) -> None:
-        self.size = size
+        super().__init__(size)
         self.ignore_uid = ignore_uid
-        self.hits = 0
-        self.misses = 0
-        self._entries: OrderedDict[bytes, Decision] = OrderedDict()
-        self._lock = threading.Lock()
 
     def sent(self, document: Mapping[str, Any]) -> Mapping[str, Any]:
         """The document as its key is made: without the request uid when the cache ignores it
@@ -124,23 +150,6 @@ class DecisionCache:
 
     def key(self, document: Mapping[str, Any]) -> bytes:
         return self.key_of(pydantic_core.to_json(self.sent(document)))
-
-    def get(self, key: bytes) -> Decision | None:
-        with self._lock:
-            found = self._entries.get(key)
-            if found is None:
-                self.misses += 1
-                return None
-            self._entries.move_to_end(key)
-            self.hits += 1
-            return found
-
-    def put(self, key: bytes, decision: Decision) -> None:
-        with self._lock:
-            self._entries[key] = decision
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
 
 
 # regorus' JSON parser refuses these in an input: a text holding them is always evaluated, so that
@@ -188,37 +197,16 @@ def without_volatile(document: Mapping[str, Any]) -> Mapping[str, Any]:
     return out
 
 
-class TemplateCache:
+class TemplateCache(BoundedLru[dict[str, Any]]):
     """The sets of the policies that read no field of ``VOLATILE``, keyed by the input without
     those fields: a ReplicaSet's pods differ in their names, which a few policies read; the
     others' sets are reused, and only those few evaluated. A bounded LRU (thread-safe) of
     ``{policy: {"deny": [...], "warn": [...]}}`` by BLAKE2b-256 of the serialized input."""
 
     def __init__(self, size: int, policies: Iterable[str]) -> None:
-        self.size = size
+        super().__init__(size)
         self.policies = frozenset(policies)
-        self.hits = 0
-        self.misses = 0
-        self._entries: OrderedDict[bytes, dict[str, Any]] = OrderedDict()
-        self._lock = threading.Lock()
 
     @staticmethod
     def key(document: Mapping[str, Any]) -> bytes:
         return hashlib.blake2b(pydantic_core.to_json(without_volatile(document)), digest_size=32).digest()
-
-    def get(self, key: bytes) -> dict[str, Any] | None:
-        with self._lock:
-            found = self._entries.get(key)
-            if found is None:
-                self.misses += 1
-                return None
-            self._entries.move_to_end(key)
-            self.hits += 1
-            return found
-
-    def put(self, key: bytes, raw: dict[str, Any]) -> None:
-        with self._lock:
-            self._entries[key] = raw
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
