@@ -34,7 +34,7 @@ from guard.policy.cache import DecisionCache, TemplateCache, cacheable, loadable
 from guard.policy.decision import Decision, Enforcement, decide
 from guard.policy.library import PolicyLibrary, RegoFile
 from guard.policy.queries import COMBINED_RULE, combined_module, plan
-from guard.policy.reads import Path, package_reads
+from guard.policy.reads import EVERYTHING, Path, package_reads
 
 AGGREGATE_QUERY = "data.guard_engine.result"
 
@@ -97,11 +97,20 @@ def _library_reads(engine: Any, texts: tuple[str, ...]) -> dict[Path, frozenset[
             raise PolicyLibraryError(
                 f"cannot read the library's syntax tree: {rust_error_text(err)}"
             ) from err
-        found = package_reads(ast)
+        try:
+            found = package_reads(ast)
+        except (ValueError, RecursionError):
+            # a tree too deep to read (a very long expression): what any policy reads is not
+            # known, so every policy counts as reading everything (no template cache: the
+            # decisions are the same, only dearer)
+            found = {}
         with _READS_LOCK:
             _READS.clear()  # one library at a time in a process, as a rule: keep the last only
             _READS[texts] = found
     return found
+
+
+EVERYTHING_READ = frozenset({EVERYTHING})
 
 
 class EmbeddedEngine:
@@ -137,7 +146,9 @@ class EmbeddedEngine:
         self.template_cache: TemplateCache | None = None
         if self.cache is not None:
             reads = _library_reads(engine, tuple(texts) + tuple(t for _, t in self._combined))
-            self.reads = {p.name: reads[tuple(p.package.split("."))] for p in library.policies}
+            self.reads = {
+                p.name: reads.get(tuple(p.package.split(".")), EVERYTHING_READ) for p in library.policies
+            }
             steady = [name for name, paths in self.reads.items() if not reads_volatile(paths)]
             if steady:
                 self.template_cache = TemplateCache(cache_size, steady)

@@ -24,10 +24,11 @@ what the engine evaluates.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import pydantic_core
 
 Path = tuple[str, ...]
 EVERYTHING: Path = ()
@@ -219,7 +220,8 @@ def related(a: Path, b: Path) -> bool:
 def package_reads(ast_json: str) -> dict[Path, frozenset[Path]]:
     """For each package of the engine's modules, the input paths its rules may read, through
     every package they refer to, transitively (minimal: no path covered by another)."""
-    modules = [module_reads(m) for m in json.loads(ast_json)]
+    # pydantic-core's parser: the tree of the shipped library is ~4 MB of JSON (20 ms, json 28)
+    modules = [module_reads(m) for m in pydantic_core.from_json(ast_json)]
     packages: dict[Path, ModuleReads] = {}
     for m in modules:
         merged = packages.setdefault(m.package, ModuleReads(package=m.package))

@@ -256,3 +256,12 @@ def test_a_policy_reading_the_whole_input_is_always_evaluated(tmp_path: Path) ->
     assert engine.template_cache is None and engine._volatile_sections is None
     assert engine.evaluate_sync({"a": 1, "b": 2}).allowed
     assert not engine.evaluate_sync({"a": 1, "b": 2, "workload": {"name": "x"}}).allowed
+
+
+def test_a_library_too_deep_to_analyse_is_evaluated_whole_on_every_new_input(tmp_path: Path) -> None:
+    terms = " +\n".join(["input.n"] * 300)  # a syntax tree deeper than the parsers read
+    root = _library(tmp_path, f'deny contains {{"rule": "r", "message": "big"}} if {terms} > 3\n')
+    engine = EmbeddedEngine(load_library(root), _deny)
+    assert engine.template_cache is None and engine.reads == {"x.p": {()}}
+    assert engine.evaluate_sync({"n": 0}).allowed
+    assert not engine.evaluate_sync({"n": 1}).allowed
