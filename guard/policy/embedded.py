@@ -14,8 +14,9 @@ query per set (one query per policy for all of them measured ~12% slower on plai
 
 Decisions are cached (``guard.policy.cache``): an input the library has judged is not evaluated
 again (a re-applied Deployment, a retried request, an identical object under another uid). Behind
-that, each policy's sets are cached by the input paths it reads (``guard.policy.reads``): a new
-input is loaded and evaluated on the policies whose reads differ from every earlier input's only.
+that, the template cache keeps the sets of the policies that read no uid or name (what each
+policy reads: ``guard.policy.reads``), keyed by the input without them: a ReplicaSet's new pod is
+evaluated on the policies that read its name only, given the parts of the input they read.
 """
 
 from __future__ import annotations
