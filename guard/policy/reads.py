@@ -2,8 +2,8 @@
 
 A policy's decision is a function of the input paths it reads, the rules of the packages it
 refers to and what those read in turn: two inputs equal at those paths get the same ``deny`` and
-``warn`` sets from it, whatever else differs (``guard.policy.cache``'s per-policy cache keys on
-exactly that). The analysis is conservative, every doubt widening the read:
+``warn`` sets from it, whatever else differs (``guard.policy.cache``'s template cache rests on
+that). The analysis is conservative, every doubt widening the read:
 
 - Every reference rooted at ``input`` reads the subtree at its static prefix: ``input.a["b"][i].c``
   reads ``a.b`` (whatever comes from a value at a path is inside that path's subtree, wherever it
@@ -63,37 +63,42 @@ def _string(node: Any) -> str | None:
     return None
 
 
-def _ref_path(node: Any, reads: ModuleReads) -> tuple[str | None, list[str | None]]:
-    """Unroll a reference: its root variable (None when the root is not a variable, which is
-    walked) and its segments, a None where an index is not a string literal (walked)."""
+def _is_ref(node: Any) -> bool:
+    return isinstance(node, Mapping) and len(node) == 1 and next(iter(node)) in _REFS
+
+
+def _unroll(node: Any) -> tuple[Any, list[str | None], list[Any]]:
+    """A reference taken apart: its root (a ``Var`` node, or the expression it starts from), its
+    segments (a field's or a string index's text; None for any other index) and the index
+    expressions that are not string literals."""
     segments: list[str | None] = []
-    while True:
+    indexes: list[Any] = []
+    while _is_ref(node):
         kind, body = next(iter(node.items()))
+        if kind == "Var":
+            break
         if kind == "RefDot":
             name = body.get("field")
             segments.append(
                 name[-1] if isinstance(name, list) and name and isinstance(name[-1], str) else None
             )
-            node = body.get("refr")
-        elif kind == "RefBrack":
+        else:  # RefBrack
             index = body.get("index")
             literal = _string(index)
             if literal is None:
-                _walk(index, reads)
+                indexes.append(index)
             segments.append(literal)
-            node = body.get("refr")
-        elif kind == "Var":
-            value = body.get("value")
-            segments.reverse()
-            return (value if isinstance(value, str) else None), segments
-        else:
-            _walk(node, reads)
-            segments.reverse()
-            return None, segments
-        if not (isinstance(node, Mapping) and len(node) == 1 and next(iter(node)) in _REFS):
-            _walk(node, reads)
-            segments.reverse()
-            return None, segments
+        node = body.get("refr")
+    segments.reverse()
+    return node, segments, indexes
+
+
+def _var(node: Any) -> str | None:
+    """The name of a ``Var`` node, else None."""
+    if isinstance(node, Mapping) and len(node) == 1 and "Var" in node:
+        value = node["Var"].get("value") if isinstance(node["Var"], Mapping) else None
+        return value if isinstance(value, str) else None
+    return None
 
 
 def _static(segments: Sequence[str | None]) -> Path:
@@ -106,10 +111,14 @@ def _static(segments: Sequence[str | None]) -> Path:
 
 
 def _ref(node: Mapping[str, Any], reads: ModuleReads) -> None:
-    root, segments = _ref_path(node, reads)
-    if root == "input":
+    root, segments, indexes = _unroll(node)
+    _walk(indexes, reads)
+    name = _var(root)
+    if name is None:
+        _walk(root, reads)  # a reference into a call's value, a literal...: whatever refs it holds
+    elif name == "input":
         reads.inputs.add(_static(segments))
-    elif root == "data":
+    elif name == "data":
         reads.data.add(_static(segments))
 
 
@@ -122,10 +131,7 @@ def _object_get(call: Mapping[str, Any], reads: ModuleReads) -> bool:
     root, name = _plain_ref(fcn)
     if (root, name) != ("object", ("get",)):
         return False
-    base = params[0]
-    if not (isinstance(base, Mapping) and len(base) == 1 and next(iter(base)) in _REFS):
-        return False
-    root, path = _plain_ref(base)
+    root, path = _plain_ref(params[0])
     if root != "input" or path is None:
         return False
     key = _string(params[1])
@@ -145,29 +151,13 @@ def _object_get(call: Mapping[str, Any], reads: ModuleReads) -> bool:
     return True
 
 
-def _plain_ref(node: Mapping[str, Any]) -> tuple[str | None, Path | None]:
+def _plain_ref(node: Any) -> tuple[str | None, Path | None]:
     """A reference made of a variable and string fields only: (root, fields); else (None, None)."""
-    fields: list[str] = []
-    while isinstance(node, Mapping) and len(node) == 1:
-        kind, body = next(iter(node.items()))
-        if kind == "Var":
-            fields.reverse()
-            value = body.get("value")
-            return (value if isinstance(value, str) else None), tuple(fields)
-        if kind == "RefDot":
-            name = body.get("field")
-            if not (isinstance(name, list) and name and isinstance(name[-1], str)):
-                return None, None
-            fields.append(name[-1])
-        elif kind == "RefBrack":
-            literal = _string(body.get("index"))
-            if literal is None:
-                return None, None
-            fields.append(literal)
-        else:
-            return None, None
-        node = body.get("refr")
-    return None, None
+    root, segments, indexes = _unroll(node)
+    name = _var(root)
+    if name is None or indexes or None in segments:
+        return None, None
+    return name, tuple(s for s in segments if s is not None)
 
 
 def _walk(node: Any, reads: ModuleReads) -> None:
