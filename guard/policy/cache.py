@@ -13,10 +13,13 @@ comments; ``object.get(input, ["tenant", ...], d)`` with a literal first key oth
 The cache is per engine, so a reloaded config or library (a new engine) starts empty; entries are
 evicted least recently used. Keys are BLAKE2b-256 digests of the serialized document.
 
-Behind it, ``TemplateCache`` keeps the ``deny`` / ``warn`` sets of the policies that provably read
-none of the fields in which otherwise equal inputs differ (``VOLATILE``: the uid, the names of a
-controller's pods; what a policy reads is found by ``guard.policy.reads``), keyed by the input
-without those fields: a ReplicaSet's new pod is evaluated on the few policies reading its name.
+Behind it, ``TemplateCache`` keeps the violations of the rules (a policy's ``deny`` or ``warn``
+set) that provably read none of the fields in which otherwise equal inputs differ (``VOLATILE``:
+the uid, the names of a controller's pods; what a rule reads is found by ``guard.policy.reads``),
+keyed by the input without those fields: a ReplicaSet's new pod is evaluated on the few rules
+reading its name. With it, both keys come from one serialization (``steady_keys``): the input
+without those fields is hashed for the template key, and the hash carried on over their values
+for the decision key.
 """
 
 from __future__ import annotations
@@ -26,11 +29,11 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import pydantic_core
 
-from guard.policy.decision import Decision
+from guard.policy.decision import Decision, Violation
 from guard.policy.reads import Path, related
 from guard.untrusted import may_nest_deeper, nesting_depth
 
@@ -181,31 +184,70 @@ def without_volatile(document: Mapping[str, Any]) -> Mapping[str, Any]:
     """``document`` with every field of ``VOLATILE`` it holds set to null (copies along the way:
     the document itself is not changed). A policy reading none of them gets the same sets from
     either: every path it reads lies beside these fields, not above or below them."""
+    return split_volatile(document)[0]
+
+
+def split_volatile(document: Mapping[str, Any]) -> tuple[Mapping[str, Any], list[list[Any]]]:
+    """``(without_volatile(document), values)``: ``values`` holds, for each field of ``VOLATILE``,
+    ``[value]`` when the document has it and ``[]`` when it has not (a null and an absent field
+    differ: ``not input.workload.name`` holds for one only). The two together are the document."""
     out = dict(document)
+    values: list[list[Any]] = []
     for path in VOLATILE:
         node: dict[str, Any] = out
+        found: list[Any] = []
         for depth, segment in enumerate(path):
             child = node.get(segment)
             if depth == len(path) - 1:
                 if segment in node:
+                    found = [child]
                     node[segment] = None
             elif isinstance(child, Mapping):
                 node[segment] = child = dict(child)
                 node = child
             else:
                 break
-    return out
+        values.append(found)
+    return out, values
 
 
-class TemplateCache(BoundedLru[dict[str, Any]]):
-    """The sets of the policies that read no field of ``VOLATILE``, keyed by the input without
-    those fields: a ReplicaSet's pods differ in their names, which a few policies read; the
-    others' sets are reused, and only those few evaluated. A bounded LRU (thread-safe) of
-    ``{policy: {"deny": [...], "warn": [...]}}`` by BLAKE2b-256 of the serialized input."""
+class SteadyKeys(NamedTuple):
+    """The keys of one input for an engine with a template cache, made from one serialization."""
 
-    def __init__(self, size: int, policies: Iterable[str]) -> None:
+    template: bytes  # TemplateCache.key: BLAKE2b-256 of the input without its VOLATILE fields
+    decision: bytes  # the decision cache's: the same hash carried on over those fields' values
+    volatile: bytes  # those values as JSON, ``[[value] or [] for each field]``, as sent
+
+
+def steady_keys(document: Mapping[str, Any], *, ignore_uid: bool) -> SteadyKeys:
+    """The template and decision keys of ``document``. The decision key covers the document as
+    ``DecisionCache.sent`` makes it: the serialization of the document without its volatile fields
+    (a JSON text: it holds no NUL byte), a NUL, then those fields' values (the uid as "" when the
+    cache ignores it), which together give back that document. ``volatile`` nests each value two
+    levels down, as deep as it lies in the document (``request.uid``, ``request.name``,
+    ``workload.name``): ``loadable(volatile)`` says whether putting those values back into an input
+    the engine took makes one it refuses."""
+    steady, values = split_volatile(document)
+    if ignore_uid and values[0]:
+        values[0] = [""]
+    volatile = pydantic_core.to_json(values)
+    digest = hashlib.blake2b(pydantic_core.to_json(steady), digest_size=32)
+    template = digest.copy().digest()
+    digest.update(b"\0")
+    digest.update(volatile)
+    return SteadyKeys(template, digest.digest(), volatile)
+
+
+class TemplateCache(BoundedLru[tuple[Violation, ...]]):
+    """The violations of the rules (a policy's ``deny`` or ``warn`` set) that read no field of
+    ``VOLATILE``, keyed by the input without those fields: a ReplicaSet's pods differ in their
+    names, which a few rules read; the others' violations are reused, and only those few
+    evaluated. A bounded LRU (thread-safe) of those rules' violations (in decision order) by
+    BLAKE2b-256 of the serialized input."""
+
+    def __init__(self, size: int, rules: Iterable[tuple[str, str]]) -> None:
         super().__init__(size)
-        self.policies = frozenset(policies)
+        self.rules = frozenset(rules)  # (policy, "deny" | "warn")
 
     @staticmethod
     def key(document: Mapping[str, Any]) -> bytes:

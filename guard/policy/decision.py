@@ -9,7 +9,7 @@ the policy runs in dryrun.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -146,6 +146,27 @@ def decide(raw: Mapping[str, Any], enforcement_for: Callable[[str], Enforcement]
             if entries:  # most policies find nothing: no enforcement lookup for them
                 action = action or enforcement_for(policy)
                 violations.extend(_violation(policy, source, e, action) for e in entries)
-    order = {s: i for i, s in enumerate(SEVERITIES)}
-    violations.sort(key=lambda v: (v.enforcement != "deny", order[v.severity], v.policy, v.rule, v.message))
+    violations.sort(key=violation_order)
     return Decision(violations=tuple(violations), policies=tuple(policies))
+
+
+_SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
+
+
+def violation_order(v: Violation) -> tuple[bool, int, str, str, str]:
+    """Where a violation stands in a decision: denials first, then by severity, policy, rule and
+    message (the order is stable: equal ones keep the order their policy gave them)."""
+    return (v.enforcement != "deny", _SEVERITY_RANK[v.severity], v.policy, v.rule, v.message)
+
+
+def merged(decided: Sequence[Violation], more: Sequence[Violation]) -> tuple[Violation, ...]:
+    """The violations of two decisions made on disjoint sets of rules (a policy's deny or warn
+    set), in the order ``decide`` gives them on all the rules at once. Violations of equal order
+    name one policy; ``decide`` lists a policy's deny entries before its warn entries, then keeps
+    each set's own order: those of one set come from one side, in that order, which the stable
+    sort keeps, and the source breaks the ties between the two sets."""
+    if not more:
+        return tuple(decided)
+    if not decided:
+        return tuple(more)
+    return tuple(sorted((*decided, *more), key=lambda v: (*violation_order(v), v.source == "warn")))

@@ -14,9 +14,10 @@ query per set (one query per policy for all of them measured ~12% slower on plai
 
 Decisions are cached (``guard.policy.cache``): an input the library has judged is not evaluated
 again (a re-applied Deployment, a retried request, an identical object under another uid). Behind
-that, the template cache keeps the sets of the policies that read no uid or name (what each
-policy reads: ``guard.policy.reads``), keyed by the input without them: a ReplicaSet's new pod is
-evaluated on the policies that read its name only, given the parts of the input they read.
+that, the template cache keeps the violations of the rules (a policy's deny or warn set) that read
+no uid or name (what each rule reads: ``guard.policy.reads``), keyed by the input without them: a
+ReplicaSet's new pod is evaluated on the queries of the rules that read its name only, given the
+parts of the input they read, and its decision is theirs merged with the kept violations.
 """
 
 from __future__ import annotations
@@ -31,11 +32,20 @@ from typing import Any
 import pydantic_core
 
 from guard.errors import PolicyEngineError, PolicyLibraryError
-from guard.policy.cache import DecisionCache, TemplateCache, cacheable, loadable, reads_uid, reads_volatile
-from guard.policy.decision import Decision, Enforcement, decide
+from guard.policy.cache import (
+    DecisionCache,
+    SteadyKeys,
+    TemplateCache,
+    cacheable,
+    loadable,
+    reads_uid,
+    reads_volatile,
+    steady_keys,
+)
+from guard.policy.decision import Decision, Enforcement, decide, merged
 from guard.policy.library import PolicyLibrary, RegoFile
 from guard.policy.queries import COMBINED_RULE, combined_module, plan
-from guard.policy.reads import EVERYTHING, Path, package_reads
+from guard.policy.reads import EVERYTHING, Path, rule_reads
 
 AGGREGATE_QUERY = "data.guard_engine.result"
 
@@ -83,12 +93,14 @@ def new_regorus_engine(modules: Sequence[RegoFile], extra: Sequence[tuple[str, s
 
 # The module texts of a library (its generated modules included) -> what each package reads:
 # found once per library, not again when a config reload makes a new engine of the same library.
-_READS: dict[tuple[str, ...], dict[Path, frozenset[Path]]] = {}
+Reads = tuple[dict[Path, frozenset[Path]], dict[tuple[Path, str], frozenset[Path]]]
+_READS: dict[tuple[str, ...], Reads] = {}
 _READS_LOCK = threading.Lock()
 
 
-def _library_reads(engine: Any, texts: tuple[str, ...]) -> dict[Path, frozenset[Path]]:
-    """``guard.policy.reads.package_reads`` of the modules loaded in ``engine`` (``texts``)."""
+def _library_reads(engine: Any, texts: tuple[str, ...]) -> Reads:
+    """``guard.policy.reads.rule_reads`` of the modules loaded in ``engine`` (``texts``): what
+    each package, and each rule of a package, reads."""
     with _READS_LOCK:
         found = _READS.get(texts)
     if found is None:
@@ -99,12 +111,12 @@ def _library_reads(engine: Any, texts: tuple[str, ...]) -> dict[Path, frozenset[
                 f"cannot read the library's syntax tree: {rust_error_text(err)}"
             ) from err
         try:
-            found = package_reads(ast)
+            found = rule_reads(ast)
         except (ValueError, RecursionError):
             # a tree too deep to read (a very long expression): what any policy reads is not
             # known, so every policy counts as reading everything (no template cache: the
             # decisions are the same, only dearer)
-            found = {}
+            found = ({}, {})
         with _READS_LOCK:
             _READS.clear()  # one library at a time in a process, as a rule: keep the last only
             _READS[texts] = found
@@ -131,13 +143,20 @@ class EmbeddedEngine:
         planned = plan(library.policies)
         self._combined = [combined_module(p) for p, together in planned if together]
         self._queries: list[tuple[str, tuple[str, ...], str]] = []
+        ruled: dict[str, tuple[Path, str]] = {}  # a query's path -> (its package, its rule)
         for p, together in planned:
+            package = tuple(p.package.split("."))
             if together:
                 self._queries.append((p.name, p.rules, f"data.{p.package}.{COMBINED_RULE}"))
-            else:
-                self._queries += [(p.name, (r,), f"data.{p.package}.{r}") for r in p.rules]
+                ruled[self._queries[-1][2]] = (package, COMBINED_RULE)
+                continue
+            for r in p.rules:
+                self._queries.append((p.name, (r,), f"data.{p.package}.{r}"))
+                ruled[self._queries[-1][2]] = (package, r)
         texts = [m.text for m in library.modules()]
+        # what each policy reads, and each query (a deny or warn set, or both): empty without cache
         self.reads: dict[str, frozenset[Path]] = {}
+        self.query_reads: dict[str, frozenset[Path]] = {}
         self.cache = (
             DecisionCache(cache_size, ignore_uid=not reads_uid(texts))
             if cache_size > 0 and cacheable(texts)
@@ -146,20 +165,28 @@ class EmbeddedEngine:
         engine = self._engine()  # load now: a broken library fails at start-up, not on a request
         self.template_cache: TemplateCache | None = None
         if self.cache is not None:
-            reads = _library_reads(engine, tuple(texts) + tuple(t for _, t in self._combined))
+            packages, rules = _library_reads(engine, tuple(texts) + tuple(t for _, t in self._combined))
             self.reads = {
-                p.name: reads.get(tuple(p.package.split(".")), EVERYTHING_READ) for p in library.policies
+                p.name: packages.get(tuple(p.package.split(".")), EVERYTHING_READ) for p in library.policies
             }
-            steady = [name for name, paths in self.reads.items() if not reads_volatile(paths)]
+            self.query_reads = {path: rules.get(ruled[path], EVERYTHING_READ) for _, _, path in self._queries}
+            steady = [
+                (policy, rule)
+                for policy, names, path in self._queries
+                if not reads_volatile(self.query_reads[path])
+                for rule in names
+            ]
             if steady:
                 self.template_cache = TemplateCache(cache_size, steady)
         self._volatile_queries = [
             q
             for q in self._queries
-            if self.template_cache is None or q[0] not in self.template_cache.policies
+            if self.template_cache is None or any((q[0], r) not in self.template_cache.rules for r in q[1])
         ]
-        # the input's top-level parts the volatile policies read (None: all of it)
-        volatile_reads = [path for q in self._volatile_queries for path in self.reads.get(q[0], [()])]
+        # what decide() lists as evaluated: every policy with a query
+        self._policy_names = tuple(sorted({q[0] for q in self._queries}))
+        # the input's top-level parts the volatile queries read (None: all of it)
+        volatile_reads = [path for q in self._volatile_queries for path in self.query_reads.get(q[2], [()])]
         self._volatile_sections = (
             None
             if any(not path for path in volatile_reads)
@@ -226,48 +253,53 @@ class EmbeddedEngine:
         cache = self.cache
         if cache is None:
             return decide(self.evaluate_raw(document), self._enforcement_for)
+        templates = self.template_cache
         try:
-            # the text the key is made of is the engine's input: serialized once. Without the
-            # uid when the cache leaves it out, which it does only when no policy can read it.
-            sent = cache.sent(document)
-            text = pydantic_core.to_json(sent)
+            if templates is None:
+                # the text the key is made of is the engine's input: serialized once. Without the
+                # uid when the cache leaves it out, which it does only when no policy can read it.
+                text = pydantic_core.to_json(cache.sent(document))
+                key = cache.key_of(text)
+            else:
+                keys = steady_keys(document, ignore_uid=cache.ignore_uid)
+                key = keys.decision
         except (TypeError, ValueError, pydantic_core.PydanticSerializationError):
             return decide(self.evaluate_raw(document), self._enforcement_for)  # raises the clear error
-        key = cache.key_of(text)
         found = cache.get(key)
         if found is None:
-            raw = (
-                self._evaluate_text(text)
-                if self.template_cache is None
-                else self._evaluate_steady(sent, text)
-            )
-            found = decide(raw, self._enforcement_for)
+            if templates is None:
+                found = decide(self._evaluate_text(text), self._enforcement_for)
+            else:
+                found = self._decide_steady(cache.sent(document), keys)
             cache.put(key, found)
         return found
 
-    def _evaluate_steady(self, document: Mapping[str, Any], text: bytes) -> dict[str, Any]:
-        """The raw sets for ``document`` (serialized as ``text``): those of the policies reading no
-        volatile field from the template cache when an earlier input was the same but for those
-        fields; the others (and all of them on a miss) evaluated."""
+    def _decide_steady(self, sent: Mapping[str, Any], keys: SteadyKeys) -> Decision:
+        """The decision on ``sent`` (the document as the decision cache sends it): the violations
+        of the policies reading no volatile field from the template cache when an earlier input
+        was the same but for those fields, the others (and all of them on a miss) evaluated."""
         templates = self.template_cache
         assert templates is not None
-        key = templates.key(document)
-        steady = templates.get(key)
-        if steady is None:
-            raw = self._evaluate_text(text)
-            templates.put(key, {policy: raw[policy] for policy in templates.policies})
-            return raw
+        steady = templates.get(keys.template)
+        # An earlier input the same but for the volatile fields was taken by the engine; this one
+        # is refused only if those fields' values make it so (NaN, Infinity, too deep): then it is
+        # evaluated whole, and the engine's error is raised as without the cache.
+        if steady is None or not loadable(keys.volatile):
+            decision = decide(self._evaluate_text(pydantic_core.to_json(sent)), self._enforcement_for)
+            if steady is None:
+                rules = templates.rules
+                kept = tuple(v for v in decision.violations if (v.policy, v.source) in rules)
+                templates.put(keys.template, kept)
+            return decision
         if not self._volatile_queries:  # every policy steady: nothing to evaluate
-            if not loadable(text):
-                return self._evaluate_text(text)  # the engine refuses this input: its error, as uncached
-            return dict(steady)
+            return Decision(violations=steady, policies=self._policy_names)
         sections = self._volatile_sections
-        if sections is not None and loadable(text):
-            # the parts of the input those policies read, not all of it; only when the engine
-            # would take all of it (else it is given all of it, and its error is raised)
-            text = pydantic_core.to_json({k: v for k, v in document.items() if k in sections})
-        evaluated = self._evaluate_text(text, self._volatile_queries)
-        return {**steady, **evaluated}
+        # the parts of the input those policies read, not all of it
+        part = sent if sections is None else {k: v for k, v in sent.items() if k in sections}
+        evaluated = decide(
+            self._evaluate_text(pydantic_core.to_json(part), self._volatile_queries), self._enforcement_for
+        )
+        return Decision(violations=merged(steady, evaluated.violations), policies=self._policy_names)
 
     async def evaluate(self, document: Mapping[str, Any]) -> Decision:
         return self.evaluate_sync(document)

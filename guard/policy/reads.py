@@ -18,6 +18,11 @@ that). The analysis is conservative, every doubt widening the read:
   package it depends on, transitively, read.
 - Any node the walker does not know is walked field by field: a reference in it is still found.
 
+``rule_reads`` gives the same for each rule of a package (a policy's ``deny`` and ``warn`` are
+asked apart): a rule reads what its own definitions read, with their modules' imports, and what
+the rules of its package it names read (any variable of that name counts), transitively; another
+package, or its own named through ``data``, is read whole.
+
 Nothing here runs Rego: the modules are those loaded in a regorus Engine, so the AST is exactly
 what the engine evaluates.
 """
@@ -43,6 +48,7 @@ class ModuleReads:
     package: Path
     inputs: set[Path] = field(default_factory=set)
     data: set[Path] = field(default_factory=set)
+    names: set[str] = field(default_factory=set)  # other variables a reference starts from
 
 
 def minimal(paths: Iterable[Path]) -> frozenset[Path]:
@@ -120,6 +126,8 @@ def _ref(node: Mapping[str, Any], reads: ModuleReads) -> None:
         reads.inputs.add(_static(segments))
     elif name == "data":
         reads.data.add(_static(segments))
+    else:
+        reads.names.add(name)  # a local, or a rule of the package by its plain name
 
 
 def _object_get(call: Mapping[str, Any], reads: ModuleReads) -> bool:
@@ -179,15 +187,7 @@ def _walk(node: Any, reads: ModuleReads) -> None:
             _walk(value, reads)
 
 
-def module_reads(module: Mapping[str, Any]) -> ModuleReads:
-    """The reads of one module of ``Engine.get_ast_as_json()``."""
-    ast = module["ast"]
-    root, package = _plain_ref(ast["package"]["refr"])
-    if root is None or package is None:  # pragma: no cover - regorus parses packages as refs
-        raise ValueError(
-            f"module {module.get('source', {}).get('file')}: unexpected package {ast['package']}"
-        )
-    reads = ModuleReads(package=(root, *package))
+def _imports(ast: Mapping[str, Any], reads: ModuleReads) -> None:
     for imported in ast.get("imports") or []:
         root, path = _plain_ref(imported.get("refr"))
         if root == "input":
@@ -196,9 +196,43 @@ def module_reads(module: Mapping[str, Any]) -> ModuleReads:
             reads.data.add(path if path is not None else EVERYTHING)
         elif root not in ("rego", "future"):
             _walk(imported, reads)  # an import guard does not know: whatever refs it holds
+
+
+def _package(module: Mapping[str, Any]) -> Path:
+    ast = module["ast"]
+    root, package = _plain_ref(ast["package"]["refr"])
+    if root is None or package is None:  # pragma: no cover - regorus parses packages as refs
+        raise ValueError(
+            f"module {module.get('source', {}).get('file')}: unexpected package {ast['package']}"
+        )
+    return (root, *package)
+
+
+def module_reads(module: Mapping[str, Any]) -> ModuleReads:
+    """The reads of one module of ``Engine.get_ast_as_json()``."""
+    ast = module["ast"]
+    reads = ModuleReads(package=_package(module))
+    _imports(ast, reads)
     reads.data.add(reads.package)  # its own rules, by their plain names
     _walk(ast.get("rules"), reads)
     return reads
+
+
+def _rule_name(rule: Any) -> str | None:
+    """The name a rule defines (its head's first segment: ``deny`` of ``deny contains v``, ``a``
+    of ``a.b := 1``), else None (a rule guard does not know)."""
+    if not (isinstance(rule, Mapping) and len(rule) == 1):
+        return None
+    kind, body = next(iter(rule.items()))
+    refr = None
+    if kind == "Spec" and isinstance(body, Mapping):
+        head = body.get("head")
+        if isinstance(head, Mapping) and len(head) == 1:
+            inner = next(iter(head.values()))
+            refr = inner.get("refr") if isinstance(inner, Mapping) else None
+    elif kind == "Default" and isinstance(body, Mapping):
+        refr = body.get("refr")
+    return _var(_unroll(refr)[0]) if _is_ref(refr) else None
 
 
 def related(a: Path, b: Path) -> bool:
@@ -207,16 +241,7 @@ def related(a: Path, b: Path) -> bool:
     return a[:n] == b[:n]
 
 
-def package_reads(ast_json: str) -> dict[Path, frozenset[Path]]:
-    """For each package of the engine's modules, the input paths its rules may read, through
-    every package they refer to, transitively (minimal: no path covered by another)."""
-    # pydantic-core's parser: the tree of the shipped library is ~4 MB of JSON (20 ms, json 28)
-    modules = [module_reads(m) for m in pydantic_core.from_json(ast_json)]
-    packages: dict[Path, ModuleReads] = {}
-    for m in modules:
-        merged = packages.setdefault(m.package, ModuleReads(package=m.package))
-        merged.inputs |= m.inputs
-        merged.data |= m.data
+def _closure(packages: Mapping[Path, ModuleReads]) -> dict[Path, frozenset[Path]]:
     depends = {
         name: {other for other in packages if any(related(ref, other) for ref in reads.data)}
         for name, reads in packages.items()
@@ -231,3 +256,69 @@ def package_reads(ast_json: str) -> dict[Path, frozenset[Path]]:
                     pending.append(other)
         out[name] = minimal(path for other in seen for path in packages[other].inputs)
     return out
+
+
+def _by_package(modules: Iterable[ModuleReads]) -> dict[Path, ModuleReads]:
+    packages: dict[Path, ModuleReads] = {}
+    for m in modules:
+        merged = packages.setdefault(m.package, ModuleReads(package=m.package))
+        merged.inputs |= m.inputs
+        merged.data |= m.data
+    return packages
+
+
+def package_reads(ast_json: str) -> dict[Path, frozenset[Path]]:
+    """For each package of the engine's modules, the input paths its rules may read, through
+    every package they refer to, transitively (minimal: no path covered by another)."""
+    # pydantic-core's parser: the tree of the shipped library is ~4 MB of JSON (20 ms, json 28)
+    return _closure(_by_package(module_reads(m) for m in pydantic_core.from_json(ast_json)))
+
+
+def rule_reads(ast_json: str) -> tuple[dict[Path, frozenset[Path]], dict[tuple[Path, str], frozenset[Path]]]:
+    """``(package_reads, rules)``: ``rules`` gives, for each rule name of each package, the input
+    paths that rule may read: those its definitions (every module of the package, every body and
+    else) read, with their modules' imports; those of the rules of its package it names, by any
+    variable of theirs with that name (a local of the same name counts too), transitively; and
+    all that a package read through ``data`` reads (its own package's included, when named so).
+    A package holding a rule whose name is not found gives each of its rules the package's reads."""
+    parsed = pydantic_core.from_json(ast_json)
+    packages = _closure(_by_package(module_reads(m) for m in parsed))
+    rules: dict[Path, dict[str, ModuleReads]] = {}
+    unnamed: set[Path] = set()
+    for module in parsed:
+        package = _package(module)
+        named = rules.setdefault(package, {})
+        imports = ModuleReads(package=package)
+        _imports(module["ast"], imports)
+        for rule in module["ast"].get("rules") or []:
+            name = _rule_name(rule)
+            if name is None:
+                unnamed.add(package)
+                continue
+            reads = named.setdefault(name, ModuleReads(package=package))
+            reads.inputs |= imports.inputs
+            reads.data |= imports.data
+            reads.names |= imports.names
+            _walk(rule, reads)
+    out: dict[tuple[Path, str], frozenset[Path]] = {}
+    for package, named in rules.items():
+        for name in named:
+            if package in unnamed:
+                out[(package, name)] = packages[package]
+                continue
+            inputs: set[Path] = set()
+            data: set[Path] = set()
+            seen, pending = {name}, [name]
+            while pending:
+                reads = named[pending.pop()]
+                inputs |= reads.inputs
+                data |= reads.data
+                for rule in reads.names & named.keys():
+                    if rule not in seen:
+                        seen.add(rule)
+                        pending.append(rule)
+            for below, paths in packages.items():
+                if any(related(ref, below) for ref in data):
+                    inputs |= paths
+            out[(package, name)] = minimal(inputs)
+    return packages, out

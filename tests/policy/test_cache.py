@@ -143,28 +143,34 @@ def _renamed(document: dict[str, Any], name: str, uid: str) -> dict[str, Any]:
     return out
 
 
-def test_a_replicaset_s_new_pod_is_evaluated_on_the_policies_reading_its_name_only() -> None:
+def test_a_replicaset_s_new_pod_is_evaluated_on_the_rules_reading_its_name_only() -> None:
     engine = EmbeddedEngine(load_library(), _deny)
     uncached = EmbeddedEngine(load_library(), _deny, cache_size=0)
     templates = engine.template_cache
     assert templates is not None
-    volatile = {q[0] for q in engine._volatile_queries}
-    # the policies that put the workload's name in their messages, and no others
+    volatile = {(q[0], r) for q in engine._volatile_queries for r in q[1]}
+    # the rules that put the workload's name in their messages, and no others: the warn sets of
+    # gpu.products and tenancy.isolation do not, though their deny sets do
     assert volatile == {
-        "carbon.budget",
-        "gpu.products",
-        "gpu.quota",
-        "tenancy.isolation",
-        "tenancy.node_pools",
+        ("carbon.budget", "deny"),
+        ("carbon.budget", "warn"),
+        ("gpu.products", "deny"),
+        ("gpu.quota", "deny"),
+        ("tenancy.isolation", "deny"),
+        ("tenancy.node_pools", "deny"),
     }
-    assert templates.policies == {p.name for p in engine.library.policies} - volatile
+    every = {(p.name, r) for p in engine.library.policies for r in p.rules}
+    assert templates.rules == every - volatile
     document = example_input()
     document["workload"]["gpu"]["total"] = 99  # over quota: messages naming the pod
+    # a warning of a steady rule for the container (tenancy.isolation's warn set)
+    document["workload"]["containers"][0]["securityContext"] = {"allowPrivilegeEscalation": True}
     for i in range(4):
         pod = _renamed(document, f"llama-server-7d9f8c6b5-{i:05d}", f"uid-{i}")
         decision = engine.evaluate_sync(pod)
         assert decision == uncached.evaluate_sync(pod)
         assert any(pod["workload"]["name"] in v.message for v in decision.violations)
+        assert any(v.rule == "privilege_escalation" for v in decision.violations)
     assert (templates.hits, templates.misses) == (3, 1)
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from guard.policy.embedded import EmbeddedEngine, new_regorus_engine
 from guard.policy.library import RegoFile, default_library_dir, load_library
-from guard.policy.reads import EVERYTHING, minimal, package_reads, related
+from guard.policy.reads import EVERYTHING, minimal, package_reads, related, rule_reads
 
 
 def _reads(*modules: str) -> dict[str, set[str]]:
@@ -25,6 +25,19 @@ def _reads(*modules: str) -> dict[str, set[str]]:
     found = package_reads(new_regorus_engine(files).get_ast_as_json())
     return {
         ".".join(package): {".".join(path) or "<all>" for path in paths} for package, paths in found.items()
+    }
+
+
+def _rule_reads(*modules: str) -> dict[str, set[str]]:
+    files = [
+        RegoFile(Path(f"m{i}.rego"), text, text.split("\n", 1)[0].split()[1])
+        for i, text in enumerate(modules)
+    ]
+    packages, rules = rule_reads(new_regorus_engine(files).get_ast_as_json())
+    assert packages == package_reads(new_regorus_engine(files).get_ast_as_json())
+    return {
+        ".".join((*package, rule)): {".".join(path) or "<all>" for path in paths}
+        for (package, rule), paths in rules.items()
     }
 
 
@@ -122,3 +135,94 @@ def test_every_shipped_policy_decides_alike_on_its_reads_alone() -> None:
             assert alone == whole[policy.name], (path.name, policy.name)
             checked += 1
     assert checked == len(samples) * len(library.policies)
+
+
+@pytest.mark.parametrize(
+    ("body", "deny", "warn"),
+    [
+        # a rule reads what the rules it names read, not its neighbours
+        (
+            "deny contains m if { input.a; m := h }\nh := input.b\nwarn contains 1 if input.c",
+            {"a", "b"},
+            {"c"},
+        ),
+        # transitively, through functions and else
+        (
+            "deny contains 1 if f(1)\nf(v) := g if v > 0\ng := input.g\nwarn contains 1 if input.w",
+            {"g"},
+            {"w"},
+        ),
+        (
+            "deny contains 1 if x\nx if input.a\nelse := input.b\nwarn contains 1 if input.w",
+            {"a", "b"},
+            {"w"},
+        ),
+        ("default x := false\nx if input.a\ndeny contains 1 if x\nwarn contains 1 if input.w", {"a"}, {"w"}),
+        # a local named like a rule counts as naming it (wider, never narrower)
+        (
+            "x := input.q\ndeny contains 1 if { some x in input.l }\nwarn contains 1 if input.w",
+            {"l", "q"},
+            {"w"},
+        ),
+        # the module's imports count for every rule of it
+        ("import input.r\n\ndeny contains 1 if r.x\nwarn contains 1 if true", {"r"}, {"r"}),
+        # its own package named through data: all the package reads
+        ("deny contains 1 if data.t.h\nh := input.k\nwarn contains 1 if input.w", {"k", "w"}, {"w"}),
+        # every definition of the name, deny's several bodies included
+        (
+            "deny contains 1 if input.a\ndeny contains 2 if input.b\nwarn contains 1 if input.w",
+            {"a", "b"},
+            {"w"},
+        ),
+    ],
+)
+def test_what_each_rule_of_a_package_reads(body: str, deny: set[str], warn: set[str]) -> None:
+    found = _rule_reads(f"package t\n\n{body}\n")
+    assert (found["t.deny"], found["t.warn"]) == (deny, warn)
+
+
+def test_a_rule_reads_what_it_names_in_other_modules_and_packages() -> None:
+    found = _rule_reads(
+        "package t\n\nimport data.lib\n\ndeny contains 1 if { h; lib.f(1) }\n",
+        "package t\n\nh := input.other_module\nwarn contains 1 if input.w\n",
+        "package lib\n\nf(v) := input.lib_read\nunused := input.lib_unused\n",
+    )
+    # another package is read whole (all its rules), the same package rule by rule; the import
+    # counts for the rules of its module only
+    assert found["t.deny"] == {"other_module", "lib_read", "lib_unused"}
+    assert found["t.warn"] == {"w"}
+    assert found["t.h"] == {"other_module"}
+
+
+def test_every_shipped_query_decides_alike_on_its_reads_alone() -> None:
+    """Each query of the library (a policy's deny or warn set, or both) evaluated on the sample
+    projected onto that query's reads gives the same sets as on the whole sample."""
+    import pydantic_core
+
+    library = load_library(default_library_dir())
+    engine = EmbeddedEngine(library, lambda _: "deny")
+    samples = sorted(library.root.rglob("samples/*/*.json"))
+    assert len(engine.query_reads) == len(engine._queries) > len(library.policies)
+    # the rules of a policy read less than the policy, as a rule: the warn set of tenancy.isolation
+    # reads no name, though its deny set (and so the policy) does
+    narrower = {
+        name for policy, _, name in engine._queries if engine.query_reads[name] != engine.reads[policy]
+    }
+    assert "data.guard.tenancy.isolation.warn" in narrower
+    assert engine.query_reads["data.guard.tenancy.isolation.warn"] == {
+        ("workload", "ai"),
+        ("workload", "containers"),
+    }
+    checked = 0
+    for path in samples:
+        document = json.loads(path.read_text())
+        whole = engine.evaluate_raw(document)
+        for query in engine._queries:
+            policy, rules, name = query
+            paths = set(engine.query_reads[name])
+            assert paths and EVERYTHING not in paths, name
+            text = pydantic_core.to_json(_project(document, paths))
+            alone = engine._evaluate_text(text, [query])[policy]
+            assert alone == {r: whole[policy][r] for r in rules}, (path.name, name)
+            checked += 1
+    assert checked == len(samples) * len(engine._queries)
