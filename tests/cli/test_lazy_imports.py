@@ -97,6 +97,23 @@ def test_signing_a_model_with_a_key_imports_only_cryptography(tmp_path: Path) ->
     )
 
 
+def test_the_program_freezes_what_importing_the_cli_loaded() -> None:
+    """``guard`` (guard.cli.main) moves what importing the CLI loaded out of the collector's sight
+    before the command runs (a count of objects, not a time), and exits with the command's code;
+    what the command makes is not frozen."""
+    code = (
+        "import gc\nimport guard.cli as cli\n"
+        "def run():\n    made = [[]]\n    made.append(made)\n    del made\n"
+        "    print(gc.get_freeze_count(), gc.collect())\n    return 3\n"
+        "cli.run = run\ncli.main()"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 3, done.stderr
+    frozen, collected = (int(n) for n in done.stdout.split())
+    assert frozen > 1000  # typer, click and guard.cli's modules, classes and functions
+    assert collected >= 2  # the cycle the command left: its garbage is still collected
+
+
 def test_the_help_renderers_deferred_names_load_the_real_ones() -> None:
     """After a help page, typer's renderer has stand-ins for Markdown and Traceback: used, they
     are rich's own (a class whose instances are rich.markdown.Markdown, a classmethod that works)."""
