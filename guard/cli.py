@@ -10,6 +10,7 @@ command bodies import their heavy dependencies lazily, so ``guard --help`` stays
 
 from __future__ import annotations
 
+import gc
 import re
 import sys
 from typing import Any
@@ -229,4 +230,11 @@ def _print_error(markup: str) -> None:
 
 
 def main() -> None:
+    """The ``guard`` program. What importing the CLI loaded (typer, its click, guard.cli: ~17,000
+    objects that live as long as the process) is moved out of the garbage collector's sight
+    first (``gc.freeze``): the collections a command's allocations trigger, and the interpreter's
+    at exit, walked it all again (15-30 ms of CPU of a one-file ``guard sign``). The few cycles
+    the imports left unreachable stay until exit; what the command makes is collected as before.
+    ``guard serve`` freezes what its start-up loaded too (``webhook.app``)."""
+    gc.freeze()
     sys.exit(run())

@@ -2,9 +2,9 @@
 
 ``LazyGroup`` knows every command by name, the ``guard.commands`` module whose ``register(app)``
 adds it and its line in ``guard --help`` (a table given by ``guard.cli``). Running a command, or
-showing its help, imports its module only; ``guard --help`` lists the table without importing
-any. ``commands`` is still the whole tree (every module loaded on first access), for whoever
-walks it: the docs' reference generator, the tests.
+showing its help, imports its module only and builds that command only; ``guard --help`` lists
+the table without importing any. ``commands`` is still the whole tree (every module loaded on
+first access), for whoever walks it: the docs' reference generator, the tests.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import typer
 from typer.core import TyperCommand, TyperGroup
+from typer.models import CommandInfo
 
 # name -> (module under guard.commands, the command's one line in `guard --help`)
 CommandTable = Mapping[str, tuple[str, str]]
@@ -50,11 +51,20 @@ class LazyGroup(TyperGroup):
         module = importlib.import_module(f"guard.commands.{self.table[name][0]}")
         app = typer.Typer()
         module.register(app)
+        # Only this command of its module is built (typer reads each command's parameters from
+        # its signature: `guard sign` built `keygen` and `verify` too), and any the table lacks.
+        app.registered_commands = [
+            info for info in app.registered_commands if self._wanted(_command_name(info), name)
+        ]
         for registered, command in typer.main.get_group(app).commands.items():
             if registered not in self._loaded:
                 self.prepare(command, registered)
                 self._loaded[registered] = command
         return self._loaded.get(name)
+
+    def _wanted(self, registered: str | None, name: str) -> bool:
+        """Whether a command its module registers is built when ``name`` is loaded."""
+        return registered is None or registered == name or registered not in self.table
 
     def prepare(self, command: Any, name: str) -> None:
         """Called once for each command loaded (``guard.cli``: help tweaks, examples)."""
@@ -74,6 +84,14 @@ class LazyGroup(TyperGroup):
             super().format_help(ctx, formatter)
         finally:
             self._listing = False
+
+
+def _command_name(info: CommandInfo) -> str | None:
+    """The name typer gives a registered command (None: it cannot tell before building it)."""
+    if isinstance(info.name, str):
+        return info.name
+    callback = info.callback
+    return typer.main.get_command_name(callback.__name__) if callback is not None else None
 
 
 def _summary(name: str, line: str) -> TyperCommand:

@@ -29,6 +29,7 @@ from guard.commands.trust_options import (
 from guard.errors import GuardError, IntegrityError, UsageError
 
 if TYPE_CHECKING:
+    from guard.signing.cache import DigestCache
     from guard.signing.model import VerifiedModel
     from guard.signing.types import Manifest
 
@@ -217,7 +218,6 @@ def sign(  # noqa: PLR0917 (a typer command: options are parameters)
     oci://REPO@sha256:... target gets a Sigstore bundle attached as an OCI 1.1 referrer, as
     `cosign sign` writes it. Choose exactly one method: --key; --certificate with
     --certificate-chain and --key; or --keyless."""
-    from guard.signing.cache import DigestCache  # noqa: PLC0415
     from guard.signing.model import sign_model  # noqa: PLC0415
     from guard.signing.types import DEFAULT_SHARD_SIZE, Serialization  # noqa: PLC0415
 
@@ -260,7 +260,11 @@ def sign(  # noqa: PLR0917 (a typer command: options are parameters)
     )
     if allow_symlinks:
         log.warning("--allow-symlinks: links to files inside the model are signed as their target's bytes")
-    digest_cache = DigestCache.default() if cache else None
+    digest_cache: DigestCache | None = None
+    if cache:
+        from guard.signing.cache import DigestCache  # noqa: PLC0415 - sqlite3 only with the cache
+
+        digest_cache = DigestCache.default()
     try:
         signed = sign_model(
             model_dir,

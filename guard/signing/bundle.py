@@ -13,8 +13,6 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import rfc8785
-
 from guard.errors import BundleFormatError, UsageError
 from guard.signing.dsse import b64decode
 from guard.signing.types import (
@@ -128,6 +126,8 @@ def serialize_statement(statement: Mapping[str, Any]) -> bytes:
     Anything else (floats, non-ASCII keys, subclasses) goes through ``rfc8785``."""
     obj = dict(statement)
     if not _plain_json(obj):
+        import rfc8785  # noqa: PLC0415 - an OMS statement is plain JSON: signing it does not load it
+
         try:
             return rfc8785.dumps(obj)
         except rfc8785.CanonicalizationError:

@@ -22,16 +22,18 @@ from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
-
-import blake3
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from guard.errors import ModelDirectoryError, UsageError
-from guard.signing.cache import DigestCache, cache_key
 from guard.signing.listing import ListedFile, file_kind, list_files
 from guard.signing.manifest import make_manifest
 from guard.signing.oms import resource_algorithm
 from guard.signing.types import Manifest, Resource, Serialization
+
+if TYPE_CHECKING:
+    import blake3
+
+    from guard.signing.cache import DigestCache
 
 __all__ = [
     "ALGORITHMS",
@@ -64,13 +66,22 @@ class _Hasher(Protocol):
     def hexdigest(self) -> str: ...
 
 
+def _blake3() -> type[blake3.blake3]:
+    """blake3's hasher, imported when a blake3 digest is asked for (sha256 and blake2b do not
+    load the library)."""
+    import blake3  # noqa: PLC0415
+
+    return blake3.blake3
+
+
 def new_hasher(algorithm: str, *, threads: bool = False) -> _Hasher:
     if algorithm == "sha256":
         return hashlib.sha256()
     if algorithm == "blake2b":
         return hashlib.blake2b()
     if algorithm == "blake3":
-        return blake3.blake3(max_threads=blake3.blake3.AUTO if threads else 1)
+        new = _blake3()
+        return new(max_threads=new.AUTO if threads else 1)
     raise UsageError(f"unknown hash algorithm {algorithm!r}: expected one of {', '.join(ALGORITHMS)}")
 
 
@@ -149,7 +160,8 @@ def _hash_unit(unit: _Unit, algorithm: str, progress: Callable[[int], None] | No
     name = unit.file.name
     if algorithm == "blake3" and unit.end is None and unit.size >= BLAKE3_MMAP_THRESHOLD:
         try:
-            digest = blake3.blake3(max_threads=blake3.blake3.AUTO).update_mmap(unit.file.path).hexdigest()
+            new = _blake3()
+            digest = new(max_threads=new.AUTO).update_mmap(unit.file.path).hexdigest()
             after = os.lstat(unit.file.path)  # blake3 opens the path itself: a link is seen after
         except OSError as err:
             raise ModelDirectoryError(f"cannot read {name}: {err.strerror or err}") from err
@@ -230,7 +242,7 @@ def _one_shot(algorithm: str) -> Callable[[memoryview], str]:
         sha256 = hashlib.sha256
         return lambda data: sha256(data).hexdigest()
     if algorithm == "blake3":
-        new = blake3.blake3
+        new = _blake3()
         return lambda data: new(data, max_threads=1).hexdigest()
 
     def digest(data: memoryview) -> str:
@@ -319,6 +331,8 @@ def hash_model(
     todo = units
     keys: dict[str, str] = {}
     if cache is not None and cache.enabled:
+        from guard.signing.cache import cache_key  # noqa: PLC0415 - loaded with the cache given
+
         hash_type = serialization.hash_type
         keys = {u.name: cache_key(u.file.real, u.file.st, hash_type, u.start, u.end) for u in units}
         hits = cache.get_many(list(keys.values()))
@@ -419,8 +433,11 @@ def file_digest(path: Path, algorithm: str = "sha256", *, cache: DigestCache | N
         raise ModelDirectoryError(f"{path} is {file_kind(st.st_mode)}; expected a regular file")
     new_hasher(algorithm)  # validates the name
     real = str(path.resolve())
-    key = cache_key(real, st, algorithm, 0, None)
+    key = ""
     if cache is not None:
+        from guard.signing.cache import cache_key  # noqa: PLC0415 - loaded with the cache given
+
+        key = cache_key(real, st, algorithm, 0, None)
         hit = cache.get(key)
         if hit is not None:
             return hit

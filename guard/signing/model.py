@@ -8,11 +8,10 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from guard.errors import BundleFormatError, GuardError, ModelDirectoryError, UsageError
 from guard.signing.bundle import sign_statement, verify_statement
-from guard.signing.cache import DigestCache
 from guard.signing.hashing import hash_model
 from guard.signing.manifest import compare_manifests
 from guard.signing.oms import manifest_from_statement, statement_for_manifest
@@ -27,6 +26,9 @@ from guard.signing.types import (
     Verifier,
 )
 from guard.untrusted import parse_json
+
+if TYPE_CHECKING:
+    from guard.signing.cache import DigestCache  # its module (and sqlite3) loads with a cache given
 
 MODEL_PREDICATE_TYPES = (OMS_PREDICATE_TYPE, LEGACY_PREDICATE_TYPE)
 

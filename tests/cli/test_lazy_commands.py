@@ -79,3 +79,17 @@ def test_an_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str])
     assert run(["verfy"]) == 2
     err = capsys.readouterr().err
     assert "No such command" in err and "verify" in err
+
+
+def test_a_command_builds_only_itself_of_its_module() -> None:
+    """`guard sign` builds sign, not keygen and verify beside it in guard.commands.signing; a
+    sibling asked for later is built then, once, and the whole tree is still every command."""
+    root = typer.main.get_command(app)
+    sign = root.get_command(None, "sign")  # type: ignore[attr-defined]
+    assert sign is not None and sign.name == "sign"
+    assert list(root._loaded) == ["sign"]  # type: ignore[attr-defined]
+    verify = root.get_command(None, "verify")  # type: ignore[attr-defined]
+    assert verify is not None and verify.name == "verify"
+    assert list(root._loaded) == ["sign", "verify"]  # type: ignore[attr-defined]
+    assert root.get_command(None, "sign") is sign  # type: ignore[attr-defined]
+    assert sorted(root.commands) == sorted(COMMANDS)  # type: ignore[attr-defined]

@@ -19,15 +19,16 @@ HEAVY = (
 )  # fmt: skip
 
 
-def _fresh(argv: list[str] | None, after: str = "") -> dict[str, object]:
+def _fresh(argv: list[str] | None, after: str = "", watched: tuple[str, ...] = HEAVY) -> dict[str, object]:
     """Run ``guard ARGV`` (None: only ``import guard.cli``) in a fresh process: its exit code,
-    the heavy modules it imported, whether guard left a hook on sys.meta_path; ``after`` runs then."""
+    the ``watched`` modules it imported, whether guard left a hook on sys.meta_path; ``after``
+    runs then."""
     code = (
         "import contextlib, io, json, sys\nhooks = list(sys.meta_path)\nfrom guard.cli import run\n"
         f"argv = {argv!r}\n"
         "with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
         "    code = None if argv is None else run(argv)\n"
-        f"heavy = [m for m in {HEAVY!r} if m in sys.modules]\n"
+        f"heavy = [m for m in {watched!r} if m in sys.modules]\n"
         "hook = [type(h).__module__ for h in sys.meta_path if h not in hooks]\n"
         f"{after}\n"
         "print(json.dumps({'code': code, 'heavy': heavy, 'hooks': hook, 'after': locals().get('found')}))"
@@ -65,6 +66,52 @@ def test_verifying_a_model_with_a_key_imports_only_cryptography(signed: tuple[Pa
     found = _fresh(["verify", str(model), "--key", str(key)])
     assert found["code"] == 0  # verified
     assert found["heavy"] == ["cryptography"] and found["hooks"] == []
+
+
+def test_signing_a_model_with_a_key_imports_only_cryptography(tmp_path: Path) -> None:
+    """`guard sign DIR --key KEY --no-cache` (the end-to-end hashing benchmark's command): of the
+    heavy libraries only cryptography, and nothing a sha256 signature of an OMS statement without
+    the digest cache does not use: no sqlite3 (the cache), blake3 (another algorithm), rfc8785
+    (statements of plain JSON are written by json), rich (no terminal: no progress bar)."""
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(b"\0" * 1024)
+    assert run(["keygen", "--out", str(tmp_path / "keys"), "--name", "k"]) == 0
+    key, signature = tmp_path / "keys" / "k.pem", tmp_path / "model.sig"
+    argv = ["sign", str(model), "--key", str(key), "--signature", str(signature), "--no-cache"]
+    found = _fresh(argv, watched=(*HEAVY, "sqlite3", "blake3", "rfc8785", "rich"))
+    assert found["code"] == 0 and signature.is_file()
+    assert found["heavy"] == ["cryptography"] and found["hooks"] == []
+    assert (
+        run(
+            [
+                "verify",
+                str(model),
+                "--key",
+                str(tmp_path / "keys" / "k.pub.pem"),
+                "--signature",
+                str(signature),
+            ]
+        )
+        == 0
+    )
+
+
+def test_the_program_freezes_what_importing_the_cli_loaded() -> None:
+    """``guard`` (guard.cli.main) moves what importing the CLI loaded out of the collector's sight
+    before the command runs (a count of objects, not a time), and exits with the command's code;
+    what the command makes is not frozen."""
+    code = (
+        "import gc\nimport guard.cli as cli\n"
+        "def run():\n    made = [[]]\n    made.append(made)\n    del made\n"
+        "    print(gc.get_freeze_count(), gc.collect())\n    return 3\n"
+        "cli.run = run\ncli.main()"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 3, done.stderr
+    frozen, collected = (int(n) for n in done.stdout.split())
+    assert frozen > 1000  # typer, click and guard.cli's modules, classes and functions
+    assert collected >= 2  # the cycle the command left: its garbage is still collected
 
 
 def test_the_help_renderers_deferred_names_load_the_real_ones() -> None:
