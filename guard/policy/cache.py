@@ -180,17 +180,13 @@ def reads_volatile(paths: Iterable[Path]) -> bool:
     return any(related(path, field) for path in paths for field in VOLATILE)
 
 
-def without_volatile(document: Mapping[str, Any]) -> Mapping[str, Any]:
-    """``document`` with every field of ``VOLATILE`` it holds set to null (copies along the way:
-    the document itself is not changed). A policy reading none of them gets the same sets from
-    either: every path it reads lies beside these fields, not above or below them."""
-    return split_volatile(document)[0]
-
-
 def split_volatile(document: Mapping[str, Any]) -> tuple[Mapping[str, Any], list[list[Any]]]:
-    """``(without_volatile(document), values)``: ``values`` holds, for each field of ``VOLATILE``,
-    ``[value]`` when the document has it and ``[]`` when it has not (a null and an absent field
-    differ: ``not input.workload.name`` holds for one only). The two together are the document."""
+    """``(steady, values)``: ``steady`` is ``document`` with every field of ``VOLATILE`` it holds
+    set to null (copies along the way: the document itself is not changed); a rule reading none of
+    them gets the same sets from either, every path it reads lying beside these fields, not above
+    or below them. ``values`` holds, for each field, ``[value]`` when the document has it and
+    ``[]`` when it has not (a null and an absent field differ: ``not input.workload.name`` holds
+    for one only). The two together are the document."""
     out = dict(document)
     values: list[list[Any]] = []
     for path in VOLATILE:
@@ -214,7 +210,7 @@ def split_volatile(document: Mapping[str, Any]) -> tuple[Mapping[str, Any], list
 class SteadyKeys(NamedTuple):
     """The keys of one input for an engine with a template cache, made from one serialization."""
 
-    template: bytes  # TemplateCache.key: BLAKE2b-256 of the input without its VOLATILE fields
+    template: bytes  # TemplateCache's: BLAKE2b-256 of the input without its VOLATILE fields
     decision: bytes  # the decision cache's: the same hash carried on over those fields' values
     volatile: bytes  # those values as JSON, ``[[value] or [] for each field]``, as sent
 
@@ -247,8 +243,4 @@ class TemplateCache(BoundedLru[tuple[Violation, ...]]):
 
     def __init__(self, size: int, rules: Iterable[tuple[str, str]]) -> None:
         super().__init__(size)
-        self.rules = frozenset(rules)  # (policy, "deny" | "warn")
-
-    @staticmethod
-    def key(document: Mapping[str, Any]) -> bytes:
-        return hashlib.blake2b(pydantic_core.to_json(without_volatile(document)), digest_size=32).digest()
+        self.rules = frozenset(rules)  # (policy, "deny" | "warn"); keys: steady_keys(...).template

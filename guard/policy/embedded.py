@@ -276,7 +276,7 @@ class EmbeddedEngine:
 
     def _decide_steady(self, sent: Mapping[str, Any], keys: SteadyKeys) -> Decision:
         """The decision on ``sent`` (the document as the decision cache sends it): the violations
-        of the policies reading no volatile field from the template cache when an earlier input
+        of the rules reading no volatile field from the template cache when an earlier input
         was the same but for those fields, the others (and all of them on a miss) evaluated."""
         templates = self.template_cache
         assert templates is not None
