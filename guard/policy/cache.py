@@ -213,6 +213,7 @@ class SteadyKeys(NamedTuple):
     template: bytes  # TemplateCache's: BLAKE2b-256 of the input without its VOLATILE fields
     decision: bytes  # the decision cache's: the same hash carried on over those fields' values
     volatile: bytes  # those values as JSON, ``[[value] or [] for each field]``, as sent
+    shape: tuple[bool, ...] | None  # which of those fields the input holds; None: one not a string
 
 
 def steady_keys(document: Mapping[str, Any], *, ignore_uid: bool) -> SteadyKeys:
@@ -231,15 +232,27 @@ def steady_keys(document: Mapping[str, Any], *, ignore_uid: bool) -> SteadyKeys:
     template = digest.copy().digest()
     digest.update(b"\0")
     digest.update(volatile)
-    return SteadyKeys(template, digest.digest(), volatile)
+    shape = None if any(v and type(v[0]) is not str for v in values) else tuple(bool(v) for v in values)
+    return SteadyKeys(template, digest.digest(), volatile, shape)
 
 
-class TemplateCache(BoundedLru[tuple[Violation, ...]]):
+class Template(NamedTuple):
+    """What the template cache keeps of the first input of a template (``TemplateCache``)."""
+
+    violations: tuple[Violation, ...]  # the steady rules', in decision order
+    # the engine's volatile queries (their indexes) whose rules only print the volatile fields
+    # (``guard.policy.reads.library_reads``' emptiness) and found nothing in that input: they find
+    # nothing either in an input of the same template and ``shape``, whatever the strings
+    empty: frozenset[int]
+    shape: tuple[bool, ...] | None  # that input's ``SteadyKeys.shape``
+
+
+class TemplateCache(BoundedLru[Template]):
     """The violations of the rules (a policy's ``deny`` or ``warn`` set) that read no field of
     ``VOLATILE``, keyed by the input without those fields: a ReplicaSet's pods differ in their
     names, which a few rules read; the others' violations are reused, and only those few
-    evaluated. A bounded LRU (thread-safe) of those rules' violations (in decision order) by
-    BLAKE2b-256 of the serialized input."""
+    evaluated, or none when those found nothing and only print the name (``Template.empty``).
+    A bounded LRU (thread-safe) of ``Template`` by BLAKE2b-256 of the serialized input."""
 
     def __init__(self, size: int, rules: Iterable[tuple[str, str]]) -> None:
         super().__init__(size)

@@ -33,8 +33,10 @@ import pydantic_core
 
 from guard.errors import PolicyEngineError, PolicyLibraryError
 from guard.policy.cache import (
+    VOLATILE,
     DecisionCache,
     SteadyKeys,
+    Template,
     TemplateCache,
     cacheable,
     loadable,
@@ -45,7 +47,7 @@ from guard.policy.cache import (
 from guard.policy.decision import Decision, Enforcement, decide, merged
 from guard.policy.library import PolicyLibrary, RegoFile
 from guard.policy.queries import COMBINED_RULE, combined_module, plan
-from guard.policy.reads import EVERYTHING, Path, rule_reads
+from guard.policy.reads import EVERYTHING, LibraryReads, Path, library_reads
 
 AGGREGATE_QUERY = "data.guard_engine.result"
 
@@ -93,14 +95,15 @@ def new_regorus_engine(modules: Sequence[RegoFile], extra: Sequence[tuple[str, s
 
 # The module texts of a library (its generated modules included) -> what each package reads:
 # found once per library, not again when a config reload makes a new engine of the same library.
-Reads = tuple[dict[Path, frozenset[Path]], dict[tuple[Path, str], frozenset[Path]]]
-_READS: dict[tuple[str, ...], Reads] = {}
+_READS: dict[tuple[str, ...], LibraryReads] = {}
 _READS_LOCK = threading.Lock()
+Query = tuple[str, tuple[str, ...], str]  # (policy, its rules asked, the query's path)
 
 
-def _library_reads(engine: Any, texts: tuple[str, ...]) -> Reads:
-    """``guard.policy.reads.rule_reads`` of the modules loaded in ``engine`` (``texts``): what
-    each package, and each rule of a package, reads."""
+def _library_reads(engine: Any, texts: tuple[str, ...]) -> LibraryReads:
+    """``guard.policy.reads.library_reads`` of the modules loaded in ``engine`` (``texts``): what
+    each package, and each rule of a package, reads, and what each rule's emptiness depends on
+    (the ``VOLATILE`` fields it only prints left out)."""
     with _READS_LOCK:
         found = _READS.get(texts)
     if found is None:
@@ -111,12 +114,12 @@ def _library_reads(engine: Any, texts: tuple[str, ...]) -> Reads:
                 f"cannot read the library's syntax tree: {rust_error_text(err)}"
             ) from err
         try:
-            found = rule_reads(ast)
+            found = library_reads(ast, VOLATILE)
         except (ValueError, RecursionError):
             # a tree too deep to read (a very long expression): what any policy reads is not
             # known, so every policy counts as reading everything (no template cache: the
             # decisions are the same, only dearer)
-            found = ({}, {})
+            found = LibraryReads({}, {}, {})
         with _READS_LOCK:
             _READS.clear()  # one library at a time in a process, as a rule: keep the last only
             _READS[texts] = found
@@ -142,7 +145,7 @@ class EmbeddedEngine:
         # one for both where a policy's deny and warn share helpers (guard.policy.queries)
         planned = plan(library.policies)
         self._combined = [combined_module(p) for p, together in planned if together]
-        self._queries: list[tuple[str, tuple[str, ...], str]] = []
+        self._queries: list[Query] = []
         ruled: dict[str, tuple[Path, str]] = {}  # a query's path -> (its package, its rule)
         for p, together in planned:
             package = tuple(p.package.split("."))
@@ -164,8 +167,11 @@ class EmbeddedEngine:
         )
         engine = self._engine()  # load now: a broken library fails at start-up, not on a request
         self.template_cache: TemplateCache | None = None
+        emptiness: dict[tuple[Path, str], frozenset[Path]] = {}
         if self.cache is not None:
-            packages, rules = _library_reads(engine, tuple(texts) + tuple(t for _, t in self._combined))
+            packages, rules, emptiness = _library_reads(
+                engine, tuple(texts) + tuple(t for _, t in self._combined)
+            )
             self.reads = {
                 p.name: packages.get(tuple(p.package.split(".")), EVERYTHING_READ) for p in library.policies
             }
@@ -183,15 +189,29 @@ class EmbeddedEngine:
             for q in self._queries
             if self.template_cache is None or any((q[0], r) not in self.template_cache.rules for r in q[1])
         ]
+        # The volatile queries (their indexes) whose every rule only prints the volatile fields:
+        # one that found nothing in a template's first input finds nothing in the next ones
+        self._printing = frozenset(
+            i
+            for i, (_, names, path) in enumerate(self._volatile_queries)
+            if all(not reads_volatile(emptiness.get((ruled[path][0], r), EVERYTHING_READ)) for r in names)
+        )
         # what decide() lists as evaluated: every policy with a query
         self._policy_names = tuple(sorted({q[0] for q in self._queries}))
-        # the input's top-level parts the volatile queries read (None: all of it)
-        volatile_reads = [path for q in self._volatile_queries for path in self.query_reads.get(q[2], [()])]
-        self._volatile_sections = (
-            None
-            if any(not path for path in volatile_reads)
-            else frozenset(path[0] for path in volatile_reads)
-        )
+        # volatile queries known to find nothing -> the others, and the input's top-level parts
+        # they read (None: all of it)
+        self._plans: dict[frozenset[int], tuple[list[Query], frozenset[str] | None]] = {}
+        self._volatile_sections = self._plan(frozenset())[1]
+
+    def _plan(self, empty: frozenset[int]) -> tuple[list[Query], frozenset[str] | None]:
+        """The volatile queries but those of ``empty``, and the input's top-level parts they read."""
+        plan = self._plans.get(empty)
+        if plan is None:
+            queries = [q for i, q in enumerate(self._volatile_queries) if i not in empty]
+            reads = [path for q in queries for path in self.query_reads.get(q[2], [()])]
+            sections = None if any(not path for path in reads) else frozenset(path[0] for path in reads)
+            plan = self._plans[empty] = (queries, sections)
+        return plan
 
     def _engine(self) -> Any:
         engines: dict[int, tuple[weakref.ref[EmbeddedEngine], Any]] | None
@@ -217,9 +237,7 @@ class EmbeddedEngine:
             raise PolicyEngineError(f"embedded policy evaluation failed: {rust_error_text(err)}") from err
         return self._evaluate_text(text)
 
-    def _evaluate_text(
-        self, serialized: bytes, queries: Sequence[tuple[str, tuple[str, ...], str]] | None = None
-    ) -> dict[str, Any]:
+    def _evaluate_text(self, serialized: bytes, queries: Sequence[Query] | None = None) -> dict[str, Any]:
         """``evaluate_raw`` of the input serialized as ``serialized`` (JSON), on ``queries`` (all
         when None): the policies of those queries only."""
         engine = self._engine()
@@ -280,25 +298,36 @@ class EmbeddedEngine:
         was the same but for those fields, the others (and all of them on a miss) evaluated."""
         templates = self.template_cache
         assert templates is not None
-        steady = templates.get(keys.template)
+        template = templates.get(keys.template)
         # An earlier input the same but for the volatile fields was taken by the engine; this one
         # is refused only if those fields' values make it so (NaN, Infinity, too deep): then it is
         # evaluated whole, and the engine's error is raised as without the cache.
-        if steady is None or not loadable(keys.volatile):
+        if template is None or not loadable(keys.volatile):
             decision = decide(self._evaluate_text(pydantic_core.to_json(sent)), self._enforcement_for)
-            if steady is None:
+            if template is None:
                 rules = templates.rules
                 kept = tuple(v for v in decision.violations if (v.policy, v.source) in rules)
-                templates.put(keys.template, kept)
+                empty: frozenset[int] = frozenset()
+                if keys.shape is not None and self._printing:
+                    found = {(v.policy, v.source) for v in decision.violations}
+                    queries = self._volatile_queries
+                    empty = frozenset(
+                        i
+                        for i in self._printing
+                        if not any((queries[i][0], r) in found for r in queries[i][1])
+                    )
+                templates.put(keys.template, Template(kept, empty, keys.shape))
             return decision
-        if not self._volatile_queries:  # every policy steady: nothing to evaluate
+        # the volatile fields hold strings where the template's first input held them: the
+        # queries that only print them and found nothing there find nothing here
+        known = template.empty if keys.shape is not None and keys.shape == template.shape else frozenset()
+        queries, sections = self._plan(known)
+        steady = template.violations
+        if not queries:  # nothing left to evaluate
             return Decision(violations=steady, policies=self._policy_names)
-        sections = self._volatile_sections
         # the parts of the input those policies read, not all of it
         part = sent if sections is None else {k: v for k, v in sent.items() if k in sections}
-        evaluated = decide(
-            self._evaluate_text(pydantic_core.to_json(part), self._volatile_queries), self._enforcement_for
-        )
+        evaluated = decide(self._evaluate_text(pydantic_core.to_json(part), queries), self._enforcement_for)
         return Decision(violations=merged(steady, evaluated.violations), policies=self._policy_names)
 
     async def evaluate(self, document: Mapping[str, Any]) -> Decision:

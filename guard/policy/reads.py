@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import pydantic_core
 
@@ -274,20 +274,43 @@ def package_reads(ast_json: str) -> dict[Path, frozenset[Path]]:
     return _closure(_by_package(module_reads(m) for m in pydantic_core.from_json(ast_json)))
 
 
-def rule_reads(ast_json: str) -> tuple[dict[Path, frozenset[Path]], dict[tuple[Path, str], frozenset[Path]]]:
+RuleKey = tuple[Path, str]  # (package, rule name)
+
+
+class LibraryReads(NamedTuple):
+    """What the modules of a library read: ``rule_reads`` and ``emptiness_reads`` of one tree."""
+
+    packages: dict[Path, frozenset[Path]]
+    rules: dict[RuleKey, frozenset[Path]]
+    emptiness: dict[RuleKey, frozenset[Path]]
+
+
+def rule_reads(ast_json: str) -> tuple[dict[Path, frozenset[Path]], dict[RuleKey, frozenset[Path]]]:
     """``(package_reads, rules)``: ``rules`` gives, for each rule name of each package, the input
     paths that rule may read: those its definitions (every module of the package, every body and
     else) read, with their modules' imports; those of the rules of its package it names, by any
     variable of theirs with that name (a local of the same name counts too), transitively; and
     all that a package read through ``data`` reads (its own package's included, when named so).
     A package holding a rule whose name is not found gives each of its rules the package's reads."""
+    found = library_reads(ast_json, ())
+    return found.packages, found.rules
+
+
+def library_reads(ast_json: str, formatted: Sequence[Path]) -> LibraryReads:
+    """``rule_reads`` of the tree, and for each rule the paths its set's emptiness may depend on:
+    the same reads, but for the fields of ``formatted`` (input paths) its own definitions only
+    print (``_masked``). Two inputs equal at a rule's emptiness reads, whose ``formatted`` fields
+    are strings in both or absent in both, give it sets that are both empty or both not: those
+    fields change the text of what the set holds, never whether a body succeeds."""
     parsed = pydantic_core.from_json(ast_json)
     packages = _closure(_by_package(module_reads(m) for m in parsed))
     rules: dict[Path, dict[str, ModuleReads]] = {}
+    own: dict[Path, dict[str, ModuleReads]] = {}  # each rule's definitions with their prints masked
     unnamed: set[Path] = set()
     for module in parsed:
         package = _package(module)
         named = rules.setdefault(package, {})
+        masked = own.setdefault(package, {})
         imports = ModuleReads(package=package)
         _imports(module["ast"], imports)
         for rule in module["ast"].get("rules") or []:
@@ -295,30 +318,149 @@ def rule_reads(ast_json: str) -> tuple[dict[Path, frozenset[Path]], dict[tuple[P
             if name is None:
                 unnamed.add(package)
                 continue
-            reads = named.setdefault(name, ModuleReads(package=package))
-            reads.inputs |= imports.inputs
-            reads.data |= imports.data
-            reads.names |= imports.names
-            _walk(rule, reads)
-    out: dict[tuple[Path, str], frozenset[Path]] = {}
+            for target, tree in ((named, rule), (masked, _masked(rule, formatted) if formatted else rule)):
+                reads = target.setdefault(name, ModuleReads(package=package))
+                reads.inputs |= imports.inputs
+                reads.data |= imports.data
+                reads.names |= imports.names
+                _walk(tree, reads)
+    out: dict[RuleKey, frozenset[Path]] = {}
+    emptiness: dict[RuleKey, frozenset[Path]] = {}
     for package, named in rules.items():
         for name in named:
             if package in unnamed:
-                out[(package, name)] = packages[package]
+                out[(package, name)] = emptiness[(package, name)] = packages[package]
                 continue
-            inputs: set[Path] = set()
-            data: set[Path] = set()
-            seen, pending = {name}, [name]
-            while pending:
-                reads = named[pending.pop()]
-                inputs |= reads.inputs
-                data |= reads.data
-                for rule in reads.names & named.keys():
-                    if rule not in seen:
-                        seen.add(rule)
-                        pending.append(rule)
-            for below, paths in packages.items():
-                if any(related(ref, below) for ref in data):
-                    inputs |= paths
-            out[(package, name)] = minimal(inputs)
-    return packages, out
+            out[(package, name)] = _rule_closure(name, named[name], named, packages)
+            emptiness[(package, name)] = _rule_closure(name, own[package][name], named, packages)
+    return LibraryReads(packages, out, emptiness)
+
+
+def _rule_closure(
+    name: str, first: ModuleReads, named: Mapping[str, ModuleReads], packages: Mapping[Path, frozenset[Path]]
+) -> frozenset[Path]:
+    """What rule ``name`` reads: ``first`` (its own definitions' reads), then those of the rules of
+    its package it names (``named``), transitively, and of the packages referred to through data."""
+    inputs: set[Path] = set()
+    data: set[Path] = set()
+    seen, pending = {name}, [first]
+    while pending:
+        reads = pending.pop()
+        inputs |= reads.inputs
+        data |= reads.data
+        for rule in reads.names & named.keys():
+            if rule not in seen:
+                seen.add(rule)
+                pending.append(named[rule])
+    for below, paths in packages.items():
+        if any(related(ref, below) for ref in data):
+            inputs |= paths
+    return minimal(inputs)
+
+
+# sprintf verbs whose text of any string is made without failing, and is only that string's text
+# (quoted for %q): regorus 0.13's sprintf never fails on them, whatever the string holds
+_PRINTING_VERBS = frozenset("svq")
+_NULL: dict[str, Any] = {"Null": {}}
+
+
+def _verbs(text: str) -> list[str] | None:
+    """The verbs of a sprintf format, one per argument in order (``%%`` takes none); None when it
+    holds anything else after a ``%`` (flags, widths, explicit indexes: not followed here)."""
+    verbs: list[str] = []
+    start = 0
+    while (at := text.find("%", start)) >= 0:
+        verb = text[at + 1 : at + 2]
+        if verb == "%":
+            start = at + 2
+        elif verb.isascii() and verb.isalpha():
+            verbs.append(verb)
+            start = at + 2
+        else:
+            return None
+    return verbs
+
+
+def _mask_prints(node: Any, formatted: Sequence[Path]) -> Any:
+    """``node`` (the value a rule adds to its set) with every argument of ``formatted`` printed by a
+    ``sprintf`` with %s / %v / %q replaced by null. Only through the object and array literals
+    that build the value: a sprintf anywhere else (inside a call, a comprehension) stays as it is."""
+    if not isinstance(node, Mapping) or len(node) != 1:
+        return node
+    kind, body = next(iter(node.items()))
+    if not isinstance(body, Mapping):
+        return node
+    if kind == "Object" and isinstance(body.get("fields"), list):
+        fields = [
+            [*entry[:2], _mask_prints(entry[2], formatted)]
+            if isinstance(entry, list) and len(entry) == 3
+            else entry
+            for entry in body["fields"]
+        ]
+        return {kind: {**body, "fields": fields}}
+    if kind == "Array" and isinstance(body.get("items"), list):
+        return {kind: {**body, "items": [_mask_prints(item, formatted) for item in body["items"]]}}
+    if kind != "Call" or _plain_ref(body.get("fcn")) != ("sprintf", ()):
+        return node
+    params = body.get("params")
+    if not (isinstance(params, list) and len(params) == 2):
+        return node
+    text = _string(params[0])
+    array = params[1].get("Array") if isinstance(params[1], Mapping) and len(params[1]) == 1 else None
+    items = array.get("items") if isinstance(array, Mapping) else None
+    verbs = _verbs(text) if text is not None else None
+    if not isinstance(array, Mapping) or not isinstance(items, list):
+        return node
+    if verbs is None or len(items) != len(verbs):
+        return node
+    masked = []
+    for verb, item in zip(verbs, items, strict=True):
+        root, path = _plain_ref(item)
+        printed = root == "input" and path in formatted and verb in _PRINTING_VERBS
+        masked.append(_NULL if printed else item)
+    return {kind: {**body, "params": [params[0], {"Array": {**array, "items": masked}}]}}
+
+
+def _var_count(node: Any, name: str) -> int:
+    """How many times the variable ``name`` appears in ``node``."""
+    if isinstance(node, list):
+        return sum(_var_count(item, name) for item in node)
+    if not isinstance(node, Mapping):
+        return 0
+    if _var(node) == name:
+        return 1
+    return sum(_var_count(value, name) for key, value in node.items() if key != "span")
+
+
+def _masked(rule: Any, formatted: Sequence[Path]) -> Any:
+    """A definition ``s contains x if { ...; x := <value>; ... }`` with the fields of ``formatted``
+    its value only prints masked (``_mask_prints``): ``x`` appears nowhere else, and the assignment
+    is a plain statement of the body (no ``with``), so what it prints reaches the set and nothing
+    else. Any other definition is returned as it is."""
+    spec = rule.get("Spec") if isinstance(rule, Mapping) and len(rule) == 1 else None
+    head = spec.get("head") if isinstance(spec, Mapping) else None
+    contains = head.get("Set") if isinstance(head, Mapping) and len(head) == 1 else None
+    bodies = spec.get("bodies") if isinstance(spec, Mapping) else None
+    if not (isinstance(contains, Mapping) and isinstance(bodies, list) and len(bodies) == 1):
+        return rule
+    key = _var(contains.get("key"))
+    query = bodies[0].get("query") if isinstance(bodies[0], Mapping) else None
+    stmts = query.get("stmts") if isinstance(query, Mapping) else None
+    if key is None or key == "_" or not isinstance(stmts, list) or _var_count(rule, key) != 2:
+        return rule
+    for index, stmt in enumerate(stmts):
+        if not isinstance(stmt, Mapping) or stmt.get("with_mods"):
+            continue
+        literal = stmt.get("literal")
+        expr = literal.get("Expr") if isinstance(literal, Mapping) and len(literal) == 1 else None
+        inner = expr.get("expr") if isinstance(expr, Mapping) else None
+        assign = inner.get("AssignExpr") if isinstance(inner, Mapping) and len(inner) == 1 else None
+        if not isinstance(assign, Mapping) or assign.get("op") != "ColEq" or _var(assign.get("lhs")) != key:
+            continue
+        assert isinstance(expr, Mapping) and isinstance(query, Mapping) and isinstance(spec, Mapping)
+        value = {**assign, "rhs": _mask_prints(assign.get("rhs"), formatted)}
+        printed = {**stmt, "literal": {"Expr": {**expr, "expr": {"AssignExpr": value}}}}
+        new_stmts = [*stmts[:index], printed, *stmts[index + 1 :]]
+        new_body = {**bodies[0], "query": {**query, "stmts": new_stmts}}
+        return {"Spec": {**spec, "bodies": [new_body]}}
+    return rule

@@ -31,10 +31,20 @@ deny contains v if {
 	}
 }
 
+# The host namespaces the pod shares, each field named (input.workload[field] over a list
+# would read the whole workload, its name included, and keep the template cache from this rule).
+host_namespaces contains field if {
+	some field, on in {
+		"hostNetwork": object.get(input, ["workload", "hostNetwork"], false),
+		"hostPID": object.get(input, ["workload", "hostPID"], false),
+		"hostIPC": object.get(input, ["workload", "hostIPC"], false),
+	}
+	on != false
+}
+
 deny contains v if {
 	input.workload.ai
-	some field in ["hostNetwork", "hostPID", "hostIPC"]
-	input.workload[field]
+	some field in host_namespaces
 	v := {
 		"rule": "host_namespace",
 		"severity": "high",

@@ -174,6 +174,54 @@ def test_a_replicaset_s_new_pod_is_evaluated_on_the_rules_reading_its_name_only(
     assert (templates.hits, templates.misses) == (3, 1)
 
 
+def _counting(engine: EmbeddedEngine, monkeypatch: pytest.MonkeyPatch) -> list[list[str] | None]:
+    """The queries of each evaluation ``engine`` makes from now on (None: all of them)."""
+    calls: list[list[str] | None] = []
+    evaluate = engine._evaluate_text
+
+    def counted(text: bytes, queries: Any = None) -> dict[str, Any]:
+        calls.append(None if queries is None else [q[2] for q in queries])
+        return evaluate(text, queries)
+
+    monkeypatch.setattr(engine, "_evaluate_text", counted)
+    return calls
+
+
+def test_a_replicaset_s_pods_after_the_first_evaluate_only_what_found_something(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    engine = EmbeddedEngine(load_library(), _deny)
+    uncached = EmbeddedEngine(load_library(), _deny, cache_size=0)
+    # every rule naming the pod only prints its name: once a template's first pod found nothing
+    # there, its next pods find nothing either, whatever their names
+    assert engine._printing == frozenset(range(len(engine._volatile_queries)))
+    calls = _counting(engine, monkeypatch)
+    allowed = example_input()
+    for i in range(4):
+        pod = _renamed(allowed, f"llama-server-7d9f8c6b5-{i:05d}", f"uid-{i}")
+        assert engine.evaluate_sync(pod) == uncached.evaluate_sync(pod)
+    assert calls == [None]  # the first pod only: no Rego for the next three
+    # a template over quota: gpu.quota's deny finds something, and is asked again for every pod
+    # (its message names each); the other queries naming the pod are not
+    calls.clear()
+    over = copy.deepcopy(allowed)
+    over["workload"]["gpu"]["total"] = 99
+    for i in range(3):
+        pod = _renamed(over, f"llama-server-5c4b3a291-{i:05d}", f"uid-over-{i}")
+        decision = engine.evaluate_sync(pod)
+        assert decision == uncached.evaluate_sync(pod)
+        assert any(pod["workload"]["name"] in v.message for v in decision.violations)
+    assert calls == [None, ["data.guard.gpu.quota.deny"], ["data.guard.gpu.quota.deny"]]
+    # a name that is not a string (the allowed pods' template: a volatile field counts as null in
+    # it): that the queries found nothing for strings says nothing of it, all of them run
+    calls.clear()
+    for i in range(2):
+        odd = _renamed(allowed, f"odd-{i}", f"uid-odd-{i}")
+        odd["request"]["name"] = None
+        assert engine.evaluate_sync(odd) == uncached.evaluate_sync(odd)
+    assert calls == [[q[2] for q in engine._volatile_queries]] * 2
+
+
 def _mutations(document: dict[str, Any], rng: Any) -> dict[str, Any]:
     out = copy.deepcopy(document)
     choice = rng.randrange(7)

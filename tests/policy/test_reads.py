@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
+from guard.policy.cache import VOLATILE
 from guard.policy.embedded import EmbeddedEngine, new_regorus_engine
 from guard.policy.library import RegoFile, default_library_dir, load_library
-from guard.policy.reads import EVERYTHING, minimal, package_reads, related, rule_reads
+from guard.policy.reads import EVERYTHING, library_reads, minimal, package_reads, related, rule_reads
 
 
 def _reads(*modules: str) -> dict[str, set[str]]:
@@ -226,3 +227,87 @@ def test_every_shipped_query_decides_alike_on_its_reads_alone() -> None:
             assert alone == {r: whole[policy][r] for r in rules}, (path.name, name)
             checked += 1
     assert checked == len(samples) * len(engine._queries)
+
+
+def _emptiness(body: str) -> set[str]:
+    """What the emptiness of ``deny`` in ``package t`` holding ``body`` depends on."""
+    text = f"package t\n\n{body}\n"
+    engine = new_regorus_engine([RegoFile(Path("m.rego"), text, "t")])
+    found = library_reads(engine.get_ast_as_json(), VOLATILE)
+    assert found.rules == rule_reads(engine.get_ast_as_json())[1]
+    return {".".join(path) or "<all>" for path in found.emptiness[(("t",), "deny")]}
+
+
+_PRINTED = 'sprintf("%s %q", [input.k, input.workload.name])'
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        # the name only printed into the value the set holds: left out
+        (f'deny contains v if {{ input.on; v := {{"message": {_PRINTED}}} }}', {"on", "k"}),
+        ('deny contains v if { input.on; v := sprintf("%v", [input.workload.name]) }', {"on"}),
+        (f'deny contains v if {{ input.on; v := {{"a": [{{"m": {_PRINTED}}}]}} }}', {"on", "k"}),
+        ('deny contains v if { v := sprintf("100%% of %s", [input.request.name]) }', set()),
+        # anything else keeps it
+        (
+            f'deny contains v if {{ input.workload.name != "x"; v := {{"m": {_PRINTED}}} }}',
+            {"workload.name", "k"},
+        ),
+        ('deny contains v if { v := sprintf("%d", [input.workload.name]) }', {"workload.name"}),
+        ('deny contains v if { v := sprintf("%5s", [input.workload.name]) }', {"workload.name"}),
+        ('deny contains v if { v := sprintf("%s %s", [input.workload.name]) }', {"workload.name"}),
+        (f'deny contains v if {{ v := {{"m": {_PRINTED}}}; count(v.m) > 3 }}', {"workload.name", "k"}),
+        (f'deny contains v if {{ v := {{"m": concat("", [{_PRINTED}])}} }}', {"workload.name", "k"}),
+        ('deny contains v if { n := input.workload.name; v := sprintf("%s", [n]) }', {"workload.name"}),
+        ('deny contains v if { v := sprintf("%s", [h]) }\nh := input.workload.name', {"workload.name"}),
+        ('deny contains v if { v := sprintf("%v", [input.workload]) }', {"workload"}),
+        ('deny contains sprintf("%s", [input.workload.name]) if input.on', {"workload.name", "on"}),
+        (
+            f'deny contains v if {{ v := {{"m": {_PRINTED}}} with input.workload.name as "a" }}',
+            {"workload.name", "k"},
+        ),
+        (
+            f'deny contains v if {{ x := {{"m": {_PRINTED}}}; v := 1 }}',  # not the value the set holds
+            {"workload.name", "k"},
+        ),
+    ],
+)
+def test_what_a_rule_s_emptiness_depends_on(body: str, expected: set[str]) -> None:
+    assert _emptiness(body) == expected
+
+
+_NAMES = ["", "b", 'q"uote\\', "\u00e9\U0001f600\u2028", "%s %d %%", "x" * 300, "\x00\n"]
+
+
+@pytest.mark.parametrize("name", _NAMES)
+def test_every_shipped_rule_s_emptiness_depends_on_its_emptiness_reads_alone(name: str) -> None:
+    """Each query of the library whose rules only print the volatile fields, evaluated on the
+    sample projected onto their emptiness reads with those fields set to other strings, finds
+    something exactly when it does on the whole sample."""
+    import pydantic_core
+
+    library = load_library(default_library_dir())
+    engine = EmbeddedEngine(library, lambda _: "deny")
+    ast = engine._engine().get_ast_as_json()
+    emptiness = library_reads(ast, VOLATILE).emptiness
+    printing = [engine._volatile_queries[i] for i in sorted(engine._printing)]
+    # every query naming the pod only prints it
+    assert len(printing) == len(engine._volatile_queries) == 5
+    checked = 0
+    for path in sorted(library.root.rglob("samples/*/*.json")):
+        document = json.loads(path.read_text())
+        if not (isinstance(document.get("workload"), dict) and isinstance(document.get("request"), dict)):
+            continue
+        whole = engine.evaluate_raw(document)
+        for policy, rules, query in printing:
+            package = tuple(query.split(".")[1:-1])
+            paths = {p for r in rules for p in emptiness[(package, r)]}
+            projected = _project(document, paths)
+            for section, field in VOLATILE:  # present wherever the sample has them, as strings
+                if field in document[section]:
+                    projected.setdefault(section, {})[field] = name
+            alone = engine._evaluate_text(pydantic_core.to_json(projected), [(policy, rules, query)])[policy]
+            assert any(alone[r] for r in rules) == any(whole[policy][r] for r in rules), (path.name, query)
+            checked += 1
+    assert checked > 100
