@@ -453,6 +453,11 @@ def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--in-process-child":
         return in_process_child(sys.argv[2], sys.argv[3], int(sys.argv[4]), 20)
     args = parser.parse_args()
+    if args.cold == 1 or args.cold < 0:
+        parser.error(
+            f"--cold: expected 0 (no cold path) or at least 2 models (a process's first request is "
+            f"compared with the others'), found {args.cold}"
+        )
     levels, worker_counts = _ints(args.concurrency), _ints(args.workers)
 
     import trustme
@@ -491,7 +496,7 @@ def main() -> int:
                     trees["before"] = args.before
                 measured = in_process(config, workloads, trees, args.samples, args.in_process, tmp)
                 _print_in_process(measured, workloads, trees)
-            for _ in range(args.fresh):
+            for _ in range(args.fresh if args.cold else 0):
                 # the first request of a fresh process (in a repository it has not seen), then
                 # first-seen models one at a time: every process starts with nothing cached
                 with guard_serve(config, cert, key, worker_counts[0], ca_pem) as server:
