@@ -278,7 +278,8 @@ RuleKey = tuple[Path, str]  # (package, rule name)
 
 
 class LibraryReads(NamedTuple):
-    """What the modules of a library read: ``rule_reads`` and ``emptiness_reads`` of one tree."""
+    """What the modules of a library read (``library_reads``): each package's and each rule's reads, and
+    what each rule's emptiness depends on, found in one walk of the tree."""
 
     packages: dict[Path, frozenset[Path]]
     rules: dict[RuleKey, frozenset[Path]]
