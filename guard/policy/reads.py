@@ -279,7 +279,7 @@ RuleKey = tuple[Path, str]  # (package, rule name)
 
 class LibraryReads(NamedTuple):
     """What the modules of a library read (``library_reads``): each package's and each rule's reads, and
-    what each rule's emptiness depends on, found in one walk of the tree."""
+    what each rule's emptiness depends on, from one parse of the tree."""
 
     packages: dict[Path, frozenset[Path]]
     rules: dict[RuleKey, frozenset[Path]]
