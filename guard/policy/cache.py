@@ -11,7 +11,8 @@ comments; ``object.get(input, ["tenant", ...], d)`` with a literal first key oth
 ``request`` does not.
 
 The cache is per engine, so a reloaded config or library (a new engine) starts empty; entries are
-evicted least recently used. Keys are BLAKE2b-256 digests of the serialized document.
+evicted least recently used. Keys are SHA-256 digests of the serialized document (SHA-256 runs on
+the CPU's SHA extensions: twice as fast as BLAKE2b on a 4.5 KiB input here).
 
 Behind it, ``TemplateCache`` keeps the violations of the rules (a policy's ``deny`` or ``warn``
 set) that provably read none of the fields in which otherwise equal inputs differ (``VOLATILE``:
@@ -19,7 +20,10 @@ the uid, the names of a controller's pods; what a rule reads is found by ``guard
 keyed by the input without those fields: a ReplicaSet's new pod is evaluated on the few rules
 reading its name. With it, both keys come from one serialization (``steady_keys``): the input
 without those fields is hashed for the template key, and the hash carried on over their values
-for the decision key.
+for the decision key. That serialization is kept by top-level section (``SteadyKeys.sections``):
+the text the engine is given, whole or only the sections some policies read, is put together
+from it, and the sections built once per config (``JsonConstant``: the cluster, the settings,
+the other tenants) carry their text, so no input is serialized twice.
 """
 
 from __future__ import annotations
@@ -104,6 +108,66 @@ def reads_uid(texts: Iterable[str]) -> bool:
     return False
 
 
+class JsonConstant(dict[str, Any]):
+    """A section of the policy input that depends on the config alone (``guard.policy.input.
+    InputConstants``), built once per config and shared by every input: it carries its JSON text
+    (``json``, pydantic-core's, as ``pydantic_core.to_json`` of the dict gives it), so the inputs
+    holding it do not serialize it again. Nothing may change it, or anything in it, in place."""
+
+    __slots__ = ("json",)
+
+    def __init__(self, value: Mapping[str, Any]) -> None:
+        super().__init__(value)
+        self.json = pydantic_core.to_json(self)
+
+
+class JsonConstantList(list[Any]):
+    """``JsonConstant`` for a list (``otherTenants``)."""
+
+    __slots__ = ("json",)
+
+    def __init__(self, value: Iterable[Any]) -> None:
+        super().__init__(value)
+        self.json = pydantic_core.to_json(self)
+
+
+def section_json(value: Any) -> bytes:
+    """``pydantic_core.to_json(value)``, the text a ``JsonConstant`` carries when it is one."""
+    if type(value) is JsonConstant or type(value) is JsonConstantList:
+        return value.json
+    return pydantic_core.to_json(value)
+
+
+_KEYS: dict[str, bytes] = {}  # a top-level key -> its JSON text and a colon: the input's few keys
+
+
+def _key_json(key: str) -> bytes:
+    found = _KEYS.get(key)
+    if found is None:
+        found = pydantic_core.to_json(key) + b":"
+        if len(_KEYS) < 64:  # the input's keys, and a few more (tests): not any document's
+            _KEYS[key] = found
+    return found
+
+
+def document_json(document: Mapping[str, Any], sections: Mapping[str, bytes] | None = None) -> bytes:
+    """``pydantic_core.to_json(document)`` (the same bytes), the JSON of each top-level value
+    taken from ``sections`` where it is there, else from the value (``section_json``). Raises as
+    ``to_json`` does for a value it cannot serialize; a key that is no string gets its text from
+    ``to_json`` (which makes one: ``1`` becomes ``"1"``)."""
+    if not all(type(key) is str for key in document):
+        return pydantic_core.to_json(document)
+    known = sections or {}
+    return (
+        b"{"
+        + b",".join(
+            _key_json(key) + (known[key] if key in known else section_json(value))
+            for key, value in document.items()
+        )
+        + b"}"
+    )
+
+
 class BoundedLru(Generic[V]):
     """A bounded LRU keyed by digests, counting its hits and misses (thread-safe)."""
 
@@ -149,10 +213,10 @@ class DecisionCache(BoundedLru[Decision]):
 
     @staticmethod
     def key_of(text: bytes) -> bytes:
-        return hashlib.blake2b(text, digest_size=32).digest()
+        return hashlib.sha256(text).digest()
 
     def key(self, document: Mapping[str, Any]) -> bytes:
-        return self.key_of(pydantic_core.to_json(self.sent(document)))
+        return self.key_of(document_json(self.sent(document)))
 
 
 # regorus' JSON parser refuses these in an input: a text holding them is always evaluated, so that
@@ -207,13 +271,29 @@ def split_volatile(document: Mapping[str, Any]) -> tuple[Mapping[str, Any], list
     return out, values
 
 
+# the top-level sections holding a VOLATILE field: their text differs between the steady input
+# and the input sent
+VOLATILE_SECTIONS = frozenset(path[0] for path in VOLATILE)
+
+
 class SteadyKeys(NamedTuple):
     """The keys of one input for an engine with a template cache, made from one serialization."""
 
-    template: bytes  # TemplateCache's: BLAKE2b-256 of the input without its VOLATILE fields
+    template: bytes  # TemplateCache's: SHA-256 of the input without its VOLATILE fields
     decision: bytes  # the decision cache's: the same hash carried on over those fields' values
     volatile: bytes  # those values as JSON, ``[[value] or [] for each field]``, as sent
     shape: tuple[bool, ...] | None  # which of those fields the input holds; None: one not a string
+    # the JSON of each top-level section of the input but those of VOLATILE_SECTIONS, the same in
+    # the input sent (``sent_json`` puts the text of that input, or of some of its sections, together)
+    sections: Mapping[str, bytes]
+
+
+def sent_json(sent: Mapping[str, Any], keys: SteadyKeys, only: frozenset[str] | None = None) -> bytes:
+    """The JSON text of ``sent`` (the input ``keys`` were made of, as the decision cache sends
+    it), or of its top-level sections in ``only``: the sections of ``keys`` reused, those holding
+    a volatile field serialized again."""
+    part = sent if only is None else {k: v for k, v in sent.items() if k in only}
+    return document_json(part, keys.sections)
 
 
 def steady_keys(document: Mapping[str, Any], *, ignore_uid: bool) -> SteadyKeys:
@@ -228,12 +308,17 @@ def steady_keys(document: Mapping[str, Any], *, ignore_uid: bool) -> SteadyKeys:
     if ignore_uid and values[0]:
         values[0] = [""]
     volatile = pydantic_core.to_json(values)
-    digest = hashlib.blake2b(pydantic_core.to_json(steady), digest_size=32)
+    sections = {
+        key: section_json(value)
+        for key, value in steady.items()
+        if type(key) is str and key not in VOLATILE_SECTIONS
+    }
+    digest = hashlib.sha256(document_json(steady, sections))
     template = digest.copy().digest()
     digest.update(b"\0")
     digest.update(volatile)
     shape = None if any(v and type(v[0]) is not str for v in values) else tuple(bool(v) for v in values)
-    return SteadyKeys(template, digest.digest(), volatile, shape)
+    return SteadyKeys(template, digest.digest(), volatile, shape, sections)
 
 
 class Template(NamedTuple):
@@ -252,7 +337,7 @@ class TemplateCache(BoundedLru[Template]):
     ``VOLATILE``, keyed by the input without those fields: a ReplicaSet's pods differ in their
     names, which a few rules read; the others' violations are reused, and only those few
     evaluated, or none when those found nothing and only print the name (``Template.empty``).
-    A bounded LRU (thread-safe) of ``Template`` by BLAKE2b-256 of the serialized input."""
+    A bounded LRU (thread-safe) of ``Template`` by SHA-256 of the serialized input."""
 
     def __init__(self, size: int, rules: Iterable[tuple[str, str]]) -> None:
         super().__init__(size)

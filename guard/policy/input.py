@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol
 from guard.attest.facts import ModelFacts
 from guard.config import ClusterFacts, GuardConfig, Tenant
 from guard.errors import UsageError
+from guard.policy.cache import JsonConstant, JsonConstantList
 from guard.policy.rules import parse_reference
 from guard.policy.sources import allowed_by, source_parts
 from guard.policy.workload import summarize_pod_spec
@@ -251,19 +252,23 @@ def request_input(request: Mapping[str, Any]) -> dict[str, Any]:
 class InputConstants:
     """The parts of the policy input that depend on the config alone (``cluster``, ``settings``;
     per tenant, its static fields and ``otherTenants``), built once per config instead of for
-    every request. The documents share these values: nothing may change them in place.
-    A tenant's ``carbon`` reads the published usage, so it is built for every request."""
+    every request. The documents share these values: nothing may change them in place. They are
+    ``JsonConstant``s, carrying their JSON text: the embedded engine does not serialize them again.
+    A tenant's ``carbon`` reads the published usage, so it is built for every request (a tenant
+    without a carbon budget is constant as a whole)."""
 
     def __init__(self, config: GuardConfig) -> None:
         self.config = config
-        self.cluster = cluster_input(config.cluster)
-        self.settings = settings_input(config)
-        self._tenants: dict[int, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+        self.cluster = JsonConstant(cluster_input(config.cluster))
+        self.settings = JsonConstant(settings_input(config))
+        self._tenants: dict[int, tuple[dict[str, Any], JsonConstantList, JsonConstant | None]] = {}
         self._no_tenant = self._others(None)
 
-    def _others(self, tenant: Tenant | None) -> list[dict[str, Any]]:
+    def _others(self, tenant: Tenant | None) -> JsonConstantList:
         tenants = self.config.tenants
-        return [{"name": t.name, "registries": list(t.registries)} for t in tenants if t is not tenant]
+        return JsonConstantList(
+            {"name": t.name, "registries": list(t.registries)} for t in tenants if t is not tenant
+        )
 
     def tenant(
         self, namespace: str, usage: UsageLookup | None
@@ -275,9 +280,12 @@ class InputConstants:
         found = self._tenants.get(id(tenant))  # the config keeps its tenants alive
         if found is None:
             static = tenant_input(tenant, self.config)
+            whole = JsonConstant(static) if static["carbon"] is None else None
             del static["carbon"]
-            found = self._tenants[id(tenant)] = (static, self._others(tenant))
-        static, others = found
+            found = self._tenants[id(tenant)] = (static, self._others(tenant), whole)
+        static, others, whole = found
+        if whole is not None:  # no carbon budget: nothing of it changes with the usage
+            return whole, others
         return {**static, "carbon": _carbon_input(tenant, usage)}, others
 
 

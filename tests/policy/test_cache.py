@@ -319,3 +319,91 @@ def test_a_library_too_deep_to_analyse_is_evaluated_whole_on_every_new_input(tmp
     assert engine.template_cache is None and engine.reads == {"x.p": {()}}
     assert engine.evaluate_sync({"n": 0}).allowed
     assert not engine.evaluate_sync({"n": 1}).allowed
+
+
+def _documents() -> list[dict[str, Any]]:
+    """Inputs of every shape the engine is given: the library's samples (plain JSON), the base
+    example built as admission builds it (its config's sections as ``JsonConstant``s), and odd ones."""
+    library = load_library(default_library_dir())
+    documents = [_sample(p) for p in sorted(library.root.rglob("samples/*/*.json"))[:40]]
+    built = example_input()
+    over = copy.deepcopy(built)  # plain copies of the constants: serialized as any dict
+    over["workload"]["gpu"]["total"] = 99
+    odd: dict[Any, Any] = {"request": {"uid": "u", "name": None}, 1: [1.5, None, "é\u2028"], "x": {2: "y"}}
+    return [*documents, built, over, odd, {}, {"workload": "not an object"}]
+
+
+def test_the_input_text_is_put_together_as_one_serialization_makes_it() -> None:
+    import hashlib
+
+    import pydantic_core
+
+    from guard.policy.cache import JsonConstant, document_json, sent_json, split_volatile, steady_keys
+
+    built = example_input()
+    assert type(built["cluster"]) is JsonConstant and type(built["settings"]) is JsonConstant
+    for document in _documents():
+        assert document_json(document) == pydantic_core.to_json(document)
+        keys = steady_keys(document, ignore_uid=False)
+        steady, _ = split_volatile(document)
+        assert keys.template == hashlib.sha256(pydantic_core.to_json(steady)).digest()
+        assert sent_json(document, keys) == pydantic_core.to_json(document)
+        for only in (frozenset({"request", "cluster"}), frozenset({"artifacts"}), frozenset()):
+            part = {k: v for k, v in document.items() if k in only}
+            assert sent_json(document, keys, only) == pydantic_core.to_json(part)
+
+
+def test_the_engine_is_given_the_text_of_the_input_or_of_the_parts_it_asks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import json
+
+    engine = EmbeddedEngine(load_library(), _deny)
+    texts: list[tuple[bytes, Any]] = []
+    evaluate = engine._evaluate_text
+
+    def recorded(text: bytes, queries: Any = None) -> dict[str, Any]:
+        texts.append((text, queries))
+        return evaluate(text, queries)
+
+    monkeypatch.setattr(engine, "_evaluate_text", recorded)
+    over = example_input()
+    over["workload"]["gpu"]["total"] = 99  # gpu.quota's deny names each pod: asked for each
+    pods = [_renamed(over, f"llama-server-5c4b3a291-{i:05d}", f"uid-{i}") for i in range(3)]
+    for pod in pods:
+        engine.evaluate_sync(pod)
+    assert [q is None for _, q in texts] == [True, False, False]
+    # the first pod whole, as sent (the library reads no uid: the cache sends it as ""), the next
+    # ones only the sections the query reads, each with that pod's own name
+    assert engine.cache is not None
+    assert json.loads(texts[0][0]) == json.loads(json.dumps(engine.cache.sent(pods[0])))
+    for (text, _), pod in zip(texts[1:], pods[1:], strict=True):
+        part = json.loads(text)
+        assert set(part) < set(pod) and part["workload"]["name"] == pod["workload"]["name"]
+        sent = json.loads(json.dumps(engine.cache.sent(pod)))
+        assert part == {k: v for k, v in sent.items() if k in part}
+
+
+def test_the_config_s_sections_are_built_once_and_carry_their_text() -> None:
+    import pydantic_core
+
+    from guard.config import parse_config
+    from guard.policy.cache import JsonConstant, JsonConstantList
+    from guard.policy.examples import CONFIG
+    from guard.policy.input import InputConstants
+
+    config = parse_config(CONFIG)
+    constants = InputConstants(config)
+    for section in (constants.cluster, constants.settings):
+        assert type(section) is JsonConstant and section.json == pydantic_core.to_json(dict(section))
+    budgeted = [t for t in config.tenants if t.carbon is not None]
+    plain = [t for t in config.tenants if t.carbon is None]
+    assert budgeted and plain
+    # a tenant without a carbon budget is constant, the same object every time; one with a
+    # budget is built for every request (its usage may have changed)
+    namespace = plain[0].namespaces[0]
+    first, others = constants.tenant(namespace, None)
+    assert type(first) is JsonConstant and constants.tenant(namespace, None)[0] is first
+    assert type(others) is JsonConstantList and others.json == pydantic_core.to_json(list(others))
+    budget = constants.tenant(budgeted[0].namespaces[0], None)[0]
+    assert type(budget) is dict and budget["carbon"] is not None
