@@ -25,6 +25,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from guard.admission.metrics import AdmissionMetrics
 from guard.admission.pinning import DigestPinner, mutation_answer
@@ -50,8 +51,64 @@ class WebhookState:
     draining: bool = False
 
 
+def _error_body(message: str) -> bytes:
+    return json.dumps({"error": message}).encode()
+
+
 def _error(status: int, message: str) -> Response:
-    return Response(json.dumps({"error": message}), status_code=status, media_type=_JSON)
+    return Response(_error_body(message), status_code=status, media_type=_JSON)
+
+
+async def _answer(send: Send, status: int, body: bytes) -> None:
+    """A JSON response, as Starlette's ``Response(body, media_type="application/json")`` sends it."""
+    headers = [(b"content-length", str(len(body)).encode()), (b"content-type", _JSON.encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class _Disconnected(Exception):
+    pass
+
+
+async def _read_asgi_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The request body, refused (``_TooLarge``) as soon as it is over ``limit`` bytes, whether
+    its Content-Length says so or its chunks do."""
+    for name, value in scope["headers"]:
+        if name == b"content-length" and value.isdigit() and int(value) > limit:
+            raise _TooLarge
+    body = b""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Disconnected
+        chunk: bytes = message.get("body", b"")
+        body += chunk
+        if len(body) > limit:
+            raise _TooLarge
+        if not message.get("more_body", False):
+            return body
+
+
+class _Admission:
+    """The webhook's ASGI app: ``POST /validate`` answered directly, everything else (the other
+    routes, the lifespan, ``/validate`` with another method: 405) by the Starlette app."""
+
+    def __init__(self, app: Starlette, validate: ASGIApp) -> None:
+        self.app = app
+        self._validate = validate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/validate":
+            if scope["method"] == "POST":
+                return await self._validate(scope, receive, send)
+            headers = [
+                (b"allow", b"POST"),
+                (b"content-length", b"18"),
+                (b"content-type", b"text/plain; charset=utf-8"),
+            ]
+            await send({"type": "http.response.start", "status": 405, "headers": headers})
+            return await send({"type": "http.response.body", "body": b"Method Not Allowed"})
+        return await self.app(scope, receive, send)
 
 
 class _TooLarge(Exception):
@@ -106,6 +163,45 @@ def _mutate_route(
     return mutate
 
 
+def _validate_route(state: WebhookState, metrics: AdmissionMetrics, max_body_bytes: int) -> ASGIApp:
+    """``POST /validate``: the admission decision of guard.admission."""
+
+    async def validate(scope: Scope, receive: Receive, send: Send) -> None:
+        """``POST /validate`` as a plain ASGI app: the one route every admission takes, without
+        Starlette's request, routing and response objects (~0.05 ms a request)."""
+        engine = state.engine
+        if engine is None:
+            return await _answer(
+                send, 503, _error_body("guard is not ready: config, policies and trust roots are loading")
+            )
+        try:
+            body = await _read_asgi_body(scope, receive, max_body_bytes)
+        except _TooLarge:
+            metrics.malformed.labels(reason="too_large").inc()
+            log.warning("refused an AdmissionReview larger than %d bytes", max_body_bytes)
+            return await _answer(
+                send,
+                413,
+                _error_body(
+                    f"expected an AdmissionReview of at most {max_body_bytes} bytes, found a larger body"
+                ),
+            )
+        except _Disconnected:
+            return None  # the client went away: nobody to answer
+        large = len(body) > _OFF_LOOP_BYTES  # parsed and walked on a worker thread
+        try:
+            review = await asyncio.to_thread(parse_review, body) if large else parse_review(body)
+        except MalformedReviewError as err:
+            metrics.malformed.labels(reason="malformed").inc()
+            log.warning("refused a malformed AdmissionReview: %s", err)
+            return await _answer(send, 400, _error_body(str(err)))
+        outcome = await engine.review(review.request, large=large)
+        warn_only = engine.settings.mode == "warn"
+        return await _answer(send, 200, response_json(outcome, warn_only=warn_only))
+
+    return validate
+
+
 def create_app(
     load_engine: EngineLoader,
     *,
@@ -115,7 +211,7 @@ def create_app(
     startup_errors: list[BaseException] | None = None,
     pinner: PinnerFactory | None = None,
     metrics_route: bool = True,
-) -> Starlette:
+) -> ASGIApp:
     """The webhook app. ``metrics_route``: also serve ``GET /metrics`` here (in-process use:
     tests, the demo); ``guard serve`` serves it on its own plain-HTTP port instead.
     ``load_engine`` runs at startup on the server's event loop (it loads the
@@ -124,28 +220,7 @@ def create_app(
     the server does not start."""
     state = WebhookState()
 
-    async def validate(request: Request) -> Response:
-        engine = state.engine
-        if engine is None:
-            return _error(503, "guard is not ready: config, policies and trust roots are loading")
-        try:
-            body = await _read_body(request, max_body_bytes)
-        except _TooLarge:
-            metrics.malformed.labels(reason="too_large").inc()
-            log.warning("refused an AdmissionReview larger than %d bytes", max_body_bytes)
-            return _error(
-                413, f"expected an AdmissionReview of at most {max_body_bytes} bytes, found a larger body"
-            )
-        large = len(body) > _OFF_LOOP_BYTES  # parsed and walked on a worker thread
-        try:
-            review = await asyncio.to_thread(parse_review, body) if large else parse_review(body)
-        except MalformedReviewError as err:
-            metrics.malformed.labels(reason="malformed").inc()
-            log.warning("refused a malformed AdmissionReview: %s", err)
-            return _error(400, str(err))
-        outcome = await engine.review(review.request, large=large)
-        warn_only = engine.settings.mode == "warn"
-        return Response(response_json(outcome, warn_only=warn_only), media_type=_JSON)
+    validate = _validate_route(state, metrics, max_body_bytes)
 
     async def healthz(_request: Request) -> Response:
         return Response("ok\n", media_type="text/plain")
@@ -194,10 +269,9 @@ def create_app(
                 await engine.aclose()
 
     routes = [
-        Route("/validate", validate, methods=["POST"]),
         Route("/mutate", _mutate_route(state, pinner, metrics, max_body_bytes), methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         *([Route("/metrics", metrics_endpoint, methods=["GET"])] if metrics_route else []),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    return _Admission(Starlette(routes=routes, lifespan=lifespan), validate)

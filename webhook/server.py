@@ -23,7 +23,6 @@ from typing import Any
 
 import uvicorn
 from prometheus_client import start_http_server
-from starlette.applications import Starlette
 from starlette.types import ASGIApp
 from uvicorn.supervisors import Multiprocess
 
@@ -59,7 +58,7 @@ def build_app(
     certificate: ReloadingCertificate | None,
     startup_errors: list[BaseException] | None = None,
     metrics: AdmissionMetrics | None = None,
-) -> Starlette:
+) -> ASGIApp:
     """The webhook app; given ``metrics``, they are served elsewhere (not on this app's port)."""
     metrics_route = metrics is None
     metrics = metrics or AdmissionMetrics()
@@ -96,7 +95,7 @@ def start_metrics_listener(metrics: AdmissionMetrics, host: str, port: int) -> C
     return stop
 
 
-def app_from_environment() -> Starlette:
+def app_from_environment() -> ASGIApp:
     """uvicorn factory for worker processes: config and TLS files from the environment."""
     start_up_without_gc()
     configure_json_logging()

@@ -223,3 +223,53 @@ def test_certificate_is_reloaded_without_restart(
     flowing.join(60)
     assert outcomes and all(outcomes)  # not one request dropped or refused
     assert post(client, admission_review(pod(SIGNED)))["allowed"] is True
+
+
+def test_before_the_engine_is_loaded_every_admission_route_answers_503() -> None:
+    """(The app called without its lifespan: what a request arriving while the server drains,
+    its engine closed, gets.) A 503 is never an allow: the API server applies failurePolicy."""
+    import asyncio
+
+    from guard.admission.metrics import AdmissionMetrics
+    from webhook.app import create_app
+
+    async def never() -> Any:
+        raise AssertionError("not loaded in this test")
+
+    app = create_app(never, metrics=AdmissionMetrics(), max_body_bytes=1024)
+    body = json.dumps(admission_review(pod(SIGNED))).encode()
+
+    async def ask(path: str, method: str = "POST") -> tuple[int, dict[bytes, bytes], bytes]:
+        sent: list[dict[str, Any]] = []
+        messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+        async def receive() -> dict[str, Any]:
+            return messages.pop() if messages else {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": method,
+            "scheme": "https",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            "client": ("127.0.0.1", 1),
+            "server": ("127.0.0.1", 2),
+        }
+        await app(scope, receive, send)
+        return sent[0]["status"], dict(sent[0]["headers"]), b"".join(m.get("body", b"") for m in sent[1:])
+
+    for path in ("/validate", "/mutate"):
+        status, headers, answer = asyncio.run(ask(path))
+        assert status == 503 and headers[b"content-type"] == b"application/json"
+        assert int(headers[b"content-length"]) == len(answer)
+        assert "not ready" in json.loads(answer)["error"]
+    status, headers, _ = asyncio.run(ask("/validate", "GET"))
+    assert status == 405 and headers[b"allow"] == b"POST"
