@@ -6,7 +6,7 @@ import json
 import socket
 import ssl
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -240,13 +240,13 @@ def test_before_the_engine_is_loaded_every_admission_route_answers_503() -> None
     body = json.dumps(admission_review(pod(SIGNED))).encode()
 
     async def ask(path: str, method: str = "POST") -> tuple[int, dict[bytes, bytes], bytes]:
-        sent: list[dict[str, Any]] = []
+        sent: list[MutableMapping[str, Any]] = []
         messages = [{"type": "http.request", "body": body, "more_body": False}]
 
         async def receive() -> dict[str, Any]:
             return messages.pop() if messages else {"type": "http.disconnect"}
 
-        async def send(message: dict[str, Any]) -> None:
+        async def send(message: MutableMapping[str, Any]) -> None:
             sent.append(message)
 
         scope = {
