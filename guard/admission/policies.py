@@ -28,6 +28,9 @@ _SOURCES = (
 )
 
 
+_ARTIFACTS_KEPT = 1024  # verdicts whose policy artifact is kept (all dropped when full)
+
+
 def _source(occurrence: Occurrence) -> str:
     if occurrence.source is not None:
         return occurrence.source
@@ -125,6 +128,31 @@ class LibraryPolicyEvaluator:
         from guard.policy.input import InputConstants  # noqa: PLC0415
 
         self._constants = InputConstants(config)  # a reloaded config makes a new evaluator
+        # a verdict's policy artifact, by what it is made of: a model's pods bring the same verdict
+        # (its verified artifact cached, the same object) request after request
+        self._artifacts: dict[tuple[Any, ...], tuple[ArtifactVerdict, Artifact]] = {}
+
+    def _policy_artifact(self, verdict: ArtifactVerdict) -> Artifact:
+        """``policy_artifact`` of ``verdict`` with its rule's authorities, made once for equal
+        verdicts. The key holds every field of the verdict ``policy_artifact`` reads; the verified
+        artifact (signers, facts), immutable, by identity, the entry keeping it alive."""
+        key = (
+            verdict.ref,
+            verdict.match,
+            verdict.status,
+            verdict.effect,
+            verdict.message,
+            verdict.reason,
+            id(verdict.artifact),
+        )
+        found = self._artifacts.get(key)
+        if found is not None and found[0].artifact is verdict.artifact:
+            return found[1]
+        made = policy_artifact(verdict, self._authorities.get(verdict.match.rule or "", ()))
+        if len(self._artifacts) >= _ARTIFACTS_KEPT:
+            self._artifacts.clear()
+        self._artifacts[key] = (verdict, made)
+        return made
 
     async def evaluate(self, request: AdmissionRequest, artifacts: Sequence[ArtifactVerdict]) -> PolicyResult:
         from guard.policy.input import build_input_for_object  # noqa: PLC0415
@@ -144,10 +172,8 @@ class LibraryPolicyEvaluator:
         pod_specs = [(spec_, meta) for spec_, meta in pod_specs if spec_.get("containers")]
         if not pod_specs:
             pod_specs.append((_with_containers(obj, {}, artifacts), None))
-        inputs = [
-            policy_artifact(v, self._authorities.get(v.match.rule or "", ()))
-            for v in artifacts  # every source: a non-OCI one as an unverified model source
-        ]
+        # every source: a non-OCI one as an unverified model source
+        inputs = [self._policy_artifact(v) for v in artifacts]
         req = request_fields(request)
         violations: dict[tuple[str, str, str], Violation] = {}
         policies: dict[str, None] = {}

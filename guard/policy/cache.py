@@ -132,9 +132,12 @@ class JsonConstantList(list[Any]):
 
 
 def section_json(value: Any) -> bytes:
-    """``pydantic_core.to_json(value)``, the text a ``JsonConstant`` carries when it is one."""
+    """``pydantic_core.to_json(value)``, the text a ``JsonConstant`` carries when it is one, and
+    a list's put together from its items' when they all are (``artifacts``)."""
     if type(value) is JsonConstant or type(value) is JsonConstantList:
         return value.json
+    if type(value) is list and value and all(type(item) is JsonConstant for item in value):
+        return b"[" + b",".join(item.json for item in value) + b"]"
     return pydantic_core.to_json(value)
 
 

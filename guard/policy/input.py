@@ -249,6 +249,9 @@ def request_input(request: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+_ARTIFACTS_KEPT = 1024  # artifacts whose part of the input is kept (all dropped when full)
+
+
 class InputConstants:
     """The parts of the policy input that depend on the config alone (``cluster``, ``settings``;
     per tenant, its static fields and ``otherTenants``), built once per config instead of for
@@ -263,6 +266,22 @@ class InputConstants:
         self.settings = JsonConstant(settings_input(config))
         self._tenants: dict[int, tuple[dict[str, Any], JsonConstantList, JsonConstant | None]] = {}
         self._no_tenant = self._others(None)
+        # an artifact's part of the input in a namespace, by the artifact's identity (the entry
+        # keeps it alive): admission makes one Artifact for equal verdicts (its own memo)
+        self._artifacts: dict[tuple[int, str], tuple[Artifact, JsonConstant]] = {}
+
+    def artifact(self, artifact: Artifact, namespace: str) -> JsonConstant:
+        """``artifact``'s part of the input for a request in ``namespace``, built once per
+        artifact object: an ``Artifact`` is immutable, and so must be what it holds (its facts)."""
+        key = (id(artifact), namespace)
+        found = self._artifacts.get(key)
+        if found is not None and found[0] is artifact:
+            return found[1]
+        made = JsonConstant(_artifact(artifact, self.config, namespace))
+        if len(self._artifacts) >= _ARTIFACTS_KEPT:
+            self._artifacts.clear()
+        self._artifacts[key] = (artifact, made)
+        return made
 
     def _others(self, tenant: Tenant | None) -> JsonConstantList:
         tenants = self.config.tenants
@@ -302,10 +321,10 @@ def build_input(
     ``constants``: the config's parts built once (``InputConstants(config)``), else built here."""
     req = request_input(request)
     namespace = req["namespace"] or str(workload.get("namespace", ""))
-    arts = [_artifact(a, config, namespace) for a in artifacts]
-    gpu_total = int(workload.get("gpu", {}).get("total", 0))
     if constants is None:
         constants = InputConstants(config)
+    arts = [constants.artifact(a, namespace) for a in artifacts]
+    gpu_total = int(workload.get("gpu", {}).get("total", 0))
     tenant, others = constants.tenant(namespace, usage)
     return {
         "apiVersion": INPUT_API_VERSION,
