@@ -73,6 +73,10 @@ class AdmissionMetrics:
         """Count a request's ``(policy, result)`` pairs at once (~30 a request)."""
         self.decisions.count(results)
 
+    def count_passes(self, policies: tuple[str, ...]) -> None:
+        """Count a request every policy of ``policies`` passed (most requests): one addition."""
+        self.decisions.count_passes(policies)
+
     def observe_request(self, kind: str, decision: str, seconds: float) -> None:
         key = (kind, decision)
         child = self._latency_children.get(key)
@@ -104,6 +108,20 @@ class PolicyDecisions:
         self._name, self._documentation, self._labels = name, documentation, labels
         self._counts: dict[tuple[str, ...], int] = {}
         self._created: dict[tuple[str, ...], float] = {}
+        # requests every policy of a tuple passed, by tuple: added to the counts when collected
+        self._passes: dict[tuple[str, ...], int] = {}
+
+    def count_passes(self, policies: tuple[str, ...]) -> None:
+        """``count((p, "pass") for p in policies)`` as one addition (counts for labels
+        ``(policy, "pass")``)."""
+        found = self._passes.get(policies)
+        if found is None:
+            now = time.time()
+            for policy in policies:
+                self._created.setdefault((policy, "pass"), now)
+            self._passes[policies] = 1
+        else:
+            self._passes[policies] = found + 1
 
     def count(self, keys: Iterable[tuple[str, ...]]) -> None:
         counts = self._counts
@@ -122,6 +140,9 @@ class PolicyDecisions:
         family = CounterMetricFamily(self._name, self._documentation, labels=self._labels)
         use_created: Any = getattr(_prometheus_metrics, "_use_created", True)
         counts, created = dict(self._counts), dict(self._created)  # copies: a scrape runs on another thread
+        for policies, passes in dict(self._passes).items():
+            for policy in policies:
+                counts[(policy, "pass")] = counts.get((policy, "pass"), 0) + passes
         for key, value in counts.items():
             family.add_metric(key, float(value), created=created.get(key) if use_created else None)
         yield family

@@ -108,27 +108,46 @@ def reads_uid(texts: Iterable[str]) -> bool:
     return False
 
 
+def _read_only(*_args: Any, **_kwargs: Any) -> Any:
+    raise TypeError(
+        "a constant part of the policy input is read-only (it carries its JSON): change a copy "
+        "(copy.copy / copy.deepcopy make plain ones)"
+    )
+
+
 class JsonConstant(dict[str, Any]):
     """A section of the policy input that depends on the config alone (``guard.policy.input.
     InputConstants``), built once per config and shared by every input: it carries its JSON text
     (``json``, pydantic-core's, as ``pydantic_core.to_json`` of the dict gives it), so the inputs
-    holding it do not serialize it again. Nothing may change it, or anything in it, in place."""
+    holding it do not serialize it again. It refuses to be changed in place (``TypeError``); what
+    it holds must not be changed either. A copy (``copy``, ``deepcopy``, pickle) is a plain dict."""
 
-    __slots__ = ("json",)
+    __slots__ = ("digest", "json")
+    __setitem__ = __delitem__ = __ior__ = clear = pop = popitem = setdefault = update = _read_only
+
+    def __reduce_ex__(self, _protocol: Any) -> Any:
+        return (dict, (dict(self),))
 
     def __init__(self, value: Mapping[str, Any]) -> None:
-        super().__init__(value)
+        dict.update(self, value)
         self.json = pydantic_core.to_json(self)
+        self.digest = hashlib.sha256(self.json).digest()  # what a cache key holds of it (steady_keys)
 
 
 class JsonConstantList(list[Any]):
-    """``JsonConstant`` for a list (``otherTenants``)."""
+    """``JsonConstant`` for a list (``otherTenants``); a copy is a plain list."""
 
-    __slots__ = ("json",)
+    __slots__ = ("digest", "json")
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _read_only
+    append = extend = insert = pop = remove = clear = sort = reverse = _read_only
+
+    def __reduce_ex__(self, _protocol: Any) -> Any:
+        return (list, (list(self),))
 
     def __init__(self, value: Iterable[Any]) -> None:
-        super().__init__(value)
+        list.extend(self, value)
         self.json = pydantic_core.to_json(self)
+        self.digest = hashlib.sha256(self.json).digest()
 
 
 def section_json(value: Any) -> bytes:
@@ -282,12 +301,13 @@ VOLATILE_SECTIONS = frozenset(path[0] for path in VOLATILE)
 class SteadyKeys(NamedTuple):
     """The keys of one input for an engine with a template cache, made from one serialization."""
 
-    template: bytes  # TemplateCache's: SHA-256 of the input without its VOLATILE fields
+    template: bytes  # TemplateCache's: SHA-256 over the input without its VOLATILE fields
     decision: bytes  # the decision cache's: the same hash carried on over those fields' values
     volatile: bytes  # those values as JSON, ``[[value] or [] for each field]``, as sent
     shape: tuple[bool, ...] | None  # which of those fields the input holds; None: one not a string
-    # the JSON of each top-level section of the input but those of VOLATILE_SECTIONS, the same in
-    # the input sent (``sent_json`` puts the text of that input, or of some of its sections, together)
+    # the JSON of the top-level sections serialized for the keys (not constants: they carry their
+    # own) but those of VOLATILE_SECTIONS: the same in the input sent (``sent_json`` puts the text
+    # of that input, or of some of its sections, together)
     sections: Mapping[str, bytes]
 
 
@@ -300,10 +320,12 @@ def sent_json(sent: Mapping[str, Any], keys: SteadyKeys, only: frozenset[str] | 
 
 
 def steady_keys(document: Mapping[str, Any], *, ignore_uid: bool) -> SteadyKeys:
-    """The template and decision keys of ``document``. The decision key covers the document as
-    ``DecisionCache.sent`` makes it: the serialization of the document without its volatile fields
-    (a JSON text: it holds no NUL byte), a NUL, then those fields' values (the uid as "" when the
-    cache ignores it), which together give back that document. ``volatile`` nests each value two
+    """The template and decision keys of ``document``. The template key is SHA-256 over the
+    document without its volatile fields, section by section: each section's key (a JSON string
+    and a colon) and the SHA-256 of its JSON (the digest a ``JsonConstant`` carries). The decision
+    key covers the document as ``DecisionCache.sent`` makes it: the same, a NUL (where a key's
+    opening quote would be), then those fields' values (the uid as "" when the cache ignores it),
+    which together give back that document. ``volatile`` nests each value two
     levels down, as deep as it lies in the document (``request.uid``, ``request.name``,
     ``workload.name``): ``loadable(volatile)`` says whether putting those values back into an input
     the engine took makes one it refuses."""
@@ -311,12 +333,22 @@ def steady_keys(document: Mapping[str, Any], *, ignore_uid: bool) -> SteadyKeys:
     if ignore_uid and values[0]:
         values[0] = [""]
     volatile = pydantic_core.to_json(values)
-    sections = {
-        key: section_json(value)
-        for key, value in steady.items()
-        if type(key) is str and key not in VOLATILE_SECTIONS
-    }
-    digest = hashlib.sha256(document_json(steady, sections))
+    sections: dict[str, bytes] = {}
+    if all(type(key) is str for key in steady):
+        # each section as its key and the SHA-256 of its JSON (a constant carries its own): the
+        # same key for equal inputs, whether a section is a constant or a copy of one
+        parts = [b"S"]
+        for key, value in steady.items():
+            if type(value) is JsonConstant or type(value) is JsonConstantList:
+                parts.append(_key_json(key) + value.digest)
+                continue
+            text = section_json(value)
+            if key not in VOLATILE_SECTIONS:
+                sections[key] = text
+            parts.append(_key_json(key) + hashlib.sha256(text).digest())
+        digest = hashlib.sha256(b"".join(parts))
+    else:  # a key that is no string (no input guard builds): the document's JSON as a whole
+        digest = hashlib.sha256(b"J" + pydantic_core.to_json(steady))
     template = digest.copy().digest()
     digest.update(b"\0")
     digest.update(volatile)

@@ -334,19 +334,22 @@ def _documents() -> list[dict[str, Any]]:
 
 
 def test_the_input_text_is_put_together_as_one_serialization_makes_it() -> None:
-    import hashlib
-
     import pydantic_core
 
     from guard.policy.cache import JsonConstant, document_json, sent_json, split_volatile, steady_keys
 
     built = example_input()
     assert type(built["cluster"]) is JsonConstant and type(built["settings"]) is JsonConstant
-    for document in _documents():
+    assert all(type(a) is JsonConstant for a in built["artifacts"])
+    documents = _documents()
+    texts: dict[bytes, bytes] = {}  # template key -> the steady input's JSON
+    for document in documents:
         assert document_json(document) == pydantic_core.to_json(document)
         keys = steady_keys(document, ignore_uid=False)
-        steady, _ = split_volatile(document)
-        assert keys.template == hashlib.sha256(pydantic_core.to_json(steady)).digest()
+        text = pydantic_core.to_json(split_volatile(document)[0])
+        # one key, one steady input: two inputs with a key alike are alike but for their names
+        assert texts.setdefault(keys.template, text) == text
+        assert steady_keys(copy.copy(document), ignore_uid=False) == keys  # the same parts, the same keys
         assert sent_json(document, keys) == pydantic_core.to_json(document)
         for only in (frozenset({"request", "cluster"}), frozenset({"artifacts"}), frozenset()):
             part = {k: v for k, v in document.items() if k in only}
@@ -407,3 +410,31 @@ def test_the_config_s_sections_are_built_once_and_carry_their_text() -> None:
     assert type(others) is JsonConstantList and others.json == pydantic_core.to_json(list(others))
     budget = constants.tenant(budgeted[0].namespaces[0], None)[0]
     assert type(budget) is dict and budget["carbon"] is not None
+
+
+def test_a_constant_refuses_changes_and_its_copies_are_plain_and_keyed_alike() -> None:
+    import pickle
+
+    from guard.policy.cache import JsonConstant, JsonConstantList, steady_keys
+
+    document = example_input()
+    cluster, others = document["cluster"], document["otherTenants"]
+    assert type(cluster) is JsonConstant and type(others) is JsonConstantList
+    for change in (
+        lambda: cluster.__setitem__("x", 1),
+        lambda: cluster.update(x=1),
+        lambda: cluster.pop("migProfiles"),
+        lambda: cluster.setdefault("x", 1),
+        lambda: others.append({}),
+        lambda: others.__setitem__(0, {}),
+    ):
+        with pytest.raises(TypeError, match="read-only"):
+            change()
+    for copied in (copy.copy(cluster), copy.deepcopy(cluster), pickle.loads(pickle.dumps(cluster))):
+        assert type(copied) is dict and copied == cluster
+        copied["gridIntensityGPerKWh"] = 1  # a copy changes, and is judged as changed
+    plain = copy.deepcopy(document)
+    assert type(plain["cluster"]) is dict
+    assert steady_keys(plain, ignore_uid=True)[:2] == steady_keys(document, ignore_uid=True)[:2]
+    plain["cluster"]["gridIntensityGPerKWh"] = 1
+    assert steady_keys(plain, ignore_uid=True).template != steady_keys(document, ignore_uid=True).template
