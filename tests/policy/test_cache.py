@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -420,14 +421,15 @@ def test_a_constant_refuses_changes_and_its_copies_are_plain_and_keyed_alike() -
     document = example_input()
     cluster, others = document["cluster"], document["otherTenants"]
     assert type(cluster) is JsonConstant and type(others) is JsonConstantList
-    for change in (
+    changes: list[Callable[[], object]] = [
         lambda: cluster.__setitem__("x", 1),
         lambda: cluster.update(x=1),
         lambda: cluster.pop("migProfiles"),
         lambda: cluster.setdefault("x", 1),
         lambda: others.append({}),
         lambda: others.__setitem__(0, {}),
-    ):
+    ]
+    for change in changes:
         with pytest.raises(TypeError, match="read-only"):
             change()
     for copied in (copy.copy(cluster), copy.deepcopy(cluster), pickle.loads(pickle.dumps(cluster))):
