@@ -8,9 +8,12 @@ library settings). Policies read only this document; nothing else reaches them.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
+
+import pydantic_core
 
 from guard.attest.facts import ModelFacts
 from guard.config import ClusterFacts, GuardConfig, Tenant
@@ -250,6 +253,9 @@ def request_input(request: Mapping[str, Any]) -> dict[str, Any]:
 
 
 _ARTIFACTS_KEPT = 1024  # artifacts whose part of the input is kept (all dropped when full)
+_WORKLOADS_KEPT = 1024  # pod specs whose summary is kept (all dropped when full)
+_WORKLOAD_KEY_BYTES = 64 * 1024  # a pod spec larger than this is summarized every time
+_NAMED = frozenset({"kind", "name"})
 
 
 class InputConstants:
@@ -269,6 +275,57 @@ class InputConstants:
         # an artifact's part of the input in a namespace, by the artifact's identity (the entry
         # keeps it alive): admission makes one Artifact for equal verdicts (its own memo)
         self._artifacts: dict[tuple[int, str], tuple[Artifact, JsonConstant]] = {}
+        # a pod spec's summary without its name, by SHA-256 of the JSON of what it reads
+        self._workloads: dict[bytes, dict[str, Any]] = {}
+
+    def workload(
+        self,
+        pod_spec: Mapping[str, Any],
+        *,
+        kind: str,
+        name: str,
+        namespace: str,
+        labels: Mapping[str, str],
+        annotations: Mapping[str, str],
+        resolved_claims: Mapping[str, Mapping[str, Any]] | None,
+    ) -> dict[str, Any]:
+        """``summarize_pod_spec`` with the config's cluster: summarized once for the pods of a
+        template (equal but for their names: the same JSON of everything else it reads), the
+        name put in. What it returns shares its parts with the summaries of those pods: nothing
+        may change them in place."""
+        try:
+            text = pydantic_core.to_json([pod_spec, kind, namespace, labels, annotations, resolved_claims])
+        except (TypeError, ValueError, pydantic_core.PydanticSerializationError):
+            text = b""  # not serializable: summarized (and refused) as it is
+        if not text or len(text) > _WORKLOAD_KEY_BYTES:
+            return summarize_pod_spec(
+                pod_spec,
+                self.config.cluster,
+                kind=kind,
+                name=name,
+                namespace=namespace,
+                labels=labels,
+                annotations=annotations,
+                resolved_claims=resolved_claims,
+            )
+        key = hashlib.sha256(text).digest()
+        found = self._workloads.get(key)
+        if found is None:
+            found = summarize_pod_spec(
+                pod_spec,
+                self.config.cluster,
+                kind=kind,
+                name="",
+                namespace=namespace,
+                labels=labels,
+                annotations=annotations,
+                resolved_claims=resolved_claims,
+            )
+            if len(self._workloads) >= _WORKLOADS_KEPT:
+                self._workloads.clear()
+            self._workloads[key] = found
+        # the summary's own order: kind, then name, then the rest
+        return {"kind": found["kind"], "name": name, **{k: v for k, v in found.items() if k not in _NAMED}}
 
     def artifact(self, artifact: Artifact, namespace: str) -> JsonConstant:
         """``artifact``'s part of the input for a request in ``namespace``, built once per
@@ -374,9 +431,10 @@ def build_input_for_object(
         **_object_field(tmeta.get("annotations"), "spec.template.metadata.annotations"),
     }
     namespace = str((request or {}).get("namespace") or meta.get("namespace") or "default")
-    workload = summarize_pod_spec(
+    if constants is None:
+        constants = InputConstants(config)
+    workload = constants.workload(
         pod_spec,
-        config.cluster,
         kind=str(obj.get("kind", "Pod")),
         name=str(meta.get("name") or meta.get("generateName") or ""),
         namespace=namespace,

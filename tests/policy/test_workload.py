@@ -273,3 +273,39 @@ def test_input_constants_built_once_give_the_same_input_with_fresh_usage() -> No
     # the tenant's carbon is read for every request: the second team-a input saw the new figure
     assert shared["tenant"]["carbon"]["usedKgCO2e"] == 1000 + 2
     assert [t["name"] for t in shared["otherTenants"]] == ["team-b"]
+
+
+def test_a_template_s_pods_are_summarized_once_and_each_gets_its_own_name() -> None:
+    """Every example of the library (each policy's allowed and denied cases), built with one
+    config's constants for three pods of the template: the same input as built afresh."""
+    import copy
+
+    from guard.policy.examples import SAMPLES, case
+
+    cases = [m for allowed, denied in SAMPLES.values() for m in (*allowed.values(), *denied.values())]
+    assert len(cases) > 40
+    for mutation in cases:
+        c = case(mutation)
+        config = c.config_model()
+        constants = InputConstants(config)
+        template = c.obj["spec"]["template"]
+        for name in ("llama-7d9f8c6b5-aaaaa", "llama-7d9f8c6b5-bbbbb", "llama-7d9f8c6b5-aaaaa"):
+            obj = copy.deepcopy(c.obj)
+            obj["metadata"]["name"] = name
+            args = (obj, template["spec"], c.artifacts(), config)
+            kwargs: dict[str, Any] = {
+                "template_metadata": template.get("metadata"),
+                "resolved_claims": c.claims,
+            }
+            shared = build_input_for_object(*args, **kwargs, constants=constants)
+            assert shared == build_input_for_object(*args, **kwargs)
+            assert shared["workload"]["name"] == name
+            assert list(shared["workload"]) == [*summarize_pod_spec(template["spec"], config.cluster), "ai"]
+    # a spec the summary refuses is refused every time (nothing kept of it)
+    constants = InputConstants(parse_config(CONFIG))
+    bad = {"containers": [{"name": "c"}]}
+    for _ in range(2):
+        with pytest.raises(UsageError, match="image"):
+            build_input_for_object(
+                {"kind": "Pod", "metadata": {}}, bad, [], constants.config, constants=constants
+            )
