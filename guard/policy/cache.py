@@ -261,6 +261,15 @@ def loadable(text: bytes) -> bool:
 VOLATILE: tuple[Path, ...] = (("request", "uid"), ("request", "name"), ("workload", "name"))
 
 
+# VOLATILE by top-level section: (section, ((index in VOLATILE, field), ...)); every field of
+# VOLATILE lies two levels down
+assert all(len(path) == 2 for path in VOLATILE)
+_VOLATILE_BY_SECTION: tuple[tuple[str, tuple[tuple[int, str], ...]], ...] = tuple(
+    (section, tuple((i, path[1]) for i, path in enumerate(VOLATILE) if path[0] == section))
+    for section in dict.fromkeys(path[0] for path in VOLATILE)
+)
+
+
 def reads_volatile(paths: Iterable[Path]) -> bool:
     """Whether a policy reading ``paths`` may see a field of ``VOLATILE``."""
     return any(related(path, field) for path in paths for field in VOLATILE)
@@ -274,22 +283,15 @@ def split_volatile(document: Mapping[str, Any]) -> tuple[Mapping[str, Any], list
     ``[]`` when it has not (a null and an absent field differ: ``not input.workload.name`` holds
     for one only). The two together are the document."""
     out = dict(document)
-    values: list[list[Any]] = []
-    for path in VOLATILE:
-        node: dict[str, Any] = out
-        found: list[Any] = []
-        for depth, segment in enumerate(path):
-            child = node.get(segment)
-            if depth == len(path) - 1:
-                if segment in node:
-                    found = [child]
-                    node[segment] = None
-            elif isinstance(child, Mapping):
-                node[segment] = child = dict(child)
-                node = child
-            else:
-                break
-        values.append(found)
+    values: list[list[Any]] = [[] for _ in VOLATILE]
+    for section, fields in _VOLATILE_BY_SECTION:
+        child = out.get(section)
+        if isinstance(child, Mapping):
+            child = out[section] = dict(child)
+            for i, field in fields:
+                if field in child:
+                    values[i] = [child[field]]
+                    child[field] = None
     return out, values
 
 

@@ -275,6 +275,9 @@ class InputConstants:
         # an artifact's part of the input in a namespace, by the artifact's identity (the entry
         # keeps it alive): admission makes one Artifact for equal verdicts (its own memo)
         self._artifacts: dict[tuple[int, str], tuple[Artifact, JsonConstant]] = {}
+        self._artifact_lists: dict[
+            tuple[tuple[int, ...], str], tuple[tuple[Artifact, ...], JsonConstantList]
+        ] = {}
         # a pod spec's summary without its name, by SHA-256 of the JSON of what it reads
         self._workloads: dict[bytes, dict[str, Any]] = {}
 
@@ -326,6 +329,21 @@ class InputConstants:
             self._workloads[key] = found
         # the summary's own order: kind, then name, then the rest
         return {"kind": found["kind"], "name": name, **{k: v for k, v in found.items() if k not in _NAMED}}
+
+    def artifacts(self, artifacts: Sequence[Artifact], namespace: str) -> list[dict[str, Any]]:
+        """The ``artifacts`` part of the input: ``artifact`` of each, as one constant list (its
+        JSON and digest made once) for the same artifact objects."""
+        if not artifacts:
+            return []
+        key = (tuple(map(id, artifacts)), namespace)
+        found = self._artifact_lists.get(key)
+        if found is not None and all(a is b for a, b in zip(found[0], artifacts, strict=True)):
+            return found[1]
+        made = JsonConstantList(self.artifact(a, namespace) for a in artifacts)
+        if len(self._artifact_lists) >= _ARTIFACTS_KEPT:
+            self._artifact_lists.clear()
+        self._artifact_lists[key] = (tuple(artifacts), made)
+        return made
 
     def artifact(self, artifact: Artifact, namespace: str) -> JsonConstant:
         """``artifact``'s part of the input for a request in ``namespace``, built once per
@@ -380,7 +398,7 @@ def build_input(
     namespace = req["namespace"] or str(workload.get("namespace", ""))
     if constants is None:
         constants = InputConstants(config)
-    arts = [constants.artifact(a, namespace) for a in artifacts]
+    arts = constants.artifacts(artifacts, namespace)
     gpu_total = int(workload.get("gpu", {}).get("total", 0))
     tenant, others = constants.tenant(namespace, usage)
     return {

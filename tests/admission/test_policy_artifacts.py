@@ -92,3 +92,19 @@ def test_an_artifact_s_part_of_the_input_is_built_once_per_artifact_and_namespac
     twin = Artifact(**{f.name: getattr(artifact, f.name) for f in dataclasses.fields(artifact)})
     assert constants.artifact(twin, "team-a") is not constants.artifact(artifact, "team-a")
     assert constants.artifact(twin, "team-a") == constants.artifact(artifact, "team-a")
+
+
+def test_the_artifacts_part_is_one_constant_list_for_the_same_artifacts() -> None:
+    from guard.policy.cache import JsonConstantList
+
+    config = parse_config(CONFIG)
+    constants = InputConstants(config)
+    evaluator = _evaluator()
+    one, two = evaluator._policy_artifact(_verdict()), evaluator._policy_artifact(_verdict(message="x"))
+    part = constants.artifacts([one, two], "team-a")
+    assert type(part) is JsonConstantList and part == [_artifact(a, config, "team-a") for a in (one, two)]
+    assert part.json == pydantic_core.to_json(list(part))
+    assert constants.artifacts([one, two], "team-a") is part
+    assert constants.artifacts([two, one], "team-a") == [part[1], part[0]]
+    assert constants.artifacts([one, two], "team-b") is not part
+    assert constants.artifacts([], "team-a") == []
