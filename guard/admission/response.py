@@ -13,7 +13,7 @@ from typing import Any
 
 import pydantic_core
 
-from guard.admission.outcome import AdmissionOutcome
+from guard.admission.outcome import AdmissionOutcome, ArtifactVerdict
 from guard.admission.review import API_VERSION, AdmissionResponse, AdmissionReviewResponse, Status
 
 MAX_WARNING_CHARS = 256  # the API server may truncate longer warnings
@@ -69,22 +69,40 @@ def deny_message(outcome: AdmissionOutcome) -> str:
     return _clip(head + "; ".join(dict.fromkeys(reasons)), MAX_MESSAGE_CHARS)
 
 
-def audit_annotations(outcome: AdmissionOutcome) -> dict[str, str]:
-    notes: dict[str, str] = {"decision-id": outcome.decision_id, "decision": outcome.decision}
+# the "verified" annotation of a request's verified artifacts, by what it is made of (the verified
+# artifacts by identity, each entry keeping them alive): a model's pods bring the same ones
+_VERIFIED: dict[tuple[Any, ...], tuple[tuple[ArtifactVerdict, ...], str]] = {}
+_VERIFIED_KEPT = 1024
+
+
+def _verified_note(verdicts: tuple[ArtifactVerdict, ...]) -> str:
+    key = tuple((v.ref.reference, v.digest, v.match.rule, id(v.artifact)) for v in verdicts)
+    found = _VERIFIED.get(key)
+    if found is not None and all(a.artifact is b.artifact for a, b in zip(found[0], verdicts, strict=True)):
+        return found[1]
     verified = [
         {
             "reference": v.ref.reference,
             "digest": v.digest,
             "rule": v.match.rule,
-            "signers": [s.identity for s in v.artifact.signers],
+            "signers": [s.identity for s in v.artifact.signers],  # type: ignore[union-attr]
             # which signature format verified (oms, cosign-bundle, cosign-legacy), per signer
-            "formats": [s.details.get("format") for s in v.artifact.signers],
+            "formats": [s.details.get("format") for s in v.artifact.signers],  # type: ignore[union-attr]
         }
-        for v in outcome.artifacts
-        if v.artifact is not None
+        for v in verdicts
     ]
+    note = _clip(json.dumps(verified, separators=(",", ":")), MAX_ANNOTATION_CHARS)
+    if len(_VERIFIED) >= _VERIFIED_KEPT:
+        _VERIFIED.clear()
+    _VERIFIED[key] = (verdicts, note)
+    return note
+
+
+def audit_annotations(outcome: AdmissionOutcome) -> dict[str, str]:
+    notes: dict[str, str] = {"decision-id": outcome.decision_id, "decision": outcome.decision}
+    verified = tuple(v for v in outcome.artifacts if v.artifact is not None)
     if verified:
-        notes["verified"] = _clip(json.dumps(verified, separators=(",", ":")), MAX_ANNOTATION_CHARS)
+        notes["verified"] = _verified_note(verified)
     # model sources admitted without verification (policy.allowed_model_sources, or a lenient
     # unmatched_artifacts): the record says which, and where
     unverified = [

@@ -108,3 +108,30 @@ def test_the_artifacts_part_is_one_constant_list_for_the_same_artifacts() -> Non
     assert constants.artifacts([two, one], "team-a") == [part[1], part[0]]
     assert constants.artifacts([one, two], "team-b") is not part
     assert constants.artifacts([], "team-a") == []
+
+
+def test_the_verified_annotation_is_what_the_verdicts_make_whatever_is_reused() -> None:
+    import json
+
+    from guard.admission.outcome import AdmissionOutcome
+    from guard.admission.response import audit_annotations
+
+    base = _verdict()
+    keyless = dataclasses.replace(
+        base.artifact,  # type: ignore[type-var]
+        signers=(
+            SignerInfo("keyless", "ci@example.com", "https://issuer", details={"format": "cosign-bundle"}),
+        ),
+    )
+    expected = {
+        id(base.artifact): [["sha256:ab"], ["oms"]],
+        id(keyless): [["ci@example.com"], ["cosign-bundle"]],
+    }
+    for _ in range(2):
+        for verdict in (base, _verdict(artifact=keyless), base):
+            outcome = AdmissionOutcome(
+                uid="u", decision_id="d", decision="allowed", kind="Pod", artifacts=(verdict,)
+            )
+            (note,) = json.loads(audit_annotations(outcome)["verified"])
+            assert note["reference"] == REF and note["rule"] == "team-a-models"
+            assert [note["signers"], note["formats"]] == expected[id(verdict.artifact)]
