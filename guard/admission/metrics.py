@@ -73,9 +73,10 @@ class AdmissionMetrics:
         """Count a request's ``(policy, result)`` pairs at once (~30 a request)."""
         self.decisions.count(results)
 
-    def count_passes(self, policies: tuple[str, ...]) -> None:
-        """Count a request every policy of ``policies`` passed (most requests): one addition."""
-        self.decisions.count_passes(policies)
+    def count_results(self, policies: tuple[str, ...], others: tuple[tuple[str, str], ...] = ()) -> None:
+        """Count a request's results: every policy of ``policies`` passed but those ``others``
+        names (``(policy, result)``); one addition for the requests of a template."""
+        self.decisions.count_results(policies, others)
 
     def observe_request(self, kind: str, decision: str, seconds: float) -> None:
         key = (kind, decision)
@@ -108,20 +109,20 @@ class PolicyDecisions:
         self._name, self._documentation, self._labels = name, documentation, labels
         self._counts: dict[tuple[str, ...], int] = {}
         self._created: dict[tuple[str, ...], float] = {}
-        # requests every policy of a tuple passed, by tuple: added to the counts when collected
-        self._passes: dict[tuple[str, ...], int] = {}
+        # requests by their results: (policies, the (policy, result) of those that did not pass)
+        self._bulk: dict[tuple[tuple[str, ...], tuple[tuple[str, str], ...]], int] = {}
 
-    def count_passes(self, policies: tuple[str, ...]) -> None:
-        """``count((p, "pass") for p in policies)`` as one addition (counts for labels
-        ``(policy, "pass")``)."""
-        found = self._passes.get(policies)
+    def count_results(self, policies: tuple[str, ...], others: tuple[tuple[str, str], ...] = ()) -> None:
+        """``count((p, dict(others).get(p, "pass")) for p in policies)`` as one addition."""
+        key = (policies, others)
+        found = self._bulk.get(key)
         if found is None:
-            now = time.time()
+            now, results = time.time(), dict(others)
             for policy in policies:
-                self._created.setdefault((policy, "pass"), now)
-            self._passes[policies] = 1
+                self._created.setdefault((policy, results.get(policy, "pass")), now)
+            self._bulk[key] = 1
         else:
-            self._passes[policies] = found + 1
+            self._bulk[key] = found + 1
 
     def count(self, keys: Iterable[tuple[str, ...]]) -> None:
         counts = self._counts
@@ -140,9 +141,11 @@ class PolicyDecisions:
         family = CounterMetricFamily(self._name, self._documentation, labels=self._labels)
         use_created: Any = getattr(_prometheus_metrics, "_use_created", True)
         counts, created = dict(self._counts), dict(self._created)  # copies: a scrape runs on another thread
-        for policies, passes in dict(self._passes).items():
+        for (policies, others), requests in dict(self._bulk).items():
+            results = dict(others)
             for policy in policies:
-                counts[(policy, "pass")] = counts.get((policy, "pass"), 0) + passes
+                label = (policy, results.get(policy, "pass"))
+                counts[label] = counts.get(label, 0) + requests
         for key, value in counts.items():
             family.add_metric(key, float(value), created=created.get(key) if use_created else None)
         yield family

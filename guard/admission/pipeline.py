@@ -498,12 +498,9 @@ class AdmissionEngine:
         actions: dict[str, set[str]] = {}
         for violation in policy.violations:  # one pass: this runs for every request
             actions.setdefault(violation.policy, set()).add(violation.action)
-        if actions:
-            self.metrics.count_decisions(
-                (name, _result_of(actions[name]) if name in actions else "pass") for name in policy.policies
-            )
-        else:  # every policy passed
-            self.metrics.count_passes(policy.policies)
+        self.metrics.count_results(
+            policy.policies, tuple((name, _result_of(found)) for name, found in actions.items())
+        )
         denied = (
             policy_error is not None
             or any(v.effect == "deny" for v in verdicts)

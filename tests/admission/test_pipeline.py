@@ -474,21 +474,25 @@ async def test_a_large_object_is_walked_off_the_event_loop_with_the_same_decisio
     assert (small.decision, small.allowed) == (large.decision, large.allowed) == ("denied", False)
 
 
-def test_policy_results_counted_at_once_when_all_pass_add_up_with_the_others() -> None:
+def test_policy_results_counted_at_once_per_template_add_up_with_the_others() -> None:
     from guard.admission.metrics import AdmissionMetrics
 
     metrics = AdmissionMetrics()
     policies = ("gpu.fit", "carbon.budget")
     for _ in range(3):
-        metrics.count_passes(policies)
-    metrics.count_passes(("gpu.fit",))  # another library's set, after a reload
+        metrics.count_results(policies)
+    metrics.count_results(("gpu.fit",))  # another library's set, after a reload
     metrics.count_decisions([("gpu.fit", "deny"), ("carbon.budget", "pass")])
+    for _ in range(2):
+        metrics.count_results(policies, (("carbon.budget", "warn"), ("not.listed", "deny")))
     sample = metrics.registry.get_sample_value
     name = "guard_admission_policy_decisions_total"
-    assert sample(name, {"policy": "gpu.fit", "result": "pass"}) == 4
+    assert sample(name, {"policy": "gpu.fit", "result": "pass"}) == 6
     assert sample(name, {"policy": "carbon.budget", "result": "pass"}) == 4
+    assert sample(name, {"policy": "carbon.budget", "result": "warn"}) == 2
     assert sample(name, {"policy": "gpu.fit", "result": "deny"}) == 1
+    assert sample(name, {"policy": "not.listed", "result": "deny"}) is None  # only what was evaluated
     created = "guard_admission_policy_decisions_created"
     assert sample(created, {"policy": "carbon.budget", "result": "pass"}) is not None
     # a scrape changes nothing
-    assert sample(name, {"policy": "gpu.fit", "result": "pass"}) == 4
+    assert sample(name, {"policy": "gpu.fit", "result": "pass"}) == 6
