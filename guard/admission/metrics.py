@@ -100,6 +100,9 @@ class _CacheRecorder:
         self._children[event].inc()
 
 
+_BULK_KEPT = 4096  # combinations of results counted at once; the others one by one
+
+
 class PolicyDecisions:
     """A labelled counter counted in bulk: a request's ~30 policy results are plain integer
     additions, where a ``Counter`` child takes a lock and a method call for each. Collected as a
@@ -116,7 +119,10 @@ class PolicyDecisions:
         """``count((p, dict(others).get(p, "pass")) for p in policies)`` as one addition."""
         key = (policies, others)
         found = self._bulk.get(key)
-        if found is None:
+        if found is None and len(self._bulk) >= _BULK_KEPT:  # many combinations: one by one
+            results = dict(others)
+            self.count((policy, results.get(policy, "pass")) for policy in policies)
+        elif found is None:
             now, results = time.time(), dict(others)
             for policy in policies:
                 self._created.setdefault((policy, results.get(policy, "pass")), now)

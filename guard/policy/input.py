@@ -254,7 +254,7 @@ def request_input(request: Mapping[str, Any]) -> dict[str, Any]:
 
 _ARTIFACTS_KEPT = 1024  # artifacts whose part of the input is kept (all dropped when full)
 _WORKLOADS_KEPT = 1024  # pod specs whose summary is kept (all dropped when full)
-_WORKLOAD_KEY_BYTES = 64 * 1024  # a pod spec larger than this is summarized every time
+_WORKLOAD_KEY_BYTES = 16 * 1024  # a pod spec larger than this is summarized every time (memory)
 _NAMED = frozenset({"kind", "name"})
 
 

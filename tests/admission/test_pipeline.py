@@ -496,3 +496,11 @@ def test_policy_results_counted_at_once_per_template_add_up_with_the_others() ->
     assert sample(created, {"policy": "carbon.budget", "result": "pass"}) is not None
     # a scrape changes nothing
     assert sample(name, {"policy": "gpu.fit", "result": "pass"}) == 6
+    # past so many combinations, the new ones are counted one by one (no more kept)
+    from guard.admission import metrics as metrics_module
+
+    for i in range(metrics_module._BULK_KEPT + 10):
+        metrics.count_results(policies, (("gpu.fit", f"deny-{i}"),))
+    assert len(metrics.decisions._bulk) == metrics_module._BULK_KEPT
+    assert sample(name, {"policy": "carbon.budget", "result": "pass"}) == 4 + metrics_module._BULK_KEPT + 10
+    assert sample(name, {"policy": "gpu.fit", "result": f"deny-{metrics_module._BULK_KEPT + 9}"}) == 1
