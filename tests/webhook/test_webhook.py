@@ -148,6 +148,11 @@ def test_oversize_body_gets_413(start_server: StartServer) -> None:
     response = client.post("/validate", content=chunks())
     assert response.status_code == 413
 
+    # a body under the limit in many small chunks is read whole, and answered
+    body = json.dumps(admission_review(pod(SIGNED))).encode()
+    response = client.post("/validate", content=(body[i : i + 7] for i in range(0, len(body), 7)))
+    assert response.status_code == 200 and response.json()["response"]["allowed"] is True
+
 
 def test_unknown_kind_is_denied(start_server: StartServer) -> None:
     _, client = start_server(fake_registry())
