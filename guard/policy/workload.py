@@ -9,6 +9,7 @@ a pod is confined to are computed here once, so that every policy reads the same
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -272,8 +273,10 @@ def _duration_hours(pod_spec: Mapping[str, Any], annotations: Mapping[str, str])
             raise UsageError(
                 f"annotation {DURATION_ANNOTATION}: expected a number of hours, found {declared!r}"
             ) from err
-        if hours <= 0:
-            raise UsageError(f"annotation {DURATION_ANNOTATION}: expected hours > 0, found {declared!r}")
+        if not math.isfinite(hours) or hours <= 0:  # float() reads "nan" and "inf" too
+            raise UsageError(
+                f"annotation {DURATION_ANNOTATION}: expected a finite number of hours > 0, found {declared!r}"
+            )
         return hours
     deadline = pod_spec.get("activeDeadlineSeconds")
     if isinstance(deadline, int) and not isinstance(deadline, bool) and deadline > 0:

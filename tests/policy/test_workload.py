@@ -228,6 +228,10 @@ def test_duration_annotation_wins_and_is_checked() -> None:
     assert summarize_pod_spec(pod, CLUSTER, annotations=annotations)["durationHours"] == 36
     with pytest.raises(UsageError, match="expected a number of hours, found 'soon'"):
         summarize_pod_spec(pod, CLUSTER, annotations={"guard.cnai.dev/expected-duration-hours": "soon"})
+    # float() reads these too: none is a duration (NaN made the policy engine refuse the input)
+    for odd in ("nan", "NaN", "inf", "-Infinity", "0", "-2"):
+        with pytest.raises(UsageError, match=f"expected a finite number of hours > 0, found '{odd}'"):
+            summarize_pod_spec(pod, CLUSTER, annotations={"guard.cnai.dev/expected-duration-hours": odd})
 
 
 def test_build_input_resolves_tenant_rules_and_facts() -> None:
