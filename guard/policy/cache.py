@@ -151,12 +151,9 @@ class JsonConstantList(list[Any]):
 
 
 def section_json(value: Any) -> bytes:
-    """``pydantic_core.to_json(value)``, the text a ``JsonConstant`` carries when it is one, and
-    a list's put together from its items' when they all are (``artifacts``)."""
+    """``pydantic_core.to_json(value)``, the text a ``JsonConstant`` carries when it is one."""
     if type(value) is JsonConstant or type(value) is JsonConstantList:
         return value.json
-    if type(value) is list and value and all(type(item) is JsonConstant for item in value):
-        return b"[" + b",".join(item.json for item in value) + b"]"
     return pydantic_core.to_json(value)
 
 
@@ -344,7 +341,7 @@ def steady_keys(document: Mapping[str, Any], *, ignore_uid: bool) -> SteadyKeys:
             if type(value) is JsonConstant or type(value) is JsonConstantList:
                 parts.append(_key_json(key) + value.digest)
                 continue
-            text = section_json(value)
+            text = pydantic_core.to_json(value)
             if key not in VOLATILE_SECTIONS:
                 sections[key] = text
             parts.append(_key_json(key) + hashlib.sha256(text).digest())
