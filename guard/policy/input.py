@@ -296,34 +296,29 @@ class InputConstants:
         template (equal but for their names: the same JSON of everything else it reads), the
         name put in. What it returns shares its parts with the summaries of those pods: nothing
         may change them in place."""
+
+        def summary(named: str) -> dict[str, Any]:
+            return summarize_pod_spec(
+                pod_spec,
+                self.config.cluster,
+                kind=kind,
+                name=named,
+                namespace=namespace,
+                labels=labels,
+                annotations=annotations,
+                resolved_claims=resolved_claims,
+            )
+
         try:
             text = pydantic_core.to_json([pod_spec, kind, namespace, labels, annotations, resolved_claims])
         except (TypeError, ValueError, pydantic_core.PydanticSerializationError):
             text = b""  # not serializable: summarized (and refused) as it is
         if not text or len(text) > _WORKLOAD_KEY_BYTES:
-            return summarize_pod_spec(
-                pod_spec,
-                self.config.cluster,
-                kind=kind,
-                name=name,
-                namespace=namespace,
-                labels=labels,
-                annotations=annotations,
-                resolved_claims=resolved_claims,
-            )
+            return summary(name)
         key = hashlib.sha256(text).digest()
         found = self._workloads.get(key)
         if found is None:
-            found = summarize_pod_spec(
-                pod_spec,
-                self.config.cluster,
-                kind=kind,
-                name="",
-                namespace=namespace,
-                labels=labels,
-                annotations=annotations,
-                resolved_claims=resolved_claims,
-            )
+            found = summary("")
             if len(self._workloads) >= _WORKLOADS_KEPT:
                 self._workloads.clear()
             self._workloads[key] = found
