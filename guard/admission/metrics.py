@@ -69,10 +69,6 @@ class AdmissionMetrics:
             registry=r,
         )
 
-    def count_decisions(self, results: Iterable[tuple[str, str]]) -> None:
-        """Count a request's ``(policy, result)`` pairs at once (~30 a request)."""
-        self.decisions.count(results)
-
     def count_results(self, policies: tuple[str, ...], others: tuple[tuple[str, str], ...] = ()) -> None:
         """Count a request's results: every policy of ``policies`` passed but those ``others``
         names (``(policy, result)``); one addition for the requests of a template."""

@@ -482,7 +482,7 @@ def test_policy_results_counted_at_once_per_template_add_up_with_the_others() ->
     for _ in range(3):
         metrics.count_results(policies)
     metrics.count_results(("gpu.fit",))  # another library's set, after a reload
-    metrics.count_decisions([("gpu.fit", "deny"), ("carbon.budget", "pass")])
+    metrics.decisions.count([("gpu.fit", "deny"), ("carbon.budget", "pass")])  # one by one
     for _ in range(2):
         metrics.count_results(policies, (("carbon.budget", "warn"), ("not.listed", "deny")))
     sample = metrics.registry.get_sample_value
