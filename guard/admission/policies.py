@@ -12,6 +12,7 @@ from guard.admission.ports import PolicyResult, Violation
 from guard.admission.references import Occurrence, walk
 from guard.admission.review import AdmissionRequest
 from guard.config import GuardConfig
+from guard.memo import keep
 from guard.policy.decision import frozen_instance
 
 if TYPE_CHECKING:
@@ -149,10 +150,7 @@ class LibraryPolicyEvaluator:
         if found is not None and found[0].artifact is verdict.artifact:
             return found[1]
         made = policy_artifact(verdict, self._authorities.get(verdict.match.rule or "", ()))
-        if len(self._artifacts) >= _ARTIFACTS_KEPT:
-            self._artifacts.clear()
-        self._artifacts[key] = (verdict, made)
-        return made
+        return keep(self._artifacts, key, (verdict, made), _ARTIFACTS_KEPT)[1]
 
     async def evaluate(self, request: AdmissionRequest, artifacts: Sequence[ArtifactVerdict]) -> PolicyResult:
         from guard.policy.input import build_input_for_object  # noqa: PLC0415

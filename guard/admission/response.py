@@ -15,6 +15,7 @@ import pydantic_core
 
 from guard.admission.outcome import AdmissionOutcome, ArtifactVerdict
 from guard.admission.review import API_VERSION, AdmissionResponse, AdmissionReviewResponse, Status
+from guard.memo import keep
 
 MAX_WARNING_CHARS = 256  # the API server may truncate longer warnings
 MAX_WARNINGS = 20
@@ -92,10 +93,7 @@ def _verified_note(verdicts: tuple[ArtifactVerdict, ...]) -> str:
         for v in verdicts
     ]
     note = _clip(json.dumps(verified, separators=(",", ":")), MAX_ANNOTATION_CHARS)
-    if len(_VERIFIED) >= _VERIFIED_KEPT:
-        _VERIFIED.clear()
-    _VERIFIED[key] = (verdicts, note)
-    return note
+    return keep(_VERIFIED, key, (verdicts, note), _VERIFIED_KEPT)[1]
 
 
 def audit_annotations(outcome: AdmissionOutcome) -> dict[str, str]:

@@ -18,6 +18,7 @@ import pydantic_core
 from guard.attest.facts import ModelFacts
 from guard.config import ClusterFacts, GuardConfig, Tenant
 from guard.errors import UsageError
+from guard.memo import keep
 from guard.policy.cache import JsonConstant, JsonConstantList
 from guard.policy.rules import parse_reference
 from guard.policy.sources import allowed_by, source_parts
@@ -318,10 +319,7 @@ class InputConstants:
         key = hashlib.sha256(text).digest()
         found = self._workloads.get(key)
         if found is None:
-            found = summary("")
-            if len(self._workloads) >= _WORKLOADS_KEPT:
-                self._workloads.clear()
-            self._workloads[key] = found
+            found = keep(self._workloads, key, summary(""), _WORKLOADS_KEPT)
         # the summary's own order: kind, then name, then the rest
         return {"kind": found["kind"], "name": name, **{k: v for k, v in found.items() if k not in _NAMED}}
 
@@ -335,10 +333,7 @@ class InputConstants:
         if found is not None and all(a is b for a, b in zip(found[0], artifacts, strict=True)):
             return found[1]
         made = JsonConstantList(self.artifact(a, namespace) for a in artifacts)
-        if len(self._artifact_lists) >= _ARTIFACTS_KEPT:
-            self._artifact_lists.clear()
-        self._artifact_lists[key] = (tuple(artifacts), made)
-        return made
+        return keep(self._artifact_lists, key, (tuple(artifacts), made), _ARTIFACTS_KEPT)[1]
 
     def artifact(self, artifact: Artifact, namespace: str) -> JsonConstant:
         """``artifact``'s part of the input for a request in ``namespace``, built once per
@@ -348,10 +343,7 @@ class InputConstants:
         if found is not None and found[0] is artifact:
             return found[1]
         made = JsonConstant(_artifact(artifact, self.config, namespace))
-        if len(self._artifacts) >= _ARTIFACTS_KEPT:
-            self._artifacts.clear()
-        self._artifacts[key] = (artifact, made)
-        return made
+        return keep(self._artifacts, key, (artifact, made), _ARTIFACTS_KEPT)[1]
 
     def _others(self, tenant: Tenant | None) -> JsonConstantList:
         tenants = self.config.tenants
