@@ -24,8 +24,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, TypeVar, cast
@@ -58,6 +58,7 @@ from guard.errors import (
     RegistryAuthError,
     VerificationError,
 )
+from guard.memo import keep
 
 log = logging.getLogger("guard.admission")
 
@@ -144,7 +145,7 @@ class AdmissionEngine:
         ``large``: walk the object for references on a worker thread (a big object must not hold
         the event loop while other requests wait)."""
         started = self._clock()
-        decision_id = uuid.uuid4().hex
+        decision_id = _decision_id()
         self.metrics.in_flight.inc()
         try:
             outcome = await self._decide(request, decision_id, large=large)
@@ -178,7 +179,7 @@ class AdmissionEngine:
         that skip a request (operation, exempt namespaces, subresources, objects being deleted): for
         audits of running objects (``guard scan``, operation ``AUDIT``). The outcome says what
         admission would decide; nothing is enforced. Never raises for an object."""
-        decision_id = uuid.uuid4().hex
+        decision_id = _decision_id()
         try:
             spec = self.kinds.lookup(request.kind.group, request.kind.kind)
             if spec is None:
@@ -599,20 +600,41 @@ def _being_deleted(obj: Mapping[str, Any] | None) -> bool:
     return isinstance(metadata, Mapping) and bool(metadata.get("deletionTimestamp"))
 
 
+def _decision_id() -> str:
+    """What ``uuid.uuid4().hex`` gives (122 random bits, version 4 and the RFC 9562 variant set),
+    without the ``UUID`` object: a third of its cost, once a request."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    return raw.hex()
+
+
 def registry_of(reference: str) -> str:
     """The registry host of an image reference (normalised as the trust rules see it)."""
     return repository_of(reference).split("/", 1)[0]
 
 
+_REPOSITORIES: dict[str, str] = {}  # repository_of's answers: every request asks for its references
+_REPOSITORIES_KEPT = 4096
+_REPOSITORY_KEY_CHARS = 1024  # a longer reference is parsed every time (memory)
+
+
 def repository_of(reference: str) -> str:
     """``registry/repository`` of an image reference, normalised (no tag or digest)."""
+    found = _REPOSITORIES.get(reference)
+    if found is not None:
+        return found
     from guard.policy.rules import parse_reference  # noqa: PLC0415
 
     try:
         parsed = parse_reference(reference)
     except GuardError:
-        return reference.split("@", 1)[0]
-    return f"{parsed.registry}/{parsed.repository}"
+        repository = reference.split("@", 1)[0]
+    else:
+        repository = f"{parsed.registry}/{parsed.repository}"
+    if len(reference) > _REPOSITORY_KEY_CHARS:
+        return repository
+    return keep(_REPOSITORIES, reference, repository, _REPOSITORIES_KEPT)
 
 
 def _generate_name(obj: Mapping[str, Any] | None) -> str | None:

@@ -126,9 +126,10 @@ class LibraryPolicyEvaluator:
         self._engine = engine
         self._kinds = kinds
         self._authorities = {rule.name: rule.authorities for rule in config.rules}
-        from guard.policy.input import InputConstants  # noqa: PLC0415
+        from guard.policy.input import InputConstants, build_input_for_object  # noqa: PLC0415
 
         self._constants = InputConstants(config)  # a reloaded config makes a new evaluator
+        self._build_input = build_input_for_object  # imported once, not on every request
         # a verdict's policy artifact, by what it is made of: a model's pods bring the same verdict
         # (its verified artifact cached, the same object) request after request
         self._artifacts: dict[tuple[Any, ...], tuple[ArtifactVerdict, Artifact]] = {}
@@ -153,8 +154,6 @@ class LibraryPolicyEvaluator:
         return keep(self._artifacts, key, (verdict, made), _ARTIFACTS_KEPT)[1]
 
     async def evaluate(self, request: AdmissionRequest, artifacts: Sequence[ArtifactVerdict]) -> PolicyResult:
-        from guard.policy.input import build_input_for_object  # noqa: PLC0415
-
         obj: Mapping[str, Any] = request.object or {}
         spec = self._kinds.lookup(request.kind.group, request.kind.kind)
         pod_specs: list[tuple[Mapping[str, Any], Mapping[str, Any] | None]] = []
@@ -176,7 +175,7 @@ class LibraryPolicyEvaluator:
         violations: dict[tuple[str, str, str], Violation] = {}
         policies: dict[str, None] = {}
         for pod_spec, meta in pod_specs:
-            document = build_input_for_object(
+            document = self._build_input(
                 obj,
                 pod_spec,
                 inputs,

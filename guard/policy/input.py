@@ -257,6 +257,8 @@ _ARTIFACTS_KEPT = 1024  # artifacts whose part of the input is kept (all dropped
 _WORKLOADS_KEPT = 1024  # pod specs whose summary is kept (all dropped when full)
 _WORKLOAD_KEY_BYTES = 16 * 1024  # a pod spec larger than this is summarized every time (memory)
 _NAMED = frozenset({"kind", "name"})
+_NAMESPACES_KEPT = 4096  # namespaces whose tenant is kept (all dropped when full)
+_NAMESPACE_KEY_CHARS = 253  # a longer namespace (none is valid) is looked up every time
 
 
 class InputConstants:
@@ -279,6 +281,8 @@ class InputConstants:
         self._artifact_lists: dict[
             tuple[tuple[int, ...], str], tuple[tuple[Artifact, ...], JsonConstantList]
         ] = {}
+        # the tenant of a namespace, in a tuple (None in it: no tenant owns the namespace)
+        self._tenant_of: dict[str, tuple[Tenant | None]] = {}
         # a pod spec's summary without its name, by SHA-256 of the JSON of what it reads
         self._workloads: dict[bytes, dict[str, Any]] = {}
 
@@ -355,7 +359,12 @@ class InputConstants:
         self, namespace: str, usage: UsageLookup | None
     ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
         """``(tenant, otherTenants)`` of the policy input for a request in ``namespace``."""
-        tenant = self.config.tenant_for(namespace)
+        owner = self._tenant_of.get(namespace)
+        if owner is None:  # the config's tenant of the namespace, asked once per namespace
+            owner = (self.config.tenant_for(namespace),)
+            if len(namespace) <= _NAMESPACE_KEY_CHARS:
+                keep(self._tenant_of, namespace, owner, _NAMESPACES_KEPT)
+        tenant = owner[0]
         if tenant is None:
             return None, self._no_tenant
         found = self._tenants.get(id(tenant))  # the config keeps its tenants alive

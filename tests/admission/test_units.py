@@ -319,3 +319,52 @@ def test_the_response_json_is_the_models_json(outcome: AdmissionOutcome, warn_on
     expected = build_response(outcome, warn_only=warn_only).to_json()
     assert response_json(outcome, warn_only=warn_only) == expected
     assert json.loads(expected)["response"]["uid"] == "u-1"
+
+
+def test_decision_ids_are_random_uuid4_hex() -> None:
+    import uuid
+
+    from guard.admission.pipeline import _decision_id
+
+    ids = [_decision_id() for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    for made in ids:
+        assert len(made) == 32 and made == made.lower()
+        parsed = uuid.UUID(hex=made)
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
+        assert parsed.hex == made
+    # every bit but the six fixed ones takes both values
+    varying = 0
+    for made in ids:
+        varying |= int(made, 16) ^ int(ids[0], 16)
+    assert bin(varying).count("1") == 122
+
+
+def test_repository_of_answers_alike_from_its_memo_and_stays_bounded() -> None:
+    from guard.admission import pipeline
+
+    refs = [
+        "nginx",
+        "docker.io/library/nginx:1.27",
+        "DOCKER.IO:443/library/nginx@sha256:" + "a" * 64,
+        "registry.example.com:5000/team/model:v1",
+        "not a reference at all@sha256:zz",
+        "r.example/m@" + "x" * 2000,  # too long to keep
+    ]
+    pipeline._REPOSITORIES.clear()
+    first = [pipeline.repository_of(r) for r in refs]
+    again = [pipeline.repository_of(r) for r in refs]
+    pipeline._REPOSITORIES.clear()
+    fresh = [pipeline.repository_of(r) for r in refs]
+    assert first == again == fresh
+    assert first[:4] == [
+        "docker.io/library/nginx",
+        "docker.io/library/nginx",
+        "docker.io/library/nginx",
+        "registry.example.com:5000/team/model",
+    ]
+    assert refs[-1] not in pipeline._REPOSITORIES
+    for i in range(pipeline._REPOSITORIES_KEPT + 10):
+        pipeline.repository_of(f"r.example/m{i}:v1")
+    assert len(pipeline._REPOSITORIES) <= pipeline._REPOSITORIES_KEPT
+    assert pipeline.repository_of("r.example/m5:v1") == "r.example/m5"

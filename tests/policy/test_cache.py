@@ -413,6 +413,38 @@ def test_the_config_s_sections_are_built_once_and_carry_their_text() -> None:
     assert type(budget) is dict and budget["carbon"] is not None
 
 
+def test_a_namespace_s_tenant_is_asked_once_and_answered_alike() -> None:
+    from guard.config import parse_config
+    from guard.policy import input as inputs
+    from guard.policy.input import InputConstants, tenant_input
+
+    config = parse_config(
+        {
+            "tenants": [
+                {"name": "exact", "namespaces": ["team-a"]},
+                {"name": "glob", "namespaces": ["team-*"]},
+                {"name": "budget", "namespaces": ["green-*"], "carbon": {"budgetKgCO2e": 5}},
+            ]
+        }
+    )
+    constants = InputConstants(config)
+    names = ["team-a", "team-b", "green-1", "nobody", "", "team-a", "x" * 300]
+    for _ in range(2):  # the second round from the memo
+        for namespace in names:
+            tenant = config.tenant_for(namespace)
+            found, others = constants.tenant(namespace, None)
+            if tenant is None:
+                assert found is None and [o["name"] for o in others] == ["exact", "glob", "budget"]
+                continue
+            assert found == tenant_input(tenant, config)
+            assert [o["name"] for o in others] == [t.name for t in config.tenants if t is not tenant]
+    assert "x" * 300 not in constants._tenant_of  # too long to be a namespace: not kept
+    for i in range(inputs._NAMESPACES_KEPT + 10):
+        constants.tenant(f"team-{i}", None)
+    assert len(constants._tenant_of) <= inputs._NAMESPACES_KEPT
+    assert constants.tenant("team-a", None)[0] == tenant_input(config.tenants[0], config)
+
+
 def test_a_constant_refuses_changes_and_its_copies_are_plain_and_keyed_alike() -> None:
     import pickle
 
