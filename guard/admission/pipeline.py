@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, TypeVar, cast
+
+import pydantic_core
 
 from guard.admission import verdicts as verdict_of
 from guard.admission.cache import SingleFlightCache
@@ -44,10 +47,10 @@ from guard.admission.ports import (
     VerifiedArtifact,
 )
 from guard.admission.recalls import RecallIndex
-from guard.admission.references import ArtifactReference, extract_references
+from guard.admission.references import ArtifactReference, extract_references, reference_reads
 from guard.admission.review import AdmissionRequest
-from guard.admission.settings import AdmissionSettings
-from guard.admission.spellings import check_spellings, with_deprecated
+from guard.admission.settings import AdmissionSettings, KindSpec
+from guard.admission.spellings import Spellings, check_spellings, with_deprecated
 from guard.errors import (
     AnswerTooLargeError,
     DeadlineExceeded,
@@ -65,6 +68,10 @@ log = logging.getLogger("guard.admission")
 T = TypeVar("T")
 
 _VERIFIED_SUBRESOURCES = frozenset({"ephemeralcontainers"})
+# what an object's references are: its kind, the references, the spellings of its annotations
+_Extracted = tuple[KindSpec, tuple[ArtifactReference, ...], Spellings]
+_REFERENCES_KEPT = 1024  # objects whose references are kept (all dropped when full)
+_REFERENCE_KEY_BYTES = 16 * 1024  # an object reading more than this is extracted every time
 
 
 class _Deadline:
@@ -102,6 +109,11 @@ class AdmissionEngine:
         self._recalls = recalls if recalls else None
         self._exempt = frozenset(settings.exempt_namespaces)
         self._annotation_keys = with_deprecated(settings.annotations)  # old spellings read too
+        # an object's references and spellings, by SHA-256 of what they read (reference_reads)
+        # and its kind (the entry keeps the KindSpec): the pods of a template have the same
+        self._references: dict[
+            tuple[int, bytes], tuple[KindSpec, tuple[ArtifactReference, ...], Spellings]
+        ] = {}
         self._pool = ThreadPoolExecutor(
             max_workers=settings.max_concurrent_verifications, thread_name_prefix="guard-verify"
         )
@@ -185,8 +197,7 @@ class AdmissionEngine:
             if spec is None:
                 return self._unknown_kind(request, decision_id)
             deadline = _Deadline(deadline_seconds or self.settings.deadline_seconds, self._clock)
-            refs = extract_references(request.object, spec, self._annotation_keys)
-            spelling = check_spellings(request.object, spec, self.settings.annotations)
+            refs, spelling = self._references_of(request.object, spec)
             if spelling.conflicts:
                 return self._outcome(request, decision_id, "denied", message="; ".join(spelling.conflicts))
             if len(refs) > self.settings.max_references:
@@ -245,9 +256,9 @@ class AdmissionEngine:
         # 2. references
         if large:
             refs = await asyncio.to_thread(extract_references, request.object, spec, self._annotation_keys)
+            spelling = check_spellings(request.object, spec, self.settings.annotations)
         else:
-            refs = extract_references(request.object, spec, self._annotation_keys)
-        spelling = check_spellings(request.object, spec, self.settings.annotations)
+            refs, spelling = self._references_of(request.object, spec)
         if spelling.conflicts:  # two answers to "which models does this run": deny, never pick one
             return self._outcome(request, decision_id, "denied", message="; ".join(spelling.conflicts))
         if len(refs) > self.settings.max_references:
@@ -259,6 +270,33 @@ class AdmissionEngine:
         policy, policy_error = await self._evaluate(request, verdicts, deadline)
         # 6. decision
         return self._decision(request, decision_id, verdicts, policy, policy_error, *spelling.warnings)
+
+    def _references_of(
+        self, obj: Mapping[str, Any] | None, spec: KindSpec
+    ) -> tuple[tuple[ArtifactReference, ...], Spellings]:
+        """``extract_references`` and ``check_spellings`` of ``obj``, made once for the objects
+        whose ``reference_reads`` are the same (the pods of one template): the same references,
+        objects immutable, shared."""
+
+        def extracted() -> tuple[tuple[ArtifactReference, ...], Spellings]:
+            refs = extract_references(obj, spec, self._annotation_keys)
+            return refs, check_spellings(obj, spec, self.settings.annotations)
+
+        if not obj:
+            return extracted()
+        try:
+            text = pydantic_core.to_json(reference_reads(obj, spec))
+        except (TypeError, ValueError, pydantic_core.PydanticSerializationError):
+            return extracted()  # not JSON (no object of an AdmissionReview): as it is
+        if len(text) > _REFERENCE_KEY_BYTES:
+            return extracted()
+        key = (id(spec), hashlib.sha256(text).digest())
+        found = self._references.get(key)
+        if found is not None and found[0] is spec:
+            return found[1], found[2]
+        refs, spelling = extracted()
+        keep(self._references, key, (spec, refs, spelling), _REFERENCES_KEPT)
+        return refs, spelling
 
     def _too_many_references(
         self, request: AdmissionRequest, decision_id: str, found: int

@@ -157,6 +157,28 @@ def _normalized(scheme: str, ref: str) -> str:
         return ref  # not a reference guard can read: kept as written (the rules' default applies)
 
 
+def _annotations_of(metadata: Any) -> Any:
+    return metadata.get("annotations") if isinstance(metadata, Mapping) else None
+
+
+def reference_reads(obj: Mapping[str, Any], kind: KindSpec) -> list[Any]:
+    """Everything of ``obj`` that ``extract_references`` and ``guard.admission.spellings.
+    check_spellings`` read for ``kind``, with the paths it is found at: two objects whose reads
+    are equal (as JSON) carry the same references and spellings. The pods of one template
+    differ in what neither reads (their names, uids, creation times), so their references are
+    extracted once (``AdmissionEngine``). Whoever changes what those two functions read changes
+    this with them (tests/admission/test_reference_memo.py holds them together)."""
+    return [
+        _annotations_of(obj.get("metadata")),
+        [[(where, _annotations_of(m)) for where, m in walk(obj, path)] for path in kind.pod_metadata],
+        [list(walk(obj, path)) for path in kind.pod_specs],
+        [list(walk(obj, path)) for path in kind.references],
+        [list(walk(obj, path)) for path in kind.model_ids],
+        [list(walk(obj, path)) for path in kind.storage_specs],
+        [list(walk(obj, path)) for path in kind.containers],
+    ]
+
+
 def extract_references(
     obj: Mapping[str, Any] | None, kind: KindSpec, annotation_keys: Sequence[str]
 ) -> tuple[ArtifactReference, ...]:
