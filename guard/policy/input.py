@@ -235,14 +235,17 @@ def settings_input(config: GuardConfig) -> dict[str, Any]:
 
 
 def request_input(request: Mapping[str, Any]) -> dict[str, Any]:
-    """The admission request's fields policies may read (AdmissionReview v1 ``request``)."""
+    """The admission request's fields policies may read (AdmissionReview v1 ``request``). A
+    request without a namespace (a cluster-scoped object) or a name has "" there, as the input
+    schema says: a null made the embedded engine refuse every message formatting it with ``%q``,
+    failing the whole evaluation."""
     user = request.get("userInfo") or {}
     kind = request.get("kind") or {}
     return {
         "uid": request.get("uid", ""),
         "operation": request.get("operation", "CREATE"),
-        "namespace": request.get("namespace", ""),
-        "name": request.get("name", ""),
+        "namespace": request.get("namespace") or "",
+        "name": request.get("name") or "",
         "kind": {
             "group": kind.get("group", ""),
             "version": kind.get("version", "v1"),
