@@ -3,8 +3,12 @@ of the object and evaluate the library with the configured engine."""
 
 from __future__ import annotations
 
+import hashlib
+import operator
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+
+import pydantic_core
 
 from guard.admission.kinds import KindTable
 from guard.admission.outcome import ArtifactVerdict
@@ -13,6 +17,7 @@ from guard.admission.references import Occurrence, walk
 from guard.admission.review import AdmissionRequest
 from guard.config import GuardConfig
 from guard.memo import keep
+from guard.policy.cache import JsonConstant, loadable
 from guard.policy.decision import frozen_instance
 
 if TYPE_CHECKING:
@@ -30,6 +35,11 @@ _SOURCES = (
 
 
 _ARTIFACTS_KEPT = 1024  # verdicts whose policy artifact is kept (all dropped when full)
+_STEADY_KEPT = 1024  # templates whose policy result is kept (all dropped when full)
+_STEADY_KEY_BYTES = 32 * 1024  # a larger object is evaluated every time (memory)
+# metadata the policy input is not made of: set by the API server for each pod of a template
+# (the name, volatile, is in the input but not in the key)
+_UNREAD_METADATA = frozenset({"name", "uid", "creationTimestamp", "managedFields", "resourceVersion"})
 
 
 def _source(occurrence: Occurrence) -> str:
@@ -133,6 +143,9 @@ class LibraryPolicyEvaluator:
         # a verdict's policy artifact, by what it is made of: a model's pods bring the same verdict
         # (its verified artifact cached, the same object) request after request
         self._artifacts: dict[tuple[Any, ...], tuple[ArtifactVerdict, Artifact]] = {}
+        # the result for the requests of one template: by _steady_key (the entry keeps the
+        # policy artifacts it names by identity)
+        self._steady: dict[bytes, tuple[tuple[Artifact, ...], PolicyResult]] = {}
 
     def _policy_artifact(self, verdict: ArtifactVerdict) -> Artifact:
         """``policy_artifact`` of ``verdict`` with its rule's authorities, made once for equal
@@ -155,6 +168,13 @@ class LibraryPolicyEvaluator:
 
     async def evaluate(self, request: AdmissionRequest, artifacts: Sequence[ArtifactVerdict]) -> PolicyResult:
         obj: Mapping[str, Any] = request.object or {}
+        # every source: a non-OCI one as an unverified model source
+        inputs = [self._policy_artifact(v) for v in artifacts]
+        steady_key = self._steady_key(request, obj, artifacts, inputs)
+        kept = self._steady.get(steady_key) if steady_key is not None else None
+        if kept is not None and len(kept[0]) == len(inputs) and all(map(operator.is_, kept[0], inputs)):
+            return kept[1]  # the same inputs but for the volatile fields' strings: steady
+        steady = steady_key is not None
         spec = self._kinds.lookup(request.kind.group, request.kind.kind)
         pod_specs: list[tuple[Mapping[str, Any], Mapping[str, Any] | None]] = []
         for path in spec.pod_specs if spec else ():
@@ -169,8 +189,6 @@ class LibraryPolicyEvaluator:
         pod_specs = [(spec_, meta) for spec_, meta in pod_specs if spec_.get("containers")]
         if not pod_specs:
             pod_specs.append((_with_containers(obj, {}, artifacts), None))
-        # every source: a non-OCI one as an unverified model source
-        inputs = [self._policy_artifact(v) for v in artifacts]
         req = request_fields(request)
         violations: dict[tuple[str, str, str], Violation] = {}
         policies: dict[str, None] = {}
@@ -186,6 +204,7 @@ class LibraryPolicyEvaluator:
                 constants=self._constants,
             )
             decision = await self._engine.evaluate(document)
+            steady = steady and decision.steady
             policies.update(dict.fromkeys(decision.policies))
             for v in decision.violations:
                 key = (v.policy, v.rule, v.message)
@@ -203,7 +222,68 @@ class LibraryPolicyEvaluator:
                             "container": v.container,
                         },
                     )
-        return PolicyResult(violations=tuple(violations.values()), policies=tuple(policies))
+        result = PolicyResult(violations=tuple(violations.values()), policies=tuple(policies))
+        if steady_key is not None and steady:
+            keep(self._steady, steady_key, (tuple(inputs), result), _STEADY_KEPT)
+        return result
+
+    def _steady_key(
+        self,
+        request: AdmissionRequest,
+        obj: Mapping[str, Any],
+        verdicts: Sequence[ArtifactVerdict],
+        inputs: Sequence[Artifact],
+    ) -> bytes | None:
+        """What the policy inputs of ``request`` are made of but the values of their volatile
+        fields (``guard.policy.cache.VOLATILE``: the request's uid and name, the object's name),
+        as SHA-256 of its JSON; None when the result must be evaluated (a name that is not a
+        string, a tenant whose carbon usage the input reads, a body too large to key).
+
+        The pods of one template give the same key. When every one of a request's inputs was
+        decided ``steady`` (the engine's template cache answered it, no rule reading a volatile
+        field evaluated), the result is kept under this key and is the result of every request
+        with that key. The key holds the whole object but the metadata the inputs never read
+        (``_UNREAD_METADATA``, and the name, volatile), the request's fields the input reads,
+        the verdicts' references (``_with_containers`` reads them) and the policy artifacts by
+        identity (the memo keeps them). tests/admission/test_steady_results.py holds the key to
+        what the inputs are made of: what it leaves out reaches no input but the volatile fields,
+        and kept results equal evaluated ones over random changes."""
+        if not isinstance(request.name, str) or not isinstance(obj, Mapping):
+            return None
+        meta = obj.get("metadata") or {}
+        if not isinstance(meta, Mapping):
+            return None  # refused by the input builder: on the path that says so
+        namespace = request.namespace or meta.get("namespace") or "default"
+        if not isinstance(namespace, str):
+            return None
+        tenant, _ = self._constants.tenant(namespace, None)
+        if tenant is not None and type(tenant) is not JsonConstant:
+            return None  # a carbon budget: the input reads the usage published now
+        name = meta.get("name") or meta.get("generateName") or ""
+        try:
+            # the volatile values as the engine is sent them: one it would refuse (NaN, Infinity)
+            # is sent, and refused, on the path that says so
+            if not loadable(pydantic_core.to_json([request.uid, request.name, str(name)])):
+                return None
+            kind, user = request.kind, request.user_info
+            text = pydantic_core.to_json(
+                [
+                    {k: v for k, v in obj.items() if k != "metadata"},
+                    {k: v for k, v in meta.items() if k not in _UNREAD_METADATA},
+                    [kind.group, kind.version, kind.kind, request.namespace, request.operation],
+                    [user.username, user.uid, user.groups, request.dry_run],
+                    [
+                        [v.ref.reference, v.ref.is_oci, [o.location for o in v.ref.occurrences]]
+                        for v in verdicts
+                    ],
+                    [id(a) for a in inputs],
+                ]
+            )
+        except (TypeError, ValueError, pydantic_core.PydanticSerializationError):
+            return None
+        if len(text) > _STEADY_KEY_BYTES:
+            return None
+        return hashlib.sha256(text).digest()
 
     async def warm_up(self) -> None:
         """One evaluation of the library's base example (``guard.policy.examples``, allowed by

@@ -10,7 +10,7 @@ the policy runs in dryrun.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from guard.errors import PolicyEngineError
@@ -62,6 +62,11 @@ class Violation:
 class Decision:
     violations: tuple[Violation, ...]
     policies: tuple[str, ...]  # the policies evaluated
+    # True when the engine knows the decision is the same for every input that differs from this
+    # one only in the values of the volatile fields (``guard.policy.cache.VOLATILE``), strings
+    # where this one's are: its template cache answered it, no rule reading those fields having
+    # to be evaluated (``EmbeddedEngine``). Not part of what the decision says (not compared).
+    steady: bool = field(default=False, compare=False)
 
     @property
     def allowed(self) -> bool:

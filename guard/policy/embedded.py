@@ -22,6 +22,7 @@ parts of the input they read, and its decision is theirs merged with the kept vi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
@@ -319,14 +320,16 @@ class EmbeddedEngine:
                         if not any((queries[i][0], r) in found for r in queries[i][1])
                     )
                 templates.put(keys.template, Template(kept, empty, keys.shape))
+                if not self._plan(empty)[0]:  # what the next pods of the template will get
+                    return dataclasses.replace(decision, steady=True)
             return decision
         # the volatile fields hold strings where the template's first input held them: the
         # queries that only print them and found nothing there find nothing here
         known = template.empty if keys.shape is not None and keys.shape == template.shape else frozenset()
         queries, sections = self._plan(known)
         steady = template.violations
-        if not queries:  # nothing left to evaluate
-            return Decision(violations=steady, policies=self._policy_names)
+        if not queries:  # nothing left to evaluate: whatever those fields' strings
+            return Decision(violations=steady, policies=self._policy_names, steady=True)
         # the parts of the input those policies read, not all of it
         evaluated = decide(
             self._evaluate_text(sent_json(sent, keys, sections), queries), self._enforcement_for
