@@ -17,7 +17,7 @@ from guard.admission.references import Occurrence, walk
 from guard.admission.review import AdmissionRequest
 from guard.config import GuardConfig
 from guard.memo import keep
-from guard.policy.cache import JsonConstant, loadable
+from guard.policy.cache import UNLOADABLE_TOKENS, JsonConstant
 from guard.policy.decision import frozen_instance
 
 if TYPE_CHECKING:
@@ -261,9 +261,11 @@ class LibraryPolicyEvaluator:
             return None  # a carbon budget: the input reads the usage published now
         name = meta.get("name") or meta.get("generateName") or ""
         try:
-            # the volatile values as the engine is sent them: one it would refuse (NaN, Infinity)
-            # is sent, and refused, on the path that says so
-            if not loadable(pydantic_core.to_json([request.uid, request.name, str(name)])):
+            # the volatile values: strings, one the engine's input check refuses (holding NaN or
+            # Infinity, whose JSON does: ``loadable``) or that is no UTF-8 is sent, and refused,
+            # on the path that says so. NUL between them: no token spans two.
+            volatile = "\0".join((request.uid, request.name, str(name))).encode()
+            if any(token in volatile for token in UNLOADABLE_TOKENS):
                 return None
             kind, user = request.kind, request.user_info
             text = pydantic_core.to_json(

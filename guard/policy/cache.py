@@ -240,7 +240,7 @@ class DecisionCache(BoundedLru[Decision]):
 
 # regorus' JSON parser refuses these in an input: a text holding them is always evaluated, so that
 # the engine's error is raised as without the cache (guard's own parsers refuse them before).
-_UNLOADABLE = (b"NaN", b"Infinity")
+UNLOADABLE_TOKENS = (b"NaN", b"Infinity")
 ENGINE_MAX_DEPTH = 127  # serde_json's recursion limit: 128 levels of nesting is refused
 
 
@@ -248,7 +248,7 @@ def loadable(text: bytes) -> bool:
     """Whether the engine accepts ``text`` (pydantic-core's JSON of an input) as its input: no
     NaN / Infinity constants (a string holding the word counts too: conservative), nesting within
     the parser's limit."""
-    if any(token in text for token in _UNLOADABLE):
+    if any(token in text for token in UNLOADABLE_TOKENS):
         return False
     return not may_nest_deeper(text, ENGINE_MAX_DEPTH) or nesting_depth(text) <= ENGINE_MAX_DEPTH
 

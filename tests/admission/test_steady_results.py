@@ -203,6 +203,10 @@ async def test_nothing_is_kept_for_a_carbon_budget_a_name_that_is_no_string_or_a
     for odd in ("NaN", "Infinity-pod"):  # a name the engine's input check refuses is sent, as before
         await _evaluate(evaluator, _deployment_pod(odd), name=odd)
     assert len(given) == 5
+    # a name that is no UTF-8 (a lone surrogate) fails as it does without kept results
+    fresh = _evaluator(kept=False, cache_size=0)
+    for changes in ({"name": "\ud800"}, {"uid": "\udfff"}):
+        assert await _answer(evaluator, pod, changes) == await _answer(fresh, pod, changes)
 
 
 async def test_what_the_api_server_sets_for_each_pod_reaches_no_input_but_the_volatile_fields(
