@@ -23,15 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, TypeVar, cast
-
-import pydantic_core
 
 from guard.admission import verdicts as verdict_of
 from guard.admission.cache import SingleFlightCache
@@ -47,7 +44,7 @@ from guard.admission.ports import (
     VerifiedArtifact,
 )
 from guard.admission.recalls import RecallIndex
-from guard.admission.references import ArtifactReference, extract_references, reference_reads
+from guard.admission.references import ArtifactReference, extract_references, template_digest
 from guard.admission.review import AdmissionRequest
 from guard.admission.settings import AdmissionSettings, KindSpec
 from guard.admission.spellings import Spellings, check_spellings, with_deprecated
@@ -70,8 +67,7 @@ T = TypeVar("T")
 _VERIFIED_SUBRESOURCES = frozenset({"ephemeralcontainers"})
 # what an object's references are: its kind, the references, the spellings of its annotations
 _Extracted = tuple[KindSpec, tuple[ArtifactReference, ...], Spellings]
-_REFERENCES_KEPT = 1024  # objects whose references are kept (all dropped when full)
-_REFERENCE_KEY_BYTES = 16 * 1024  # an object reading more than this is extracted every time
+_REFERENCES_KEPT = 1024  # templates whose references are kept (all dropped when full)
 
 
 class _Deadline:
@@ -109,11 +105,9 @@ class AdmissionEngine:
         self._recalls = recalls if recalls else None
         self._exempt = frozenset(settings.exempt_namespaces)
         self._annotation_keys = with_deprecated(settings.annotations)  # old spellings read too
-        # an object's references and spellings, by SHA-256 of what they read (reference_reads)
-        # and its kind (the entry keeps the KindSpec): the pods of a template have the same
-        self._references: dict[
-            tuple[int, bytes], tuple[KindSpec, tuple[ArtifactReference, ...], Spellings]
-        ] = {}
+        # an object's references and spellings, by its kind (the entry keeps the KindSpec) and
+        # its template_digest: the pods of a template have the same
+        self._references: dict[tuple[int, bytes], _Extracted] = {}
         self._pool = ThreadPoolExecutor(
             max_workers=settings.max_concurrent_verifications, thread_name_prefix="guard-verify"
         )
@@ -197,13 +191,14 @@ class AdmissionEngine:
             if spec is None:
                 return self._unknown_kind(request, decision_id)
             deadline = _Deadline(deadline_seconds or self.settings.deadline_seconds, self._clock)
-            refs, spelling = self._references_of(request.object, spec)
+            template = template_digest(request.object)
+            refs, spelling = self._references_of(request.object, spec, template)
             if spelling.conflicts:
                 return self._outcome(request, decision_id, "denied", message="; ".join(spelling.conflicts))
             if len(refs) > self.settings.max_references:
                 return self._too_many_references(request, decision_id, len(refs))
             verdicts = await self._verify_all(refs, request.namespace or "", deadline)
-            policy, policy_error = await self._evaluate(request, verdicts, deadline)
+            policy, policy_error = await self._evaluate(request, verdicts, deadline, template)
             return self._decision(request, decision_id, verdicts, policy, policy_error, *spelling.warnings)
         except Exception as err:  # an audit records the failure; it never stops the scan
             log.exception("evaluating %s/%s failed unexpectedly", request.namespace, request.name)
@@ -254,11 +249,13 @@ class AdmissionEngine:
                 request, decision_id, "skipped", notes={"skipped": "the object is being deleted"}
             )
         # 2. references
+        template = None  # a large object is not serialized on the event loop for a key
         if large:
             refs = await asyncio.to_thread(extract_references, request.object, spec, self._annotation_keys)
             spelling = check_spellings(request.object, spec, self.settings.annotations)
         else:
-            refs, spelling = self._references_of(request.object, spec)
+            template = template_digest(request.object)
+            refs, spelling = self._references_of(request.object, spec, template)
         if spelling.conflicts:  # two answers to "which models does this run": deny, never pick one
             return self._outcome(request, decision_id, "denied", message="; ".join(spelling.conflicts))
         if len(refs) > self.settings.max_references:
@@ -267,34 +264,25 @@ class AdmissionEngine:
         #    change is answered from the cache; its policies still run below)
         verdicts = await self._verify_all(refs, namespace, deadline)
         # 5. policies
-        policy, policy_error = await self._evaluate(request, verdicts, deadline)
+        policy, policy_error = await self._evaluate(request, verdicts, deadline, template)
         # 6. decision
         return self._decision(request, decision_id, verdicts, policy, policy_error, *spelling.warnings)
 
     def _references_of(
-        self, obj: Mapping[str, Any] | None, spec: KindSpec
+        self, obj: Mapping[str, Any] | None, spec: KindSpec, template: bytes | None
     ) -> tuple[tuple[ArtifactReference, ...], Spellings]:
         """``extract_references`` and ``check_spellings`` of ``obj``, made once for the objects
-        whose ``reference_reads`` are the same (the pods of one template): the same references,
-        objects immutable, shared."""
-
-        def extracted() -> tuple[tuple[ArtifactReference, ...], Spellings]:
+        of one ``template_digest`` (``template``; None: made for this one): the pods of one
+        template share their references, immutable objects."""
+        if template is None:
             refs = extract_references(obj, spec, self._annotation_keys)
             return refs, check_spellings(obj, spec, self.settings.annotations)
-
-        if not obj:
-            return extracted()
-        try:
-            text = pydantic_core.to_json(reference_reads(obj, spec))
-        except (TypeError, ValueError, pydantic_core.PydanticSerializationError):
-            return extracted()  # not JSON (no object of an AdmissionReview): as it is
-        if len(text) > _REFERENCE_KEY_BYTES:
-            return extracted()
-        key = (id(spec), hashlib.sha256(text).digest())
+        key = (id(spec), template)
         found = self._references.get(key)
         if found is not None and found[0] is spec:
             return found[1], found[2]
-        refs, spelling = extracted()
+        refs = extract_references(obj, spec, self._annotation_keys)
+        spelling = check_spellings(obj, spec, self.settings.annotations)
         keep(self._references, key, (spec, refs, spelling), _REFERENCES_KEPT)
         return refs, spelling
 
@@ -503,7 +491,11 @@ class AdmissionEngine:
             self.metrics.registry_seconds.labels(operation=operation).observe(self._clock() - started)
 
     async def _evaluate(
-        self, request: AdmissionRequest, verdicts: Sequence[ArtifactVerdict], deadline: _Deadline
+        self,
+        request: AdmissionRequest,
+        verdicts: Sequence[ArtifactVerdict],
+        deadline: _Deadline,
+        template: bytes | None = None,
     ) -> tuple[PolicyResult, str | None]:
         remaining = deadline.remaining()
         if remaining <= 0:
@@ -513,7 +505,7 @@ class AdmissionEngine:
                 f"policies were not evaluated: guard's {deadline.seconds:g} s deadline passed",
             )
         try:
-            result = await _within(self._policy.evaluate(request, verdicts), remaining)
+            result = await _within(self._policy.evaluate(request, verdicts, template=template), remaining)
         except TimeoutError:
             self.metrics.deadline_exceeded.labels(stage="policy").inc()
             return PolicyResult(), (

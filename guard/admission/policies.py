@@ -36,10 +36,6 @@ _SOURCES = (
 
 _ARTIFACTS_KEPT = 1024  # verdicts whose policy artifact is kept (all dropped when full)
 _STEADY_KEPT = 1024  # templates whose policy result is kept (all dropped when full)
-_STEADY_KEY_BYTES = 32 * 1024  # a larger object is evaluated every time (memory)
-# metadata the policy input is not made of: set by the API server for each pod of a template
-# (the name, volatile, is in the input but not in the key)
-_UNREAD_METADATA = frozenset({"name", "uid", "creationTimestamp", "managedFields", "resourceVersion"})
 
 
 def _source(occurrence: Occurrence) -> str:
@@ -166,11 +162,17 @@ class LibraryPolicyEvaluator:
         made = policy_artifact(verdict, self._authorities.get(verdict.match.rule or "", ()))
         return keep(self._artifacts, key, (verdict, made), _ARTIFACTS_KEPT)[1]
 
-    async def evaluate(self, request: AdmissionRequest, artifacts: Sequence[ArtifactVerdict]) -> PolicyResult:
+    async def evaluate(
+        self,
+        request: AdmissionRequest,
+        artifacts: Sequence[ArtifactVerdict],
+        *,
+        template: bytes | None = None,
+    ) -> PolicyResult:
         obj: Mapping[str, Any] = request.object or {}
         # every source: a non-OCI one as an unverified model source
         inputs = [self._policy_artifact(v) for v in artifacts]
-        steady_key = self._steady_key(request, obj, artifacts, inputs)
+        steady_key = self._steady_key(request, obj, artifacts, inputs, template) if template else None
         kept = self._steady.get(steady_key) if steady_key is not None else None
         if kept is not None and len(kept[0]) == len(inputs) and all(map(operator.is_, kept[0], inputs)):
             return kept[1]  # the same inputs but for the volatile fields' strings: steady
@@ -233,21 +235,23 @@ class LibraryPolicyEvaluator:
         obj: Mapping[str, Any],
         verdicts: Sequence[ArtifactVerdict],
         inputs: Sequence[Artifact],
+        template: bytes,
     ) -> bytes | None:
         """What the policy inputs of ``request`` are made of but the values of their volatile
         fields (``guard.policy.cache.VOLATILE``: the request's uid and name, the object's name),
-        as SHA-256 of its JSON; None when the result must be evaluated (a name that is not a
-        string, a tenant whose carbon usage the input reads, a body too large to key).
+        as SHA-256; None when the result must be evaluated (a name that is not a string, a
+        tenant whose carbon usage the input reads).
 
         The pods of one template give the same key. When every one of a request's inputs was
         decided ``steady`` (the engine's template cache answered it, no rule reading a volatile
         field evaluated), the result is kept under this key and is the result of every request
-        with that key. The key holds the whole object but the metadata the inputs never read
-        (``_UNREAD_METADATA``, and the name, volatile), the request's fields the input reads,
-        the verdicts' references (``_with_containers`` reads them) and the policy artifacts by
-        identity (the memo keeps them). tests/admission/test_steady_results.py holds the key to
-        what the inputs are made of: what it leaves out reaches no input but the volatile fields,
-        and kept results equal evaluated ones over random changes."""
+        with that key. The key holds the object's ``template`` digest (the whole object but the
+        metadata the API server sets for each pod, ``PER_POD_METADATA``: none of it reaches the
+        inputs but the name, volatile), the request's fields the input reads, the verdicts'
+        references (``_with_containers`` reads them) and the policy artifacts by identity (the
+        memo keeps them). tests/admission/test_steady_results.py holds the key to what the
+        inputs are made of: what it leaves out reaches no input but the volatile fields, and
+        kept results equal evaluated ones over random changes."""
         if not isinstance(request.name, str) or not isinstance(obj, Mapping):
             return None
         meta = obj.get("metadata") or {}
@@ -270,8 +274,6 @@ class LibraryPolicyEvaluator:
             kind, user = request.kind, request.user_info
             text = pydantic_core.to_json(
                 [
-                    {k: v for k, v in obj.items() if k != "metadata"},
-                    {k: v for k, v in meta.items() if k not in _UNREAD_METADATA},
                     [kind.group, kind.version, kind.kind, request.namespace, request.operation],
                     [user.username, user.uid, user.groups, request.dry_run],
                     [
@@ -283,9 +285,7 @@ class LibraryPolicyEvaluator:
             )
         except (TypeError, ValueError, pydantic_core.PydanticSerializationError):
             return None
-        if len(text) > _STEADY_KEY_BYTES:
-            return None
-        return hashlib.sha256(text).digest()
+        return hashlib.sha256(template + text).digest()
 
     async def warm_up(self) -> None:
         """One evaluation of the library's base example (``guard.policy.examples``, allowed by

@@ -103,7 +103,15 @@ class ReferenceVerifier(Protocol):
 
 
 class PolicyEvaluator(Protocol):
-    async def evaluate(self, request: AdmissionRequest, artifacts: Sequence[ArtifactVerdict]) -> PolicyResult:
+    async def evaluate(
+        self,
+        request: AdmissionRequest,
+        artifacts: Sequence[ArtifactVerdict],
+        *,
+        template: bytes | None = None,
+    ) -> PolicyResult:
         """Judge the request with the verified artifacts. Raises PolicyEngineError when the
-        engine itself fails (never for a deny)."""
+        engine itself fails (never for a deny). ``template``: the object's ``template_digest``
+        (``guard.admission.references``), when the caller made it: an evaluator may keep the
+        result of a template's pods by it."""
         ...

@@ -9,10 +9,13 @@ Each occurrence keeps where it was found, so a deny can name the container and t
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import pydantic_core
 
 from guard.admission import sources
 from guard.admission.settings import KindSpec
@@ -157,26 +160,39 @@ def _normalized(scheme: str, ref: str) -> str:
         return ref  # not a reference guard can read: kept as written (the rules' default applies)
 
 
-def _annotations_of(metadata: Any) -> Any:
-    return metadata.get("annotations") if isinstance(metadata, Mapping) else None
+# The metadata the API server sets for each pod of a template (``rest.BeforeCreate`` runs before
+# validating admission: a name from generateName, a uid, a creation time; managed fields with
+# their times; a resource version). Nothing guard reads of an object but the name (a volatile
+# field of the policy input, guard.policy.cache.VOLATILE) comes from them.
+PER_POD_METADATA = frozenset({"name", "uid", "creationTimestamp", "managedFields", "resourceVersion"})
+TEMPLATE_KEY_BYTES = 32 * 1024  # an object larger than this (as JSON) gets no template digest
 
 
-def reference_reads(obj: Mapping[str, Any], kind: KindSpec) -> list[Any]:
-    """Everything of ``obj`` that ``extract_references`` and ``guard.admission.spellings.
-    check_spellings`` read for ``kind``, with the paths it is found at: two objects whose reads
-    are equal (as JSON) carry the same references and spellings. The pods of one template
-    differ in what neither reads (their names, uids, creation times), so their references are
-    extracted once (``AdmissionEngine``). Whoever changes what those two functions read changes
-    this with them (tests/admission/test_reference_memo.py holds them together)."""
-    return [
-        _annotations_of(obj.get("metadata")),
-        [[(where, _annotations_of(m)) for where, m in walk(obj, path)] for path in kind.pod_metadata],
-        [list(walk(obj, path)) for path in kind.pod_specs],
-        [list(walk(obj, path)) for path in kind.references],
-        [list(walk(obj, path)) for path in kind.model_ids],
-        [list(walk(obj, path)) for path in kind.storage_specs],
-        [list(walk(obj, path)) for path in kind.containers],
-    ]
+def template_digest(obj: Mapping[str, Any] | None) -> bytes | None:
+    """SHA-256 of the JSON of ``obj`` without its top-level ``PER_POD_METADATA``: the same for
+    the pods of one template. The admission pipeline keys an object's references by it, and the
+    policy evaluator a template's result (with what else the result depends on). None: no object,
+    metadata that is no object, no JSON, or larger than ``TEMPLATE_KEY_BYTES``.
+
+    Extraction (``extract_references``, ``check_spellings``) reads none of ``PER_POD_METADATA``
+    (tests/admission/test_reference_memo.py records what it reads of every case object)."""
+    if not isinstance(obj, Mapping) or not obj:
+        return None
+    metadata = obj.get("metadata")
+    if metadata is not None and not isinstance(metadata, Mapping):
+        return None
+    try:
+        text = pydantic_core.to_json(
+            [
+                {k: v for k, v in obj.items() if k != "metadata"},
+                {k: v for k, v in (metadata or {}).items() if k not in PER_POD_METADATA},
+            ]
+        )
+    except (TypeError, ValueError, pydantic_core.PydanticSerializationError):
+        return None
+    if len(text) > TEMPLATE_KEY_BYTES:
+        return None
+    return hashlib.sha256(text).digest()
 
 
 def extract_references(

@@ -151,7 +151,13 @@ class FakePolicy:
     seen: list[tuple[str, tuple[ArtifactVerdict, ...]]] = field(default_factory=list)
     judge: Callable[[AdmissionRequest, Sequence[ArtifactVerdict]], Sequence[Violation]] | None = None
 
-    async def evaluate(self, request: AdmissionRequest, artifacts: Sequence[ArtifactVerdict]) -> PolicyResult:
+    async def evaluate(
+        self,
+        request: AdmissionRequest,
+        artifacts: Sequence[ArtifactVerdict],
+        *,
+        template: bytes | None = None,
+    ) -> PolicyResult:
         self.calls += 1
         self.seen.append((request.uid, tuple(artifacts)))
         if self.fail:

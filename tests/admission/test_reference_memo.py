@@ -1,25 +1,26 @@
-"""An object's references are extracted once for the objects that read alike
-(``guard.admission.references.reference_reads``): the pods of one template.
+"""An object's references are extracted once for the objects of one template digest
+(``guard.admission.references.template_digest``: the object without the metadata the API server
+sets for each pod): the pods of one template.
 
-The memo is only right while ``reference_reads`` holds everything ``extract_references`` and
-``check_spellings`` read: the first test records, field by field, what those read of every case
-object and checks each field is in what ``reference_reads`` gives (wholly, as its JSON is)."""
+The memo is only right while extraction (``extract_references``, ``check_spellings``) reads none
+of that metadata: the first test records, field by field, what extraction reads of every case
+object and checks none of it is left out of the digest."""
 
 from __future__ import annotations
 
 import copy
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from guard.admission import pipeline
+from guard.admission import pipeline, references
 from guard.admission.kinds import KindTable
 from guard.admission.pipeline import AdmissionEngine
-from guard.admission.references import extract_references, reference_reads
+from guard.admission.references import PER_POD_METADATA, extract_references, template_digest
 from guard.admission.settings import AdmissionSettings, KindSpec
 from guard.admission.spellings import check_spellings, with_deprecated
 from guard.testing.admission import FakePolicy, FakeRules, FakeVerifier
@@ -31,19 +32,17 @@ SETTINGS = AdmissionSettings()
 KEYS = with_deprecated(SETTINGS.annotations)
 
 FieldPath = tuple[Any, ...]
-Roots = dict[int, FieldPath]  # the path of each recording object or list, by its id
 
 
 class _Dict(dict[str, Any]):
     """A JSON object that records the path of every field read from it."""
 
-    def __init__(self, data: dict[str, Any], path: FieldPath, seen: set[FieldPath], roots: Roots) -> None:
+    def __init__(self, data: dict[str, Any], path: FieldPath, seen: set[FieldPath]) -> None:
         super().__init__(data)
-        self._path, self._seen, self._roots = path, seen, roots
-        roots[id(self)] = path
+        self._path, self._seen = path, seen
 
     def _child(self, key: str) -> Any:
-        return _wrap(dict.__getitem__(self, key), (*self._path, key), self._seen, self._roots)
+        return _wrap(dict.__getitem__(self, key), (*self._path, key), self._seen)
 
     def __getitem__(self, key: str) -> Any:
         self._seen.add((*self._path, key))
@@ -73,36 +72,25 @@ class _Dict(dict[str, Any]):
 
 
 class _List(list[Any]):
-    def __init__(self, data: list[Any], path: FieldPath, seen: set[FieldPath], roots: Roots) -> None:
+    def __init__(self, data: list[Any], path: FieldPath, seen: set[FieldPath]) -> None:
         super().__init__(data)
-        self._path, self._seen, self._roots = path, seen, roots
-        roots[id(self)] = path
+        self._path, self._seen = path, seen
 
     def __getitem__(self, index: Any) -> Any:
         self._seen.add((*self._path, index))
-        return _wrap(list.__getitem__(self, index), (*self._path, index), self._seen, self._roots)
+        return _wrap(list.__getitem__(self, index), (*self._path, index), self._seen)
 
     def __iter__(self) -> Iterator[Any]:
         for index in range(list.__len__(self)):
             yield self[index]
 
 
-def _wrap(value: Any, path: FieldPath, seen: set[FieldPath], roots: Roots) -> Any:
+def _wrap(value: Any, path: FieldPath, seen: set[FieldPath]) -> Any:
     if type(value) is dict:
-        return _Dict(value, path, seen, roots)
+        return _Dict(value, path, seen)
     if type(value) is list:
-        return _List(value, path, seen, roots)
+        return _List(value, path, seen)
     return value
-
-
-def _read_objects(reads: Any, roots: Roots) -> Iterator[FieldPath]:
-    """The paths of the objects and lists of the object that ``reads`` holds (wholly, in its JSON)."""
-    if id(reads) in roots:
-        yield roots[id(reads)]
-        return
-    if isinstance(reads, (list, tuple)):
-        for item in reads:
-            yield from _read_objects(item, roots)
 
 
 def _cases() -> list[tuple[str, dict[str, Any], KindSpec]]:
@@ -128,20 +116,48 @@ def test_the_cases_cover_many_kinds() -> None:
 
 
 @pytest.mark.parametrize("case", CASE_OBJECTS, ids=[c[0] for c in CASE_OBJECTS])
-def test_what_extraction_reads_is_in_the_reads(case: tuple[str, dict[str, Any], KindSpec]) -> None:
+def test_extraction_reads_nothing_the_template_digest_leaves_out(
+    case: tuple[str, dict[str, Any], KindSpec],
+) -> None:
     _, obj, spec = case
-    read_by_key: set[FieldPath] = set()
-    roots: Roots = {}
-    reads = reference_reads(_wrap(copy.deepcopy(obj), (), read_by_key, roots), spec)
-    whole = list(_read_objects(reads, roots))
     read: set[FieldPath] = set()
-    watched = _wrap(copy.deepcopy(obj), (), read, {})
+    watched = _wrap(copy.deepcopy(obj), (), read)
     extract_references(watched, spec, KEYS)
     check_spellings(watched, spec, SETTINGS.annotations)
     assert read, "nothing was read: the recording saw nothing"
-    for path in read:
-        covered = path in read_by_key or any(path[: len(root)] == root for root in whole)
-        assert covered, f"extraction reads {path}, which reference_reads leaves out"
+    left_out = {
+        path for path in read if len(path) >= 2 and path[0] == "metadata" and path[1] in PER_POD_METADATA
+    }
+    assert not left_out, f"extraction reads {sorted(left_out)}, which template_digest leaves out"
+
+
+def test_the_pods_of_a_template_have_one_digest_and_other_objects_another() -> None:
+    pod: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "a", "uid": "1", "creationTimestamp": "t1", "labels": {"app": "x"}},
+        "spec": {"containers": [{"name": "c", "image": "r.example/m:v1"}]},
+    }
+    sibling = copy.deepcopy(pod)
+    sibling["metadata"].update(name="b", uid="2", creationTimestamp="t2", resourceVersion="7")
+    sibling["metadata"]["managedFields"] = [{"manager": "kcm", "time": "t2"}]
+    assert template_digest(pod) == template_digest(sibling) is not None
+    changes: list[Callable[[dict[str, Any]], None]] = [
+        lambda o: o["metadata"]["labels"].update(app="y"),
+        lambda o: o["metadata"].update(generateName="a-"),
+        lambda o: o["spec"]["containers"][0].update(image="r.example/m:v2"),
+        lambda o: o.update(kind="Job"),
+        lambda o: o["spec"].update(nodeName="n"),
+    ]
+    for change in changes:
+        other = copy.deepcopy(pod)
+        change(other)
+        assert template_digest(other) != template_digest(pod)
+    assert template_digest(None) is None and template_digest({}) is None
+    assert template_digest({"metadata": ["not", "an", "object"]}) is None
+    big = copy.deepcopy(pod)
+    big["spec"]["containers"][0]["env"] = [{"name": "X", "value": "x" * references.TEMPLATE_KEY_BYTES}]
+    assert template_digest(big) is None
 
 
 def _engine() -> AdmissionEngine:
@@ -184,7 +200,7 @@ def test_memoized_references_equal_fresh_ones_over_random_changes() -> None:
     for _ in range(6):
         for _, obj, spec in CASE_OBJECTS:
             changed = _mutated(obj, rng)
-            refs, spelling = engine._references_of(changed, spec)
+            refs, spelling = engine._references_of(changed, spec, template_digest(changed))
             assert refs == extract_references(changed, spec, KEYS)
             assert spelling == check_spellings(changed, spec, SETTINGS.annotations)
 
@@ -202,16 +218,19 @@ def test_the_pods_of_a_template_share_their_references_and_others_do_not() -> No
             "spec": {"containers": [{"name": "main", "image": image}]},
         }
 
-    first, _ = engine._references_of(pod("llm-a", "registry.local/models/llama:v1"), spec)
-    again, _ = engine._references_of(pod("llm-b", "registry.local/models/llama:v1"), spec)
-    other, _ = engine._references_of(pod("llm-c", "registry.local/models/llama:v2"), spec)
+    def references_of(obj: dict[str, Any]) -> Any:
+        return engine._references_of(obj, spec, template_digest(obj))[0]
+
+    first = references_of(pod("llm-a", "registry.local/models/llama:v1"))
+    again = references_of(pod("llm-b", "registry.local/models/llama:v1"))
+    other = references_of(pod("llm-c", "registry.local/models/llama:v2"))
     assert again is first  # made once
     assert [r.reference for r in other] == ["registry.local/models/llama:v2"]
-    # an object reading more than the key's bound is extracted every time, and not kept
+    # an object without a digest (over its bound) is extracted every time, and not kept
     big = pod("llm-d", "registry.local/models/llama:v1")
-    big["spec"]["containers"][0]["env"] = [{"name": "X", "value": "x" * pipeline._REFERENCE_KEY_BYTES}]
+    big["spec"]["containers"][0]["env"] = [{"name": "X", "value": "x" * references.TEMPLATE_KEY_BYTES}]
     kept = len(engine._references)
-    assert engine._references_of(big, spec)[0] == first and len(engine._references) == kept
+    assert references_of(big) == first and len(engine._references) == kept
     for i in range(pipeline._REFERENCES_KEPT + 5):
-        engine._references_of(pod(f"p{i}", f"registry.local/models/m{i}:v1"), spec)
+        references_of(pod(f"p{i}", f"registry.local/models/m{i}:v1"))
     assert len(engine._references) <= pipeline._REFERENCES_KEPT

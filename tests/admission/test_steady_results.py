@@ -16,7 +16,7 @@ from guard.admission.kinds import KindTable
 from guard.admission.outcome import ArtifactVerdict
 from guard.admission.policies import LibraryPolicyEvaluator
 from guard.admission.ports import PolicyResult, RuleMatch, VerifiedArtifact
-from guard.admission.references import extract_references
+from guard.admission.references import PER_POD_METADATA, extract_references, template_digest
 from guard.admission.review import AdmissionRequest, AdmissionReview
 from guard.config import parse_config
 from guard.policy.cache import split_volatile
@@ -136,8 +136,12 @@ def _request(obj: dict[str, Any], **changes: Any) -> AdmissionRequest:
 
 
 async def _evaluate(evaluator: LibraryPolicyEvaluator, obj: dict[str, Any], **changes: Any) -> PolicyResult:
+    """What the admission pipeline asks: the object's template digest given."""
     failed = changes.pop("failed", frozenset())
-    return await evaluator.evaluate(_request(obj, **changes), _verdicts(obj, failed=failed))
+    request = _request(obj, **changes)
+    return await evaluator.evaluate(
+        request, _verdicts(obj, failed=failed), template=template_digest(request.object)
+    )
 
 
 def _counted(evaluator: LibraryPolicyEvaluator, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
@@ -199,10 +203,15 @@ async def test_nothing_is_kept_for_a_carbon_budget_a_name_that_is_no_string_or_a
     await _evaluate(evaluator, pod, name=None)
     await _evaluate(evaluator, pod, name=None)
     assert len(given) == 2 and not evaluator._steady
+    # without the template digest (the pipeline gives none for a large object): evaluated
+    request = _request(pod, uid="no-template")
+    await evaluator.evaluate(request, _verdicts(pod))
+    await evaluator.evaluate(request, _verdicts(pod))
+    assert len(given) == 4 and not evaluator._steady
     await _evaluate(evaluator, pod)  # kept from now on
     for odd in ("NaN", "Infinity-pod"):  # a name the engine's input check refuses is sent, as before
         await _evaluate(evaluator, _deployment_pod(odd), name=odd)
-    assert len(given) == 5
+    assert len(given) == 7
     # a name that is no UTF-8 (a lone surrogate) fails as it does without kept results
     fresh = _evaluator(kept=False, cache_size=0)
     for changes in ({"name": "\ud800"}, {"uid": "\udfff"}):
@@ -212,13 +221,13 @@ async def test_nothing_is_kept_for_a_carbon_budget_a_name_that_is_no_string_or_a
 async def test_what_the_api_server_sets_for_each_pod_reaches_no_input_but_the_volatile_fields(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """What the key leaves out (``_UNREAD_METADATA``) is in no input, but for the name in the
+    """What the key leaves out (``PER_POD_METADATA``) is in no input, but for the name in the
     volatile fields: the inputs of the pods of a template differ in those fields only."""
     evaluator = _evaluator(kept=False, cache_size=0)
     given = _counted(evaluator, monkeypatch)
     base = _deployment_pod("llm-7d9f8c6b5-aaaaa")
     other = _deployment_pod("llm-7d9f8c6b5-bbbbbbbbb")
-    for field in policies_module._UNREAD_METADATA:
+    for field in PER_POD_METADATA:
         assert base["metadata"].get(field) != other["metadata"].get(field), field
     await _evaluate(evaluator, base, uid="one")
     await _evaluate(evaluator, other, uid="two")
