@@ -550,10 +550,10 @@ def main() -> int:
         "every request with its own uid:"
     )
     print(
-        "    distinct pods: each its own name, as a ReplicaSet's pods (the library evaluated every "
-        "time: no pod is sent twice)"
+        "    distinct pods: each its own name, as a ReplicaSet's pods (none sent twice: the "
+        "template's first pod runs the library, the others are answered from its result)"
     )
-    print("    repeated pod: the same pod again (a retry, a re-applied object: the decision cache answers)")
+    print("    repeated pod: the same pod again (a retry, a re-applied object)")
     print("  server CPU per request: the server process tree's own CPU time / requests it answered")
     for (workers, variant, c), pairs in samples.items():
         g_cpu, b_cpu = med(pairs, 0, "server_cpu_ms"), med(pairs, 1, "server_cpu_ms")
