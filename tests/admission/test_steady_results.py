@@ -96,32 +96,17 @@ def _verdicts(obj: dict[str, Any], *, failed: frozenset[str] = frozenset()) -> l
     out = []
     for ref in extract_references(obj, KindTable().lookup("", "Pod") or _no_kind(), ()):
         signed = _SIGNED.get(ref.reference)
-        if signed is not None and ref.reference not in failed:
-            out.append(
-                ArtifactVerdict(
-                    ref=ref,
-                    match=RuleMatch("team-a-models", "h"),
-                    status="verified",
-                    effect="pass",
-                    digest=signed.digest,
-                    artifact=signed,
-                )
-            )
-        elif signed is not None:
-            out.append(
-                ArtifactVerdict(
-                    ref=ref,
-                    match=RuleMatch("team-a-models", "h"),
-                    status="failed",
-                    effect="deny",
-                    message="not signed",
-                    reason="no signature",
-                )
-            )
-        else:
+        if signed is None:
             out.append(
                 ArtifactVerdict(ref=ref, match=RuleMatch(None, "h"), status="unmatched", effect="pass")
             )
+            continue
+        outcome: dict[str, Any] = (
+            {"status": "failed", "effect": "deny", "message": "not signed", "reason": "no signature"}
+            if ref.reference in failed
+            else {"status": "verified", "effect": "pass", "digest": signed.digest, "artifact": signed}
+        )
+        out.append(ArtifactVerdict(ref=ref, match=RuleMatch(_RULES[ref.reference], "h"), **outcome))
     return out
 
 
