@@ -40,7 +40,9 @@ class EmbeddedEngineSettings(ConfigModel):
     ``decisionCacheSize``: decisions kept for inputs already judged, keyed by the whole input
     (less the request uid when no policy reads it), and as many sets of the policies that read
     neither the uid nor the workload's name, keyed by the input without those (a ReplicaSet's new
-    pod is evaluated on the policies naming it only); 0 turns both caches off."""
+    pod is evaluated on the policies naming it only). Once those sets answer a template's pod and
+    the policies naming it find nothing, the webhook keeps the template's result (up to 1,024
+    templates) and answers its next pods from it. 0 turns all of them off."""
 
     kind: Literal["embedded"] = "embedded"
     decision_cache_size: int = Field(default=4096, ge=0, le=1_000_000)
