@@ -274,16 +274,14 @@ class AdmissionEngine:
         """``extract_references`` and ``check_spellings`` of ``obj``, made once for the objects
         of one ``template_digest`` (``template``; None: made for this one): the pods of one
         template share their references, immutable objects."""
-        if template is None:
-            refs = extract_references(obj, spec, self._annotation_keys)
-            return refs, check_spellings(obj, spec, self.settings.annotations)
-        key = (id(spec), template)
-        found = self._references.get(key)
+        key = (id(spec), template) if template is not None else None
+        found = self._references.get(key) if key is not None else None
         if found is not None and found[0] is spec:
             return found[1], found[2]
         refs = extract_references(obj, spec, self._annotation_keys)
         spelling = check_spellings(obj, spec, self.settings.annotations)
-        keep(self._references, key, (spec, refs, spelling), _REFERENCES_KEPT)
+        if key is not None:
+            keep(self._references, key, (spec, refs, spelling), _REFERENCES_KEPT)
         return refs, spelling
 
     def _too_many_references(

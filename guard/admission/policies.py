@@ -17,7 +17,7 @@ from guard.admission.references import Occurrence, walk
 from guard.admission.review import AdmissionRequest
 from guard.config import GuardConfig
 from guard.memo import keep
-from guard.policy.cache import UNLOADABLE_TOKENS, JsonConstant
+from guard.policy.cache import UNLOADABLE_TOKENS
 from guard.policy.decision import frozen_instance
 
 if TYPE_CHECKING:
@@ -132,10 +132,10 @@ class LibraryPolicyEvaluator:
         self._engine = engine
         self._kinds = kinds
         self._authorities = {rule.name: rule.authorities for rule in config.rules}
-        from guard.policy.input import InputConstants, build_input_for_object  # noqa: PLC0415
+        from guard.policy import input as inputs  # noqa: PLC0415
 
-        self._constants = InputConstants(config)  # a reloaded config makes a new evaluator
-        self._build_input = build_input_for_object  # imported once, not on every request
+        self._inputs = inputs  # the input builder, imported once, not on every request
+        self._constants = inputs.InputConstants(config)  # a reloaded config makes a new evaluator
         # a verdict's policy artifact, by what it is made of: a model's pods bring the same verdict
         # (its verified artifact cached, the same object) request after request
         self._artifacts: dict[tuple[Any, ...], tuple[ArtifactVerdict, Artifact]] = {}
@@ -195,7 +195,7 @@ class LibraryPolicyEvaluator:
         violations: dict[tuple[str, str, str], Violation] = {}
         policies: dict[str, None] = {}
         for pod_spec, meta in pod_specs:
-            document = self._build_input(
+            document = self._inputs.build_input_for_object(
                 obj,
                 pod_spec,
                 inputs,
@@ -257,13 +257,13 @@ class LibraryPolicyEvaluator:
         meta = obj.get("metadata") or {}
         if not isinstance(meta, Mapping):
             return None  # refused by the input builder: on the path that says so
-        namespace = request.namespace or meta.get("namespace") or "default"
+        namespace = self._inputs.object_namespace(request.namespace, meta)
         if not isinstance(namespace, str):
             return None
-        tenant, _ = self._constants.tenant(namespace, None)
-        if tenant is not None and type(tenant) is not JsonConstant:
+        tenant = self._constants.tenant_of(namespace)
+        if tenant is not None and tenant.carbon is not None:
             return None  # a carbon budget: the input reads the usage published now
-        name = meta.get("name") or meta.get("generateName") or ""
+        name = self._inputs.workload_name(meta)
         try:
             # the volatile values: strings, one the engine's input check refuses (holding NaN or
             # Infinity, whose JSON does: ``loadable``) or that is no UTF-8 is sent, and refused,

@@ -358,16 +358,20 @@ class InputConstants:
             {"name": t.name, "registries": list(t.registries)} for t in tenants if t is not tenant
         )
 
+    def tenant_of(self, namespace: str) -> Tenant | None:
+        """The config's tenant of ``namespace`` (None: no tenant owns it), asked once per namespace."""
+        owner = self._tenant_of.get(namespace)
+        if owner is None:
+            owner = (self.config.tenant_for(namespace),)
+            if len(namespace) <= _NAMESPACE_KEY_CHARS:
+                keep(self._tenant_of, namespace, owner, _NAMESPACES_KEPT)
+        return owner[0]
+
     def tenant(
         self, namespace: str, usage: UsageLookup | None
     ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
         """``(tenant, otherTenants)`` of the policy input for a request in ``namespace``."""
-        owner = self._tenant_of.get(namespace)
-        if owner is None:  # the config's tenant of the namespace, asked once per namespace
-            owner = (self.config.tenant_for(namespace),)
-            if len(namespace) <= _NAMESPACE_KEY_CHARS:
-                keep(self._tenant_of, namespace, owner, _NAMESPACES_KEPT)
-        tenant = owner[0]
+        tenant = self.tenant_of(namespace)
         if tenant is None:
             return None, self._no_tenant
         found = self._tenants.get(id(tenant))  # the config keeps its tenants alive
@@ -422,6 +426,18 @@ def _object_field(value: Any, where: str) -> Mapping[str, Any]:
     return value
 
 
+def object_namespace(request_namespace: Any, metadata: Mapping[str, Any]) -> Any:
+    """The namespace of an object's policy input (``str`` of it): the request's, else the
+    object's, else ``default``."""
+    return request_namespace or metadata.get("namespace") or "default"
+
+
+def workload_name(metadata: Mapping[str, Any]) -> Any:
+    """The workload name of an object's policy input (``str`` of it; a volatile field): its
+    name, else the prefix its name is generated from."""
+    return metadata.get("name") or metadata.get("generateName") or ""
+
+
 def build_input_for_object(
     obj: Mapping[str, Any],
     pod_spec: Mapping[str, Any],
@@ -447,13 +463,13 @@ def build_input_for_object(
         **_object_field(meta.get("annotations"), "metadata.annotations"),
         **_object_field(tmeta.get("annotations"), "spec.template.metadata.annotations"),
     }
-    namespace = str((request or {}).get("namespace") or meta.get("namespace") or "default")
+    namespace = str(object_namespace((request or {}).get("namespace"), meta))
     if constants is None:
         constants = InputConstants(config)
     workload = constants.workload(
         pod_spec,
         kind=str(obj.get("kind", "Pod")),
-        name=str(meta.get("name") or meta.get("generateName") or ""),
+        name=str(workload_name(meta)),
         namespace=namespace,
         labels=labels,
         annotations=annotations,
