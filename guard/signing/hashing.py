@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import mmap
 import os
 import stat
 import sys
@@ -89,9 +90,13 @@ _local = threading.local()
 
 
 def _buffer() -> memoryview:
+    """This thread's read buffer, page-aligned: an anonymous mapping, not a bytearray. malloc
+    gives a bytearray's bytes a 16-byte alignment, and the kernel's copy from the page cache into a
+    destination so aligned measured 5x slower on the AMD guest of the benchmarks (0.53-0.56 s of
+    system time a GiB against 0.09-0.10 s at an offset of 0, 32, 64 or 4096 bytes)."""
     view: memoryview | None = getattr(_local, "view", None)
     if view is None:
-        view = memoryview(bytearray(CHUNK_SIZE))
+        view = memoryview(mmap.mmap(-1, CHUNK_SIZE))
         _local.view = view
     return view
 
