@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import mmap
 import os
 import stat
 import sys
@@ -25,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
+from guard.buffers import page_aligned
 from guard.errors import ModelDirectoryError, UsageError
 from guard.signing.listing import ListedFile, file_kind, list_files
 from guard.signing.manifest import make_manifest
@@ -90,15 +90,11 @@ _local = threading.local()
 
 
 def _buffer() -> memoryview:
-    """This thread's read buffer, page-aligned: an anonymous mapping, not a bytearray. malloc
-    gives a bytearray's bytes a 16-byte alignment, and the kernel's copy from the page cache into a
-    destination so aligned measured 5x slower on the AMD guest of the benchmarks (0.53-0.56 s of
-    system time a GiB against 0.09-0.10 s at an offset of 0, 32, 64 or 4096 bytes)."""
+    """This thread's read buffer, page-aligned (``guard.buffers``: a bytearray's bytes start 16
+    bytes past a page, and the kernel's copy from the page cache into them ran 5x slower)."""
     view: memoryview | None = getattr(_local, "view", None)
     if view is None:
-        # Private: a shared anonymous mapping (mmap's default) would be the same memory in a
-        # process forked from this one, and two hashing processes would write each other's bytes.
-        view = memoryview(mmap.mmap(-1, CHUNK_SIZE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS))
+        view = page_aligned(CHUNK_SIZE)
         _local.view = view
     return view
 
