@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Protocol, runtime_checkable
 
+from guard.buffers import page_aligned
 from guard.errors import IntegrityError
 from guard.oci.types import Descriptor, Store
 
@@ -121,7 +122,7 @@ class VerifyingReader:
         stops (an oversized blob, a failed write)."""
         remaining = self._desc.size - self._seen
         if self._source is None or self._pending or remaining < PIPELINE_FROM:
-            buffer = memoryview(bytearray(min(buffer_size, remaining + 1)))
+            buffer = page_aligned(max(1, min(buffer_size, remaining + 1)))
             copied = 0
             while count := self.readinto(buffer):
                 write(buffer[:count])
@@ -135,7 +136,7 @@ class VerifyingReader:
         free: queue.Queue[memoryview | None] = queue.Queue()
         full: queue.Queue[tuple[memoryview, int] | BaseException] = queue.Queue()
         for _ in range(_DEPTH):
-            free.put(memoryview(bytearray(buffer_size)))
+            free.put(page_aligned(buffer_size))
         stop = threading.Event()
 
         def read() -> None:

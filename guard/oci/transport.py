@@ -40,6 +40,7 @@ from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.poolmanager import PoolManager
 from urllib3.util.ssl_ import create_urllib3_context
 
+from guard.buffers import page_aligned
 from guard.errors import DeadlineExceeded, GuardError, RegistryError
 from guard.oci.targets import TargetPolicy
 
@@ -360,6 +361,7 @@ class BodyReader:
         self._chunks: Iterator[bytes] | None = None
         self._pending = memoryview(b"")  # the rest of a chunk ``readinto`` did not take
         self._done = False
+        self._buffer: memoryview | None = None  # what iteration reads into
 
     def __iter__(self) -> BodyReader:
         return self
@@ -369,12 +371,12 @@ class BodyReader:
             if self._chunks is None:
                 self._chunks = self._response.iter_content(self._chunk_size)
             return next(self._chunks)
-        buffer = bytearray(self._chunk_size)
-        count = self.readinto(buffer)
+        if self._buffer is None:  # one page-aligned buffer the socket fills (guard.buffers)
+            self._buffer = page_aligned(self._chunk_size)
+        count = self.readinto(self._buffer)
         if not count:
             raise StopIteration
-        del buffer[count:]
-        return bytes(buffer)
+        return bytes(self._buffer[:count])
 
     def readinto(self, buffer: bytearray | memoryview) -> int:
         """Fill ``buffer`` with the next bytes of the body; 0 at its end."""

@@ -188,3 +188,55 @@ def test_a_failed_write_stops_the_reading_thread() -> None:
                 break
             time.sleep(0.05)
         assert threading.active_count() <= before
+
+
+class _Recording:
+    """A source with ``readinto`` that records where each read lands (the socket's destination)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = memoryview(data)
+        self.addresses: list[int] = []
+
+    def readinto(self, buffer: memoryview) -> int:
+        import ctypes
+
+        count = min(len(buffer), len(self._data))
+        if count:
+            self.addresses.append(ctypes.addressof(ctypes.c_char.from_buffer(buffer)))
+        buffer[:count] = self._data[:count]
+        self._data = self._data[count:]
+        return count
+
+    def __iter__(self) -> _Recording:
+        return self
+
+    def __next__(self) -> bytes:
+        raise StopIteration
+
+
+@pytest.mark.parametrize("data", [BODY, BIG], ids=["one buffer", "reading thread"])
+def test_a_blob_is_received_into_page_aligned_buffers(data: bytes) -> None:
+    """The kernel's copy into a destination 1-31 bytes past a page (a bytearray's bytes start 16
+    past one) measured 2-5x slower on AMD: both copy paths read into page-aligned buffers."""
+    source = _Recording(data)
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    descriptor = Descriptor("application/octet-stream", digest, len(data))
+    out = bytearray()
+    reader = VerifyingReader(source, descriptor, "blob")
+    assert reader.copy_to(out.extend, 1 << 20) == len(data)
+    reader.finish()
+    assert bytes(out) == data
+    assert source.addresses and all(address % 4096 == 0 for address in source.addresses)
+
+
+def test_iterating_a_body_reads_into_one_page_aligned_buffer() -> None:
+    with serve(_plain) as server:
+        store = _store(server)
+        with store.fetch_blob(DIGEST) as chunks:
+            assert isinstance(chunks, BodyReader)
+            assert b"".join(chunks) == BODY
+            import ctypes
+
+            buffer = chunks._buffer
+            assert buffer is not None
+            assert ctypes.addressof(ctypes.c_char.from_buffer(buffer)) % 4096 == 0
