@@ -72,6 +72,7 @@ class ConfigModel(BaseModel):
         alias_generator=config_key,
         populate_by_name=True,  # Python code builds models by field name (the mypy plugin reads this)
         json_schema_extra=_deprecated_spellings,
+        defer_build=True,
     )
     # Older names of keys beyond their casing: old spelling -> field name (``public_key`` -> ``key``).
     renamed: ClassVar[Mapping[str, str]] = {}
