@@ -304,7 +304,7 @@ def library_reads(ast_json: str, formatted: Sequence[Path]) -> LibraryReads:
     are strings in both or absent in both, give it sets that are both empty or both not: those
     fields change the text of what the set holds, never whether a body succeeds."""
     parsed = pydantic_core.from_json(ast_json)
-    packages = _closure(_by_package(module_reads(m) for m in parsed))
+    modules: list[ModuleReads] = []  # each module's reads, as ``module_reads`` finds them
     rules: dict[Path, dict[str, ModuleReads]] = {}
     own: dict[Path, dict[str, ModuleReads]] = {}  # each rule's definitions with their prints masked
     unnamed: set[Path] = set()
@@ -314,17 +314,29 @@ def library_reads(ast_json: str, formatted: Sequence[Path]) -> LibraryReads:
         masked = own.setdefault(package, {})
         imports = ModuleReads(package=package)
         _imports(module["ast"], imports)
+        whole = ModuleReads(package, set(imports.inputs), {*imports.data, package}, set(imports.names))
+        modules.append(whole)
+        # Each definition is walked once: its reads count for the module, for its rule and, when
+        # masking leaves it as it is (most definitions), for its rule's emptiness.
         for rule in module["ast"].get("rules") or []:
+            definition = ModuleReads(package=package)
+            _walk(rule, definition)
+            _merge(whole, definition)
             name = _rule_name(rule)
             if name is None:
                 unnamed.add(package)
                 continue
-            for target, tree in ((named, rule), (masked, _masked(rule, formatted) if formatted else rule)):
+            tree = _masked(rule, formatted) if formatted else rule
+            if tree is rule:
+                printed = definition
+            else:
+                printed = ModuleReads(package=package)
+                _walk(tree, printed)
+            for target, found in ((named, definition), (masked, printed)):
                 reads = target.setdefault(name, ModuleReads(package=package))
-                reads.inputs |= imports.inputs
-                reads.data |= imports.data
-                reads.names |= imports.names
-                _walk(tree, reads)
+                _merge(reads, imports)
+                _merge(reads, found)
+    packages = _closure(_by_package(modules))
     out: dict[RuleKey, frozenset[Path]] = {}
     emptiness: dict[RuleKey, frozenset[Path]] = {}
     for package, named in rules.items():
@@ -335,6 +347,12 @@ def library_reads(ast_json: str, formatted: Sequence[Path]) -> LibraryReads:
             out[(package, name)] = _rule_closure(name, named[name], named, packages)
             emptiness[(package, name)] = _rule_closure(name, own[package][name], named, packages)
     return LibraryReads(packages, out, emptiness)
+
+
+def _merge(into: ModuleReads, reads: ModuleReads) -> None:
+    into.inputs |= reads.inputs
+    into.data |= reads.data
+    into.names |= reads.names
 
 
 def _rule_closure(
