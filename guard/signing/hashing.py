@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import mmap
 import os
 import stat
 import sys
@@ -53,7 +54,7 @@ CHUNK_SIZE = 1 << 20
 # Files smaller than CHUNK_SIZE are read whole with one call and handed to the pool in batches of
 # about this many bytes (see _batches).
 BATCH_BYTES = 8 << 20
-# blake3 hashes big files with its own threads (update_mmap); below this a plain read is faster.
+# blake3 hashes big files mapped, with its own threads; below this a plain read is faster.
 BLAKE3_MMAP_THRESHOLD = 64 << 20
 # A statement of more shards than this is refused before any hashing: `--shard-size 1` on a 2 MB
 # file made 2 million shards (143 s, 5.7 GB of memory, a 370 MB signature); 100,000 shards of the
@@ -162,17 +163,23 @@ def _hash_unit(unit: _Unit, algorithm: str, progress: Callable[[int], None] | No
     """Hash one file or shard with this thread's reused buffer."""
     name = unit.file.name
     if algorithm == "blake3" and unit.end is None and unit.size >= BLAKE3_MMAP_THRESHOLD:
+        # Mapped and hashed on every core by blake3 (6.3 GiB/s here; read in chunks: 3.3-3.6).
+        # The file is opened as every other one is (blake3's own update_mmap opened the path: it
+        # followed a link swapped in after the listing, and blocked forever on a FIFO). A file
+        # truncated while it is mapped still ends the process (SIGBUS): closed, but not the clear
+        # error a read gives.
+        fd = _open(unit.file.path, name)
         try:
-            new = _blake3()
-            digest = new(max_threads=new.AUTO).update_mmap(unit.file.path).hexdigest()
-            after = os.lstat(unit.file.path)  # blake3 opens the path itself: a link is seen after
+            with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mapped:
+                new = _blake3()
+                digest = new(max_threads=new.AUTO).update(mapped).hexdigest()
+            after = os.fstat(fd)
         except OSError as err:
             raise ModelDirectoryError(f"cannot read {name}: {err.strerror or err}") from err
-        if not stat.S_ISREG(after.st_mode):
-            raise ModelDirectoryError(
-                f"{name} became {file_kind(after.st_mode)} while it was being hashed; expected a "
-                "regular file (sign or verify the model once nothing changes it)"
-            )
+        except ValueError as err:  # emptied since the listing: mmap cannot map 0 bytes
+            raise ModelDirectoryError(f"{name} shrank while it was being hashed") from err
+        finally:
+            os.close(fd)
         _check_unchanged(name, unit.file.st, after)
         if progress:
             progress(unit.size)

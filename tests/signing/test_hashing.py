@@ -295,6 +295,58 @@ def test_file_swapped_for_a_link_after_listing_is_not_followed(
         hash_model(model_dir, Serialization(hash_type=algorithm))
 
 
+@pytest.mark.parametrize("algorithm", ["sha256", "blake3"])
+def test_file_swapped_for_a_fifo_after_listing_is_refused_without_blocking(
+    model_dir: Path, monkeypatch: pytest.MonkeyPatch, algorithm: HashType
+) -> None:
+    """blake3's big-file path opened the path itself: a FIFO swapped in blocked it forever."""
+    import threading
+
+    monkeypatch.setattr(hashing, "BLAKE3_MMAP_THRESHOLD", 1)
+    inside = model_dir / "config.json"
+    real = hashing.list_files
+
+    def list_then_swap(*args: Any, **kw: Any) -> object:
+        files = real(*args, **kw)
+        inside.unlink()
+        os.mkfifo(inside)
+        return files
+
+    monkeypatch.setattr(hashing, "list_files", list_then_swap)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            hash_model(model_dir, Serialization(hash_type=algorithm))
+        except BaseException as err:  # handed to the test's thread
+            errors.append(err)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout=30)
+    assert not thread.is_alive(), "hashing blocked on a FIFO"
+    assert len(errors) == 1 and isinstance(errors[0], ModelDirectoryError)
+    assert re.search(r"config\.json is a FIFO", str(errors[0])), errors[0]
+
+
+def test_a_big_blake3_file_emptied_after_listing_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hashing, "BLAKE3_MMAP_THRESHOLD", 1024)
+    weights = tmp_path / "w"
+    weights.write_bytes(os.urandom(300_000))
+    real = hashing.list_files
+
+    def list_then_empty(*args: Any, **kw: Any) -> object:
+        files = real(*args, **kw)
+        weights.write_bytes(b"")
+        return files
+
+    monkeypatch.setattr(hashing, "list_files", list_then_empty)
+    with pytest.raises(ModelDirectoryError, match=r"^w shrank while it was being hashed"):
+        hash_model(tmp_path, Serialization(hash_type="blake3"))
+
+
 def test_non_utf8_file_name_refused(model_dir: Path) -> None:
     fd = os.open(os.fsencode(model_dir) + b"/bad-\xff.bin", os.O_WRONLY | os.O_CREAT, 0o644)
     os.close(fd)
