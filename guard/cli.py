@@ -11,6 +11,7 @@ command bodies import their heavy dependencies lazily, so ``guard --help`` stays
 from __future__ import annotations
 
 import gc
+import os
 import re
 import sys
 from typing import Any
@@ -235,6 +236,13 @@ def main() -> None:
     first (``gc.freeze``): the collections a command's allocations trigger, and the interpreter's
     at exit, walked it all again (15-30 ms of CPU of a one-file ``guard sign``). The few cycles
     the imports left unreachable stay until exit; what the command makes is collected as before.
-    ``guard serve`` freezes what its start-up loaded too (``webhook.app``)."""
+    ``guard serve`` freezes what its start-up loaded too (``webhook.app``).
+
+    The program loads no pydantic plugin: one installed beside guard would see every validation
+    of its config and of the documents it is handed (and could fail them), and looking for plugins
+    scans the entry points of every installed distribution (~15 ms, at the first model built).
+    ``PYDANTIC_DISABLE_PLUGINS`` already set (to anything, even empty: load them all) is kept.
+    Only the program does this: code importing guard as a library keeps its own setting."""
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     gc.freeze()
     sys.exit(run())
