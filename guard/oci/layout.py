@@ -153,7 +153,7 @@ class LayoutStore:
         manifest = parse_object(body, f"{self.describe()}@{digest}", max_bytes=MAX_MANIFEST_BYTES)
         media_type = manifest.get("mediaType")
         return FetchedManifest(
-            Descriptor(media_type if isinstance(media_type, str) else "", digest, len(body)), body
+            Descriptor(media_type if isinstance(media_type, str) else "", digest, len(body)), body, [manifest]
         )
 
     def push_manifest(self, body: bytes, media_type: str, tag: str | None = None) -> Descriptor:

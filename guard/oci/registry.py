@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
 
 from guard.errors import (
@@ -31,7 +32,7 @@ from guard.oci.types import (
     check_digest,
     sha256_digest,
 )
-from guard.untrusted import parse_json, parse_object
+from guard.untrusted import parse_object
 
 __all__ = ["CHUNK_SIZE", "RegistryAccess", "RegistryClient", "RegistryStore"]
 
@@ -43,15 +44,14 @@ _ACCEPT = ", ".join(MANIFEST_MEDIA_TYPES)
 log = logging.getLogger(__name__)
 
 
-def _declared_media_type(body: bytes) -> str | None:
-    """The manifest's own ``mediaType`` when its bytes are a JSON object that has one (only to
-    label the descriptor; ``FetchedManifest.json`` judges the bytes when they are used)."""
+def _parsed_manifest(body: bytes, digest: str) -> dict[str, Any] | None:
+    """The manifest as a JSON object, None when its bytes are not one (only to label the
+    descriptor and to spare ``FetchedManifest.json`` a second parse: ``json`` judges the bytes
+    when they are used, with the same checks)."""
     try:
-        data = parse_json(body, "manifest", max_bytes=MAX_MANIFEST_BYTES)
+        return parse_object(body, f"manifest {digest}", max_bytes=MAX_MANIFEST_BYTES)
     except UntrustedContentError:
         return None
-    value = data.get("mediaType") if isinstance(data, dict) else None
-    return value if isinstance(value, str) else None
 
 
 def _with_query(url: str, **params: str) -> str:
@@ -127,8 +127,11 @@ class RegistryStore:
                 changed=[reference],
             )
         media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
-        declared = _declared_media_type(body)
-        return FetchedManifest(Descriptor(declared or media_type, digest, len(body)), body)
+        parsed = _parsed_manifest(body, digest)
+        value = parsed.get("mediaType") if parsed is not None else None
+        declared = value if isinstance(value, str) else None
+        handed = [parsed] if parsed is not None else []
+        return FetchedManifest(Descriptor(declared or media_type, digest, len(body)), body, handed)
 
     def push_manifest(self, body: bytes, media_type: str, tag: str | None = None) -> Descriptor:
         descriptor, _ = self._put_manifest(body, media_type, tag)

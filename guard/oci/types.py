@@ -125,15 +125,24 @@ class Descriptor:
 
 @dataclass(frozen=True)
 class FetchedManifest:
-    """A manifest's exact bytes with the descriptor they were fetched as (digest checked)."""
+    """A manifest's exact bytes with the descriptor they were fetched as (digest checked).
+
+    ``parsed``: the JSON object a store already parsed from ``body`` (with ``parse_object``'s
+    limits) to label the descriptor, handed to the first ``json()`` call instead of a second
+    parse (a manifest of 1,000 layers: ~7.5 ms each); later calls parse ``body`` again, so no
+    two callers share (and change) one object."""
 
     descriptor: Descriptor
     body: bytes
+    parsed: list[dict[str, Any]] = field(default_factory=list, compare=False, repr=False)
 
     def json(self) -> dict[str, Any]:
         """The manifest as a JSON object (``UntrustedContentError`` when it is not one: whoever
         pushed it chose its bytes)."""
-        return parse_object(self.body, f"manifest {self.descriptor.digest}")
+        try:
+            return self.parsed.pop()  # atomic: one caller only gets the store's object
+        except IndexError:
+            return parse_object(self.body, f"manifest {self.descriptor.digest}")
 
 
 Opener = Callable[[], BinaryIO]
