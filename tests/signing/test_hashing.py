@@ -253,20 +253,32 @@ def test_file_digest(tmp_path: Path) -> None:
         file_digest(tmp_path / "missing")
 
 
+_LIST_FILES = hashing.list_files
+
+
+def _change_after_listing(monkeypatch: pytest.MonkeyPatch, change: Callable[[], object]) -> None:
+    """``hash_model`` lists the model, then ``change`` runs (a file grown, swapped, emptied) before
+    any file is read. Patching again replaces the change (the real listing is always the one run)."""
+
+    def listed(*args: Any, **kw: Any) -> object:
+        files = _LIST_FILES(*args, **kw)
+        change()
+        return files
+
+    monkeypatch.setattr(hashing, "list_files", listed)
+
+
 @pytest.mark.parametrize("algorithm", ["sha256", "blake3"])
 def test_file_changed_while_hashing(
     model_dir: Path, monkeypatch: pytest.MonkeyPatch, algorithm: HashType
 ) -> None:
     monkeypatch.setattr(hashing, "BLAKE3_MMAP_THRESHOLD", 1)
-    real = hashing.list_files
 
-    def list_then_append(*args: Any, **kw: Any) -> object:
-        files = real(*args, **kw)
+    def append() -> None:
         with open(model_dir / "config.json", "a") as f:  # a writer still at work
             f.write("more\n")
-        return files
 
-    monkeypatch.setattr(hashing, "list_files", list_then_append)
+    _change_after_listing(monkeypatch, append)
     with pytest.raises(ModelDirectoryError, match=r"config\.json changed while it was being hashed"):
         hash_model(model_dir, Serialization(hash_type=algorithm))
 
@@ -282,15 +294,12 @@ def test_file_swapped_for_a_link_after_listing_is_not_followed(
     inside = model_dir / "config.json"
     outside.write_bytes(b"x" * inside.stat().st_size)
     os.utime(outside, ns=(inside.stat().st_atime_ns, inside.stat().st_mtime_ns))
-    real = hashing.list_files
 
-    def list_then_swap(*args: Any, **kw: Any) -> object:
-        files = real(*args, **kw)
+    def swap() -> None:
         inside.unlink()
         inside.symlink_to(outside)
-        return files
 
-    monkeypatch.setattr(hashing, "list_files", list_then_swap)
+    _change_after_listing(monkeypatch, swap)
     with pytest.raises(ModelDirectoryError, match=r"config\.json became a symbolic link"):
         hash_model(model_dir, Serialization(hash_type=algorithm))
 
@@ -304,15 +313,12 @@ def test_file_swapped_for_a_fifo_after_listing_is_refused_without_blocking(
 
     monkeypatch.setattr(hashing, "BLAKE3_MMAP_THRESHOLD", 1)
     inside = model_dir / "config.json"
-    real = hashing.list_files
 
-    def list_then_swap(*args: Any, **kw: Any) -> object:
-        files = real(*args, **kw)
+    def swap() -> None:
         inside.unlink()
         os.mkfifo(inside)
-        return files
 
-    monkeypatch.setattr(hashing, "list_files", list_then_swap)
+    _change_after_listing(monkeypatch, swap)
     errors: list[BaseException] = []
 
     def run() -> None:
@@ -335,14 +341,7 @@ def test_a_big_blake3_file_emptied_after_listing_is_refused(
     monkeypatch.setattr(hashing, "BLAKE3_MMAP_THRESHOLD", 1024)
     weights = tmp_path / "w"
     weights.write_bytes(os.urandom(300_000))
-    real = hashing.list_files
-
-    def list_then_empty(*args: Any, **kw: Any) -> object:
-        files = real(*args, **kw)
-        weights.write_bytes(b"")
-        return files
-
-    monkeypatch.setattr(hashing, "list_files", list_then_empty)
+    _change_after_listing(monkeypatch, lambda: weights.write_bytes(b""))
     with pytest.raises(ModelDirectoryError, match=r"^w shrank while it was being hashed"):
         hash_model(tmp_path, Serialization(hash_type="blake3"))
 
@@ -407,20 +406,11 @@ def test_many_small_files_in_batches_and_sizes_around_the_buffer(tmp_path: Path)
 def test_small_file_that_shrank_or_grew_after_listing(
     model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = hashing.list_files
-
-    def list_then(change: Callable[[Path], object]) -> Callable[..., object]:
-        def listed(*args: Any, **kw: Any) -> object:
-            files = real(*args, **kw)
-            change(model_dir / "config.json")
-            return files
-
-        return listed
-
-    monkeypatch.setattr(hashing, "list_files", list_then(lambda p: p.write_bytes(b"{}")))
+    config = model_dir / "config.json"
+    _change_after_listing(monkeypatch, lambda: config.write_bytes(b"{}"))
     with pytest.raises(ModelDirectoryError, match=r"config\.json shrank while it was being hashed"):
         hash_model(model_dir, workers=1)
-    monkeypatch.setattr(hashing, "list_files", list_then(lambda p: p.write_bytes(p.read_bytes() * 2)))
+    _change_after_listing(monkeypatch, lambda: config.write_bytes(config.read_bytes() * 2))
     with pytest.raises(ModelDirectoryError, match=r"config\.json changed while it was being hashed"):
         hash_model(model_dir, workers=2)
 
