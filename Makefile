@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # (image/constraints.txt); test-extra packages not pinned there resolve freely.
 CONSTRAINTS := image/constraints.txt
 
-.PHONY: demo test test-tools lint typecheck bench clean fuzz docs
+.PHONY: demo test test-tools lint typecheck bench clean fuzz docs policy-reads
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "guard needs Python >= 3.11")'
@@ -58,6 +58,12 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	for script in benchmarks/*.py; do $(BIN)/python $$script || exit 1; done
+
+# What each shipped policy reads (guard/policy/library_reads.json, the decision caches' keys): kept so
+# that start-up does not analyse the library; write it again after changing a policy, the analysis
+# (guard/policy/reads.py) or regorus. tests/policy/test_kept_reads.py fails while it is stale.
+policy-reads: $(STAMP)
+	$(BIN)/python -m guard.policy.kept_reads
 
 # 10^6 generated inputs across every parser of untrusted bytes; exit 1 on any crash
 fuzz: $(STAMP)

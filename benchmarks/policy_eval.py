@@ -280,7 +280,7 @@ def _constants_as_data(
         text = re.sub(r"\binput\.(tenant|otherTenants|cluster|settings)\b", r"data.guard_constants.\1", text)
         return text.replace('object.get(input, ["tenant"', 'object.get(data.guard_constants, ["tenant"')
 
-    modules = [(str(m.path), rewrite(m.text)) for m in engine.library.modules()] + list(engine._combined)
+    modules = [(str(m.path), rewrite(m.text)) for m in engine.library.modules()] + list(engine.combined)
     queries = engine._queries
 
     def new_engine(doc: Input) -> Any:

@@ -33,6 +33,7 @@ from typing import Any
 import pydantic_core
 
 from guard.errors import PolicyEngineError, PolicyLibraryError
+from guard.policy import kept_reads
 from guard.policy.cache import (
     VOLATILE,
     DecisionCache,
@@ -106,27 +107,33 @@ Query = tuple[str, tuple[str, ...], str]  # (policy, its rules asked, the query'
 def _library_reads(engine: Any, texts: tuple[str, ...]) -> LibraryReads:
     """``guard.policy.reads.library_reads`` of the modules loaded in ``engine`` (``texts``): what
     each package, and each rule of a package, reads, and what each rule's emptiness depends on
-    (the ``VOLATILE`` fields it only prints left out)."""
+    (the ``VOLATILE`` fields it only prints left out). The shipped library's is kept
+    (``guard.policy.kept_reads``): looked up by its key, analysed only when it is another."""
     with _READS_LOCK:
         found = _READS.get(texts)
     if found is None:
-        try:
-            ast = engine.get_ast_as_json()
-        except RuntimeError as err:  # pragma: no cover - the library was just loaded
-            raise PolicyLibraryError(
-                f"cannot read the library's syntax tree: {rust_error_text(err)}"
-            ) from err
-        try:
-            found = library_reads(ast, VOLATILE)
-        except (ValueError, RecursionError):
-            # a tree too deep to read (a very long expression): what any policy reads is not
-            # known, so every policy counts as reading everything (no template cache: the
-            # decisions are the same, only dearer)
-            found = LibraryReads({}, {}, {})
+        found = kept_reads.lookup(texts, VOLATILE)
+        if found is None:
+            found = analyse(engine)
         with _READS_LOCK:
             _READS.clear()  # one library at a time in a process, as a rule: keep the last only
             _READS[texts] = found
     return found
+
+
+def analyse(engine: Any) -> LibraryReads:
+    """The read analysis of the modules loaded in ``engine``, made now."""
+    try:
+        ast = engine.get_ast_as_json()
+    except RuntimeError as err:  # pragma: no cover - the library was just loaded
+        raise PolicyLibraryError(f"cannot read the library's syntax tree: {rust_error_text(err)}") from err
+    try:
+        return library_reads(ast, VOLATILE)
+    except (ValueError, RecursionError):
+        # a tree too deep to read (a very long expression): what any policy reads is not
+        # known, so every policy counts as reading everything (no template cache: the
+        # decisions are the same, only dearer)
+        return LibraryReads({}, {}, {})
 
 
 EVERYTHING_READ = frozenset({EVERYTHING})
@@ -147,7 +154,7 @@ class EmbeddedEngine:
         # (policy, rules, path) of every query: one per deny / warn set (see the module doc), and
         # one for both where a policy's deny and warn share helpers (guard.policy.queries)
         planned = plan(library.policies)
-        self._combined = [combined_module(p) for p, together in planned if together]
+        self.combined = [combined_module(p) for p, together in planned if together]
         self._queries: list[Query] = []
         ruled: dict[str, tuple[Path, str]] = {}  # a query's path -> (its package, its rule)
         for p, together in planned:
@@ -159,7 +166,9 @@ class EmbeddedEngine:
             for r in p.rules:
                 self._queries.append((p.name, (r,), f"data.{p.package}.{r}"))
                 ruled[self._queries[-1][2]] = (package, r)
-        texts = [m.text for m in library.modules()]
+        texts = tuple(m.text for m in library.modules())
+        # the texts of the modules loaded, generated ones last (what the read analysis is keyed by)
+        self.texts = texts + tuple(t for _, t in self.combined)
         # what each policy reads, and each query (a deny or warn set, or both): empty without cache
         self.reads: dict[str, frozenset[Path]] = {}
         self.query_reads: dict[str, frozenset[Path]] = {}
@@ -172,9 +181,7 @@ class EmbeddedEngine:
         self.template_cache: TemplateCache | None = None
         emptiness: dict[tuple[Path, str], frozenset[Path]] = {}
         if self.cache is not None:
-            packages, rules, emptiness = _library_reads(
-                engine, tuple(texts) + tuple(t for _, t in self._combined)
-            )
+            packages, rules, emptiness = _library_reads(engine, self.texts)
             self.reads = {
                 p.name: packages.get(tuple(p.package.split(".")), EVERYTHING_READ) for p in library.policies
             }
@@ -226,7 +233,7 @@ class EmbeddedEngine:
             return entry[1]
         for key in [key for key, (owner, _) in engines.items() if owner() is None]:
             del engines[key]  # engines of EmbeddedEngines gone: dropped here, on their thread
-        engine = new_regorus_engine(self.library.modules(), self._combined)
+        engine = new_regorus_engine(self.library.modules(), self.combined)
         engines[id(self)] = (weakref.ref(self), engine)
         return engine
 

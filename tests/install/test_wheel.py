@@ -137,6 +137,7 @@ def test_the_sdist_and_wheel_carry_what_they_need(installed: Installed) -> None:
         "the wheel's policy library is not policies/ (tests and samples included)"
     )
     assert "guard/data/attestations/slsa-provenance/v1/schema.json" in wheel
+    assert "guard/policy/library_reads.json" in wheel, "the kept read analysis is not in the wheel"
     assert not [n for n in wheel if n.startswith("guard/testing/")], "test doubles shipped in the wheel"
 
 
@@ -149,6 +150,19 @@ def test_it_runs_from_site_packages_without_the_test_extra(installed: Installed)
     out = installed.run("python", "-c", probe).stdout.splitlines()
     assert out[0] == str(installed.site_packages / "guard/__init__.py"), out
     assert out[1] == "[]", f"installed without the test extra, yet importable: {out[1]}"
+
+
+def test_the_installed_library_is_read_from_its_kept_analysis(installed: Installed) -> None:
+    """The key of the shipped library's read analysis (guard.policy.kept_reads) is the same once
+    installed: the policies read from guard/data/policies, regorus at the image's version."""
+    probe = (
+        "from guard.config import GuardConfig; from guard.policy import kept_reads; "
+        "from guard.policy.cache import VOLATILE; from guard.policy.engine import make_engine; "
+        "engine = make_engine(GuardConfig().policy); "
+        "print(kept_reads.lookup(engine.texts, VOLATILE) is not None, engine.template_cache is not None)"
+    )
+    done = installed.run("python", "-c", probe)
+    assert done.stdout.split() == ["True", "True"], done.stdout + done.stderr
 
 
 def test_every_command_helps(installed: Installed, command_paths: list[list[str]]) -> None:
