@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from guard.errors import NotFoundError, RegistryError, UntrustedContentError, UsageError
-from guard.oci.push import push_bytes
 from guard.oci.types import (
     CYCLONEDX_JSON,
     IN_TOTO_JSON,
@@ -172,6 +171,9 @@ def attach(
     sleep: Callable[[float], None] = time.sleep,
 ) -> Descriptor:
     """Push ``attachment`` as a referrer of ``subject``; keep the fallback index when needed."""
+    # imported here: reading referrers (admission, verify) needs none of the push side (10 ms)
+    from guard.oci.push import push_bytes  # noqa: PLC0415
+
     push_bytes(store, OCI_EMPTY_BYTES)
     layer_digest = push_bytes(store, attachment.data)
     annotations = referrer_annotations(attachment)
