@@ -137,7 +137,9 @@ def _units(files: list[ListedFile], serialization: Serialization) -> list[_Unit]
     return units
 
 
-def _open(path: str, name: str) -> int:
+def _open(path: str, name: str, *, regular: bool = True) -> int:
+    """``path`` opened to read; ``regular``: checked to be a regular file now (without it the
+    caller checks the ``fstat`` it takes after reading, before it uses a byte)."""
     try:
         # O_NONBLOCK: a FIFO swapped in after the walk must not hang us. O_NOFOLLOW: what the
         # listing hands over is never a link (an allowed symlink is listed by its resolved target),
@@ -152,11 +154,28 @@ def _open(path: str, name: str) -> int:
                 "file (sign or verify the model once nothing changes it)"
             ) from err
         raise ModelDirectoryError(f"cannot read {name}: {err.strerror}") from err
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):
-        os.close(fd)
-        raise ModelDirectoryError(f"{name} is {file_kind(st.st_mode)}; a model holds only regular files")
+    if regular:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            raise ModelDirectoryError(f"{name} is {_kind(st.st_mode)}; a model holds only regular files")
     return fd
+
+
+def _kind(mode: int) -> str:
+    return "a directory" if stat.S_ISDIR(mode) else file_kind(mode)
+
+
+def _read_error(name: str, fd: int, err: OSError) -> ModelDirectoryError:
+    """What a failed read of ``name`` (still open as ``fd``) says: what the file became when it is
+    no longer a regular one (a directory: EISDIR; a FIFO whose writer has not written: EAGAIN)."""
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        mode = stat.S_IFREG
+    if not stat.S_ISREG(mode):
+        return ModelDirectoryError(f"{name} is {_kind(mode)}; a model holds only regular files")
+    return ModelDirectoryError(f"cannot read {name}: {err.strerror or err}")
 
 
 def _hash_unit(unit: _Unit, algorithm: str, progress: Callable[[int], None] | None) -> str:
@@ -225,7 +244,11 @@ def _hash_small_files(
     digests: list[str] = []
     for file in files:
         size = file.st.st_size
-        fd = _open(file.path, file.name)
+        # One fstat, after the read: it says whether what was read is still a regular file of the
+        # listed size and time (a FIFO or a directory swapped in is refused before its bytes are
+        # used: O_NONBLOCK, so reading one cannot block). A system call less a file: each lets
+        # the GIL go and take it back, and two threads doing so at once hand it over every time.
+        fd = _open(file.path, file.name, regular=False)
         try:
             got = readv(fd, [view[: size + 1]])
             while 0 < got < size:  # a short read (network filesystems): read on
@@ -235,9 +258,13 @@ def _hash_small_files(
                 got += more
             after = fstat(fd)
         except OSError as err:
-            raise ModelDirectoryError(f"cannot read {file.name}: {err.strerror or err}") from err
+            raise _read_error(file.name, fd, err) from err
         finally:
             close(fd)
+        if not stat.S_ISREG(after.st_mode):
+            raise ModelDirectoryError(
+                f"{file.name} is {_kind(after.st_mode)}; a model holds only regular files"
+            )
         if got != size or after.st_size != size or after.st_mtime_ns != file.st.st_mtime_ns:
             _changed(file, got, after)
         digests.append(digest(view[:got]))
