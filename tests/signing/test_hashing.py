@@ -335,11 +335,13 @@ def test_file_swapped_for_a_fifo_after_listing_is_refused_without_blocking(
     assert re.search(r"config\.json is a FIFO", str(errors[0])), errors[0]
 
 
-def test_a_fifo_holding_the_listed_bytes_after_listing_is_refused(
-    model_dir: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("holding", [True, False], ids=["holding-the-listed-bytes", "silent-writer"])
+def test_a_fifo_swapped_in_after_listing_is_refused_by_its_type(
+    model_dir: Path, monkeypatch: pytest.MonkeyPatch, holding: bool
 ) -> None:
-    """A small file is stat'ed once, after its read: a FIFO swapped in that holds exactly the
-    bytes listed (the same length and content: the read gets them all) is refused by its type."""
+    """A small file is stat'ed once, after its read. A FIFO swapped in that holds exactly the bytes
+    listed (the same length and content: the read gets them all) is refused by its type; so is
+    one whose writer has not written (the read fails with EAGAIN, never blocks), by what it is."""
     inside = model_dir / "config.json"
     content = inside.read_bytes()
     ends: list[int] = []
@@ -347,37 +349,16 @@ def test_a_fifo_holding_the_listed_bytes_after_listing_is_refused(
     def swap() -> None:
         inside.unlink()
         os.mkfifo(inside)
-        ends.append(os.open(inside, os.O_RDWR | os.O_NONBLOCK))  # both ends: the bytes wait in it
-        assert os.write(ends[0], content) == len(content)
+        ends.append(os.open(inside, os.O_RDWR | os.O_NONBLOCK))  # a writer: bytes wait in it
+        if holding:
+            assert os.write(ends[0], content) == len(content)
 
     _change_after_listing(monkeypatch, swap)
     try:
         with pytest.raises(ModelDirectoryError, match=r"config\.json is a FIFO; a model holds only"):
             hash_model(model_dir, Serialization(), workers=1)
-        with pytest.raises(BlockingIOError):  # empty: the hashing's read took every byte
+        with pytest.raises(BlockingIOError):  # empty: the hashing's read took every byte held
             os.read(ends[0], 1 << 16)
-    finally:
-        for fd in ends:
-            os.close(fd)
-
-
-def test_a_fifo_with_a_silent_writer_after_listing_is_refused(
-    model_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The read of a FIFO whose writer has not written fails (EAGAIN: never blocks); the error
-    says what the file became."""
-    inside = model_dir / "config.json"
-    ends: list[int] = []
-
-    def swap() -> None:
-        inside.unlink()
-        os.mkfifo(inside)
-        ends.append(os.open(inside, os.O_RDWR | os.O_NONBLOCK))  # a writer, silent
-
-    _change_after_listing(monkeypatch, swap)
-    try:
-        with pytest.raises(ModelDirectoryError, match=r"config\.json is a FIFO; a model holds only"):
-            hash_model(model_dir, Serialization(), workers=1)
     finally:
         for fd in ends:
             os.close(fd)
