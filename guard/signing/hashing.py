@@ -158,12 +158,12 @@ def _open(path: str, name: str, *, regular: bool = True) -> int:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             os.close(fd)
-            raise ModelDirectoryError(f"{name} is {_kind(st.st_mode)}; a model holds only regular files")
+            raise _not_regular(name, st.st_mode)
     return fd
 
 
-def _kind(mode: int) -> str:
-    return "a directory" if stat.S_ISDIR(mode) else file_kind(mode)
+def _not_regular(name: str, mode: int) -> ModelDirectoryError:
+    return ModelDirectoryError(f"{name} is {file_kind(mode)}; a model holds only regular files")
 
 
 def _read_error(name: str, fd: int, err: OSError) -> ModelDirectoryError:
@@ -174,7 +174,7 @@ def _read_error(name: str, fd: int, err: OSError) -> ModelDirectoryError:
     except OSError:
         mode = stat.S_IFREG
     if not stat.S_ISREG(mode):
-        return ModelDirectoryError(f"{name} is {_kind(mode)}; a model holds only regular files")
+        return _not_regular(name, mode)
     return ModelDirectoryError(f"cannot read {name}: {err.strerror or err}")
 
 
@@ -262,9 +262,7 @@ def _hash_small_files(
         finally:
             close(fd)
         if not stat.S_ISREG(after.st_mode):
-            raise ModelDirectoryError(
-                f"{file.name} is {_kind(after.st_mode)}; a model holds only regular files"
-            )
+            raise _not_regular(file.name, after.st_mode)
         if got != size or after.st_size != size or after.st_mtime_ns != file.st.st_mtime_ns:
             _changed(file, got, after)
         digests.append(digest(view[:got]))

@@ -25,6 +25,8 @@ class ListedFile(NamedTuple):
 
 
 def file_kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):  # a directory swapped in for a listed file, or a path given to hash
+        return "a directory"
     if stat.S_ISFIFO(mode):
         return "a FIFO"
     if stat.S_ISSOCK(mode):
