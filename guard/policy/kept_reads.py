@@ -44,11 +44,11 @@ def library_key(texts: Sequence[str], volatile: Iterable[Path]) -> str | None:
     """The key of a library's analysis (None when the regorus version or the analysis' source
     cannot be read: nothing kept can then be trusted to match)."""
     version = _regorus_version()
+    if version is None:
+        return None
     try:
         source = FilePath(reads.__file__).read_bytes()
     except OSError:
-        return None
-    if version is None:
         return None
     digest = hashlib.sha256()
     parts = [f"format {FORMAT}".encode(), f"regorus {version}".encode(), source]
@@ -60,18 +60,16 @@ def library_key(texts: Sequence[str], volatile: Iterable[Path]) -> str | None:
     return digest.hexdigest()
 
 
-def _paths(value: Any) -> frozenset[Path]:
-    if not isinstance(value, list) or not all(
-        isinstance(p, list) and all(isinstance(s, str) for s in p) for p in value
-    ):
-        raise ValueError("expected a list of paths (lists of strings)")
-    return frozenset(tuple(p) for p in value)
-
-
 def _path(value: Any) -> Path:
     if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
         raise ValueError("expected a path (a list of strings)")
     return tuple(value)
+
+
+def _paths(value: Any) -> frozenset[Path]:
+    if not isinstance(value, list):
+        raise ValueError("expected a list of paths (lists of strings)")
+    return frozenset(_path(p) for p in value)
 
 
 def _rules(value: Any) -> dict[RuleKey, frozenset[Path]]:
