@@ -53,10 +53,11 @@ def test_an_engine_of_the_shipped_library_takes_the_kept_analysis(monkeypatch: p
 
 
 def _kept() -> tuple[str, LibraryReads]:
-    document = json.loads(kept_reads.KEPT.read_text(encoding="utf-8"))
-    found = kept_reads.decode(kept_reads.KEPT.read_text(encoding="utf-8"), document["key"])
+    text = kept_reads.KEPT.read_text(encoding="utf-8")
+    key: str = json.loads(text)["key"]
+    found = kept_reads.decode(text, key)
     assert found is not None
-    return document["key"], found
+    return key, found
 
 
 def test_another_library_is_analysed_not_looked_up(tmp_path: Path) -> None:
