@@ -134,6 +134,19 @@ def _bypasses(host: str, port: int | None, no_proxy: str) -> bool:
     return any(host.endswith(e) or with_port.endswith(e) for e in entries)
 
 
+def _certificate_problem(err: requests.exceptions.SSLError) -> bool:
+    """The TLS failure is the registry's certificate not verifying (not: no TLS spoken)."""
+    verify_failed = isinstance(err.__context__, ssl.SSLCertVerificationError)
+    return verify_failed or "CERTIFICATE_VERIFY_FAILED" in str(err)
+
+
+def _tls_hint(err: requests.exceptions.SSLError) -> str:
+    """What to do about a failed TLS first contact with a registry."""
+    if _certificate_problem(err):
+        return ". Trust the registry's CA with --ca-file"
+    return ". Trust the registry's CA with --ca-file, or use --insecure for a plain-HTTP registry"
+
+
 def _environment_ca_bundle() -> str | bool:
     return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
 
@@ -272,6 +285,10 @@ class RegistryClient:
         self._auth = oras.auth.get_auth_backend("token", self.session, False, tls_verify=self._verify)
         self._lock = threading.Lock()
         self._scheme: str | None = None
+        # Plain HTTP is possible only for a loopback registry or with --insecure: only then is
+        # the scheme probed. Otherwise the first request is the first contact (verified TLS).
+        self._may_use_http = loopback or access.insecure
+        self._answered = False  # the host answered this client (its probe, or any request)
         self._authorization: str | None = None
         self._has_credentials = False
         auth = self._auth
@@ -298,20 +315,31 @@ class RegistryClient:
         step = operation.timeout(self.access.timeout)
         return step, step
 
+    def _first_contact(self) -> bool:
+        """Nothing has answered from the host yet: neither this client's probe or requests, nor
+        (over verified TLS) another client of the same host and access."""
+        return not (self._answered or self._adapter.https_answered)
+
     def _failure(self, operation: Operation, err: Exception, what: str) -> GuardError:
+        """The error for a failed exchange. The first contact with a host (the scheme probe, or
+        the first request where there is no probe) says what to check: its CA, its address."""
         if operation.expired or operation.remaining() <= 0:
             operation.expired = True
             return operation.error()
+        first = what == "probe" or self._first_contact()
         if isinstance(err, requests.exceptions.SSLError):
-            return RegistryError(f"TLS to {self.host} failed: {err}")
-        if isinstance(err, requests.exceptions.ConnectionError) and what == "probe":
+            return RegistryError(f"TLS to {self.host} failed: {err}" + (_tls_hint(err) if first else ""))
+        if isinstance(err, requests.exceptions.ConnectionError) and first:
             return RegistryError(f"cannot connect to registry {self.host}: {err}")
         return RegistryError(f"registry {self.host}: {what} failed: {err}")
 
     def _scheme_for(self, operation: Operation) -> str:
         with self._lock:
-            if self._scheme is None and self._adapter.https_answered:
-                self._scheme = "https"  # another client of this host and access probed it
+            if self._scheme is None and (self._adapter.https_answered or not self._may_use_http):
+                # HTTPS is the only scheme this client may use (its first request verifies the
+                # TLS, as a probe would: one round trip less), or another client of this host
+                # and access found the host speaking verified TLS
+                self._scheme = "https"
             if self._scheme is not None:
                 return self._scheme
         scheme = "https"
@@ -326,19 +354,14 @@ class RegistryClient:
             probe.close()
             operation.release()
         except requests.exceptions.SSLError as err:
-            cert_problem = "CERTIFICATE_VERIFY_FAILED" in str(err) or isinstance(
-                err.__context__, ssl.SSLCertVerificationError
-            )
             if operation.expired:
                 raise operation.error() from err
-            if cert_problem or not (self._loopback or self.access.insecure):
-                raise RegistryError(
-                    f"TLS to {self.host} failed: {err}. Trust the registry's CA with --ca-file"
-                    + ("" if cert_problem else ", or use --insecure for a plain-HTTP registry")
-                ) from err
-            scheme = "http"
+            if _certificate_problem(err):
+                raise RegistryError(f"TLS to {self.host} failed: {err}{_tls_hint(err)}") from err
+            scheme = "http"  # something answered, not in TLS: this client may fall back
         except requests.exceptions.RequestException as err:
             raise self._failure(operation, err, "probe") from err
+        self._answered = True
         if scheme == "http":
             if self.access.insecure and not self._loopback:
                 log.warning("using plain HTTP to %s (--insecure): traffic is not protected", self.host)
@@ -510,7 +533,9 @@ class RegistryClient:
             except (RegistryAuthError, RefusedTargetError, DeadlineExceeded):
                 raise
             except RegistryError:
-                if retry + 1 >= _RETRIES or not idempotent:
+                # the first contact is not retried (a host that never answered, a certificate
+                # that does not verify): as the scheme probe, it fails at once with its hint
+                if retry + 1 >= _RETRIES or not idempotent or self._first_contact():
                     raise
                 self._pause(retry, operation)
                 continue
@@ -577,6 +602,10 @@ class RegistryClient:
                 )
             except requests.exceptions.RequestException as err:
                 raise self._failure(operation, err, f"{method} {urlparse(url).path}") from err
+            if not self._answered and self._own_host(url):
+                self._answered = True
+                if url.startswith("https://"):
+                    self._adapter.https_answered = True
             location = response.headers.get("Location")
             if response.status_code not in _REDIRECTS or not location:
                 return response

@@ -469,7 +469,8 @@ class GuardAdapter(HTTPAdapter):
 
     ``https_answered``: a registry client sharing this adapter found the host speaking verified
     TLS, so the others skip their scheme probe (plain HTTP is never shared: each client that
-    may fall back to it probes for itself)."""
+    may fall back to it probes for itself), and their first request is not a first contact
+    (retried like any other when it fails)."""
 
     https_answered = False
 
