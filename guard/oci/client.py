@@ -92,7 +92,10 @@ class RegistryAccess:
 def _docker_configs(explicit: Path | None) -> list[str]:
     if explicit is not None:
         if not explicit.is_file():
-            raise RegistryAuthError(f"docker config {explicit} does not exist")
+            # a ConfigError, not an auth failure: no fail-open rule covers a mistake in the setup
+            raise ConfigError(
+                f"docker config {explicit}: expected a docker config.json file, found {_what_is(explicit)}"
+            )
         return [str(explicit)]
     base = os.environ.get("DOCKER_CONFIG")
     path = Path(base) / "config.json" if base else Path.home() / ".docker" / "config.json"
@@ -147,15 +150,44 @@ def _tls_hint(err: requests.exceptions.SSLError) -> str:
     return ". Trust the registry's CA with --ca-file, or use --insecure for a plain-HTTP registry"
 
 
-def _environment_ca_bundle() -> str | bool:
-    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+def _what_is(path: Path) -> str:
+    if path.is_dir():
+        return "a directory"
+    return "no file there" if not path.exists() else "something that is not a regular file"
+
+
+def _ca_bundle(access: RegistryAccess) -> str | bool:
+    """What requests verifies the registry's TLS with: ``ca_file`` (a PEM file), else the CA
+    bundle variables requests honours (``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``: a file or a
+    directory of CAs), else True (requests' default bundle). A bundle named that is not there is
+    a ConfigError: without it nothing verifies, and the requests that fail are no registry's
+    outage (a fail-open rule does not cover them)."""
+    if access.ca_file is not None:
+        if not access.ca_file.is_file():
+            raise ConfigError(
+                f"CA bundle {access.ca_file}: expected a PEM file of the CAs to trust, found "
+                f"{_what_is(access.ca_file)}"
+            )
+        return str(access.ca_file)
+    for variable in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        named = os.environ.get(variable)
+        if named:
+            if not os.path.exists(named):
+                raise ConfigError(
+                    f"{variable}={named}: expected a PEM file (or a directory) of the CAs to trust, "
+                    "found no file there"
+                )
+            return named
+    return True
 
 
 def warm_up(access: RegistryAccess) -> ssl.SSLContext | None:
-    """Load the CA bundle ``access`` verifies with (``ca_file``, else the bundle variables) now,
-    at start-up, so the first registry request of the process does not pay for parsing it.
-    None when there is no bundle file (requests' own default context)."""
-    verify = str(access.ca_file) if access.ca_file else _environment_ca_bundle()
+    """Check the files ``access`` names (its CA bundle, its docker config) and load the CA bundle
+    it verifies with (``ca_file``, else the bundle variables) now, at start-up, so that a mistake
+    fails the start-up and the first registry request of the process does not pay for parsing
+    the bundle. None when there is no bundle file (requests' own default context)."""
+    _docker_configs(access.docker_config)
+    verify = _ca_bundle(access)
     if isinstance(verify, str) and os.path.isfile(verify):
         return verify_context(verify)
     return None
@@ -255,9 +287,7 @@ class RegistryClient:
         self._loopback = loopback
         # --ca-file is authoritative; without it, the CA bundle variables requests honours
         # (REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE: a TLS-inspecting proxy's CA), read once here.
-        self._verify: str | bool = str(access.ca_file) if access.ca_file else _environment_ca_bundle()
-        if access.ca_file is not None and not access.ca_file.is_file():
-            raise RegistryError(f"--ca-file {access.ca_file} does not exist")
+        self._verify: str | bool = _ca_bundle(access)
         if access.deadline <= 0 or (access.min_bytes_per_second or 1) <= 0:
             raise ConfigError(
                 f"registry deadline and min_bytes_per_second must be positive, found "

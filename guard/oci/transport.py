@@ -41,7 +41,7 @@ from urllib3.poolmanager import PoolManager
 from urllib3.util.ssl_ import create_urllib3_context
 
 from guard.buffers import page_aligned
-from guard.errors import DeadlineExceeded, GuardError, RegistryError
+from guard.errors import ConfigError, DeadlineExceeded, GuardError, RegistryError
 from guard.oci.targets import TargetPolicy
 
 log = logging.getLogger(__name__)
@@ -437,16 +437,32 @@ def verify_context(ca_file: str) -> ssl.SSLContext:
     parsed once per process (a system bundle takes ~20 ms to load; urllib3 loads it again for
     every new connection when it is given the path). A file replaced on disk (another size or
     modification time: a rotated Secret) is loaded again. The context is urllib3's own default
-    (``create_urllib3_context``, certificates and host names verified), shared by all threads."""
+    (``create_urllib3_context``, certificates and host names verified), shared by all threads.
+    A file that holds no certificate OpenSSL can read is a ConfigError naming it."""
     path = os.path.abspath(ca_file)
-    stat = os.stat(path)
+    try:
+        stat = os.stat(path)
+    except OSError as err:
+        raise ConfigError(f"CA bundle {ca_file}: cannot be read ({err.strerror})") from err
     version = (stat.st_size, stat.st_mtime_ns)
     with _CONTEXTS_LOCK:
         found = _CONTEXTS.get(path)
     if found is not None and found[0] == version:
         return found[1]
     context = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)
-    context.load_verify_locations(cafile=path)
+    try:
+        context.load_verify_locations(cafile=path)
+    except ssl.SSLError as err:
+        if err.reason == "NO_CERTIFICATE_OR_CRL_FOUND":
+            found_text = "no certificate (no -----BEGIN CERTIFICATE----- block)"
+        else:  # "[X509] PEM lib (_ssl.c:4154)": OpenSSL's words without CPython's source line
+            detail = f"{err.library}: {err.reason}" if err.reason else str(err.args[-1]).split(" (_ssl")[0]
+            found_text = f"a certificate OpenSSL cannot read ({detail})"
+        raise ConfigError(
+            f"CA bundle {ca_file}: expected PEM certificates of the CAs to trust, found {found_text}"
+        ) from err
+    except OSError as err:
+        raise ConfigError(f"CA bundle {ca_file}: cannot be read ({err.strerror or err})") from err
     with _CONTEXTS_LOCK:
         _CONTEXTS[path] = (version, context)
     return context

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from guard.errors import RegistryError
+from guard.errors import ConfigError, RegistryError
 from guard.oci.client import RegistryClient
 from guard.oci.registry import RegistryAccess
 
@@ -131,11 +131,25 @@ def test_ca_file_is_authoritative_and_the_ca_bundle_variable_is_read_once(
 ) -> None:
     ca_file = tmp_path / "ca.pem"
     ca_file.write_text("placeholder: the client only records which file it verifies with\n")
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "environment-ca.pem"))
+    environment_ca = tmp_path / "environment-ca.pem"
+    environment_ca.write_text("placeholder\n")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(environment_ca))
     given = RegistryClient("registry.example", RegistryAccess(ca_file=ca_file), loopback=False)
     assert given._verify == str(ca_file)
     from_environment = RegistryClient("registry.example", RegistryAccess(), loopback=False)
-    assert from_environment._verify == str(tmp_path / "environment-ca.pem")
+    assert from_environment._verify == str(environment_ca)
+    # a bundle named that is not there is a mistake in the setup, said at once (not: every
+    # request failing as if the registry were down)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "absent.pem"))
+    with pytest.raises(ConfigError, match=r"REQUESTS_CA_BUNDLE=.*absent\.pem: expected a PEM file .*no file"):
+        RegistryClient("registry.example", RegistryAccess(), loopback=False)
+    with pytest.raises(ConfigError, match=r"CA bundle .*absent\.pem: expected a PEM file .* found no file"):
+        RegistryClient("registry.example", RegistryAccess(ca_file=tmp_path / "absent.pem"), loopback=False)
+    with pytest.raises(ConfigError, match=r"CA bundle .*: expected a PEM file .* found a directory"):
+        RegistryClient("registry.example", RegistryAccess(ca_file=tmp_path), loopback=False)
+    with pytest.raises(ConfigError, match=r"docker config .*absent\.json: expected a docker config"):
+        absent = RegistryAccess(ca_file=ca_file, docker_config=tmp_path / "absent.json")
+        RegistryClient("registry.example", absent, loopback=False)
     monkeypatch.delenv("REQUESTS_CA_BUNDLE")
     monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
     assert RegistryClient("registry.example", RegistryAccess(), loopback=False)._verify is True

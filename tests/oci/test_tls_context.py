@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from guard.errors import NotFoundError, RegistryError
+from guard.errors import ConfigError, NotFoundError, RegistryError
 from guard.oci.registry import RegistryAccess, RegistryStore
 from guard.oci.transport import GuardAdapter, verify_context
 
@@ -131,3 +131,29 @@ def test_warm_up_loads_the_bundle_before_the_first_request(
     monkeypatch.delenv("REQUESTS_CA_BUNDLE")
     monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
     assert warm_up(RegistryAccess()) is None
+
+
+@pytest.mark.parametrize(
+    ("content", "found"),
+    [
+        (b"", "found no certificate (no -----BEGIN CERTIFICATE----- block)"),
+        (b"not a PEM file\n", "found no certificate (no -----BEGIN CERTIFICATE----- block)"),
+        (bytes(range(256)) * 8, "found no certificate (no -----BEGIN CERTIFICATE----- block)"),
+        (
+            b"-----BEGIN CERTIFICATE-----\nMIIBroken\n-----END CERTIFICATE-----\n",
+            "found a certificate OpenSSL cannot read (",  # then OpenSSL's words: its version's
+        ),
+    ],
+)
+def test_a_bundle_without_a_certificate_is_a_config_error_naming_it(
+    tmp_path: Path, content: bytes, found: str
+) -> None:
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_bytes(content)
+    with pytest.raises(ConfigError) as caught:
+        verify_context(str(bundle))
+    expected = f"CA bundle {bundle}: expected PEM certificates of the CAs to trust, {found}"
+    assert str(caught.value).startswith(expected)
+    assert "_ssl.c" not in str(caught.value)
+    with pytest.raises(ConfigError, match=r"CA bundle .*absent\.pem: cannot be read \(No such file"):
+        verify_context(str(tmp_path / "absent.pem"))

@@ -136,6 +136,21 @@ def test_registry_down_fails_open_for_a_fail_open_rule(models: PublishedModels, 
     assert any("fails open" in w for w in result["warnings"])
 
 
+def test_a_ca_bundle_gone_after_start_up_fails_closed_under_a_fail_open_rule(
+    models: PublishedModels, serve: Any, tls_files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # a rotated Secret, an unmounted volume: no registry is down, so no fail-open rule covers it
+    bundle = tmp_path / "ca.pem"
+    bundle.write_bytes(tls_files[0].read_bytes())
+    config = models.config(admission={"failOpenRules": ["models"], "registry": {"caFile": str(bundle)}})
+    client = serve(config)
+    bundle.unlink()
+    result = answer(client, pod(models.signed))
+    assert result["allowed"] is False, result
+    message = result["status"]["message"]
+    assert "fails closed" in message and "CA bundle" in message and str(bundle) in message, message
+
+
 def test_concurrent_pods_with_one_model_cause_one_verification(models: PublishedModels, serve: Any) -> None:
     client = serve(models.config())
     results: list[dict[str, Any]] = []
