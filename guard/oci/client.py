@@ -102,6 +102,37 @@ def _docker_configs(explicit: Path | None) -> list[str]:
     return [str(path)] if path.is_file() else []
 
 
+def _read_docker_config(path: str) -> dict[str, Any]:
+    """The docker ``config.json`` at ``path``, checked, in the shape oras-py's auth backend reads
+    (``auths``, ``credsStore``, ``credHelpers``). This file alone: oras-py's own loader adds the
+    default ``~/.docker/config.json`` to the one given and merges them in an order that changes
+    from one process to the next, so a ``--docker-config`` did not reliably win."""
+    where = f"docker config {path}"
+    expected = "expected a docker config.json (a JSON object)"
+    try:
+        text = Path(path).read_bytes()
+    except OSError as err:
+        raise ConfigError(f"{where}: cannot be read ({err.strerror or err})") from err
+    try:
+        doc = json.loads(text)
+    except (ValueError, RecursionError) as err:
+        raise ConfigError(f"{where}: {expected}, found no JSON ({err})") from err
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{where}: {expected}, found {type(doc).__name__}")
+    auths = doc.get("auths") or {}
+    if not isinstance(auths, dict) or not all(
+        isinstance(entry, dict) and isinstance(entry.get("auth", ""), str) for entry in auths.values()
+    ):
+        raise ConfigError(f'{where}: auths: expected an object of registry -> {{"auth": "<base64>"}}')
+    helpers = doc.get("credHelpers") or {}
+    if not isinstance(helpers, dict) or not all(isinstance(name, str) for name in helpers.values()):
+        raise ConfigError(f"{where}: credHelpers: expected an object of registry -> helper name")
+    store = doc.get("credsStore") or None
+    if store is not None and not isinstance(store, str):
+        raise ConfigError(f"{where}: credsStore: expected a helper name, found {type(store).__name__}")
+    return {"auths": dict(auths), "credsStore": store, "credHelpers": dict(helpers)}
+
+
 class FileWindow:
     """A file-like view of ``length`` bytes of an open file from its current offset (bounded
     memory: requests streams it in blocks, reporting progress)."""
@@ -186,7 +217,8 @@ def warm_up(access: RegistryAccess) -> ssl.SSLContext | None:
     it verifies with (``ca_file``, else the bundle variables) now, at start-up, so that a mistake
     fails the start-up and the first registry request of the process does not pay for parsing
     the bundle. None when there is no bundle file (requests' own default context)."""
-    _docker_configs(access.docker_config)
+    for path in _docker_configs(access.docker_config):
+        _read_docker_config(path)
     verify = _ca_bundle(access)
     if isinstance(verify, str) and os.path.isfile(verify):
         return verify_context(verify)
@@ -330,8 +362,9 @@ class RegistryClient:
         else:
             configs = _docker_configs(access.docker_config)
             if configs:
-                container = oras.container.Container("guard/probe", registry=host)
-                auth.load_configs(container, configs=configs)
+                # set before load_configs, which then reads no file itself (see _read_docker_config)
+                auth._auth_config = _read_docker_config(configs[0])
+                auth.load_configs(oras.container.Container("guard/probe", registry=host))
                 if host == DOCKER_HUB_ENDPOINT and not getattr(auth, "_basic_auth", None):
                     # `docker login` files Docker Hub's credentials under its index URL
                     for alias in ("https://index.docker.io/v1/", "index.docker.io", "docker.io"):

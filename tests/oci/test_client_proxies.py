@@ -3,6 +3,7 @@ NO_PROXY, and never consults ~/.netrc."""
 
 from __future__ import annotations
 
+import json
 import socketserver
 import threading
 from collections.abc import Iterator
@@ -153,3 +154,49 @@ def test_ca_file_is_authoritative_and_the_ca_bundle_variable_is_read_once(
     monkeypatch.delenv("REQUESTS_CA_BUNDLE")
     monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
     assert RegistryClient("registry.example", RegistryAccess(), loopback=False)._verify is True
+
+
+def test_the_docker_config_given_is_the_only_one_read(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # oras-py's loader adds ~/.docker/config.json to the one given and merges both in an order
+    # that changes between processes: the file given must be the one whose credentials are used
+    home = tmp_path / "home"
+    (home / ".docker").mkdir(parents=True)
+    default = {"auths": {"other.example": {"auth": "b3RoZXI6dXNlcg=="}}, "credsStore": "desktop"}
+    (home / ".docker" / "config.json").write_text(json.dumps(default))
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("DOCKER_CONFIG", raising=False)
+    given = tmp_path / "given.json"
+    given.write_text(json.dumps({"auths": {"registry.example": {"auth": "Z2l2ZW46dXNlcg=="}}}))
+    client = RegistryClient("registry.example", RegistryAccess(docker_config=given), loopback=False)
+    assert client._auth._auth_config == {
+        "auths": {"registry.example": {"auth": "Z2l2ZW46dXNlcg=="}},
+        "credsStore": None,
+        "credHelpers": {},
+    }
+    assert client._auth._basic_auth == "Z2l2ZW46dXNlcg=="
+    # without one given, the default is read (and only it)
+    default_client = RegistryClient("other.example", RegistryAccess(), loopback=False)
+    assert default_client._auth._auth_config["auths"] == default["auths"]
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("{not json", "expected a docker config.json (a JSON object), found no JSON"),
+        ("[]", "expected a docker config.json (a JSON object), found list"),
+        ('{"auths": 5}', 'auths: expected an object of registry -> {"auth": "<base64>"}'),
+        ('{"auths": {"r.example": {"auth": 7}}}', 'auths: expected an object of registry -> {"auth"'),
+        ('{"credHelpers": {"r.example": ["ecr"]}}', "credHelpers: expected an object of registry -> helper"),
+        ('{"credsStore": 1}', "credsStore: expected a helper name, found int"),
+    ],
+)
+def test_a_docker_config_that_is_not_one_is_a_config_error_naming_it(
+    tmp_path: Path, content: str, expected: str
+) -> None:
+    config = tmp_path / "config.json"
+    config.write_text(content)
+    with pytest.raises(ConfigError) as caught:
+        RegistryClient("registry.example", RegistryAccess(docker_config=config), loopback=False)
+    assert str(caught.value).startswith(f"docker config {config}: {expected}"), caught.value
