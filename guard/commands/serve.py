@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from guard.errors import InfrastructureError, UsageError
+from guard.errors import ConfigError, InfrastructureError, UsageError
 
 
 def register(app: typer.Typer) -> None:
@@ -113,19 +113,30 @@ def check_host(host: str) -> None:
 def check_config(config_path: Path | None) -> None:
     """Load what the webhook loads at start-up and can be checked here, before the server starts,
     so that a mistake is one line and exit 2 rather than a failed start-up in the server's log:
-    the config, its cross-references, every authority's key / certificate roots / trust config, and
-    the embedded engine's policy library. (An OPA server is asked when the webhook starts: while it
-    does not answer, ``/readyz`` says not ready.)"""
+    the config, its cross-references, every authority's key / certificate roots / trust config,
+    the registry CA bundle, and the embedded engine's policy library. (An OPA server is asked when
+    the webhook starts: while it does not answer, ``/readyz`` says not ready.) The CA bundle loads
+    on another thread meanwhile and stays loaded: the webhook's registry clients use it as it is."""
     from guard.admission.wiring import check_admission_config  # noqa: PLC0415
     from guard.config import authority_verifiers, load_config  # noqa: PLC0415
+    from guard.oci.client import warm_up_started  # noqa: PLC0415
+    from guard.oci.registry import RegistryAccess  # noqa: PLC0415
     from guard.policy.engine import make_engine  # noqa: PLC0415
     from guard.policy.settings import EmbeddedEngineSettings  # noqa: PLC0415
 
     config = load_config(config_path)
-    check_admission_config(config)
-    authority_verifiers(config)
-    if isinstance(config.policy.engine, EmbeddedEngineSettings):
-        make_engine(config.policy)
+    registry = config.admission.registry
+    access = RegistryAccess(ca_file=registry.ca_file, docker_config=registry.docker_config)
+    ca_bundle = warm_up_started(access)
+    try:
+        check_admission_config(config)
+        authority_verifiers(config)
+        if isinstance(config.policy.engine, EmbeddedEngineSettings):
+            make_engine(config.policy)
+    finally:
+        failed = ca_bundle()
+    if failed is not None:
+        raise ConfigError(f"admission.registry: {failed}") from failed
 
 
 def _transport(name: str) -> Callable[..., None]:

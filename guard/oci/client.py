@@ -24,7 +24,7 @@ import ssl
 import threading
 import time
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.cookiejar import DefaultCookiePolicy
 from pathlib import Path
@@ -223,6 +223,29 @@ def warm_up(access: RegistryAccess) -> ssl.SSLContext | None:
     if isinstance(verify, str) and os.path.isfile(verify):
         return verify_context(verify)
     return None
+
+
+def warm_up_started(access: RegistryAccess) -> Callable[[], GuardError | None]:
+    """``warm_up(access)`` on a thread of its own: OpenSSL parses a CA bundle without holding the
+    GIL, so the caller's own start-up work runs meanwhile on the other core. The function returned
+    waits for it and returns its error (a ConfigError for a bundle that holds no certificate),
+    None when the bundle loaded or there is none."""
+    failed: list[GuardError] = []
+
+    def load() -> None:
+        try:
+            warm_up(access)
+        except GuardError as err:
+            failed.append(err)
+
+    thread = threading.Thread(target=load, name="guard-ca-bundle", daemon=True)
+    thread.start()
+
+    def wait() -> GuardError | None:
+        thread.join()
+        return failed[0] if failed else None
+
+    return wait
 
 
 class ProxySession(requests.Session):

@@ -133,6 +133,27 @@ def test_warm_up_loads_the_bundle_before_the_first_request(
     assert warm_up(RegistryAccess()) is None
 
 
+def test_warm_up_on_its_own_thread_loads_the_bundle_or_returns_its_error(
+    tmp_path: Path, registry_tls: RegistryServer
+) -> None:
+    from guard.oci.client import warm_up_started
+
+    assert registry_tls.ca_file is not None
+    bundle = tmp_path / "started.pem"
+    bundle.write_bytes(registry_tls.ca_file.read_bytes())
+    wait = warm_up_started(RegistryAccess(ca_file=bundle))
+    assert wait() is None
+    context = verify_context(str(bundle))  # loaded on that thread, kept for every client
+    assert warm_up_started(RegistryAccess(ca_file=bundle))() is None
+    assert verify_context(str(bundle)) is context
+    bad = tmp_path / "bad.pem"
+    bad.write_text("not a certificate\n")
+    failed = warm_up_started(RegistryAccess(ca_file=bad))()
+    assert isinstance(failed, ConfigError) and str(bad) in str(failed)
+    absent = warm_up_started(RegistryAccess(ca_file=bundle, docker_config=tmp_path / "absent.json"))()
+    assert isinstance(absent, ConfigError) and "docker config" in str(absent)
+
+
 @pytest.mark.parametrize(
     ("content", "found"),
     [

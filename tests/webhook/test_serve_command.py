@@ -183,6 +183,41 @@ def test_guard_serve_checks_every_authority_before_starting(
 
 
 @pytest.mark.usefixtures("no_server")
+@pytest.mark.parametrize(
+    ("field", "problem", "expected"),
+    [
+        ("caFile", "missing", "expected a PEM file of the CAs to trust, found no file there"),
+        ("caFile", "directory", "expected a PEM file of the CAs to trust, found a directory"),
+        ("caFile", "garbage", "expected PEM certificates of the CAs to trust, found no certificate"),
+        ("dockerConfig", "missing", "expected a docker config.json file, found no file there"),
+        ("dockerConfig", "garbage", "expected a docker config.json (a JSON object), found no JSON"),
+    ],
+)
+def test_guard_serve_checks_the_registry_files_before_starting(
+    field: str,
+    problem: str,
+    expected: str,
+    tmp_path: Path,
+    tls_files: tuple[Path, Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # without them every registry request would fail as if the registry were down, which a
+    # fail-open rule lets through: a mistake in the setup is said at once instead
+    path = tmp_path / "registry-file"
+    if problem == "directory":
+        path.mkdir()
+    elif problem == "garbage":
+        path.write_text("not a PEM file\n")
+    config = tmp_path / "guard.yaml"
+    config.write_text(f"admission:\n  registry: {{{field}: {path}}}\n")
+    cert, key = tls_files
+    argv = ["serve", "--config", str(config), "--tls-cert", str(cert), "--tls-key", str(key)]
+    assert run([*argv, "--host", "127.0.0.1", "--port", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "admission.registry" in err and str(path) in err and expected in err, err
+
+
+@pytest.mark.usefixtures("no_server")
 def test_guard_serve_checks_the_policy_library_before_starting(
     tmp_path: Path, tls_files: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
