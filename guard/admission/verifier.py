@@ -21,6 +21,7 @@ from guard.errors import (
     SignatureMismatch,
     UsageError,
 )
+from guard.memo import keep
 from guard.signing.types import SignerInfo, SigningMethod, SimpleSignature, SimpleSigningVerifier, Verifier
 
 if TYPE_CHECKING:
@@ -223,6 +224,12 @@ class _ReadOnce:
         raise UsageError("the admission webhook never writes to a registry")
 
 
+# Repositories whose store a worker thread keeps. Any name a trust rule's glob matches can be
+# written in a pod, so without a bound a stream of pods naming new repositories grows the webhook
+# (~4 KiB a store) until it is killed; past the bound the thread's stores are made again.
+STORES_PER_THREAD = 256
+
+
 class OciReferenceVerifier:
     """Resolves and verifies references in registries; thread-safe (one store per thread and
     repository, so connections are reused)."""
@@ -281,7 +288,7 @@ class OciReferenceVerifier:
         key = parsed.base()
         store = stores.get(key)
         if store is None:
-            store = stores[key] = open_store(parsed, self._access)
+            store = keep(stores, key, open_store(parsed, self._access), STORES_PER_THREAD)
         return store, parsed
 
     def resolve(self, reference: str) -> str:
