@@ -224,15 +224,17 @@ class _ReadOnce:
         raise UsageError("the admission webhook never writes to a registry")
 
 
-# Repositories whose store a worker thread keeps. Any name a trust rule's glob matches can be
+# Repositories whose store the verifier keeps. Any name a trust rule's glob matches can be
 # written in a pod, so without a bound a stream of pods naming new repositories grows the webhook
-# (~4 KiB a store) until it is killed; past the bound the thread's stores are made again.
-STORES_PER_THREAD = 256
+# (~4 KiB a store) until it is killed; past the bound the stores are made again.
+STORES_KEPT = 4096
 
 
 class OciReferenceVerifier:
-    """Resolves and verifies references in registries; thread-safe (one store per thread and
-    repository, so connections are reused)."""
+    """Resolves and verifies references in registries; thread-safe. One store per repository,
+    shared by the worker threads (its registry client is thread-safe; connections are pooled per
+    registry host): a repository's bearer token, and whether its registry has the Referrers API,
+    are found once, not again by every thread that meets the repository."""
 
     def __init__(self, config: GuardConfig, *, clock: Callable[[], float] = time.monotonic) -> None:
         from guard.oci.registry import RegistryAccess  # noqa: PLC0415
@@ -261,7 +263,8 @@ class OciReferenceVerifier:
         from guard.oci.client import warm_up  # noqa: PLC0415
 
         warm_up(self._access)  # the CA bundle is parsed now, not in the first admission's time
-        self._local = threading.local()
+        self._stores: dict[str, Store] = {}
+        self._stores_lock = threading.Lock()
         self._answers: dict[str, float] = {}  # registry host -> when it last answered
 
     def _answered_by(self, host: str) -> Callable[[], None]:
@@ -284,11 +287,13 @@ class OciReferenceVerifier:
         from guard.oci.store import open_store  # noqa: PLC0415
 
         parsed = parse_reference(oci_ref)
-        stores: dict[str, Store] = self._local.__dict__.setdefault("stores", {})
         key = parsed.base()
-        store = stores.get(key)
+        with self._stores_lock:
+            store = self._stores.get(key)
         if store is None:
-            store = keep(stores, key, open_store(parsed, self._access), STORES_PER_THREAD)
+            made = open_store(parsed, self._access)  # outside the lock: reads the docker config
+            with self._stores_lock:
+                store = self._stores.get(key) or keep(self._stores, key, made, STORES_KEPT)
         return store, parsed
 
     def resolve(self, reference: str) -> str:
