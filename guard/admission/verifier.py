@@ -228,6 +228,9 @@ class _ReadOnce:
 # written in a pod, so without a bound a stream of pods naming new repositories grows the webhook
 # (~4 KiB a store) until it is killed; past the bound the stores are made again.
 STORES_KEPT = 4096
+# Registry hosts whose last answer is remembered (answered_recently); past this, the answers
+# older than the window asked about are forgotten (they can no longer make a difference).
+ANSWERS_KEPT = 4096
 
 
 class OciReferenceVerifier:
@@ -266,17 +269,28 @@ class OciReferenceVerifier:
         self._stores: dict[str, Store] = {}
         self._stores_lock = threading.Lock()
         self._answers: dict[str, float] = {}  # registry host -> when it last answered
+        self._answers_lock = threading.Lock()
+        self._answer_window = config.admission.deadline_seconds  # what answered_recently asks
+        self._answers_limit = ANSWERS_KEPT
 
     def _answered_by(self, host: str) -> Callable[[], None]:
         def mark() -> None:
-            self._answers[host] = self._clock()  # one assignment: atomic under the GIL
+            now = self._clock()
+            with self._answers_lock:
+                self._answers[host] = now
+                if len(self._answers) > self._answers_limit:  # hosts a rule's glob lets pods name
+                    window = self._answer_window
+                    self._answers = {h: t for h, t in self._answers.items() if now - t <= window}
+                    # all recent: let it grow, pruned again at twice the size (amortized)
+                    self._answers_limit = max(ANSWERS_KEPT, 2 * len(self._answers))
 
         return mark
 
     def answered_recently(self, reference: str, seconds: float) -> bool:
         """True when the registry of ``reference`` answered a request of guard's within the last
         ``seconds``: it is reachable, so a verification that ran out of time there was slowed by
-        what it had to read (or a registry that drips), which a fail-open rule does not cover."""
+        what it had to read (or a registry that drips), which a fail-open rule does not cover.
+        ``seconds``: at most ``admission.deadlineSeconds`` (older answers may be forgotten)."""
         from guard.admission.pipeline import registry_of  # noqa: PLC0415
 
         when = self._answers.get(registry_of(reference))

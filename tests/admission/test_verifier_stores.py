@@ -45,3 +45,25 @@ def test_the_worker_threads_share_a_repository_s_store(registry: Any, tmp_path: 
     assert all(store is stores[0] for store in stores)  # one client: one token, one probe
     assert set(digests) == {models.signed_digest}
     assert len(verifier._stores) == 1
+
+
+def test_old_answers_of_registry_hosts_are_forgotten_when_there_are_many(
+    registry: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(verifier_module, "ANSWERS_KEPT", 100, raising=False)
+    now = [1000.0]
+    models = publish_models(registry.host, tmp_path / "models", prefix="verifier-answers")
+    config = parse_config(models.config())
+    window = config.admission.deadline_seconds  # what the pipeline asks answered_recently about
+    verifier = OciReferenceVerifier(config, clock=lambda: now[0])
+    verifier._answered_by("kept.example")()
+    for i in range(150):
+        now[0] += 0.01
+        verifier._answered_by(f"old-{i}.example")()
+    assert verifier.answered_recently("kept.example/m:v1", window)  # within the window: kept
+    now[0] += window + 1  # every answer so far is older than the window
+    for i in range(120):
+        verifier._answered_by(f"new-{i}.example")()
+    assert len(verifier._answers) <= 120
+    assert not verifier.answered_recently("old-3.example/m:v1", window)  # forgotten: too old anyway
+    assert verifier.answered_recently("new-0.example/m:v1", window)
