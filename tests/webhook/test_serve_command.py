@@ -154,6 +154,18 @@ def no_server(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("guard.commands.serve._transport", never)
 
 
+def _refused(
+    config_text: str, tmp_path: Path, tls_files: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> str:
+    """`guard serve` with this config exits 2 before the server starts; what it printed."""
+    config = tmp_path / "guard.yaml"
+    config.write_text(config_text)
+    cert, key = tls_files
+    argv = ["serve", "--config", str(config), "--tls-cert", str(cert), "--tls-key", str(key)]
+    assert run([*argv, "--host", "127.0.0.1", "--port", "1"]) == 2  # port 1: never reached
+    return capsys.readouterr().err
+
+
 @pytest.mark.usefixtures("no_server")
 @pytest.mark.parametrize("kind", ["key", "certificate", "keyless"])
 @pytest.mark.parametrize("problem", ["missing", "garbage"])
@@ -173,12 +185,7 @@ def test_guard_serve_checks_every_authority_before_starting(
         "keyless": "{kind: keyless, issuer: https://issuer, subject: me@example.com, "
         f"trust_config: {path}}}",
     }[kind]
-    config = tmp_path / "guard.yaml"
-    config.write_text(f"authorities:\n  a1: {authority}\n")
-    cert, key = tls_files
-    argv = ["serve", "--config", str(config), "--tls-cert", str(cert), "--tls-key", str(key)]
-    assert run([*argv, "--host", "127.0.0.1", "--port", "1"]) == 2  # port 1: never reached
-    err = capsys.readouterr().err
+    err = _refused(f"authorities:\n  a1: {authority}\n", tmp_path, tls_files, capsys)
     assert "authorities.a1" in err and str(path) in err, err
 
 
@@ -208,12 +215,7 @@ def test_guard_serve_checks_the_registry_files_before_starting(
         path.mkdir()
     elif problem == "garbage":
         path.write_text("not a PEM file\n")
-    config = tmp_path / "guard.yaml"
-    config.write_text(f"admission:\n  registry: {{{field}: {path}}}\n")
-    cert, key = tls_files
-    argv = ["serve", "--config", str(config), "--tls-cert", str(cert), "--tls-key", str(key)]
-    assert run([*argv, "--host", "127.0.0.1", "--port", "1"]) == 2
-    err = capsys.readouterr().err
+    err = _refused(f"admission:\n  registry: {{{field}: {path}}}\n", tmp_path, tls_files, capsys)
     assert "admission.registry" in err and str(path) in err and expected in err, err
 
 
@@ -221,12 +223,8 @@ def test_guard_serve_checks_the_registry_files_before_starting(
 def test_guard_serve_checks_the_policy_library_before_starting(
     tmp_path: Path, tls_files: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = tmp_path / "guard.yaml"
-    config.write_text("policy:\n  enforcement:\n    gpu.fitt: deny\n")
-    cert, key = tls_files
-    argv = ["serve", "--config", str(config), "--tls-cert", str(cert), "--tls-key", str(key)]
-    assert run([*argv, "--host", "127.0.0.1", "--port", "1"]) == 2
-    assert "gpu.fitt" in capsys.readouterr().err
+    config = "policy:\n  enforcement:\n    gpu.fitt: deny\n"
+    assert "gpu.fitt" in _refused(config, tmp_path, tls_files, capsys)
 
 
 @pytest.mark.parametrize(
