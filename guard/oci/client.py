@@ -45,6 +45,7 @@ from guard.errors import (
     RegistryAuthError,
     RegistryError,
 )
+from guard.memo import keep
 from guard.oci.answers import MAX_RESPONSE_BYTES, MAX_TOKEN_BYTES, oci_error, parse_challenge, read_capped
 from guard.oci.reference import DOCKER_HUB_ENDPOINT
 from guard.oci.targets import TargetPolicy
@@ -54,6 +55,7 @@ from guard.oci.types import Opener, ProgressCallback
 log = logging.getLogger(__name__)
 
 _RETRIES = 4
+_PROXY_HOSTS_KEPT = 256  # (scheme, host) pairs whose proxy a session remembers
 _BACKOFF = 0.05
 DEFAULT_DEADLINE_S = 120.0
 DEFAULT_MIN_BYTES_PER_SECOND = 64 * 1024.0
@@ -279,8 +281,8 @@ class ProxySession(requests.Session):
         host = parsed.hostname
         if host is None or _bypasses(host, parsed.port, self.environment.get("no", "")):
             proxies = {}
-        with self._lock:
-            self._resolved[key] = proxies
+        with self._lock:  # bounded: a registry names the hosts it redirects to
+            keep(self._resolved, key, proxies, _PROXY_HOSTS_KEPT)
         return dict(proxies)
 
     def get_redirect_target(self, resp: requests.Response) -> None:

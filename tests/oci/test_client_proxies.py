@@ -200,3 +200,14 @@ def test_a_docker_config_that_is_not_one_is_a_config_error_naming_it(
     with pytest.raises(ConfigError) as caught:
         RegistryClient("registry.example", RegistryAccess(docker_config=config), loopback=False)
     assert str(caught.value).startswith(f"docker config {config}: {expected}"), caught.value
+
+
+def test_the_proxies_a_session_remembers_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a registry names the hosts it redirects to (among those allowed): each one is remembered
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    client = RegistryClient("registry.example", RegistryAccess(), loopback=False)
+    for i in range(1000):
+        assert client.session.proxies_for(f"https://blob-{i}.storage.example/x") == {
+            "https": "http://proxy.example:3128"
+        }
+    assert len(client.session._resolved) <= 256
