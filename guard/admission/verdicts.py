@@ -128,10 +128,12 @@ def fail_open_overruled(verdict: ArtifactVerdict) -> ArtifactVerdict:
 
 
 def unauthorized(ref: ArtifactReference, match: RuleMatch, err: RegistryAuthError) -> ArtifactVerdict:
-    """The registry wants credentials guard does not have (or refused them)."""
+    """The registry wants credentials guard does not have (or refused them): denied even where
+    the rule fails open, since the registry answered (expired or missing credentials would
+    otherwise let every pod through unverified)."""
     return unverifiable(
         ref,
-        match,
+        dataclasses.replace(match, fail_open=False),
         f"the registry refused access ({err})",
         "give the webhook registry credentials (admission.registry.dockerConfig; in the Helm "
         "chart, registry.credentialsSecret)",

@@ -13,7 +13,13 @@ from guard.admission.ports import Violation
 from guard.admission.response import build_response
 from guard.admission.review import AdmissionReview
 from guard.admission.settings import AdmissionSettings, CacheSettings
-from guard.errors import AnswerTooLargeError, RefusedTargetError, UntrustedContentError, UsageError
+from guard.errors import (
+    AnswerTooLargeError,
+    RefusedTargetError,
+    RegistryAuthError,
+    UntrustedContentError,
+    UsageError,
+)
 from guard.testing.admission import FakePolicy, FakeRule, FakeRules, FakeVerifier, admission_review, pod
 
 SIGNED = "registry.local/models/llama:v1"
@@ -434,6 +440,8 @@ class _BrokenVerifier(FakeVerifier):
         UntrustedContentError("fallback index is not an image index"),
         RefusedTargetError("redirect to 169.254.169.254 refused"),
         AnswerTooLargeError("referrers listing larger than 4 MiB", limit=4 << 20),
+        # it answered: refused credentials (expired, rotated, none) are no outage
+        RegistryAuthError("registry registry.local refused the credentials: UNAUTHORIZED"),
     ],
 )
 async def test_fail_open_rule_covers_only_an_unreachable_registry(error: Exception) -> None:

@@ -200,6 +200,13 @@ def test_registry_credentials_from_the_admission_docker_config(
     assert password not in json.dumps(result)  # credentials never leak into answers
     assert "admission.registry.dockerConfig" in result["status"]["message"]
 
+    # a registry that refuses the webhook's credentials (expired, rotated, missing) answered: it
+    # is reachable, so a fail-open rule does not cover it (else every pod passes unverified)
+    lenient = serve(models.config(admission={"failOpenRules": ["models"]}))
+    result = answer(lenient, pod(models.signed))
+    assert result["allowed"] is False, result
+    assert "refused access" in result["status"]["message"], result["status"]["message"]
+
 
 def test_rule_requiring_any_or_all_of_two_authorities(
     models: PublishedModels, serve: Any, tmp_path: Path
