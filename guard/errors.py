@@ -180,6 +180,22 @@ class AnswerTooLargeError(RegistryError):
         self.limit = limit
 
 
+class RegistryTlsError(RegistryError):
+    """The registry's TLS certificate did not verify (a CA guard does not trust, another name, an
+    expired certificate). Something answered, so this is no outage: a fail-open rule does not
+    cover it (a wrong CA bundle would otherwise let every pod through unverified)."""
+
+
+class RegistryAnswerError(RegistryError):
+    """The registry answered a request with an error that is neither its own failure (5xx) nor
+    its being busy (408, 429): a 4xx other than 401, 403 and 404 (``status``). It is up, so a
+    fail-open rule does not cover it."""
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class NotFoundError(RegistryError):
     """The registry has no such repository, tag, manifest or blob."""
 

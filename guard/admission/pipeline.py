@@ -55,7 +55,9 @@ from guard.errors import (
     InfrastructureError,
     NotFoundError,
     RefusedTargetError,
+    RegistryAnswerError,
     RegistryAuthError,
+    RegistryTlsError,
     VerificationError,
 )
 from guard.memo import keep
@@ -397,6 +399,15 @@ class AdmissionEngine:
             # controls the registry or its content chose it, so a fail-open rule does not cover it
             closed = dataclasses.replace(match, fail_open=False)
             return verdict_of.unverifiable(ref, closed, str(err), "the registry's answer was refused")
+        if isinstance(err, (RegistryTlsError, RegistryAnswerError)):
+            # it answered: with a certificate guard does not trust, or a 4xx that is no outage
+            closed = dataclasses.replace(match, fail_open=False)
+            advice = (
+                "trust the registry's CA (admission.registry.caFile)"
+                if isinstance(err, RegistryTlsError)
+                else "the registry answered, so no fail-open rule covers it"
+            )
+            return verdict_of.unverifiable(ref, closed, str(err), advice)
         if isinstance(err, DeadlineExceeded):  # fail open only if the registry gave no answer at all
             closed = self._fail_open_if_unreachable(ref, match)
             return verdict_of.unverifiable(ref, closed, str(err) or type(err).__name__)

@@ -42,8 +42,10 @@ from guard.errors import (
     GuardError,
     NotFoundError,
     RefusedTargetError,
+    RegistryAnswerError,
     RegistryAuthError,
     RegistryError,
+    RegistryTlsError,
 )
 from guard.memo import keep
 from guard.oci.answers import MAX_RESPONSE_BYTES, MAX_TOKEN_BYTES, oci_error, parse_challenge, read_capped
@@ -416,7 +418,8 @@ class RegistryClient:
             return operation.error()
         first = what == "probe" or self._first_contact()
         if isinstance(err, requests.exceptions.SSLError):
-            return RegistryError(f"TLS to {self.host} failed: {err}" + (_tls_hint(err) if first else ""))
+            text = f"TLS to {self.host} failed: {err}" + (_tls_hint(err) if first else "")
+            return RegistryTlsError(text) if _certificate_problem(err) else RegistryError(text)
         if isinstance(err, requests.exceptions.ConnectionError) and first:
             return RegistryError(f"cannot connect to registry {self.host}: {err}")
         return RegistryError(f"registry {self.host}: {what} failed: {err}")
@@ -445,7 +448,7 @@ class RegistryClient:
             if operation.expired:
                 raise operation.error() from err
             if _certificate_problem(err):
-                raise RegistryError(f"TLS to {self.host} failed: {err}{_tls_hint(err)}") from err
+                raise RegistryTlsError(f"TLS to {self.host} failed: {err}{_tls_hint(err)}") from err
             scheme = "http"  # something answered, not in TLS: this client may fall back
         except requests.exceptions.RequestException as err:
             raise self._failure(operation, err, "probe") from err
@@ -618,8 +621,8 @@ class RegistryClient:
                 response = self._send(
                     method, url, headers=headers, data=data, replay=replay, operation=operation
                 )
-            except (RegistryAuthError, RefusedTargetError, DeadlineExceeded):
-                raise
+            except (RegistryAuthError, RefusedTargetError, RegistryTlsError, DeadlineExceeded):
+                raise  # the same again on a retry
             except RegistryError:
                 # the first contact is not retried (a host that never answered, a certificate
                 # that does not verify): as the scheme probe, it fails at once with its hint
@@ -735,9 +738,10 @@ class RegistryClient:
             raise RegistryAuthError(f"registry {self.host} denied {method} {target}: {detail}")
         if response.status_code == 404:
             raise NotFoundError(f"{target} not found on {self.host}: {detail}")
-        raise RegistryError(
-            f"{method} {target} on {self.host} failed with HTTP {response.status_code}: {detail}"
-        )
+        text = f"{method} {target} on {self.host} failed with HTTP {response.status_code}: {detail}"
+        if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
+            raise RegistryAnswerError(text, status=response.status_code)
+        raise RegistryError(text)  # the registry's own failure (5xx), or busy (408, 429)
 
     def location(self, response: requests.Response) -> str:
         loc = response.headers.get("Location", "")

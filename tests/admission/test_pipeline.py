@@ -16,7 +16,9 @@ from guard.admission.settings import AdmissionSettings, CacheSettings
 from guard.errors import (
     AnswerTooLargeError,
     RefusedTargetError,
+    RegistryAnswerError,
     RegistryAuthError,
+    RegistryTlsError,
     UntrustedContentError,
     UsageError,
 )
@@ -440,8 +442,11 @@ class _BrokenVerifier(FakeVerifier):
         UntrustedContentError("fallback index is not an image index"),
         RefusedTargetError("redirect to 169.254.169.254 refused"),
         AnswerTooLargeError("referrers listing larger than 4 MiB", limit=4 << 20),
-        # it answered: refused credentials (expired, rotated, none) are no outage
+        # it answered: refused credentials (expired, rotated, none) are no outage, nor is a
+        # certificate guard does not trust (a wrong CA bundle), nor a 4xx that is not "busy"
         RegistryAuthError("registry registry.local refused the credentials: UNAUTHORIZED"),
+        RegistryTlsError("TLS to registry.local failed: CERTIFICATE_VERIFY_FAILED"),
+        RegistryAnswerError("GET /v2/ on registry.local failed with HTTP 400: bad", status=400),
     ],
 )
 async def test_fail_open_rule_covers_only_an_unreachable_registry(error: Exception) -> None:

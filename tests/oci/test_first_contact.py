@@ -5,14 +5,16 @@ not retried and says what to check, as the probe did."""
 
 from __future__ import annotations
 
+import http.server
 import itertools
 import socket
+import threading
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
 
-from guard.errors import NotFoundError, RegistryError
+from guard.errors import NotFoundError, RegistryAnswerError, RegistryError, RegistryTlsError
 from guard.oci.registry import RegistryAccess, RegistryStore
 
 if TYPE_CHECKING:
@@ -70,7 +72,7 @@ def test_a_certificate_that_does_not_verify_fails_the_first_request_at_once(
     remote = RegistryStore.open(registry_tls.host, "first/untrusted", _access(), loopback=False)
     seen = _recorded(remote)
     hint = r"TLS to .* failed: .*\. Trust the registry's CA with --ca-file$"
-    with pytest.raises(RegistryError, match=hint):
+    with pytest.raises(RegistryTlsError, match=hint):  # no outage: a fail-open rule denies it
         remote.resolve("v1")
     assert len(seen) == 1  # not retried: a certificate does not verify on a second try either
 
@@ -108,3 +110,41 @@ def test_after_the_first_answer_a_failure_is_retried(registry_tls: RegistryServe
     finally:
         adapter.send = original  # type: ignore[method-assign]
     assert len(seen) == 4  # retried as any request after the host answered
+
+
+class _Answering(http.server.BaseHTTPRequestHandler):
+    """A plain-HTTP "registry" answering every request with the status in the server's ``status``."""
+
+    def do_HEAD(self) -> None:
+        self.send_response(self.server.status)  # type: ignore[attr-defined]
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_HEAD
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("status", "answered"),
+    [(400, True), (405, True), (410, True), (408, False), (429, False), (500, False), (503, False)],
+)
+def test_an_error_answer_that_is_no_outage_is_told_apart(status: int, answered: bool) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Answering)
+    server.status = status  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        host = f"127.0.0.1:{server.server_address[1]}"
+        store = RegistryStore.open(host, "first/answers", _access(), loopback=True)
+        with pytest.raises(RegistryError, match=f"failed with HTTP {status}") as caught:
+            store.resolve("v1")
+    finally:
+        server.shutdown()
+        server.server_close()
+    # 4xx but 408 / 429: the registry is up and said no (no fail-open rule covers it); 5xx and
+    # "busy": it could not answer
+    error = caught.value
+    assert isinstance(error, RegistryAnswerError) is answered
+    assert not isinstance(error, RegistryAnswerError) or error.status == status
