@@ -25,7 +25,6 @@ from guard.errors import (
     IntegrityError,
     LayoutNotFoundError,
     NotFoundError,
-    RegistryError,
     UntrustedContentError,
     UsageError,
 )
@@ -94,7 +93,9 @@ class LayoutStore:
         except FileNotFoundError as err:
             raise NotFoundError(f"{self.root}/index.json does not exist") from err
         except OSError as err:
-            raise RegistryError(f"{self.root}/index.json cannot be read: {err.strerror or err}") from err
+            # the layout's own files (a mirror's, or one the user named): a mistake in the setup,
+            # never an outage a fail-open rule would cover
+            raise UsageError(f"{self.root}/index.json cannot be read: {err.strerror or err}") from err
         data = parse_object(body, f"{self.root}/index.json", max_bytes=MAX_INDEX_BYTES)
         manifests = data.get("manifests", [])
         if not isinstance(manifests, list):
@@ -144,6 +145,10 @@ class LayoutStore:
             body = self._blob_path(digest).read_bytes()
         except FileNotFoundError as err:
             raise LayoutNotFoundError(f"{self.describe()}@{digest}: no such manifest in the layout") from err
+        except OSError as err:
+            raise UsageError(
+                f"{self.describe()}@{digest}: the manifest's blob cannot be read: {err.strerror or err}"
+            ) from err
         actual = sha256_digest(body)
         if actual != digest:
             raise IntegrityError(
@@ -276,6 +281,9 @@ class LayoutStore:
             fh = self._blob_path(digest).open("rb")
         except FileNotFoundError as err:
             raise NotFoundError(f"{self.describe()}: blob {digest} not found") from err
+        except OSError as err:
+            why = err.strerror or err
+            raise UsageError(f"{self.describe()}: blob {digest} cannot be read: {why}") from err
 
         def chunks() -> Iterator[bytes]:
             while chunk := fh.read(READ_SIZE):

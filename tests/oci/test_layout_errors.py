@@ -84,3 +84,28 @@ def test_a_missing_tag_is_still_a_not_found_for_probing_code(tmp_path: Path) -> 
     store = LayoutStore(tmp_path / "s", create=True)
     with pytest.raises(NotFoundError, match="the layout has no tags"):
         store.resolve("sha256-abc.sig")
+
+
+def test_a_layout_file_that_cannot_be_read_is_a_usage_error_naming_it(
+    layout: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the layout's own files (a mirror's, or one given on the command line): a mistake in the
+    # setup, so never a registry outage that a fail-open rule would let through
+    store = LayoutStore(layout)
+    manifest = store.resolve("v1").digest
+    blob = layout / "blobs" / "sha256" / manifest.split(":", 1)[1]
+    blob.unlink()
+    blob.mkdir()  # read as root too: a directory where the manifest's blob should be
+    with pytest.raises(UsageError, match=r"the manifest's blob cannot be read: Is a directory"):
+        store.fetch_manifest(manifest)
+    with (
+        pytest.raises(UsageError, match=r"blob sha256:\w+ cannot be read: Is a directory"),
+        store.fetch_blob(manifest),
+    ):
+        pass
+    (layout / "index.json").unlink()
+    (layout / "index.json").mkdir()
+    with pytest.raises(UsageError, match=r"index\.json cannot be read: Is a directory"):
+        LayoutStore(layout).resolve("v1")
+    assert run(["discover", f"oci-layout:{layout}:v1"]) == EXIT_USAGE
+    assert "index.json cannot be read" in capsys.readouterr().err
