@@ -51,8 +51,9 @@ from guard.memo import keep
 from guard.oci.answers import MAX_RESPONSE_BYTES, MAX_TOKEN_BYTES, oci_error, parse_challenge, read_capped
 from guard.oci.reference import DOCKER_HUB_ENDPOINT
 from guard.oci.targets import TargetPolicy
-from guard.oci.transport import GuardAdapter, Operation, hand_over, verify_context
+from guard.oci.transport import GuardAdapter, Operation, hand_over, shared_context
 from guard.oci.types import Opener, ProgressCallback
+from guard.textfile import read_user_text
 
 log = logging.getLogger(__name__)
 
@@ -93,36 +94,34 @@ class RegistryAccess:
         )
 
 
-def _docker_configs(explicit: Path | None) -> list[str]:
+def _docker_auth_config(explicit: Path | None) -> dict[str, Any] | None:
+    """The docker ``config.json`` guard reads credentials from, checked, in the shape oras-py's
+    auth backend reads (``auths``, ``credsStore``, ``credHelpers``): ``explicit`` (which must
+    exist), else ``$DOCKER_CONFIG/config.json`` or ``~/.docker/config.json`` when there is one;
+    None without either. This file alone: oras-py's own loader adds the default file to the one
+    given and merges them in an order that changes from one process to the next, so a
+    ``--docker-config`` did not reliably win."""
     if explicit is not None:
         if not explicit.is_file():
             # a ConfigError, not an auth failure: no fail-open rule covers a mistake in the setup
             raise ConfigError(
                 f"docker config {explicit}: expected a docker config.json file, found {_what_is(explicit)}"
             )
-        return [str(explicit)]
-    base = os.environ.get("DOCKER_CONFIG")
-    path = Path(base) / "config.json" if base else Path.home() / ".docker" / "config.json"
-    return [str(path)] if path.is_file() else []
-
-
-def _read_docker_config(path: str) -> dict[str, Any]:
-    """The docker ``config.json`` at ``path``, checked, in the shape oras-py's auth backend reads
-    (``auths``, ``credsStore``, ``credHelpers``). This file alone: oras-py's own loader adds the
-    default ``~/.docker/config.json`` to the one given and merges them in an order that changes
-    from one process to the next, so a ``--docker-config`` did not reliably win."""
+        path = explicit
+    else:
+        base = os.environ.get("DOCKER_CONFIG")
+        path = Path(base) / "config.json" if base else Path.home() / ".docker" / "config.json"
+        if not path.is_file():
+            return None
     where = f"docker config {path}"
-    expected = "expected a docker config.json (a JSON object)"
-    try:
-        text = Path(path).read_bytes()
-    except OSError as err:
-        raise ConfigError(f"{where}: cannot be read ({err.strerror or err})") from err
+    shape = "a docker config.json (a JSON object)"
+    text = read_user_text(path, what="docker config", expected=shape, error=ConfigError)
     try:
         doc = json.loads(text)
     except (ValueError, RecursionError) as err:
-        raise ConfigError(f"{where}: {expected}, found no JSON ({err})") from err
+        raise ConfigError(f"{where}: expected {shape}, found no JSON ({err})") from err
     if not isinstance(doc, dict):
-        raise ConfigError(f"{where}: {expected}, found {type(doc).__name__}")
+        raise ConfigError(f"{where}: expected {shape}, found {type(doc).__name__}")
     auths = doc.get("auths") or {}
     if not isinstance(auths, dict) or not all(
         isinstance(entry, dict) and isinstance(entry.get("auth", ""), str) for entry in auths.values()
@@ -221,12 +220,8 @@ def warm_up(access: RegistryAccess) -> ssl.SSLContext | None:
     it verifies with (``ca_file``, else the bundle variables) now, at start-up, so that a mistake
     fails the start-up and the first registry request of the process does not pay for parsing
     the bundle. None when there is no bundle file (requests' own default context)."""
-    for path in _docker_configs(access.docker_config):
-        _read_docker_config(path)
-    verify = _ca_bundle(access)
-    if isinstance(verify, str) and os.path.isfile(verify):
-        return verify_context(verify)
-    return None
+    _docker_auth_config(access.docker_config)
+    return shared_context(_ca_bundle(access))
 
 
 def warm_up_started(access: RegistryAccess) -> Callable[[], GuardError | None]:
@@ -387,10 +382,10 @@ class RegistryClient:
             auth.set_basic_auth(access.username, access.password)
             self._has_credentials = True
         else:
-            configs = _docker_configs(access.docker_config)
-            if configs:
-                # set before load_configs, which then reads no file itself (see _read_docker_config)
-                auth._auth_config = _read_docker_config(configs[0])
+            docker_config = _docker_auth_config(access.docker_config)
+            if docker_config is not None:
+                # set before load_configs, which then reads no file itself (see _docker_auth_config)
+                auth._auth_config = docker_config
                 auth.load_configs(oras.container.Container("guard/probe", registry=host))
                 if host == DOCKER_HUB_ENDPOINT and not getattr(auth, "_basic_auth", None):
                     # `docker login` files Docker Hub's credentials under its index URL

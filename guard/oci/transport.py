@@ -468,7 +468,7 @@ def verify_context(ca_file: str) -> ssl.SSLContext:
     return context
 
 
-def _shared_context_for(verify: object) -> ssl.SSLContext | None:
+def shared_context(verify: object) -> ssl.SSLContext | None:
     """The shared context for requests' ``verify`` when it names a CA bundle file, else None
     (True: requests' own preloaded default context; False: no verification; a directory)."""
     if isinstance(verify, str) and os.path.isfile(verify):
@@ -494,7 +494,7 @@ class GuardAdapter(HTTPAdapter):
         self, request: requests.PreparedRequest, verify: bool | str, cert: str | tuple[str, str] | None = None
     ) -> Any:
         host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
-        context = _shared_context_for(verify) if host_params["scheme"] == "https" else None
+        context = shared_context(verify) if host_params["scheme"] == "https" else None
         if context is not None and pool_kwargs.get("ca_certs") == verify:
             del pool_kwargs["ca_certs"]
             pool_kwargs["ssl_context"] = context
