@@ -93,6 +93,27 @@ def oci_reference(reference: str) -> str:
     return str(parse_image_reference(reference))
 
 
+def registry_access(config: GuardConfig) -> RegistryAccess:
+    """How the admission webhook reaches registries (``admission.registry``, the hosts the trust
+    rules name, the configured mirrors)."""
+    from guard.oci.registry import RegistryAccess  # noqa: PLC0415
+    from guard.oci.settings import mirrors_of  # noqa: PLC0415
+
+    registry = config.admission.registry
+    return RegistryAccess(
+        ca_file=registry.ca_file,
+        docker_config=registry.docker_config,
+        timeout=registry.timeout_seconds,
+        deadline=registry.deadline_seconds,
+        min_bytes_per_second=registry.min_bytes_per_second,
+        redirect_hosts=registry.redirect_hosts,
+        token_hosts=registry.token_hosts,
+        trusted_hosts=rule_hosts(config),
+        allowed_networks=registry.allowed_networks,
+        mirrors=mirrors_of(config.registries),
+    )
+
+
 def rule_hosts(config: GuardConfig) -> tuple[str, ...]:
     """The registry hosts the trust rules name (the host part of each artifact glob, normalised;
     a glob host such as ``*.example.com`` stays a glob, ``**`` names none): a registry may
@@ -240,9 +261,6 @@ class OciReferenceVerifier:
     are found once, not again by every thread that meets the repository."""
 
     def __init__(self, config: GuardConfig, *, clock: Callable[[], float] = time.monotonic) -> None:
-        from guard.oci.registry import RegistryAccess  # noqa: PLC0415
-        from guard.oci.settings import mirrors_of  # noqa: PLC0415
-
         self._config = config
         self._clock = clock
         self._budget = config.admission.verification_seconds
@@ -250,19 +268,7 @@ class OciReferenceVerifier:
         self._rules = {rule.name: rule for rule in config.rules}
         # trust roots load here, at start-up: a bad key fails now, not on the first request
         self._verifiers: dict[str, Verifier] = authority_verifiers(config)
-        registry = config.admission.registry
-        self._access: RegistryAccess = RegistryAccess(
-            ca_file=registry.ca_file,
-            docker_config=registry.docker_config,
-            timeout=registry.timeout_seconds,
-            deadline=registry.deadline_seconds,
-            min_bytes_per_second=registry.min_bytes_per_second,
-            redirect_hosts=registry.redirect_hosts,
-            token_hosts=registry.token_hosts,
-            trusted_hosts=rule_hosts(config),
-            allowed_networks=registry.allowed_networks,
-            mirrors=mirrors_of(config.registries),
-        )
+        self._access: RegistryAccess = registry_access(config)
         from guard.oci.client import warm_up  # noqa: PLC0415
 
         warm_up(self._access)  # the CA bundle is parsed now, not in the first admission's time

@@ -117,17 +117,15 @@ def check_config(config_path: Path | None) -> None:
     the registry CA bundle, and the embedded engine's policy library. (An OPA server is asked when
     the webhook starts: while it does not answer, ``/readyz`` says not ready.) The CA bundle loads
     on another thread meanwhile and stays loaded: the webhook's registry clients use it as it is."""
+    from guard.admission.verifier import registry_access  # noqa: PLC0415
     from guard.admission.wiring import check_admission_config  # noqa: PLC0415
     from guard.config import authority_verifiers, load_config  # noqa: PLC0415
     from guard.oci.client import warm_up_started  # noqa: PLC0415
-    from guard.oci.registry import RegistryAccess  # noqa: PLC0415
     from guard.policy.engine import make_engine  # noqa: PLC0415
     from guard.policy.settings import EmbeddedEngineSettings  # noqa: PLC0415
 
     config = load_config(config_path)
-    registry = config.admission.registry
-    access = RegistryAccess(ca_file=registry.ca_file, docker_config=registry.docker_config)
-    ca_bundle = warm_up_started(access)
+    ca_bundle = warm_up_started(registry_access(config))  # the webhook's own access, loaded early
     try:
         check_admission_config(config)
         authority_verifiers(config)
