@@ -388,20 +388,22 @@ class AdmissionEngine:
             return self._verdict_of_error(ref, match, err)
 
     def _verdict_of_error(self, ref: ArtifactReference, match: RuleMatch, err: Exception) -> ArtifactVerdict:
+        """The verdict of a verification that raised ``err``. A fail-open rule covers only a
+        registry that could not answer: every other case is judged with ``closed``."""
+        closed = dataclasses.replace(match, fail_open=False)
         if isinstance(err, NotFoundError):
             return verdict_of.not_found(ref, match, err)
         if isinstance(err, RegistryAuthError):
-            return verdict_of.unauthorized(ref, match, err)
+            # it answered: refused credentials (expired, rotated, none) are no outage
+            return verdict_of.unauthorized(ref, closed, err)
         if isinstance(err, VerificationError):
             return verdict_of.failed(ref, match, err)
         if isinstance(err, (RefusedTargetError, AnswerTooLargeError)):
             # refused on purpose (a redirect to cloud metadata, an answer over its cap): whoever
             # controls the registry or its content chose it, so a fail-open rule does not cover it
-            closed = dataclasses.replace(match, fail_open=False)
             return verdict_of.unverifiable(ref, closed, str(err), "the registry's answer was refused")
         if isinstance(err, (RegistryTlsError, RegistryAnswerError)):
             # it answered: with a certificate guard does not trust, or a 4xx that is no outage
-            closed = dataclasses.replace(match, fail_open=False)
             advice = (
                 "trust the registry's CA (admission.registry.caFile)"
                 if isinstance(err, RegistryTlsError)
@@ -409,15 +411,15 @@ class AdmissionEngine:
             )
             return verdict_of.unverifiable(ref, closed, str(err), advice)
         if isinstance(err, DeadlineExceeded):  # fail open only if the registry gave no answer at all
-            closed = self._fail_open_if_unreachable(ref, match)
-            return verdict_of.unverifiable(ref, closed, str(err) or type(err).__name__)
+            return verdict_of.unverifiable(
+                ref, self._fail_open_if_unreachable(ref, match), str(err) or type(err).__name__
+            )
         if isinstance(err, InfrastructureError):  # the registry could not answer: may fail open
             return verdict_of.unverifiable(ref, match, str(err) or type(err).__name__)
         # Not an unreachable registry (a bug, or content guard cannot make sense of, which an
         # attacker can push): a fail-open rule does not cover it, so it denies.
         if not isinstance(err, GuardError):
             log.error("verifying %s failed unexpectedly", ref.reference, exc_info=err)
-        closed = dataclasses.replace(match, fail_open=False)
         return verdict_of.unverifiable(ref, closed, str(err) or type(err).__name__)
 
     @staticmethod

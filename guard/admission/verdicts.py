@@ -128,12 +128,11 @@ def fail_open_overruled(verdict: ArtifactVerdict) -> ArtifactVerdict:
 
 
 def unauthorized(ref: ArtifactReference, match: RuleMatch, err: RegistryAuthError) -> ArtifactVerdict:
-    """The registry wants credentials guard does not have (or refused them): denied even where
-    the rule fails open, since the registry answered (expired or missing credentials would
-    otherwise let every pod through unverified)."""
+    """The registry wants credentials guard does not have (or refused them). The pipeline
+    passes a ``match`` that does not fail open: the registry answered."""
     return unverifiable(
         ref,
-        dataclasses.replace(match, fail_open=False),
+        match,
         f"the registry refused access ({err})",
         "give the webhook registry credentials (admission.registry.dockerConfig; in the Helm "
         "chart, registry.credentialsSecret)",
