@@ -48,6 +48,7 @@ def engine_loader(config: GuardConfig, metrics: AdmissionMetrics) -> Callable[[]
 
         engine = await build_engine(config, metrics)
         await engine.warm_up()  # before /readyz says ready: the first admission pays for nothing
+        engine.preconnect()  # the trust rules' registries, in the background: ready does not wait
         return engine
 
     return load

@@ -25,6 +25,7 @@ import asyncio
 import dataclasses
 import logging
 import os
+import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -137,6 +138,14 @@ class AdmissionEngine:
         from guard.admission.warmup import warm_up  # noqa: PLC0415
 
         await warm_up(self._verifier, self._policy)
+
+    def preconnect(self) -> list[threading.Thread]:
+        """Start connecting, in the background, to the registries the trust rules name (the
+        verifier's ``preconnect``; ``admission.registry.preconnect``): the webhook does it as it
+        says ready, and does not wait. Returns the threads started (none for a verifier that has
+        no registry to connect to)."""
+        method: Callable[[], list[threading.Thread]] | None = getattr(self._verifier, "preconnect", None)
+        return method() if method is not None else []
 
     async def aclose(self) -> None:
         close = getattr(self._policy, "aclose", None)

@@ -142,6 +142,13 @@ class RegistrySettings(ConfigModel):
         description="CIDRs guard may connect to although they are link-local, metadata or private "
         "(e.g. an in-cluster blob store on 10.0.0.0/8 that a public registry redirects to).",
     )
+    preconnect: bool = Field(
+        default=True,
+        description="Once ready, connect (DNS, TCP, TLS: one GET /v2/ without credentials) to each "
+        "registry host the trust rules name (not globs, not mirrored; at most 16), so that the "
+        "first admission there does not pay the handshake. A host that does not answer changes "
+        "nothing: its first admission connects itself.",
+    )
 
     @field_validator("allowed_networks")
     @classmethod

@@ -6,6 +6,7 @@ the attestations the rule requires. All of it reads the registry through one rea
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -23,6 +24,8 @@ from guard.errors import (
 )
 from guard.memo import keep
 from guard.signing.types import SignerInfo, SigningMethod, SimpleSignature, SimpleSigningVerifier, Verifier
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
@@ -129,6 +132,34 @@ def rule_hosts(config: GuardConfig) -> tuple[str, ...]:
             if "." in first or ":" in first or first == "localhost":
                 hosts.append("registry-1.docker.io" if first == "docker.io" else first)
     return tuple(hosts)
+
+
+def preconnect_targets(config: GuardConfig) -> tuple[tuple[str, bool], ...]:
+    """``(endpoint, loopback)`` of the registries ``guard serve`` connects to once ready
+    (``admission.registry.preconnect``): the hosts the trust rules name, globs left out (no host
+    to connect to) and mirrored hosts too (never contacted), at most ``PRECONNECT_HOSTS``."""
+    from guard.oci.mirror import mirror_root  # noqa: PLC0415
+    from guard.oci.reference import DOCKER_HUB, DOCKER_HUB_ENDPOINT, parse_reference  # noqa: PLC0415
+    from guard.oci.settings import mirrors_of  # noqa: PLC0415
+
+    if not config.admission.registry.preconnect:
+        return ()
+    mirrors = mirrors_of(config.registries)
+    targets: list[tuple[str, bool]] = []
+    for host in rule_hosts(config):
+        if any(c in host for c in "*?[") or len(targets) >= PRECONNECT_HOSTS:
+            continue
+        try:
+            ref = parse_reference(f"oci://{host}/guard/preconnect")
+        except GuardError:
+            continue  # not a host a reference can name: no admission will connect there either
+        assert ref.host is not None
+        names = (ref.host, DOCKER_HUB) if ref.endpoint == DOCKER_HUB_ENDPOINT else (ref.host,)
+        if any(mirror_root(mirrors, name) is not None for name in names):
+            continue
+        if (ref.endpoint, ref.is_loopback) not in targets:
+            targets.append((ref.endpoint, ref.is_loopback))
+    return tuple(targets)
 
 
 def attestation_kind(required: str) -> str | None:
@@ -252,6 +283,8 @@ STORES_KEPT = 4096
 # Registry hosts whose last answer is remembered (answered_recently); past this, the answers
 # older than the window asked about are forgotten (they can no longer make a difference).
 ANSWERS_KEPT = 4096
+# Registry hosts guard serve connects to once ready (admission.registry.preconnect).
+PRECONNECT_HOSTS = 16
 
 
 class OciReferenceVerifier:
@@ -291,6 +324,33 @@ class OciReferenceVerifier:
                     self._answers_limit = max(ANSWERS_KEPT, 2 * len(self._answers))
 
         return mark
+
+    def preconnect(self) -> list[threading.Thread]:
+        """Connect to the registries of ``preconnect_targets`` in the background (a daemon
+        thread per host; ``RegistryClient.preconnect``): their connections wait in the pools the
+        verifier's stores share. Never fails: a host that does not answer is logged, and the
+        first admission there connects itself, as without it. Returns the threads (tests join
+        them)."""
+        from guard.oci.registry import RegistryClient  # noqa: PLC0415
+
+        def connect(endpoint: str, loopback: bool) -> None:
+            t0 = time.perf_counter()
+            try:
+                status = RegistryClient(endpoint, self._access, loopback=loopback).preconnect()
+            except GuardError as err:
+                log.info("pre-connecting to registry %s: %s", endpoint, err)
+                return
+            # not an answer for answered_recently: that speaks of admissions' own requests
+            took = (time.perf_counter() - t0) * 1000
+            log.debug("pre-connected to registry %s in %.1f ms (GET /v2/: %d)", endpoint, took, status)
+
+        threads = [
+            threading.Thread(target=connect, args=target, name=f"guard-preconnect-{i}", daemon=True)
+            for i, target in enumerate(preconnect_targets(self._config))
+        ]
+        for thread in threads:
+            thread.start()
+        return threads
 
     def answered_recently(self, reference: str, seconds: float) -> bool:
         """True when the registry of ``reference`` answered a request of guard's within the last
