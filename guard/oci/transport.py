@@ -208,7 +208,9 @@ class _GuardedConnection(HTTPConnection):
     def _new_conn(self) -> socket.socket:
         operation = current_operation()
         if operation is None:
-            raise RegistryError("internal error: a registry connection outside of an operation")
+            # a bug, not an unreachable registry: no fail-open rule may cover it (a RuntimeError
+            # is judged as one: denied, logged with its traceback)
+            raise RuntimeError("internal error: a registry connection outside of an operation")
         policy = operation.policy
         if self.proxy is not None or policy is None:  # the proxy (from the environment) resolves
             sock = super()._new_conn()

@@ -655,3 +655,14 @@ def test_any_redirect_target_is_checked_without_connecting(url: str) -> None:
         policy.check_realm(url)
     except RegistryError:
         pass
+
+
+def test_a_connection_outside_of_an_operation_is_a_bug_not_an_unreachable_registry() -> None:
+    # a RegistryError here would be covered by a fail-open rule like an outage; a bug must deny
+    from guard.errors import GuardError
+    from guard.oci.transport import _GuardedConnection
+
+    connection = _GuardedConnection("registry.example.com", 443)
+    with pytest.raises(RuntimeError, match="outside of an operation") as raised:
+        connection._new_conn()
+    assert not isinstance(raised.value, GuardError)
