@@ -437,6 +437,7 @@ class _BrokenVerifier(FakeVerifier):
     "error",
     [
         ValueError("malformed manifest"),  # a bug or hostile content, not an unreachable registry
+        RuntimeError("internal error: a registry connection outside of an operation"),  # a bug
         UsageError("the admission webhook never writes to a registry"),
         # issue 9 items 1 and 10: junk content and refused targets are chosen by an outsider
         UntrustedContentError("fallback index is not an image index"),
