@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import ssl
@@ -243,3 +244,30 @@ def test_guard_serve_refuses_a_host_it_cannot_listen_on(
     cert, key = tls_files
     assert run(["serve", "--tls-cert", str(cert), "--tls-key", str(key), "--host", host, "--port", "1"]) == 2
     assert expected in capsys.readouterr().err
+
+
+_EVIL_TRANSPORT = """
+import guard.commands.serve as serve
+from webhook.server import serve as webhook_serve
+found = serve._transport("https")
+print("webhook" if found is webhook_serve else f"other: {found.__module__}")
+"""
+
+
+def test_the_transport_is_guard_s_own_not_one_another_distribution_names(tmp_path: Path) -> None:
+    # a package installed beside guard that names an "https" transport would serve every
+    # admission of the cluster; it is first on the path here, where it would have won
+    (tmp_path / "evilserve.py").write_text("def serve(*args, **kwargs):\n    raise SystemExit('evil')\n")
+    info = tmp_path / "evilserve-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: evilserve\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[guard.transports]\nhttps = evilserve:serve\n")
+    done = subprocess.run(
+        [sys.executable, "-c", _EVIL_TRANSPORT],
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        cwd=tmp_path,  # not the checkout, whose own metadata would come first on the path
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == "webhook", done.stderr
