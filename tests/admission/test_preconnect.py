@@ -20,7 +20,8 @@ import pytest
 import guard.oci.client as client_module
 from guard.admission.verifier import OciReferenceVerifier, preconnect_targets
 from guard.config import parse_config
-from guard.oci.registry import RegistryAccess, RegistryClient
+from guard.errors import NotFoundError
+from guard.oci.registry import RegistryAccess, RegistryClient, RegistryStore
 from guard.signing.keys import generate_keypair
 from guard.testing.admission_registry import publish_models
 from guard.testing.registry import RegistryServer
@@ -97,6 +98,23 @@ def test_the_first_admission_reuses_the_pre_connected_connection(
     assert opened >= 1 and pool.pool.qsize() >= 1  # open, idle, waiting for the first admission
     assert verifier.resolve(models.signed) == models.signed_digest  # a repository not seen before
     assert pool.num_connections == opened  # no new connection, no new handshake
+
+
+@pytest.mark.registry
+def test_a_pre_connected_connection_the_registry_closed_is_replaced(registry_tls: RegistryServer) -> None:
+    # registries and their load balancers close idle connections after a minute or so: the first
+    # admission after that must not fail, nor count as a first contact that is not retried
+    assert registry_tls.ca_file is not None
+    access = RegistryAccess(ca_file=registry_tls.ca_file, username=_USER[0], password=_USER[1], timeout=4.75)
+    RegistryClient(registry_tls.host, access, loopback=False).preconnect()
+    (pool,) = _pools(access, registry_tls.host, False)
+    (idle,) = [c for c in list(pool.pool.queue) if c is not None]
+    closed = idle.sock
+    closed.shutdown(socket.SHUT_RDWR)  # as a peer's close looks: readable, at end of stream
+    store = RegistryStore.open(registry_tls.host, "preconnect/closed", access, loopback=False)
+    with pytest.raises(NotFoundError):  # the registry answered: nothing was pushed there
+        store.resolve("v1")
+    assert idle.sock is not closed  # the closed socket dropped, the connection made again
 
 
 @pytest.mark.registry
