@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from prometheus_client import start_http_server
@@ -35,6 +35,9 @@ from webhook.app import create_app
 from webhook.logs import configure_json_logging
 from webhook.tls import ReloadingCertificate, process_certificate
 
+if TYPE_CHECKING:
+    from guard.policy.engine import PolicyEngine
+
 log = logging.getLogger("webhook")
 
 ENV_CONFIG = "GUARD_WEBHOOK_CONFIG"
@@ -42,11 +45,17 @@ ENV_CERT = "GUARD_WEBHOOK_TLS_CERT"
 ENV_KEY = "GUARD_WEBHOOK_TLS_KEY"
 
 
-def engine_loader(config: GuardConfig, metrics: AdmissionMetrics) -> Callable[[], Awaitable[AdmissionEngine]]:
+def engine_loader(
+    config: GuardConfig, metrics: AdmissionMetrics, policy_engine: PolicyEngine | None = None
+) -> Callable[[], Awaitable[AdmissionEngine]]:
+    """The app's engine loader. ``policy_engine`` (made from ``config.policy`` already) is used by
+    its first load only; a later one makes its own."""
+    prepared = [policy_engine] if policy_engine is not None else []
+
     async def load() -> AdmissionEngine:
         from guard.admission.wiring import build_engine  # noqa: PLC0415 - heavy: policies, trust roots
 
-        engine = await build_engine(config, metrics)
+        engine = await build_engine(config, metrics, policy_engine=prepared.pop() if prepared else None)
         await engine.warm_up()  # before /readyz says ready: the first admission pays for nothing
         engine.preconnect()  # the trust rules' registries, in the background: ready does not wait
         return engine
@@ -59,12 +68,15 @@ def build_app(
     certificate: ReloadingCertificate | None,
     startup_errors: list[BaseException] | None = None,
     metrics: AdmissionMetrics | None = None,
+    *,
+    policy_engine: PolicyEngine | None = None,
 ) -> ASGIApp:
-    """The webhook app; given ``metrics``, they are served elsewhere (not on this app's port)."""
+    """The webhook app; given ``metrics``, they are served elsewhere (not on this app's port).
+    ``policy_engine``: the engine of ``config.policy``, made already (see ``engine_loader``)."""
     metrics_route = metrics is None
     metrics = metrics or AdmissionMetrics()
     return create_app(
-        engine_loader(config, metrics),
+        engine_loader(config, metrics, policy_engine),
         metrics=metrics,
         max_body_bytes=config.admission.max_body_bytes,
         certificate=certificate,
@@ -134,20 +146,24 @@ def serve(
     port: int = 8443,
     workers: int = 1,
     metrics_port: int = 0,
+    loaded: GuardConfig | None = None,
+    policy_engine: PolicyEngine | None = None,
 ) -> None:
     """Serve until interrupted. Raises ConfigError for a bad config or TLS pair. ``metrics_port``
     (not 0): ``/metrics`` in plain HTTP on that port (one worker only); the admission port never
-    serves it."""
+    serves it. ``loaded`` / ``policy_engine``: the config of ``config_path`` and the engine of its
+    ``policy``, loaded and made already (``guard serve`` checks them before it starts): used as
+    they are by one worker; ``workers`` > 1 load their own."""
     start_up_without_gc()
     configure_json_logging()
-    config = load_config(config_path)
+    config = loaded if loaded is not None else load_config(config_path)
     certificate = process_certificate(tls_cert, tls_key)  # fail before binding if the pair is bad
     if workers == 1:
         errors: list[BaseException] = []
         metrics = AdmissionMetrics()
         stop_metrics = start_metrics_listener(metrics, host, metrics_port) if metrics_port else None
         uv_config = uvicorn.Config(
-            build_app(config, certificate, errors, metrics),
+            build_app(config, certificate, errors, metrics, policy_engine=policy_engine),
             ssl_context_factory=lambda _c, _d: certificate.context,
             **_uvicorn_options(host, port),
         )

@@ -38,6 +38,7 @@ from guard.policy.sources import allowed_by
 
 if TYPE_CHECKING:
     from guard.energy.usage import UsageStore
+    from guard.policy.engine import PolicyEngine
 
 __all__ = [
     "AnyOfVerifier",
@@ -130,16 +131,19 @@ def check_admission_config(config: GuardConfig) -> None:
             raise ConfigError(f"admission.failOpenRules.{i}: unknown rule {name!r} (rules: {sorted(names)})")
 
 
-async def build_engine(config: GuardConfig, metrics: AdmissionMetrics | None = None) -> AdmissionEngine:
+async def build_engine(
+    config: GuardConfig, metrics: AdmissionMetrics | None = None, *, policy_engine: PolicyEngine | None = None
+) -> AdmissionEngine:
     """Load trust roots and policies and assemble the admission engine. Call it on the event loop
-    that will serve requests (the embedded policy engine stays on the thread that made it)."""
+    that will serve requests (the embedded policy engine stays on the thread that made it).
+    ``policy_engine``: the engine of ``config.policy`` made already (``guard serve`` makes it to
+    check the config before it starts), else one is made here."""
     from guard.policy.engine import make_engine  # noqa: PLC0415
 
     check_admission_config(config)
     rules = ConfigTrustRules(config)
     verifier = OciReferenceVerifier(config)
-    policy = LibraryPolicyEvaluator(
-        config, make_engine(config.policy), KindTable(config.admission.kinds), usage=_usage(config)
-    )
+    engine = policy_engine if policy_engine is not None else make_engine(config.policy)
+    policy = LibraryPolicyEvaluator(config, engine, KindTable(config.admission.kinds), usage=_usage(config))
     recalls = RecallIndex(config.recalls)
     return AdmissionEngine(config.admission, rules, verifier, policy, metrics, recalls=recalls)

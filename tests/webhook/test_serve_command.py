@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -271,3 +272,61 @@ def test_the_transport_is_guard_s_own_not_one_another_distribution_names(tmp_pat
         check=True,
     )
     assert done.stdout.strip() == "webhook", done.stderr
+
+
+def test_the_webhook_uses_the_config_and_policy_engine_the_check_made(
+    tmp_path: Path, tls_files: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the config check loads the config and builds the policy engine (~20 ms): the webhook takes
+    # them as they are rather than doing it again
+    import guard.policy.engine as engine_module
+    from guard.config import GuardConfig
+    from guard.policy.embedded import EmbeddedEngine
+
+    made: list[object] = []
+    make = engine_module.make_engine
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        made.append(make(*args, **kwargs))
+        return made[-1]
+
+    handed: dict[str, Any] = {}
+
+    def transport(_name: str) -> Any:
+        return lambda *args, **kwargs: handed.update(kwargs)
+
+    monkeypatch.setattr(engine_module, "make_engine", counted)
+    monkeypatch.setattr("guard.commands.serve._transport", transport)
+    config = tmp_path / "guard.yaml"
+    config.write_text("policy: {requireSbom: false}\n")
+    cert, key = tls_files
+    argv = ["serve", "--config", str(config), "--tls-cert", str(cert), "--tls-key", str(key)]
+    assert run([*argv, "--host", "127.0.0.1", "--port", "1"]) == 0
+    assert len(made) == 1 and isinstance(made[0], EmbeddedEngine)
+    assert handed["policy_engine"] is made[0]
+    assert isinstance(handed["loaded"], GuardConfig) and handed["loaded"].policy.require_sbom is False
+
+
+def test_the_engine_loader_uses_a_policy_engine_made_already_once(tmp_path: Path) -> None:
+    import asyncio
+
+    from guard.admission.metrics import AdmissionMetrics
+    from guard.config import GuardConfig
+    from guard.policy.engine import make_engine
+    from webhook.server import engine_loader
+
+    config = GuardConfig()
+    prepared = make_engine(config.policy)
+    load = engine_loader(config, AdmissionMetrics(), prepared)
+
+    async def two_loads() -> list[object]:
+        engines = []
+        for _ in range(2):  # a second load (a new lifespan) makes its own
+            engine = await load()
+            engines.append(engine._policy._engine)  # type: ignore[attr-defined]
+            await engine.aclose()
+        return engines
+
+    first, second = asyncio.run(two_loads())
+    assert first is prepared
+    assert second is not prepared
