@@ -147,7 +147,9 @@ def preconnect_targets(config: GuardConfig) -> tuple[tuple[str, bool], ...]:
     mirrors = mirrors_of(config.registries)
     targets: list[tuple[str, bool]] = []
     for host in rule_hosts(config):
-        if any(c in host for c in "*?[") or len(targets) >= PRECONNECT_HOSTS:
+        if len(targets) >= PRECONNECT_HOSTS:
+            break
+        if any(c in host for c in "*?["):
             continue
         try:
             ref = parse_reference(f"oci://{host}/guard/preconnect")
