@@ -12,12 +12,14 @@ import os
 import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Annotated, cast
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
 from guard.errors import UsageError
-from guard.signing.types import Signer, Verifier
+
+if TYPE_CHECKING:
+    from guard.signing.types import Signer, Verifier
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +236,7 @@ def build_signer(
         from guard.signing.sign_sigstore import SigstoreSigner  # noqa: PLC0415
 
         # cast: the keyless backend declares ``method`` as a ClassVar; it satisfies the Protocol at runtime.
-        return cast(Signer, SigstoreSigner(identity_token=identity_token, trust_config=trust_config))
+        return cast("Signer", SigstoreSigner(identity_token=identity_token, trust_config=trust_config))
     if identity_token is not None and identity_token == os.environ.get("SIGSTORE_ID_TOKEN"):
         identity_token = None  # from the environment (e.g. GitLab's id_tokens), not an option given
     trust_config = _unless_from_environment(trust_config)

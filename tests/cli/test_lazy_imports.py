@@ -59,6 +59,9 @@ def test_a_help_page_imports_nothing_heavy(argv: list[str]) -> None:
     found = _fresh(argv)
     assert found["code"] == 0
     assert found["heavy"] == [] and found["hooks"] == []
+    # nor the signing types (its seven dataclasses cost ~1 ms each to define): the options' module
+    # names them in annotations only
+    assert _fresh(argv, watched=("guard.signing.types",))["heavy"] == []
 
 
 def test_verifying_a_model_with_a_key_imports_only_cryptography(signed: tuple[Path, Path]) -> None:
