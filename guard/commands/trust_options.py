@@ -320,7 +320,7 @@ def build_verifier(
         trust_config=trust_config,
         offline=offline,
     )
-    return cast(Verifier, verifier)
+    return cast("Verifier", verifier)
 
 
 # --- option groups (see guard.commands.option_groups) ----------------------------------------
