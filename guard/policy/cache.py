@@ -84,9 +84,25 @@ def _whole_input_read(text: str, match: re.Match[str]) -> bool:
     return True
 
 
+# A builtin is also called through an index of its name: regorus evaluates ``time["now_ns"]()``,
+# ``rand["intn"]("k", 10)`` or ``io.jwt["decode_verify"](...)`` as the dotted call, which the
+# names above do not match. A namespace of those builtins indexed at all, as a reference of its own
+# (not a field: ``input.time[0]``), counts as calling them (conservatively: a rule's local variable
+# of that name indexed costs the library its cache, never a decision).
+_INDEXED_BUILTIN = re.compile(
+    r"(?<![.\w])(?:"
+    + "|".join(sorted({n.split(".")[0] for n in NON_DETERMINISTIC if "." in n}))
+    + r")(?:\.\w+)*\s*\["
+)
+
+
 def cacheable(texts: Iterable[str]) -> bool:
-    """Whether decisions of a library made of ``texts`` are a function of its input alone."""
-    return not any(name in text for text in texts for name in NON_DETERMINISTIC)
+    """Whether decisions of a library made of ``texts`` are a function of its input alone: none
+    of them names a non-deterministic builtin, dotted or indexed (comments included: a doubt
+    costs the cache, never a decision)."""
+    return not any(name in text for text in texts for name in NON_DETERMINISTIC) and not any(
+        _INDEXED_BUILTIN.search(text) for text in texts
+    )
 
 
 def reads_uid(texts: Iterable[str]) -> bool:

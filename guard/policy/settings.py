@@ -42,7 +42,10 @@ class EmbeddedEngineSettings(ConfigModel):
     neither the uid nor the workload's name, keyed by the input without those (a ReplicaSet's new
     pod is evaluated on the policies naming it only). Once those sets answer a template's pod and
     the policies naming it find nothing, the webhook keeps the template's result (up to 1,024
-    templates) and answers its next pods from it. 0 turns all of them off."""
+    templates) and answers its next pods from it. 0 turns all of them off. A library that calls a
+    clock, randomness, the network or the runtime (``time.now_ns``, ``rand.intn``,
+    ``uuid.rfc4122``, ``http.send``, ``opa.runtime``: by name or through an index of it, as
+    ``time["now_ns"]()``) is never cached."""
 
     kind: Literal["embedded"] = "embedded"
     decision_cache_size: int = Field(default=4096, ge=0, le=1_000_000)

@@ -96,6 +96,47 @@ def test_a_library_calling_a_clock_gets_no_cache(tmp_path: Path) -> None:
     assert EmbeddedEngine(load_library(root), _deny).cache is None
 
 
+def test_a_clock_called_through_an_index_of_its_name_gets_no_cache(tmp_path: Path) -> None:
+    # regorus calls time["now_ns"]() as time.now_ns(): cached, the second decision would have been
+    # the first one again, its time included
+    root = _library(
+        tmp_path,
+        'deny contains {"rule": "r", "message": sprintf("at %d", [time["now_ns"]()])} if true\n',
+    )
+    engine = EmbeddedEngine(load_library(root), _deny)
+    assert engine.cache is None
+    first, second = (engine.evaluate_sync({"request": {"uid": "1"}}) for _ in range(2))
+    assert first.violations[0].message != second.violations[0].message
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        'time["now_ns"]()',
+        'rand["intn"]("k", 10)',
+        'uuid["rfc4122"]("k")',
+        'opa["runtime"]()',
+        'http["send"]({"method": "GET", "url": input.url})',
+        'io.jwt["decode_verify"](input.t, {})',
+        'crypto["x509"]["parse_and_verify_certificates"](input.c)',
+        'time\n["now_ns"]()',
+    ],
+)
+def test_non_deterministic_builtins_named_through_an_index_are_not_cacheable(call: str) -> None:
+    assert not cacheable([f"x := {call}"])
+
+
+@pytest.mark.parametrize(
+    "text", ['x := input.time["a"]', "x := y.rand[0]", 'x := runtime["a"]', "x := times[0]"]
+)
+def test_fields_and_other_names_indexed_stay_cacheable(text: str) -> None:
+    assert cacheable([text])
+
+
+def test_the_shipped_library_is_cacheable() -> None:
+    assert cacheable(m.text for m in load_library().modules())
+
+
 @pytest.mark.parametrize(
     ("text", "reads"),
     [
