@@ -3,7 +3,7 @@
 Public API (imported lazily, so ``import guard.attest`` does no work):
 
 * ``collect_facts(subject, verifier, attestations, *, signature=None, rejected=()) -> ModelFacts``
-* ``directory_facts(model_dir, verifier, attestations=(), *, signature=None, cache=None) -> ModelFacts``
+* ``directory_facts(model_dir, verifier, attestations=(), *, signature=None) -> ModelFacts``
 * ``oci_facts(reference, verifier, store=None, *, access=None, attestations=()) -> ModelFacts``
 * ``verify_attestation(bundle, verifier, subject) -> VerifiedAttestation`` (raises)
 * ``sign_attestation(subject, predicate_type, predicate, signer) -> bytes``

@@ -186,12 +186,12 @@ def directory_facts(
     attestations: Sequence[AttestationInput] = (),
     *,
     signature: Path | None = None,
-    cache: Any = None,
 ) -> ModelFacts:
     """The facts of a model directory: hash it (OMS subject), verify its ``model.sig`` (or
-    ``signature``) and the given attestations. ``cache``: a guard.signing.DigestCache."""
+    ``signature``) and the given attestations. A verification: the bytes are hashed, never taken
+    from the digest cache (whose entries a filesystem reporting unchanged times would keep)."""
     from guard.attest.subject import directory_subject  # noqa: PLC0415
 
-    subject = directory_subject(model_dir, cache=cache)
+    subject = directory_subject(model_dir)
     outcome = verify_directory_signature(model_dir, verifier, signature)
     return collect_facts(subject, verifier, attestations, signature=outcome)

@@ -303,13 +303,12 @@ def facts(  # noqa: PLR0917
         access = registry.access()
         result = oci_facts(target, verifier, access=access, attestations=inputs)
     else:
-        from guard.signing import DigestCache  # noqa: PLC0415
-
         if signature is not None and not signature.is_file():  # a typo is not a missing signature
             found = "a directory" if signature.is_dir() else "nothing there"
             raise UsageError(f"--signature {signature}: expected a signature file, found {found}")
-        with DigestCache.default() as cache:
-            result = directory_facts(Path(target), verifier, inputs, signature=signature, cache=cache)
+        # verification hashes the bytes: never the digest cache (its entries are keyed by what
+        # the filesystem reports, which a network or FUSE one may report unchanged)
+        result = directory_facts(Path(target), verifier, inputs, signature=signature)
     if as_json:
         print_json(result.to_json())
     else:

@@ -361,3 +361,34 @@ def test_outputs_never_replace_another_kind_of_file(
     out = tmp_path / "bom.att.json"
     for _ in range(2):  # a previous bundle is replaced
         assert run(["attest", str(model_dir), "--sbom", str(bom), "--key", str(keys[0]), "-o", str(out)]) == 0
+
+
+def test_facts_hash_the_model_and_never_read_the_digest_cache(
+    model_dir: Path, tmp_path: Path, keys: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`guard facts` verifies, as `guard verify` does: it hashes the bytes. A digest cache entry
+    whose key still matches a file changed since (a network or FUSE filesystem may report the old
+    times; here the entry is written under the new ones) must not make an attestation of the old
+    bytes verify, nor a `--require` gate pass."""
+    import hashlib
+    import os
+
+    from guard.signing.cache import DigestCache, cache_key
+
+    monkeypatch.delenv("GUARD_DIGEST_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    private, public = keys
+    sign_model(model_dir, KeySigner.from_file(private))
+    bom, att = tmp_path / "bom.json", tmp_path / "bom.att.json"
+    assert run(["sbom", str(model_dir), "-o", str(bom)]) == 0
+    assert run(["attest", str(model_dir), "--sbom", str(bom), "--key", str(private), "-o", str(att)]) == 0
+    required = ["facts", str(model_dir), "--key", str(public), "--attestation", str(att), "--require", "sbom"]
+    assert run(required) == 0
+    weights = model_dir / "model.safetensors"
+    old = hashlib.sha256(weights.read_bytes()).hexdigest()
+    weights.write_bytes(weights.read_bytes()[:-1] + b"\x01")  # same size, other bytes
+    with DigestCache.default() as cache:
+        cache.put_many([(cache_key(os.path.realpath(weights), os.stat(weights), "sha256", 0, None), old)])
+        # the entry is a hit: through the cache, the subject is the old bytes'
+        assert directory_subject(model_dir, cache=cache).sha256 != directory_subject(model_dir).sha256
+    assert run(required) == 1
