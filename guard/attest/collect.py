@@ -26,7 +26,7 @@ from guard.attest.facts import (
 from guard.attest.specs import EXPECTED_KINDS, spec_named
 from guard.attest.subject import ModelSubject
 from guard.attest.verify import AttestationOutcome, assess_attestation
-from guard.errors import VerificationError
+from guard.errors import BundleFormatError, VerificationError
 from guard.signing import OMS_PREDICATE_TYPE, SignerInfo, Verifier
 
 SOURCE_PRIORITY = {"datasets": 0, "sbom": 1, "spdx": 2}  # who wins for model fields and datasets
@@ -191,7 +191,46 @@ def directory_facts(
     ``signature``) and the given attestations. A verification: the bytes are hashed, never taken
     from the digest cache (whose entries a filesystem reporting unchanged times would keep)."""
     from guard.attest.subject import directory_subject  # noqa: PLC0415
+    from guard.signing import DEFAULT_SIGNATURE_NAME  # noqa: PLC0415
 
-    subject = directory_subject(model_dir)
-    outcome = verify_directory_signature(model_dir, verifier, signature)
+    own = model_dir / DEFAULT_SIGNATURE_NAME
+    if signature is None and own.is_file():
+        subject, outcome = _signed_directory(model_dir, own, verifier)
+    else:
+        subject = directory_subject(model_dir)
+        outcome = verify_directory_signature(model_dir, verifier, signature)
     return collect_facts(subject, verifier, attestations, signature=outcome)
+
+
+def _signed_directory(
+    model_dir: Path, path: Path, verifier: Verifier
+) -> tuple[ModelSubject, SignatureOutcome]:
+    """The subject and the signature's outcome of a directory holding its ``model.sig``, from one
+    read of it and one hashing of the directory (``directory_subject`` and
+    ``verify_directory_signature`` hash it each with the serialization ``model.sig`` states, the
+    signature left out: the same manifest, twice). A signature that does not verify leaves the
+    subject to ``directory_subject``, as before."""
+    from guard.attest.subject import directory_subject, subject_of  # noqa: PLC0415
+    from guard.signing import DEFAULT_SIGNATURE_NAME, compare_manifests, hash_model  # noqa: PLC0415
+    from guard.signing.model import check_model_dir, verify_model_bundle  # noqa: PLC0415
+
+    check_model_dir(model_dir)
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return directory_subject(model_dir), verify_directory_signature(model_dir, verifier)
+    try:
+        verified = verify_model_bundle(data, verifier)
+        if not verified.manifest.resources:
+            raise BundleFormatError(
+                "predicate.resources: the signature lists no file", field="predicate.resources"
+            )
+    except VerificationError as err:
+        return directory_subject(model_dir), SignatureOutcome(None, "invalid", str(err), str(path))
+    actual = hash_model(model_dir, verified.manifest.serialization, exclude=(DEFAULT_SIGNATURE_NAME,))
+    subject = subject_of(model_dir, actual)
+    try:
+        compare_manifests(verified.manifest, actual)
+    except VerificationError as err:
+        return subject, SignatureOutcome(None, "invalid", str(err), str(path))
+    return subject, SignatureOutcome(verified.signer, "present", None, str(path))

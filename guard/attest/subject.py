@@ -4,7 +4,8 @@ A model directory is identified by its OMS subject digest (SHA-256 over the conc
 digests, as ``guard sign`` puts in ``model.sig``); when a ``model.sig`` is present, its serialization
 (method, hash type, ignored paths) is used so that attestation and signature name the same digest.
 The signature file is only read for those options: the directory is always hashed afresh (through
-the digest cache), so a stale or forged ``model.sig`` cannot change what the digest describes.
+the digest cache when one is given: never when verifying), so a stale or forged ``model.sig``
+cannot change what the digest describes.
 An OCI artifact is identified by its manifest digest.
 """
 
@@ -83,6 +84,11 @@ def directory_subject(model_dir: Path, *, cache: DigestCache | None = None) -> M
                 model_dir,
                 err,
             )
+    return subject_of(model_dir, manifest)
+
+
+def subject_of(model_dir: Path, manifest: Manifest) -> ModelSubject:
+    """The OMS subject of ``model_dir`` hashed into ``manifest``."""
     name = model_dir.resolve().name
     digest = statement_for_manifest(manifest, name)["subject"][0]["digest"]["sha256"]
     return ModelSubject(name=name, sha256=digest, kind="directory", manifest=manifest, path=model_dir)

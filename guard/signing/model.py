@@ -95,7 +95,7 @@ def _replaceable(target: Path) -> bool:
     )
 
 
-def _check_model_dir(model_dir: Path) -> None:
+def check_model_dir(model_dir: Path) -> None:
     if not model_dir.exists():
         raise ModelDirectoryError(f"model directory {model_dir} does not exist")
     if not model_dir.is_dir():
@@ -119,7 +119,7 @@ def sign_model(
     """Hash ``model_dir``, sign its OMS statement, and write the bundle atomically (default
     ``<model_dir>/model.sig``). The signature file is always ignored when hashing, and recorded
     in ``ignore_paths`` when it lies inside the model (as model-signing does)."""
-    _check_model_dir(model_dir)  # before the signature path: name the real problem
+    check_model_dir(model_dir)  # before the signature path: name the real problem
     serialization = serialization or Serialization()
     target = signature_path if signature_path is not None else model_dir / DEFAULT_SIGNATURE_NAME
     rel = _relative_inside(target, model_dir) if model_dir.is_dir() else None
@@ -192,7 +192,7 @@ def verify_model(
 ) -> VerifiedModel:
     """Verify the signature, hash the model with the serialization the signature states, and
     compare: IntegrityError names the files added, removed and changed."""
-    _check_model_dir(model_dir)
+    check_model_dir(model_dir)
     verified = verify_model_bundle(bundle, verifier)
     exclude: list[str] = []
     if isinstance(bundle, Path):

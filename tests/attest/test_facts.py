@@ -14,7 +14,7 @@ from guard.attest.specs import CYCLONEDX_TYPE, DATASET_PROVENANCE_TYPE, SLSA_PRO
 from guard.attest.subject import directory_subject
 from guard.attest.verify import verify_attestation
 from guard.cli import run
-from guard.errors import AttestationError, SignatureMismatch, UsageError
+from guard.errors import AttestationError, BundleFormatError, SignatureMismatch, UsageError
 from guard.signing import KeySigner, KeyVerifier, sign_model, sign_statement
 
 
@@ -392,3 +392,52 @@ def test_facts_hash_the_model_and_never_read_the_digest_cache(
         # the entry is a hit: through the cache, the subject is the old bytes'
         assert directory_subject(model_dir, cache=cache).sha256 != directory_subject(model_dir).sha256
     assert run(required) == 1
+
+
+@pytest.mark.parametrize("case", ["valid", "tampered", "another key", "junk signature", "no signature"])
+def test_directory_facts_hash_once_and_say_what_the_two_steps_say(
+    model_dir: Path,
+    keys: tuple[Path, Path],
+    other_keys: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    case: str,
+) -> None:
+    """A directory holding its model.sig is hashed once for the subject and the signature's check
+    (each used to hash it, with the same serialization): the facts are those of the two steps,
+    whatever the signature says."""
+    from guard.attest.collect import directory_facts
+    from guard.signing import hashing
+
+    sign_model(model_dir, KeySigner.from_file(keys[0]))
+    public = keys[1]
+    if case == "tampered":
+        (model_dir / "config.json").write_text('{"architectures": ["Other"]}')
+    elif case == "another key":
+        public = other_keys[1]
+    elif case == "junk signature":
+        (model_dir / "model.sig").write_text("not a bundle")
+    elif case == "no signature":
+        (model_dir / "model.sig").unlink()
+    verifier = KeyVerifier.from_file(public)
+    if case == "junk signature":  # the subject cannot be hashed as model.sig says: both raise
+        with pytest.raises(BundleFormatError) as before:
+            directory_subject(model_dir)
+        with pytest.raises(BundleFormatError) as now:
+            directory_facts(model_dir, verifier)
+        assert str(now.value) == str(before.value)
+        return
+    expected = collect_facts(
+        directory_subject(model_dir), verifier, [], signature=verify_directory_signature(model_dir, verifier)
+    )
+    calls: list[Path] = []
+    real = hashing.hash_model
+
+    def counted(model: Path, *args: Any, **kw: Any) -> Any:
+        calls.append(model)
+        return real(model, *args, **kw)
+
+    monkeypatch.setattr(hashing, "hash_model", counted)
+    monkeypatch.setattr("guard.signing.hash_model", counted)
+    monkeypatch.setattr("guard.attest.subject.hash_model", counted)
+    assert directory_facts(model_dir, verifier) == expected
+    assert len(calls) == 1  # the two steps: 2 with a signature that verifies
