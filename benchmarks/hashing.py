@@ -170,10 +170,12 @@ def read_hash_ceiling(root: Path, cores: int) -> float:
         lightest = held.index(min(held))
         shares[lightest].append(path)
         held[lightest] += size + 4096
+    if len(os.listdir("/proc/self/task")) != 1:  # a child could find a lock another thread held
+        sys.exit("the ceiling forks its readers: this process must run a single thread")
     children = []
     for share in shares[1:]:
         pid = os.fork()
-        if pid == 0:  # the benchmark's own process runs no other thread here
+        if pid == 0:  # a process of one thread (checked above)
             code = 1
             try:
                 _read_and_hash(share)
