@@ -125,12 +125,13 @@ def _write_config(ctx: DemoContext, registry: Registry) -> str:
 
 
 @contextlib.contextmanager
-def _serve(ctx: DemoContext, config: str) -> Iterator[httpx.Client]:
-    """``guard serve`` in a child process on 127.0.0.1 (as echoed), and a client trusting its CA."""
+def _serve(ctx: DemoContext, config: str) -> Iterator[tuple[httpx.Client, str]]:
+    """``guard serve`` in a child process on 127.0.0.1 (as echoed): a client trusting its CA, and
+    the URL of its metrics (plain HTTP on a port of their own, never the admission port)."""
     ca, _, _ = write_loopback_tls(ctx.path("webhook-tls"))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
+    port, metrics_port = _free_port(), _free_port()
+    while metrics_port == port:
+        metrics_port = _free_port()
     argv = [
         "serve",
         "--config",
@@ -140,7 +141,7 @@ def _serve(ctx: DemoContext, config: str) -> Iterator[httpx.Client]:
         "--tls-key",
         "webhook-tls/tls.key",
     ]
-    argv += ["--host", "127.0.0.1", "--port", str(port)]
+    argv += ["--host", "127.0.0.1", "--port", str(port), "--metrics-port", str(metrics_port)]
     ctx.console.print(f"[dim]$[/] guard {escape(shlex.join(argv))} > webhook.log 2>&1 &", highlight=False)
     with ctx.path("webhook.log").open("wb") as log:
         process = subprocess.Popen([*GUARD, *argv], cwd=ctx.workdir, stdout=log, stderr=log)  # noqa: S603
@@ -149,7 +150,7 @@ def _serve(ctx: DemoContext, config: str) -> Iterator[httpx.Client]:
         with httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=tls, timeout=30) as client:
             _wait_ready(ctx, process, client)
             ctx.ok(f"webhook ready on https://127.0.0.1:{port}")
-            yield client
+            yield client, f"http://127.0.0.1:{metrics_port}/metrics"
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -157,6 +158,12 @@ def _serve(ctx: DemoContext, config: str) -> Iterator[httpx.Client]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(10)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _wait_ready(ctx: DemoContext, process: subprocess.Popen[bytes], client: httpx.Client) -> None:
@@ -178,15 +185,17 @@ def step_webhook(ctx: DemoContext) -> None:
     with model_registry(ctx) as registry:
         digest = publish(ctx, registry)
         config = _write_config(ctx, registry)
-        with _serve(ctx, config) as client:
+        with _serve(ctx, config) as (client, metrics_url):
             ctx.say(f"models in {registry.label}")
             for title, review, expect in _workloads(registry.host, digest):
                 body = client.post("/validate", json=review).json()["response"]
                 _show(ctx, title, body)
                 if body["allowed"] is not expect:
                     raise DemoFailed(f"{title}: expected allowed={expect}, the webhook said {body}")
-            metrics = client.get("/metrics").text
-    _summary(ctx, metrics)
+            answer = httpx.get(metrics_url, timeout=30)
+            if answer.status_code != 200:
+                raise DemoFailed(f"GET {metrics_url} answered {answer.status_code}: {answer.text[:200]}")
+    _summary(ctx, answer.text)
 
 
 def _summary(ctx: DemoContext, metrics: str) -> None:
@@ -196,6 +205,8 @@ def _summary(ctx: DemoContext, metrics: str) -> None:
         for line in metrics.splitlines()
         if line.startswith("guard_verification_cache_total{") and not line.endswith(" 0.0")
     ]
+    if not counts:  # the models above were verified: their lookups were counted
+        raise DemoFailed("the webhook's metrics count no verification cache lookup")
     ctx.say(f"verification cache: {', '.join(counts)}")
     log = ctx.path("webhook.log").read_text(errors="replace").splitlines()
     decisions = [line for line in log if '"decision":"denied"' in line]

@@ -76,6 +76,8 @@ def test_make_demo_on_a_runtime_only_install_without_docker_registry(tmp_path: P
     assert "(dry run: nothing was created)" in out
     assert "files changed (1): config.json" in out
     assert '"decision":"denied"' in (workdir / "webhook.log").read_text()
+    # read from guard serve's --metrics-port (the admission port serves no /metrics)
+    assert 'verification cache: {cache="verification",result="' in out
 
 
 @pytest.mark.registry
@@ -88,6 +90,7 @@ def test_demo_with_docker_registry(
     assert "models in docker-registry on 127.0.0.1:" in out
     assert "✓ allowed; verified 127.0.0.1:" in out
     assert "does not exist in its registry" in out  # demo/absent
+    assert 'verification cache: {cache="verification",result="' in out
     final = _last_line(out)
     assert final.startswith("demo complete: every step behaved as shown"), final
     assert "Note:" not in final
