@@ -38,7 +38,6 @@ MAX_BYTES = 16 * 1024 * 1024
 # way the decoder reads tokens (an optional closing quote keeps the scan linear on bad input).
 # Unrolled (runs of plain bytes, then an escape): the same matches as ``"(?:[^"\\]|\\.)*"?``,
 # 2-3x faster on the long strings of a manifest of many layers.
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 # opening brackets to +1, closing ones to -1 (0xff read as a signed byte)
 _STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
@@ -67,11 +66,17 @@ def _lone_surrogate(value: Any) -> bool:
 
 
 def _outside_strings(data: bytes) -> bytes:
-    """``data`` without its string tokens. Without a backslash no quote is escaped, so the
-    strings are exactly the odd pieces between quotes (a split is ~7x faster than the scan)."""
-    if b"\\" not in data:
-        return b"".join(data.split(b'"')[::2])
-    return _STRING.sub(b"", data)
+    """``data`` without its string tokens (a string: a quote, then escapes or other bytes, up
+    to the next quote no backslash escapes, or to the end). Once every escaped
+    backslash and then every escaped quote is blanked, no quote left is escaped, and the strings
+    are exactly the odd pieces between quotes. In JSON a backslash is only ever the first of an
+    escape's two characters: ``replace`` pairs the backslashes of a run from its start, as the
+    scan does, and the run's last one, left alone when it is odd, escapes what follows it. The
+    split is ~7x faster than a regex scan without escapes, 1.6x with them (the 549 KB manifest
+    of a 1,000-file ModelPack, 18,000 backslashes in its layers' annotations: 3.8 -> 2.3 ms)."""
+    if b"\\" in data:
+        data = data.replace(b"\\\\", b"__").replace(b'\\"', b"__")
+    return b"".join(data.split(b'"')[::2])
 
 
 def nesting_depth(data: bytes) -> int:

@@ -6,6 +6,7 @@ traceback. One row per place; the table grows with every new reader."""
 from __future__ import annotations
 
 import json
+import re
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -229,3 +230,42 @@ def test_nesting_depth_outside_strings(document: bytes, depth: int) -> None:
     from guard.untrusted import nesting_depth
 
     assert nesting_depth(document) == depth
+
+
+# the scan the split replaced: a string is a quote, then escapes or other bytes, to the next quote
+# no backslash escapes (or to the end)
+_STRING_SCAN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
+
+
+def test_strings_are_found_as_the_scan_finds_them_in_any_json() -> None:
+    """Random documents whose keys and strings are made of quotes, backslashes, brackets and
+    escapes (in runs of any length): what is left outside the strings is what the scan leaves, and
+    the depth is the document's."""
+    import random
+
+    from guard.untrusted import _outside_strings, nesting_depth
+
+    rng = random.Random(16)
+    alphabet = ['"', "\\", "[", "]", "{", "}", "a", "\\\\", '\\"', "\u00e9", "\n", "/"]
+
+    def text() -> str:
+        return "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 12)))
+
+    def tree(depth: int) -> object:
+        if depth == 0 or rng.random() < 0.3:
+            return text()
+        items = [tree(depth - 1) for _ in range(rng.randrange(0, 4))]
+        return items if rng.random() < 0.5 else {text(): v for v in items}
+
+    def depth_of(value: object) -> int:
+        if isinstance(value, list):
+            return 1 + max(map(depth_of, value), default=0)
+        if isinstance(value, dict):
+            return 1 + max(map(depth_of, value.values()), default=0)
+        return 0
+
+    for _ in range(3000):
+        value = tree(rng.randrange(0, 9))
+        document = json.dumps(value, ensure_ascii=rng.random() < 0.5).encode()
+        assert _outside_strings(document) == _STRING_SCAN.sub(b"", document), document
+        assert nesting_depth(document) == depth_of(value), document
