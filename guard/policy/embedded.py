@@ -47,6 +47,7 @@ from guard.policy.cache import (
     reads_volatile,
     sent_json,
     steady_keys,
+    tree_calls_non_deterministic,
 )
 from guard.policy.decision import Decision, Enforcement, decide, merged
 from guard.policy.library import PolicyLibrary, RegoFile
@@ -97,24 +98,26 @@ def new_regorus_engine(modules: Sequence[RegoFile], extra: Sequence[tuple[str, s
     return engine
 
 
-# The module texts of a library (its generated modules included) -> what each package reads:
-# found once per library, not again when a config reload makes a new engine of the same library.
-_READS: dict[tuple[str, ...], LibraryReads] = {}
+# The module texts of a library (its generated modules included) -> what each package reads, and
+# whether its tree may call a non-deterministic builtin: found once per library, not again when a
+# config reload makes a new engine of the same library.
+_READS: dict[tuple[str, ...], tuple[LibraryReads, bool]] = {}
 _READS_LOCK = threading.Lock()
 Query = tuple[str, tuple[str, ...], str]  # (policy, its rules asked, the query's path)
 
 
-def _library_reads(engine: Any, texts: tuple[str, ...]) -> LibraryReads:
+def _library_reads(engine: Any, texts: tuple[str, ...]) -> tuple[LibraryReads, bool]:
     """``guard.policy.reads.library_reads`` of the modules loaded in ``engine`` (``texts``): what
     each package, and each rule of a package, reads, and what each rule's emptiness depends on
-    (the ``VOLATILE`` fields it only prints left out). The shipped library's is kept
-    (``guard.policy.kept_reads``): looked up by its key, analysed only when it is another."""
+    (the ``VOLATILE`` fields it only prints left out); and whether the tree names a builtin of
+    ``NON_DETERMINISTIC`` (then nothing may be cached). The shipped library's is kept
+    (``guard.policy.kept_reads``; it calls none: tests/policy/test_cache.py checks its tree):
+    looked up by its key, analysed only when it is another."""
     with _READS_LOCK:
         found = _READS.get(texts)
     if found is None:
-        found = kept_reads.lookup(texts, VOLATILE)
-        if found is None:
-            found = analyse(engine)
+        kept = kept_reads.lookup(texts, VOLATILE)
+        found = (kept, False) if kept is not None else analyse_tree(engine)
         with _READS_LOCK:
             _READS.clear()  # one library at a time in a process, as a rule: keep the last only
             _READS[texts] = found
@@ -123,17 +126,23 @@ def _library_reads(engine: Any, texts: tuple[str, ...]) -> LibraryReads:
 
 def analyse(engine: Any) -> LibraryReads:
     """The read analysis of the modules loaded in ``engine``, made now."""
+    return analyse_tree(engine)[0]
+
+
+def analyse_tree(engine: Any) -> tuple[LibraryReads, bool]:
+    """``analyse``, and whether the tree names a non-deterministic builtin (for a tree too deep
+    to read, the text's check, ``cacheable``, made before, is all there is)."""
     try:
         ast = engine.get_ast_as_json()
     except RuntimeError as err:  # pragma: no cover - the library was just loaded
         raise PolicyLibraryError(f"cannot read the library's syntax tree: {rust_error_text(err)}") from err
     try:
-        return library_reads(ast, VOLATILE)
+        return library_reads(ast, VOLATILE), tree_calls_non_deterministic(ast)
     except (ValueError, RecursionError):
         # a tree too deep to read (a very long expression): what any policy reads is not
         # known, so every policy counts as reading everything (no template cache: the
         # decisions are the same, only dearer)
-        return LibraryReads({}, {}, {})
+        return LibraryReads({}, {}, {}), False
 
 
 EVERYTHING_READ = frozenset({EVERYTHING})
@@ -181,7 +190,11 @@ class EmbeddedEngine:
         self.template_cache: TemplateCache | None = None
         emptiness: dict[tuple[Path, str], frozenset[Path]] = {}
         if self.cache is not None:
-            packages, rules, emptiness = _library_reads(engine, self.texts)
+            found, non_deterministic = _library_reads(engine, self.texts)
+            if non_deterministic:  # the tree names a clock, randomness, the network...
+                self.cache = None
+        if self.cache is not None:
+            packages, rules, emptiness = found
             self.reads = {
                 p.name: packages.get(tuple(p.package.split(".")), EVERYTHING_READ) for p in library.policies
             }

@@ -287,6 +287,29 @@ class LibraryReads(NamedTuple):
     emptiness: dict[RuleKey, frozenset[Path]]
 
 
+def referenced_names(ast_json: str) -> frozenset[str]:
+    """The dotted name of every reference in the tree made of a variable and fields or string
+    indexes, and the static prefix of any other (``time.now_ns`` for ``time.now_ns()``,
+    ``time["now_ns"]()`` and ``f with g as time.now_ns``; ``time`` and its prefixes too): every
+    function the tree may call, by whatever syntax the parser accepts for the call."""
+    names: set[str] = set()
+    stack: list[Any] = [pydantic_core.from_json(ast_json)]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        if _is_ref(node):
+            root, segments, _ = _unroll(node)
+            name = _var(root)
+            if name is not None:
+                names.add(".".join((name, *_static(segments))))
+        stack.extend(value for key, value in node.items() if key != "span")
+    return frozenset(names)
+
+
 def rule_reads(ast_json: str) -> tuple[dict[Path, frozenset[Path]], dict[RuleKey, frozenset[Path]]]:
     """``(package_reads, rules)``: ``rules`` gives, for each rule name of each package, the input
     paths that rule may read: those its definitions (every module of the package, every body and

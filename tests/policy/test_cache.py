@@ -134,7 +134,51 @@ def test_fields_and_other_names_indexed_stay_cacheable(text: str) -> None:
 
 
 def test_the_shipped_library_is_cacheable() -> None:
-    assert cacheable(m.text for m in load_library().modules())
+    """By its text and by its tree (the kept analysis the engine uses for it skips the tree)."""
+    from guard.policy.cache import calls_non_deterministic
+    from guard.policy.embedded import new_regorus_engine
+    from guard.policy.reads import referenced_names
+
+    library = load_library()
+    assert cacheable(m.text for m in library.modules())
+    engine = EmbeddedEngine(library, _deny)
+    tree = new_regorus_engine(library.modules(), engine.combined).get_ast_as_json()
+    assert not calls_non_deterministic(referenced_names(tree))
+    assert engine.cache is not None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        'x := time["now_ns"]()',
+        "x := time.now_ns()",
+        'x := rand["intn"]("k", 10)',
+        'x := uuid.rfc4122("k")',
+        "x := opa.runtime()",
+        "y := v if {\n  v := input.t with input.t as time.now_ns()\n}",
+    ],
+)
+def test_a_non_deterministic_builtin_in_the_tree_gets_no_cache_whatever_the_text_check_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str
+) -> None:
+    """Behind the text's check, the syntax tree's: every reference's dotted name, however the
+    call is written. With the text check made to pass, the tree's still keeps the cache off."""
+    from guard.policy import embedded
+
+    root = _library(tmp_path, body + '\ndeny contains {"rule": "r", "message": "m"} if input.n > 1\n')
+    monkeypatch.setattr(embedded, "cacheable", lambda _texts: True)
+    embedded._READS.clear()
+    engine = EmbeddedEngine(load_library(root), _deny)
+    assert engine.cache is None and engine.template_cache is None
+    assert not engine.evaluate_sync({"n": 2}).allowed and engine.evaluate_sync({"n": 0}).allowed
+
+
+def test_a_deterministic_library_keeps_its_cache_through_the_tree_check(tmp_path: Path) -> None:
+    from guard.policy import embedded
+
+    root = _library(tmp_path, 'x := time.parse_rfc3339_ns(input.t)\ndeny contains "late" if x > 5\n')
+    embedded._READS.clear()
+    assert EmbeddedEngine(load_library(root), _deny).cache is not None
 
 
 @pytest.mark.parametrize(
