@@ -18,7 +18,7 @@ import httpx
 import trustme
 
 from guard.testing.admission import admission_review, pod
-from guard.testing.processes import stop_process
+from guard.testing.processes import stop_process_group
 
 # Mount the image's root read-only with a tmpfs /tmp (files copied in, owned by 65532), /dev and
 # /proc, then run the entrypoint as 65532:65532 with exactly the image's environment.
@@ -65,9 +65,16 @@ class Image:
     def run(
         self, *args: str, files: Path | None = None, timeout: float = 120
     ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(  # noqa: S603 (the image's own entrypoint, our arguments)
-            self.command(*args, files=files), capture_output=True, text=True, timeout=timeout, check=False
+        argv = self.command(*args, files=files)
+        process = subprocess.Popen(  # noqa: S603 (the image's own entrypoint, our arguments)
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
         )
+        try:
+            out, err = process.communicate(timeout=timeout)
+        finally:
+            if process.poll() is None:  # timed out (or interrupted): the group goes, not only unshare
+                stop_process_group(process, grace=5)
+        return subprocess.CompletedProcess(argv, process.returncode, out, err)
 
 
 def _free_port() -> int:
@@ -100,6 +107,7 @@ def serving(image: Image, files: Path) -> Iterator[httpx.Client]:
         image.command(*args, "--host", "127.0.0.1", "--port", str(port), files=files),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        start_new_session=True,  # its own process group: unshare's child is stopped with it
     )
     try:
         with httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=context, timeout=30) as client:
@@ -115,7 +123,24 @@ def serving(image: Image, files: Path) -> Iterator[httpx.Client]:
                 time.sleep(0.2)
             yield client
     finally:
-        stop_process(process, grace=20)
+        stop_process_group(process, grace=20)
+        left = _serving_on(port)
+        assert not left, f"guard serve on port {port} still runs after it was stopped: pids {left}"
+
+
+def _serving_on(port: int) -> list[int]:
+    """The processes whose command line serves ``--port PORT``."""
+    marker = f"\0--port\0{port}\0".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:  # ended meanwhile
+                continue
+            if marker in cmdline and b"serve" in cmdline:
+                found.append(int(entry.name))
+    return found
 
 
 def review(client: httpx.Client, *images: str) -> dict[str, Any]:
