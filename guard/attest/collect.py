@@ -26,7 +26,7 @@ from guard.attest.facts import (
 from guard.attest.specs import EXPECTED_KINDS, spec_named
 from guard.attest.subject import ModelSubject
 from guard.attest.verify import AttestationOutcome, assess_attestation
-from guard.errors import BundleFormatError, VerificationError
+from guard.errors import VerificationError
 from guard.signing import OMS_PREDICATE_TYPE, SignerInfo, Verifier
 
 SOURCE_PRIORITY = {"datasets": 0, "sbom": 1, "spdx": 2}  # who wins for model fields and datasets
@@ -211,8 +211,8 @@ def _signed_directory(
     signature left out: the same manifest, twice). A signature that does not verify leaves the
     subject to ``directory_subject``, as before."""
     from guard.attest.subject import directory_subject, subject_of  # noqa: PLC0415
-    from guard.signing import DEFAULT_SIGNATURE_NAME, compare_manifests, hash_model  # noqa: PLC0415
-    from guard.signing.model import check_model_dir, verify_model_bundle  # noqa: PLC0415
+    from guard.signing import DEFAULT_SIGNATURE_NAME, compare_manifests  # noqa: PLC0415
+    from guard.signing.model import check_model_dir, hash_as_signed, verify_model_bundle  # noqa: PLC0415
 
     check_model_dir(model_dir)
     try:
@@ -221,13 +221,9 @@ def _signed_directory(
         return directory_subject(model_dir), verify_directory_signature(model_dir, verifier)
     try:
         verified = verify_model_bundle(data, verifier)
-        if not verified.manifest.resources:
-            raise BundleFormatError(
-                "predicate.resources: the signature lists no file", field="predicate.resources"
-            )
+        actual = hash_as_signed(model_dir, verified, (DEFAULT_SIGNATURE_NAME,))  # refuses no file
     except VerificationError as err:
         return directory_subject(model_dir), SignatureOutcome(None, "invalid", str(err), str(path))
-    actual = hash_model(model_dir, verified.manifest.serialization, exclude=(DEFAULT_SIGNATURE_NAME,))
     subject = subject_of(model_dir, actual)
     try:
         compare_manifests(verified.manifest, actual)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -199,10 +199,17 @@ def verify_model(
         rel = _relative_inside(bundle, model_dir)
         if rel is not None:
             exclude.append(rel)
+    compare_manifests(verified.manifest, hash_as_signed(model_dir, verified, exclude, progress=progress))
+    return verified
+
+
+def hash_as_signed(
+    model_dir: Path, verified: VerifiedModel, exclude: Sequence[str], *, progress: bool = False
+) -> Manifest:
+    """``model_dir`` hashed with the serialization a verified signature states, ``exclude`` left
+    out (the signature file, when it lies inside); BundleFormatError when it lists no file."""
     if not verified.manifest.resources:
         raise BundleFormatError(
             "predicate.resources: the signature lists no file", field="predicate.resources"
         )
-    actual = hash_model(model_dir, verified.manifest.serialization, progress=progress, exclude=exclude)
-    compare_manifests(verified.manifest, actual)
-    return verified
+    return hash_model(model_dir, verified.manifest.serialization, progress=progress, exclude=exclude)

@@ -439,5 +439,6 @@ def test_directory_facts_hash_once_and_say_what_the_two_steps_say(
     monkeypatch.setattr(hashing, "hash_model", counted)
     monkeypatch.setattr("guard.signing.hash_model", counted)
     monkeypatch.setattr("guard.attest.subject.hash_model", counted)
+    monkeypatch.setattr("guard.signing.model.hash_model", counted)
     assert directory_facts(model_dir, verifier) == expected
     assert len(calls) == 1  # the two steps: 2 with a signature that verifies
