@@ -84,16 +84,21 @@ def _whole_input_read(text: str, match: re.Match[str]) -> bool:
     return True
 
 
+# The names of NON_DETERMINISTIC as prefixes of a dotted name (``trace(`` -> ``trace``), and the
+# variables they start from (``time``, ``rand``, ..., ``trace``); those of them a name of a builtin
+# is indexed from (``trace`` is a function, not a namespace).
+_NON_DETERMINISTIC_NAMES = tuple(name.rstrip("(") for name in NON_DETERMINISTIC)
+_NAMESPACES = sorted({name.split(".")[0] for name in _NON_DETERMINISTIC_NAMES})
+_INDEXED_NAMESPACES = [
+    ns for ns in _NAMESPACES if any(n.startswith(ns + ".") for n in _NON_DETERMINISTIC_NAMES)
+]
+
 # A builtin is also called through an index of its name: regorus evaluates ``time["now_ns"]()``,
 # ``rand["intn"]("k", 10)`` or ``io.jwt["decode_verify"](...)`` as the dotted call, which the
 # names above do not match. A namespace of those builtins indexed at all, as a reference of its own
 # (not a field: ``input.time[0]``), counts as calling them (conservatively: a rule's local variable
 # of that name indexed costs the library its cache, never a decision).
-_INDEXED_BUILTIN = re.compile(
-    r"(?<![.\w])(?:"
-    + "|".join(sorted({n.split(".")[0] for n in NON_DETERMINISTIC if "." in n}))
-    + r")(?:\.\w+)*\s*\["
-)
+_INDEXED_BUILTIN = re.compile(r"(?<![.\w])(?:" + "|".join(_INDEXED_NAMESPACES) + r")(?:\.\w+)*\s*\[")
 
 
 def cacheable(texts: Iterable[str]) -> bool:
@@ -109,15 +114,12 @@ def calls_non_deterministic(names: Iterable[str]) -> bool:
     """Whether a library referring to ``names`` (``guard.policy.reads.referenced_names`` of its
     syntax tree) may call a builtin of ``NON_DETERMINISTIC``: the check of the tree behind the
     text's (``cacheable``), whatever syntax named the builtin."""
-    prefixes = tuple(name.rstrip("(") for name in NON_DETERMINISTIC)
-    return any(name.startswith(prefixes) for name in names)
+    return any(name.startswith(_NON_DETERMINISTIC_NAMES) for name in names)
 
 
-# The variable a non-deterministic builtin's name starts from, as the tree's JSON writes any
-# string: a tree without one of them as a whole string anywhere names no such builtin.
-_BUILTIN_ROOT = re.compile(
-    '"(?:' + "|".join(sorted({name.split(".")[0].rstrip("(") for name in NON_DETERMINISTIC})) + ')"'
-)
+# A namespace as the tree's JSON writes any string: a tree without one of them as a whole string
+# anywhere names no such builtin.
+_BUILTIN_ROOT = re.compile('"(?:' + "|".join(_NAMESPACES) + ')"')
 
 
 def tree_calls_non_deterministic(ast_json: str) -> bool:
