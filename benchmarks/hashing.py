@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import functools
 import hashlib
-import mmap
 import os
 import re
 import shutil
@@ -140,7 +139,9 @@ class InProcess:
 
 
 def _read_and_hash(paths: list[str]) -> None:
-    view = memoryview(mmap.mmap(-1, MIB))  # page-aligned, as guard's buffers
+    from guard.buffers import page_aligned
+
+    view = page_aligned(MIB)  # guard's read buffers: a private mapping, on a page
     for path in paths:
         fd = os.open(path, os.O_RDONLY)
         hasher = hashlib.sha256()
