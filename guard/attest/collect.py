@@ -26,7 +26,7 @@ from guard.attest.facts import (
 from guard.attest.specs import EXPECTED_KINDS, spec_named
 from guard.attest.subject import ModelSubject
 from guard.attest.verify import AttestationOutcome, assess_attestation
-from guard.errors import VerificationError
+from guard.errors import IntegrityError, VerificationError
 from guard.signing import OMS_PREDICATE_TYPE, SignerInfo, Verifier
 
 SOURCE_PRIORITY = {"datasets": 0, "sbom": 1, "spdx": 2}  # who wins for model fields and datasets
@@ -210,7 +210,7 @@ def _signed_directory(
     ``verify_directory_signature`` hash it each with the serialization ``model.sig`` states, the
     signature left out: the same manifest, twice). A signature that does not verify leaves the
     subject to ``directory_subject``, as before."""
-    from guard.attest.subject import directory_subject, subject_of  # noqa: PLC0415
+    from guard.attest.subject import directory_subject, subject_of, warn_not_covered  # noqa: PLC0415
     from guard.signing import DEFAULT_SIGNATURE_NAME, compare_manifests  # noqa: PLC0415
     from guard.signing.model import check_model_dir, hash_as_signed, verify_model_bundle  # noqa: PLC0415
 
@@ -228,5 +228,7 @@ def _signed_directory(
     try:
         compare_manifests(verified.manifest, actual)
     except VerificationError as err:
+        if isinstance(err, IntegrityError):  # as directory_subject says it
+            warn_not_covered(path, model_dir, err)
         return subject, SignatureOutcome(None, "invalid", str(err), str(path))
     return subject, SignatureOutcome(verified.signer, "present", None, str(path))

@@ -77,14 +77,19 @@ def directory_subject(model_dir: Path, *, cache: DigestCache | None = None) -> M
         try:
             compare_manifests(signed, manifest)
         except IntegrityError as err:
-            log.warning(
-                "%s no longer matches %s (%s): attestations will name the current bytes, which the "
-                "signature does not cover; re-sign the model",
-                signature,
-                model_dir,
-                err,
-            )
+            warn_not_covered(signature, model_dir, err)
     return subject_of(model_dir, manifest)
+
+
+def warn_not_covered(signature: Path, model_dir: Path, err: IntegrityError) -> None:
+    """Log that ``model_dir`` no longer matches its ``signature``: what ``err`` says changed."""
+    log.warning(
+        "%s no longer matches %s (%s): attestations will name the current bytes, which the "
+        "signature does not cover; re-sign the model",
+        signature,
+        model_dir,
+        err,
+    )
 
 
 def subject_of(model_dir: Path, manifest: Manifest) -> ModelSubject:

@@ -400,6 +400,7 @@ def test_directory_facts_hash_once_and_say_what_the_two_steps_say(
     keys: tuple[Path, Path],
     other_keys: tuple[Path, Path],
     monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
     case: str,
 ) -> None:
     """A directory holding its model.sig is hashed once for the subject and the signature's check
@@ -440,5 +441,8 @@ def test_directory_facts_hash_once_and_say_what_the_two_steps_say(
     monkeypatch.setattr("guard.signing.hash_model", counted)
     monkeypatch.setattr("guard.attest.subject.hash_model", counted)
     monkeypatch.setattr("guard.signing.model.hash_model", counted)
+    caplog.clear()
     assert directory_facts(model_dir, verifier) == expected
     assert len(calls) == 1  # the two steps: 2 with a signature that verifies
+    warned = [r.getMessage() for r in caplog.records if "no longer matches" in r.getMessage()]
+    assert len(warned) == (1 if case == "tampered" else 0), warned  # as directory_subject warns
