@@ -22,8 +22,10 @@ input, load it into regorus, one query, build the Decision), then, in the same r
   which guard does NOT use: it disagrees with the interpreter on some samples (counted here) and
   stops after 25,000 instructions, a limit the Python bindings cannot raise.
 
-Prints p50 / p99 / min per admission and the ratio against the trivial library. Goal: p50 <= 150
-us for the library. Timings on a shared machine are noisy: compare ratios and minimums.
+Prints p50 / p99 / min per admission and the ratio against the trivial library. It states no goal
+of its own: the admission goal (server CPU per warm request, where the decision cache and the rest
+of the pipeline count too) is measured by ``webhook_load.py``. Timings on a shared machine are
+noisy: compare ratios and minimums.
 
     .venv/bin/python benchmarks/policy_eval.py [--rounds N]
 """
@@ -242,9 +244,6 @@ def main() -> None:
         print(f"    {name:32} {cost:7.1f} us")
     ratio = _pct(full_us, 50) / _pct(trivial_us, 50)
     print(f"  ratio whole library / trivial (p50): {ratio:.1f}x")
-    goal = 150.0
-    verdict = "meets" if _pct(full_us, 50) <= goal else "misses"
-    print(f"  goal p50 <= {goal:.0f} us: {verdict}")
     print(f"  RVM (not used by guard) disagrees with the interpreter on {bad} of {total} samples")
     for label, values in (("as one aggregated query", aggregated_us), ("constants from data", from_data_us)):
         print(
