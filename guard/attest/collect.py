@@ -7,6 +7,7 @@ contribute facts. It raises only for bad arguments (UsageError) or infrastructur
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -195,40 +196,59 @@ def directory_facts(
 
     own = model_dir / DEFAULT_SIGNATURE_NAME
     if signature is None and own.is_file():
-        subject, outcome = _signed_directory(model_dir, own, verifier)
+        subject, outcome = _signed_directory(model_dir, own, verifier, own=True)
+    elif signature is not None and not os.path.lexists(own) and _outside(signature, model_dir):
+        subject, outcome = _signed_directory(model_dir, signature, verifier, own=False)
     else:
         subject = directory_subject(model_dir)
         outcome = verify_directory_signature(model_dir, verifier, signature)
     return collect_facts(subject, verifier, attestations, signature=outcome)
 
 
+def _outside(signature: Path, model_dir: Path) -> bool:
+    """Whether ``signature`` lies outside ``model_dir`` (the check then leaves no file out)."""
+    try:
+        Path(os.path.realpath(signature)).relative_to(os.path.realpath(model_dir))
+    except ValueError:
+        return True
+    return False
+
+
 def _signed_directory(
-    model_dir: Path, path: Path, verifier: Verifier
+    model_dir: Path, path: Path, verifier: Verifier, *, own: bool
 ) -> tuple[ModelSubject, SignatureOutcome]:
-    """The subject and the signature's outcome of a directory holding its ``model.sig``, from one
-    read of it and one hashing of the directory (``directory_subject`` and
-    ``verify_directory_signature`` hash it each with the serialization ``model.sig`` states, the
-    signature left out: the same manifest, twice). A signature that does not verify leaves the
-    subject to ``directory_subject``, as before."""
+    """The subject and the signature's outcome from one read of the signature ``path`` and, where
+    the two would hash the same files the same way, one hashing of the directory.
+
+    ``own``: ``path`` is the directory's ``model.sig``; ``directory_subject`` hashes with the
+    serialization it states, ``model.sig`` left out, as its check does: always the same manifest.
+    Otherwise ``path`` lies outside a directory holding no ``model.sig``: the subject is hashed with
+    the default serialization, the check with the signature's, nothing left out by either; the
+    same manifest when the signature's serialization is the default (what ``guard sign
+    --signature`` outside the directory writes), else both are hashed. A signature that does not
+    verify leaves the subject to ``directory_subject``, as before."""
     from guard.attest.subject import directory_subject, subject_of, warn_not_covered  # noqa: PLC0415
-    from guard.signing import DEFAULT_SIGNATURE_NAME, compare_manifests  # noqa: PLC0415
+    from guard.signing import DEFAULT_SIGNATURE_NAME, Serialization, compare_manifests  # noqa: PLC0415
     from guard.signing.model import check_model_dir, hash_as_signed, verify_model_bundle  # noqa: PLC0415
 
     check_model_dir(model_dir)
     try:
         data = path.read_bytes()
     except OSError:
-        return directory_subject(model_dir), verify_directory_signature(model_dir, verifier)
+        return directory_subject(model_dir), verify_directory_signature(model_dir, verifier, path)
     try:
         verified = verify_model_bundle(data, verifier)
-        actual = hash_as_signed(model_dir, verified, (DEFAULT_SIGNATURE_NAME,))  # refuses no file
+        actual = hash_as_signed(
+            model_dir, verified, (DEFAULT_SIGNATURE_NAME,) if own else ()
+        )  # refuses no file
     except VerificationError as err:
         return directory_subject(model_dir), SignatureOutcome(None, "invalid", str(err), str(path))
-    subject = subject_of(model_dir, actual)
+    same = own or verified.manifest.serialization == Serialization()
+    subject = subject_of(model_dir, actual) if same else directory_subject(model_dir)
     try:
         compare_manifests(verified.manifest, actual)
     except VerificationError as err:
-        if isinstance(err, IntegrityError):  # as directory_subject says it
+        if own and isinstance(err, IntegrityError):  # as directory_subject says it
             warn_not_covered(path, model_dir, err)
         return subject, SignatureOutcome(None, "invalid", str(err), str(path))
     return subject, SignatureOutcome(verified.signer, "present", None, str(path))

@@ -446,3 +446,70 @@ def test_directory_facts_hash_once_and_say_what_the_two_steps_say(
     assert len(calls) == 1  # the two steps: 2 with a signature that verifies
     warned = [r.getMessage() for r in caplog.records if "no longer matches" in r.getMessage()]
     assert len(warned) == (1 if case == "tampered" else 0), warned  # as directory_subject warns
+
+
+@pytest.mark.parametrize(
+    ("case", "hashings"),
+    [
+        ("outside", 1),
+        ("outside, tampered", 1),
+        ("outside, another key", 1),
+        ("outside, blake3", 2),  # the subject is hashed with the default serialization
+        ("outside, model.sig in the directory too", 2),
+        ("inside, another name", 2),  # the check leaves it out, the subject does not
+        ("outside, junk", 1),
+        ("outside, missing", 1),
+    ],
+)
+def test_directory_facts_with_a_signature_elsewhere_hash_once_where_the_two_steps_agree(
+    model_dir: Path,
+    keys: tuple[Path, Path],
+    other_keys: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    case: str,
+    hashings: int,
+) -> None:
+    """`guard facts --signature FILE`: with FILE outside a directory holding no model.sig and the
+    default serialization, the subject and the check hash the same files the same way, so once;
+    in every other case both are hashed. The facts are always those of the two steps."""
+    from guard.attest.collect import directory_facts
+    from guard.signing import Serialization, hashing
+
+    signature = model_dir / "signatures" / "m.sig" if case.startswith("inside") else tmp_path / "m.sig"
+    signature.parent.mkdir(exist_ok=True)
+    serialization = Serialization(hash_type="blake3") if "blake3" in case else None
+    signer = KeySigner.from_file(keys[0])
+    sign_model(model_dir, signer, serialization=serialization, signature_path=signature)
+    if "model.sig" in case:
+        sign_model(model_dir, signer)
+    public = other_keys[1] if "another key" in case else keys[1]
+    if "tampered" in case:
+        (model_dir / "config.json").write_text('{"architectures": ["Other"]}')
+    elif "junk" in case:
+        signature.write_text("not a bundle")
+    elif "missing" in case:
+        signature.unlink()
+    verifier = KeyVerifier.from_file(public)
+    expected = collect_facts(
+        directory_subject(model_dir),
+        verifier,
+        [],
+        signature=verify_directory_signature(model_dir, verifier, signature),
+    )
+    calls: list[Path] = []
+    real = hashing.hash_model
+
+    def counted(model: Path, *args: Any, **kw: Any) -> Any:
+        calls.append(model)
+        return real(model, *args, **kw)
+
+    monkeypatch.setattr(hashing, "hash_model", counted)
+    monkeypatch.setattr("guard.signing.hash_model", counted)
+    monkeypatch.setattr("guard.attest.subject.hash_model", counted)
+    monkeypatch.setattr("guard.signing.model.hash_model", counted)
+    caplog.clear()
+    assert directory_facts(model_dir, verifier, signature=signature) == expected
+    assert len(calls) == hashings
+    assert not [r for r in caplog.records if "no longer matches" in r.getMessage()]
