@@ -191,6 +191,15 @@ def test_oci_schemes_of_kserve_and_kitops_are_verified_as_oci() -> None:
         ("kserve-storage://key;bucket=evil/m", ["kserve-storage://key/"], None),
         ("s3://models/llama", [], None),
         ("registry.local/models/llama:v1", ["registry.local/"], None),  # OCI: verified, never listed
+        # a ":" after a host is a port or userinfo, never a revision: the host is another one
+        ("https://models.example.com:x@evil.example/llama.bin", ["https://models.example.com"], None),
+        ("https://models.example.com:8443/llama.bin", ["https://models.example.com"], None),
+        ("s3://models:x@evil.example/llama", ["s3://models"], None),
+        (
+            "https://models.example.com/llama.bin",
+            ["https://models.example.com"],
+            "https://models.example.com",
+        ),
     ],
 )
 def test_allowed_model_sources(uri: str, prefixes: list[str], allowed: str | None) -> None:
@@ -302,6 +311,24 @@ async def test_an_allowed_source_is_admitted_and_an_unpinned_hf_one_warns() -> N
     outcome, _ = await _review(config, hf)
     assert outcome.decision == "warned"
     assert [v.rule for v in outcome.violations if v.action != "dryrun"] == ["unpinned_hf_model"]
+
+
+async def test_a_source_naming_another_host_behind_an_allowed_one_is_denied() -> None:
+    # https://models.example.com:x@evil.example/ is fetched from evil.example (models.example.com:x
+    # is its userinfo): an allowed host prefix must not allow it
+    policy = {
+        "allowedModelSources": ["https://models.example.com"],
+        "requireSbom": False,
+        "enforcement": {"provenance": "dryrun"},
+    }
+    config = _config(policy=policy)
+    uri = "https://models.example.com:x@evil.example/llama.safetensors"
+    outcome, inputs = await _review(config, _deployment([{"name": "STORAGE_URI", "value": uri}]))
+    assert outcome.decision == "denied", outcome
+    assert [a["allowedSource"] for a in inputs[0]["artifacts"] if a["scheme"] == "https"] == [None]
+    good = "https://models.example.com/llama.safetensors"
+    outcome, _ = await _review(config, _deployment([{"name": "STORAGE_URI", "value": good}]))
+    assert outcome.decision == "allowed", outcome
 
 
 async def test_the_default_config_still_denies_a_non_oci_storage_uri() -> None:
