@@ -67,6 +67,39 @@ def test_model_arguments(args: list[str], found: str | None) -> None:
     assert list(sources) == ([found] if found else [])
 
 
+@pytest.mark.parametrize(
+    ("args", "env", "found"),
+    [
+        # vLLM: name=path pairs (nargs "+") or JSON objects, each an adapter's weights
+        (
+            ["--enable-lora", "--lora-modules", "sql=org/sql-lora", "chat=/adapters/chat", "--port", "80"],
+            [],
+            ["hf://org/sql-lora", "pvc://loras/chat"],
+        ),
+        (
+            ["--lora-modules", '{"name": "sql", "path": "s3://b/sql", "base_model_name": "m"}'],
+            [],
+            ["s3://b/sql"],
+        ),
+        (["--lora-modules=sql=org/sql-lora"], [], ["hf://org/sql-lora"]),
+        (["--lora-paths", "a=org/a", "org/b"], [], ["hf://org/a", "hf://org/b"]),  # SGLang
+        (["--lora-adapters", "org/a,b=org/b"], [], ["hf://org/a", "hf://org/b"]),  # TGI
+        ([], [{"name": "LORA_ADAPTERS", "value": "org/a, org/b"}], ["hf://org/a", "hf://org/b"]),  # TGI
+        (["--lora_modules", "a=org/a", "--lora-mod=b=org/b"], [], ["hf://org/a", "hf://org/b"]),
+        (["--max-lora-rank", "64", "--lora-dtype", "auto"], [], []),  # settings, not sources
+    ],
+)
+def test_lora_adapters_are_model_sources(
+    args: list[str], env: list[dict[str, str]], found: list[str]
+) -> None:
+    container = _server(args=args, env=env, volumeMounts=[{"name": "l", "mountPath": "/adapters"}])
+    spec = {
+        "containers": [container],
+        "volumes": [{"name": "l", "persistentVolumeClaim": {"claimName": "loras"}}],
+    }
+    assert list(_sources(spec)) == found
+
+
 def test_the_first_argument_of_a_vllm_image_is_its_model() -> None:
     container = {
         "name": "vllm",
@@ -311,6 +344,23 @@ async def test_an_allowed_source_is_admitted_and_an_unpinned_hf_one_warns() -> N
     outcome, _ = await _review(config, hf)
     assert outcome.decision == "warned"
     assert [v.rule for v in outcome.violations if v.action != "dryrun"] == ["unpinned_hf_model"]
+
+
+async def test_a_lora_adapter_of_a_verified_server_is_an_unverified_model_source() -> None:
+    # the image is signed and the base model is in it; the adapter vLLM downloads changes what the
+    # model does, and is no OCI artifact: denied like any unverified model source
+    policy = {"requireSbom": False, "enforcement": {"provenance": "dryrun"}}
+    config = _config(policy=policy)
+    args = ["--model", "/opt/model", "--enable-lora", "--lora-modules", "evil=attacker/evil-lora"]
+    obj = _deployment([])
+    obj["spec"]["template"]["spec"]["containers"][0]["args"] = args
+    outcome, _ = await _review(config, obj)
+    assert outcome.decision == "denied", outcome
+    denied = [v for v in outcome.violations if v.policy == "supply_chain.model_sources"]
+    assert [v.artifact for v in denied] == ["hf://attacker/evil-lora"]
+    obj["spec"]["template"]["spec"]["containers"][0]["args"] = args[:2]
+    outcome, _ = await _review(config, obj)
+    assert outcome.decision == "allowed", outcome
 
 
 async def test_a_source_naming_another_host_behind_an_allowed_one_is_denied() -> None:
