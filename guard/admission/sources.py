@@ -12,8 +12,10 @@ was found at.
   or ``secret://<name>/<key>``.
 - Container command and args: ``--model``, ``--model-id``, ``--model-path``, ``--model_id``,
   ``--model-dir``, ``--model_dir`` (vLLM, TGI, SGLang, KServe; also abbreviated, as argparse takes
-  them) and ``vllm serve <model>``, also inside a shell string (``sh -c "vllm serve ..."``), and the
-  first argument of a vLLM image run without ``command`` (its entrypoint is ``vllm serve``);
+  them), ``--model-repository`` / ``--model-store`` (Triton, TorchServe), ``--model_base_path``
+  (TensorFlow Serving) and ``vllm serve <model>``, also inside a shell string
+  (``sh -c "vllm serve ..."``), and the first argument of a vLLM image run without ``command``
+  (its entrypoint is ``vllm serve``);
   ``$(VAR)`` is expanded from the container's env as the kubelet does, and a value still holding
   ``$`` (or a KServe ServingRuntime template, ``{{.Name}}``) is the unresolvable source
   ``unresolved://...``.
@@ -53,7 +55,20 @@ MODEL_ENV: Mapping[str, Kind] = {
     "HF_MODEL_ID": "hf",
 }
 MODEL_FLAGS = frozenset(
-    {"--model", "--model-id", "--model_id", "--model-path", "--model_path", "--model-dir", "--model_dir"}
+    {
+        *(
+            "--model",
+            "--model-id",
+            "--model_id",
+            "--model-path",
+            "--model_path",
+            "--model-dir",
+            "--model_dir",
+        ),
+        # Triton's model repository (--model-store its older spelling, TorchServe's too) and
+        # TensorFlow Serving's base path: where the server loads its models from
+        *("--model-repository", "--model-store", "--model_base_path", "--model-base-path"),
+    }
 )
 # argparse takes an unambiguous abbreviation (``--model-pa`` is SGLang's ``--model-path``) and
 # vLLM reads ``_`` as ``-``: a flag is compared in that form, as a prefix of the known ones.

@@ -60,6 +60,11 @@ def _server(**fields: Any) -> dict[str, Any]:
         (["--model-impl", "transformers"], None),  # another flag
         (["--model_id={{.Name}}"], "unresolved://{{.Name}}"),  # a ServingRuntime template
         (["--model-id", "42"], None),  # a number is no Hub repository
+        # Triton, TorchServe and TensorFlow Serving: the model repository / store / base path
+        (["--model-repository=s3://bucket/models"], "s3://bucket/models"),  # Triton
+        (["--model-store", "gs://b/mars"], "gs://b/mars"),  # Triton's older spelling, TorchServe
+        (["--model_base_path=s3://b/tf"], "s3://b/tf"),  # TensorFlow Serving
+        (["--model-control-mode", "explicit", "--model-load-thread-count", "4"], None),  # settings
     ],
 )
 def test_model_arguments(args: list[str], found: str | None) -> None:
@@ -361,6 +366,17 @@ async def test_a_lora_adapter_of_a_verified_server_is_an_unverified_model_source
     obj["spec"]["template"]["spec"]["containers"][0]["args"] = args[:2]
     outcome, _ = await _review(config, obj)
     assert outcome.decision == "allowed", outcome
+
+
+async def test_a_triton_model_repository_is_an_unverified_model_source() -> None:
+    policy = {"requireSbom": False, "enforcement": {"provenance": "dryrun"}}
+    obj = _deployment([])
+    container = obj["spec"]["template"]["spec"]["containers"][0]
+    container["command"] = ["tritonserver", "--model-repository=s3://attacker/models"]
+    outcome, _ = await _review(_config(policy=policy), obj)
+    assert outcome.decision == "denied", outcome
+    denied = [v for v in outcome.violations if v.policy == "supply_chain.model_sources"]
+    assert [v.artifact for v in denied] == ["s3://attacker/models"]
 
 
 async def test_a_source_naming_another_host_behind_an_allowed_one_is_denied() -> None:
