@@ -13,8 +13,9 @@ was found at.
 - Container command and args: ``--model``, ``--model-id``, ``--model-path``, ``--model_id``,
   ``--model-dir``, ``--model_dir`` (vLLM, TGI, SGLang, KServe; also abbreviated, as argparse takes
   them), ``--model-repository`` / ``--model-store`` (Triton, TorchServe), ``--model_base_path``
-  (TensorFlow Serving) and ``vllm serve <model>``, also inside a shell string
-  (``sh -c "vllm serve ..."``), and the first argument of a vLLM image run without ``command``
+  (TensorFlow Serving), ``--model-url`` / ``--hf-repo`` / ``-hf`` (llama.cpp) and
+  ``vllm serve <model>``, also inside a shell string (``sh -c "vllm serve ..."``), and the first
+  argument of a vLLM image run without ``command``
   (its entrypoint is ``vllm serve``);
   ``$(VAR)`` is expanded from the container's env as the kubelet does, and a value still holding
   ``$`` (or a KServe ServingRuntime template, ``{{.Name}}``) is the unresolvable source
@@ -68,8 +69,11 @@ MODEL_FLAGS = frozenset(
         # Triton's model repository (--model-store its older spelling, TorchServe's too) and
         # TensorFlow Serving's base path: where the server loads its models from
         *("--model-repository", "--model-store", "--model_base_path", "--model-base-path"),
+        "--model-url",  # llama.cpp's server: a GGUF it downloads
     }
 )
+# llama.cpp's server: a Hugging Face repository it downloads a GGUF from (``org/model[:quant]``)
+HF_REPO_FLAGS = frozenset({"--hf-repo", "-hf", "-hfr"})
 # argparse takes an unambiguous abbreviation (``--model-pa`` is SGLang's ``--model-path``) and
 # vLLM reads ``_`` as ``-``: a flag is compared in that form, as a prefix of the known ones.
 _FLAG_FORMS = frozenset(f.replace("_", "-") for f in MODEL_FLAGS)
@@ -292,9 +296,15 @@ def _lora_sources(tokens: Sequence[tuple[str, str]], i: int) -> Iterator[tuple[s
 
 def _argument_sources(tokens: Sequence[tuple[str, str]]) -> Iterator[tuple[str, str]]:
     for i, (location, token) in enumerate(tokens):
-        if not token.startswith(("--model", "--lora")) and not token.endswith("vllm"):
+        if not token.startswith(("--model", "--lora", "-hf", "--hf")) and not token.endswith("vllm"):
             continue  # most tokens: cheap to skip (a script can hold a million)
         flag, eq, value = token.partition("=")
+        if flag in HF_REPO_FLAGS:
+            if eq:
+                yield location, value
+            elif i + 1 < len(tokens):
+                yield tokens[i + 1]
+            continue
         if _lora_flag(flag) is not None:
             yield from _lora_sources(tokens, i)
             continue

@@ -65,6 +65,11 @@ def _server(**fields: Any) -> dict[str, Any]:
         (["--model-store", "gs://b/mars"], "gs://b/mars"),  # Triton's older spelling, TorchServe
         (["--model_base_path=s3://b/tf"], "s3://b/tf"),  # TensorFlow Serving
         (["--model-control-mode", "explicit", "--model-load-thread-count", "4"], None),  # settings
+        # llama.cpp's server: a GGUF from a URL or a Hub repository (with its quantization)
+        (["--model-url", "https://evil.example/m.gguf"], "https://evil.example/m.gguf"),
+        (["-hf", "ggml-org/gemma-3-1b-it-GGUF:Q4_K_M"], "hf://ggml-org/gemma-3-1b-it-GGUF:Q4_K_M"),
+        (["--hf-repo=org/m-GGUF"], "hf://org/m-GGUF"),
+        (["-hfr", "org/m-GGUF", "--hf-file", "m.gguf"], "hf://org/m-GGUF"),
     ],
 )
 def test_model_arguments(args: list[str], found: str | None) -> None:
