@@ -55,6 +55,7 @@ def _lying(upstream: str, signed_digest: str, *, header: bool = False) -> Any:
         except urllib.error.HTTPError as err:
             status, body, headers = err.code, err.read(), dict(err.headers.items())
         kept = {k: v for k, v in headers.items() if k.lower() in ("content-type", "www-authenticate", "link")}
+        kept["Connection"] = "close"  # no handler thread outlives its answer (kept-alive by a pool)
         if lie and header:
             kept["Docker-Content-Digest"] = _sha512(body)
         elif not lie and "Docker-Content-Digest" in headers:
@@ -114,7 +115,7 @@ async def test_a_recalled_manifest_named_by_its_sha512_is_still_recalled(
 
 def test_the_store_checks_a_sha512_digest_against_the_bytes() -> None:
     def route(h: Handler) -> None:
-        h.answer(200, EVIL, {"Content-Type": OCI_MANIFEST})
+        h.answer(200, EVIL, {"Content-Type": OCI_MANIFEST, "Connection": "close"})
 
     with serve(route) as server:
         store = RegistryStore(RegistryClient(server.netloc, RegistryAccess(), loopback=True), "team/model")
