@@ -12,11 +12,17 @@ was found at.
   or ``secret://<name>/<key>``.
 - Container command and args: ``--model``, ``--model-id``, ``--model-path``, ``--model_id``,
   ``--model-dir``, ``--model_dir`` (vLLM, TGI, SGLang, KServe; also abbreviated, as argparse takes
-  them) and ``vllm serve <model>``, also inside a shell string (``sh -c "vllm serve ..."``), and the
-  first argument of a vLLM image run without ``command`` (its entrypoint is ``vllm serve``);
+  them), ``--model-repository`` / ``--model-store`` (Triton, TorchServe), ``--model_base_path``
+  (TensorFlow Serving), ``--model-url`` / ``--hf-repo`` / ``-hf`` (llama.cpp) and
+  ``vllm serve <model>``, also inside a shell string (``sh -c "vllm serve ..."``), and the first
+  argument of a vLLM image run without ``command``
+  (its entrypoint is ``vllm serve``);
   ``$(VAR)`` is expanded from the container's env as the kubelet does, and a value still holding
   ``$`` (or a KServe ServingRuntime template, ``{{.Name}}``) is the unresolvable source
   ``unresolved://...``.
+- LoRA adapters, weights loaded beside the base model: vLLM ``--lora-modules`` (``name=path``
+  items or JSON objects), SGLang ``--lora-paths``, TGI ``--lora-adapters`` and env
+  ``LORA_ADAPTERS`` (comma-separated); each adapter is read as a ``--model`` value.
 - KServe's storage-initializer init container (image ``.../storage-initializer``): its args are
   ``<source URI> <destination>`` pairs.
 - A path (``--model /data/llama``) is the volume mounted there: a PVC is ``pvc://<claim>/<path>``,
@@ -33,6 +39,7 @@ was found at.
 
 from __future__ import annotations
 
+import json
 import posixpath
 import re
 import shlex
@@ -49,11 +56,33 @@ MODEL_ENV: Mapping[str, Kind] = {
     "HF_MODEL_ID": "hf",
 }
 MODEL_FLAGS = frozenset(
-    {"--model", "--model-id", "--model_id", "--model-path", "--model_path", "--model-dir", "--model_dir"}
+    {
+        *(
+            "--model",
+            "--model-id",
+            "--model_id",
+            "--model-path",
+            "--model_path",
+            "--model-dir",
+            "--model_dir",
+        ),
+        # Triton's model repository (--model-store its older spelling, TorchServe's too) and
+        # TensorFlow Serving's base path: where the server loads its models from
+        *("--model-repository", "--model-store", "--model_base_path", "--model-base-path"),
+        "--model-url",  # llama.cpp's server: a GGUF it downloads
+    }
 )
+# llama.cpp's server: a Hugging Face repository it downloads a GGUF from (``org/model[:quant]``)
+HF_REPO_FLAGS = frozenset({"--hf-repo", "-hf", "-hfr"})
 # argparse takes an unambiguous abbreviation (``--model-pa`` is SGLang's ``--model-path``) and
 # vLLM reads ``_`` as ``-``: a flag is compared in that form, as a prefix of the known ones.
 _FLAG_FORMS = frozenset(f.replace("_", "-") for f in MODEL_FLAGS)
+# LoRA adapters: weights loaded beside the base model (vLLM --lora-modules name=path or JSON
+# objects, nargs "+"; SGLang --lora-paths name=path or path, nargs "*"; TGI --lora-adapters and
+# env LORA_ADAPTERS, comma-separated ids or name=path)
+LORA_LIST_FLAGS = frozenset({"--lora-modules", "--lora-paths"})
+LORA_COMMA_FLAGS = frozenset({"--lora-adapters"})
+LORA_ENV = "LORA_ADAPTERS"
 MODEL_CSI_DRIVERS = frozenset({"model.csi.modelpack.org"})
 STORAGE_INITIALIZER = "storage-initializer"
 
@@ -196,11 +225,22 @@ def _classify(value: str, kind: Kind, container: Mapping[str, Any], pod: _Pod) -
     return f"file://{value}"
 
 
+def _json_object(item: str) -> bool:
+    """Whether an argument is one JSON object (vLLM's ``--lora-modules '{"name": ...}'``): one
+    word, never a shell string to split."""
+    if not item.lstrip().startswith("{") or len(item) > _SHLEX_MAX:
+        return False
+    try:
+        return isinstance(json.loads(item), dict)
+    except ValueError:
+        return False
+
+
 def _tokens(items: Sequence[tuple[str, str]], env: Mapping[str, str]) -> list[tuple[str, str]]:
     """``(location, token)``: each command / args item, and a shell string split into words."""
     out: list[tuple[str, str]] = []
     for location, item in items:
-        if any(c.isspace() for c in item.strip()):
+        if any(c.isspace() for c in item.strip()) and not _json_object(item):
             try:  # shlex is slow Python: a long string (a script) is split on whitespace only
                 words = shlex.split(item) if len(item) <= _SHLEX_MAX else item.split()
             except ValueError:
@@ -211,11 +251,63 @@ def _tokens(items: Sequence[tuple[str, str]], env: Mapping[str, str]) -> list[tu
     return out
 
 
+def _lora_flag(flag: str) -> str | None:
+    """The LoRA flag ``flag`` spells (``_`` as ``-``, an abbreviation as argparse takes it), or
+    None."""
+    form = flag.replace("_", "-")
+    if len(form) <= len("--lora-"):
+        return None
+    return next((f for f in sorted(LORA_LIST_FLAGS | LORA_COMMA_FLAGS) if f.startswith(form)), None)
+
+
+def _adapter_path(item: str) -> str:
+    """The weights of one LoRA adapter item: a JSON object's ``path``, ``name=path``'s path, or
+    the item itself (a path or a Hub id)."""
+    if item.startswith("{"):
+        try:
+            value = json.loads(item)
+        except ValueError:
+            return f"unresolved://{item}"
+        path = value.get("path") if isinstance(value, dict) else None
+        return path if isinstance(path, str) and path.strip() else f"unresolved://{item}"
+    _name, eq, path = item.partition("=")
+    return path.strip() if eq and not _SCHEME_RE.match(item) else item
+
+
+def _adapter_items(value: str, comma: bool) -> list[str]:
+    items = value.split(",") if comma else [value]
+    return [_adapter_path(i.strip()) for i in items if i.strip()]
+
+
+def _lora_sources(tokens: Sequence[tuple[str, str]], i: int) -> Iterator[tuple[str, str]]:
+    """The adapters a LoRA flag at ``tokens[i]`` names (its ``=value``, or the values after it)."""
+    flag, eq, value = tokens[i][1].partition("=")
+    comma = _lora_flag(flag) in LORA_COMMA_FLAGS
+    if eq:
+        for path in _adapter_items(value, comma):
+            yield tokens[i][0], path
+        return
+    for location, item in tokens[i + 1 : i + 2] if comma else tokens[i + 1 :]:
+        if item.startswith("-"):
+            return  # the next flag: nargs ends
+        for path in _adapter_items(item, comma):
+            yield location, path
+
+
 def _argument_sources(tokens: Sequence[tuple[str, str]]) -> Iterator[tuple[str, str]]:
     for i, (location, token) in enumerate(tokens):
-        if not token.startswith("--model") and not token.endswith("vllm"):
+        if not token.startswith(("--model", "--lora", "-hf", "--hf")) and not token.endswith("vllm"):
             continue  # most tokens: cheap to skip (a script can hold a million)
         flag, eq, value = token.partition("=")
+        if flag in HF_REPO_FLAGS:
+            if eq:
+                yield location, value
+            elif i + 1 < len(tokens):
+                yield tokens[i + 1]
+            continue
+        if _lora_flag(flag) is not None:
+            yield from _lora_sources(tokens, i)
+            continue
         form = flag.replace("_", "-")
         if form.startswith("--model") and any(f.startswith(form) for f in _FLAG_FORMS):
             if eq:
@@ -243,6 +335,9 @@ def container_sources(
     env = _env_values(container)
     for index, entry in _env(container):
         kind = MODEL_ENV.get(entry["name"])
+        if entry["name"] == LORA_ENV:
+            yield from _env_adapters(entry, f"{where}.env[{index}]", env, container, pod)
+            continue
         if kind is None:
             continue
         location = f"{where}.env[{index}]"
@@ -281,6 +376,20 @@ def container_sources(
                 ref = _classify(_expand(value, env, in_shell=False), "uri", container, pod)
                 if ref is not None:
                     yield ref, f"{where}.args[{i}]"
+
+
+def _env_adapters(
+    entry: Mapping[str, Any], location: str, env: Mapping[str, str], container: Mapping[str, Any], pod: _Pod
+) -> Iterator[tuple[str, str]]:
+    """The adapters of TGI's ``LORA_ADAPTERS`` env entry (comma-separated)."""
+    if "valueFrom" in entry:
+        yield _indirect(entry), f"{location}.valueFrom"
+        return
+    value = _text(entry.get("value"))
+    for item in _adapter_items(_expand(value, env, in_shell=False), comma=True) if value else ():
+        ref = _classify(item, "hf", container, pod)
+        if ref is not None:
+            yield ref, f"{location}.value"
 
 
 def csi_source(volume: Mapping[str, Any]) -> str | None:

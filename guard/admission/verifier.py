@@ -432,7 +432,9 @@ class OciReferenceVerifier:
                 )
         return VerifiedArtifact(
             reference=reference,
-            digest=digest,
+            # the sha256 of the manifest verified, however the reference names it (``@sha512:``):
+            # what recalls and signatures name
+            digest=results[0].digest,
             signers=tuple(signers),
             facts=facts,
             layers=_layers(store, digest),

@@ -7,8 +7,9 @@ so the two cannot disagree.
 
 A prefix allows a source when the source starts with it at a boundary: ``s3://models`` allows
 ``s3://models`` and ``s3://models/llama`` (and ``hf://org/model`` allows
-``hf://org/model:<revision>``) but not ``s3://models-evil/x``; a prefix ending in ``/`` or ``://``
-(a whole scheme: ``hf://``) allows what starts with it. Schemes compare
+``hf://org/model:<revision>``) but not ``s3://models-evil/x``, nor, after a bare host, a ``:``
+(``https://models.example.com:x@evil.example/`` is fetched from ``evil.example``); a prefix
+ending in ``/`` or ``://`` (a whole scheme: ``hf://``) allows what starts with it. Schemes compare
 case-insensitively. A source with a ``.`` or ``..`` path segment (also percent-encoded) or a
 backslash is never allowed: storage initializers join paths, so ``pvc://models/ok/../other``
 would leave the allowed directory.
@@ -86,6 +87,13 @@ def allowed_by(uri: str, prefixes: Sequence[str]) -> str | None:
         if p.endswith(("/", "://")):
             if value.startswith(p):
                 return prefix
-        elif value == p or value.startswith((p + "/", p + ":")):
+        elif value == p or value.startswith(p + "/") or (_has_path(p) and value.startswith(p + ":")):
             return prefix
     return None
+
+
+def _has_path(prefix: str) -> bool:
+    """Whether ``prefix`` names a path below its host (``hf://org/model``): only there is a ``:``
+    after it a revision. After a host (``https://models.example.com``) it starts a port or the
+    userinfo of another host (``https://models.example.com:x@evil.example/``)."""
+    return "/" in prefix.split("://", 1)[-1]

@@ -60,11 +60,54 @@ def _server(**fields: Any) -> dict[str, Any]:
         (["--model-impl", "transformers"], None),  # another flag
         (["--model_id={{.Name}}"], "unresolved://{{.Name}}"),  # a ServingRuntime template
         (["--model-id", "42"], None),  # a number is no Hub repository
+        # Triton, TorchServe and TensorFlow Serving: the model repository / store / base path
+        (["--model-repository=s3://bucket/models"], "s3://bucket/models"),  # Triton
+        (["--model-store", "gs://b/mars"], "gs://b/mars"),  # Triton's older spelling, TorchServe
+        (["--model_base_path=s3://b/tf"], "s3://b/tf"),  # TensorFlow Serving
+        (["--model-control-mode", "explicit", "--model-load-thread-count", "4"], None),  # settings
+        # llama.cpp's server: a GGUF from a URL or a Hub repository (with its quantization)
+        (["--model-url", "https://evil.example/m.gguf"], "https://evil.example/m.gguf"),
+        (["-hf", "ggml-org/gemma-3-1b-it-GGUF:Q4_K_M"], "hf://ggml-org/gemma-3-1b-it-GGUF:Q4_K_M"),
+        (["--hf-repo=org/m-GGUF"], "hf://org/m-GGUF"),
+        (["-hfr", "org/m-GGUF", "--hf-file", "m.gguf"], "hf://org/m-GGUF"),
     ],
 )
 def test_model_arguments(args: list[str], found: str | None) -> None:
     sources = _sources({"containers": [_server(args=args)]})
     assert list(sources) == ([found] if found else [])
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "found"),
+    [
+        # vLLM: name=path pairs (nargs "+") or JSON objects, each an adapter's weights
+        (
+            ["--enable-lora", "--lora-modules", "sql=org/sql-lora", "chat=/adapters/chat", "--port", "80"],
+            [],
+            ["hf://org/sql-lora", "pvc://loras/chat"],
+        ),
+        (
+            ["--lora-modules", '{"name": "sql", "path": "s3://b/sql", "base_model_name": "m"}'],
+            [],
+            ["s3://b/sql"],
+        ),
+        (["--lora-modules=sql=org/sql-lora"], [], ["hf://org/sql-lora"]),
+        (["--lora-paths", "a=org/a", "org/b"], [], ["hf://org/a", "hf://org/b"]),  # SGLang
+        (["--lora-adapters", "org/a,b=org/b"], [], ["hf://org/a", "hf://org/b"]),  # TGI
+        ([], [{"name": "LORA_ADAPTERS", "value": "org/a, org/b"}], ["hf://org/a", "hf://org/b"]),  # TGI
+        (["--lora_modules", "a=org/a", "--lora-mod=b=org/b"], [], ["hf://org/a", "hf://org/b"]),
+        (["--max-lora-rank", "64", "--lora-dtype", "auto"], [], []),  # settings, not sources
+    ],
+)
+def test_lora_adapters_are_model_sources(
+    args: list[str], env: list[dict[str, str]], found: list[str]
+) -> None:
+    container = _server(args=args, env=env, volumeMounts=[{"name": "l", "mountPath": "/adapters"}])
+    spec = {
+        "containers": [container],
+        "volumes": [{"name": "l", "persistentVolumeClaim": {"claimName": "loras"}}],
+    }
+    assert list(_sources(spec)) == found
 
 
 def test_the_first_argument_of_a_vllm_image_is_its_model() -> None:
@@ -191,6 +234,15 @@ def test_oci_schemes_of_kserve_and_kitops_are_verified_as_oci() -> None:
         ("kserve-storage://key;bucket=evil/m", ["kserve-storage://key/"], None),
         ("s3://models/llama", [], None),
         ("registry.local/models/llama:v1", ["registry.local/"], None),  # OCI: verified, never listed
+        # a ":" after a host is a port or userinfo, never a revision: the host is another one
+        ("https://models.example.com:x@evil.example/llama.bin", ["https://models.example.com"], None),
+        ("https://models.example.com:8443/llama.bin", ["https://models.example.com"], None),
+        ("s3://models:x@evil.example/llama", ["s3://models"], None),
+        (
+            "https://models.example.com/llama.bin",
+            ["https://models.example.com"],
+            "https://models.example.com",
+        ),
     ],
 )
 def test_allowed_model_sources(uri: str, prefixes: list[str], allowed: str | None) -> None:
@@ -302,6 +354,52 @@ async def test_an_allowed_source_is_admitted_and_an_unpinned_hf_one_warns() -> N
     outcome, _ = await _review(config, hf)
     assert outcome.decision == "warned"
     assert [v.rule for v in outcome.violations if v.action != "dryrun"] == ["unpinned_hf_model"]
+
+
+async def test_a_lora_adapter_of_a_verified_server_is_an_unverified_model_source() -> None:
+    # the image is signed and the base model is in it; the adapter vLLM downloads changes what the
+    # model does, and is no OCI artifact: denied like any unverified model source
+    policy = {"requireSbom": False, "enforcement": {"provenance": "dryrun"}}
+    config = _config(policy=policy)
+    args = ["--model", "/opt/model", "--enable-lora", "--lora-modules", "evil=attacker/evil-lora"]
+    obj = _deployment([])
+    obj["spec"]["template"]["spec"]["containers"][0]["args"] = args
+    outcome, _ = await _review(config, obj)
+    assert outcome.decision == "denied", outcome
+    denied = [v for v in outcome.violations if v.policy == "supply_chain.model_sources"]
+    assert [v.artifact for v in denied] == ["hf://attacker/evil-lora"]
+    obj["spec"]["template"]["spec"]["containers"][0]["args"] = args[:2]
+    outcome, _ = await _review(config, obj)
+    assert outcome.decision == "allowed", outcome
+
+
+async def test_a_triton_model_repository_is_an_unverified_model_source() -> None:
+    policy = {"requireSbom": False, "enforcement": {"provenance": "dryrun"}}
+    obj = _deployment([])
+    container = obj["spec"]["template"]["spec"]["containers"][0]
+    container["command"] = ["tritonserver", "--model-repository=s3://attacker/models"]
+    outcome, _ = await _review(_config(policy=policy), obj)
+    assert outcome.decision == "denied", outcome
+    denied = [v for v in outcome.violations if v.policy == "supply_chain.model_sources"]
+    assert [v.artifact for v in denied] == ["s3://attacker/models"]
+
+
+async def test_a_source_naming_another_host_behind_an_allowed_one_is_denied() -> None:
+    # https://models.example.com:x@evil.example/ is fetched from evil.example (models.example.com:x
+    # is its userinfo): an allowed host prefix must not allow it
+    policy = {
+        "allowedModelSources": ["https://models.example.com"],
+        "requireSbom": False,
+        "enforcement": {"provenance": "dryrun"},
+    }
+    config = _config(policy=policy)
+    uri = "https://models.example.com:x@evil.example/llama.safetensors"
+    outcome, inputs = await _review(config, _deployment([{"name": "STORAGE_URI", "value": uri}]))
+    assert outcome.decision == "denied", outcome
+    assert [a["allowedSource"] for a in inputs[0]["artifacts"] if a["scheme"] == "https"] == [None]
+    good = "https://models.example.com/llama.safetensors"
+    outcome, _ = await _review(config, _deployment([{"name": "STORAGE_URI", "value": good}]))
+    assert outcome.decision == "allowed", outcome
 
 
 async def test_the_default_config_still_denies_a_non_oci_storage_uri() -> None:
