@@ -13,10 +13,13 @@ was found at.
 - Container command and args: ``--model``, ``--model-id``, ``--model-path``, ``--model_id``,
   ``--model-dir``, ``--model_dir`` (vLLM, TGI, SGLang, KServe; also abbreviated, as argparse takes
   them), ``--model-repository`` / ``--model-store`` (Triton, TorchServe), ``--model_base_path``
-  (TensorFlow Serving), ``--model-url`` / ``--hf-repo`` / ``-hf`` (llama.cpp) and
-  ``vllm serve <model>``, also inside a shell string (``sh -c "vllm serve ..."``), and the first
-  argument of a vLLM image run without ``command``
-  (its entrypoint is ``vllm serve``);
+  (TensorFlow Serving), ``--model-url`` / ``--hf-repo`` / ``-hf`` (llama.cpp), a speculative
+  decoding draft model (vLLM ``--speculative-config``'s JSON ``model`` or
+  ``--speculative-config.model``, ``--speculative-model``; SGLang
+  ``--speculative-draft-model-path``) and ``vllm serve <model>``, also inside a shell string
+  (``sh -c "vllm serve ..."``), and the first argument of a vLLM image run without ``command``
+  (its entrypoint is ``vllm serve``); an argument that is a JSON object (or a flag's ``=`` one)
+  is one word, never a shell string to split;
   ``$(VAR)`` is expanded from the container's env as the kubelet does, and a value still holding
   ``$`` (or a KServe ServingRuntime template, ``{{.Name}}``) is the unresolvable source
   ``unresolved://...``.
@@ -70,8 +73,17 @@ MODEL_FLAGS = frozenset(
         # TensorFlow Serving's base path: where the server loads its models from
         *("--model-repository", "--model-store", "--model_base_path", "--model-base-path"),
         "--model-url",  # llama.cpp's server: a GGUF it downloads
+        # a draft model for speculative decoding: weights the server loads beside the model
+        # (vLLM before --speculative-config; SGLang)
+        *("--speculative-model", "--speculative-draft-model-path"),
     }
 )
+# vLLM's speculative decoding: a JSON object whose "model" is the draft model's weights
+# (``--speculative-config '{"model": "org/draft", ...}'``), or that key alone
+# (``--speculative-config.model org/draft``, as vLLM's parser takes a JSON key)
+SPECULATIVE_CONFIG = "--speculative-config"
+# the first characters of every flag above: any other token is skipped at once
+_FLAG_STARTS = ("--model", "--lora", "-hf", "--hf", "--spec")
 # llama.cpp's server: a Hugging Face repository it downloads a GGUF from (``org/model[:quant]``)
 HF_REPO_FLAGS = frozenset({"--hf-repo", "-hf", "-hfr"})
 # argparse takes an unambiguous abbreviation (``--model-pa`` is SGLang's ``--model-path``) and
@@ -226,8 +238,12 @@ def _classify(value: str, kind: Kind, container: Mapping[str, Any], pod: _Pod) -
 
 
 def _json_object(item: str) -> bool:
-    """Whether an argument is one JSON object (vLLM's ``--lora-modules '{"name": ...}'``): one
-    word, never a shell string to split."""
+    """Whether an argument is one JSON object (vLLM's ``--lora-modules '{"name": ...}'``), or a
+    flag given one (``--speculative-config={"model": ...}``): one word, never a shell string to
+    split."""
+    flag, eq, value = item.partition("=")
+    if eq and flag.startswith("-") and not any(c.isspace() for c in flag):
+        item = value
     if not item.lstrip().startswith("{") or len(item) > _SHLEX_MAX:
         return False
     try:
@@ -294,11 +310,53 @@ def _lora_sources(tokens: Sequence[tuple[str, str]], i: int) -> Iterator[tuple[s
             yield location, path
 
 
+def _speculative_config_flag(flag: str) -> bool:
+    """Whether ``flag`` is ``--speculative-config`` (``_`` as ``-``, abbreviated as argparse takes
+    it) or one of its keys (``--speculative-config.model``)."""
+    form = flag.replace("_", "-")
+    name = form.partition(".")[0]
+    return len(name) >= len("--speculative-c") and SPECULATIVE_CONFIG.startswith(name)
+
+
+def _speculative_config(
+    flag: str, eq: str, value: str, tokens: Sequence[tuple[str, str]], i: int
+) -> Iterator[tuple[str, str]]:
+    """The draft model a ``--speculative-config`` at ``tokens[i]`` names: its JSON object's
+    ``model`` (none for a method without a draft model, e.g. ``ngram``), or the value of
+    ``--speculative-config.model``; a value guard cannot read is ``unresolved://``."""
+    location = tokens[i][0]
+    if not eq:
+        if i + 1 >= len(tokens):
+            return
+        location, value = tokens[i + 1]
+    _name, dot, rest = flag.replace("_", "-").partition(".")
+    key = dot + rest
+    if key == ".model":
+        yield location, value
+        return
+    if key:
+        return  # another key of the config (``.num_speculative_tokens``)
+    try:
+        config = json.loads(value) if len(value) <= _SHLEX_MAX else None
+    except ValueError:
+        config = None
+    if not isinstance(config, dict):
+        yield location, f"unresolved://{value}"
+        return
+    model = config.get("model")
+    if model is None:
+        return
+    yield location, model if isinstance(model, str) and model.strip() else f"unresolved://{value}"
+
+
 def _argument_sources(tokens: Sequence[tuple[str, str]]) -> Iterator[tuple[str, str]]:
     for i, (location, token) in enumerate(tokens):
-        if not token.startswith(("--model", "--lora", "-hf", "--hf")) and not token.endswith("vllm"):
+        if not token.startswith(_FLAG_STARTS) and not token.endswith("vllm"):
             continue  # most tokens: cheap to skip (a script can hold a million)
         flag, eq, value = token.partition("=")
+        if _speculative_config_flag(flag):
+            yield from _speculative_config(flag, eq, value, tokens, i)
+            continue
         if flag in HF_REPO_FLAGS:
             if eq:
                 yield location, value
@@ -309,7 +367,7 @@ def _argument_sources(tokens: Sequence[tuple[str, str]]) -> Iterator[tuple[str, 
             yield from _lora_sources(tokens, i)
             continue
         form = flag.replace("_", "-")
-        if form.startswith("--model") and any(f.startswith(form) for f in _FLAG_FORMS):
+        if form.startswith(("--model", "--spec")) and any(f.startswith(form) for f in _FLAG_FORMS):
             if eq:
                 yield location, value
             elif i + 1 < len(tokens):

@@ -70,6 +70,21 @@ def _server(**fields: Any) -> dict[str, Any]:
         (["-hf", "ggml-org/gemma-3-1b-it-GGUF:Q4_K_M"], "hf://ggml-org/gemma-3-1b-it-GGUF:Q4_K_M"),
         (["--hf-repo=org/m-GGUF"], "hf://org/m-GGUF"),
         (["-hfr", "org/m-GGUF", "--hf-file", "m.gguf"], "hf://org/m-GGUF"),
+        # speculative decoding: a draft model's weights, loaded beside the model
+        (
+            ["--speculative-config", '{"model": "org/draft", "num_speculative_tokens": 5}'],
+            "hf://org/draft",
+        ),
+        (['--speculative_config={"method": "eagle3", "model": "s3://b/eagle"}'], "s3://b/eagle"),
+        (["--speculative-config.model", "org/draft"], "hf://org/draft"),
+        (["--speculative-config.num_speculative_tokens", "5"], None),  # another key
+        (["--speculative-config", '{"method": "ngram", "num_speculative_tokens": 5}'], None),  # no draft
+        (["--speculative-config", "{not-json"], "unresolved://{not-json"),
+        (["--speculative-config", '{"model": 7}'], 'unresolved://{"model": 7}'),
+        (["--speculative-conf", '{"model": "org/draft"}'], "hf://org/draft"),  # an abbreviation
+        (["--speculative-model", "org/draft", "--num-speculative-tokens", "5"], "hf://org/draft"),
+        (["--speculative-draft-model-path=org/draft"], "hf://org/draft"),  # SGLang
+        (["--speculative-num-steps", "3", "--speculative-max-model-len", "2048"], None),  # settings
     ],
 )
 def test_model_arguments(args: list[str], found: str | None) -> None:
@@ -382,6 +397,23 @@ async def test_a_triton_model_repository_is_an_unverified_model_source() -> None
     assert outcome.decision == "denied", outcome
     denied = [v for v in outcome.violations if v.policy == "supply_chain.model_sources"]
     assert [v.artifact for v in denied] == ["s3://attacker/models"]
+
+
+async def test_a_speculative_draft_model_of_a_verified_server_is_an_unverified_model_source() -> None:
+    # the draft model vLLM downloads for speculative decoding runs beside the verified one
+    policy = {"requireSbom": False, "enforcement": {"provenance": "dryrun"}}
+    config = _config(policy=policy)
+    spec = '{"model": "attacker/draft", "num_speculative_tokens": 5, "method": "draft_model"}'
+    args = ["--model", "/opt/model", "--speculative-config", spec]
+    obj = _deployment([])
+    obj["spec"]["template"]["spec"]["containers"][0]["args"] = args
+    outcome, _ = await _review(config, obj)
+    assert outcome.decision == "denied", outcome
+    denied = [v for v in outcome.violations if v.policy == "supply_chain.model_sources"]
+    assert [v.artifact for v in denied] == ["hf://attacker/draft"]
+    obj["spec"]["template"]["spec"]["containers"][0]["args"] = args[:2]
+    outcome, _ = await _review(config, obj)
+    assert outcome.decision == "allowed", outcome
 
 
 async def test_a_source_naming_another_host_behind_an_allowed_one_is_denied() -> None:
