@@ -7,7 +7,8 @@ was found at.
 
 - Container env ``STORAGE_URI`` (KServe, Kubeflow Trainer initializers), ``MODELKIT_REF``
   (KitOps init container, an OCI reference), ``MODEL_ID`` / ``HF_MODEL_ID`` (TGI, KServe's
-  Hugging Face server: a Hub repository id when it has no scheme). A value taken from a ConfigMap
+  Hugging Face server: a Hub repository id when it has no scheme), ``NIM_MODEL_PATH`` (NVIDIA
+  NIM's model-free container: a URI or a local directory). A value taken from a ConfigMap
   or Secret (``valueFrom``) cannot be read at admission: it is the source ``configmap://<name>/<key>``
   or ``secret://<name>/<key>``.
 - Container command and args: ``--model``, ``--model-id``, ``--model-path``, ``--model_id``,
@@ -57,6 +58,8 @@ MODEL_ENV: Mapping[str, Kind] = {
     "MODELKIT_REF": "oci",
     "MODEL_ID": "hf",
     "HF_MODEL_ID": "hf",
+    # NVIDIA NIM (model-free): hf://, ngc://, s3://, gs://, modelscope:// or a local directory
+    "NIM_MODEL_PATH": "uri",
 }
 MODEL_FLAGS = frozenset(
     {

@@ -93,6 +93,27 @@ def test_model_arguments(args: list[str], found: str | None) -> None:
 
 
 @pytest.mark.parametrize(
+    ("value", "found"),
+    [
+        ("hf://meta-llama/Llama-3.1-8B-Instruct", "hf://meta-llama/Llama-3.1-8B-Instruct"),
+        ("ngc://nim/meta/llama-3.3-70b-instruct:hf", "ngc://nim/meta/llama-3.3-70b-instruct:hf"),
+        ("s3://my-bucket/my-org/my-model", "s3://my-bucket/my-org/my-model"),
+        ("/weights/llama", "pvc://weights/llama"),  # a local directory: the volume mounted there
+    ],
+)
+def test_a_nim_model_path_is_a_model_source(value: str, found: str) -> None:
+    container = _server(
+        env=[{"name": "NIM_MODEL_PATH", "value": value}],
+        volumeMounts=[{"name": "w", "mountPath": "/weights"}],
+    )
+    spec = {
+        "containers": [container],
+        "volumes": [{"name": "w", "persistentVolumeClaim": {"claimName": "weights"}}],
+    }
+    assert list(_sources(spec)) == [found]
+
+
+@pytest.mark.parametrize(
     ("args", "env", "found"),
     [
         # vLLM: name=path pairs (nargs "+") or JSON objects, each an adapter's weights
