@@ -8,6 +8,7 @@ digest. The transport and authentication live in ``guard.oci.client``.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -40,6 +41,7 @@ CHUNK_SIZE = 64 * 1024 * 1024  # bytes per PATCH; streamed from disk, never held
 READ_SIZE = 1024 * 1024
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 _ACCEPT = ", ".join(MANIFEST_MEDIA_TYPES)
+_DIGEST_ALGORITHMS = ("sha256", "sha512")  # what a reference may pin (guard.oci.reference)
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,20 @@ def _parsed_manifest(body: bytes, digest: str) -> dict[str, Any] | None:
         return parse_object(body, f"manifest {digest}", max_bytes=MAX_MANIFEST_BYTES)
     except UntrustedContentError:
         return None
+
+
+def _digest_as(reference: str, body: bytes) -> str:
+    """The digest of ``body`` in the algorithm ``reference`` names (a pod may pin
+    ``@sha512:...``, and the runtime pulls and checks by it); IntegrityError for an algorithm
+    guard cannot compute, before anything fetched by it is used."""
+    algorithm = reference.split(":", 1)[0]
+    if algorithm not in _DIGEST_ALGORITHMS:
+        raise IntegrityError(
+            f"manifest @{reference[:80]}: expected a sha256 or sha512 digest, found algorithm "
+            f"{algorithm[:20]!r}: its bytes cannot be checked",
+            changed=[reference[:80]],
+        )
+    return f"{algorithm}:{hashlib.new(algorithm, body).hexdigest()}"
 
 
 def _with_query(url: str, **params: str) -> str:
@@ -114,11 +130,14 @@ class RegistryStore:
                     )
             body = bytes(buffer)
         digest = sha256_digest(body)
-        if reference.startswith("sha256:") and digest != reference:
-            raise IntegrityError(
-                f"manifest {self.describe()}@{reference}: the registry served bytes whose digest is {digest}",
-                changed=[reference],
-            )
+        if ":" in reference:  # a digest (a tag has no colon), of whatever algorithm it names
+            served = _digest_as(reference, body)
+            if served != reference:
+                raise IntegrityError(
+                    f"manifest {self.describe()}@{reference}: the registry served bytes whose digest is "
+                    f"{served}",
+                    changed=[reference],
+                )
         claimed = response.headers.get("Docker-Content-Digest")
         if claimed and claimed != digest:
             raise IntegrityError(
