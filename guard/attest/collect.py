@@ -197,7 +197,7 @@ def directory_facts(
     if signature is None and own.is_file():
         subject, outcome = _signed_directory(model_dir, own, verifier)
     else:
-        subject = directory_subject(model_dir)
+        subject = directory_subject(model_dir, verifying=True)
         outcome = verify_directory_signature(model_dir, verifier, signature)
     return collect_facts(subject, verifier, attestations, signature=outcome)
 
@@ -218,12 +218,14 @@ def _signed_directory(
     try:
         data = path.read_bytes()
     except OSError:
-        return directory_subject(model_dir), verify_directory_signature(model_dir, verifier)
+        return directory_subject(model_dir, verifying=True), verify_directory_signature(model_dir, verifier)
     try:
         verified = verify_model_bundle(data, verifier)
         actual = hash_as_signed(model_dir, verified, (DEFAULT_SIGNATURE_NAME,))  # refuses no file
     except VerificationError as err:
-        return directory_subject(model_dir), SignatureOutcome(None, "invalid", str(err), str(path))
+        return directory_subject(model_dir, verifying=True), SignatureOutcome(
+            None, "invalid", str(err), str(path)
+        )
     subject = subject_of(model_dir, actual)
     try:
         compare_manifests(verified.manifest, actual)
