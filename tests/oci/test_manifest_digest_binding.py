@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from guard.cli import run
-from guard.errors import IntegrityError
+from guard.errors import IntegrityError, NotFoundError
 from guard.oci.client import RegistryClient
+from guard.oci.layout import REF_NAME, LayoutStore
 from guard.oci.push import push_model
 from guard.oci.reference import parse_reference
 from guard.oci.registry import RegistryAccess, RegistryStore
@@ -109,4 +110,30 @@ def test_an_unsigned_model_pinned_by_sha512_is_not_admitted_on_another_manifests
             parse_reference(f"oci://{registry.host}/{repo}@{evil_sha512}"),
             KeyVerifier.from_file(keypair[1]),
             store,
+        )
+
+
+def test_a_layout_entry_named_like_a_sha512_digest_does_not_answer_for_it(
+    tmp_path: Path, keypair: tuple[Path, Path]
+) -> None:
+    """A layout (an air-gapped mirror of a registry) resolves a tag by its ref.name annotation,
+    which index.json may spell like a digest: ``repo@sha512:<unsigned>`` must not fetch, and be
+    verified as, the signed manifest such an entry points to."""
+    signed_dir = make_model(tmp_path / "signed")
+    sign_model(signed_dir, KeySigner.from_file(keypair[0]))
+    layout = tmp_path / "layout"
+    signature = signed_dir / "model.sig"
+    assert run(["push", str(signed_dir), f"oci-layout:{layout}:v1", "--signature", str(signature)]) == 0
+    evil_sha512 = "sha512:" + hashlib.sha512(OTHER).hexdigest()
+    index = json.loads((layout / "index.json").read_text())
+    entry = dict(next(m for m in index["manifests"] if m.get("annotations", {}).get(REF_NAME) == "v1"))
+    entry["annotations"] = {REF_NAME: evil_sha512}
+    index["manifests"].append(entry)
+    (layout / "index.json").write_text(json.dumps(index))
+    store = LayoutStore(layout)
+    with pytest.raises(NotFoundError, match="sha512"):
+        store.fetch_manifest(evil_sha512)
+    with pytest.raises(NotFoundError):
+        verify_oci(
+            parse_reference(f"oci-layout:{layout}@{evil_sha512}"), KeyVerifier.from_file(keypair[1]), store
         )
