@@ -7,7 +7,7 @@ Public API (imported lazily, so ``import guard.attest`` does no work):
 * ``oci_facts(reference, verifier, store=None, *, access=None, attestations=()) -> ModelFacts``
 * ``verify_attestation(bundle, verifier, subject) -> VerifiedAttestation`` (raises)
 * ``sign_attestation(subject, predicate_type, predicate, signer) -> bytes``
-* ``directory_subject(model_dir, *, cache=None) -> ModelSubject``
+* ``directory_subject(model_dir, *, cache=None, verifying=False) -> ModelSubject``
 * ``build_sbom(model_dir, metadata=None) -> dict`` (CycloneDX 1.6 ML-BOM)
 * ``ModelFacts`` and its parts in ``guard.attest.facts``; ``AttestationInput``.
 """

@@ -200,7 +200,7 @@ def directory_facts(
     elif signature is not None and not os.path.lexists(own) and _outside(signature, model_dir):
         subject, outcome = _signed_directory(model_dir, signature, verifier, own=False)
     else:
-        subject = directory_subject(model_dir)
+        subject = directory_subject(model_dir, verifying=True)
         outcome = verify_directory_signature(model_dir, verifier, signature)
     return collect_facts(subject, verifier, attestations, signature=outcome)
 
@@ -235,16 +235,19 @@ def _signed_directory(
     try:
         data = path.read_bytes()
     except OSError:
-        return directory_subject(model_dir), verify_directory_signature(model_dir, verifier, path)
+        return directory_subject(model_dir, verifying=True), verify_directory_signature(
+            model_dir, verifier, path
+        )
     try:
         verified = verify_model_bundle(data, verifier)
-        actual = hash_as_signed(
-            model_dir, verified, (DEFAULT_SIGNATURE_NAME,) if own else ()
-        )  # refuses no file
+        left_out = (DEFAULT_SIGNATURE_NAME,) if own else ()
+        actual = hash_as_signed(model_dir, verified, left_out)  # refuses a signature of no file
     except VerificationError as err:
-        return directory_subject(model_dir), SignatureOutcome(None, "invalid", str(err), str(path))
+        return directory_subject(model_dir, verifying=True), SignatureOutcome(
+            None, "invalid", str(err), str(path)
+        )
     same = own or verified.manifest.serialization == Serialization()
-    subject = subject_of(model_dir, actual) if same else directory_subject(model_dir)
+    subject = subject_of(model_dir, actual) if same else directory_subject(model_dir, verifying=True)
     try:
         compare_manifests(verified.manifest, actual)
     except VerificationError as err:

@@ -11,6 +11,7 @@ An OCI artifact is identified by its manifest digest.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Literal
 
 from guard.errors import BundleFormatError, IntegrityError, ModelDirectoryError
 from guard.signing import (
+    DEFAULT_IGNORE_PATHS,
     DEFAULT_SIGNATURE_NAME,
     DigestCache,
     Manifest,
@@ -61,8 +63,15 @@ def signature_manifest(signature: Path) -> Manifest:
         raise BundleFormatError(f"{signature}: {err}", field=err.field) from err
 
 
-def directory_subject(model_dir: Path, *, cache: DigestCache | None = None) -> ModelSubject:
-    """Hash ``model_dir`` (ignoring ``model.sig``) and return its OMS subject."""
+def directory_subject(
+    model_dir: Path, *, cache: DigestCache | None = None, verifying: bool = False
+) -> ModelSubject:
+    """Hash ``model_dir`` (ignoring ``model.sig``) and return its OMS subject.
+
+    ``verifying``: the directory is being checked, its ``model.sig`` not verified: of the paths
+    that ``model.sig`` says to ignore only the default ones (``.git``...) are, so that whoever
+    wrote it cannot leave a file they added out of the subject (and keep every attestation of the
+    model without it). The signer's own side (``guard attest``, ``guard sbom``) honours them all."""
     if not model_dir.is_dir():
         raise ModelDirectoryError(
             f"{model_dir}: expected a model directory, found nothing there"
@@ -72,6 +81,9 @@ def directory_subject(model_dir: Path, *, cache: DigestCache | None = None) -> M
     signature = model_dir / DEFAULT_SIGNATURE_NAME
     signed = signature_manifest(signature) if signature.is_file() else None
     serialization = signed.serialization if signed is not None else Serialization()
+    if verifying:
+        kept = tuple(p for p in serialization.ignore_paths if p in DEFAULT_IGNORE_PATHS)
+        serialization = dataclasses.replace(serialization, ignore_paths=kept)
     manifest = hash_model(model_dir, serialization, cache=cache, exclude=(DEFAULT_SIGNATURE_NAME,))
     if signed is not None:
         try:

@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,6 +45,8 @@ REF_NAME = "org.opencontainers.image.ref.name"
 READ_SIZE = 1024 * 1024
 MAX_INDEX_BYTES = 16 * 1024 * 1024  # index.json lists every manifest of the layout
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # as a registry's manifest (guard.oci.registry)
+# the OCI digest grammar (algorithm:encoded), of any algorithm but sha256
+_OTHER_DIGEST = re.compile(r"(?!sha256:)[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+\Z")
 LISTED_TAGS = 10  # a missing tag's error lists the layout's tags when there are at most this many
 
 log = logging.getLogger(__name__)
@@ -123,6 +126,7 @@ class LayoutStore:
     # -- manifests ------------------------------------------------------------------------
 
     def resolve(self, reference: str) -> Descriptor:
+        self._refuse_other_digest(reference)
         if reference.startswith("sha256:"):
             check_digest(reference)
             path = self._blob_path(reference)
@@ -138,7 +142,18 @@ class LayoutStore:
                 return Descriptor(entry.media_type, entry.digest, entry.size, entry.artifact_type)
         raise LayoutNotFoundError(f"{self.describe()}: no tag {reference!r}{_tags_hint(entries)}")
 
+    def _refuse_other_digest(self, reference: str) -> None:
+        """A digest of another algorithm (``@sha512:...``) is never looked up as a tag: an entry
+        of index.json whose ref.name is spelled like it would answer for bytes it does not hash
+        to. guard's layouts address manifests by sha256 only."""
+        if _OTHER_DIGEST.match(reference):
+            raise LayoutNotFoundError(
+                f"{self.describe()}@{reference[:80]}: a layout's manifests are found by their sha256 "
+                "digest; pin the reference @sha256:..."
+            )
+
     def fetch_manifest(self, reference: str) -> FetchedManifest:
+        self._refuse_other_digest(reference)
         digest = reference if reference.startswith("sha256:") else self.resolve(reference).digest
         check_digest(digest)
         try:

