@@ -7,6 +7,7 @@ import csv
 import gzip
 import io
 import json
+import re
 from html import escape as html_escape
 from pathlib import Path
 from xml.etree import ElementTree
@@ -223,3 +224,24 @@ def test_oscal_markup_does_not_carry_links_or_html_from_the_cluster(
     )
     shown = cmarkgfm.markdown_to_html(observation["description"], options=cmarkgfm.Options.CMARK_OPT_UNSAFE)
     assert shown.strip() == f"<p>{html_escape(hostile, quote=False)}</p>"  # the message, as text
+
+
+def test_sarif_message_text_carries_no_embedded_link_from_the_cluster(
+    result: ScanResult, catalogue: Catalogue
+) -> None:
+    """SARIF 2.1.0 3.11.6: a plain text message may embed links, ``[text](target)`` with a URI
+    or a related location's id as the target, and viewers render them as links; brackets that
+    are text are escaped with a backslash. A message from the cluster must stay text."""
+    hostile = r"[approve the waiver](https://phish.example/) and [here](0) \[kept\]"
+    findings = tuple(
+        f.model_copy(update={"message": hostile, "remediation": hostile}) for f in result.findings
+    )
+    report = build_report(result.model_copy(update={"findings": findings}), catalogue, generated=T0)
+    run = json.loads(SarifRenderer().render(report))["runs"][0]
+    texts = [r["message"]["text"] for r in run["results"]] + [
+        r["help"]["text"] for r in run["tool"]["driver"]["rules"]
+    ]
+    embedded_link = re.compile(r"(?<!\\)\[[^\]]*(?<!\\)\]\(")
+    assert texts and not any(embedded_link.search(t) for t in texts)
+    escaped = r"\[approve the waiver\](https://phish.example/) and \[here\](0) \\[kept\\]"
+    assert run["results"][0]["message"]["text"] == escaped
