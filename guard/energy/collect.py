@@ -30,7 +30,7 @@ from guard.energy.models import (
     WorkloadEnergy,
 )
 from guard.energy.prometheus import PrometheusClient
-from guard.energy.sources.base import EnergySource, Row, Window, label
+from guard.energy.sources.base import EnergySource, Row, Window, label, pod_of
 from guard.energy.sources.dcgm import DcgmSource
 from guard.energy.sources.detect import detect
 from guard.energy.sources.estimate import EstimateSource, PodRecord
@@ -122,8 +122,7 @@ def _utilisation(client: PrometheusClient, window: Window) -> tuple[dict[tuple[s
         if samples:
             out = {}
             for s in samples:
-                pod = s.labels.get("pod") or s.labels.get("pod_name") or ""
-                ns = s.labels.get("namespace") or s.labels.get("pod_namespace") or ""
+                ns, pod = pod_of(s)
                 if pod:
                     out[(ns, pod)] = s.value
             return out, q
@@ -226,8 +225,7 @@ def _not_finite_findings(
     unknown, so its tenant's energy and budget lack it, and the report says so."""
     where: dict[tuple[str, str, str], tuple[str, str]] = {}
     for query, s in client.not_finite:
-        pod = label(s, "pod", "pod_name")
-        ns = (label(s, "namespace") if label(s, "pod") else label(s, "pod_namespace")) if pod else ""
+        ns, pod = pod_of(s)
         device = label(s, "UUID", "node_name", "Hostname", "hostname")
         value = "NaN" if math.isnan(s.value) else f"{s.value:+}".replace("inf", "Inf")
         where.setdefault((ns, pod, device), (value, query))

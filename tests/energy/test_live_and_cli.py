@@ -366,3 +366,38 @@ def test_a_non_finite_energy_figure_is_a_data_finding_not_a_silent_zero() -> Non
         ("medium", "data", "team-a", "team-a", "trainer")
     ]
     assert "NaN" in found[0].message
+
+
+def test_dcgm_pod_and_namespace_are_read_as_one_spelling() -> None:
+    """dcgm-exporter names a series' pod ``pod``/``namespace`` (``pod_name``/``pod_namespace``
+    with --use-old-namespace). The pod came from one spelling and the namespace preferred the
+    other, so a series ``pod=trainer, namespace=team-a`` that also carried a ``pod_namespace``
+    label (a relabelling, an exported pod label) was charged to that namespace's tenant."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        query = dict(httpx.QueryParams(request.content.decode()))["query"]
+        result: list[dict[str, object]] = []
+        if query.startswith("count by (__name__)"):
+            result = [{"metric": {"__name__": "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"}, "value": [0, "1"]}]
+        elif "increase(DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION" in query:
+            labels = {"namespace": "team-a", "pod": "trainer", "pod_namespace": "team-b", "UUID": "GPU-1"}
+            result = [{"metric": labels, "value": [0, "2.0"]}]
+        return httpx.Response(
+            200, json={"status": "success", "data": {"resultType": "vector", "result": result}}
+        )
+
+    cfg = parse_config(
+        {
+            "tenants": [
+                {"name": "team-a", "namespaces": ["team-a"]},
+                {"name": "team-b", "namespaces": ["team-b"]},
+            ]
+        }
+    )
+    client = PrometheusClient(
+        PrometheusSettings(url="http://prom.example:9090"), transport=httpx.MockTransport(handler)
+    )
+    until = datetime(2026, 11, 20, tzinfo=UTC)
+    section = scan_energy(cfg, client, Window(until - timedelta(days=1), until))
+    assert {(w.namespace, w.pod, w.tenant) for w in section.workloads} == {("team-a", "trainer", "team-a")}
+    assert {t.tenant: t.kwh for t in section.tenants} == {"team-a": 2.0, "team-b": 0.0}
