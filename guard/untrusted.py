@@ -40,10 +40,10 @@ _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
 
 
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
-def _lone_surrogate(value: Any) -> bool:
+def has_lone_surrogate(value: Any) -> bool:
     """True when a string in ``value`` (keys included) holds a lone surrogate, which no UTF-8
     writer downstream can encode. Iterative: ``value`` is already bounded in depth."""
     stack = [value]
@@ -149,7 +149,7 @@ def parse_json(
         raise error(f"{what}: expected JSON of bounded nesting, found deeper nesting") from err
     except ValueError as err:
         raise error(f"{what}: expected JSON, found something that is not: {err}") from err
-    if _SURROGATE_ESCAPE.search(raw) and _lone_surrogate(value):
+    if SURROGATE_ESCAPE.search(raw) and has_lone_surrogate(value):
         raise error(f"{what}: expected JSON text, found a string with a lone UTF-16 surrogate escape")
     return value
 

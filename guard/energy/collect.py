@@ -10,11 +10,12 @@ pods: Prometheus aggregates, guard does not ask pod by pod.
 from __future__ import annotations
 
 import functools
+import math
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from guard.config import GuardConfig
+from guard.config import GuardConfig, Tenant
 from guard.energy.budgets import budget_findings, budget_for, period_bounds
 from guard.energy.carbon import IntensityTable, embodied_share
 from guard.energy.models import (
@@ -29,7 +30,7 @@ from guard.energy.models import (
     WorkloadEnergy,
 )
 from guard.energy.prometheus import PrometheusClient
-from guard.energy.sources.base import EnergySource, Row, Window
+from guard.energy.sources.base import EnergySource, Row, Window, label, pod_of
 from guard.energy.sources.dcgm import DcgmSource
 from guard.energy.sources.detect import detect
 from guard.energy.sources.estimate import EstimateSource, PodRecord
@@ -121,8 +122,7 @@ def _utilisation(client: PrometheusClient, window: Window) -> tuple[dict[tuple[s
         if samples:
             out = {}
             for s in samples:
-                pod = s.labels.get("pod") or s.labels.get("pod_name") or ""
-                ns = s.labels.get("namespace") or s.labels.get("pod_namespace") or ""
+                ns, pod = pod_of(s)
                 if pod:
                     out[(ns, pod)] = s.value
             return out, q
@@ -213,6 +213,49 @@ def _tenant_totals(
             kwh, kg = totals.get(w.tenant, (0.0, 0.0))
             totals[w.tenant] = (kwh + w.kwh, kg + w.carbon.operational_kg_co2e)
     return totals
+
+
+MAX_NOT_FINITE_FINDINGS = 50
+
+
+def _not_finite_findings(
+    client: PrometheusClient, tenant_of: Callable[[str], Tenant | None]
+) -> list[Finding]:
+    """A data finding per pod (or device) Prometheus answered NaN or Inf for: the figure is
+    unknown, so its tenant's energy and budget lack it, and the report says so."""
+    where: dict[tuple[str, str, str], tuple[str, str]] = {}
+    for query, s in client.not_finite:
+        ns, pod = pod_of(s)
+        device = label(s, "UUID", "node_name", "Hostname", "hostname")
+        value = "NaN" if math.isnan(s.value) else f"{s.value:+}".replace("inf", "Inf")
+        where.setdefault((ns, pod, device), (value, query))
+    out = []
+    for (ns, pod, device), (value, query) in sorted(where.items())[:MAX_NOT_FINITE_FINDINGS]:
+        tenant = tenant_of(ns) if ns else None
+        subject = f"pod {ns}/{pod}" if pod else f"device {device or '?'} (no pod)"
+        out.append(
+            Finding(
+                rule="energy_sample_not_finite",
+                severity="medium",
+                category="data",
+                namespace=ns or None,
+                pod=pod or None,
+                tenant=tenant.name if tenant else None,
+                message=f"Prometheus {client.url} answered {value} for {subject}: no figure, so it is "
+                "left out of the totals, budgets and utilisation (they lack it; it is not a measured zero); "
+                f"query: {query}",
+            )
+        )
+    if len(where) > MAX_NOT_FINITE_FINDINGS:
+        out.append(
+            Finding(
+                rule="energy_sample_not_finite",
+                severity="medium",
+                category="data",
+                message=f"{len(where) - MAX_NOT_FINITE_FINDINGS} more series answered NaN or Inf",
+            )
+        )
+    return out
 
 
 def scan_energy(
@@ -325,6 +368,8 @@ def scan_energy(
                 ),
             )
         )
+    if budgets and client is not None:
+        findings.extend(_not_finite_findings(client, tenant_of))
     u_rows = unallocated
     source_text = "; ".join(sorted({r.source for r in u_rows})) or "no energy without a pod was measured"
     if any(isinstance(s, str) and s.startswith("kepler < 0.10") for s in measured.schemas):

@@ -26,6 +26,7 @@ from guard.errors import ConfigError, InfrastructureError
 log = logging.getLogger(__name__)
 
 MAX_SERIES = 200_000  # a bound on one answer's series (10,000 pods x a few GPUs fits)
+MAX_NOT_FINITE = 1000  # the dropped NaN / Inf samples kept to report
 
 
 class PrometheusError(InfrastructureError):
@@ -76,6 +77,9 @@ class PrometheusClient:
         self._client = httpx.Client(headers=headers, auth=auth, verify=verify, transport=transport)
         self._deadline: float | None = None
         self.queries = 0
+        self.not_finite: list[
+            tuple[str, Sample]
+        ] = []  # (query, sample)  # NaN / Inf samples dropped: no figure, never a zero
 
     def close(self) -> None:
         self._client.close()
@@ -103,7 +107,8 @@ class PrometheusClient:
         return left
 
     def query(self, promql: str, at: datetime) -> list[Sample]:
-        """An instant query evaluated at ``at``; its vector as samples (NaN and Inf dropped)."""
+        """An instant query evaluated at ``at``; its vector as samples (NaN and Inf dropped, and
+        kept in ``not_finite`` for the scan to report)."""
         timeout = self._remaining(promql)
         self.queries += 1
         try:
@@ -157,4 +162,6 @@ class PrometheusClient:
                 ) from err
             if math.isfinite(value):
                 samples.append(Sample(labels, value))
+            elif len(self.not_finite) < MAX_NOT_FINITE:
+                self.not_finite.append((promql, Sample(labels, value)))
         return samples

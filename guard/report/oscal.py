@@ -29,6 +29,21 @@ def control_token(control_id: str) -> str:
     return token if token and (token[0].isalpha() or token[0] == "_") else f"_{token}"
 
 
+_MARKDOWN = re.compile(r"([\\`*_\[\]<>!#|~&])")  # inline syntax: code, emphasis, links, HTML, tables
+_BULLET = re.compile(r"^([-+=])")  # a list item or a setext underline at the start
+_NUMBERED = re.compile(r"^(\d+)([.)])")  # an ordered list item at the start
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def markup(value: object) -> str:
+    """Text from the cluster as an OSCAL markup value (OSCAL's JSON carries markup-line and
+    markup-multiline as Markdown): one line, Markdown's syntax backslash-escaped, so a GRC tool
+    shows the text as it was and renders no link, image, HTML or code span from it."""
+    text = _CONTROL.sub(" ", "" if value is None else str(value)).strip()
+    text = _BULLET.sub(r"\\\1", _MARKDOWN.sub(r"\\\1", text))
+    return _NUMBERED.sub(r"\1\\\2", text)
+
+
 def _uuid(*parts: str) -> str:
     return str(uuid.uuid5(_NAMESPACE, "\x1f".join(parts)))
 
@@ -52,32 +67,40 @@ def _finding_observation(report: Report, f: FindingRow, item: str) -> dict[str, 
     ]
     return {
         "uuid": _uuid(report.appendix.scan_id, "observation", f.fingerprint),
-        "title": f"{f.severity} {f.rule} on {f.kind} {f.namespace}/{f.name}",
-        "description": f.message,
+        "title": markup(f"{f.severity} {f.rule} on {f.kind} {f.namespace}/{f.name}"),
+        "description": markup(f.message),
         "props": [{"name": "label", "value": f.fingerprint, "remarks": "guard finding fingerprint"}],
         "methods": ["TEST"],
         "types": ["finding"],
         "subjects": [
-            {"subject-uuid": item, "type": "inventory-item", "title": f"{f.kind} {f.namespace}/{f.name}"}
+            {
+                "subject-uuid": item,
+                "type": "inventory-item",
+                "title": markup(f"{f.kind} {f.namespace}/{f.name}"),
+            }
         ],
-        "relevant-evidence": [{"description": "; ".join(evidence) or "see the finding's message"}],
+        "relevant-evidence": [{"description": markup("; ".join(evidence) or "see the finding's message")}],
         "collected": _time(report),
-        **({"remarks": f"Remediation: {f.remediation}"} if f.remediation else {}),
+        **({"remarks": markup(f"Remediation: {f.remediation}")} if f.remediation else {}),
     }
 
 
 def _control_observation(report: Report, c: ControlRow) -> dict[str, Any]:
     return {
         "uuid": _uuid(report.appendix.scan_id, "control-observation", c.id),
-        "title": f"{c.id}: {c.passed} of {c.assessed} workloads pass",
-        "description": f"guard rules {', '.join(c.rules) or '-'} assessed {c.assessed} workloads for {c.id} "
-        f"({c.title}): {c.passed} passed, {c.failed} failed, {c.errors} in error.",
+        "title": markup(f"{c.id}: {c.passed} of {c.assessed} workloads pass"),
+        "description": markup(
+            f"guard rules {', '.join(c.rules) or '-'} assessed {c.assessed} workloads for {c.id} "
+            f"({c.title}): {c.passed} passed, {c.failed} failed, {c.errors} in error."
+        ),
         "methods": ["TEST"],
         "types": ["control-objective"],
         "relevant-evidence": [
             {
-                "description": f"guard scan {report.appendix.scan_id}, policy library "
-                f"{report.appendix.policy_library_digest or 'from an OPA server'}"
+                "description": markup(
+                    f"guard scan {report.appendix.scan_id}, policy library "
+                    f"{report.appendix.policy_library_digest or 'from an OPA server'}"
+                )
             }
         ],
         "collected": _time(report),
@@ -105,7 +128,7 @@ class OscalRenderer:
                 item,
                 {
                     "uuid": item,
-                    "description": f"{f.kind} {f.namespace}/{f.name}",
+                    "description": markup(f"{f.kind} {f.namespace}/{f.name}"),
                     "props": [{"name": "asset-type", "value": "container"}],
                 },
             )
@@ -121,9 +144,11 @@ class OscalRenderer:
             findings.append(
                 {
                     "uuid": _uuid(a.scan_id, "finding", c.id),
-                    "title": f"{c.id}: {c.title}",
-                    "description": f"{c.passed} of {c.assessed} workloads pass (compliance "
-                    f"{(c.compliance or 0) * 100:.0f}%).",
+                    "title": markup(f"{c.id}: {c.title}"),
+                    "description": markup(
+                        f"{c.passed} of {c.assessed} workloads pass (compliance "
+                        f"{(c.compliance or 0) * 100:.0f}%)."
+                    ),
                     "props": [{"name": "label", "value": c.id}],
                     "target": {
                         "type": "objective-id",
@@ -138,10 +163,12 @@ class OscalRenderer:
             )
         result: dict[str, Any] = {
             "uuid": _uuid(a.scan_id, "result"),
-            "title": report.title,
-            "description": f"guard scan {a.scan_id} of {report.cluster}"
-            + (f", {report.scope.kind} {report.scope.name}" if report.scope else "")
-            + (" (partial: " + "; ".join(a.partial_reasons) + ")" if a.partial else ""),
+            "title": markup(report.title),
+            "description": markup(
+                f"guard scan {a.scan_id} of {report.cluster}"
+                + (f", {report.scope.kind} {report.scope.name}" if report.scope else "")
+                + (" (partial: " + "; ".join(a.partial_reasons) + ")" if a.partial else "")
+            ),
             "start": a.started.isoformat(),
             "end": a.finished.isoformat(),
             "reviewed-controls": {
@@ -164,7 +191,7 @@ class OscalRenderer:
             "assessment-results": {
                 "uuid": _uuid(a.scan_id, "assessment-results", report.scope.name if report.scope else ""),
                 "metadata": {
-                    "title": report.title,
+                    "title": markup(report.title),
                     "last-modified": report.generated.isoformat(),
                     "version": a.scan_id,
                     "oscal-version": OSCAL_VERSION,

@@ -5,6 +5,7 @@
 - ``partialFingerprints["guard/v1"]`` is the scan's fingerprint, so an alert stays one alert across runs.
 - A cluster finding has no source file: its location is ``k8s://<cluster>/<namespace>/<kind>/<name>``
   (each part percent-encoded), which GitHub accepts (no code annotation is shown).
+- Messages are plain text; brackets from the cluster are escaped (SARIF's embedded links).
 - GitHub's limits: 25,000 results per run and 10 MB gzip per upload. Over either, the least severe
   results are dropped first, and the run says so (``properties.truncated``, a notification).
 
@@ -26,6 +27,13 @@ MAX_GZIP_BYTES = 10 * 1000 * 1000
 SECURITY_SEVERITY = {"critical": "9.5", "high": "8.0", "medium": "5.5", "low": "3.0", "info": "0.0"}
 LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note", "info": "note"}
 MAX_TAGS = 20
+
+
+def plain_text(value: str) -> str:
+    """``value`` as a SARIF plain text message: SARIF 2.1.0 (3.11.6) reads ``[text](target)`` in
+    one as an embedded link (to a URI or a related location), so every bracket of text from the
+    cluster is escaped with a backslash, as the spec asks of brackets that are not a link."""
+    return value.replace("[", "\\[").replace("]", "\\]")
 
 
 def rule_id(f: FindingRow) -> str:
@@ -64,7 +72,7 @@ def _result(report: Report, f: FindingRow, index: int) -> dict[str, Any]:
         "ruleId": rule_id(f),
         "ruleIndex": index,
         "level": LEVEL[f.severity],
-        "message": {"text": f.message},
+        "message": {"text": plain_text(f.message)},
         "locations": [
             {
                 "physicalLocation": {"artifactLocation": {"uri": location_uri(report.cluster, f)}},
@@ -95,7 +103,7 @@ def _rules(findings: tuple[FindingRow, ...]) -> tuple[list[dict[str, Any]], dict
                 "name": f.rule,
                 "shortDescription": {"text": text},
                 "fullDescription": {"text": f"{text}. Controls: {', '.join(f.controls) or 'none'}."},
-                "help": {"text": f.remediation or "See the finding's message."},
+                "help": {"text": plain_text(f.remediation or "See the finding's message.")},
                 "properties": {"tags": ["security", *f.controls][:MAX_TAGS]},
             }
         if score >= worst.get(rid, -1.0):

@@ -152,6 +152,8 @@ class Inventory:
             owner_uid in self._objects or owner_uid in self._staged_objects[target]
         )
         key = uid or f"{target.label}/{namespace}/{name}"
+        if known_owner and self._owned_by(owner_uid, key, self._staged_objects[target]):
+            known_owner = False  # its owners loop back to it: it is evaluated, as a top of the loop
         self._staged_objects[target][key] = _Object(
             api_version=_str(obj.get("apiVersion")) or target.api_version,
             kind=target.kind,
@@ -198,6 +200,17 @@ class Inventory:
                 existing.names.extend(group.names[: max(0, MAX_POD_NAMES - len(existing.names))])
                 existing.running.update(group.running)
 
+    def _owned_by(self, uid: str | None, key: str, staged: Mapping[str, _Object]) -> bool:
+        """Whether the owners above ``uid`` lead back to ``key`` (a loop of ownerReferences)."""
+        seen: set[str] = set()
+        while uid is not None and uid not in seen:
+            if uid == key:
+                return True
+            seen.add(uid)
+            current = staged.get(uid) or self._objects.get(uid)
+            uid = current.owner_uid if current else None
+        return False
+
     # -- resolution -------------------------------------------------------------------------
 
     def _chain(self, uid: str) -> list[_Object]:
@@ -211,11 +224,20 @@ class Inventory:
             current = self._objects.get(current.owner_uid) if current.owner_uid else None
         return chain
 
+    def _top(self, chain: list[_Object]) -> _Object:
+        """The object a chain folds into: its top listed owner or, when the owners loop
+        (ownerReferences are the user's to write), the first object on the loop with a body."""
+        last = chain[-1]
+        loop_start = self._objects.get(last.owner_uid) if last.owner_uid else None
+        if loop_start is None:
+            return last
+        loop = {o.uid for o in chain[chain.index(loop_start) :]}
+        return next((o for o in chain if o.uid in loop and o.body is not None), last)
+
     def workloads(self) -> list[WorkloadUnit]:
         units: dict[str, WorkloadUnit] = {}
         for obj in self._objects.values():
-            chain = self._chain(obj.uid)
-            top = chain[-1]
+            top = self._top(self._chain(obj.uid))
             if top is obj and top.body is not None:
                 units[top.uid] = WorkloadUnit(
                     api_version=top.api_version,
@@ -235,8 +257,8 @@ class Inventory:
         owner = group.owner
         if owner is not None:
             chain = self._chain(str(owner["uid"]))
-            if chain and chain[-1].uid in units:
-                unit = units[chain[-1].uid]
+            if chain and self._top(chain).uid in units:
+                unit = units[self._top(chain).uid]
                 below = tuple(
                     OwnerRef(api_version=o.api_version, kind=o.kind, name=o.name, uid=o.uid)
                     for o in reversed(chain)

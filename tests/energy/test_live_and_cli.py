@@ -12,8 +12,11 @@ import httpx
 import pytest
 
 from guard.cli import run
+from guard.config import parse_config
+from guard.energy.collect import scan_energy
 from guard.energy.prometheus import PrometheusClient, PrometheusError
 from guard.energy.settings import PrometheusSettings
+from guard.energy.sources.base import Window
 from guard.energy.usage import UsageStore, parse_usage
 from guard.testing.prometheus import MetricsExporter, PrometheusServer, free_port, line
 
@@ -329,3 +332,72 @@ def test_guard_scan_with_prometheus_down_is_partial_exit_3(
     doc = json.loads(out.read_text())
     assert doc["energy"] is None and doc["scan"]["partial"] is True
     assert any(url in r and "unreachable" in r for r in doc["scan"]["partialReasons"])
+
+
+def test_a_non_finite_energy_figure_is_a_data_finding_not_a_silent_zero() -> None:
+    """A Prometheus answer of NaN or Inf for a pod's energy carries no figure, and the client
+    drops it; the tenant's energy then read as zero and its budget as met, with nothing said.
+    The scan now names each such series in a data finding against its tenant."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        query = dict(httpx.QueryParams(request.content.decode()))["query"]
+        result: list[dict[str, object]] = []
+        if query.startswith("count by (__name__)"):
+            result = [{"metric": {"__name__": "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"}, "value": [0, "1"]}]
+        elif "increase(DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION" in query:
+            result = [
+                {"metric": {"namespace": "team-a", "pod": "trainer", "UUID": "GPU-1"}, "value": [0, "NaN"]},
+                {"metric": {"namespace": "team-b", "pod": "web", "UUID": "GPU-2"}, "value": [0, "0.5"]},
+            ]
+        return httpx.Response(
+            200, json={"status": "success", "data": {"resultType": "vector", "result": result}}
+        )
+
+    cfg = parse_config(
+        {"tenants": [{"name": "team-a", "namespaces": ["team-a"], "carbon": {"budgetKgCO2e": 1}}]}
+    )
+    client = PrometheusClient(
+        PrometheusSettings(url="http://prom.example:9090"), transport=httpx.MockTransport(handler)
+    )
+    until = datetime(2026, 11, 20, tzinfo=UTC)
+    section = scan_energy(cfg, client, Window(until - timedelta(days=1), until))
+    found = [f for f in section.findings if f.rule == "energy_sample_not_finite"]
+    assert [(f.severity, f.category, f.tenant, f.namespace, f.pod) for f in found] == [
+        ("medium", "data", "team-a", "team-a", "trainer")
+    ]
+    assert "NaN" in found[0].message
+
+
+def test_dcgm_pod_and_namespace_are_read_as_one_spelling() -> None:
+    """dcgm-exporter names a series' pod ``pod``/``namespace`` (``pod_name``/``pod_namespace``
+    with --use-old-namespace). The pod came from one spelling and the namespace preferred the
+    other, so a series ``pod=trainer, namespace=team-a`` that also carried a ``pod_namespace``
+    label (a relabelling, an exported pod label) was charged to that namespace's tenant."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        query = dict(httpx.QueryParams(request.content.decode()))["query"]
+        result: list[dict[str, object]] = []
+        if query.startswith("count by (__name__)"):
+            result = [{"metric": {"__name__": "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"}, "value": [0, "1"]}]
+        elif "increase(DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION" in query:
+            labels = {"namespace": "team-a", "pod": "trainer", "pod_namespace": "team-b", "UUID": "GPU-1"}
+            result = [{"metric": labels, "value": [0, "2.0"]}]
+        return httpx.Response(
+            200, json={"status": "success", "data": {"resultType": "vector", "result": result}}
+        )
+
+    cfg = parse_config(
+        {
+            "tenants": [
+                {"name": "team-a", "namespaces": ["team-a"]},
+                {"name": "team-b", "namespaces": ["team-b"]},
+            ]
+        }
+    )
+    client = PrometheusClient(
+        PrometheusSettings(url="http://prom.example:9090"), transport=httpx.MockTransport(handler)
+    )
+    until = datetime(2026, 11, 20, tzinfo=UTC)
+    section = scan_energy(cfg, client, Window(until - timedelta(days=1), until))
+    assert {(w.namespace, w.pod, w.tenant) for w in section.workloads} == {("team-a", "trainer", "team-a")}
+    assert {t.tenant: t.kwh for t in section.tenants} == {"team-a": 2.0, "team-b": 0.0}

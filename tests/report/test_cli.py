@@ -244,3 +244,18 @@ def test_json_describes_the_file_written(
     doc = json.loads(capsys.readouterr().out)
     assert doc["output"] == str(out) and doc["format"] == "sarif" and doc["bytes"] == out.stat().st_size
     assert run(["report", str(result_file), "--format", "json", "-o", "-", "--json"]) == 2
+
+
+def test_a_result_with_a_lone_surrogate_is_refused_not_a_crash(
+    result_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """JSON may escape half of a UTF-16 pair (``"\\ud800"``); Python decodes it to a string no
+    UTF-8 writer can encode, and every format but junit raised UnicodeEncodeError (a traceback,
+    exit 1: read as a failed check). The result file is refused as what it is (exit 2)."""
+    doc = json.loads(result_file.read_text())
+    doc["workloads"][0]["namespace"] = "team-\ud800"
+    result_file.write_text(json.dumps(doc))
+    for fmt in ("html", "md", "csv", "sarif", "oscal", "json"):
+        assert run(["report", str(result_file), "-f", fmt, "-o", str(tmp_path / f"out.{fmt}")]) == 2
+        err = capsys.readouterr().err
+        assert "lone UTF-16 surrogate" in err and "Traceback" not in err

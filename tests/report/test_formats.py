@@ -7,6 +7,8 @@ import csv
 import gzip
 import io
 import json
+import re
+from html import escape as html_escape
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -191,3 +193,55 @@ def test_control_characters_in_names_do_not_break_xml_or_json(
     sarif = json.loads(SarifRenderer().render(report))
     assert sarif["runs"][0]["results"][0]["message"]["text"] == "bell\x07 nul\x00 esc\x1b end"
     assert "bell\ufffd nul\ufffd esc\ufffd end" in MarkdownRenderer().render(report).decode()
+
+
+def _markup_fields(node: object, key: str = "") -> list[str]:
+    """Every OSCAL markup value (titles, descriptions, remarks: Markdown in OSCAL's JSON)."""
+    if isinstance(node, dict):
+        return [v for k, child in node.items() for v in _markup_fields(child, k)]
+    if isinstance(node, list):
+        return [v for child in node for v in _markup_fields(child, key)]
+    return [node] if key in {"title", "description", "remarks"} and isinstance(node, str) else []
+
+
+def test_oscal_markup_does_not_carry_links_or_html_from_the_cluster(
+    result: ScanResult, catalogue: Catalogue
+) -> None:
+    cmarkgfm = pytest.importorskip("cmarkgfm")
+    hostile = "[approve the waiver](https://phish.example/) <img src=x onerror=alert(1)> &amp; `x`"
+    findings = tuple(
+        f.model_copy(update={"message": hostile, "remediation": hostile}) for f in result.findings
+    )
+    report = build_report(result.model_copy(update={"findings": findings}), catalogue, generated=T0)
+    doc = json.loads(OscalRenderer().render(report))
+    texts = _markup_fields(doc)
+    assert any(hostile.split("]")[0].lstrip("[") in t for t in texts)  # the message is still there
+    for text in texts:  # as a GRC tool renders OSCAL markup: CommonMark
+        html = cmarkgfm.markdown_to_html(text, options=cmarkgfm.Options.CMARK_OPT_UNSAFE)
+        assert "<a " not in html and "<img" not in html and "<code>" not in html, (text, html)
+    observation = next(
+        o for o in doc["assessment-results"]["results"][0]["observations"] if o["types"] == ["finding"]
+    )
+    shown = cmarkgfm.markdown_to_html(observation["description"], options=cmarkgfm.Options.CMARK_OPT_UNSAFE)
+    assert shown.strip() == f"<p>{html_escape(hostile, quote=False)}</p>"  # the message, as text
+
+
+def test_sarif_message_text_carries_no_embedded_link_from_the_cluster(
+    result: ScanResult, catalogue: Catalogue
+) -> None:
+    """SARIF 2.1.0 3.11.6: a plain text message may embed links, ``[text](target)`` with a URI
+    or a related location's id as the target, and viewers render them as links; brackets that
+    are text are escaped with a backslash. A message from the cluster must stay text."""
+    hostile = r"[approve the waiver](https://phish.example/) and [here](0) \[kept\]"
+    findings = tuple(
+        f.model_copy(update={"message": hostile, "remediation": hostile}) for f in result.findings
+    )
+    report = build_report(result.model_copy(update={"findings": findings}), catalogue, generated=T0)
+    run = json.loads(SarifRenderer().render(report))["runs"][0]
+    texts = [r["message"]["text"] for r in run["results"]] + [
+        r["help"]["text"] for r in run["tool"]["driver"]["rules"]
+    ]
+    embedded_link = re.compile(r"(?<!\\)\[[^\]]*(?<!\\)\]\(")
+    assert texts and not any(embedded_link.search(t) for t in texts)
+    escaped = r"\[approve the waiver\](https://phish.example/) and \[here\](0) \\[kept\\]"
+    assert run["results"][0]["message"]["text"] == escaped

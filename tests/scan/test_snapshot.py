@@ -276,3 +276,40 @@ def test_reports_are_byte_capped_with_a_complete_summary(tmp_path: Path) -> None
     assert int(capped["metadata"]["annotations"]["guard.cnai.dev/omitted-results"]) > 0
     passes = [r for r in capped["results"] if r["result"] == "pass"]
     assert passes and all("workloads" in r["properties"] for r in passes)  # aggregated per policy
+
+
+def test_workloads_owning_each_other_are_still_audited(tmp_path: Path) -> None:
+    """ownerReferences are the user's to write: two Deployments naming each other as controller
+    form a loop with no top owner. Each is still a workload, audited and reported."""
+
+    def owned_by(name: str, owner: str) -> dict[str, Any]:
+        ref = {"apiVersion": "apps/v1", "kind": "Deployment", "name": owner, "uid": owner, "controller": True}
+        return {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name, "namespace": "team-a", "uid": name, "ownerReferences": [ref]},
+            "spec": {"replicas": 0, "template": {"spec": {"containers": [{"name": "app", "image": IMAGE}]}}},
+        }
+
+    result = scan(tmp_path, [owned_by("a", "b"), owned_by("b", "a")])
+    assert sorted(w.name for w in result.workloads) == ["a", "b"]
+    assert result.summary.workloads == 2
+    assert {f.resource.name for f in result.findings} == {"a", "b"}
+
+
+def test_yaml_aliases_in_a_snapshot_are_refused_not_expanded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A YAML alias reuses a node: nine levels of ten make 10^9 strings from a file of 1 KB,
+    and the scan expanded them (the policy input, the result) until memory ran out. kubectl
+    never writes anchors or aliases; a snapshot holding one is refused (exit 2)."""
+    levels = ['x0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    levels += [f"x{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    snap = tmp_path / "bomb.yaml"
+    snap.write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: team-a, uid: u1}\n"
+        + "\n".join(levels)
+        + f'\nspec: {{template: {{spec: {{containers: [{{name: app, image: "{IMAGE}", env: *a8}}]}}}}}}\n'
+    )
+    assert run(["scan", "--config", str(config_path(tmp_path)), "--snapshot", str(snap)]) == 2
+    assert "alias" in capsys.readouterr().err

@@ -76,3 +76,14 @@ def label(sample: Sample, *names: str) -> str:
         if value:
             return value
     return ""
+
+
+def pod_of(sample: Sample) -> tuple[str, str]:
+    """A series' (namespace, pod), read as one spelling: ``pod``/``namespace`` (dcgm-exporter),
+    else ``pod_name``/``pod_namespace`` (dcgm-exporter --use-old-namespace, Kepler); ("", "")
+    when it names no pod. Never the pod of one spelling with the namespace of the other."""
+    if pod := sample.labels.get("pod", ""):
+        return sample.labels.get("namespace", ""), pod
+    if pod := sample.labels.get("pod_name", ""):
+        return sample.labels.get("pod_namespace", ""), pod
+    return "", ""

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 from guard.energy.models import Method
 from guard.energy.prometheus import PrometheusClient, Sample
-from guard.energy.sources.base import JOULES_PER_KWH, Row, Window, label
+from guard.energy.sources.base import JOULES_PER_KWH, Row, Window, label, pod_of
 
 ENERGY = "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"
 POWER = "DCGM_FI_DEV_POWER_USAGE"
@@ -102,9 +102,10 @@ class DcgmSource:
 
     @staticmethod
     def _key(s: Sample) -> tuple[str, str, str, str]:
+        namespace, pod = pod_of(s)
         return (
-            label(s, "pod_namespace", "namespace") if label(s, "pod", "pod_name") else "",
-            label(s, "pod", "pod_name"),
+            namespace,
+            pod,
             label(s, "UUID"),
             label(s, "GPU_I_ID"),
         )
