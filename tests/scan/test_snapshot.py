@@ -313,3 +313,25 @@ def test_yaml_aliases_in_a_snapshot_are_refused_not_expanded(
     )
     assert run(["scan", "--config", str(config_path(tmp_path)), "--snapshot", str(snap)]) == 2
     assert "alias" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ('{"apiVersion": "v1", "kind": "Pod", "kind": "Secret"}', "duplicate key 'kind'"),
+        ('{"apiVersion": "v1", "kind": "Pod", "spec": {"priority": NaN}}', "NaN is not JSON"),
+        ("[" * 600 + "]" * 600, "nested at most 500 levels"),
+    ],
+)
+def test_a_json_snapshot_is_parsed_as_json_someone_else_wrote(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, found: str
+) -> None:
+    """A JSON snapshot goes through guard's parser of untrusted JSON: a duplicate key (which
+    value would the scan see?), NaN and nesting past the bound are refused (exit 2), naming the
+    file; json.loads took the last key and NaN."""
+    snap = tmp_path / "snap.json"
+    snap.write_text(text)
+    assert run(["scan", "--config", str(config_path(tmp_path)), "--snapshot", str(snap)]) == 2
+    err = capsys.readouterr().err
+    assert found in err, err
+    assert str(snap) in err

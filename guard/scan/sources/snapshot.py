@@ -9,7 +9,6 @@ silently; a file that is not such output fails the scan with what was expected a
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -22,8 +21,11 @@ from guard.scan.result import KindListing, NotAssessed, Source
 from guard.scan.sources import ObjectSink, SourceOutcome
 from guard.scan.targets import ScanTarget, Scope
 from guard.textfile import read_user_text
+from guard.untrusted import parse_json
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+SNAPSHOT_MAX_BYTES = 2**62  # the user's own file, read whole already: no cap of its size
+SNAPSHOT_MAX_DEPTH = 500  # below CPython's recursion limit, far above kubectl's deepest output
 
 _CORE_GROUPS = frozenset(
     {
@@ -101,7 +103,16 @@ def _documents(path: Path) -> Iterator[Any]:
     stripped = text.lstrip()
     try:
         if stripped.startswith(("{", "[")):
-            yield json.loads(text)
+            # guard's parser for JSON someone else wrote: no duplicate keys (two readers of one
+            # document never see two values), no NaN, bounded nesting (deep enough for any CRD's
+            # schema; CPython's decoder recurses per level)
+            try:
+                doc = parse_json(
+                    text, "JSON", max_bytes=SNAPSHOT_MAX_BYTES, max_depth=SNAPSHOT_MAX_DEPTH, error=UsageError
+                )
+            except UsageError as err:
+                raise ValueError(str(err)) from err  # named below as every other parse failure
+            yield doc
             return
         for index, doc in enumerate(yaml.load_all(text, Loader=_Loader)):
             if _shares_a_node(doc):
