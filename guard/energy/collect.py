@@ -84,6 +84,8 @@ def _measure(
         for source in detected.sources:
             rows.extend(source.rows(window))
             schemas.append(_schema_name(source))
+            if isinstance(source, DcgmSource) and source.renamed_series:
+                findings.append(_renamed_labels_finding(client, source))
     else:
         findings.append(
             Finding(
@@ -104,6 +106,25 @@ def _measure(
         schemas.append(estimate.schema)
     rows.extend(estimated)
     return _Measured(rows, schemas, findings)
+
+
+def _renamed_labels_finding(client: PrometheusClient, source: DcgmSource) -> Finding:
+    """dcgm-exporter's pod labels reached Prometheus as ``exported_*``: the scrape gave the target's
+    own ``namespace`` / ``pod`` (the exporter's) precedence, so the energy of every GPU is charged to
+    the exporter's pod and the pods that used the GPUs are estimated. Said, never guessed: a
+    label spelled ``exported_pod`` is not read as the pod."""
+    return Finding(
+        rule="energy_pod_labels_renamed",
+        severity="medium",
+        category="data",
+        message=(
+            f"Prometheus {client.url}: {source.renamed_series} dcgm-exporter series carry exported_pod / "
+            "exported_namespace, the exporter's pod labels renamed because the scrape does not honor "
+            "them; pod / namespace there name the exporter itself, so the GPUs' energy is charged to its "
+            "pod, not to the pods that used the GPUs (those are estimated). Scrape dcgm-exporter with "
+            "honor_labels: true (honorLabels: true in a ServiceMonitor, as the GPU Operator's does)"
+        ),
+    )
 
 
 def _schema_name(source: EnergySource) -> str:

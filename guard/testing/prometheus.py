@@ -159,10 +159,16 @@ class PrometheusServer:
         https: bool = False,
         ca_file: Path | None = None,
         auth: tuple[str, str] | None = None,
+        target_labels: Mapping[str, str] | None = None,
+        honor_labels: bool = False,
     ) -> None:
         """``web_config``: Prometheus' ``--web.config.file`` content (``tls_server_config``,
         ``basic_auth_users``); ``https``, ``ca_file`` and ``auth`` are what the readiness probe
-        then needs."""
+        then needs. ``target_labels``: labels of the targets (as a ServiceMonitor gives them
+        ``namespace`` and ``pod``); a scraped label of the same name is renamed ``exported_<name>``
+        unless ``honor_labels``."""
+        self.target_labels = dict(target_labels or {})
+        self.honor_labels = honor_labels
         self.web_config = web_config
         self._verify: bool | ssl.SSLContext = (
             ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
@@ -182,9 +188,11 @@ class PrometheusServer:
         jobs = ""
         if self.targets:
             targets = ", ".join(f"'{t}'" for t in self.targets)
+            labels = "".join(f"          {k}: '{v}'\n" for k, v in self.target_labels.items())
             jobs = (
-                "scrape_configs:\n  - job_name: exporter\n    static_configs:\n"
-                f"      - targets: [{targets}]\n"
+                "scrape_configs:\n  - job_name: exporter\n"
+                f"    honor_labels: {'true' if self.honor_labels else 'false'}\n    static_configs:\n"
+                f"      - targets: [{targets}]\n" + (f"        labels:\n{labels}" if labels else "")
             )
         path.write_text(
             f"global:\n  scrape_interval: {interval}\n  evaluation_interval: {interval}\n{jobs}",

@@ -104,6 +104,41 @@ def test_live_scrapes_10s_window_equal_the_counters(
     assert "tenant team-a" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("honor_labels", [False, True])
+def test_a_scrape_that_renames_the_exporters_pod_labels_is_a_finding(
+    tmp_path: Path, honor_labels: bool
+) -> None:
+    """Prometheus 2.42 scraping dcgm-exporter lines from a target labelled with the exporter's own
+    namespace and pod (as a ServiceMonitor labels it): without honor_labels the exporter's
+    `pod` / `namespace` become `exported_pod` / `exported_namespace` and every GPU's energy lands on
+    the exporter's pod; guard says so (a data finding) instead of charging it silently."""
+    counters = GrowingCounters()
+    labels = {"namespace": "gpu-operator", "pod": "dcgm-exporter-x1"}
+    with (
+        MetricsExporter(counters.body) as exporter,
+        PrometheusServer(
+            tmp_path / "prom",
+            targets=[exporter.target],
+            target_labels=labels,
+            honor_labels=honor_labels,
+        ) as prom,
+    ):
+        prom.wait_for_samples("count_over_time(DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION[20s])", 6)
+        until = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
+        client = PrometheusClient(PrometheusSettings(url=prom.url))
+        cfg = parse_config({"tenants": [{"name": "team-a", "namespaces": ["team-a"]}]})
+        section = scan_energy(cfg, client, Window(until - timedelta(seconds=4), until))
+    pods = {(w.namespace, w.pod) for w in section.workloads if w.kwh > 0}
+    renamed = [f for f in section.findings if f.rule == "energy_pod_labels_renamed"]
+    if honor_labels:
+        assert pods == {("team-a", "big"), ("team-a", "small")}
+        assert renamed == []
+    else:
+        assert pods == {("gpu-operator", "dcgm-exporter-x1")}  # what the scrape made of it
+        assert len(renamed) == 1, section.findings
+        assert "honor_labels: true" in renamed[0].message and prom.url in renamed[0].message
+
+
 def test_prometheus_down_is_exit_3_with_the_url(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     code = run(

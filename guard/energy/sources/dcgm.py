@@ -27,7 +27,14 @@ from guard.energy.sources.base import JOULES_PER_KWH, Row, Window, label, pod_of
 
 ENERGY = "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"
 POWER = "DCGM_FI_DEV_POWER_USAGE"
-GROUP = "namespace, pod, pod_namespace, pod_name, Hostname, UUID, GPU_I_ID, GPU_I_PROFILE"
+# exported_namespace / exported_pod: dcgm-exporter's own labels as Prometheus renames them when
+# the scrape does not honor them (the target's namespace and pod, the exporter's, took the names);
+# kept in the answer only to say so (``renamed_series``), never read as a pod
+GROUP = (
+    "namespace, pod, pod_namespace, pod_name, Hostname, UUID, GPU_I_ID, GPU_I_PROFILE, "
+    "exported_namespace, exported_pod"
+)
+RENAMED_LABELS = ("exported_pod", "exported_namespace", "exported_pod_name", "exported_pod_namespace")
 DEVICE = "UUID, GPU_I_ID"
 MJ_PER_KWH = 3.6e9
 SHARED_BELOW = 0.99  # a row whose shared figure is under 99% of its own was shared with others
@@ -67,6 +74,9 @@ class DcgmSource:
             else "DCGM_FI_DEV_POWER_USAGE (W gauge, integrated)"
         )
         self.label_spelling: str | None = None
+        # series whose pod labels Prometheus renamed (exported_pod...): pod / namespace there name
+        # the exporter's own pod, and the GPUs' energy is charged to it
+        self.renamed_series = 0
 
     # --- queries --------------------------------------------------------------------------
 
@@ -118,6 +128,7 @@ class DcgmSource:
             self.label_spelling = "pod_name/pod_namespace (--use-old-namespace)"
         elif exact:
             self.label_spelling = "pod/namespace"
+        self.renamed_series = sum(any(k in s.labels for k in RENAMED_LABELS) for s in exact)
         by_device: dict[str, list[Sample]] = defaultdict(list)
         for s in exact:
             by_device[label(s, "UUID")].append(s)
