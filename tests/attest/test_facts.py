@@ -407,7 +407,6 @@ def test_directory_facts_hash_once_and_say_what_the_two_steps_say(
     (each used to hash it, with the same serialization): the facts are those of the two steps,
     whatever the signature says."""
     from guard.attest.collect import directory_facts
-    from guard.signing import hashing
 
     sign_model(model_dir, KeySigner.from_file(keys[0]))
     public = keys[1]
@@ -430,17 +429,7 @@ def test_directory_facts_hash_once_and_say_what_the_two_steps_say(
     expected = collect_facts(
         directory_subject(model_dir), verifier, [], signature=verify_directory_signature(model_dir, verifier)
     )
-    calls: list[Path] = []
-    real = hashing.hash_model
-
-    def counted(model: Path, *args: Any, **kw: Any) -> Any:
-        calls.append(model)
-        return real(model, *args, **kw)
-
-    monkeypatch.setattr(hashing, "hash_model", counted)
-    monkeypatch.setattr("guard.signing.hash_model", counted)
-    monkeypatch.setattr("guard.attest.subject.hash_model", counted)
-    monkeypatch.setattr("guard.signing.model.hash_model", counted)
+    calls = _count_hashings(monkeypatch)
     caplog.clear()
     assert directory_facts(model_dir, verifier) == expected
     assert len(calls) == 1  # the two steps: 2 with a signature that verifies
@@ -475,7 +464,7 @@ def test_directory_facts_with_a_signature_elsewhere_hash_once_where_the_two_step
     default serialization, the subject and the check hash the same files the same way, so once;
     in every other case both are hashed. The facts are always those of the two steps."""
     from guard.attest.collect import directory_facts
-    from guard.signing import Serialization, hashing
+    from guard.signing import Serialization
 
     signature = model_dir / "signatures" / "m.sig" if case.startswith("inside") else tmp_path / "m.sig"
     signature.parent.mkdir(exist_ok=True)
@@ -498,17 +487,7 @@ def test_directory_facts_with_a_signature_elsewhere_hash_once_where_the_two_step
         [],
         signature=verify_directory_signature(model_dir, verifier, signature),
     )
-    calls: list[Path] = []
-    real = hashing.hash_model
-
-    def counted(model: Path, *args: Any, **kw: Any) -> Any:
-        calls.append(model)
-        return real(model, *args, **kw)
-
-    monkeypatch.setattr(hashing, "hash_model", counted)
-    monkeypatch.setattr("guard.signing.hash_model", counted)
-    monkeypatch.setattr("guard.attest.subject.hash_model", counted)
-    monkeypatch.setattr("guard.signing.model.hash_model", counted)
+    calls = _count_hashings(monkeypatch)
     caplog.clear()
     assert directory_facts(model_dir, verifier, signature=signature) == expected
     assert len(calls) == hashings
@@ -544,3 +523,24 @@ def test_an_unverified_model_sig_cannot_hide_a_file_from_the_attestations_subjec
     # the signer's side honours its own ignore paths, as before
     signer_side = directory_subject(model_dir).manifest
     assert signer_side is not None and "modeling_evil.py" not in {r.name for r in signer_side.resources}
+
+
+def _count_hashings(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The directories ``hash_model`` is called on from now, wherever it is imported from."""
+    from guard.signing import hashing
+
+    calls: list[Path] = []
+    real = hashing.hash_model
+
+    def counted(model: Path, *args: Any, **kw: Any) -> Any:
+        calls.append(model)
+        return real(model, *args, **kw)
+
+    for where in (
+        "guard.signing.hash_model",
+        "guard.attest.subject.hash_model",
+        "guard.signing.model.hash_model",
+    ):
+        monkeypatch.setattr(where, counted)
+    monkeypatch.setattr(hashing, "hash_model", counted)
+    return calls

@@ -369,10 +369,9 @@ def test_guard_scan_with_prometheus_down_is_partial_exit_3(
     assert any(url in r and "unreachable" in r for r in doc["scan"]["partialReasons"])
 
 
-def test_a_non_finite_energy_figure_is_a_data_finding_not_a_silent_zero() -> None:
-    """A Prometheus answer of NaN or Inf for a pod's energy carries no figure, and the client
-    drops it; the tenant's energy then read as zero and its budget as met, with nothing said.
-    The scan now names each such series in a data finding against its tenant."""
+def _dcgm_client(energy: list[dict[str, object]]) -> PrometheusClient:
+    """A client of a Prometheus that has dcgm-exporter's energy counter and answers ``energy`` to
+    the energy query (nothing to any other)."""
 
     def handler(request: httpx.Request) -> httpx.Response:
         query = dict(httpx.QueryParams(request.content.decode()))["query"]
@@ -380,19 +379,29 @@ def test_a_non_finite_energy_figure_is_a_data_finding_not_a_silent_zero() -> Non
         if query.startswith("count by (__name__)"):
             result = [{"metric": {"__name__": "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"}, "value": [0, "1"]}]
         elif "increase(DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION" in query:
-            result = [
-                {"metric": {"namespace": "team-a", "pod": "trainer", "UUID": "GPU-1"}, "value": [0, "NaN"]},
-                {"metric": {"namespace": "team-b", "pod": "web", "UUID": "GPU-2"}, "value": [0, "0.5"]},
-            ]
+            result = energy
         return httpx.Response(
             200, json={"status": "success", "data": {"resultType": "vector", "result": result}}
         )
 
+    return PrometheusClient(
+        PrometheusSettings(url="http://prom.example:9090"), transport=httpx.MockTransport(handler)
+    )
+
+
+def test_a_non_finite_energy_figure_is_a_data_finding_not_a_silent_zero() -> None:
+    """A Prometheus answer of NaN or Inf for a pod's energy carries no figure, and the client
+    drops it; the tenant's energy then read as zero and its budget as met, with nothing said.
+    The scan now names each such series in a data finding against its tenant."""
+
     cfg = parse_config(
         {"tenants": [{"name": "team-a", "namespaces": ["team-a"], "carbon": {"budgetKgCO2e": 1}}]}
     )
-    client = PrometheusClient(
-        PrometheusSettings(url="http://prom.example:9090"), transport=httpx.MockTransport(handler)
+    client = _dcgm_client(
+        [
+            {"metric": {"namespace": "team-a", "pod": "trainer", "UUID": "GPU-1"}, "value": [0, "NaN"]},
+            {"metric": {"namespace": "team-b", "pod": "web", "UUID": "GPU-2"}, "value": [0, "0.5"]},
+        ]
     )
     until = datetime(2026, 11, 20, tzinfo=UTC)
     section = scan_energy(cfg, client, Window(until - timedelta(days=1), until))
@@ -409,18 +418,6 @@ def test_dcgm_pod_and_namespace_are_read_as_one_spelling() -> None:
     other, so a series ``pod=trainer, namespace=team-a`` that also carried a ``pod_namespace``
     label (a relabelling, an exported pod label) was charged to that namespace's tenant."""
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        query = dict(httpx.QueryParams(request.content.decode()))["query"]
-        result: list[dict[str, object]] = []
-        if query.startswith("count by (__name__)"):
-            result = [{"metric": {"__name__": "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"}, "value": [0, "1"]}]
-        elif "increase(DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION" in query:
-            labels = {"namespace": "team-a", "pod": "trainer", "pod_namespace": "team-b", "UUID": "GPU-1"}
-            result = [{"metric": labels, "value": [0, "2.0"]}]
-        return httpx.Response(
-            200, json={"status": "success", "data": {"resultType": "vector", "result": result}}
-        )
-
     cfg = parse_config(
         {
             "tenants": [
@@ -429,9 +426,8 @@ def test_dcgm_pod_and_namespace_are_read_as_one_spelling() -> None:
             ]
         }
     )
-    client = PrometheusClient(
-        PrometheusSettings(url="http://prom.example:9090"), transport=httpx.MockTransport(handler)
-    )
+    labels = {"namespace": "team-a", "pod": "trainer", "pod_namespace": "team-b", "UUID": "GPU-1"}
+    client = _dcgm_client([{"metric": labels, "value": [0, "2.0"]}])
     until = datetime(2026, 11, 20, tzinfo=UTC)
     section = scan_energy(cfg, client, Window(until - timedelta(days=1), until))
     assert {(w.namespace, w.pod, w.tenant) for w in section.workloads} == {("team-a", "trainer", "team-a")}
