@@ -133,20 +133,13 @@ class RegistryStore:
         if ":" in reference:  # a digest (a tag has no colon), of whatever algorithm it names
             served = _digest_as(reference, body)
             if served != reference:
-                raise IntegrityError(
-                    f"manifest {self.describe()}@{reference}: the registry served bytes whose digest is "
-                    f"{served}",
-                    changed=[reference],
-                )
+                what = f"manifest {self.describe()}@{reference}: the registry served bytes whose digest is"
+                raise IntegrityError(f"{what} {served}", changed=[reference])
         claimed = response.headers.get("Docker-Content-Digest")
-        if claimed:  # in whichever algorithm the registry names it (one storing by sha512 does)
-            hashed = _digest_as(claimed, body)
-            if claimed != hashed:
-                raise IntegrityError(
-                    f"manifest {self.describe()}:{reference}: the registry says {claimed}, "
-                    f"its bytes hash to {hashed}",
-                    changed=[reference],
-                )
+        # in whichever algorithm the registry names it (one storing by sha512 does)
+        if claimed and claimed != (hashed := _digest_as(claimed, body)):
+            what = f"manifest {self.describe()}:{reference}: the registry says {claimed}"
+            raise IntegrityError(f"{what}, its bytes hash to {hashed}", changed=[reference])
         media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
         parsed = _parsed_manifest(body, digest)
         value = parsed.get("mediaType") if parsed is not None else None

