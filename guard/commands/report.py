@@ -140,8 +140,10 @@ def report(  # noqa: PLR0917 (a typer command: options are parameters)
         return
     if output.is_dir():
         raise ReportError(f"-o {output} is a directory; expected a file path")
-    try:
-        output.write_bytes(data)
+    from guard.signing.model import write_atomic  # noqa: PLC0415
+
+    try:  # replaces a symlink planted at the path rather than writing through it; never partial
+        write_atomic(output, data)
     except OSError as err:
         raise ReportError(f"cannot write {output}: {err.strerror or err}") from err
     findings = len(model.findings)

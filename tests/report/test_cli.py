@@ -259,3 +259,39 @@ def test_a_result_with_a_lone_surrogate_is_refused_not_a_crash(
         assert run(["report", str(result_file), "-f", fmt, "-o", str(tmp_path / f"out.{fmt}")]) == 2
         err = capsys.readouterr().err
         assert "lone UTF-16 surrogate" in err and "Traceback" not in err
+
+
+def test_output_replaces_a_planted_symlink_never_writes_through_it(result_file: Path, tmp_path: Path) -> None:
+    # a shared reports directory: someone planted report.html -> a file of the user's
+    victim = tmp_path / "home" / "notes.txt"
+    victim.parent.mkdir()
+    victim.write_text("the user's own file\n")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "report.html").symlink_to(victim)
+    assert run(["report", str(result_file), "-f", "md", "-o", str(shared / "report.html")]) == 0
+    assert victim.read_text() == "the user's own file\n"
+    assert not (shared / "report.html").is_symlink()
+    assert (shared / "report.html").stat().st_size > 0
+
+
+def test_bundle_signature_covers_what_guard_wrote_not_what_was_slipped_in(
+    result_file: Path, keypair: KeyPair, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer of the archive adds a file and changes a report between guard's writes and
+    its signature: the signature must not vouch for either."""
+    import guard.report.bundle as bundle_module
+
+    real_write = bundle_module._write
+    bundle = tmp_path / "b"
+
+    def racing_write(path: Path, data: bytes) -> None:
+        real_write(path, data)
+        if path.name == MANIFEST:  # the last file guard writes before it signs
+            (bundle / "extra.txt").write_text("slipped in")
+            csv_file = bundle / "report.csv"
+            csv_file.write_bytes(csv_file.read_bytes().replace(b"critical", b"low     ", 1))
+
+    monkeypatch.setattr(bundle_module, "_write", racing_write)
+    assert _bundle(result_file, bundle, keypair) == 0
+    assert run(["verify", str(bundle), "--key", str(keypair.public_key)]) == 1
