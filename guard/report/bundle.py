@@ -21,10 +21,10 @@ from typing import Final, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 
-from guard.errors import ReportError
+from guard.errors import IntegrityError, ReportError
 from guard.report.formats import renderer
 from guard.report.model import Report, report_schema
-from guard.signing.types import Signer
+from guard.signing.types import Manifest, Resource, Serialization, Signer
 
 BUNDLE_API_VERSION: Final = "guard.cnai.dev/report-bundle/v1"
 MANIFEST = "manifest.json"
@@ -149,8 +149,25 @@ def write_bundle(  # noqa: PLR0917
         previous_bundle=chained,
         files=tuple(files),
     )
-    _write(bundle_dir / MANIFEST, (manifest.model_dump_json(indent=2, by_alias=True) + "\n").encode())
-    sign_model(bundle_dir, signer, signature_path=bundle_dir / SIGNATURE)
+    manifest_bytes = (manifest.model_dump_json(indent=2, by_alias=True) + "\n").encode()
+    _write(bundle_dir / MANIFEST, manifest_bytes)
+    # Sign exactly what was written here: a file another writer of the archive added or changed
+    # between these writes and the hashing is refused, never signed.
+    written = [(f.path, f.digest) for f in files] + [(MANIFEST, _digest(manifest_bytes))]
+    expected = Manifest(
+        Serialization(),
+        tuple(sorted(Resource(path, "sha256", digest.removeprefix("sha256:")) for path, digest in written)),
+    )
+    try:
+        sign_model(bundle_dir, signer, signature_path=bundle_dir / SIGNATURE, expected=expected)
+    except IntegrityError as err:
+        raise IntegrityError(
+            f"--bundle {bundle_dir}: not signed: the directory no longer holds only the files guard "
+            f"wrote there (another writer?): {err}",
+            added=err.added,
+            removed=err.removed,
+            changed=err.changed,
+        ) from err
     return manifest
 
 

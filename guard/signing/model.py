@@ -115,10 +115,13 @@ def sign_model(
     progress: bool = False,
     cache: DigestCache | None = None,
     write: bool = True,
+    expected: Manifest | None = None,
 ) -> SignedModel:
     """Hash ``model_dir``, sign its OMS statement, and write the bundle atomically (default
     ``<model_dir>/model.sig``). The signature file is always ignored when hashing, and recorded
-    in ``ignore_paths`` when it lies inside the model (as model-signing does)."""
+    in ``ignore_paths`` when it lies inside the model (as model-signing does). ``expected``: the
+    files the caller wrote there; IntegrityError, and nothing signed, when the directory holds
+    others or other bytes (someone else writes to it)."""
     check_model_dir(model_dir)  # before the signature path: name the real problem
     serialization = serialization or Serialization()
     target = signature_path if signature_path is not None else model_dir / DEFAULT_SIGNATURE_NAME
@@ -141,6 +144,8 @@ def sign_model(
     if write and not target.parent.is_dir():  # fail before minutes of hashing, not after
         raise UsageError(f"cannot write {target}: directory {target.parent} does not exist")
     manifest = hash_model(model_dir, serialization, progress=progress, cache=cache)
+    if expected is not None:
+        compare_manifests(expected, manifest)
     bundle = sign_statement(statement_for_manifest(manifest, _model_name(model_dir)), signer)
     if write:
         write_atomic(target, bundle)

@@ -276,7 +276,11 @@ def test_output_replaces_a_planted_symlink_never_writes_through_it(result_file: 
 
 
 def test_bundle_signature_covers_what_guard_wrote_not_what_was_slipped_in(
-    result_file: Path, keypair: KeyPair, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    result_file: Path,
+    keypair: KeyPair,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Another writer of the archive adds a file and changes a report between guard's writes and
     its signature: the signature must not vouch for either."""
@@ -293,5 +297,8 @@ def test_bundle_signature_covers_what_guard_wrote_not_what_was_slipped_in(
             csv_file.write_bytes(csv_file.read_bytes().replace(b"critical", b"low     ", 1))
 
     monkeypatch.setattr(bundle_module, "_write", racing_write)
-    assert _bundle(result_file, bundle, keypair) == 0
-    assert run(["verify", str(bundle), "--key", str(keypair.public_key)]) == 1
+    code = _bundle(result_file, bundle, keypair)
+    err = capsys.readouterr().err
+    assert code == 1 and "not signed" in err and "extra.txt" in err and "report.csv" in err
+    assert not (bundle / "model.sig").exists()
+    assert run(["verify", str(bundle), "--key", str(keypair.public_key)]) != 0
