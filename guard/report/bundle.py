@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from datetime import datetime
 from pathlib import Path
@@ -21,15 +22,16 @@ from typing import Final, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 
-from guard.errors import IntegrityError, ReportError
+from guard.errors import GuardError, IntegrityError, ReportError, VerificationError
 from guard.report.formats import renderer
 from guard.report.model import Report, report_schema
-from guard.signing.types import Manifest, Resource, Serialization, Signer
+from guard.signing.types import Manifest, Resource, Serialization, Signer, Verifier
 
 BUNDLE_API_VERSION: Final = "guard.cnai.dev/report-bundle/v1"
 MANIFEST = "manifest.json"
 SIGNATURE = "model.sig"  # guard verify's default signature name
 RESULT_COPY = "scan-result.json"
+log = logging.getLogger(__name__)
 
 
 class BundleFile(BaseModel):
@@ -86,6 +88,42 @@ def read_manifest(bundle_dir: Path) -> tuple[BundleManifest, str]:
         raise ReportError(f"{path}: expected a guard report bundle manifest: {err}") from err
 
 
+def _own_verifier(signer: Signer) -> Verifier | None:
+    """A verifier of what ``signer`` signs (its public key); None for certificate and keyless
+    signing, whose trust anchor (a root CA, an identity) the signing options do not name."""
+    from guard.signing.sign_key import KeySigner  # noqa: PLC0415
+
+    return signer.own_verifier() if isinstance(signer, KeySigner) else None
+
+
+def _check_previous(previous_bundle: Path, manifest_digest: str, signer: Signer) -> None:
+    """Chain only to a bundle this signer's key signed, as it is on disk, and to the manifest
+    bytes that signature covers: a forged or altered previous bundle is refused."""
+    from guard.signing.model import verify_model  # noqa: PLC0415
+
+    verifier = _own_verifier(signer)
+    if verifier is None:
+        log.warning(
+            "--previous-bundle %s: its signature is not checked with %s signing; "
+            "check it with guard verify and trust options first",
+            previous_bundle,
+            signer.method,
+        )
+        return
+    try:
+        verified = verify_model(previous_bundle, previous_bundle / SIGNATURE, verifier)
+    except GuardError as err:
+        raise VerificationError(
+            f"--previous-bundle {previous_bundle}: expected a bundle signed with this signing "
+            f"{signer.method}, it does not verify: {err}"
+        ) from err
+    signed = verified.manifest.by_name().get(MANIFEST)
+    if signed is None or signed.algorithm != "sha256" or "sha256:" + signed.digest.lower() != manifest_digest:
+        raise VerificationError(
+            f"--previous-bundle {previous_bundle}: its {MANIFEST} is not the one its signature covers"
+        )
+
+
 def _prepare(bundle_dir: Path) -> None:
     if bundle_dir.exists() and not bundle_dir.is_dir():
         raise ReportError(f"--bundle {bundle_dir}: exists and is not a directory")
@@ -122,6 +160,7 @@ def write_bundle(  # noqa: PLR0917
     chained = None
     if previous_bundle is not None:
         prev, prev_digest = read_manifest(previous_bundle)
+        _check_previous(previous_bundle, prev_digest, signer)
         chained = PreviousBundle(manifest_digest=prev_digest, scan_id=prev.scan.id)
     rendered: list[tuple[str, str, str, bytes]] = []  # before touching the directory: fail early
     for name in formats:

@@ -302,3 +302,48 @@ def test_bundle_signature_covers_what_guard_wrote_not_what_was_slipped_in(
     assert code == 1 and "not signed" in err and "extra.txt" in err and "report.csv" in err
     assert not (bundle / "model.sig").exists()
     assert run(["verify", str(bundle), "--key", str(keypair.public_key)]) != 0
+
+
+@pytest.mark.parametrize("forgery", ["manifest edited", "signed by another key", "signature removed"])
+def test_previous_bundle_must_be_one_this_signer_signed(
+    forgery: str, result_file: Path, keypair: KeyPair, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Someone who can write to the archive replaces last period's bundle: the next bundle must
+    not sign a chain link to it."""
+    first, second = tmp_path / "2026-10", tmp_path / "2026-11"
+    if forgery == "signed by another key":
+        assert _bundle(result_file, first, generate_keypair(tmp_path / "attacker")) == 0
+    else:
+        assert _bundle(result_file, first, keypair) == 0
+    if forgery == "manifest edited":
+        manifest = first / MANIFEST
+        manifest.write_text(manifest.read_text().replace("scan-2", "scan-9"))
+    elif forgery == "signature removed":
+        (first / "model.sig").unlink()
+    capsys.readouterr()
+    assert _bundle(result_file, second, keypair, "--previous-bundle", str(first)) == 1
+    assert "--previous-bundle" in capsys.readouterr().err
+    assert not (second / "model.sig").exists()
+
+
+def test_certificate_signed_bundles_chain(result_file: Path, tmp_path: Path) -> None:
+    from guard.testing.pki import make_pki
+
+    pki = make_pki(tmp_path / "pki")
+    signing = [
+        "--certificate",
+        str(pki.leaf),
+        "--certificate-chain",
+        str(pki.chain),
+        "--key",
+        str(pki.leaf_key),
+    ]
+    first, second = tmp_path / "2026-10", tmp_path / "2026-11"
+    base = ["report", str(result_file), "--formats", "json", *signing]
+    assert run([*base, "--bundle", str(first)]) == 0
+    assert run([*base, "--bundle", str(second), "--previous-bundle", str(first)]) == 0
+    chained = BundleManifest.model_validate_json((second / MANIFEST).read_text())
+    assert chained.previous_bundle is not None
+    assert chained.previous_bundle.manifest_digest == (
+        "sha256:" + hashlib.sha256((first / MANIFEST).read_bytes()).hexdigest()
+    )
