@@ -95,6 +95,15 @@ def _replaceable(target: Path) -> bool:
     )
 
 
+def check_signature_target(target: Path) -> None:
+    """UsageError unless writing a signature to ``target`` destroys nothing (see _replaceable)."""
+    if not _replaceable(target):
+        raise UsageError(
+            f"signature path {target} is an existing file that is not a signature; refusing to replace "
+            "it (give a new path, or the previous signature's)"
+        )
+
+
 def check_model_dir(model_dir: Path) -> None:
     if not model_dir.exists():
         raise ModelDirectoryError(f"model directory {model_dir} does not exist")
@@ -136,11 +145,8 @@ def sign_model(
         )
     if target.is_dir():
         raise UsageError(f"signature path {target} is a directory; expected a file path")
-    if write and not _replaceable(target):
-        raise UsageError(
-            f"signature path {target} is an existing file that is not a signature; refusing to replace "
-            "it (give a new path, or the previous signature's)"
-        )
+    if write:
+        check_signature_target(target)
     if write and not target.parent.is_dir():  # fail before minutes of hashing, not after
         raise UsageError(f"cannot write {target}: directory {target.parent} does not exist")
     manifest = hash_model(model_dir, serialization, progress=progress, cache=cache)
