@@ -11,6 +11,7 @@ it offline and names any file added, removed or changed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -153,10 +154,8 @@ def write_bundle(  # noqa: PLR0917
     created: datetime,
     previous_bundle: Path | None = None,
 ) -> BundleManifest:
-    """Render ``formats``, write them with the input and the manifest, and sign the directory."""
-    from guard import __version__  # noqa: PLC0415
-    from guard.signing.model import sign_model  # noqa: PLC0415
-
+    """Render ``formats``, write them with the input and the manifest, and sign the directory
+    (on any failure, the files written are removed again)."""
     chained = None
     if previous_bundle is not None:
         prev, prev_digest = read_manifest(previous_bundle)
@@ -169,10 +168,38 @@ def write_bundle(  # noqa: PLR0917
     schema = (json.dumps(report_schema(), indent=2, sort_keys=True) + "\n").encode()
     rendered.append(("report.schema.json", "json-schema", "application/schema+json", schema))
     rendered.append((RESULT_COPY, "scan-result", "application/json", result_bytes))
+    paths = [path for path, _, _, _ in rendered]
+    if len(set(paths)) != len(paths):
+        repeated = sorted({p for p in paths if paths.count(p) > 1})
+        raise ReportError(f"--formats: each format once; {', '.join(repeated)} would be written twice")
     _prepare(bundle_dir)
+    written: list[Path] = []
+    try:
+        return _write_and_sign(bundle_dir, report, rendered, result_digest, signer, created, chained, written)
+    except BaseException:
+        for path in written:  # no unsigned, half-written bundle is left to look like one
+            with contextlib.suppress(OSError):
+                path.unlink()
+        raise
+
+
+def _write_and_sign(  # noqa: PLR0917
+    bundle_dir: Path,
+    report: Report,
+    rendered: list[tuple[str, str, str, bytes]],
+    result_digest: str,
+    signer: Signer,
+    created: datetime,
+    chained: PreviousBundle | None,
+    written: list[Path],
+) -> BundleManifest:
+    from guard import __version__  # noqa: PLC0415
+    from guard.signing.model import sign_model  # noqa: PLC0415
+
     files = []
     for path, name, media, data in rendered:
         _write(bundle_dir / path, data)
+        written.append(bundle_dir / path)
         files.append(
             BundleFile(path=path, format=name, media_type=media, digest=_digest(data), size=len(data))
         )
@@ -190,12 +217,13 @@ def write_bundle(  # noqa: PLR0917
     )
     manifest_bytes = (manifest.model_dump_json(indent=2, by_alias=True) + "\n").encode()
     _write(bundle_dir / MANIFEST, manifest_bytes)
+    written.append(bundle_dir / MANIFEST)
     # Sign exactly what was written here: a file another writer of the archive added or changed
     # between these writes and the hashing is refused, never signed.
-    written = [(f.path, f.digest) for f in files] + [(MANIFEST, _digest(manifest_bytes))]
+    digests = [(f.path, f.digest) for f in files] + [(MANIFEST, _digest(manifest_bytes))]
     expected = Manifest(
         Serialization(),
-        tuple(sorted(Resource(path, "sha256", digest.removeprefix("sha256:")) for path, digest in written)),
+        tuple(sorted(Resource(path, "sha256", digest.removeprefix("sha256:")) for path, digest in digests)),
     )
     try:
         sign_model(bundle_dir, signer, signature_path=bundle_dir / SIGNATURE, expected=expected)

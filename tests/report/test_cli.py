@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from guard.cli import run
+from guard.errors import InfrastructureError
 from guard.report.bundle import MANIFEST, BundleManifest, check_manifest
 from guard.report.formats import FORMATS
 from guard.report.model import Report
@@ -347,3 +348,27 @@ def test_certificate_signed_bundles_chain(result_file: Path, tmp_path: Path) -> 
     assert chained.previous_bundle.manifest_digest == (
         "sha256:" + hashlib.sha256((first / MANIFEST).read_bytes()).hexdigest()
     )
+
+
+def test_a_bundle_that_fails_leaves_no_unsigned_files(
+    result_file: Path,
+    keypair: KeyPair,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    twice = tmp_path / "twice"
+    args = ["report", str(result_file), "--bundle", str(twice), "--key", str(keypair.private_key)]
+    assert run([*args, "--formats", "json,json"]) == 2
+    assert "report.json would be written twice" in capsys.readouterr().err
+    assert not twice.exists() or not any(twice.iterdir())
+
+    import guard.signing.model as model_module
+
+    def offline(*_: object, **__: object) -> None:
+        raise InfrastructureError("the Sigstore instance refused or failed the signing")
+
+    monkeypatch.setattr(model_module, "sign_model", offline)
+    failed = tmp_path / "failed"
+    assert _bundle(result_file, failed, keypair) == 3
+    assert list(failed.iterdir()) == []  # no manifest.json without its model.sig
