@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Final, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from guard.errors import GuardError, IntegrityError, ReportError, VerificationError
@@ -42,6 +42,14 @@ class BundleFile(BaseModel):
     media_type: str
     digest: str
     size: int
+
+    @field_validator("path")
+    @classmethod
+    def _a_file_of_the_bundle(cls, path: str) -> str:
+        """A bundle is flat: a file name in it, never a path that could lead out of it."""
+        if not path or path in (".", "..", MANIFEST, SIGNATURE) or any(c in path for c in "/\\\0"):
+            raise ValueError(f"expected the name of a file in the bundle directory, found {path!r}")
+        return path
 
 
 class BundleScan(BaseModel):
@@ -68,6 +76,15 @@ class BundleManifest(BaseModel):
     previous_scan: str | None
     previous_bundle: PreviousBundle | None
     files: tuple[BundleFile, ...]
+
+    @model_validator(mode="after")
+    def _each_file_once(self) -> BundleManifest:
+        paths = [f.path for f in self.files]
+        if len(set(paths)) != len(paths):
+            raise ValueError(
+                f"files: each path once, found {sorted({p for p in paths if paths.count(p) > 1})}"
+            )
+        return self
 
 
 def _digest(data: bytes) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from guard.cli import run
-from guard.errors import InfrastructureError
+from guard.errors import InfrastructureError, ReportError
 from guard.report.bundle import MANIFEST, BundleManifest, check_manifest
 from guard.report.formats import FORMATS
 from guard.report.model import Report
@@ -372,3 +372,23 @@ def test_a_bundle_that_fails_leaves_no_unsigned_files(
     failed = tmp_path / "failed"
     assert _bundle(result_file, failed, keypair) == 3
     assert list(failed.iterdir()) == []  # no manifest.json without its model.sig
+
+
+@pytest.mark.parametrize("listed", ["../outside.txt", "/tmp/outside.txt", "sub/../../outside.txt", "dup"])
+def test_a_manifest_listing_a_path_outside_the_bundle_or_twice_is_refused(
+    listed: str, result_file: Path, keypair: KeyPair, tmp_path: Path
+) -> None:
+    bundle = tmp_path / "archive" / "b"
+    assert _bundle(result_file, bundle, keypair) == 0
+    outside = tmp_path / "archive" / "outside.txt"
+    outside.write_text("not part of the bundle")
+    doc = json.loads((bundle / MANIFEST).read_text())
+    if listed == "dup":
+        doc["files"].append(doc["files"][0])
+    else:
+        digest = "sha256:" + hashlib.sha256(outside.read_bytes()).hexdigest()
+        entry = {"path": listed, "format": "md", "mediaType": "text/markdown", "digest": digest}
+        doc["files"].append({**entry, "size": outside.stat().st_size})
+    (bundle / MANIFEST).write_text(json.dumps(doc))
+    with pytest.raises(ReportError, match="expected a guard report bundle manifest"):
+        check_manifest(bundle)
