@@ -81,6 +81,18 @@ def _relative_inside(path: Path, model_dir: Path) -> str | None:
     return rel.as_posix()
 
 
+def _written_inside(target: Path, model_dir: Path) -> str | None:
+    """Where writing ``target`` puts a file, relative to the model directory (or None): its
+    directory resolved, its name not. write_atomic replaces a symlink at ``target``; following
+    it would ignore the file it points to (a link planted at the signature path to a model
+    file left that file unsigned)."""
+    written = Path(os.path.realpath(target.parent)) / target.name
+    try:
+        return written.relative_to(os.path.realpath(model_dir)).as_posix()
+    except ValueError:
+        return None
+
+
 def _replaceable(target: Path) -> bool:
     """Whether writing the signature to ``target`` destroys nothing: no file, an empty one, or a
     previous Sigstore bundle (``--signature model/config.json`` replaced the model's config)."""
@@ -134,7 +146,7 @@ def sign_model(
     check_model_dir(model_dir)  # before the signature path: name the real problem
     serialization = serialization or Serialization()
     target = signature_path if signature_path is not None else model_dir / DEFAULT_SIGNATURE_NAME
-    rel = _relative_inside(target, model_dir) if model_dir.is_dir() else None
+    rel = _written_inside(target, model_dir) if model_dir.is_dir() else None
     if rel is not None and rel not in serialization.ignore_paths:
         serialization = Serialization(
             method=serialization.method,
