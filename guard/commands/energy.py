@@ -208,7 +208,7 @@ def energy_command(  # noqa: PLR0917 (a typer command: one parameter per option)
         from guard.signing.model import write_atomic  # noqa: PLC0415
 
         try:  # replaces a symlink planted at the path rather than writing through it
-            write_atomic(output, (text + "\n").encode("utf-8"))
+            write_atomic(output, (text + "\n").encode("utf-8"), mode=None)
         except OSError as err:
             raise UsageError(f"--output {output}: cannot write it: {err.strerror or err}") from err
     if publish_usage is not None:

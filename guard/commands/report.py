@@ -143,7 +143,7 @@ def report(  # noqa: PLR0917 (a typer command: options are parameters)
     from guard.signing.model import write_atomic  # noqa: PLC0415
 
     try:  # replaces a symlink planted at the path rather than writing through it; never partial
-        write_atomic(output, data)
+        write_atomic(output, data, mode=None)
     except OSError as err:
         raise ReportError(f"cannot write {output}: {err.strerror or err}") from err
     findings = len(model.findings)

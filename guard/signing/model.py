@@ -47,9 +47,19 @@ class VerifiedModel:
     statement: Mapping[str, Any]
 
 
-def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+def _umask() -> int:
+    mask = os.umask(0o077)  # there is no reading it without setting it
+    os.umask(mask)
+    return mask
+
+
+def write_atomic(path: Path, data: bytes, mode: int | None = 0o644) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same directory and os.replace:
-    readers see the old file or the new one, never a partial one."""
+    readers see the old file or the new one, never a partial one; a symlink at ``path`` is
+    replaced, never written through. ``mode`` None: what the umask gives a new file (0o666 &
+    ~umask, as ``open`` would)."""
+    if mode is None:
+        mode = 0o666 & ~_umask()
     directory = path.parent
     if path.is_dir():
         raise UsageError(f"cannot write {path}: it is a directory; expected a file path")

@@ -392,3 +392,14 @@ def test_a_manifest_listing_a_path_outside_the_bundle_or_twice_is_refused(
     (bundle / MANIFEST).write_text(json.dumps(doc))
     with pytest.raises(ReportError, match="expected a guard report bundle manifest"):
         check_manifest(bundle)
+
+
+def test_output_keeps_the_users_umask(result_file: Path, tmp_path: Path) -> None:
+    import os
+
+    old = os.umask(0o077)
+    try:
+        assert run(["report", str(result_file), "-f", "md", "-o", str(tmp_path / "r.md")]) == 0
+    finally:
+        os.umask(old)
+    assert (tmp_path / "r.md").stat().st_mode & 0o777 == 0o600
