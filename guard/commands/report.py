@@ -103,7 +103,9 @@ def report(  # noqa: PLR0917 (a typer command: options are parameters)
         raise UsageError("--formats, --previous-bundle and signing options apply to --bundle only")
     scope_filter = ScopeFilter.parse(scope) if scope is not None else None
     result, digest = read_result(result_path)
-    before = read_result(previous, "previous scan result")[0] if previous is not None else None
+    before, before_digest = (
+        read_result(previous, "previous scan result") if previous is not None else (None, None)
+    )
     now = datetime.now(UTC)
     model = build_report(result, load_catalogue(), generated=now, previous=before, scope=scope_filter)
 
@@ -123,6 +125,7 @@ def report(  # noqa: PLR0917 (a typer command: options are parameters)
             signer,
             created=now,
             previous_bundle=previous_bundle,
+            previous_result_digest=before_digest,
         )
         _written(
             json_output,

@@ -170,12 +170,19 @@ def write_bundle(  # noqa: PLR0917
     *,
     created: datetime,
     previous_bundle: Path | None = None,
+    previous_result_digest: str | None = None,
 ) -> BundleManifest:
     """Render ``formats``, write them with the input and the manifest, and sign the directory
     (on any failure, the files written are removed again)."""
     chained = None
     if previous_bundle is not None:
         prev, prev_digest = read_manifest(previous_bundle)
+        if previous_result_digest is not None and previous_result_digest != prev.scan.result_digest:
+            raise ReportError(
+                f"--previous is not the scan --previous-bundle {previous_bundle} reported on: expected "
+                f"the result with digest {prev.scan.result_digest} (its {RESULT_COPY}), found "
+                f"{previous_result_digest}"
+            )
         _check_previous(previous_bundle, prev_digest, signer)
         chained = PreviousBundle(manifest_digest=prev_digest, scan_id=prev.scan.id)
     rendered: list[tuple[str, str, str, bytes]] = []  # before touching the directory: fail early

@@ -403,3 +403,25 @@ def test_output_keeps_the_users_umask(result_file: Path, tmp_path: Path) -> None
     finally:
         os.umask(old)
     assert (tmp_path / "r.md").stat().st_mode & 0o777 == 0o600
+
+
+def test_previous_result_must_be_the_previous_bundles_scan(
+    result_file: Path,
+    previous_file: Path,
+    keypair: KeyPair,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The deltas (new / resolved findings) are computed from --previous; the chain names
+    --previous-bundle. A --previous that is not the chained bundle's scan makes the report's
+    deltas about another period than its chain says."""
+    first, second = tmp_path / "2026-10", tmp_path / "2026-11"
+    assert _bundle(previous_file, first, keypair) == 0
+    chain = ["--previous-bundle", str(first)]
+    # the previous bundle reported on previous_file: a different --previous is refused
+    other = tmp_path / "other.json"
+    other.write_text(result_file.read_text())
+    capsys.readouterr()
+    assert _bundle(result_file, second, keypair, "--previous", str(other), *chain) == 2
+    assert "--previous" in capsys.readouterr().err and not second.exists()
+    assert _bundle(result_file, second, keypair, "--previous", str(previous_file), *chain) == 0
