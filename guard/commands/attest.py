@@ -217,9 +217,10 @@ def attest(  # noqa: PLR0917 (a typer command: one parameter per option)
     attached: str | None = None
     if attach and oci is not None:
         from guard.oci.referrers import attach as do_attach  # noqa: PLC0415
-        from guard.oci.referrers import load_attachment  # noqa: PLC0415
+        from guard.oci.referrers import attachment_of  # noqa: PLC0415
 
-        entry = do_attach(oci.store, oci.descriptor, load_attachment("attestation", output))
+        # the bytes signed, not the file read back: another writer may have replaced it since
+        entry = do_attach(oci.store, oci.descriptor, attachment_of("attestation", bundle, output))
         attached = entry.digest
         if not json_output:
             typer.echo(f"attached to {oci.descriptor.digest} as {entry.digest}")

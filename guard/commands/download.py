@@ -65,8 +65,8 @@ def download(
     ref = parse_reference(artifact_target(target))
     store = open_store(ref, registry.access())
     subject = store.resolve(ref.reference)
-    if trust.given():
-        verified = verify_oci(ref, trust.verifier(), store)
+    if trust.given():  # verify the digest resolved here: a tag moved meanwhile is not verified instead
+        verified = verify_oci(ref.with_digest(subject.digest), trust.verifier(), store)
         typer.echo(format_verification(verified), err=True)
         if verified.format == "cosign-legacy":
             raise UsageError(

@@ -205,8 +205,10 @@ def energy_command(  # noqa: PLR0917 (a typer command: one parameter per option)
     text = section.model_dump_json(by_alias=True, indent=2)
     to_stdout = output is not None and str(output) == "-"
     if output is not None and not to_stdout:
-        try:
-            output.write_text(text + "\n", encoding="utf-8")
+        from guard.signing.model import write_atomic  # noqa: PLC0415
+
+        try:  # replaces a symlink planted at the path rather than writing through it
+            write_atomic(output, (text + "\n").encode("utf-8"), mode=None)
         except OSError as err:
             raise UsageError(f"--output {output}: cannot write it: {err.strerror or err}") from err
     if publish_usage is not None:

@@ -103,7 +103,9 @@ def report(  # noqa: PLR0917 (a typer command: options are parameters)
         raise UsageError("--formats, --previous-bundle and signing options apply to --bundle only")
     scope_filter = ScopeFilter.parse(scope) if scope is not None else None
     result, digest = read_result(result_path)
-    before = read_result(previous, "previous scan result")[0] if previous is not None else None
+    before, before_digest = (
+        read_result(previous, "previous scan result") if previous is not None else (None, None)
+    )
     now = datetime.now(UTC)
     model = build_report(result, load_catalogue(), generated=now, previous=before, scope=scope_filter)
 
@@ -123,6 +125,7 @@ def report(  # noqa: PLR0917 (a typer command: options are parameters)
             signer,
             created=now,
             previous_bundle=previous_bundle,
+            previous_result_digest=before_digest,
         )
         _written(
             json_output,
@@ -140,8 +143,10 @@ def report(  # noqa: PLR0917 (a typer command: options are parameters)
         return
     if output.is_dir():
         raise ReportError(f"-o {output} is a directory; expected a file path")
-    try:
-        output.write_bytes(data)
+    from guard.signing.model import write_atomic  # noqa: PLC0415
+
+    try:  # replaces a symlink planted at the path rather than writing through it; never partial
+        write_atomic(output, data, mode=None)
     except OSError as err:
         raise ReportError(f"cannot write {output}: {err.strerror or err}") from err
     findings = len(model.findings)

@@ -107,8 +107,10 @@ def _write(result: ScanResult, output: Path | None) -> None:
     if output is None or str(output) == "-":
         print_document(text, nl=False)
         return
-    try:
-        output.write_text(text, encoding="utf-8")
+    from guard.signing.model import write_atomic  # noqa: PLC0415
+
+    try:  # replaces a symlink planted at the path rather than writing through it; never partial
+        write_atomic(output, text.encode("utf-8"), mode=None)
     except OSError as err:
         raise UsageError(f"cannot write the result to {output}: {err.strerror or err}") from err
 

@@ -31,8 +31,12 @@ def sign_oci_target(
     from guard.oci.cosign_sign import sign_image  # noqa: PLC0415
     from guard.oci.reference import parse_reference  # noqa: PLC0415
     from guard.oci.store import open_store  # noqa: PLC0415
-    from guard.signing.model import write_atomic  # noqa: PLC0415
+    from guard.signing.model import check_signature_target, write_atomic  # noqa: PLC0415
 
+    if signature is not None:  # before anything is attached: the copy must not destroy a file
+        if signature.is_dir():
+            raise UsageError(f"signature path {signature} is a directory; expected a file path")
+        check_signature_target(signature)
     ref = parse_reference(target)
     store = open_store(ref, registry)
     subject = store.resolve(ref.reference)

@@ -97,6 +97,12 @@ def load_attachment(kind: AttachmentKind, path: Path) -> Attachment:
         data = path.read_bytes()
     except OSError as err:
         raise UsageError(f"cannot read {path}: {err.strerror}") from err
+    return attachment_of(kind, data, path)
+
+
+def attachment_of(kind: AttachmentKind, data: bytes, path: Path) -> Attachment:
+    """Classify ``data`` (what ``path`` holds, or was just written with) as an attachment of
+    ``kind``; UsageError when it is not what ``kind`` needs."""
     doc = parse_object(
         data, f"{path}: expected a JSON {kind}", max_bytes=MAX_ATTACHMENT_BYTES, error=UsageError
     )

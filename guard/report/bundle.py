@@ -11,25 +11,28 @@ it offline and names any file added, removed or changed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
 from datetime import datetime
 from pathlib import Path
 from typing import Final, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from guard.errors import ReportError
+from guard.errors import GuardError, IntegrityError, ReportError, VerificationError
 from guard.report.formats import renderer
 from guard.report.model import Report, report_schema
-from guard.signing.types import Signer
+from guard.signing.types import Manifest, Resource, Serialization, Signer, Verifier
 
 BUNDLE_API_VERSION: Final = "guard.cnai.dev/report-bundle/v1"
 MANIFEST = "manifest.json"
 SIGNATURE = "model.sig"  # guard verify's default signature name
 RESULT_COPY = "scan-result.json"
+log = logging.getLogger(__name__)
 
 
 class BundleFile(BaseModel):
@@ -39,6 +42,14 @@ class BundleFile(BaseModel):
     media_type: str
     digest: str
     size: int
+
+    @field_validator("path")
+    @classmethod
+    def _a_file_of_the_bundle(cls, path: str) -> str:
+        """A bundle is flat: a file name in it, never a path that could lead out of it."""
+        if not path or path in (".", "..", MANIFEST, SIGNATURE) or any(c in path for c in "/\\\0"):
+            raise ValueError(f"expected the name of a file in the bundle directory, found {path!r}")
+        return path
 
 
 class BundleScan(BaseModel):
@@ -66,6 +77,15 @@ class BundleManifest(BaseModel):
     previous_bundle: PreviousBundle | None
     files: tuple[BundleFile, ...]
 
+    @model_validator(mode="after")
+    def _each_file_once(self) -> BundleManifest:
+        paths = [f.path for f in self.files]
+        if len(set(paths)) != len(paths):
+            raise ValueError(
+                f"files: each path once, found {sorted({p for p in paths if paths.count(p) > 1})}"
+            )
+        return self
+
 
 def _digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
@@ -84,6 +104,42 @@ def read_manifest(bundle_dir: Path) -> tuple[BundleManifest, str]:
         return BundleManifest.model_validate(json.loads(data)), _digest(data)
     except (ValueError, ValidationError, RecursionError) as err:
         raise ReportError(f"{path}: expected a guard report bundle manifest: {err}") from err
+
+
+def _own_verifier(signer: Signer) -> Verifier | None:
+    """A verifier of what ``signer`` signs (its public key); None for certificate and keyless
+    signing, whose trust anchor (a root CA, an identity) the signing options do not name."""
+    from guard.signing.sign_key import KeySigner  # noqa: PLC0415
+
+    return signer.own_verifier() if isinstance(signer, KeySigner) else None
+
+
+def _check_previous(previous_bundle: Path, manifest_digest: str, signer: Signer) -> None:
+    """Chain only to a bundle this signer's key signed, as it is on disk, and to the manifest
+    bytes that signature covers: a forged or altered previous bundle is refused."""
+    from guard.signing.model import verify_model  # noqa: PLC0415
+
+    verifier = _own_verifier(signer)
+    if verifier is None:
+        log.warning(
+            "--previous-bundle %s: its signature is not checked with %s signing; "
+            "check it with guard verify and trust options first",
+            previous_bundle,
+            signer.method,
+        )
+        return
+    try:
+        verified = verify_model(previous_bundle, previous_bundle / SIGNATURE, verifier)
+    except GuardError as err:
+        raise VerificationError(
+            f"--previous-bundle {previous_bundle}: expected a bundle signed with this signing "
+            f"{signer.method}, it does not verify: {err}"
+        ) from err
+    signed = verified.manifest.by_name().get(MANIFEST)
+    if signed is None or signed.algorithm != "sha256" or "sha256:" + signed.digest.lower() != manifest_digest:
+        raise VerificationError(
+            f"--previous-bundle {previous_bundle}: its {MANIFEST} is not the one its signature covers"
+        )
 
 
 def _prepare(bundle_dir: Path) -> None:
@@ -114,14 +170,20 @@ def write_bundle(  # noqa: PLR0917
     *,
     created: datetime,
     previous_bundle: Path | None = None,
+    previous_result_digest: str | None = None,
 ) -> BundleManifest:
-    """Render ``formats``, write them with the input and the manifest, and sign the directory."""
-    from guard import __version__  # noqa: PLC0415
-    from guard.signing.model import sign_model  # noqa: PLC0415
-
+    """Render ``formats``, write them with the input and the manifest, and sign the directory
+    (on any failure, the files written are removed again)."""
     chained = None
     if previous_bundle is not None:
         prev, prev_digest = read_manifest(previous_bundle)
+        if previous_result_digest is not None and previous_result_digest != prev.scan.result_digest:
+            raise ReportError(
+                f"--previous is not the scan --previous-bundle {previous_bundle} reported on: expected "
+                f"the result with digest {prev.scan.result_digest} (its {RESULT_COPY}), found "
+                f"{previous_result_digest}"
+            )
+        _check_previous(previous_bundle, prev_digest, signer)
         chained = PreviousBundle(manifest_digest=prev_digest, scan_id=prev.scan.id)
     rendered: list[tuple[str, str, str, bytes]] = []  # before touching the directory: fail early
     for name in formats:
@@ -130,10 +192,38 @@ def write_bundle(  # noqa: PLR0917
     schema = (json.dumps(report_schema(), indent=2, sort_keys=True) + "\n").encode()
     rendered.append(("report.schema.json", "json-schema", "application/schema+json", schema))
     rendered.append((RESULT_COPY, "scan-result", "application/json", result_bytes))
+    paths = [path for path, _, _, _ in rendered]
+    if len(set(paths)) != len(paths):
+        repeated = sorted({p for p in paths if paths.count(p) > 1})
+        raise ReportError(f"--formats: each format once; {', '.join(repeated)} would be written twice")
     _prepare(bundle_dir)
+    written: list[Path] = []
+    try:
+        return _write_and_sign(bundle_dir, report, rendered, result_digest, signer, created, chained, written)
+    except BaseException:
+        for path in written:  # no unsigned, half-written bundle is left to look like one
+            with contextlib.suppress(OSError):
+                path.unlink()
+        raise
+
+
+def _write_and_sign(  # noqa: PLR0917
+    bundle_dir: Path,
+    report: Report,
+    rendered: list[tuple[str, str, str, bytes]],
+    result_digest: str,
+    signer: Signer,
+    created: datetime,
+    chained: PreviousBundle | None,
+    written: list[Path],
+) -> BundleManifest:
+    from guard import __version__  # noqa: PLC0415
+    from guard.signing.model import sign_model  # noqa: PLC0415
+
     files = []
     for path, name, media, data in rendered:
         _write(bundle_dir / path, data)
+        written.append(bundle_dir / path)
         files.append(
             BundleFile(path=path, format=name, media_type=media, digest=_digest(data), size=len(data))
         )
@@ -149,8 +239,26 @@ def write_bundle(  # noqa: PLR0917
         previous_bundle=chained,
         files=tuple(files),
     )
-    _write(bundle_dir / MANIFEST, (manifest.model_dump_json(indent=2, by_alias=True) + "\n").encode())
-    sign_model(bundle_dir, signer, signature_path=bundle_dir / SIGNATURE)
+    manifest_bytes = (manifest.model_dump_json(indent=2, by_alias=True) + "\n").encode()
+    _write(bundle_dir / MANIFEST, manifest_bytes)
+    written.append(bundle_dir / MANIFEST)
+    # Sign exactly what was written here: a file another writer of the archive added or changed
+    # between these writes and the hashing is refused, never signed.
+    digests = [(f.path, f.digest) for f in files] + [(MANIFEST, _digest(manifest_bytes))]
+    expected = Manifest(
+        Serialization(),
+        tuple(sorted(Resource(path, "sha256", digest.removeprefix("sha256:")) for path, digest in digests)),
+    )
+    try:
+        sign_model(bundle_dir, signer, signature_path=bundle_dir / SIGNATURE, expected=expected)
+    except IntegrityError as err:
+        raise IntegrityError(
+            f"--bundle {bundle_dir}: not signed: the directory no longer holds only the files guard "
+            f"wrote there (another writer?): {err}",
+            added=err.added,
+            removed=err.removed,
+            changed=err.changed,
+        ) from err
     return manifest
 
 

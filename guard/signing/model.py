@@ -47,9 +47,19 @@ class VerifiedModel:
     statement: Mapping[str, Any]
 
 
-def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+def _umask() -> int:
+    mask = os.umask(0o077)  # there is no reading it without setting it
+    os.umask(mask)
+    return mask
+
+
+def write_atomic(path: Path, data: bytes, mode: int | None = 0o644) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same directory and os.replace:
-    readers see the old file or the new one, never a partial one."""
+    readers see the old file or the new one, never a partial one; a symlink at ``path`` is
+    replaced, never written through. ``mode`` None: what the umask gives a new file (0o666 &
+    ~umask, as ``open`` would)."""
+    if mode is None:
+        mode = 0o666 & ~_umask()
     directory = path.parent
     if path.is_dir():
         raise UsageError(f"cannot write {path}: it is a directory; expected a file path")
@@ -81,6 +91,18 @@ def _relative_inside(path: Path, model_dir: Path) -> str | None:
     return rel.as_posix()
 
 
+def _written_inside(target: Path, model_dir: Path) -> str | None:
+    """Where writing ``target`` puts a file, relative to the model directory (or None): its
+    directory resolved, its name not. write_atomic replaces a symlink at ``target``; following
+    it would ignore the file it points to (a link planted at the signature path to a model
+    file left that file unsigned)."""
+    written = Path(os.path.realpath(target.parent)) / target.name
+    try:
+        return written.relative_to(os.path.realpath(model_dir)).as_posix()
+    except ValueError:
+        return None
+
+
 def _replaceable(target: Path) -> bool:
     """Whether writing the signature to ``target`` destroys nothing: no file, an empty one, or a
     previous Sigstore bundle (``--signature model/config.json`` replaced the model's config)."""
@@ -93,6 +115,15 @@ def _replaceable(target: Path) -> bool:
     return isinstance(data, dict) and str(data.get("mediaType", "")).startswith(
         "application/vnd.dev.sigstore.bundle"
     )
+
+
+def check_signature_target(target: Path) -> None:
+    """UsageError unless writing a signature to ``target`` destroys nothing (see _replaceable)."""
+    if not _replaceable(target):
+        raise UsageError(
+            f"signature path {target} is an existing file that is not a signature; refusing to replace "
+            "it (give a new path, or the previous signature's)"
+        )
 
 
 def check_model_dir(model_dir: Path) -> None:
@@ -115,14 +146,17 @@ def sign_model(
     progress: bool = False,
     cache: DigestCache | None = None,
     write: bool = True,
+    expected: Manifest | None = None,
 ) -> SignedModel:
     """Hash ``model_dir``, sign its OMS statement, and write the bundle atomically (default
     ``<model_dir>/model.sig``). The signature file is always ignored when hashing, and recorded
-    in ``ignore_paths`` when it lies inside the model (as model-signing does)."""
+    in ``ignore_paths`` when it lies inside the model (as model-signing does). ``expected``: the
+    files the caller wrote there; IntegrityError, and nothing signed, when the directory holds
+    others or other bytes (someone else writes to it)."""
     check_model_dir(model_dir)  # before the signature path: name the real problem
     serialization = serialization or Serialization()
     target = signature_path if signature_path is not None else model_dir / DEFAULT_SIGNATURE_NAME
-    rel = _relative_inside(target, model_dir) if model_dir.is_dir() else None
+    rel = _written_inside(target, model_dir) if model_dir.is_dir() else None
     if rel is not None and rel not in serialization.ignore_paths:
         serialization = Serialization(
             method=serialization.method,
@@ -133,14 +167,13 @@ def sign_model(
         )
     if target.is_dir():
         raise UsageError(f"signature path {target} is a directory; expected a file path")
-    if write and not _replaceable(target):
-        raise UsageError(
-            f"signature path {target} is an existing file that is not a signature; refusing to replace "
-            "it (give a new path, or the previous signature's)"
-        )
+    if write:
+        check_signature_target(target)
     if write and not target.parent.is_dir():  # fail before minutes of hashing, not after
         raise UsageError(f"cannot write {target}: directory {target.parent} does not exist")
     manifest = hash_model(model_dir, serialization, progress=progress, cache=cache)
+    if expected is not None:
+        compare_manifests(expected, manifest)
     bundle = sign_statement(statement_for_manifest(manifest, _model_name(model_dir)), signer)
     if write:
         write_atomic(target, bundle)

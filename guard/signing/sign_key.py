@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -11,6 +11,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from guard.signing.dsse import b64encode, pae
 from guard.signing.keys import ecdsa_hash, load_private_key, public_key_fingerprint, public_key_hint
 from guard.signing.types import BUNDLE_MEDIA_TYPE, IN_TOTO_PAYLOAD_TYPE, SigningMethod
+
+if TYPE_CHECKING:
+    from guard.signing.verify_key import KeyVerifier
 
 
 def dsse_bundle(payload: bytes, signature: bytes, verification_material: dict[str, Any]) -> dict[str, Any]:
@@ -48,6 +51,12 @@ class KeySigner:
         return self._key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
+
+    def own_verifier(self) -> KeyVerifier:
+        """A verifier of this signer's own signatures (its public key)."""
+        from guard.signing.verify_key import KeyVerifier  # noqa: PLC0415
+
+        return KeyVerifier(self._key.public_key())
 
     def sign_payload(self, payload: bytes) -> dict[str, Any]:
         material = {"publicKey": {"hint": public_key_hint(self._key.public_key())}, "tlogEntries": []}

@@ -129,3 +129,40 @@ def _slsa(tmp_path: Path) -> Path:
     path = tmp_path / "slsa.json"
     path.write_text(json.dumps(load_spec_file("slsa-provenance/v1", "example.json")))
     return path
+
+
+def test_attach_attaches_the_bundle_signed_not_what_the_output_file_holds_later(
+    model_dir: Path,
+    tmp_path: Path,
+    keys: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """-o in a shared directory: someone replaces the file between guard's write and its attach.
+    What is attached must be the bundle guard signed, not their file."""
+    import guard.signing.model as model_module
+
+    private, _ = keys
+    target = f"oci-layout:{tmp_path / 'layout'}:v1"
+    assert run(["push", str(model_dir), target]) == 0
+    datasets = tmp_path / "datasets.json"
+    datasets.write_text(json.dumps(load_spec_file("dataset-provenance/v1", "example.json")))
+    output = tmp_path / "shared" / "ds.att.json"
+    output.parent.mkdir()
+    forged = b'{"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json", "dsseEnvelope": {}}'
+    real_write = model_module.write_atomic
+    signed: list[bytes] = []
+
+    def replaced_after_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+        real_write(path, data, mode)
+        signed.append(data)
+        path.write_bytes(forged)  # the other writer
+
+    monkeypatch.setattr(model_module, "write_atomic", replaced_after_write)
+    args = ["attest", target, "--datasets", str(datasets), "--key", str(private), "-o", str(output)]
+    assert run([*args, "--attach"]) == 0
+    capsys.readouterr()
+    monkeypatch.setattr(model_module, "write_atomic", real_write)
+    out = tmp_path / "downloaded.json"
+    assert run(["download", "attestation", target, "-o", str(out)]) == 0
+    assert out.read_bytes() == signed[0]

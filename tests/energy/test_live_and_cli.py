@@ -432,3 +432,21 @@ def test_dcgm_pod_and_namespace_are_read_as_one_spelling() -> None:
     section = scan_energy(cfg, client, Window(until - timedelta(days=1), until))
     assert {(w.namespace, w.pod, w.tenant) for w in section.workloads} == {("team-a", "trainer", "team-a")}
     assert {t.tenant: t.kwh for t in section.tenants} == {"team-a": 2.0, "team-b": 0.0}
+
+
+def test_output_replaces_a_planted_symlink_never_writes_through_it(
+    live: PrometheusServer, tmp_path: Path
+) -> None:
+    victim = tmp_path / "home" / "notes.txt"
+    victim.parent.mkdir()
+    victim.write_text("the user's own file\n")
+    out = tmp_path / "shared" / "energy.json"
+    out.parent.mkdir()
+    out.symlink_to(victim)
+    until = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
+    args = ["energy", "--prometheus", live.url, "--since", (until - timedelta(seconds=10)).isoformat()]
+    args += ["--until", until.isoformat(), "--config", str(_config(tmp_path)), "-o", str(out)]
+    assert run(args) == 0
+    assert victim.read_text() == "the user's own file\n"
+    assert not out.is_symlink()
+    assert json.loads(out.read_text())["workloads"]

@@ -163,3 +163,21 @@ def _signature(bundle: dict[str, Any]) -> Attachment:
         filename="",
         annotations={"dev.sigstore.bundle.predicateType": COSIGN_SIGN_PREDICATE},
     )
+
+
+def test_signature_copy_never_replaces_a_file_that_is_not_a_signature(
+    image: tuple[RegistryStore, str, str],
+    keys: tuple[KeyPair, KeyPair],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--signature model/config.json`` (a typo, or a path a CI variable set) must not replace
+    the user's file with the bundle, and must refuse before anything is attached."""
+    store, ref, digest = image
+    config = tmp_path / "model" / "config.json"
+    config.parent.mkdir()
+    config.write_text('{"architectures": ["LlamaForCausalLM"]}\n')
+    assert run(["sign", ref, "--key", str(keys[0].private_key), "--signature", str(config)]) == 2
+    assert "not a signature" in capsys.readouterr().err
+    assert config.read_text() == '{"architectures": ["LlamaForCausalLM"]}\n'
+    assert list_referrers(store, digest) == []

@@ -168,3 +168,47 @@ def test_an_existing_signature_file_is_never_replaced(
     assert run(["pull", target, str(pulled), "--force", "--key", str(keypair[1])]) == 0
     assert "exists with other content; left as it is" in capsys.readouterr().err
     assert (pulled / "model.sig").read_text() == "the user's own file"
+
+
+def test_download_json_names_the_digest_whose_signature_verified(
+    tmp_path: Path,
+    model_dir: Path,
+    keypair: tuple[Path, Path],
+    target: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The tag names an unsigned artifact when guard first resolves it and the signed one when it
+    verifies (a pusher moves it in between): --json must not call the first one the subject of
+    a verified signature."""
+    import guard.oci.store as store_module
+
+    _published(tmp_path, model_dir, keypair, target)
+    (model_dir / "model.safetensors").write_bytes(b"backdoored weights")
+    evil = target.replace(":v1", ":evil")
+    assert run(["push", str(model_dir), evil]) == 0
+    real_open = store_module.open_store
+    calls = {"resolve": 0}
+
+    def racing_open(*args: object, **kwargs: object) -> object:
+        store = real_open(*args, **kwargs)  # type: ignore[arg-type]
+        real_resolve = store.resolve
+
+        def resolve(reference: str) -> object:
+            calls["resolve"] += 1
+            return real_resolve("evil" if reference == "v1" and calls["resolve"] == 1 else reference)
+
+        store.resolve = resolve  # type: ignore[method-assign,assignment]
+        return store
+
+    monkeypatch.setattr(store_module, "open_store", racing_open)
+    capsys.readouterr()
+    sig = tmp_path / "downloaded.sig"
+    code = run(["download", "signature", target, "--key", str(keypair[1]), "-o", str(sig), "--json"])
+    out = capsys.readouterr().out
+    monkeypatch.setattr(store_module, "open_store", real_open)
+    assert run(["pull", evil, str(tmp_path / "evil"), "--json"]) == 0
+    evil_digest = json.loads(capsys.readouterr().out)["digest"]
+    # before: exit 0 and {"subject": <the unsigned artifact>, "verified": true}
+    assert not (code == 0 and json.loads(out)["subject"] == evil_digest)
+    assert code == 1 and not sig.exists()  # the digest resolved is the one verified: unsigned

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from guard.cli import run
+from guard.errors import InfrastructureError, ReportError
 from guard.report.bundle import MANIFEST, BundleManifest, check_manifest
 from guard.report.formats import FORMATS
 from guard.report.model import Report
@@ -259,3 +260,168 @@ def test_a_result_with_a_lone_surrogate_is_refused_not_a_crash(
         assert run(["report", str(result_file), "-f", fmt, "-o", str(tmp_path / f"out.{fmt}")]) == 2
         err = capsys.readouterr().err
         assert "lone UTF-16 surrogate" in err and "Traceback" not in err
+
+
+def test_output_replaces_a_planted_symlink_never_writes_through_it(result_file: Path, tmp_path: Path) -> None:
+    # a shared reports directory: someone planted report.html -> a file of the user's
+    victim = tmp_path / "home" / "notes.txt"
+    victim.parent.mkdir()
+    victim.write_text("the user's own file\n")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "report.html").symlink_to(victim)
+    assert run(["report", str(result_file), "-f", "md", "-o", str(shared / "report.html")]) == 0
+    assert victim.read_text() == "the user's own file\n"
+    assert not (shared / "report.html").is_symlink()
+    assert (shared / "report.html").stat().st_size > 0
+
+
+def test_bundle_signature_covers_what_guard_wrote_not_what_was_slipped_in(
+    result_file: Path,
+    keypair: KeyPair,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Another writer of the archive adds a file and changes a report between guard's writes and
+    its signature: the signature must not vouch for either."""
+    import guard.report.bundle as bundle_module
+
+    real_write = bundle_module._write
+    bundle = tmp_path / "b"
+
+    def racing_write(path: Path, data: bytes) -> None:
+        real_write(path, data)
+        if path.name == MANIFEST:  # the last file guard writes before it signs
+            (bundle / "extra.txt").write_text("slipped in")
+            csv_file = bundle / "report.csv"
+            csv_file.write_bytes(csv_file.read_bytes().replace(b"critical", b"low     ", 1))
+
+    monkeypatch.setattr(bundle_module, "_write", racing_write)
+    code = _bundle(result_file, bundle, keypair)
+    err = capsys.readouterr().err
+    assert code == 1 and "not signed" in err and "extra.txt" in err and "report.csv" in err
+    assert not (bundle / "model.sig").exists()
+    assert run(["verify", str(bundle), "--key", str(keypair.public_key)]) != 0
+
+
+@pytest.mark.parametrize("forgery", ["manifest edited", "signed by another key", "signature removed"])
+def test_previous_bundle_must_be_one_this_signer_signed(
+    forgery: str, result_file: Path, keypair: KeyPair, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Someone who can write to the archive replaces last period's bundle: the next bundle must
+    not sign a chain link to it."""
+    first, second = tmp_path / "2026-10", tmp_path / "2026-11"
+    if forgery == "signed by another key":
+        assert _bundle(result_file, first, generate_keypair(tmp_path / "attacker")) == 0
+    else:
+        assert _bundle(result_file, first, keypair) == 0
+    if forgery == "manifest edited":
+        manifest = first / MANIFEST
+        manifest.write_text(manifest.read_text().replace("scan-2", "scan-9"))
+    elif forgery == "signature removed":
+        (first / "model.sig").unlink()
+    capsys.readouterr()
+    assert _bundle(result_file, second, keypair, "--previous-bundle", str(first)) == 1
+    assert "--previous-bundle" in capsys.readouterr().err
+    assert not (second / "model.sig").exists()
+
+
+def test_certificate_signed_bundles_chain(result_file: Path, tmp_path: Path) -> None:
+    from guard.testing.pki import make_pki
+
+    pki = make_pki(tmp_path / "pki")
+    signing = [
+        "--certificate",
+        str(pki.leaf),
+        "--certificate-chain",
+        str(pki.chain),
+        "--key",
+        str(pki.leaf_key),
+    ]
+    first, second = tmp_path / "2026-10", tmp_path / "2026-11"
+    base = ["report", str(result_file), "--formats", "json", *signing]
+    assert run([*base, "--bundle", str(first)]) == 0
+    assert run([*base, "--bundle", str(second), "--previous-bundle", str(first)]) == 0
+    chained = BundleManifest.model_validate_json((second / MANIFEST).read_text())
+    assert chained.previous_bundle is not None
+    assert chained.previous_bundle.manifest_digest == (
+        "sha256:" + hashlib.sha256((first / MANIFEST).read_bytes()).hexdigest()
+    )
+
+
+def test_a_bundle_that_fails_leaves_no_unsigned_files(
+    result_file: Path,
+    keypair: KeyPair,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    twice = tmp_path / "twice"
+    args = ["report", str(result_file), "--bundle", str(twice), "--key", str(keypair.private_key)]
+    assert run([*args, "--formats", "json,json"]) == 2
+    assert "report.json would be written twice" in capsys.readouterr().err
+    assert not twice.exists() or not any(twice.iterdir())
+
+    import guard.signing.model as model_module
+
+    def offline(*_: object, **__: object) -> None:
+        raise InfrastructureError("the Sigstore instance refused or failed the signing")
+
+    monkeypatch.setattr(model_module, "sign_model", offline)
+    failed = tmp_path / "failed"
+    assert _bundle(result_file, failed, keypair) == 3
+    assert list(failed.iterdir()) == []  # no manifest.json without its model.sig
+
+
+@pytest.mark.parametrize("listed", ["../outside.txt", "/tmp/outside.txt", "sub/../../outside.txt", "dup"])
+def test_a_manifest_listing_a_path_outside_the_bundle_or_twice_is_refused(
+    listed: str, result_file: Path, keypair: KeyPair, tmp_path: Path
+) -> None:
+    bundle = tmp_path / "archive" / "b"
+    assert _bundle(result_file, bundle, keypair) == 0
+    outside = tmp_path / "archive" / "outside.txt"
+    outside.write_text("not part of the bundle")
+    doc = json.loads((bundle / MANIFEST).read_text())
+    if listed == "dup":
+        doc["files"].append(doc["files"][0])
+    else:
+        digest = "sha256:" + hashlib.sha256(outside.read_bytes()).hexdigest()
+        entry = {"path": listed, "format": "md", "mediaType": "text/markdown", "digest": digest}
+        doc["files"].append({**entry, "size": outside.stat().st_size})
+    (bundle / MANIFEST).write_text(json.dumps(doc))
+    with pytest.raises(ReportError, match="expected a guard report bundle manifest"):
+        check_manifest(bundle)
+
+
+def test_output_keeps_the_users_umask(result_file: Path, tmp_path: Path) -> None:
+    import os
+
+    old = os.umask(0o077)
+    try:
+        assert run(["report", str(result_file), "-f", "md", "-o", str(tmp_path / "r.md")]) == 0
+    finally:
+        os.umask(old)
+    assert (tmp_path / "r.md").stat().st_mode & 0o777 == 0o600
+
+
+def test_previous_result_must_be_the_previous_bundles_scan(
+    result_file: Path,
+    previous_file: Path,
+    keypair: KeyPair,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The deltas (new / resolved findings) are computed from --previous; the chain names
+    --previous-bundle. A --previous that is not the chained bundle's scan makes the report's
+    deltas about another period than its chain says."""
+    first, second = tmp_path / "2026-10", tmp_path / "2026-11"
+    assert _bundle(previous_file, first, keypair) == 0
+    chain = ["--previous-bundle", str(first)]
+    # the previous bundle reported on previous_file: a different --previous is refused
+    other = tmp_path / "other.json"
+    other.write_text(result_file.read_text())
+    capsys.readouterr()
+    assert _bundle(result_file, second, keypair, "--previous", str(other), *chain) == 2
+    assert "--previous" in capsys.readouterr().err and not second.exists()
+    assert _bundle(result_file, second, keypair, "--previous", str(previous_file), *chain) == 0

@@ -335,3 +335,18 @@ def test_a_json_snapshot_is_parsed_as_json_someone_else_wrote(
     err = capsys.readouterr().err
     assert found in err, err
     assert str(snap) in err
+
+
+def test_output_replaces_a_planted_symlink_never_writes_through_it(tmp_path: Path) -> None:
+    victim = tmp_path / "home" / "notes.txt"
+    victim.parent.mkdir()
+    victim.write_text("the user's own file\n")
+    out = tmp_path / "shared" / "r.json"
+    out.parent.mkdir()
+    out.symlink_to(victim)
+    cfg = str(config_path(tmp_path))
+    snap = str(write(tmp_path, deploy("web")))
+    assert run(["scan", "--config", cfg, "--snapshot", snap, "-o", str(out), "--fail-on", "critical"]) == 0
+    assert victim.read_text() == "the user's own file\n"
+    assert not out.is_symlink()
+    ScanResult.model_validate_json(out.read_text())

