@@ -321,6 +321,25 @@ BAD_VALUES = [
     ({"podSecurityContext": {"runAsNonRoot": False}}, "runAsNonRoot"),
     ({"policies": {"files": {"signature.rego": "package x"}}}, "files"),
     ({"image": {"digest": "latest"}}, "digest"),
+    # without UPDATE, `kubectl set image` on a running Pod or Deployment, and an ephemeral
+    # container added to a Pod (an UPDATE of pods/ephemeralcontainers), are never sent to guard
+    ({"webhook": {"operations": ["CREATE"]}}, "operations"),
+    ({"webhook": {"operations": ["UPDATE", "DELETE"]}}, "operations"),
+    (
+        {
+            "webhook": {
+                "rules": [
+                    {
+                        "apiGroups": [""],
+                        "apiVersions": ["v1"],
+                        "resources": ["pods"],
+                        "operations": ["CREATE"],
+                    }
+                ]
+            }
+        },
+        "operations",
+    ),
     # the config part comes from GuardConfig's own schema
     ({"config": {"unmatchedArtifacts": "perhaps"}}, "unmatchedArtifacts"),
     ({"config": {"admission": {"cache": {"ttlSeconds": 0}}}}, "ttlSeconds"),
