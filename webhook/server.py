@@ -22,7 +22,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
-from prometheus_client import start_http_server
 from starlette.types import ASGIApp
 from uvicorn.supervisors import Multiprocess
 
@@ -31,6 +30,7 @@ from guard.admission.pinning import DigestPinner
 from guard.admission.pipeline import AdmissionEngine
 from guard.config import GuardConfig, load_config
 from guard.errors import GuardError, InfrastructureError
+from webhook import metrics_listener
 from webhook.app import create_app
 from webhook.deadline import DEFAULT_REQUEST_DEADLINE_SECONDS, DeadlineConfig
 from webhook.logs import configure_json_logging
@@ -95,16 +95,18 @@ def start_up_without_gc() -> None:
 
 
 def start_metrics_listener(metrics: AdmissionMetrics, host: str, port: int) -> Callable[[], None]:
-    """``GET /metrics`` in plain HTTP on its own port (prometheus_client's server, in a daemon
-    thread), apart from the admission port. Returns the function that stops it."""
+    """``GET /metrics`` in plain HTTP on its own port (``webhook.metrics_listener``, in a daemon
+    thread, a bounded number of connections at once), apart from the admission port. Returns the
+    function that stops it."""
     try:
-        server, thread = start_http_server(port, addr=host, registry=metrics.registry)
+        server, thread = metrics_listener.start(metrics.registry, host, port)
     except OSError as err:
         raise InfrastructureError(f"the metrics listener could not bind {host}:{port}: {err}") from err
 
     def stop() -> None:
         server.shutdown()
         thread.join(10)
+        server.server_close()
 
     return stop
 
