@@ -429,6 +429,20 @@ def test_fail_open_is_explicit_and_warned(chart: Any) -> None:
     assert "FAIL OPEN" in rendered.notes
 
 
+def test_an_object_selector_is_warned_as_an_opt_out_for_every_workload_author(chart: Any) -> None:
+    """An objectSelector matches the object's own labels, which whoever creates the object writes:
+    with one, any tenant skips guard by labelling (or not labelling) its workload."""
+    assert "objectSelector" not in render(chart).notes
+    for selector in (
+        {"matchLabels": {"guard.cnai.dev/check": "true"}},
+        {"matchExpressions": [{"key": "guard.cnai.dev/skip", "operator": "DoesNotExist"}]},
+    ):
+        rendered = render(chart, {"webhook": {"objectSelector": selector}})
+        assert rendered.webhook["objectSelector"] == selector
+        assert "WARNING: webhook.objectSelector" in rendered.notes
+        assert "labels" in rendered.notes.split("WARNING: webhook.objectSelector", 1)[1]
+
+
 def _excluded_namespaces(hook: dict[str, Any]) -> list[str]:
     expressions = hook["namespaceSelector"]["matchExpressions"]
     (expr,) = [e for e in expressions if e["key"] == "kubernetes.io/metadata.name"]
