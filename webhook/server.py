@@ -22,7 +22,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
-from prometheus_client import start_http_server
 from starlette.types import ASGIApp
 from uvicorn.supervisors import Multiprocess
 
@@ -31,7 +30,9 @@ from guard.admission.pinning import DigestPinner
 from guard.admission.pipeline import AdmissionEngine
 from guard.config import GuardConfig, load_config
 from guard.errors import GuardError, InfrastructureError
+from webhook import metrics_listener
 from webhook.app import create_app
+from webhook.deadline import DEFAULT_REQUEST_DEADLINE_SECONDS, DeadlineConfig
 from webhook.logs import configure_json_logging
 from webhook.tls import ReloadingCertificate, process_certificate
 
@@ -94,16 +95,18 @@ def start_up_without_gc() -> None:
 
 
 def start_metrics_listener(metrics: AdmissionMetrics, host: str, port: int) -> Callable[[], None]:
-    """``GET /metrics`` in plain HTTP on its own port (prometheus_client's server, in a daemon
-    thread), apart from the admission port. Returns the function that stops it."""
+    """``GET /metrics`` in plain HTTP on its own port (``webhook.metrics_listener``, in a daemon
+    thread, a bounded number of connections at once), apart from the admission port. Returns the
+    function that stops it."""
     try:
-        server, thread = start_http_server(port, addr=host, registry=metrics.registry)
+        server, thread = metrics_listener.start(metrics.registry, host, port)
     except OSError as err:
         raise InfrastructureError(f"the metrics listener could not bind {host}:{port}: {err}") from err
 
     def stop() -> None:
         server.shutdown()
         thread.join(10)
+        server.server_close()
 
     return stop
 
@@ -125,8 +128,9 @@ def context_from_environment(
     return process_certificate(Path(os.environ[ENV_CERT]), Path(os.environ[ENV_KEY])).context
 
 
-def _uvicorn_options(host: str, port: int) -> dict[str, Any]:
+def _uvicorn_options(host: str, port: int, request_deadline_seconds: float) -> dict[str, Any]:
     return {
+        "request_deadline_seconds": request_deadline_seconds,
         "host": host,
         "port": port,
         "log_config": None,
@@ -162,10 +166,10 @@ def serve(
         errors: list[BaseException] = []
         metrics = AdmissionMetrics()
         stop_metrics = start_metrics_listener(metrics, host, metrics_port) if metrics_port else None
-        uv_config = uvicorn.Config(
+        uv_config = DeadlineConfig(
             build_app(config, certificate, errors, metrics, policy_engine=policy_engine),
             ssl_context_factory=lambda _c, _d: certificate.context,
-            **_uvicorn_options(host, port),
+            **_uvicorn_options(host, port, config.admission.timeout_seconds),
         )
         server = uvicorn.Server(uv_config)
         try:
@@ -191,7 +195,7 @@ def serve(
         factory=True,
         workers=workers,
         ssl_context_factory=context_from_environment,
-        **_uvicorn_options(host, port),
+        **_uvicorn_options(host, port, config.admission.timeout_seconds),
     )
     Multiprocess(workers_config, sockets=[workers_config.bind_socket()]).run()
 
@@ -205,7 +209,7 @@ def tcp_socket(sock: socket.socket) -> socket.socket:
     return socket.socket(sock.family, sock.type, socket.IPPROTO_TCP, fileno=sock.detach())
 
 
-class _TcpConfig(uvicorn.Config):
+class _TcpConfig(DeadlineConfig):
     def bind_socket(self) -> socket.socket:
         return tcp_socket(super().bind_socket())
 
@@ -214,17 +218,28 @@ class WebhookServer:
     """The webhook served over TLS from a background thread, on 127.0.0.1 and a free port.
 
     ``with WebhookServer(app, certificate) as server: server.url`` — stopped on exit.
+    ``request_deadline_seconds``: a connection that does not finish a request within it is closed
+    (``webhook.deadline``; ``guard serve`` uses the webhook's timeoutSeconds).
     """
 
-    def __init__(self, app: ASGIApp, certificate: ReloadingCertificate, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        certificate: ReloadingCertificate,
+        host: str = "127.0.0.1",
+        *,
+        request_deadline_seconds: float = DEFAULT_REQUEST_DEADLINE_SECONDS,
+    ) -> None:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((host, 0))
         self.host = host
         self.port: int = self._sock.getsockname()[1]
         self.certificate = certificate
-        config = uvicorn.Config(
-            app, ssl_context_factory=lambda _c, _d: certificate.context, **_uvicorn_options(host, self.port)
+        config = DeadlineConfig(
+            app,
+            ssl_context_factory=lambda _c, _d: certificate.context,
+            **_uvicorn_options(host, self.port, request_deadline_seconds),
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, name="guard-webhook", daemon=True)

@@ -321,6 +321,25 @@ BAD_VALUES = [
     ({"podSecurityContext": {"runAsNonRoot": False}}, "runAsNonRoot"),
     ({"policies": {"files": {"signature.rego": "package x"}}}, "files"),
     ({"image": {"digest": "latest"}}, "digest"),
+    # without UPDATE, `kubectl set image` on a running Pod or Deployment, and an ephemeral
+    # container added to a Pod (an UPDATE of pods/ephemeralcontainers), are never sent to guard
+    ({"webhook": {"operations": ["CREATE"]}}, "operations"),
+    ({"webhook": {"operations": ["UPDATE", "DELETE"]}}, "operations"),
+    (
+        {
+            "webhook": {
+                "rules": [
+                    {
+                        "apiGroups": [""],
+                        "apiVersions": ["v1"],
+                        "resources": ["pods"],
+                        "operations": ["CREATE"],
+                    }
+                ]
+            }
+        },
+        "operations",
+    ),
     # the config part comes from GuardConfig's own schema
     ({"config": {"unmatchedArtifacts": "perhaps"}}, "unmatchedArtifacts"),
     ({"config": {"admission": {"cache": {"ttlSeconds": 0}}}}, "ttlSeconds"),
@@ -408,6 +427,20 @@ def test_fail_open_is_explicit_and_warned(chart: Any) -> None:
     rendered = render(chart, {"webhook": {"failurePolicy": "Ignore"}})
     assert rendered.webhook["failurePolicy"] == "Ignore"
     assert "FAIL OPEN" in rendered.notes
+
+
+def test_an_object_selector_is_warned_as_an_opt_out_for_every_workload_author(chart: Any) -> None:
+    """An objectSelector matches the object's own labels, which whoever creates the object writes:
+    with one, any tenant skips guard by labelling (or not labelling) its workload."""
+    assert "objectSelector" not in render(chart).notes
+    for selector in (
+        {"matchLabels": {"guard.cnai.dev/check": "true"}},
+        {"matchExpressions": [{"key": "guard.cnai.dev/skip", "operator": "DoesNotExist"}]},
+    ):
+        rendered = render(chart, {"webhook": {"objectSelector": selector}})
+        assert rendered.webhook["objectSelector"] == selector
+        assert "WARNING: webhook.objectSelector" in rendered.notes
+        assert "labels" in rendered.notes.split("WARNING: webhook.objectSelector", 1)[1]
 
 
 def _excluded_namespaces(hook: dict[str, Any]) -> list[str]:
