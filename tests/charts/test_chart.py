@@ -443,6 +443,15 @@ def test_an_object_selector_is_warned_as_an_opt_out_for_every_workload_author(ch
         assert "labels" in rendered.notes.split("WARNING: webhook.objectSelector", 1)[1]
 
 
+def test_a_release_in_the_default_namespace_is_warned_as_exempting_it(chart: Any) -> None:
+    """guard's own namespace is never checked: installed in "default" (helm install without -n),
+    every workload created there is admitted unchecked. The NOTES say so."""
+    rendered = render(chart, namespace="default")
+    assert "default" in _excluded_namespaces(rendered.webhook)
+    assert 'WARNING: guard is installed in the namespace "default"' in rendered.notes
+    assert "WARNING: guard is installed" not in render(chart).notes
+
+
 def _excluded_namespaces(hook: dict[str, Any]) -> list[str]:
     expressions = hook["namespaceSelector"]["matchExpressions"]
     (expr,) = [e for e in expressions if e["key"] == "kubernetes.io/metadata.name"]
