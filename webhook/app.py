@@ -7,7 +7,10 @@ guard.admission.pinning; always allowed, the validating webhook decides), ``GET 
 ``GET /metrics`` (Prometheus text format).
 
 A body over the limit gets 413, a malformed review 400 with the reason; neither is ever an
-allow (the API server applies the webhook's ``failurePolicy: Fail``).
+allow (the API server applies the webhook's ``failurePolicy: Fail``). Large bodies (over 256 KiB)
+held at once, from their first byte to their answer, share a budget of four maximal reviews: one
+that would exceed it gets 503 (guard is busy; failurePolicy again), so a flood of large requests,
+each finished within the deadline, cannot hold more memory than that.
 """
 
 from __future__ import annotations
@@ -43,6 +46,50 @@ _JSON = "application/json"
 # Bodies larger than this are parsed, and their references extracted, on a worker thread: a
 # hostile 3 MiB object costs seconds of CPU, which must not stop the event loop answering others.
 _OFF_LOOP_BYTES = 256 * 1024
+# Bytes of large bodies (over _OFF_LOOP_BYTES) held at once, in maximal reviews: a parsed review
+# takes several times its size in Python objects, and a process has hundreds of MiB.
+LARGE_BODIES_IN_FLIGHT = 4
+
+
+class _Busy(Exception):
+    pass
+
+
+class LargeBodies:
+    """The bytes of large request bodies held at once, from their first byte to their answer (one
+    event loop: no lock). ``hold()`` gives a request its ``_Hold``."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+
+    def hold(self) -> _Hold:
+        return _Hold(self)
+
+
+class _Hold:
+    """One request's share of ``LargeBodies``: ``grow(n)`` when its body reaches ``n`` bytes
+    (nothing is counted under ``_OFF_LOOP_BYTES``: the common case costs nothing), ``_Busy`` when
+    the budget cannot take it; ``release()`` once answered."""
+
+    __slots__ = ("_budget", "_taken")
+
+    def __init__(self, budget: LargeBodies) -> None:
+        self._budget = budget
+        self._taken = 0
+
+    def grow(self, size: int) -> None:
+        if size <= _OFF_LOOP_BYTES or size <= self._taken:
+            return
+        budget = self._budget
+        if budget.held - self._taken + size > budget.limit:
+            raise _Busy
+        budget.held += size - self._taken
+        self._taken = size
+
+    def release(self) -> None:
+        self._budget.held -= self._taken
+        self._taken = 0
 
 
 @dataclass
@@ -70,17 +117,21 @@ class _Disconnected(Exception):
     pass
 
 
-async def _read_asgi_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+async def _read_asgi_body(scope: Scope, receive: Receive, limit: int, hold: _Hold) -> bytes:
     """The request body, refused (``_TooLarge``) as soon as it is over ``limit`` bytes, whether
-    its Content-Length says so or its chunks do."""
+    its Content-Length says so or its chunks do, and (``_Busy``) as soon as ``hold`` cannot
+    grow to it."""
     for name, value in scope["headers"]:
-        if name == b"content-length" and value.isdigit() and int(value) > limit:
-            raise _TooLarge
+        if name == b"content-length" and value.isdigit():
+            if int(value) > limit:
+                raise _TooLarge
+            hold.grow(int(value))
     message = await receive()
     if message["type"] == "http.request" and not message.get("more_body", False):
         first: bytes = message.get("body", b"")  # the whole body at once: the common case
         if len(first) > limit:
             raise _TooLarge
+        hold.grow(len(first))
         return first
     body = bytearray()  # many small chunks: appended in place, not copied each time
     while True:
@@ -89,6 +140,7 @@ async def _read_asgi_body(scope: Scope, receive: Receive, limit: int) -> bytes:
         body += message.get("body", b"")
         if len(body) > limit:
             raise _TooLarge
+        hold.grow(len(body))
         if not message.get("more_body", False):
             return bytes(body)
         message = await receive()
@@ -120,20 +172,34 @@ class _TooLarge(Exception):
     pass
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(request: Request, limit: int, hold: _Hold) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _TooLarge
+    if declared is not None and declared.isdigit():
+        if int(declared) > limit:
+            raise _TooLarge
+        hold.grow(int(declared))
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
             raise _TooLarge
+        hold.grow(len(body))
     return bytes(body)
 
 
+def _busy_body(budget: LargeBodies) -> bytes:
+    return _error_body(
+        f"guard is busy: large AdmissionReviews of {budget.held} bytes in all are being read or decided "
+        f"(at most {budget.limit} bytes at once); retry (the API server applies the failurePolicy)"
+    )
+
+
 def _mutate_route(
-    state: WebhookState, pinner: PinnerFactory | None, metrics: AdmissionMetrics, max_body_bytes: int
+    state: WebhookState,
+    pinner: PinnerFactory | None,
+    metrics: AdmissionMetrics,
+    max_body_bytes: int,
+    budget: LargeBodies,
 ) -> Callable[[Request], Awaitable[Response]]:
     """``POST /mutate``: the digest-pinning JSON Patch of guard.admission.pinning."""
     pinners: dict[int, DigestPinner] = {}
@@ -144,13 +210,23 @@ def _mutate_route(
             return _error(503, "guard is not ready: config, policies and trust roots are loading")
         if pinner is None:
             return _error(404, "digest pinning is not configured in this server")
+        hold = budget.hold()
         try:
-            body = await _read_body(request, max_body_bytes)
+            return await pin(request, engine, hold, pinner)
+        finally:
+            hold.release()
+
+    async def pin(request: Request, engine: AdmissionEngine, hold: _Hold, make: PinnerFactory) -> Response:
+        try:
+            body = await _read_body(request, max_body_bytes, hold)
         except _TooLarge:
             metrics.malformed.labels(reason="too_large").inc()
             return _error(
                 413, f"expected an AdmissionReview of at most {max_body_bytes} bytes, found a larger body"
             )
+        except _Busy:
+            metrics.malformed.labels(reason="busy").inc()
+            return Response(_busy_body(budget), status_code=503, media_type=_JSON)
         large = len(body) > _OFF_LOOP_BYTES
         try:
             review = await asyncio.to_thread(parse_review, body) if large else parse_review(body)
@@ -160,7 +236,7 @@ def _mutate_route(
         pins = pinners.get(id(engine))
         if pins is None:
             pinners.clear()
-            pins = pinners[id(engine)] = pinner(engine)
+            pins = pinners[id(engine)] = make(engine)
         answer = await mutation_answer(pins, review.request, frozenset(engine.settings.exempt_namespaces))
         document = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": answer}
         return Response(json.dumps(document), media_type=_JSON)
@@ -168,7 +244,9 @@ def _mutate_route(
     return mutate
 
 
-def _validate_route(state: WebhookState, metrics: AdmissionMetrics, max_body_bytes: int) -> ASGIApp:
+def _validate_route(
+    state: WebhookState, metrics: AdmissionMetrics, max_body_bytes: int, budget: LargeBodies
+) -> ASGIApp:
     """``POST /validate``: the admission decision of guard.admission."""
 
     async def validate(scope: Scope, receive: Receive, send: Send) -> None:
@@ -179,8 +257,21 @@ def _validate_route(state: WebhookState, metrics: AdmissionMetrics, max_body_byt
             return await _answer(
                 send, 503, _error_body("guard is not ready: config, policies and trust roots are loading")
             )
+        hold = budget.hold()
         try:
-            body = await _read_asgi_body(scope, receive, max_body_bytes)
+            return await decide(scope, receive, send, engine, hold)
+        finally:
+            hold.release()
+
+    async def decide(
+        scope: Scope, receive: Receive, send: Send, engine: AdmissionEngine, hold: _Hold
+    ) -> None:
+        try:
+            body = await _read_asgi_body(scope, receive, max_body_bytes, hold)
+        except _Busy:
+            metrics.malformed.labels(reason="busy").inc()
+            log.warning("refused a large AdmissionReview: %d bytes of large ones held already", budget.held)
+            return await _answer(send, 503, _busy_body(budget))
         except _TooLarge:
             metrics.malformed.labels(reason="too_large").inc()
             log.warning("refused an AdmissionReview larger than %d bytes", max_body_bytes)
@@ -225,7 +316,8 @@ def create_app(
     the server does not start."""
     state = WebhookState()
 
-    validate = _validate_route(state, metrics, max_body_bytes)
+    budget = LargeBodies(LARGE_BODIES_IN_FLIGHT * max_body_bytes)
+    validate = _validate_route(state, metrics, max_body_bytes, budget)
 
     async def healthz(_request: Request) -> Response:
         return Response("ok\n", media_type="text/plain")
@@ -274,7 +366,7 @@ def create_app(
                 await engine.aclose()
 
     routes = [
-        Route("/mutate", _mutate_route(state, pinner, metrics, max_body_bytes), methods=["POST"]),
+        Route("/mutate", _mutate_route(state, pinner, metrics, max_body_bytes, budget), methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         *([Route("/metrics", metrics_endpoint, methods=["GET"])] if metrics_route else []),

@@ -64,7 +64,7 @@ class AdmissionMetrics:
         )
         self.malformed = Counter(
             "guard_admission_malformed_requests",
-            "Requests refused before a decision (malformed, too large), by reason.",
+            "Requests refused before a decision (malformed, too large, busy with large ones), by reason.",
             ("reason",),
             registry=r,
         )
