@@ -374,6 +374,31 @@ def _dra(resolved: bool = True, mode: str = "ExactCount", declare: bool = True) 
     return apply
 
 
+def _sidecars(n: int, gpus: int) -> Mutation:
+    """The server with ``gpus`` GPUs and ``n`` sidecars (init containers with restartPolicy
+    Always, running beside it) with as many."""
+
+    def apply(case: Case) -> None:
+        case.gpus("nvidia.com/gpu", gpus)
+        case.pod["initContainers"] = [
+            {**copy.deepcopy(case.server), "name": f"sidecar-{i}", "restartPolicy": "Always"}
+            for i in range(n)
+        ]
+
+    return apply
+
+
+def _dra_first_available(*subrequests: dict[str, Any]) -> Mutation:
+    """The server's GPUs from a claim whose request lists alternatives (v1 firstAvailable)."""
+
+    def apply(case: Case) -> None:
+        _dra()(case)
+        request = {"name": "gpu", "firstAvailable": list(subrequests)}
+        case.claims = {"gpu": {"spec": {"spec": {"devices": {"requests": [request]}}}}}
+
+    return apply
+
+
 def _attestation_failed(index: int, status: str, reason: str) -> Mutation:
     def apply(case: Case) -> None:
         assert case.facts is not None
@@ -534,6 +559,11 @@ SAMPLES: dict[str, tuple[dict[str, Mutation], dict[str, Mutation]]] = {
         {
             "gpu_per_container_exceeded": _gpus("nvidia.com/gpu", 6),
             "gpu_per_pod_exceeded": _extra_servers(2, 3),
+            "gpu_per_pod_exceeded--sidecars": _sidecars(2, 4),
+            "gpu_per_pod_exceeded--dra-first-available": _dra_first_available(
+                {"name": "one", "deviceClassName": "gpu.nvidia.com", "count": 1},
+                {"name": "many", "deviceClassName": "gpu.nvidia.com", "count": 16},
+            ),
         },
     ),
     "gpu.requests_limits": (
@@ -594,6 +624,10 @@ SAMPLES: dict[str, tuple[dict[str, Mutation], dict[str, Mutation]]] = {
         {
             "claim_unresolved": _dra(resolved=False),
             "claim_unbounded": _dra(mode="All"),
+            "claim_unbounded--first-available": _dra_first_available(
+                {"name": "one", "deviceClassName": "gpu.nvidia.com", "count": 1},
+                {"name": "every", "deviceClassName": "gpu.nvidia.com", "allocationMode": "All"},
+            ),
             "claim_undeclared": _dra(declare=False),
         },
     ),

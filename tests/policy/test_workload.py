@@ -313,3 +313,57 @@ def test_a_template_s_pods_are_summarized_once_and_each_gets_its_own_name() -> N
             build_input_for_object(
                 {"kind": "Pod", "metadata": {}}, bad, [], constants.config, constants=constants
             )
+
+
+def test_sidecar_init_containers_add_up_with_the_app_containers() -> None:
+    """Init containers with restartPolicy Always (sidecars) keep running beside the app: the pod
+    holds their GPUs and the app's at once. A plain init container after them runs beside the
+    sidecars declared before it."""
+    sidecar = {**_gpus({"nvidia.com/gpu": "4"}), "name": "proxy", "restartPolicy": "Always"}
+    summary = summarize_pod_spec(
+        _pod(
+            containers=[_gpus({"nvidia.com/gpu": "4"})],
+            initContainers=[sidecar, {**sidecar, "name": "proxy-2"}],
+        ),
+        CLUSTER,
+    )
+    assert summary["gpu"] == {"extended": 12, "dra": 0, "total": 12}
+    late_init = {**_gpus({"nvidia.com/gpu": "3"}), "name": "warmup"}
+    summary = summarize_pod_spec(
+        _pod(containers=[_gpus({"nvidia.com/gpu": "1"})], initContainers=[sidecar, late_init]), CLUSTER
+    )
+    # the warm-up runs while the sidecar holds 4: 7 > 4 + 1
+    assert summary["gpu"] == {"extended": 7, "dra": 0, "total": 7}
+    early_init = {**_gpus({"nvidia.com/gpu": "3"}), "name": "warmup"}
+    summary = summarize_pod_spec(
+        _pod(containers=[_gpus({"nvidia.com/gpu": "1"})], initContainers=[early_init, sidecar]), CLUSTER
+    )
+    assert summary["gpu"] == {"extended": 5, "dra": 0, "total": 5}
+
+
+def test_dra_first_available_counts_its_largest_gpu_alternative() -> None:
+    """A v1 request with firstAvailable gets one of its subrequests: the quota counts the largest
+    GPU one, and an allocationMode All among them is unbounded."""
+    pod = _pod(resourceClaims=[{"name": "g", "resourceClaimTemplateName": "t"}])
+
+    def resolved(*subrequests: dict[str, Any]) -> dict[str, Any]:
+        request = {"name": "r", "firstAvailable": list(subrequests)}
+        return {"g": {"spec": {"spec": {"devices": {"requests": [request]}}}}}
+
+    big = {"name": "big", "deviceClassName": "gpu.nvidia.com", "count": 64}
+    small = {"name": "small", "deviceClassName": "gpu.nvidia.com", "count": 2}
+    summary = summarize_pod_spec(pod, CLUSTER, resolved_claims=resolved(small, big))
+    assert summary["resourceClaims"][0]["devices"] == [
+        {
+            "request": "r/big",
+            "deviceClassName": "gpu.nvidia.com",
+            "allocationMode": "ExactCount",
+            "count": 64,
+            "gpu": True,
+        }
+    ]
+    assert summary["gpu"] == {"extended": 0, "dra": 64, "total": 64}
+    every = {"name": "all", "deviceClassName": "gpu.nvidia.com", "allocationMode": "All"}
+    device = summarize_pod_spec(pod, CLUSTER, resolved_claims=resolved(small, every))["resourceClaims"][0]
+    assert device["devices"][0]["allocationMode"] == "All"
+    assert device["devices"][0]["request"] == "r/all"
