@@ -603,7 +603,8 @@ SAMPLES: dict[str, tuple[dict[str, Mutation], dict[str, Mutation]]] = {
         {
             "dedicated-time-sliced-pool": _all(
                 _gpus("nvidia.com/gpu.shared", 1), _set("pod.nodeSelector", {POOL: "team-a-shared"})
-            )
+            ),
+            "whole-gpu-on-dedicated-time-sliced-pool": _set("pod.nodeSelector", {POOL: "team-a-shared"}),
         },
         {
             "shared_gpu_not_allowed": _all(
@@ -616,6 +617,14 @@ SAMPLES: dict[str, tuple[dict[str, Mutation], dict[str, Mutation]]] = {
             ),
             "shared_gpu_cross_tenant": _all(
                 _gpus("nvidia.com/gpu.shared", 1), _set("pod.nodeSelector", {POOL: "shared-mig"})
+            ),
+            "shared_gpu_not_allowed--whole-gpu-on-time-sliced-pool": _all(
+                _set("config.tenants.0.gpu.allowShared", False),
+                _set("pod.nodeSelector", {POOL: "team-a-shared"}),
+            ),
+            "shared_gpu_cross_tenant--whole-gpu-on-time-sliced-pool": _all(
+                _set("config.cluster.nodePools.3.sharing", "time-sliced"),
+                _set("pod.nodeSelector", {POOL: "shared-mig"}),
             ),
         },
     ),
