@@ -399,6 +399,22 @@ def _dra_first_available(*subrequests: dict[str, Any]) -> Mutation:
     return apply
 
 
+def _pools_told_apart_by_an_extra_label(case: Case) -> None:
+    """Pools told apart by a label only one of them has: team-b's has team-a's and more, so a
+    node selector on team-a's labels matches team-b's nodes too."""
+    accelerator = "cloud.google.com/gke-accelerator"
+    case.config["cluster"]["nodePools"] += [
+        {"name": "gke-h100", "labels": {accelerator: "nvidia-h100-80gb"}, "tenant": "team-a"},
+        {
+            "name": "gke-h100-team-b",
+            "labels": {accelerator: "nvidia-h100-80gb", "dedicated": "team-b"},
+            "tenant": "team-b",
+        },
+    ]
+    case.config["tenants"][0]["gpu"]["nodePools"].append("gke-h100")
+    case.pod["nodeSelector"] = {accelerator: "nvidia-h100-80gb"}
+
+
 def _attestation_failed(index: int, status: str, reason: str) -> Mutation:
     def apply(case: Case) -> None:
         assert case.facts is not None
@@ -687,6 +703,7 @@ SAMPLES: dict[str, tuple[dict[str, Mutation], dict[str, Mutation]]] = {
             ),
             "gpu_pool_not_tenant": _set("pod.nodeSelector", {POOL: "team-b-a100"}),
             "pool_of_other_tenant": _set("pod.nodeSelector", {POOL: "team-b-a100"}),
+            "pool_of_other_tenant--pool-with-more-labels": _pools_told_apart_by_an_extra_label,
             "tolerates_other_tenant_pool": _set(
                 "pod.tolerations", [{"key": "guard.cnai.dev/tenant", "operator": "Equal", "value": "team-b"}]
             ),

@@ -186,13 +186,17 @@ def _pools_for(required: Mapping[str, set[str]], cluster: ClusterFacts) -> set[s
     """The pools a pod with these required labels is confined to (empty: not confined).
 
     A pool is a candidate when the pod requires each of its labels and allows the pool's value;
-    the pod is confined when every value it allows for those labels belongs to a candidate."""
+    the pod is confined when every value it allows for those labels belongs to a candidate. It
+    may then land on every pool whose labels it allows, also one with labels it does not select
+    (a pool with a candidate's labels and more: its nodes match the selector too)."""
     candidates = [
         p for p in cluster.node_pools if all(k in required and v in required[k] for k, v in p.labels.items())
     ]
     keys = {k for p in candidates for k in p.labels}
     covered = all(required[k] <= {p.labels[k] for p in candidates if k in p.labels} for k in keys)
-    return {p.name for p in candidates} if candidates and covered else set()
+    if not (candidates and covered):
+        return set()
+    return {p.name for p in cluster.node_pools if all(v in required.get(k, {v}) for k, v in p.labels.items())}
 
 
 def _confinement(

@@ -367,3 +367,23 @@ def test_dra_first_available_counts_its_largest_gpu_alternative() -> None:
     device = summarize_pod_spec(pod, CLUSTER, resolved_claims=resolved(small, every))["resourceClaims"][0]
     assert device["devices"][0]["allocationMode"] == "All"
     assert device["devices"][0]["request"] == "r/all"
+
+
+def test_a_pool_whose_labels_include_the_selected_ones_is_a_landing_place() -> None:
+    """Nodes of a pool with more labels than the pod selects match the selector too: the pod may
+    land there, so that pool is among those it is confined to."""
+    accelerator = "cloud.google.com/gke-accelerator"
+    config = {
+        **CONFIG,
+        "cluster": {
+            "nodePools": [
+                {"name": "l4", "labels": {accelerator: "nvidia-l4"}},
+                {"name": "l4-b", "labels": {accelerator: "nvidia-l4", "dedicated": "team-b"}},
+                {"name": "h100", "labels": {accelerator: "nvidia-h100", "dedicated": "team-b"}},
+            ]
+        },
+        "tenants": [],
+    }
+    cluster = parse_config(config).cluster
+    placement = summarize_pod_spec(_pod(nodeSelector={accelerator: "nvidia-l4"}), cluster)["placement"]
+    assert placement["nodePools"] == ["l4", "l4-b"]  # not h100: another value of a selected label
