@@ -708,6 +708,10 @@ SAMPLES: dict[str, tuple[dict[str, Mutation], dict[str, Mutation]]] = {
                 "pod.tolerations", [{"key": "guard.cnai.dev/tenant", "operator": "Equal", "value": "team-b"}]
             ),
             "tolerates_other_tenant_pool--everything": _set("pod.tolerations", [{"operator": "Exists"}]),
+            "tolerates_other_tenant_pool--valueless-taint": _all(
+                _set("config.cluster.nodePools.4.taints", [{"key": "dedicated", "effect": "NoSchedule"}]),
+                _set("pod.tolerations", [{"key": "dedicated", "operator": "Equal"}]),
+            ),
         },
     ),
     "tenancy.isolation": (
