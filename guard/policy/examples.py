@@ -358,13 +358,18 @@ def _extra_servers(n: int, gpus: int) -> Mutation:
     return apply
 
 
-def _dra(resolved: bool = True, mode: str = "ExactCount", declare: bool = True) -> Mutation:
+def _dra(
+    resolved: bool = True,
+    mode: str = "ExactCount",
+    declare: bool = True,
+    device_class: str = "gpu.nvidia.com",
+) -> Mutation:
     def apply(case: Case) -> None:
         case.server["resources"] = {"claims": [{"name": "gpu"}]}
         if declare:
             case.pod["resourceClaims"] = [{"name": "gpu", "resourceClaimTemplateName": "one-gpu"}]
         if resolved:
-            request: dict[str, Any] = {"deviceClassName": "gpu.nvidia.com", "allocationMode": mode}
+            request: dict[str, Any] = {"deviceClassName": device_class, "allocationMode": mode}
             if mode == "ExactCount":
                 request["count"] = 1
             case.claims = {
@@ -613,6 +618,11 @@ SAMPLES: dict[str, tuple[dict[str, Mutation], dict[str, Mutation]]] = {
                 _gpus("nvidia.com/mig-7g.80gb", 1), _set("pod.nodeSelector", {POOL: "shared-mig"})
             ),
             "mig_profile_unknown": _gpus("nvidia.com/mig-9g.99gb", 1),
+            "mig_profile_not_allowed--dra": _all(
+                _dra(device_class="mig.nvidia.com"),
+                _set("config.tenants.0.gpu.migProfiles", []),
+                _set("pod.nodeSelector", {POOL: "shared-mig"}),
+            ),
         },
     ),
     "gpu.sharing": (
