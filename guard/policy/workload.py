@@ -187,8 +187,8 @@ def _pools_for(required: Mapping[str, set[str]], cluster: ClusterFacts) -> set[s
 
     A pool is a candidate when the pod requires each of its labels and allows the pool's value;
     the pod is confined when every value it allows for those labels belongs to a candidate. It
-    may then land on every pool whose labels it allows, also one with labels it does not select
-    (a pool with a candidate's labels and more: its nodes match the selector too)."""
+    may then land on a candidate and on every pool whose labels satisfy all it requires, also
+    one with labels it does not select (a candidate's labels and more: its nodes match too)."""
     candidates = [
         p for p in cluster.node_pools if all(k in required and v in required[k] for k, v in p.labels.items())
     ]
@@ -196,7 +196,8 @@ def _pools_for(required: Mapping[str, set[str]], cluster: ClusterFacts) -> set[s
     covered = all(required[k] <= {p.labels[k] for p in candidates if k in p.labels} for k in keys)
     if not (candidates and covered):
         return set()
-    return {p.name for p in cluster.node_pools if all(v in required.get(k, {v}) for k, v in p.labels.items())}
+    matching = {p.name for p in cluster.node_pools if all(p.labels.get(k) in v for k, v in required.items())}
+    return {p.name for p in candidates} | matching
 
 
 def _confinement(

@@ -380,10 +380,12 @@ def test_a_pool_whose_labels_include_the_selected_ones_is_a_landing_place() -> N
                 {"name": "l4", "labels": {accelerator: "nvidia-l4"}},
                 {"name": "l4-b", "labels": {accelerator: "nvidia-l4", "dedicated": "team-b"}},
                 {"name": "h100", "labels": {accelerator: "nvidia-h100", "dedicated": "team-b"}},
+                {"name": "other-scheme", "labels": {"pool": "x"}},  # says nothing of the accelerator
             ]
         },
         "tenants": [],
     }
     cluster = parse_config(config).cluster
     placement = summarize_pod_spec(_pod(nodeSelector={accelerator: "nvidia-l4"}), cluster)["placement"]
-    assert placement["nodePools"] == ["l4", "l4-b"]  # not h100: another value of a selected label
+    # not h100 (another value of the selected label), nor a pool whose accelerator is not known
+    assert placement["nodePools"] == ["l4", "l4-b"]
