@@ -51,6 +51,8 @@ def _source(occurrence: Occurrence) -> str:
 
 
 def policy_artifact(verdict: ArtifactVerdict, authorities: Sequence[str] = ()) -> Artifact:
+    """The policy input's artifact of a verdict; ``authorities``: the rule's, standing for those
+    that verified when the verified artifact does not name them."""
     from guard.policy.input import Artifact, Signer, Verification  # noqa: PLC0415
 
     occurrences = verdict.ref.occurrences
@@ -58,6 +60,8 @@ def policy_artifact(verdict: ArtifactVerdict, authorities: Sequence[str] = ()) -
     used_by = tuple(dict.fromkeys(o.container or o.location for o in occurrences))
     signers = verdict.artifact.signers if verdict.artifact else ()
     facts = verdict.artifact.facts if verdict.artifact and verdict.artifact.facts else None
+    if verdict.artifact is not None and verdict.artifact.authorities is not None:
+        authorities = verdict.artifact.authorities  # those that verified, not all of the rule's
     return Artifact(
         ref=verdict.ref.reference,  # as written: policies judge tags (the digest is in the facts)
         source=source,  # type: ignore[arg-type]

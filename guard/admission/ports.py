@@ -49,6 +49,9 @@ class VerifiedArtifact:
     facts: Mapping[str, Any] = field(default_factory=dict)
     layers: tuple[str, ...] = ()  # layer digests of the manifest (recalls match them)
     signatures: tuple[str, ...] = ()  # digests of the signature referrers that verified, per signer
+    # names of the config authorities whose signatures verified (None: not known, e.g. a
+    # verifier that does not say: the rule's authorities then stand for them)
+    authorities: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -37,17 +37,33 @@ if TYPE_CHECKING:
 
 
 class AnyOfVerifier:
-    """A Verifier that accepts a bundle one of its verifiers accepts (``require: any``)."""
+    """A Verifier that accepts a bundle one of its verifiers accepts (``require: any``).
 
-    def __init__(self, verifiers: Sequence[Verifier]) -> None:
+    With ``names`` (the config authorities of ``verifiers``, in order) it remembers which one
+    accepted each signer it returned: ``authority_of(signer)``."""
+
+    def __init__(self, verifiers: Sequence[Verifier], names: Sequence[str] = ()) -> None:
         self._verifiers = tuple(verifiers)
+        self._names = tuple(names)
+        self._accepted: list[tuple[SignerInfo, str]] = []
         self.method: SigningMethod = verifiers[0].method
+
+    def _accept(self, index: int, signer: SignerInfo) -> SignerInfo:
+        if index < len(self._names):
+            self._accepted.append((signer, self._names[index]))
+        return signer
+
+    def authority_of(self, signer: SignerInfo) -> str | None:
+        """The name of the authority whose verifier returned ``signer`` (None: not known)."""
+        found = next((name for s, name in reversed(self._accepted) if s is signer), None)
+        return found or next((name for s, name in reversed(self._accepted) if s == signer), None)
 
     def verify_bundle(self, bundle: Mapping[str, Any]) -> tuple[bytes, SignerInfo]:
         errors: list[GuardError] = []
-        for verifier in self._verifiers:
+        for i, verifier in enumerate(self._verifiers):
             try:
-                return verifier.verify_bundle(bundle)
+                payload, signer = verifier.verify_bundle(bundle)
+                return payload, self._accept(i, signer)
             except GuardError as err:
                 errors.append(err)
         if len(errors) == 1:
@@ -59,11 +75,11 @@ class AnyOfVerifier:
     def verify_simple_signing(self, signature: SimpleSignature) -> SignerInfo:
         """A cosign simple-signing signature one of the verifiers accepts."""
         errors: list[GuardError] = []
-        for verifier in self._verifiers:
+        for i, verifier in enumerate(self._verifiers):
             if not isinstance(verifier, SimpleSigningVerifier):
                 continue
             try:
-                return verifier.verify_simple_signing(signature)
+                return self._accept(i, verifier.verify_simple_signing(signature))
             except GuardError as err:
                 errors.append(err)
         if not errors:
@@ -406,17 +422,27 @@ class OciReferenceVerifier:
         pinned = parsed.with_digest(digest)
         # 1. the signature(s): one of the authorities (any), or each of them (all); only
         #    signature predicates count (an attestation signed by the same key never does)
-        groups = [[v] for v in verifiers] if config_rule.require == "all" else [verifiers]
+        names = config_rule.authorities
+        groups = (
+            [[i] for i in range(len(names))] if config_rule.require == "all" else [list(range(len(names)))]
+        )
+        checks = [AnyOfVerifier([verifiers[i] for i in group], [names[i] for i in group]) for group in groups]
         results = [
             verify_oci(
                 pinned,
-                AnyOfVerifier(group),
+                check,
                 store,
                 limits=self._limits,
                 extra_predicates=config_rule.signature_predicates,
             )
-            for group in groups
+            for check in checks
         ]
+        # the authorities whose signatures verified (policies read them: tenancy.signers), not
+        # every authority of a ``require: any`` rule
+        verified_by = (
+            check.authority_of(result.signer) for check, result in zip(checks, results, strict=True)
+        )
+        authorities = tuple(dict.fromkeys(name for name in verified_by if name is not None))
         # which format verified, and how it binds, travel with the signer (policy input, facts)
         signers = [_with_format(result) for result in results]
         # 2. attestations attached to the digest, verified into facts (the attestations
@@ -439,6 +465,7 @@ class OciReferenceVerifier:
             facts=facts,
             layers=_layers(store, digest),
             signatures=tuple(result.signature_digest for result in results),
+            authorities=authorities,
         )
 
     def _facts(

@@ -358,13 +358,18 @@ def _extra_servers(n: int, gpus: int) -> Mutation:
     return apply
 
 
-def _dra(resolved: bool = True, mode: str = "ExactCount", declare: bool = True) -> Mutation:
+def _dra(
+    resolved: bool = True,
+    mode: str = "ExactCount",
+    declare: bool = True,
+    device_class: str = "gpu.nvidia.com",
+) -> Mutation:
     def apply(case: Case) -> None:
         case.server["resources"] = {"claims": [{"name": "gpu"}]}
         if declare:
             case.pod["resourceClaims"] = [{"name": "gpu", "resourceClaimTemplateName": "one-gpu"}]
         if resolved:
-            request: dict[str, Any] = {"deviceClassName": "gpu.nvidia.com", "allocationMode": mode}
+            request: dict[str, Any] = {"deviceClassName": device_class, "allocationMode": mode}
             if mode == "ExactCount":
                 request["count"] = 1
             case.claims = {
@@ -372,6 +377,47 @@ def _dra(resolved: bool = True, mode: str = "ExactCount", declare: bool = True) 
             }
 
     return apply
+
+
+def _sidecars(n: int, gpus: int) -> Mutation:
+    """The server with ``gpus`` GPUs and ``n`` sidecars (init containers with restartPolicy
+    Always, running beside it) with as many."""
+
+    def apply(case: Case) -> None:
+        case.gpus("nvidia.com/gpu", gpus)
+        case.pod["initContainers"] = [
+            {**copy.deepcopy(case.server), "name": f"sidecar-{i}", "restartPolicy": "Always"}
+            for i in range(n)
+        ]
+
+    return apply
+
+
+def _dra_first_available(*subrequests: dict[str, Any]) -> Mutation:
+    """The server's GPUs from a claim whose request lists alternatives (v1 firstAvailable)."""
+
+    def apply(case: Case) -> None:
+        _dra()(case)
+        request = {"name": "gpu", "firstAvailable": list(subrequests)}
+        case.claims = {"gpu": {"spec": {"spec": {"devices": {"requests": [request]}}}}}
+
+    return apply
+
+
+def _pools_told_apart_by_an_extra_label(case: Case) -> None:
+    """Pools told apart by a label only one of them has: team-b's has team-a's and more, so a
+    node selector on team-a's labels matches team-b's nodes too."""
+    accelerator = "cloud.google.com/gke-accelerator"
+    case.config["cluster"]["nodePools"] += [
+        {"name": "gke-h100", "labels": {accelerator: "nvidia-h100-80gb"}, "tenant": "team-a"},
+        {
+            "name": "gke-h100-team-b",
+            "labels": {accelerator: "nvidia-h100-80gb", "dedicated": "team-b"},
+            "tenant": "team-b",
+        },
+    ]
+    case.config["tenants"][0]["gpu"]["nodePools"].append("gke-h100")
+    case.pod["nodeSelector"] = {accelerator: "nvidia-h100-80gb"}
 
 
 def _attestation_failed(index: int, status: str, reason: str) -> Mutation:
@@ -534,6 +580,11 @@ SAMPLES: dict[str, tuple[dict[str, Mutation], dict[str, Mutation]]] = {
         {
             "gpu_per_container_exceeded": _gpus("nvidia.com/gpu", 6),
             "gpu_per_pod_exceeded": _extra_servers(2, 3),
+            "gpu_per_pod_exceeded--sidecars": _sidecars(2, 4),
+            "gpu_per_pod_exceeded--dra-first-available": _dra_first_available(
+                {"name": "one", "deviceClassName": "gpu.nvidia.com", "count": 1},
+                {"name": "many", "deviceClassName": "gpu.nvidia.com", "count": 16},
+            ),
         },
     ),
     "gpu.requests_limits": (
@@ -567,13 +618,19 @@ SAMPLES: dict[str, tuple[dict[str, Mutation], dict[str, Mutation]]] = {
                 _gpus("nvidia.com/mig-7g.80gb", 1), _set("pod.nodeSelector", {POOL: "shared-mig"})
             ),
             "mig_profile_unknown": _gpus("nvidia.com/mig-9g.99gb", 1),
+            "mig_profile_not_allowed--dra": _all(
+                _dra(device_class="mig.nvidia.com"),
+                _set("config.tenants.0.gpu.migProfiles", []),
+                _set("pod.nodeSelector", {POOL: "shared-mig"}),
+            ),
         },
     ),
     "gpu.sharing": (
         {
             "dedicated-time-sliced-pool": _all(
                 _gpus("nvidia.com/gpu.shared", 1), _set("pod.nodeSelector", {POOL: "team-a-shared"})
-            )
+            ),
+            "whole-gpu-on-dedicated-time-sliced-pool": _set("pod.nodeSelector", {POOL: "team-a-shared"}),
         },
         {
             "shared_gpu_not_allowed": _all(
@@ -587,6 +644,14 @@ SAMPLES: dict[str, tuple[dict[str, Mutation], dict[str, Mutation]]] = {
             "shared_gpu_cross_tenant": _all(
                 _gpus("nvidia.com/gpu.shared", 1), _set("pod.nodeSelector", {POOL: "shared-mig"})
             ),
+            "shared_gpu_not_allowed--whole-gpu-on-time-sliced-pool": _all(
+                _set("config.tenants.0.gpu.allowShared", False),
+                _set("pod.nodeSelector", {POOL: "team-a-shared"}),
+            ),
+            "shared_gpu_cross_tenant--whole-gpu-on-time-sliced-pool": _all(
+                _set("config.cluster.nodePools.3.sharing", "time-sliced"),
+                _set("pod.nodeSelector", {POOL: "shared-mig"}),
+            ),
         },
     ),
     "gpu.dra": (
@@ -594,6 +659,10 @@ SAMPLES: dict[str, tuple[dict[str, Mutation], dict[str, Mutation]]] = {
         {
             "claim_unresolved": _dra(resolved=False),
             "claim_unbounded": _dra(mode="All"),
+            "claim_unbounded--first-available": _dra_first_available(
+                {"name": "one", "deviceClassName": "gpu.nvidia.com", "count": 1},
+                {"name": "every", "deviceClassName": "gpu.nvidia.com", "allocationMode": "All"},
+            ),
             "claim_undeclared": _dra(declare=False),
         },
     ),
@@ -644,10 +713,15 @@ SAMPLES: dict[str, tuple[dict[str, Mutation], dict[str, Mutation]]] = {
             ),
             "gpu_pool_not_tenant": _set("pod.nodeSelector", {POOL: "team-b-a100"}),
             "pool_of_other_tenant": _set("pod.nodeSelector", {POOL: "team-b-a100"}),
+            "pool_of_other_tenant--pool-with-more-labels": _pools_told_apart_by_an_extra_label,
             "tolerates_other_tenant_pool": _set(
                 "pod.tolerations", [{"key": "guard.cnai.dev/tenant", "operator": "Equal", "value": "team-b"}]
             ),
             "tolerates_other_tenant_pool--everything": _set("pod.tolerations", [{"operator": "Exists"}]),
+            "tolerates_other_tenant_pool--valueless-taint": _all(
+                _set("config.cluster.nodePools.4.taints", [{"key": "dedicated", "effect": "NoSchedule"}]),
+                _set("pod.tolerations", [{"key": "dedicated", "operator": "Equal"}]),
+            ),
         },
     ),
     "tenancy.isolation": (

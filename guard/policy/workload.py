@@ -186,13 +186,18 @@ def _pools_for(required: Mapping[str, set[str]], cluster: ClusterFacts) -> set[s
     """The pools a pod with these required labels is confined to (empty: not confined).
 
     A pool is a candidate when the pod requires each of its labels and allows the pool's value;
-    the pod is confined when every value it allows for those labels belongs to a candidate."""
+    the pod is confined when every value it allows for those labels belongs to a candidate. It
+    may then land on a candidate and on every pool whose labels satisfy all it requires, also
+    one with labels it does not select (a candidate's labels and more: its nodes match too)."""
     candidates = [
         p for p in cluster.node_pools if all(k in required and v in required[k] for k, v in p.labels.items())
     ]
     keys = {k for p in candidates for k in p.labels}
     covered = all(required[k] <= {p.labels[k] for p in candidates if k in p.labels} for k in keys)
-    return {p.name for p in candidates} if candidates and covered else set()
+    if not (candidates and covered):
+        return set()
+    matching = {p.name for p in cluster.node_pools if all(p.labels.get(k) in v for k, v in required.items())}
+    return {p.name for p in candidates} | matching
 
 
 def _confinement(
@@ -223,6 +228,26 @@ def _confinement(
     return (None if products_open else sorted(products)), (None if pools_open else sorted(pools))
 
 
+def _device(exact: Mapping[str, Any], claim: str, request: str) -> dict[str, Any]:
+    """One device request (``exactly``, a v1beta1 flat request, or a ``firstAvailable``
+    subrequest, then named ``<request>/<subrequest>`` as Kubernetes names it)."""
+    mode = str(exact.get("allocationMode", "ExactCount"))
+    count = None if mode == "All" else _count(exact.get("count", 1), f"claim {claim} count")
+    device_class = str(exact.get("deviceClassName", ""))
+    return {
+        "request": request,
+        "deviceClassName": device_class,
+        "allocationMode": mode,
+        "count": count,
+        "gpu": device_class in GPU_DEVICE_CLASSES,
+    }
+
+
+def _device_weight(device: Mapping[str, Any]) -> tuple[bool, bool, int]:
+    """How much of GPUs a device request may take: GPU requests first, All over any count."""
+    return (device["gpu"], device["count"] is None, device["count"] or 0)
+
+
 def summarize_claims(
     pod_claims: Sequence[Any], resolved: Mapping[str, Mapping[str, Any]] | None
 ) -> list[dict[str, Any]]:
@@ -246,20 +271,26 @@ def summarize_claims(
             body = _mapping(body.get("spec", body), f"resourceClaims[{name}].spec")  # templates nest
             devices = _mapping(body.get("devices"), f"resourceClaims[{name}].devices")
             for j, req in enumerate(_list(devices.get("requests"), "devices.requests")):
-                request = _mapping(req, f"resourceClaims[{name}].devices.requests[{j}]")
+                where = f"resourceClaims[{name}].devices.requests[{j}]"
+                request = _mapping(req, where)
+                request_name = str(request.get("name", ""))
+                if "firstAvailable" in request:
+                    # v1 / v1beta2 prioritized list: the claim gets one of the subrequests, so
+                    # the one asking most of GPUs stands for the request (All first).
+                    subs = [
+                        _mapping(sub, f"{where}.firstAvailable[{k}]")
+                        for k, sub in enumerate(
+                            _list(request.get("firstAvailable"), f"{where}.firstAvailable")
+                        )
+                    ]
+                    alternatives = [
+                        _device(sub, name, f"{request_name}/{sub.get('name', '')}") for sub in subs
+                    ]
+                    if alternatives:
+                        entry["devices"].append(max(alternatives, key=_device_weight))
+                    continue
                 exact = _mapping(request.get("exactly", request), "exactly")
-                mode = str(exact.get("allocationMode", "ExactCount"))
-                count = None if mode == "All" else _count(exact.get("count", 1), f"claim {name} count")
-                device_class = str(exact.get("deviceClassName", ""))
-                entry["devices"].append(
-                    {
-                        "request": str(request.get("name", "")),
-                        "deviceClassName": device_class,
-                        "allocationMode": mode,
-                        "count": count,
-                        "gpu": device_class in GPU_DEVICE_CLASSES,
-                    }
-                )
+                entry["devices"].append(_device(exact, name, request_name))
         out.append(entry)
     return out
 
@@ -313,7 +344,16 @@ def summarize_pod_spec(
     terms = _affinity_terms(_mapping(spec.get("affinity"), "spec.affinity"))
     products, pools = _confinement(node_selector, terms, cluster)
     regular = sum(c["gpu"]["count"] for c in containers if c["type"] == "container")
-    init = max((c["gpu"]["count"] for c in containers if c["type"] == "initContainer"), default=0)
+    # As the scheduler counts: an init container with restartPolicy Always (a sidecar) keeps
+    # running, beside the init containers after it and beside the app containers.
+    init = sidecars = 0
+    inits = [c for c in containers if c["type"] == "initContainer"]
+    for raw, c in zip(_list(spec.get("initContainers"), "spec.initContainers"), inits, strict=True):
+        if _mapping(raw, "initContainer").get("restartPolicy") == "Always":
+            sidecars += c["gpu"]["count"]
+        else:
+            init = max(init, sidecars + c["gpu"]["count"])
+    regular += sidecars
     dra = sum(d["count"] or 0 for c in claims for d in c["devices"] if d["gpu"])
     return {
         "kind": kind,

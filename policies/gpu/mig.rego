@@ -1,4 +1,6 @@
 # MIG slices (nvidia.com/mig-<g>g.<mem>gb) only of profiles the tenant may use and the cluster knows.
+# A DRA claim's MIG devices (device class mig.nvidia.com) name their profile in CEL selectors
+# guard does not read: they are refused for a tenant that may use no MIG profile at all.
 package guard.gpu.mig
 
 import data.guard.lib.fmt
@@ -33,3 +35,21 @@ deny contains v if {
 		"message": sprintf("%s %q requests MIG profile %q, which the cluster facts do not list (known: %s)", [c.type, c.name, profile, fmt.value(object.keys(input.cluster.migProfiles))]),
 	}
 }
+
+deny contains v if {
+	count(allowed_profiles) == 0
+	some claim in input.workload.resourceClaims # first: most pods have none
+	some d in claim.devices
+	d.deviceClassName == "mig.nvidia.com"
+	v := {
+		"rule": "mig_profile_not_allowed",
+		"severity": "medium",
+		"controls": controls,
+		"message": sprintf("resource claim %q request %q asks for MIG devices (class %q); tenant %s may use no MIG profile", [
+			claim.name, d.request, d.deviceClassName, tenant_name,
+		]),
+	}
+}
+
+tenant_name := sprintf("%q", [input.tenant.name]) if input.tenant != null
+else := "(none)"

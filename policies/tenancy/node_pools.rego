@@ -78,7 +78,8 @@ deny contains v if {
 }
 
 # Kubernetes toleration semantics: an empty key with Exists tolerates every taint; otherwise the
-# key must match, and the value too unless the operator is Exists; an empty effect matches all.
+# key must match, and the value too unless the operator is Exists (a missing value is "", the
+# input's null included); an empty effect matches all.
 tolerates(t, taint) if {
 	object.get(t, "operator", "Equal") == "Exists"
 	object.get(t, "key", "") == ""
@@ -94,9 +95,12 @@ tolerates(t, taint) if {
 tolerates(t, taint) if {
 	object.get(t, "key", "") == taint.key
 	object.get(t, "operator", "Equal") == "Equal"
-	object.get(t, "value", "") == object.get(taint, "value", "")
+	text(object.get(t, "value", "")) == text(object.get(taint, "value", ""))
 	effect_matches(t, taint)
 }
+
+text(x) := x if is_string(x)
+else := ""
 
 effect_matches(t, _) if object.get(t, "effect", "") == ""
 

@@ -48,3 +48,22 @@ test_allowed_other_tolerations if {
 		{"key": "nvidia.com/gpu", "operator": "Exists"},
 	])
 }
+
+# A taint without a value is tolerated by an Equal toleration without one (both are ""):
+# the input writes the missing value as null.
+valueless_taint := json.patch(fixtures.base, [{"op": "replace", "path": "/cluster/nodePools/4/taints", "value": [{"key": "dedicated", "value": null, "effect": "NoSchedule"}]}])
+
+test_denied_tolerating_a_valueless_taint if {
+	doc := json.patch(valueless_taint, [{"op": "replace", "path": "/workload/placement/tolerations", "value": [{"key": "dedicated", "operator": "Equal"}]}])
+	fixtures.rules(node_pools.deny) == {"tolerates_other_tenant_pool"} with input as doc
+}
+
+test_denied_tolerating_a_valueless_taint_with_an_empty_value if {
+	doc := json.patch(valueless_taint, [{"op": "replace", "path": "/workload/placement/tolerations", "value": [{"key": "dedicated", "value": ""}]}])
+	fixtures.rules(node_pools.deny) == {"tolerates_other_tenant_pool"} with input as doc
+}
+
+test_allowed_tolerating_another_value_of_a_valueless_taint if {
+	doc := json.patch(valueless_taint, [{"op": "replace", "path": "/workload/placement/tolerations", "value": [{"key": "dedicated", "value": "team-a"}]}])
+	count(node_pools.deny) == 0 with input as doc
+}

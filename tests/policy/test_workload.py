@@ -313,3 +313,79 @@ def test_a_template_s_pods_are_summarized_once_and_each_gets_its_own_name() -> N
             build_input_for_object(
                 {"kind": "Pod", "metadata": {}}, bad, [], constants.config, constants=constants
             )
+
+
+def test_sidecar_init_containers_add_up_with_the_app_containers() -> None:
+    """Init containers with restartPolicy Always (sidecars) keep running beside the app: the pod
+    holds their GPUs and the app's at once. A plain init container after them runs beside the
+    sidecars declared before it."""
+    sidecar = {**_gpus({"nvidia.com/gpu": "4"}), "name": "proxy", "restartPolicy": "Always"}
+    summary = summarize_pod_spec(
+        _pod(
+            containers=[_gpus({"nvidia.com/gpu": "4"})],
+            initContainers=[sidecar, {**sidecar, "name": "proxy-2"}],
+        ),
+        CLUSTER,
+    )
+    assert summary["gpu"] == {"extended": 12, "dra": 0, "total": 12}
+    late_init = {**_gpus({"nvidia.com/gpu": "3"}), "name": "warmup"}
+    summary = summarize_pod_spec(
+        _pod(containers=[_gpus({"nvidia.com/gpu": "1"})], initContainers=[sidecar, late_init]), CLUSTER
+    )
+    # the warm-up runs while the sidecar holds 4: 7 > 4 + 1
+    assert summary["gpu"] == {"extended": 7, "dra": 0, "total": 7}
+    early_init = {**_gpus({"nvidia.com/gpu": "3"}), "name": "warmup"}
+    summary = summarize_pod_spec(
+        _pod(containers=[_gpus({"nvidia.com/gpu": "1"})], initContainers=[early_init, sidecar]), CLUSTER
+    )
+    assert summary["gpu"] == {"extended": 5, "dra": 0, "total": 5}
+
+
+def test_dra_first_available_counts_its_largest_gpu_alternative() -> None:
+    """A v1 request with firstAvailable gets one of its subrequests: the quota counts the largest
+    GPU one, and an allocationMode All among them is unbounded."""
+    pod = _pod(resourceClaims=[{"name": "g", "resourceClaimTemplateName": "t"}])
+
+    def resolved(*subrequests: dict[str, Any]) -> dict[str, Any]:
+        request = {"name": "r", "firstAvailable": list(subrequests)}
+        return {"g": {"spec": {"spec": {"devices": {"requests": [request]}}}}}
+
+    big = {"name": "big", "deviceClassName": "gpu.nvidia.com", "count": 64}
+    small = {"name": "small", "deviceClassName": "gpu.nvidia.com", "count": 2}
+    summary = summarize_pod_spec(pod, CLUSTER, resolved_claims=resolved(small, big))
+    assert summary["resourceClaims"][0]["devices"] == [
+        {
+            "request": "r/big",
+            "deviceClassName": "gpu.nvidia.com",
+            "allocationMode": "ExactCount",
+            "count": 64,
+            "gpu": True,
+        }
+    ]
+    assert summary["gpu"] == {"extended": 0, "dra": 64, "total": 64}
+    every = {"name": "all", "deviceClassName": "gpu.nvidia.com", "allocationMode": "All"}
+    device = summarize_pod_spec(pod, CLUSTER, resolved_claims=resolved(small, every))["resourceClaims"][0]
+    assert device["devices"][0]["allocationMode"] == "All"
+    assert device["devices"][0]["request"] == "r/all"
+
+
+def test_a_pool_whose_labels_include_the_selected_ones_is_a_landing_place() -> None:
+    """Nodes of a pool with more labels than the pod selects match the selector too: the pod may
+    land there, so that pool is among those it is confined to."""
+    accelerator = "cloud.google.com/gke-accelerator"
+    config = {
+        **CONFIG,
+        "cluster": {
+            "nodePools": [
+                {"name": "l4", "labels": {accelerator: "nvidia-l4"}},
+                {"name": "l4-b", "labels": {accelerator: "nvidia-l4", "dedicated": "team-b"}},
+                {"name": "h100", "labels": {accelerator: "nvidia-h100", "dedicated": "team-b"}},
+                {"name": "other-scheme", "labels": {"pool": "x"}},  # says nothing of the accelerator
+            ]
+        },
+        "tenants": [],
+    }
+    cluster = parse_config(config).cluster
+    placement = summarize_pod_spec(_pod(nodeSelector={accelerator: "nvidia-l4"}), cluster)["placement"]
+    # not h100 (another value of the selected label), nor a pool whose accelerator is not known
+    assert placement["nodePools"] == ["l4", "l4-b"]

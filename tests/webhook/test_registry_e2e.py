@@ -241,3 +241,33 @@ def test_required_attestation_missing_then_attached(registry: Any, tmp_path: Pat
     fresh = serve(config)  # a new process: nothing cached
     present = answer(fresh, pod(models.signed))
     assert present["allowed"] is True, present
+
+
+def test_a_tenant_s_authority_must_be_the_one_that_verified(
+    models: PublishedModels, serve: Any, tmp_path: Path
+) -> None:
+    """Under a rule of two authorities (require any), a model signed by one of them is verified;
+    tenancy.signers must see which one signed it, not every authority of the rule: a tenant
+    trusting the other authority does not get a model only ``ci`` signed."""
+    from guard.signing.keys import generate_keypair
+
+    other = generate_keypair(tmp_path / "team-key")
+    config = models.config()
+    config["authorities"]["team-a-release"] = {"kind": "key", "key": str(other.public_key)}
+    config["rules"][0]["authorities"] = ["team-a-release", "ci"]
+    prefix = models.signed.rsplit("/", 1)[0]
+    config["tenants"] = [
+        {
+            "name": "team-a",
+            "namespaces": ["team-a"],
+            "registries": [prefix],
+            "authorities": ["team-a-release"],
+        }
+    ]
+    config["policy"]["enforcement"] = {"provenance": "warn", "tenancy": "warn", "tenancy.signers": "deny"}
+    result = answer(serve(config), pod(models.signed))
+    assert result["allowed"] is False, result
+    assert "[tenancy.signers]" in result["status"]["message"], result["status"]["message"]
+    # the tenant trusting ci, the authority that signed, gets it
+    config["tenants"][0]["authorities"] = ["ci"]
+    assert answer(serve(config), pod(models.signed))["allowed"] is True
