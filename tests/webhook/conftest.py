@@ -16,6 +16,7 @@ from guard.admission.pipeline import AdmissionEngine
 from guard.admission.settings import AdmissionSettings
 from guard.testing.admission import FakePolicy, FakeRule, FakeRules, FakeVerifier
 from webhook.app import create_app
+from webhook.deadline import DEFAULT_REQUEST_DEADLINE_SECONDS
 from webhook.server import WebhookServer
 from webhook.tls import ReloadingCertificate
 
@@ -53,6 +54,7 @@ def start_server(tls_files: tuple[Path, Path], client_context: ssl.SSLContext) -
         verifier: FakeVerifier,
         policy: FakePolicy | None = None,
         rules: FakeRules | None = None,
+        request_deadline_seconds: float | None = None,
         **settings: Any,
     ) -> tuple[WebhookServer, httpx.Client]:
         admission = AdmissionSettings(**settings)
@@ -71,7 +73,8 @@ def start_server(tls_files: tuple[Path, Path], client_context: ssl.SSLContext) -
         app = create_app(
             load, metrics=metrics, max_body_bytes=admission.max_body_bytes, certificate=certificate
         )
-        server = WebhookServer(app, certificate).start()
+        deadline = request_deadline_seconds or DEFAULT_REQUEST_DEADLINE_SECONDS
+        server = WebhookServer(app, certificate, request_deadline_seconds=deadline).start()
         client = httpx.Client(base_url=server.url, verify=client_context, timeout=30)
         started.append((server, client))
         return server, client

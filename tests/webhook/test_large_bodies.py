@@ -10,42 +10,30 @@ import json
 import socket
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from contextlib import ExitStack
-from pathlib import Path
 
 import httpx
 import pytest
 
-from guard.admission.metrics import AdmissionMetrics
-from guard.admission.pipeline import AdmissionEngine
-from guard.admission.settings import AdmissionSettings
-from guard.testing.admission import FakePolicy, FakeRule, FakeRules, FakeVerifier, admission_review, pod
-from webhook.app import LARGE_BODIES_IN_FLIGHT, create_app
+from guard.testing.admission import FakeVerifier, admission_review, pod
+from webhook.app import LARGE_BODIES_IN_FLIGHT
 from webhook.server import WebhookServer
-from webhook.tls import ReloadingCertificate
 
 SIGNED = "registry.local/models/llama:v1"
+# the start_server fixture (tests/webhook/conftest.py)
+StartServer = Callable[..., tuple[WebhookServer, httpx.Client]]
 WAIT_SECONDS = 20.0  # a guard against a hang, never a timing assertion
 _JSON = "application/json"
 DECLARED = 3_000_000  # under maxBodyBytes (3 MiB): each one is a request guard must take
 
 
 @pytest.fixture
-def server(tls_files: tuple[Path, Path]) -> Iterator[WebhookServer]:
-    settings = AdmissionSettings()
-    metrics = AdmissionMetrics()
+def server(start_server: StartServer) -> WebhookServer:
     verifier = FakeVerifier()
     verifier.add(SIGNED)
-
-    async def load() -> AdmissionEngine:
-        rules = FakeRules([FakeRule("models", "registry.local/models/*")])
-        return AdmissionEngine(settings, rules, verifier, FakePolicy(), metrics)
-
-    certificate = ReloadingCertificate(*tls_files)
-    app = create_app(load, metrics=metrics, max_body_bytes=settings.max_body_bytes, certificate=certificate)
-    with WebhookServer(app, certificate, request_deadline_seconds=WAIT_SECONDS) as started:
-        yield started
+    started, _client = start_server(verifier, request_deadline_seconds=WAIT_SECONDS)
+    return started
 
 
 def _large_request_begun(server: WebhookServer, context: ssl.SSLContext) -> ssl.SSLSocket:

@@ -7,40 +7,27 @@ from __future__ import annotations
 
 import socket
 import ssl
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import httpx
 import pytest
 
-from guard.admission.metrics import AdmissionMetrics
-from guard.admission.pipeline import AdmissionEngine
-from guard.admission.settings import AdmissionSettings
-from guard.testing.admission import FakePolicy, FakeRule, FakeRules, FakeVerifier, admission_review, pod
-from webhook.app import create_app
+from guard.testing.admission import FakeVerifier, admission_review, pod
 from webhook.server import WebhookServer
-from webhook.tls import ReloadingCertificate
 
 SIGNED = "registry.local/models/llama:v1"
+# the start_server fixture (tests/webhook/conftest.py)
+StartServer = Callable[..., tuple[WebhookServer, httpx.Client]]
 # how long the test waits for the server to close a stalled connection: far above the deadline
 WAIT_SECONDS = 20.0
 
 
 @pytest.fixture
-def server(tls_files: tuple[Path, Path]) -> Iterator[WebhookServer]:
-    settings = AdmissionSettings()
-    metrics = AdmissionMetrics()
+def server(start_server: StartServer) -> WebhookServer:
     verifier = FakeVerifier()
     verifier.add(SIGNED)
-
-    async def load() -> AdmissionEngine:
-        rules = FakeRules([FakeRule("models", "registry.local/models/*")])
-        return AdmissionEngine(settings, rules, verifier, FakePolicy(), metrics)
-
-    certificate = ReloadingCertificate(*tls_files)
-    app = create_app(load, metrics=metrics, max_body_bytes=settings.max_body_bytes, certificate=certificate)
-    with WebhookServer(app, certificate, request_deadline_seconds=0.5) as started:
-        yield started
+    started, _client = start_server(verifier, request_deadline_seconds=0.5)
+    return started
 
 
 def _connect(server: WebhookServer, context: ssl.SSLContext) -> ssl.SSLSocket:
