@@ -56,11 +56,14 @@ def _parsed_manifest(body: bytes, digest: str) -> dict[str, Any] | None:
         return None
 
 
-def _digest_as(reference: str, body: bytes) -> str:
+def _digest_as(reference: str, body: bytes, sha256: str) -> str:
     """The digest of ``body`` in the algorithm ``reference`` names (a pod may pin
-    ``@sha512:...``, and the runtime pulls and checks by it); IntegrityError for an algorithm
-    guard cannot compute, before anything fetched by it is used."""
+    ``@sha512:...``, and the runtime pulls and checks by it): ``sha256``, its sha256 digest
+    computed once, for the common algorithm; IntegrityError for an algorithm guard cannot
+    compute, before anything fetched by it is used."""
     algorithm = reference.split(":", 1)[0]
+    if algorithm == "sha256":
+        return sha256
     if algorithm not in _DIGEST_ALGORITHMS:
         raise IntegrityError(
             f"manifest @{reference[:80]}: expected a sha256 or sha512 digest, found algorithm "
@@ -131,13 +134,13 @@ class RegistryStore:
             body = bytes(buffer)
         digest = sha256_digest(body)
         if ":" in reference:  # a digest (a tag has no colon), of whatever algorithm it names
-            served = _digest_as(reference, body)
+            served = _digest_as(reference, body, digest)
             if served != reference:
                 what = f"manifest {self.describe()}@{reference}: the registry served bytes whose digest is"
                 raise IntegrityError(f"{what} {served}", changed=[reference])
         claimed = response.headers.get("Docker-Content-Digest")
         # in whichever algorithm the registry names it (one storing by sha512 does)
-        if claimed and claimed != (hashed := _digest_as(claimed, body)):
+        if claimed and claimed != (hashed := _digest_as(claimed, body, digest)):
             what = f"manifest {self.describe()}:{reference}: the registry says {claimed}"
             raise IntegrityError(f"{what}, its bytes hash to {hashed}", changed=[reference])
         media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
