@@ -77,9 +77,8 @@ class PrometheusClient:
         self._client = httpx.Client(headers=headers, auth=auth, verify=verify, transport=transport)
         self._deadline: float | None = None
         self.queries = 0
-        self.not_finite: list[
-            tuple[str, Sample]
-        ] = []  # (query, sample)  # NaN / Inf samples dropped: no figure, never a zero
+        # (query, sample) of the NaN / Inf samples dropped: no figure, never a zero
+        self.not_finite: list[tuple[str, Sample]] = []
 
     def close(self) -> None:
         self._client.close()

@@ -27,14 +27,23 @@ from guard.energy.sources.base import JOULES_PER_KWH, Row, Window, label, pod_of
 
 ENERGY = "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"
 POWER = "DCGM_FI_DEV_POWER_USAGE"
-# exported_namespace / exported_pod: dcgm-exporter's own labels as Prometheus renames them when
-# the scrape does not honor them (the target's namespace and pod, the exporter's, took the names);
-# kept in the answer only to say so (``renamed_series``), never read as a pod
-GROUP = (
-    "namespace, pod, pod_namespace, pod_name, Hostname, UUID, GPU_I_ID, GPU_I_PROFILE, "
-    "exported_namespace, exported_pod"
+# dcgm-exporter's own pod labels as Prometheus renames them when the scrape does not honor them
+# (the target's namespace and pod, the exporter's, took the names): kept in the answer only to say
+# so (``renamed_series``), never read as a pod
+RENAMED_LABELS = ("exported_namespace", "exported_pod")
+GROUP = ", ".join(
+    (
+        "namespace",
+        "pod",
+        "pod_namespace",
+        "pod_name",
+        "Hostname",
+        "UUID",
+        "GPU_I_ID",
+        "GPU_I_PROFILE",
+        *RENAMED_LABELS,
+    )
 )
-RENAMED_LABELS = ("exported_pod", "exported_namespace", "exported_pod_name", "exported_pod_namespace")
 DEVICE = "UUID, GPU_I_ID"
 MJ_PER_KWH = 3.6e9
 SHARED_BELOW = 0.99  # a row whose shared figure is under 99% of its own was shared with others
