@@ -193,25 +193,19 @@ def directory_facts(
     from the digest cache (whose entries a filesystem reporting unchanged times would keep)."""
     from guard.attest.subject import directory_subject  # noqa: PLC0415
     from guard.signing import DEFAULT_SIGNATURE_NAME  # noqa: PLC0415
+    from guard.signing.model import relative_inside  # noqa: PLC0415
 
     own = model_dir / DEFAULT_SIGNATURE_NAME
     if signature is None and own.is_file():
         subject, outcome = _signed_directory(model_dir, own, verifier, own=True)
-    elif signature is not None and not os.path.lexists(own) and _outside(signature, model_dir):
+    elif (
+        signature is not None and not os.path.lexists(own) and relative_inside(signature, model_dir) is None
+    ):  # outside: verify_model leaves no file out either
         subject, outcome = _signed_directory(model_dir, signature, verifier, own=False)
     else:
         subject = directory_subject(model_dir, verifying=True)
         outcome = verify_directory_signature(model_dir, verifier, signature)
     return collect_facts(subject, verifier, attestations, signature=outcome)
-
-
-def _outside(signature: Path, model_dir: Path) -> bool:
-    """Whether ``signature`` lies outside ``model_dir`` (the check then leaves no file out)."""
-    try:
-        Path(os.path.realpath(signature)).relative_to(os.path.realpath(model_dir))
-    except ValueError:
-        return True
-    return False
 
 
 def _signed_directory(

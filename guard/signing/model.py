@@ -82,7 +82,7 @@ def write_atomic(path: Path, data: bytes, mode: int | None = 0o644) -> None:
         raise
 
 
-def _relative_inside(path: Path, model_dir: Path) -> str | None:
+def relative_inside(path: Path, model_dir: Path) -> str | None:
     """``path`` relative to the model directory (POSIX), or None when it lies outside."""
     try:
         rel = Path(os.path.realpath(path)).relative_to(os.path.realpath(model_dir))
@@ -229,7 +229,7 @@ def verify_model(
     verified = verify_model_bundle(bundle, verifier)
     exclude: list[str] = []
     if isinstance(bundle, Path):
-        rel = _relative_inside(bundle, model_dir)
+        rel = relative_inside(bundle, model_dir)
         if rel is not None:
             exclude.append(rel)
     compare_manifests(verified.manifest, hash_as_signed(model_dir, verified, exclude, progress=progress))
