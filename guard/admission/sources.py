@@ -240,6 +240,17 @@ def _classify(value: str, kind: Kind, container: Mapping[str, Any], pod: _Pod) -
     return f"file://{value}"
 
 
+def _json_dict(text: str, limit: int | None = _SHLEX_MAX) -> dict[str, Any] | None:
+    """``text`` as a JSON object, or None (not one, or longer than ``limit``)."""
+    if (limit is not None and len(text) > limit) or not text.lstrip().startswith("{"):
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def _json_object(item: str) -> bool:
     """Whether an argument is one JSON object (vLLM's ``--lora-modules '{"name": ...}'``), or a
     flag given one (``--speculative-config={"model": ...}``): one word, never a shell string to
@@ -247,12 +258,15 @@ def _json_object(item: str) -> bool:
     flag, eq, value = item.partition("=")
     if eq and flag.startswith("-") and not any(c.isspace() for c in flag):
         item = value
-    if not item.lstrip().startswith("{") or len(item) > _SHLEX_MAX:
-        return False
-    try:
-        return isinstance(json.loads(item), dict)
-    except ValueError:
-        return False
+    return _json_dict(item) is not None
+
+
+def _flag_value(tokens: Sequence[tuple[str, str]], i: int, eq: str, value: str) -> tuple[str, str] | None:
+    """``(location, value)`` of the flag at ``tokens[i]``: after its ``=``, else the next token
+    (None when none follows)."""
+    if eq:
+        return tokens[i][0], value
+    return tokens[i + 1] if i + 1 < len(tokens) else None
 
 
 def _tokens(items: Sequence[tuple[str, str]], env: Mapping[str, str]) -> list[tuple[str, str]]:
@@ -270,24 +284,24 @@ def _tokens(items: Sequence[tuple[str, str]], env: Mapping[str, str]) -> list[tu
     return out
 
 
+_LORA_FLAGS = tuple(sorted(LORA_LIST_FLAGS | LORA_COMMA_FLAGS))
+
+
 def _lora_flag(flag: str) -> str | None:
     """The LoRA flag ``flag`` spells (``_`` as ``-``, an abbreviation as argparse takes it), or
     None."""
     form = flag.replace("_", "-")
     if len(form) <= len("--lora-"):
         return None
-    return next((f for f in sorted(LORA_LIST_FLAGS | LORA_COMMA_FLAGS) if f.startswith(form)), None)
+    return next((f for f in _LORA_FLAGS if f.startswith(form)), None)
 
 
 def _adapter_path(item: str) -> str:
     """The weights of one LoRA adapter item: a JSON object's ``path``, ``name=path``'s path, or
     the item itself (a path or a Hub id)."""
     if item.startswith("{"):
-        try:
-            value = json.loads(item)
-        except ValueError:
-            return f"unresolved://{item}"
-        path = value.get("path") if isinstance(value, dict) else None
+        value = _json_dict(item, limit=None)
+        path = value.get("path") if value is not None else None
         return path if isinstance(path, str) and path.strip() else f"unresolved://{item}"
     _name, eq, path = item.partition("=")
     return path.strip() if eq and not _SCHEME_RE.match(item) else item
@@ -327,11 +341,10 @@ def _speculative_config(
     """The draft model a ``--speculative-config`` at ``tokens[i]`` names: its JSON object's
     ``model`` (none for a method without a draft model, e.g. ``ngram``), or the value of
     ``--speculative-config.model``; a value guard cannot read is ``unresolved://``."""
-    location = tokens[i][0]
-    if not eq:
-        if i + 1 >= len(tokens):
-            return
-        location, value = tokens[i + 1]
+    found = _flag_value(tokens, i, eq, value)
+    if found is None:
+        return
+    location, value = found
     _name, dot, rest = flag.replace("_", "-").partition(".")
     key = dot + rest
     if key == ".model":
@@ -339,11 +352,8 @@ def _speculative_config(
         return
     if key:
         return  # another key of the config (``.num_speculative_tokens``)
-    try:
-        config = json.loads(value) if len(value) <= _SHLEX_MAX else None
-    except ValueError:
-        config = None
-    if not isinstance(config, dict):
+    config = _json_dict(value)
+    if config is None:
         yield location, f"unresolved://{value}"
         return
     model = config.get("model")
@@ -353,28 +363,22 @@ def _speculative_config(
 
 
 def _argument_sources(tokens: Sequence[tuple[str, str]]) -> Iterator[tuple[str, str]]:
-    for i, (location, token) in enumerate(tokens):
+    for i, (_, token) in enumerate(tokens):
         if not token.startswith(_FLAG_STARTS) and not token.endswith("vllm"):
             continue  # most tokens: cheap to skip (a script can hold a million)
         flag, eq, value = token.partition("=")
         if _speculative_config_flag(flag):
             yield from _speculative_config(flag, eq, value, tokens, i)
             continue
-        if flag in HF_REPO_FLAGS:
-            if eq:
-                yield location, value
-            elif i + 1 < len(tokens):
-                yield tokens[i + 1]
-            continue
         if _lora_flag(flag) is not None:
             yield from _lora_sources(tokens, i)
             continue
         form = flag.replace("_", "-")
-        if form.startswith(("--model", "--spec")) and any(f.startswith(form) for f in _FLAG_FORMS):
-            if eq:
-                yield location, value
-            elif i + 1 < len(tokens):
-                yield tokens[i + 1]
+        if flag in HF_REPO_FLAGS or (
+            form.startswith(("--model", "--spec")) and any(f.startswith(form) for f in _FLAG_FORMS)
+        ):
+            if (found := _flag_value(tokens, i, eq, value)) is not None:
+                yield found
         elif (
             posixpath.basename(token) == "vllm"
             and i + 2 < len(tokens)
