@@ -98,22 +98,29 @@ def _shares_a_node(doc: Any) -> bool:
     return False
 
 
+def _unparsable(path: Path, err: BaseException) -> UsageError:
+    return UsageError(
+        f"snapshot file {path}: expected the JSON or YAML output of `kubectl get -o json|yaml`, "
+        f"found content that does not parse: {_first_line(err)}"
+    )
+
+
 def _documents(path: Path) -> Iterator[Any]:
     text = read_user_text(path, what="snapshot file", expected="kubectl JSON or YAML output")
     stripped = text.lstrip()
+    if stripped.startswith(("{", "[")):
+        # guard's parser for JSON someone else wrote: no duplicate keys (two readers of one
+        # document never see two values), no NaN, bounded nesting (deep enough for any CRD's
+        # schema; CPython's decoder recurses per level)
+        try:
+            doc = parse_json(
+                text, "JSON", max_bytes=SNAPSHOT_MAX_BYTES, max_depth=SNAPSHOT_MAX_DEPTH, error=UsageError
+            )
+        except UsageError as err:
+            raise _unparsable(path, err) from err
+        yield doc
+        return
     try:
-        if stripped.startswith(("{", "[")):
-            # guard's parser for JSON someone else wrote: no duplicate keys (two readers of one
-            # document never see two values), no NaN, bounded nesting (deep enough for any CRD's
-            # schema; CPython's decoder recurses per level)
-            try:
-                doc = parse_json(
-                    text, "JSON", max_bytes=SNAPSHOT_MAX_BYTES, max_depth=SNAPSHOT_MAX_DEPTH, error=UsageError
-                )
-            except UsageError as err:
-                raise ValueError(str(err)) from err  # named below as every other parse failure
-            yield doc
-            return
         for index, doc in enumerate(yaml.load_all(text, Loader=_Loader)):
             if _shares_a_node(doc):
                 raise UsageError(
@@ -123,10 +130,7 @@ def _documents(path: Path) -> Iterator[Any]:
                 )
             yield doc
     except (ValueError, yaml.YAMLError, RecursionError) as err:
-        raise UsageError(
-            f"snapshot file {path}: expected the JSON or YAML output of `kubectl get -o json|yaml`, "
-            f"found content that does not parse: {_first_line(err)}"
-        ) from err
+        raise _unparsable(path, err) from err
 
 
 def _objects(path: Path) -> Iterator[Mapping[str, Any]]:
