@@ -40,10 +40,17 @@ _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
 
 
-SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
-def has_lone_surrogate(value: Any) -> bool:
+def lone_surrogate_in(data: bytes, value: Any) -> bool:
+    """Whether ``value``, parsed from the JSON ``data``, holds a string with a lone surrogate
+    (which no UTF-8 writer downstream can encode): only JSON escaping one can, so ``value`` is
+    walked only when ``data`` holds a surrogate escape."""
+    return _SURROGATE_ESCAPE.search(data) is not None and _lone_surrogate(value)
+
+
+def _lone_surrogate(value: Any) -> bool:
     """True when a string in ``value`` (keys included) holds a lone surrogate, which no UTF-8
     writer downstream can encode. Iterative: ``value`` is already bounded in depth."""
     stack = [value]
@@ -149,7 +156,7 @@ def parse_json(
         raise error(f"{what}: expected JSON of bounded nesting, found deeper nesting") from err
     except ValueError as err:
         raise error(f"{what}: expected JSON, found something that is not: {err}") from err
-    if SURROGATE_ESCAPE.search(raw) and has_lone_surrogate(value):
+    if lone_surrogate_in(raw, value):
         raise error(f"{what}: expected JSON text, found a string with a lone UTF-16 surrogate escape")
     return value
 

@@ -16,6 +16,8 @@ import hashlib
 import json
 import logging
 import os
+from collections import Counter
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Final, Literal
@@ -79,12 +81,15 @@ class BundleManifest(BaseModel):
 
     @model_validator(mode="after")
     def _each_file_once(self) -> BundleManifest:
-        paths = [f.path for f in self.files]
-        if len(set(paths)) != len(paths):
-            raise ValueError(
-                f"files: each path once, found {sorted({p for p in paths if paths.count(p) > 1})}"
-            )
+        repeated = _repeated(f.path for f in self.files)
+        if repeated:
+            raise ValueError(f"files: each path once, found {repeated}")
         return self
+
+
+def _repeated(names: Iterable[str]) -> list[str]:
+    """The names listed more than once, sorted."""
+    return sorted(name for name, count in Counter(names).items() if count > 1)
 
 
 def _digest(data: bytes) -> str:
@@ -192,9 +197,8 @@ def write_bundle(  # noqa: PLR0917
     schema = (json.dumps(report_schema(), indent=2, sort_keys=True) + "\n").encode()
     rendered.append(("report.schema.json", "json-schema", "application/schema+json", schema))
     rendered.append((RESULT_COPY, "scan-result", "application/json", result_bytes))
-    paths = [path for path, _, _, _ in rendered]
-    if len(set(paths)) != len(paths):
-        repeated = sorted({p for p in paths if paths.count(p) > 1})
+    repeated = _repeated(path for path, _, _, _ in rendered)
+    if repeated:
         raise ReportError(f"--formats: each format once; {', '.join(repeated)} would be written twice")
     _prepare(bundle_dir)
     written: list[Path] = []

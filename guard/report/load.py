@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from guard.errors import ReportError
 from guard.scan.result import API_VERSION, ScanResult
-from guard.untrusted import SURROGATE_ESCAPE, has_lone_surrogate
+from guard.untrusted import lone_surrogate_in
 
 MAX_RESULT_BYTES = 512 << 20
 
@@ -38,7 +38,7 @@ def read_result(path: Path, what: str = "scan result") -> tuple[ScanResult, str]
         raise ReportError(
             f"{what} {path}: expected the JSON document `guard scan -o` writes, found: {err}"
         ) from err
-    if SURROGATE_ESCAPE.search(data) and has_lone_surrogate(raw):  # no UTF-8 report can carry one
+    if lone_surrogate_in(data, raw):  # no UTF-8 report can carry one
         raise ReportError(
             f"{what} {path}: expected JSON text, found a string with a lone UTF-16 surrogate escape"
         )
