@@ -18,6 +18,7 @@ from guard.energy.prometheus import PrometheusClient, PrometheusError
 from guard.energy.settings import PrometheusSettings
 from guard.energy.sources.base import Window
 from guard.energy.usage import UsageStore, parse_usage
+from guard.testing.links import plant_link
 from guard.testing.prometheus import MetricsExporter, PrometheusServer, free_port, line
 
 from .conftest import dcgm_labels
@@ -437,16 +438,10 @@ def test_dcgm_pod_and_namespace_are_read_as_one_spelling() -> None:
 def test_output_replaces_a_planted_symlink_never_writes_through_it(
     live: PrometheusServer, tmp_path: Path
 ) -> None:
-    victim = tmp_path / "home" / "notes.txt"
-    victim.parent.mkdir()
-    victim.write_text("the user's own file\n")
-    out = tmp_path / "shared" / "energy.json"
-    out.parent.mkdir()
-    out.symlink_to(victim)
+    planted = plant_link(tmp_path, "energy.json")
     until = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
     args = ["energy", "--prometheus", live.url, "--since", (until - timedelta(seconds=10)).isoformat()]
-    args += ["--until", until.isoformat(), "--config", str(_config(tmp_path)), "-o", str(out)]
+    args += ["--until", until.isoformat(), "--config", str(_config(tmp_path)), "-o", str(planted.path)]
     assert run(args) == 0
-    assert victim.read_text() == "the user's own file\n"
-    assert not out.is_symlink()
-    assert json.loads(out.read_text())["workloads"]
+    planted.assert_replaced()
+    assert json.loads(planted.path.read_text())["workloads"]

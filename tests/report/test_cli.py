@@ -15,6 +15,7 @@ from guard.report.bundle import MANIFEST, BundleManifest, check_manifest
 from guard.report.formats import FORMATS
 from guard.report.model import Report
 from guard.signing.keys import KeyPair, generate_keypair
+from guard.testing.links import plant_link
 
 
 @pytest.fixture(scope="module")
@@ -264,16 +265,10 @@ def test_a_result_with_a_lone_surrogate_is_refused_not_a_crash(
 
 def test_output_replaces_a_planted_symlink_never_writes_through_it(result_file: Path, tmp_path: Path) -> None:
     # a shared reports directory: someone planted report.html -> a file of the user's
-    victim = tmp_path / "home" / "notes.txt"
-    victim.parent.mkdir()
-    victim.write_text("the user's own file\n")
-    shared = tmp_path / "shared"
-    shared.mkdir()
-    (shared / "report.html").symlink_to(victim)
-    assert run(["report", str(result_file), "-f", "md", "-o", str(shared / "report.html")]) == 0
-    assert victim.read_text() == "the user's own file\n"
-    assert not (shared / "report.html").is_symlink()
-    assert (shared / "report.html").stat().st_size > 0
+    planted = plant_link(tmp_path, "report.html")
+    assert run(["report", str(result_file), "-f", "md", "-o", str(planted.path)]) == 0
+    planted.assert_replaced()
+    assert planted.path.stat().st_size > 0
 
 
 def test_bundle_signature_covers_what_guard_wrote_not_what_was_slipped_in(

@@ -21,6 +21,7 @@ from guard.scan.result import ScanResult, generate_schema
 from guard.scan.scanner import ScanOptions, run_scan
 from guard.scan.sources.snapshot import SnapshotSource
 from guard.scan.targets import shard_of
+from guard.testing.links import plant_link
 
 IMAGE = "registry.example/app:1.0"
 
@@ -338,15 +339,10 @@ def test_a_json_snapshot_is_parsed_as_json_someone_else_wrote(
 
 
 def test_output_replaces_a_planted_symlink_never_writes_through_it(tmp_path: Path) -> None:
-    victim = tmp_path / "home" / "notes.txt"
-    victim.parent.mkdir()
-    victim.write_text("the user's own file\n")
-    out = tmp_path / "shared" / "r.json"
-    out.parent.mkdir()
-    out.symlink_to(victim)
+    planted = plant_link(tmp_path, "r.json")
     cfg = str(config_path(tmp_path))
     snap = str(write(tmp_path, deploy("web")))
-    assert run(["scan", "--config", cfg, "--snapshot", snap, "-o", str(out), "--fail-on", "critical"]) == 0
-    assert victim.read_text() == "the user's own file\n"
-    assert not out.is_symlink()
-    ScanResult.model_validate_json(out.read_text())
+    out = str(planted.path)
+    assert run(["scan", "--config", cfg, "--snapshot", snap, "-o", out, "--fail-on", "critical"]) == 0
+    planted.assert_replaced()
+    ScanResult.model_validate_json(planted.path.read_text())
