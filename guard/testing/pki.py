@@ -23,6 +23,17 @@ class Pki:
     leaf: Path  # signing certificate (--certificate)
     leaf_key: Path  # its private key (--key)
 
+    def signing_options(self) -> list[str]:
+        """The CLI options that sign with the leaf certificate."""
+        return [
+            "--certificate",
+            str(self.leaf),
+            "--certificate-chain",
+            str(self.chain),
+            "--key",
+            str(self.leaf_key),
+        ]
+
 
 def _name(cn: str) -> x509.Name:
     return x509.Name(

@@ -223,12 +223,7 @@ def test_bundle_signed_with_a_certificate(
         str(bundle),
         "--formats",
         "json,csv",
-        "--certificate",
-        str(pki.leaf),
-        "--certificate-chain",
-        str(pki.chain),
-        "--key",
-        str(pki.leaf_key),
+        *pki.signing_options(),
     ]
     assert run(args) == 0
     capsys.readouterr()
@@ -326,16 +321,8 @@ def test_certificate_signed_bundles_chain(result_file: Path, tmp_path: Path) -> 
     from guard.testing.pki import make_pki
 
     pki = make_pki(tmp_path / "pki")
-    signing = [
-        "--certificate",
-        str(pki.leaf),
-        "--certificate-chain",
-        str(pki.chain),
-        "--key",
-        str(pki.leaf_key),
-    ]
     first, second = tmp_path / "2026-10", tmp_path / "2026-11"
-    base = ["report", str(result_file), "--formats", "json", *signing]
+    base = ["report", str(result_file), "--formats", "json", *pki.signing_options()]
     assert run([*base, "--bundle", str(first)]) == 0
     assert run([*base, "--bundle", str(second), "--previous-bundle", str(first)]) == 0
     chained = BundleManifest.model_validate_json((second / MANIFEST).read_text())

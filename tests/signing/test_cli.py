@@ -221,12 +221,7 @@ def test_certificate_method(model_dir: Path, pki: Pki, capsys: pytest.CaptureFix
             [
                 "sign",
                 str(model_dir),
-                "--certificate",
-                str(pki.leaf),
-                "--certificate-chain",
-                str(pki.chain),
-                "--key",
-                str(pki.leaf_key),
+                *pki.signing_options(),
                 "--no-cache",
             ]
         )
